@@ -1,0 +1,234 @@
+"""The Python API: the twin of ``simsip run`` for notebooks.
+
+>>> import simsip
+>>> cfg = simsip.load_config("examples/quickstart.yaml")
+>>> res = simsip.simulate(cfg, replications=3)
+>>> res.summary["figures"]["recovery_median"]
+>>> res.timeseries.head(); res.figures()["reachable"].show()
+
+Replications run one after another with run numbers 0..n-1; each has its own named random
+streams, so adding replications never changes the earlier ones. ``simulate(..., out=DIR)`` writes
+the run directory as it goes: after every replication the summary and tables are rewritten
+atomically, so a crash or Ctrl-C leaves every finished replication on disk, with the error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from simsip.config.loader import load_config as _load_config
+from simsip.config.loader import resolved_yaml
+from simsip.config.schema import Scenario
+from simsip.metrics import FIGURE_HELP, RepMetrics, ci95, compute
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
+    """Load and validate a scenario file; ``overrides`` are ``path.to.key=value`` strings."""
+    return _load_config(path, overrides)
+
+
+@dataclass
+class Results:
+    """What a simulation produced: tables over all replications and the summary."""
+
+    config: Scenario
+    seed: int
+    reps: list[RepMetrics] = field(default_factory=list)
+    runtime_s: float = 0.0
+    status: str = "ok"
+    error: str | None = None
+    out_dir: Path | None = None
+
+    def _cat(self, attr: str) -> pd.DataFrame:
+        frames = [getattr(r, attr) for r in self.reps if len(getattr(r, attr))]
+        if not frames:
+            return getattr(self.reps[0], attr).iloc[0:0] if self.reps else pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+    @property
+    def timeseries(self) -> pd.DataFrame:
+        return self._cat("timeseries")
+
+    @property
+    def outages(self) -> pd.DataFrame:
+        return self._cat("outages")
+
+    @property
+    def recovery(self) -> pd.DataFrame:
+        return self._cat("recovery")
+
+    @property
+    def faults(self) -> pd.DataFrame:
+        return self._cat("faults")
+
+    @property
+    def vip(self) -> pd.DataFrame:
+        return self._cat("vip")
+
+    @property
+    def per_replication(self) -> pd.DataFrame:
+        """One flat row per replication (figures and counters)."""
+        rows = [{"replication": r.replication, **r.figures, **{f"n_{k}": v for k, v in r.counters.items()}} for r in self.reps]
+        return pd.DataFrame(rows)
+
+    @property
+    def summary(self) -> dict:
+        from simsip import __version__
+
+        figures = {}
+        keys = list(dict.fromkeys(k for r in self.reps for k in r.figures))
+        for k in keys:
+            stats = ci95([r.figures.get(k, math.nan) for r in self.reps])
+            unit, help_ = FIGURE_HELP.get(k, ("", ""))
+            figures[k] = {**stats, "unit": unit, "help": help_}
+        return {
+            "scenario": self.config.name,
+            "status": self.status,
+            "error": self.error,
+            "seed": self.seed,
+            "replications_requested": self.config.replications,
+            "replications_done": len(self.reps),
+            "simsip_version": __version__,
+            "python": platform.python_version(),
+            "runtime_s": round(self.runtime_s, 3),
+            "figures": figures,
+        }
+
+    def figures(self) -> dict:
+        """The report's plotly figures (same code path as ``report.html``)."""
+        from simsip.report import build_figures
+
+        return build_figures(self)
+
+    # ------------------------------------------------------------------ writing
+    def write(self, out_dir: str | os.PathLike) -> Path:
+        """Write (or rewrite) the run directory atomically, file by file."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.out_dir = out
+        fmt = self.config.output.format
+        _atomic_text(out / "config.resolved.yaml", resolved_yaml(self.config))
+        _atomic_text(out / "summary.json", json.dumps(_jsonable(self.summary), indent=2) + "\n")
+        tables = {"timeseries": self.timeseries, "faults": self.faults, "vip": self.vip, "replications": self.per_replication}
+        if self.config.output.per_phone:
+            tables["outages"] = self.outages
+            tables["recovery"] = self.recovery
+        for name, df in tables.items():
+            _atomic_table(out / f"{name}.{fmt}", df, fmt)
+        if self.config.output.report and self.reps:
+            from simsip.report import write_report
+
+            write_report(self, out / "report.html")
+        return out
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return None if math.isnan(x) or math.isinf(x) else x
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _atomic_write(path: Path, writer: Callable[[str], None]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    def w(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    _atomic_write(path, w)
+
+
+def _atomic_table(path: Path, df: pd.DataFrame, fmt: str) -> None:
+    if fmt == "parquet":
+        _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    else:
+        _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"))
+
+
+def simulate(
+    config: Scenario | str | os.PathLike,
+    *,
+    seed: int | None = None,
+    replications: int | None = None,
+    out: str | os.PathLike | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Results:
+    """Run every replication of a scenario and compute its results.
+
+    With ``out`` the run directory is (re)written after each replication, and also when a
+    replication fails or the run is interrupted (the error is recorded in ``summary.json``).
+    """
+    from simsip.engine.model import Model
+
+    cfg = config if isinstance(config, Scenario) else load_config(config)
+    if replications is not None or seed is not None:
+        upd = {}
+        if replications is not None:
+            upd["replications"] = int(replications)
+        if seed is not None:
+            upd["seed"] = int(seed)
+        cfg = Scenario.model_validate({**cfg.model_dump(), **upd})
+    res = Results(config=cfg, seed=cfg.seed)
+    t_start = time.perf_counter()
+    try:
+        for r in range(cfg.replications):
+            model = Model(cfg, replication=r)
+            log = model.run()
+            calls = model.streams.generator("calls")
+            res.reps.append(compute(cfg, log, r, calls))
+            res.runtime_s = time.perf_counter() - t_start
+            if out is not None:
+                res.write(out)
+            if progress:
+                progress(r + 1, cfg.replications)
+    except KeyboardInterrupt:
+        res.status = "interrupted"
+        res.error = "interrupted by the user (Ctrl-C) after %d replication(s)" % len(res.reps)
+        res.runtime_s = time.perf_counter() - t_start
+        if out is not None:
+            res.write(out)
+        raise
+    except Exception as exc:
+        res.status = "error"
+        res.error = f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=8)
+        res.runtime_s = time.perf_counter() - t_start
+        if out is not None:
+            res.write(out)
+        raise
+    res.runtime_s = time.perf_counter() - t_start
+    if out is not None:
+        res.write(out)
+    return res

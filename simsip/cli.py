@@ -1,0 +1,151 @@
+"""The ``simsip`` command: thin typer commands over the library (see ``simsip.api``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simsip.config.loader import ConfigError, json_schema
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Predict SIP registration loss across registrar HA failover.")
+console = Console()
+err_console = Console(stderr=True)
+
+_HEADLINE = [
+    "unreachable_phone_seconds",
+    "phones_affected",
+    "recovery_median",
+    "recovery_p95",
+    "recovery_max",
+    "vip_move_time",
+    "failback_vip_move_time",
+    "peak_register_rate",
+    "capacity_per_s",
+    "timeouts",
+    "calls_failed_expected",
+]
+
+
+def _fail(problems: list[str] | str, code: int = 2) -> None:
+    if isinstance(problems, str):
+        problems = [problems]
+    err_console.print("[bold red]error:[/] " + problems[0], highlight=False, soft_wrap=True)
+    for p in problems[1:]:
+        err_console.print("[bold red]error:[/] " + p, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Scenario YAML."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<config>-<timestamp>/)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Run seed (overrides the config)."),
+    replications: Optional[int] = typer.Option(None, "--replications", "-r", help="Replications (overrides the config)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value (repeatable)."),
+) -> None:
+    """Simulate a scenario, print the key results and write the run directory."""
+    from simsip.api import load_config, simulate
+
+    try:
+        cfg = load_config(config, set_)
+        if seed is not None or replications is not None:
+            from simsip.config.schema import Scenario
+
+            upd = cfg.model_dump()
+            if seed is not None:
+                upd["seed"] = seed
+            if replications is not None:
+                upd["replications"] = replications
+            cfg = Scenario.model_validate(upd)
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except Exception as exc:  # pydantic range errors from --seed/--replications
+        _fail(f"{config}: {str(exc).splitlines()[0]}: {' '.join(str(exc).splitlines()[1:3])}")
+    out_dir = out or Path("runs") / f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    console.print(f"simsip: [bold]{cfg.name}[/] — {cfg.phones} phones, {cfg.replications} replication(s), seed {cfg.seed}")
+
+    def progress(done: int, total: int) -> None:
+        console.print(f"  replication {done}/{total} done", highlight=False)
+
+    try:
+        res = simulate(cfg, out=out_dir, progress=progress)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: finished replications written to {out_dir}")
+        raise typer.Exit(130)
+    except Exception as exc:
+        err_console.print(f"[bold red]run failed[/]: {type(exc).__name__}: {exc}; partial results in {out_dir}")
+        raise typer.Exit(1)
+    summ = res.summary
+    table = Table(title=f"{cfg.name}: key results (mean, 95 % CI over {summ['replications_done']} replication(s))")
+    table.add_column("figure")
+    table.add_column("mean", justify="right")
+    table.add_column("95 % CI", justify="right")
+    table.add_column("unit")
+    for k in _HEADLINE:
+        f = summ["figures"].get(k)
+        if f is None or f["mean"] is None or f["n"] == 0:
+            continue
+        ci = f"{_fmt(f['ci_low'])} – {_fmt(f['ci_high'])}" if f["n"] > 1 else ""
+        table.add_row(k, _fmt(f["mean"]), ci, f["unit"])
+    console.print(table)
+    console.print(f"written: {out_dir}/ (summary.json, timeseries, outages, recovery, report.html) in {res.runtime_s:.1f}s")
+
+
+@app.command()
+def schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to a file instead of stdout.")) -> None:
+    """Print the JSON Schema of scenario files (for editor completion)."""
+    text = json.dumps(json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def check(
+    config: Path = typer.Argument(..., help="Scenario YAML."),
+    set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value."),
+    show: bool = typer.Option(False, "--show", help="Print the resolved config."),
+) -> None:
+    """Validate a scenario file (and optionally print it resolved)."""
+    from simsip.config.loader import load_config, resolved_yaml
+
+    try:
+        cfg = load_config(config, set_)
+    except ConfigError as exc:
+        _fail(exc.problems)
+    if show:
+        sys.stdout.write(resolved_yaml(cfg))
+    else:
+        console.print(f"{config}: ok ({cfg.phones} phones, {len(cfg.faults)} fault(s))")
+
+
+@app.command()
+def version() -> None:
+    """Print the simsip version."""
+    from simsip import __version__
+
+    console.print(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,303 @@
+"""The scenario schema: every parameter once, with its default, range and one line of help.
+
+A scenario describes phones in named fleets, the registrar software on each HA node, the keepalived
+(VRRP) pair that owns the virtual IP the phones register to, the network between them, and a
+schedule of faults. Defaults that mimic a real product are documented with their source in
+``models/`` (the profile files) and in ``../shared/reference``; values that are assumptions say so
+in the help text.
+
+The tree is validated once and frozen; the engine only ever sees floats in seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from simsip.config.types import Dist, Duration, Frozen, Rate
+
+
+# --------------------------------------------------------------------------- phones
+class RefreshRule(Frozen):
+    """When a registered phone sends its refresh, given the expiry the registrar granted (E).
+
+    ``percent``: at E·percent/100 (Linphone, baresip: 90 %). ``margin``: at E − margin, or E/2 when
+    E ≤ margin (pjsua: margin 5 s; Polycom: overlap 60 s, "half the expiry" when smaller).
+    ``half_or_margin``: at max(E/2, E − margin) (Aastra/Mitel: half-way unless that is more than
+    15 s before expiry).
+    """
+
+    mode: Literal["percent", "margin", "half_or_margin"] = Field("percent", description="Refresh rule.")
+    percent: float = Field(90.0, gt=0, le=100, description="Refresh at this percentage of the granted expiry.")
+    margin: Duration = Field(5.0, ge=0, description="Refresh this long before the granted expiry.")
+    min_interval: Duration = Field(1.0, gt=0, description="Never refresh sooner than this after a success.")
+
+    def interval(self, granted: float) -> float:
+        """Seconds from a successful registration to the next refresh."""
+        if self.mode == "percent":
+            r = granted * self.percent / 100.0
+        elif self.mode == "margin":
+            r = granted - self.margin if granted > self.margin else granted / 2.0
+        else:
+            r = max(granted / 2.0, granted - self.margin)
+        return max(r, self.min_interval)
+
+
+class SipTimers(Frozen):
+    """RFC 3261 §17.1.2 non-INVITE client transaction timers (UDP)."""
+
+    t1: Duration = Field(0.5, gt=0, le=60, description="T1: first retransmission interval (RFC 3261: 500 ms).")
+    t2: Duration = Field(4.0, gt=0, le=600, description="T2: cap of the retransmission interval (RFC 3261: 4 s).")
+    timer_f: Duration | None = Field(
+        None, gt=0, description="Timer F: transaction timeout; null means 64·T1 (Cisco SPA/MPP use 16 s)."
+    )
+    max_retransmissions: int | None = Field(
+        None, ge=0, le=100,
+        description="Stop after this many retransmissions and time out when the next one is due "
+        "(SIPp's max_retrans); null means Timer F alone ends the transaction.",
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> "SipTimers":
+        if self.t2 < self.t1:
+            raise ValueError(f"t2 ({self.t2}s) must be >= t1 ({self.t1}s)")
+        return self
+
+    @property
+    def timeout(self) -> float:
+        return self.timer_f if self.timer_f is not None else 64.0 * self.t1
+
+
+class RetryRule(Frozen):
+    """What a phone does after a failed or timed-out REGISTER.
+
+    ``fixed``: wait ``interval`` (± ``spread`` uniformly), the first retry may use
+    ``first_interval`` (pjsua). ``backoff``: RFC 5626 §4.5 — W = min(max, base·2^(n+offset)) for the
+    n-th consecutive failure (n = 0 first), wait uniform in [W/2, W]; baresip uses offset 1.
+    After ``max_attempts`` consecutive failures (0 = unlimited) the phone waits ``long_interval``
+    (Cisco "Reg Retry Long Intvl") or gives up.
+    """
+
+    mode: Literal["fixed", "backoff"] = Field("fixed", description="Retry rule.")
+    interval: Duration = Field(30.0, ge=0, description="Fixed retry interval.")
+    first_interval: Duration | None = Field(None, ge=0, description="First retry after a failure (null: interval).")
+    spread: Duration = Field(0.0, ge=0, description="Uniform random ± added to a fixed retry (pjsua: 10 s).")
+    timeout_interval: Duration | None = Field(
+        None, ge=0, description="Retry after a local timeout (408) when it differs (Linphone: 2 s); null: the rule."
+    )
+    base: Duration = Field(30.0, gt=0, description="Backoff base-time.")
+    max: Duration = Field(1800.0, gt=0, description="Backoff max-time.")
+    exponent_offset: int = Field(0, ge=-10, le=10, description="Added to the failure count in the exponent.")
+    max_attempts: int = Field(0, ge=0, le=1_000_000, description="Consecutive failures before the long wait (0 = never).")
+    after_max: Literal["long_interval", "give_up"] = Field("long_interval", description="After max_attempts.")
+    long_interval: Duration = Field(1200.0, ge=0, description="Wait after max_attempts failures.")
+    honour_retry_after: bool = Field(True, description="Wait at least a 503's Retry-After before retrying.")
+
+    @model_validator(mode="after")
+    def _order(self) -> "RetryRule":
+        if self.max < self.base:
+            raise ValueError(f"backoff max ({self.max}s) must be >= base ({self.base}s)")
+        return self
+
+
+class PhoneProfile(Frozen):
+    """A phone model: requested expiry, refresh point, SIP timers, retry rule, call load."""
+
+    description: str = Field("", description="What this profile represents.")
+    transport: Literal["udp"] = Field("udp", description="SIP transport (TCP/TLS come with keepalives).")
+    expires: Duration = Field(3600.0, gt=0, le=30 * 86400, description="Requested registration expiry.")
+    refresh: RefreshRule = Field(default_factory=RefreshRule)
+    timers: SipTimers = Field(default_factory=SipTimers)
+    retry: RetryRule = Field(default_factory=RetryRule)
+    calls_per_hour: Rate = Field(0.0, ge=0, description="Incoming calls to each phone (Poisson), e.g. '2/h'.")
+
+
+class Fleet(Frozen):
+    """A named group of identical phones."""
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Fleet name.")
+    count: int = Field(..., ge=1, le=20_000_000, description="Number of phones.")
+    profile: str | None = Field(None, description="Phone profile from models/phones (already merged below).")
+    phone: PhoneProfile = Field(default_factory=PhoneProfile, description="The phone model (profile + overrides).")
+    start: Literal["equilibrium", "boot_storm"] = Field(
+        "equilibrium",
+        description="equilibrium: registered at t=0 with uniform refresh phases; boot_storm: all start in boot_window.",
+    )
+    boot_window: Duration = Field(60.0, ge=0, description="Boot storm: first REGISTERs uniform in [0, window].")
+
+
+# --------------------------------------------------------------------------- registrar
+class Registrar(Frozen):
+    """The registrar software on every HA node (Kamailio-like by default, see models/registrars)."""
+
+    profile: str | None = Field(None, description="Registrar profile from models/registrars (merged).")
+    workers: int = Field(4, ge=1, le=4096, description="Parallel REGISTER workers (Kamailio children).")
+    service_time: Dist = Field(
+        default_factory=lambda: Dist(dist="exponential", mean=0.002),
+        description="Time a worker spends on one REGISTER (assumption: 2 ms exponential).",
+    )
+    queue_limit: int = Field(1000, ge=0, le=10_000_000, description="REGISTERs waiting beyond the busy workers.")
+    when_full: Literal["drop", "reply_503"] = Field("drop", description="Overload: drop, or answer 503.")
+    retry_after: Duration = Field(0.0, ge=0, description="Retry-After on 503 (0 = header absent).")
+    retry_after_max: Duration | None = Field(
+        None, ge=0, description="If set, Retry-After is uniform in [retry_after, retry_after_max]."
+    )
+    min_expires: Duration = Field(60.0, ge=0, description="Shorter requested expiries are raised to this.")
+    max_expires: Duration = Field(0.0, ge=0, description="Longer requested expiries are lowered (0 = no limit).")
+    expires_range: float = Field(0.0, ge=0, le=100, description="Kamailio expires_range: granted expiry uniform in [E(1-r%), E].")
+    lookup_grace: Duration = Field(0.0, ge=0, description="A binding still routes calls this long after expiry.")
+    removal_interval: Duration = Field(60.0, gt=0, description="Expired bindings are purged on this timer.")
+    data: Literal["none", "shared"] = Field(
+        "none", description="Registration data on failover: none = each node keeps what it received; shared = one store."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "Registrar":
+        if self.retry_after_max is not None and self.retry_after_max < self.retry_after:
+            raise ValueError("retry_after_max must be >= retry_after")
+        if self.max_expires and self.max_expires < self.min_expires:
+            raise ValueError("max_expires must be 0 (no limit) or >= min_expires")
+        return self
+
+    def grant(self, requested: float) -> float:
+        """The expiry the registrar grants for a requested one (before expires_range)."""
+        e = max(requested, self.min_expires)
+        if self.max_expires:
+            e = min(e, self.max_expires)
+        return e
+
+
+# --------------------------------------------------------------------------- HA
+class Node(Frozen):
+    name: str = Field(..., min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$", description="Node name.")
+    priority: int = Field(100, ge=1, le=255, description="VRRP priority (255 = address owner).")
+
+
+class Vrrp(Frozen):
+    """keepalived VRRP timers (defaults: keepalived vrrp.h, see models/ha/keepalived.yaml)."""
+
+    version: Literal[2, 3] = Field(2, description="VRRP version: 2 (keepalived default, RFC 3768) or 3 (RFC 5798).")
+    advert_int: Duration = Field(1.0, gt=0, le=255, description="Advertisement interval.")
+    down_timer_adverts: int = Field(3, ge=1, le=255, description="Adverts missed before the backup takes over.")
+    preempt: bool = Field(True, description="A higher-priority node takes the VIP back when it returns.")
+    preempt_delay: Duration = Field(0.0, ge=0, le=1000, description="Wait after start-up before preempting.")
+    garp_master_repeat: int = Field(5, ge=1, le=100, description="GARPs per burst on becoming master.")
+    garp_master_delay: Duration = Field(5.0, ge=0, description="Delay of the second GARP burst (0 = none).")
+    advert_delay: Dist = Field(
+        default_factory=lambda: Dist(mean=0.0), description="One-way delay of VRRP adverts between the nodes."
+    )
+
+    @model_validator(mode="after")
+    def _v2(self) -> "Vrrp":
+        if self.version == 2 and abs(self.advert_int - round(self.advert_int)) > 1e-9:
+            raise ValueError(f"VRRPv2 takes whole-second advert_int (got {self.advert_int}s); use version: 3")
+        if self.version == 3 and abs(self.advert_int * 100 - round(self.advert_int * 100)) > 1e-6:
+            raise ValueError(f"VRRPv3 advert_int has centisecond resolution (got {self.advert_int}s)")
+        return self
+
+    def skew(self, priority: int) -> float:
+        """Skew_Time: RFC 3768 (v2) (256−p)/256 s; RFC 5798 (v3) (256−p)·advert/256."""
+        if self.version == 2:
+            return (256 - priority) / 256.0
+        return (256 - priority) * self.advert_int / 256.0
+
+    def master_down_interval(self, priority: int) -> float:
+        return self.down_timer_adverts * self.advert_int + self.skew(priority)
+
+
+class Ha(Frozen):
+    """The HA control plane that moves the VIP between registrar nodes."""
+
+    kind: Literal["keepalived"] = Field("keepalived", description="HA stack.")
+    profile: str | None = Field(None, description="HA profile from models/ha (merged).")
+    vrrp: Vrrp = Field(default_factory=Vrrp)
+    nodes: tuple[Node, ...] = Field(
+        default_factory=lambda: (Node(name="node-a", priority=101), Node(name="node-b", priority=100)),
+        min_length=2, max_length=8, description="Registrar nodes sharing the VIP.",
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Ha":
+        names = [n.name for n in self.nodes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node names must be unique, got {names}")
+        prios = [n.priority for n in self.nodes]
+        if len(set(prios)) != len(prios):
+            raise ValueError(f"node priorities must differ (VRRP would tie-break on addresses), got {prios}")
+        return self
+
+
+# --------------------------------------------------------------------------- network
+class Arp(Frozen):
+    """How hosts learn which node owns the VIP (Linux neighbour table defaults, net/ipv4/arp.c)."""
+
+    mode: Literal["per_phone", "gateway"] = Field(
+        "per_phone", description="per_phone: phones on the VIP's L2; gateway: one router ARP cache for all phones."
+    )
+    garp_loss: float = Field(0.0, ge=0, le=1, description="Probability that one GARP packet is missed by a host.")
+    base_reachable_time: Duration = Field(30.0, gt=0, description="Linux base_reachable_time (REACHABLE 0.5–1.5×).")
+    delay_first_probe_time: Duration = Field(5.0, ge=0, description="Linux delay_first_probe_time.")
+    retrans_time: Duration = Field(1.0, gt=0, description="Linux retrans_time between unicast probes.")
+    ucast_solicit: int = Field(3, ge=0, le=20, description="Linux ucast_solicit probes before re-resolving.")
+    gateway_timeout: Duration = Field(14400.0, gt=0, description="Router ARP timeout in gateway mode (Cisco IOS 4 h).")
+
+
+class Network(Frozen):
+    delay: Dist = Field(default_factory=lambda: Dist(mean=0.001), description="One-way phone↔node delay.")
+    loss: float = Field(0.0, ge=0, le=0.9, description="Independent loss probability per SIP packet.")
+    arp: Arp = Field(default_factory=Arp)
+
+
+# --------------------------------------------------------------------------- faults
+class Fault(Frozen):
+    kind: Literal["node_crash"] = Field("node_crash", description="node_crash: registrar and keepalived stop at once.")
+    node: str = Field("master", description="A node name, or 'master'/'backup' (resolved when the fault fires).")
+    at: Duration = Field(..., ge=0, description="When the fault happens.")
+    repair_after: Duration | None = Field(None, gt=0, description="Node comes back after this (null: never).")
+
+
+# --------------------------------------------------------------------------- output / scenario
+class Output(Frozen):
+    resolution: Duration = Field(1.0, gt=0, description="Time-series step.")
+    per_phone: bool = Field(True, description="Write the per-phone outage and recovery tables.")
+    format: Literal["csv", "parquet"] = Field("csv", description="Table format.")
+    report: bool = Field(True, description="Write report.html.")
+
+
+class Scenario(Frozen):
+    """A complete simsip scenario."""
+
+    name: str = Field("scenario", description="Scenario name.")
+    description: str = Field("", description="What the scenario asks.")
+    seed: int = Field(1, ge=0, le=2**63 - 1, description="Run seed (named streams derive from it).")
+    replications: int = Field(1, ge=1, le=100_000, description="Independent replications (run numbers 0..n-1).")
+    duration: Duration = Field(..., gt=0, le=400 * 86400, description="Simulated time.")
+    fleets: tuple[Fleet, ...] = Field(..., min_length=1, max_length=1000, description="Phone fleets.")
+    registrar: Registrar = Field(default_factory=Registrar)
+    ha: Ha = Field(default_factory=Ha)
+    network: Network = Field(default_factory=Network)
+    faults: tuple[Fault, ...] = Field(default_factory=tuple, max_length=10_000, description="Scheduled faults.")
+    output: Output = Field(default_factory=Output)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Scenario":
+        names = [f.name for f in self.fleets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"fleet names must be unique, got {names}")
+        nodes = {n.name for n in self.ha.nodes} | {"master", "backup"}
+        for i, f in enumerate(self.faults):
+            if f.node not in nodes:
+                raise ValueError(f"faults[{i}].node {f.node!r} is not a node (allowed: {sorted(nodes)})")
+            if f.at >= self.duration:
+                raise ValueError(f"faults[{i}].at ({f.at}s) is not before the end of the run ({self.duration}s)")
+        if self.output.resolution > self.duration:
+            raise ValueError("output.resolution is longer than the run")
+        total = sum(f.count for f in self.fleets)
+        if total > 20_000_000:
+            raise ValueError(f"{total} phones in all; at most 20 000 000")
+        return self
+
+    @property
+    def phones(self) -> int:
+        return sum(f.count for f in self.fleets)

@@ -1,0 +1,111 @@
+"""Typed fields with units for the config schema.
+
+A duration is written with a unit in YAML and is a float number of seconds once validated; the
+resolved config writes it back with a unit. A distribution of durations is either a single
+duration (a constant) or a mapping such as ``{dist: lognormal, mean: 2ms, sd: 1ms}``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, WithJsonSchema, model_validator
+
+from simsip.units import format_duration, format_rate, parse_duration, parse_rate
+
+_DURATION_SCHEMA = {
+    "type": "string",
+    "pattern": r"^\s*[0-9.eE+-]+\s*(us|ms|cs|s|sec|min|m|h|d)\s*$|^0$|^inf$",
+    "examples": ["250ms", "30s", "5min", "1h"],
+}
+_RATE_SCHEMA = {"type": "string", "pattern": r"^\s*[0-9.eE+-]+\s*/\s*(s|sec|min|m|h|d)\s*$|^0$", "examples": ["40/s", "2/h"]}
+
+def _number_ok(value: Any, info: ValidationInfo) -> bool:
+    """Bare numbers are seconds only for Python callers; YAML input must carry units."""
+    strict = bool(info.context and info.context.get("strict_units"))
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not strict
+
+
+def _duration(value: Any, info: ValidationInfo) -> float:
+    if _number_ok(value, info):
+        if not math.isfinite(value) and not math.isinf(value):
+            raise ValueError("duration is not a number")
+        return float(value)
+    return parse_duration(value)
+
+
+def _rate(value: Any, info: ValidationInfo) -> float:
+    if _number_ok(value, info):
+        return float(value)
+    return parse_rate(value)
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
+Rate = Annotated[
+    float,
+    BeforeValidator(_rate),
+    PlainSerializer(format_rate, return_type=str, when_used="json"),
+    WithJsonSchema(_RATE_SCHEMA),
+]
+
+
+class Frozen(BaseModel):
+    """Base of every config node: unknown keys are errors, values are immutable once validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dist(Frozen):
+    """A distribution of durations (network delay, service time, replication lag)."""
+
+    dist: Literal["constant", "uniform", "exponential", "normal", "lognormal"] = Field(
+        "constant", description="Shape of the distribution."
+    )
+    mean: Duration = Field(0.0, ge=0, description="Mean (the value itself for 'constant').")
+    sd: Duration = Field(0.0, ge=0, description="Standard deviation (normal, lognormal).")
+    low: Duration = Field(0.0, ge=0, description="Lower bound (uniform).")
+    high: Duration = Field(0.0, ge=0, description="Upper bound (uniform).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, (str, int, float)) and not isinstance(data, bool):
+            return {"dist": "constant", "mean": data}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> "Dist":
+        if self.dist == "uniform" and self.high < self.low:
+            raise ValueError(f"uniform needs low <= high (got low={self.low}s, high={self.high}s)")
+        if self.dist in ("normal", "lognormal") and self.sd > 0 and self.mean <= 0:
+            raise ValueError(f"{self.dist} with sd > 0 needs mean > 0")
+        return self
+
+    @property
+    def expected(self) -> float:
+        """The mean of the distribution in seconds (closed form)."""
+        if self.dist == "uniform":
+            return (self.low + self.high) / 2
+        if self.dist == "normal" and self.sd > 0:
+            # normal truncated at zero
+            from scipy.stats import truncnorm
+
+            a = (0 - self.mean) / self.sd
+            return float(truncnorm.mean(a, math.inf, loc=self.mean, scale=self.sd))
+        return self.mean
+
+    @property
+    def variance(self) -> float:
+        if self.dist == "constant":
+            return 0.0
+        if self.dist == "uniform":
+            return (self.high - self.low) ** 2 / 12
+        if self.dist == "exponential":
+            return self.mean**2
+        return self.sd**2

@@ -1,0 +1,61 @@
+"""The event loop: SimPy's own environment, with cheap callbacks for the mass of phone events.
+
+simsip is a SimPy model: one ``simpy.Environment`` holds the clock and the event queue, the few
+long-lived actors (VRRP instances, fault injectors) are SimPy processes that fail with
+``Interrupt`` when their node crashes. A fleet of a million phones, though, cannot afford a
+generator per phone: most phones are idle, waiting for their next refresh. Their timers are
+scheduled as :class:`Call` events — plain callbacks placed on the *same* SimPy heap with SimPy's
+own ordering (time, priority, insertion id), so they interleave deterministically with the
+processes, but cost a tuple and a small object instead of a generator, a ``Timeout`` and a resume.
+"""
+
+from __future__ import annotations
+
+from heapq import heappush
+from typing import Any, Callable
+
+import simpy
+from simpy.events import NORMAL
+
+
+def _dispatch(ev: "Call") -> None:
+    ev.fn(*ev.args)
+
+
+_CALLBACKS = (_dispatch,)
+
+
+class Call:
+    """A SimPy-compatible event that just calls ``fn(*args)`` when it is processed."""
+
+    __slots__ = ("callbacks", "_ok", "_value", "fn", "args")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple):
+        self.callbacks = _CALLBACKS
+        self._ok = True
+        self._value = None
+        self.fn = fn
+        self.args = args
+
+
+class Sim:
+    """The model's clock: a SimPy environment plus :meth:`call_at` for lightweight timers."""
+
+    def __init__(self, env: simpy.Environment | None = None):
+        self.env = env or simpy.Environment()
+        self._queue = self.env._queue  # SimPy's heap: (time, priority, eid, event)
+        self._eid = self.env._eid
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    def call_at(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` at absolute time ``t`` (not before now)."""
+        heappush(self._queue, (t, NORMAL, next(self._eid), Call(fn, args)))
+
+    def process(self, gen):
+        return self.env.process(gen)
+
+    def run(self, until: float) -> None:
+        self.env.run(until=until)

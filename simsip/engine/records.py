@@ -1,0 +1,89 @@
+"""Typed records that processes append to while the model runs.
+
+Statistics are computed after the run (``simsip.metrics``) from these records, never inside the
+processes. To stay affordable for million-phone fleets the records are compact: binding saves and
+phone outcomes are columns of machine numbers (``array.array``), and per-interval counts
+(REGISTER arrivals, responses by class, retransmissions, queue length) are aggregated on the fly
+into one bin per output resolution step.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+
+
+class Bins:
+    """Counts per time bin of width ``res`` over ``[0, horizon]``."""
+
+    __slots__ = ("res", "inv", "n", "v")
+
+    def __init__(self, res: float, horizon: float):
+        self.res = res
+        self.inv = 1.0 / res
+        self.n = int(horizon * self.inv) + 2
+        self.v = [0] * self.n
+
+    def add(self, t: float, k: int = 1) -> None:
+        i = int(t * self.inv)
+        if 0 <= i < self.n:
+            self.v[i] += k
+
+    def max(self, t: float, value: int) -> None:
+        i = int(t * self.inv)
+        if 0 <= i < self.n and value > self.v[i]:
+            self.v[i] = value
+
+
+class StoreLog:
+    """Every binding save of one binding store, and the times the store lost its content."""
+
+    __slots__ = ("t", "phone", "until", "clears")
+
+    def __init__(self) -> None:
+        self.t = array("d")
+        self.phone = array("q")
+        self.until = array("d")
+        self.clears: list[float] = []
+
+
+@dataclass
+class FaultRecord:
+    index: int
+    kind: str
+    node: str
+    time: float
+    repair_time: float | None = None
+
+
+@dataclass
+class RunLog:
+    """Everything one replication recorded."""
+
+    horizon: float
+    res: float
+    node_names: list[str]
+    # phone outcomes: time, phone, value (> 0: registered until; -1: failure; -2: timeout)
+    ph_t: array = field(default_factory=lambda: array("d"))
+    ph_p: array = field(default_factory=lambda: array("q"))
+    ph_v: array = field(default_factory=lambda: array("d"))
+    stores: list[StoreLog] = field(default_factory=list)
+    store_of_node: list[int] = field(default_factory=list)
+    # (time, node index or -1): who serves calls to the VIP from then on
+    serving: list[tuple[float, int]] = field(default_factory=list)
+    # (time, node, state) VRRP transitions
+    vrrp: list[tuple[float, str, str]] = field(default_factory=list)
+    # (time, node) adverts sent (kept only around faults would be enough; they are few)
+    adverts: list[tuple[float, int]] = field(default_factory=list)
+    garps: list[tuple[float, int]] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    repairs: list[tuple[float, str]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    bins: dict[str, Bins] = field(default_factory=dict)
+    error: str | None = None
+
+    def bin(self, name: str) -> Bins:
+        b = self.bins.get(name)
+        if b is None:
+            b = self.bins[name] = Bins(self.res, self.horizon)
+        return b

@@ -1,0 +1,144 @@
+"""Registrar nodes: workers, a FIFO queue, overload replies and the binding store.
+
+A registrar (Kamailio, Asterisk, OpenSIPS) answers REGISTER with 200 after saving a *binding*
+(AOR → contact, valid until the granted expiry) in its location store. It has a fixed pool of
+workers; requests that find every worker busy wait in a queue, and when the queue is full the
+registrar either drops the request (the phone retransmits) or answers 503, optionally with a
+Retry-After. The granted expiry is the requested one clamped to ``[min_expires, max_expires]``,
+optionally randomised down by ``expires_range`` (Kamailio) to spread refreshes.
+
+Queueing is exact first-come-first-served on ``c`` workers (the Kiefer–Wolfowitz recursion: each
+arrival takes the worker that frees first), so a request's start and finish are known on arrival
+and only the completion is an event. A node crash bumps the node's *epoch*: completions of the old
+epoch find the node changed and produce no reply.
+
+The binding store is a per-phone array of "valid until" times. With ``data: none`` each node has
+its own store, lost when the node crashes; with ``data: shared`` all nodes read and write one
+store that survives crashes (the two bounding cases; replication comes later through the same
+:class:`Store` seam).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from heapq import heappop, heappush
+from typing import TYPE_CHECKING
+
+from simsip.config.schema import Registrar as RegistrarCfg
+from simsip.engine.dists import sampler
+from simsip.engine.records import RunLog, StoreLog
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simsip.engine.model import Model
+
+
+class Store:
+    """One binding store: ``until[p]`` is the time phone p's binding stops routing calls."""
+
+    def __init__(self, index: int, phones: int, log: StoreLog):
+        self.index = index
+        self.until = [float("-inf")] * phones
+        self.log = log
+
+    def save(self, t: float, phone: int, until: float) -> None:
+        self.until[phone] = until
+        log = self.log
+        log.t.append(t)
+        log.phone.append(phone)
+        log.until.append(until)
+
+    def clear(self, t: float) -> None:
+        self.until = [float("-inf")] * len(self.until)
+        self.log.clears.append(t)
+
+
+class RegistrarNode:
+    """The registrar process on one HA node."""
+
+    def __init__(self, model: "Model", index: int, name: str, cfg: RegistrarCfg, store: Store, log: RunLog):
+        self.model = model
+        self.sim = model.sim
+        self.index = index
+        self.name = name
+        self.cfg = cfg
+        self.store = store
+        self.log = log
+        self.up = True
+        self.epoch = 0
+        self.workers = cfg.workers
+        self.free_at = [0.0] * cfg.workers  # heap of worker free times
+        self.waiting: deque[float] = deque()  # start times of queued requests (non-decreasing)
+        self.queue_limit = cfg.queue_limit
+        self.service = sampler(cfg.service_time, model.streams(f"registrar.{name}.service"))
+        self.rnd = model.streams(f"registrar.{name}.grant")
+        self.rx_bins = log.bin(f"register_rx_{name}")
+        self.queue_bins = log.bin(f"queue_{name}")
+        self.reject_bins = log.bin(f"rejected_{name}")
+        self.served = 0
+        self.rejected = 0
+        self.record_waits = False
+        self.waits: list[float] = []
+
+    # ------------------------------------------------------------------ life cycle
+    def crash(self, t: float) -> None:
+        self.up = False
+        self.epoch += 1
+        self.waiting.clear()
+        if self.model.cfg.registrar.data == "none":
+            self.store.clear(t)
+
+    def restart(self, t: float) -> None:
+        self.up = True
+        self.epoch += 1
+        self.free_at = [t] * self.workers
+        self.waiting.clear()
+
+    # ------------------------------------------------------------------ requests
+    def receive(self, phone: int, tx: int, requested: float) -> None:
+        """A REGISTER (first copy or retransmission) reaches this node's SIP socket."""
+        now = self.sim.env._now
+        self.rx_bins.add(now)
+        waiting = self.waiting
+        while waiting and waiting[0] <= now:
+            waiting.popleft()
+        qlen = len(waiting)
+        self.queue_bins.max(now, qlen)
+        if qlen >= self.queue_limit:
+            self.rejected += 1
+            self.reject_bins.add(now)
+            if self.cfg.when_full == "reply_503":
+                ra = self.cfg.retry_after
+                if self.cfg.retry_after_max is not None:
+                    ra = self.rnd.uniform(self.cfg.retry_after, self.cfg.retry_after_max)
+                self.model.phones.reply(phone, tx, now, 503, 0.0, ra)
+            else:
+                self.model.phones.lost(phone, tx)
+            return
+        free = heappop(self.free_at)
+        start = now if free < now else free
+        finish = start + self.service()
+        heappush(self.free_at, finish)
+        if start > now:
+            waiting.append(start)
+        if self.record_waits:
+            self.waits.append(start - now)
+        phones = self.model.phones
+        if finish > phones.deadline[phone]:
+            phones.ensure_timer(phone, tx)
+        self.sim.call_at(finish, self.complete, phone, tx, requested, self.epoch)
+
+    def complete(self, phone: int, tx: int, requested: float, epoch: int) -> None:
+        """A worker finishes a REGISTER: save the binding and answer 200."""
+        if epoch != self.epoch:  # the node crashed or restarted meanwhile: no reply
+            self.model.phones.lost(phone, tx)
+            return
+        now = self.sim.env._now
+        cfg = self.cfg
+        granted = requested if requested >= cfg.min_expires else cfg.min_expires
+        if cfg.max_expires and granted > cfg.max_expires:
+            granted = cfg.max_expires
+        if cfg.expires_range:
+            granted = granted * (1.0 - cfg.expires_range / 100.0 * self.rnd.random())
+        self.store.save(now, phone, now + granted + cfg.lookup_grace)
+        self.served += 1
+        self.model.phones.reply(phone, tx, now, 200, granted, 0.0)

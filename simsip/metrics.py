@@ -1,0 +1,366 @@
+"""Registration loss, computed after the run from the records.
+
+*Reachable*: a phone is reachable at time t when the node that serves calls to the VIP at t (the
+VRRP master the ingress's ARP entry leads to, and that is up) holds a binding for it that has not
+expired. This is what decides whether an incoming call finds the phone, and it is what the lab's
+prober measures. *Registered* is the phone's own belief: it got a 200 whose expiry has not passed
+and its last attempt did not fail.
+
+From the binding saves of every store and the serving timeline we build, per phone, the intervals
+during which it was reachable; their complement within the run are its *outages*. After each
+disturbance (a fault, or a repair that moves the VIP back), a phone's *recovery time* is the end of
+its first outage that starts in the disturbance's window, minus the disturbance time.
+Failed inbound calls are drawn after the run: calls to a phone are a Poisson process, so the
+number that land in its unreachable time is Poisson with mean rate × unreachable seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from simsip.config.schema import Scenario
+from simsip.engine.records import RunLog
+
+
+@dataclass
+class RepMetrics:
+    """Tables and headline figures of one replication."""
+
+    replication: int
+    timeseries: pd.DataFrame
+    outages: pd.DataFrame
+    recovery: pd.DataFrame
+    faults: pd.DataFrame
+    vip: pd.DataFrame
+    figures: dict[str, float]
+    counters: dict[str, int]
+
+
+def _store_segments(log, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(phone, start, end) of every binding lifetime in one store, cut by replacement and clears."""
+    t = np.frombuffer(log.t, dtype=np.float64) if len(log.t) else np.zeros(0)
+    p = np.frombuffer(log.phone, dtype=np.int64) if len(log.phone) else np.zeros(0, dtype=np.int64)
+    u = np.frombuffer(log.until, dtype=np.float64) if len(log.until) else np.zeros(0)
+    if t.size == 0:
+        return p, t, u
+    order = np.lexsort((np.arange(t.size), t, p))  # by phone, then time, then save order
+    p, t, u = p[order], t[order], u[order]
+    end = u.copy()
+    same = p[1:] == p[:-1]
+    nxt = np.where(same, t[1:], np.inf)
+    end[:-1] = np.minimum(end[:-1], nxt)
+    if log.clears:
+        clears = np.sort(np.asarray(log.clears, dtype=np.float64))
+        k = np.searchsorted(clears, t, side="right")
+        first_clear = np.where(k < clears.size, clears[np.minimum(k, clears.size - 1)], np.inf)
+        end = np.minimum(end, first_clear)
+    end = np.minimum(end, horizon)
+    keep = end > t
+    return p[keep], t[keep], end[keep]
+
+
+def serving_intervals(log: RunLog) -> list[tuple[float, float, int]]:
+    """[(start, end, node)] during which ``node`` serves the VIP (node -1: nobody)."""
+    out = []
+    changes = sorted(log.serving, key=lambda x: x[0])
+    # keep the last change at any given instant
+    dedup: list[tuple[float, int]] = []
+    for t, n in changes:
+        if dedup and dedup[-1][0] == t:
+            dedup[-1] = (t, n)
+        else:
+            dedup.append((t, n))
+    for i, (t, n) in enumerate(dedup):
+        end = dedup[i + 1][0] if i + 1 < len(dedup) else log.horizon
+        if end > t:
+            out.append((t, min(end, log.horizon), n))
+    return out
+
+
+def reachable_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-phone reachable intervals (phone, start, end), sorted by phone then start, merged."""
+    segs = [_store_segments(s, log.horizon) for s in log.stores]
+    ps, ss, es = [], [], []
+    for a, b, node in serving_intervals(log):
+        if node < 0:
+            continue
+        p, s, e = segs[log.store_of_node[node]]
+        s2 = np.maximum(s, a)
+        e2 = np.minimum(e, b)
+        k = e2 > s2
+        ps.append(p[k])
+        ss.append(s2[k])
+        es.append(e2[k])
+    if not ps:
+        z = np.zeros(0)
+        return np.zeros(0, dtype=np.int64), z, z
+    p = np.concatenate(ps)
+    s = np.concatenate(ss)
+    e = np.concatenate(es)
+    order = np.lexsort((s, p))
+    p, s, e = p[order], s[order], e[order]
+    # merge touching/overlapping intervals of the same phone
+    if p.size:
+        run_end = e.copy()
+        # running max of end within each phone: offset by phone so a global accumulate works
+        span = log.horizon + 1.0
+        off = p.astype(np.float64) * (2 * span)
+        run_end = np.maximum.accumulate(e + off) - off
+        new = np.ones(p.size, dtype=bool)
+        new[1:] = (p[1:] != p[:-1]) | (s[1:] > run_end[:-1])
+        idx = np.flatnonzero(new)
+        last = np.r_[idx[1:] - 1, p.size - 1]
+        p, s, e = p[idx], s[idx], run_end[last]
+    return p, s, e
+
+
+def outages_from(p: np.ndarray, s: np.ndarray, e: np.ndarray, n_phones: int, horizon: float):
+    """Complement of the reachable intervals within [0, horizon): (phone, start, end), end NaN if open."""
+    op, os_, oe = [], [], []
+    if p.size:
+        first = np.ones(p.size, dtype=bool)
+        first[1:] = p[1:] != p[:-1]
+        lastm = np.ones(p.size, dtype=bool)
+        lastm[:-1] = p[1:] != p[:-1]
+        # before the first interval
+        k = first & (s > 0)
+        op.append(p[k]); os_.append(np.zeros(k.sum())); oe.append(s[k])
+        # between intervals
+        k = ~first
+        gp, gs, ge = p[k], e[np.flatnonzero(k) - 1], s[k]
+        m = ge > gs
+        op.append(gp[m]); os_.append(gs[m]); oe.append(ge[m])
+        # after the last
+        k = lastm & (e < horizon)
+        op.append(p[k]); os_.append(e[k]); oe.append(np.full(k.sum(), np.nan))
+    seen = np.zeros(n_phones, dtype=bool)
+    seen[p] = True
+    never = np.flatnonzero(~seen)
+    op.append(never); os_.append(np.zeros(never.size)); oe.append(np.full(never.size, np.nan))
+    P = np.concatenate(op).astype(np.int64)
+    S = np.concatenate(os_)
+    E = np.concatenate(oe)
+    order = np.lexsort((S, P))
+    return P[order], S[order], E[order]
+
+
+def count_at(starts: np.ndarray, ends: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Number of intervals [start, end) covering each grid time."""
+    s = np.sort(starts)
+    e = np.sort(ends)
+    return np.searchsorted(s, grid, side="right") - np.searchsorted(e, grid, side="right")
+
+
+def registered_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray]:
+    t = np.frombuffer(log.ph_t, dtype=np.float64)
+    p = np.frombuffer(log.ph_p, dtype=np.int64)
+    v = np.frombuffer(log.ph_v, dtype=np.float64)
+    if t.size == 0:
+        return np.zeros(0), np.zeros(0)
+    order = np.lexsort((np.arange(t.size), t, p))
+    t, p, v = t[order], p[order], v[order]
+    nxt = np.full(t.size, np.inf)
+    same = p[1:] == p[:-1]
+    nxt[:-1] = np.where(same, t[1:], np.inf)
+    ok = v > 0
+    start = t[ok]
+    end = np.minimum(np.minimum(v[ok], nxt[ok]), math.inf)
+    return start, end
+
+
+def _q(x: np.ndarray, q: float) -> float:
+    return float(np.quantile(x, q)) if x.size else float("nan")
+
+
+def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.Generator) -> RepMetrics:
+    H = log.horizon
+    res = log.res
+    n = cfg.phones
+    fleet_of = np.repeat(np.arange(len(cfg.fleets)), [f.count for f in cfg.fleets])
+    fleet_names = np.array([f.name for f in cfg.fleets])
+    rp, rs, re_ = reachable_intervals(log)
+    grid = np.arange(0.0, H + 1e-9, res)
+    reach = count_at(rs, re_, grid)
+    reg_s, reg_e = registered_intervals(log)
+    registered = count_at(reg_s, reg_e, grid)
+    ts = {"replication": replication, "time": grid, "registered": registered, "reachable": reach}
+    nb = grid.size
+    for name, b in sorted(log.bins.items()):
+        v = np.asarray(b.v[:nb], dtype=np.int64)
+        if v.size < nb:
+            v = np.r_[v, np.zeros(nb - v.size, dtype=np.int64)]
+        ts[name] = v
+    serving = serving_intervals(log)
+    owner = np.full(nb, "", dtype=object)
+    for a, b, node in serving:
+        k = (grid >= a) & (grid < b)
+        owner[k] = log.node_names[node] if node >= 0 else ""
+    ts["vip_node"] = owner
+    timeseries = pd.DataFrame(ts)
+
+    op, os_, oe = outages_from(rp, rs, re_, n, H)
+    dur = np.where(np.isnan(oe), H - os_, oe - os_)
+    outages = pd.DataFrame(
+        {
+            "replication": replication,
+            "phone": op,
+            "fleet": fleet_names[fleet_of[op]] if op.size else np.array([], dtype=object),
+            "start": os_,
+            "end": oe,
+            "duration": dur,
+        }
+    )
+
+    # disturbances: faults and the repairs that follow them
+    disturb = [(f.time, "fault", f.index, f.node) for f in log.faults]
+    disturb += [(t, "repair", -1, node) for t, node in log.repairs]
+    disturb.sort(key=lambda x: x[0])
+    rec_rows = []
+    fault_rows = []
+    vip_moves = [(a, node) for a, b, node in serving]
+    for i, (t0, cause, fidx, node) in enumerate(disturb):
+        t1 = disturb[i + 1][0] if i + 1 < len(disturb) else H
+        k = (os_ >= t0) & (os_ < t1)
+        if k.any():
+            pp = op[k]
+            first = np.ones(pp.size, dtype=bool)
+            first[1:] = pp[1:] != pp[:-1]
+            sel = np.flatnonzero(k)[first]
+            rt = oe[sel] - t0
+            rec_rows.append(
+                pd.DataFrame(
+                    {
+                        "replication": replication,
+                        "disturbance": i,
+                        "cause": cause,
+                        "fault": fidx,
+                        "time": t0,
+                        "phone": op[sel],
+                        "fleet": fleet_names[fleet_of[op[sel]]],
+                        "recovery_time": rt,
+                    }
+                )
+            )
+        move = next(((a, nd) for a, nd in vip_moves if a > t0 and nd >= 0), (math.nan, -1))
+        fault_rows.append(
+            {
+                "replication": replication,
+                "disturbance": i,
+                "cause": cause,
+                "fault": fidx,
+                "node": node,
+                "time": t0,
+                "vip_move_time": move[0] - t0 if move[1] >= 0 else math.nan,
+                "new_vip_node": log.node_names[move[1]] if move[1] >= 0 else "",
+            }
+        )
+    recovery = (
+        pd.concat(rec_rows, ignore_index=True)
+        if rec_rows
+        else pd.DataFrame(columns=["replication", "disturbance", "cause", "fault", "time", "phone", "fleet", "recovery_time"])
+    )
+    faults = pd.DataFrame(
+        fault_rows, columns=["replication", "disturbance", "cause", "fault", "node", "time", "vip_move_time", "new_vip_node"]
+    )
+    vip = pd.DataFrame(
+        [{"replication": replication, "time": a, "node": log.node_names[nd] if nd >= 0 else ""} for a, b, nd in serving]
+    )
+
+    # headline figures
+    unreach_total = float(dur.sum())
+    fig: dict[str, float] = {}
+    fig["phones"] = float(n)
+    fig["unreachable_phone_seconds"] = unreach_total
+    fr = recovery[recovery["cause"] == "fault"]["recovery_time"].to_numpy(dtype=float) if len(recovery) else np.zeros(0)
+    frv = fr[~np.isnan(fr)]
+    fig["phones_affected"] = float(fr.size)
+    fig["phones_not_recovered"] = float(np.isnan(fr).sum())
+    fig["recovery_mean"] = float(frv.mean()) if frv.size else math.nan
+    fig["recovery_median"] = _q(frv, 0.5)
+    fig["recovery_p95"] = _q(frv, 0.95)
+    fig["recovery_p99"] = _q(frv, 0.99)
+    fig["recovery_max"] = float(frv.max()) if frv.size else math.nan
+    # loss attributable to faults: outage time inside fault windows
+    fault_loss = 0.0
+    for i, (t0, cause, fidx, node) in enumerate(disturb):
+        t1 = disturb[i + 1][0] if i + 1 < len(disturb) else H
+        a = np.maximum(os_, t0)
+        b = np.minimum(np.where(np.isnan(oe), H, oe), t1)
+        fault_loss += float(np.clip(b - a, 0, None).sum())
+    fig["unreachable_phone_seconds_after_disturbances"] = fault_loss
+    fig["min_reachable_fraction"] = float(reach.min() / n) if n else math.nan
+    fig["vip_move_time"] = float(faults[faults["cause"] == "fault"]["vip_move_time"].mean()) if len(faults) else math.nan
+    fig["failback_vip_move_time"] = (
+        float(faults[faults["cause"] == "repair"]["vip_move_time"].mean()) if (faults["cause"] == "repair").any() else math.nan
+    )
+    # REGISTER load
+    cap = cfg.registrar.workers / max(cfg.registrar.service_time.expected, 1e-12)
+    fig["capacity_per_s"] = cap
+    rx_cols = [c for c in timeseries.columns if c.startswith("register_rx_")]
+    rate = timeseries[rx_cols].to_numpy().max(axis=1) / res if rx_cols else np.zeros(nb)
+    fig["peak_register_rate"] = float(rate.max()) if rate.size else 0.0
+    first_fault = min((f.time for f in log.faults), default=H)
+    pre = timeseries["time"].to_numpy() < first_fault - res
+    fig["steady_register_rate"] = float(rate[pre].mean()) if pre.any() else math.nan
+    fig["peak_load_vs_capacity"] = fig["peak_register_rate"] / cap if cap else math.nan
+    fig["retransmissions"] = float(timeseries.get("retransmissions", pd.Series([0])).sum())
+    fig["timeouts"] = float(timeseries.get("timeouts", pd.Series([0])).sum())
+    fig["responses_503"] = float(timeseries.get("resp_503", pd.Series([0])).sum())
+    # failed inbound calls (Poisson thinning over each phone's unreachable time)
+    lam = np.array([f.phone.calls_per_hour for f in cfg.fleets])  # per second
+    if lam.any():
+        per_fleet = np.bincount(fleet_of[op], weights=dur, minlength=len(cfg.fleets)) if op.size else np.zeros(len(cfg.fleets))
+        mean_failed = float((per_fleet * lam).sum())
+        fig["calls_failed_expected"] = mean_failed
+        fig["calls_failed"] = float(calls_rng.poisson(mean_failed))
+        fig["calls_total_expected"] = float(sum(f.count * f.phone.calls_per_hour for f in cfg.fleets) * H)
+    return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters))
+
+
+def ci95(values: list[float]) -> dict[str, float]:
+    """Mean and Student-t 95 % confidence interval over replications."""
+    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    out = {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan, "n": int(x.size)}
+    if x.size == 0:
+        return out
+    m = float(x.mean())
+    out["mean"] = m
+    if x.size >= 2:
+        from scipy.stats import t as student_t
+
+        hw = float(student_t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+        out.update(ci_low=m - hw, ci_high=m + hw, half_width=hw)
+    else:
+        out.update(ci_low=m, ci_high=m, half_width=0.0)
+    return out
+
+
+FIGURE_HELP = {
+    "unreachable_phone_seconds": ("phone·s", "Sum over phones of the time no serving node held a valid binding"),
+    "unreachable_phone_seconds_after_disturbances": ("phone·s", "Unreachable time after faults and failbacks"),
+    "phones_affected": ("phones", "Phones that became unreachable after a fault"),
+    "phones_not_recovered": ("phones", "Affected phones still unreachable at the end of the run"),
+    "recovery_mean": ("s", "Mean time from a fault until an affected phone is reachable again"),
+    "recovery_median": ("s", "Median recovery time"),
+    "recovery_p95": ("s", "95th percentile recovery time"),
+    "recovery_p99": ("s", "99th percentile recovery time"),
+    "recovery_max": ("s", "Longest recovery time"),
+    "vip_move_time": ("s", "Fault until another node serves the VIP"),
+    "failback_vip_move_time": ("s", "Repair until the VIP moves (preemption)"),
+    "min_reachable_fraction": ("", "Lowest fraction of phones reachable at any sample"),
+    "peak_register_rate": ("1/s", "Highest REGISTER arrivals per second at one node"),
+    "steady_register_rate": ("1/s", "Mean REGISTER arrivals per second before the first fault"),
+    "capacity_per_s": ("1/s", "Registrar capacity: workers / mean service time"),
+    "peak_load_vs_capacity": ("", "Peak REGISTER rate over capacity"),
+    "retransmissions": ("", "REGISTER retransmissions"),
+    "timeouts": ("", "REGISTER transactions that timed out (local 408)"),
+    "responses_503": ("", "503 responses received by phones"),
+    "calls_failed": ("calls", "Incoming calls that found the phone unreachable (sampled)"),
+    "calls_failed_expected": ("calls", "Expected failed incoming calls (rate × unreachable time)"),
+    "calls_total_expected": ("calls", "Expected incoming calls in the run"),
+    "phones": ("phones", "Phones in the scenario"),
+}
