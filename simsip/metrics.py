@@ -183,7 +183,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fleet_of = np.repeat(np.arange(len(cfg.fleets)), [f.count for f in cfg.fleets])
     fleet_names = np.array([f.name for f in cfg.fleets])
     rp, rs, re_ = reachable_intervals(log)
-    grid = np.arange(0.0, H + 1e-9, res)
+    grid = np.arange(0.0, H - 1e-9, res)  # samples in [0, H)
     reach = count_at(rs, re_, grid)
     reg_s, reg_e = registered_intervals(log)
     registered = count_at(reg_s, reg_e, grid)

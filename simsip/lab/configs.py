@@ -1,0 +1,229 @@
+"""Config generators: kamailio.cfg, keepalived.conf (+ notify/track scripts), SIPp phone XML."""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+from .spec import LabSpec
+from .topology import ADDR, IFACE, VIP
+
+DB_NAME = "kamailio"
+DB_PORT = 5432
+
+
+def kamailio_module_dir() -> str:
+    dirs = sorted(glob.glob("/usr/lib/*/kamailio/modules"))
+    return (dirs[0] if dirs else "/usr/lib/x86_64-linux-gnu/kamailio/modules") + "/"
+
+
+def db_url() -> str:
+    return f"postgres://postgres@{ADDR['db']}:{DB_PORT}/{DB_NAME}"
+
+
+def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
+    peer = "b" if node == "a" else "a"
+    v = spec.variant
+    mods = ["kex", "tm", "sl", "pv", "textops", "ctl", "usrloc", "registrar"]
+    if v == "dmq":
+        mods += ["dmq", "dmq_usrloc"]
+    if v == "shared_db":
+        mods.insert(0, "db_postgres")
+    lines = [
+        "#!KAMAILIO",
+        "debug=2",
+        "log_stderror=yes",
+        "children=2",
+        "disable_tcp=yes",
+        "auto_aliases=no",
+        f"listen=udp:{ADDR[node]}:5060",
+        f"listen=udp:{VIP}:5060",
+        f'alias="{VIP}"',
+        f'mpath="{kamailio_module_dir()}"',
+    ]
+    lines += [f'loadmodule "{m}.so"' for m in mods]
+    lines += [
+        f'modparam("ctl", "binrpc", "unix:{run_dir}/kamailio-{node}.ctl")',
+        f'modparam("usrloc", "db_mode", {3 if v == "shared_db" else 0})',
+        'modparam("usrloc", "timer_interval", 5)',
+        f'modparam("registrar", "min_expires", {int(spec.min_expires)})',
+        f'modparam("registrar", "max_expires", {int(spec.max_expires)})',
+        f'modparam("registrar", "default_expires", {int(spec.expires)})',
+    ]
+    if v == "shared_db":
+        lines.append(f'modparam("usrloc", "db_url", "{db_url()}")')
+    if v == "dmq":
+        lines += [
+            f'modparam("dmq", "server_address", "sip:{ADDR[node]}:5060")',
+            f'modparam("dmq", "notification_address", "sip:{ADDR[peer]}:5060")',
+            'modparam("dmq", "num_workers", 2)',
+            'modparam("dmq_usrloc", "enable", 1)',
+            'modparam("dmq_usrloc", "sync", 1)',
+        ]
+    route = ["request_route {"]
+    if v == "dmq":
+        route.append('    if (is_method("KDMQ")) { dmq_handle_message(); exit; }')
+    route += [
+        '    if (is_method("REGISTER")) {',
+        '        if (!save("location")) { sl_reply_error(); }',
+        "        exit;",
+        "    }",
+        '    if (is_method("OPTIONS")) {',
+        '        if (registered("location")) { sl_send_reply("200", "OK"); }',
+        '        else { sl_send_reply("404", "Not Found"); }',
+        "        exit;",
+        "    }",
+        '    if (is_method("ACK")) { exit; }',
+        '    sl_send_reply("405", "Method Not Allowed");',
+        "}",
+    ]
+    return "\n".join(lines + [""] + route) + "\n"
+
+
+NOTIFY_SH = """#!/bin/sh
+# keepalived notify: $1=INSTANCE|GROUP $2=name $3=state $4=priority
+echo "$(date +%s%N) $3 $4" >> "{out}"
+"""
+
+TRACK_SH = """#!/bin/sh
+# healthy while a kamailio process in this namespace holds a UDP socket on port 5060
+ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q '"kamailio"'
+"""
+
+
+def write_scripts(spec: LabSpec, node: str, run_dir: Path) -> dict[str, Path]:
+    notify = run_dir / f"notify-{node}.sh"
+    notify.write_text(NOTIFY_SH.replace("{out}", str(run_dir / f"transitions-{node}.log")))
+    os.chmod(notify, 0o755)
+    paths = {"notify": notify}
+    if spec.track_interval:
+        track = run_dir / f"track-{node}.sh"
+        track.write_text(TRACK_SH)
+        os.chmod(track, 0o755)
+        paths["track"] = track
+    return paths
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x) == int(x) else repr(float(x))
+
+
+def keepalived_conf(spec: LabSpec, node: str, run_dir: Path) -> str:
+    peer = "b" if node == "a" else "a"
+    prio = spec.priority_a if node == "a" else spec.priority_b
+    scripts = write_scripts(spec, node, run_dir)
+    out = [
+        "global_defs {",
+        f"    router_id simsip_{node}",
+        "    script_user root",
+        "    vrrp_startup_delay 0",
+        "}",
+    ]
+    if "track" in scripts:
+        out += [
+            "vrrp_script chk_kamailio {",
+            f'    script "{scripts["track"]}"',
+            f"    interval {_num(spec.track_interval)}",
+            f"    timeout {_num(max(1.0, spec.track_interval))}",
+            f"    fall {spec.track_fall}",
+            f"    rise {spec.track_rise}",
+            "}",
+        ]
+    out += [
+        "vrrp_instance VI_simsip {",
+        "    state BACKUP",
+        f"    interface {IFACE}",
+        "    virtual_router_id 51",
+        f"    version {spec.vrrp_version}",
+        f"    priority {prio}",
+        f"    advert_int {_num(spec.advert_int)}",
+        f"    garp_master_delay {_num(spec.garp_master_delay)}",
+        f"    garp_master_repeat {spec.garp_master_repeat}",
+    ]
+    if not spec.preempt:
+        out.append("    nopreempt")
+    elif spec.preempt_delay > 0:
+        out.append(f"    preempt_delay {_num(spec.preempt_delay)}")
+    if spec.vrrp_unicast:
+        out += [f"    unicast_src_ip {ADDR[node]}", "    unicast_peer {", f"        {ADDR[peer]}", "    }"]
+    out += [
+        "    virtual_ipaddress {",
+        f"        {VIP}/24 dev {IFACE}",
+        "    }",
+        f'    notify "{scripts["notify"]}"',
+    ]
+    if "track" in scripts:
+        out += ["    track_script {", "        chk_kamailio", "    }"]
+    out += ["}"]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# SIPp phone scenario: one call per phone, looping REGISTER -> 200 -> pause -> REGISTER.
+# Same Call-ID and From-tag per phone; SIPp's [cseq] rises with each new request and is kept on
+# retransmissions (the message buffer is re-sent as is); the branch carries the CSeq so it is
+# unique per transaction and unchanged on retransmissions.
+_REGISTER = """REGISTER sip:{vip}:5060 SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-ph[call_number]-[cseq]
+      Max-Forwards: 70
+      From: <sip:ph[call_number]@{vip}>;tag=ph[call_number]-[pid]
+      To: <sip:ph[call_number]@{vip}>
+      Call-ID: [call_id]
+      CSeq: [cseq] REGISTER
+      Contact: <sip:ph[call_number]@[local_ip]:[local_port];transport=[transport]>
+      Expires: {expires}
+      User-Agent: simsip-lab
+      Content-Length: 0
+"""
+
+ERROR_CODES = (400, 403, 404, 405, 408, 423, 480, 481, 482, 483, 486, 487, 500, 501, 502, 503,
+               504, 513, 600, 603)
+
+
+def sipp_phone_xml(spec: LabSpec) -> str:
+    t1_ms = int(round(spec.t1 * 1000))
+    refresh_ms = int(round(spec.refresh_interval * 1000))
+    retry_ms = int(round(spec.retry_interval * 1000))
+    reg = _REGISTER.format(vip=VIP, expires=int(spec.expires))
+    err = "\n".join(
+        f'  <recv response="{c}" optional="true" next="fail"/>' for c in ERROR_CODES
+    )
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="simsip phone">
+  <label id="reg"/>
+  <send retrans="{t1_ms}" ontimeout="fail">
+    <![CDATA[
+      {reg}
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+{err}
+  <recv response="200"/>
+  <pause milliseconds="{refresh_ms}"/>
+  <nop next="reg"/>
+  <label id="fail"/>
+  <pause milliseconds="{retry_ms}"/>
+  <nop next="reg"/>
+</scenario>
+"""
+
+
+def sipp_argv(spec: LabSpec, scenario: Path, log_dir: Path) -> list[str]:
+    """SIPp command for the phones namespace: N calls spread evenly over one refresh interval."""
+    rp_ms = int(round(spec.refresh_interval * 1000))
+    return [
+        "sipp", f"{VIP}:5060",
+        "-sf", str(scenario),
+        "-i", ADDR["phones"], "-p", "5060", "-t", "u1",
+        "-m", str(spec.phones), "-l", str(spec.phones),
+        "-r", str(spec.phones), "-rp", str(rp_ms),
+        "-T2", str(int(round(spec.t2 * 1000))),
+        "-max_retrans", str(spec.max_retrans),
+        "-max_non_invite_retrans", str(spec.max_retrans),
+        "-default_behaviors", "none",
+        "-nostdin", "-nd",
+        "-trace_err", "-error_file", str(log_dir / "sipp-errors.log"),
+        "-trace_stat", "-stf", str(log_dir / "sipp-stat.csv"), "-fd", "5",
+        "-cid_str", "ph%u-%p@simsip",
+    ]

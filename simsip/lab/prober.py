@@ -1,0 +1,108 @@
+"""OPTIONS prober, run inside the prober namespace: ``python prober.py VIP N INTERVAL OUT``.
+
+Every ``INTERVAL`` seconds one round sends ``OPTIONS sip:ph<i>@VIP`` for i = 1..N (no
+retransmissions). The node holding the VIP answers 200 if it has a valid binding for the AOR,
+404 if not. Each probe is written to OUT as CSV ``round,aor,sent_epoch,status,recv_epoch``
+(status 0 and empty recv_epoch when no answer came before the round ended). Stops on SIGTERM.
+"""
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+
+def main(argv: list[str]) -> int:
+    vip, n, interval, out = argv[1], int(argv[2]), float(argv[3]), argv[4]
+    local_ip = argv[5] if len(argv) > 5 else "0.0.0.0"
+    port = 5070
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((local_ip, port))
+    s.setblocking(False)
+    f = open(out, "w", buffering=1)
+    f.write("round,aor,sent_epoch,status,recv_epoch\n")
+    pid = os.getpid()
+    start = time.time()
+    rnd = 0
+    while not stop:
+        round_start = start + rnd * interval
+        now = time.time()
+        if round_start > now:
+            time.sleep(round_start - now)
+        pending: dict[str, tuple[str, float]] = {}
+        for i in range(1, n + 1):
+            aor = f"ph{i}"
+            cid = f"probe-{pid}-{rnd}-{i}"
+            msg = (
+                f"OPTIONS sip:{aor}@{vip} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {local_ip}:{port};branch=z9hG4bK-pr{pid}-{rnd}-{i}\r\n"
+                "Max-Forwards: 70\r\n"
+                f"From: <sip:prober@{local_ip}>;tag=pr{pid}\r\n"
+                f"To: <sip:{aor}@{vip}>\r\n"
+                f"Call-ID: {cid}\r\n"
+                "CSeq: 1 OPTIONS\r\n"
+                "Content-Length: 0\r\n\r\n"
+            )
+            t = time.time()
+            try:
+                s.sendto(msg.encode(), (vip, 5060))
+            except OSError:
+                pass
+            pending[cid] = (aor, t)
+        deadline = round_start + interval
+        while pending and not stop:
+            left = deadline - time.time()
+            if left <= 0:
+                break
+            try:
+                r, _, _ = select.select([s], [], [], left)
+            except InterruptedError:
+                continue
+            if not r:
+                continue
+            while True:
+                try:
+                    data = s.recv(65535)
+                except (BlockingIOError, ConnectionRefusedError):
+                    break
+                except OSError:
+                    break
+                t = time.time()
+                text = data.decode("latin-1")
+                first = text.split("\r\n", 1)[0]
+                if not first.startswith("SIP/2.0 "):
+                    continue
+                try:
+                    status = int(first.split()[1])
+                except (IndexError, ValueError):
+                    continue
+                if status < 200:
+                    continue
+                cid = ""
+                for line in text.split("\r\n"):
+                    if line.lower().startswith(("call-id:", "i:")):
+                        cid = line.split(":", 1)[1].strip()
+                        break
+                if cid in pending:
+                    aor, ts = pending.pop(cid)
+                    f.write(f"{rnd},{aor},{ts:.6f},{status},{t:.6f}\n")
+        for cid, (aor, ts) in pending.items():
+            f.write(f"{rnd},{aor},{ts:.6f},0,\n")
+        rnd += 1
+    f.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

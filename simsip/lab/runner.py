@@ -1,0 +1,468 @@
+"""Run one real-lab scenario: namespaces, Kamailio x2, keepalived x2, tshark, SIPp phones, prober.
+
+Every process is started by this module (in a process group of its own) and stopped by its PID;
+every namespace is created by this module and deleted again, on normal exit, error, SIGINT or
+SIGTERM alike.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import configs
+from .check import check_requirements
+from .spec import Fault, LabSpec
+from .topology import ADDR, NODES, PREFIX, VIP, LabError, Topology, list_lab_namespaces, netns_pids, sh
+
+
+class LabInterrupted(KeyboardInterrupt):
+    pass
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen
+    log: object
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+
+@dataclass
+class ProcSet:
+    log_dir: Path
+    procs: list[_Proc] = field(default_factory=list)
+    current: dict[str, _Proc] = field(default_factory=dict)
+
+    def start(self, name: str, argv: list[str], log_name: str | None = None) -> _Proc:
+        log = open(self.log_dir / (log_name or f"{name}.log"), "ab")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        proc = _Proc(name, p, log)
+        self.procs.append(proc)
+        self.current[name] = proc
+        return proc
+
+    def alive(self, name: str) -> bool:
+        p = self.current.get(name)
+        return p is not None and p.popen.poll() is None
+
+    def send(self, name: str, sig: int, group: bool = True) -> None:
+        p = self.current.get(name)
+        if p is not None:
+            _signal(p, sig, group)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 5.0, group: bool = True) -> None:
+        p = self.current.get(name)
+        if p is not None:
+            _stop(p, sig, timeout, group)
+
+    def stop_all(self, order: list[str]) -> None:
+        seen = set()
+        for name in order:
+            for p in self.procs:
+                if p.name == name:
+                    _stop(p, _STOP_SIG.get(name.split("-")[0], signal.SIGTERM), 5.0, True)
+                    seen.add(id(p))
+        for p in self.procs:
+            if id(p) not in seen:
+                _stop(p, signal.SIGTERM, 5.0, True)
+        for p in self.procs:
+            try:
+                p.log.close()  # type: ignore[attr-defined]
+            except Exception:
+                pass
+
+
+_STOP_SIG = {"tshark": signal.SIGINT, "postgres": signal.SIGINT}
+
+
+def _signal(p: _Proc, sig: int, group: bool) -> None:
+    try:
+        if group:
+            os.killpg(p.pid, sig)  # the group was created by start_new_session: pgid == pid
+        elif p.popen.poll() is None:
+            os.kill(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(p: _Proc, sig: int, timeout: float, group: bool) -> None:
+    if p.popen.poll() is None or group:
+        _signal(p, sig, group and p.popen.poll() is None)
+        try:
+            p.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    # whatever is left in the process group (children of the leader) is killed too
+    _signal(p, signal.SIGKILL, True)
+    try:
+        p.popen.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        pass
+
+
+def _tail(path: Path, n: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return ""
+
+
+def _wait(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.05) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(step)
+    raise LabError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        for line in (r.stdout + r.stderr).splitlines():
+            if line.strip():
+                return line.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ""
+
+
+def tool_versions() -> dict[str, str]:
+    return {
+        "kamailio": _version(["kamailio", "-v"]),
+        "keepalived": _version(["keepalived", "-v"]),
+        "sipp": _version(["sipp", "-v"]).replace("\x1b", ""),
+        "tshark": _version(["tshark", "-v"]),
+    }
+
+
+def read_transitions(path: Path) -> list[list]:
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].isdigit():
+                out.append([int(parts[0]) / 1e9, parts[1], int(parts[2]) if len(parts) > 2 else None])
+    return out
+
+
+class Lab:
+    """Low-level lab control; ``run_lab`` drives one scenario with it."""
+
+    def __init__(self, spec: LabSpec, out_dir: Path):
+        self.spec = spec
+        self.out = Path(out_dir)
+        self.run_dir = self.out / "run"
+        self.log_dir = self.out / "logs"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.run_id = spec.run_id or secrets.token_hex(4)
+        self.topo = Topology(self.run_id, with_db=spec.variant == "shared_db")
+        self.procs = ProcSet(self.log_dir)
+        self.fault_log: list[dict] = []
+        self.t0: float | None = None
+        self._kam_starts = {n: 0 for n in NODES}
+        self._ka_starts = {n: 0 for n in NODES}
+
+    # --- processes ------------------------------------------------------------------------
+    def start_postgres(self) -> None:
+        pg_bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        if not pg_bins:
+            raise LabError("PostgreSQL server not installed")
+        bindir = pg_bins[-1]
+        data = self.run_dir / "pgdata"
+        sock = self.run_dir / "pgsock"
+        for d in (data, sock):
+            d.mkdir(exist_ok=True)
+            shutil.chown(d, "postgres", "postgres")
+        os.chmod(data, 0o700)
+        # the run dir's parents must be traversable by the postgres user
+        for parent in [self.run_dir, *self.run_dir.parents]:
+            if str(parent) in ("/", "/tmp"):
+                break
+            try:
+                os.chmod(parent, os.stat(parent).st_mode | 0o011)
+            except OSError:
+                pass
+        priv = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+        r = subprocess.run(priv + [f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"],
+                           capture_output=True, text=True, cwd="/")
+        (self.log_dir / "initdb.log").write_text(r.stdout + r.stderr)
+        if r.returncode != 0:
+            raise LabError(f"initdb failed: {r.stderr.strip()[-500:]}")
+        with open(data / "pg_hba.conf", "a") as f:
+            f.write("host all all 10.99.0.0/24 trust\n")
+        self.procs.start("postgres", self.topo.cmd("db", priv + [
+            f"{bindir}/postgres", "-D", str(data), "-k", str(sock),
+            "-c", f"listen_addresses={ADDR['db']}", "-c", f"port={configs.DB_PORT}",
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]))
+
+        def ready() -> bool:
+            if not self.procs.alive("postgres"):
+                raise LabError("postgres exited:\n" + _tail(self.log_dir / "postgres.log"))
+            return subprocess.run(["psql", "-h", str(sock), "-p", str(configs.DB_PORT), "-U", "postgres",
+                                   "-Atc", "select 1"], capture_output=True).returncode == 0
+        _wait(ready, 30, "postgres to accept connections", 0.2)
+        psql = ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-h", str(sock), "-p", str(configs.DB_PORT), "-U", "postgres"]
+        sh(psql + ["-c", f"CREATE DATABASE {configs.DB_NAME}"])
+        for sql in ("standard-create.sql", "usrloc-create.sql"):
+            sh(psql + ["-d", configs.DB_NAME, "-f", f"/usr/share/kamailio/postgres/{sql}"])
+
+    def start_kamailio(self, node: str) -> None:
+        cfg = self.run_dir / f"kamailio-{node}.cfg"
+        cfg.write_text(configs.kamailio_cfg(self.spec, node, self.run_dir))
+        rt = self.run_dir / f"kamailio-{node}"
+        rt.mkdir(exist_ok=True)
+        self._kam_starts[node] += 1
+        self.procs.start(f"kamailio-{node}", self.topo.cmd(node, [
+            "kamailio", "-DD", "-E", "-f", str(cfg), "-P", str(self.run_dir / f"kamailio-{node}.pid"),
+            "-Y", str(rt), "-m", "64", "-M", "8"]), log_name=f"kamailio-{node}.log")
+
+    def kamailio_listening(self, node: str) -> bool:
+        r = self.topo.run(node, ["ss", "-Hlun", "sport = :5060"], check=False)
+        return len([l for l in r.stdout.splitlines() if l.strip()]) >= 2
+
+    def wait_kamailio(self, node: str, timeout: float = 15) -> None:
+        def ok() -> bool:
+            if not self.procs.alive(f"kamailio-{node}"):
+                raise LabError(f"kamailio on {node} exited:\n" + _tail(self.log_dir / f"kamailio-{node}.log"))
+            return self.kamailio_listening(node)
+        _wait(ok, timeout, f"kamailio on node {node} to listen on 5060")
+
+    def start_keepalived(self, node: str) -> None:
+        conf = self.run_dir / f"keepalived-{node}.conf"
+        conf.write_text(configs.keepalived_conf(self.spec, node, self.run_dir))
+        self._ka_starts[node] += 1
+        pre = str(self.run_dir / f"keepalived-{node}")
+        self.procs.start(f"keepalived-{node}", self.topo.cmd(node, [
+            "keepalived", "-n", "-l", "-D", "-P", "-f", str(conf),
+            "-p", pre + ".pid", "-r", pre + "-vrrp.pid", "-c", pre + "-checkers.pid",
+            "--no-syslog"]), log_name=f"keepalived-{node}.log")
+
+    def node_state(self, node: str) -> str:
+        tr = read_transitions(self.run_dir / f"transitions-{node}.log")
+        return tr[-1][1] if tr else "INIT"
+
+    def vip_holder(self) -> str | None:
+        holders = [n for n in NODES if self.topo.has_vip(n)]
+        return holders[0] if len(holders) == 1 else None
+
+    def start_tshark(self) -> None:
+        cap = self.out / "capture.pcapng"
+        self.procs.start("tshark", self.topo.cmd("sw", [
+            "tshark", "-i", "br0", "-n", "-q", "-B", "16", "-F", "pcapng", "-w", str(cap),
+            "-f", "udp port 5060 or tcp port 5060 or ip proto 112 or arp"]))
+        log = self.log_dir / "tshark.log"
+
+        def ready() -> bool:
+            if not self.procs.alive("tshark"):
+                raise LabError("tshark exited:\n" + _tail(log))
+            return "Capturing on" in log.read_text(errors="replace")
+        _wait(ready, 20, "tshark to start capturing", 0.1)
+
+    def start_phones(self) -> None:
+        xml = self.run_dir / "phone.xml"
+        xml.write_text(configs.sipp_phone_xml(self.spec))
+        self.procs.start("sipp", self.topo.cmd("phones", configs.sipp_argv(self.spec, xml, self.log_dir)))
+
+    def start_prober(self) -> None:
+        script = Path(__file__).with_name("prober.py")
+        self.procs.start("prober", self.topo.cmd("prober", [
+            sys.executable, str(script), VIP, str(self.spec.phones), repr(self.spec.probe_interval),
+            str(self.out / "prober.csv"), ADDR["prober"]]))
+
+    # --- faults ---------------------------------------------------------------------------
+    def resolve_node(self, node: str) -> str:
+        if node in NODES:
+            return node
+        holder = self.vip_holder()
+        if holder is None:
+            states = {n: self.node_state(n) for n in NODES}
+            masters = [n for n, s in states.items() if s == "MASTER"]
+            holder = masters[0] if masters else "a"
+        return holder if node == "master" else ("b" if holder == "a" else "a")
+
+    def apply(self, f: Fault, node: str) -> None:
+        k = f.kind
+        if k == "node_crash":
+            self.topo.link_down(node)
+            self.procs.send(f"keepalived-{node}", signal.SIGKILL)
+            self.procs.send(f"kamailio-{node}", signal.SIGKILL)
+        elif k == "process_crash":
+            self.procs.send(f"kamailio-{node}", signal.SIGKILL)
+        elif k == "link_down":
+            self.topo.link_down(node)
+        elif k == "partition":
+            self.topo.partition()
+        elif k == "restart":
+            self.procs.stop(f"kamailio-{node}", signal.SIGTERM, timeout=5)
+            if not f.repair_after:
+                self.start_kamailio(node)
+
+    def repair(self, f: Fault, node: str) -> None:
+        k = f.kind
+        if k == "node_crash":
+            self.procs.stop(f"keepalived-{node}", signal.SIGKILL, 2)
+            self.procs.stop(f"kamailio-{node}", signal.SIGKILL, 2)
+            self.topo.flush_vip(node)  # a rebooted node has no VIP configured
+            self.topo.link_up(node)
+            self.start_kamailio(node)
+            self.start_keepalived(node)
+        elif k == "process_crash":
+            self.procs.stop(f"kamailio-{node}", signal.SIGKILL, 2)
+            self.start_kamailio(node)
+        elif k == "link_down":
+            self.topo.link_up(node)
+        elif k == "partition":
+            self.topo.heal()
+        elif k == "restart":
+            if self.procs.alive(f"kamailio-{node}"):
+                return
+            self.start_kamailio(node)
+
+    def record(self, f: Fault, node: str, action: str, epoch: float) -> None:
+        assert self.t0 is not None
+        self.fault_log.append({
+            "kind": f.kind, "node": node, "requested_node": f.node, "action": action,
+            "epoch": epoch, "scenario_time": epoch - self.t0, "planned_time": f.at if action == "fault"
+            else f.at + (f.repair_after or 0.0),
+        })
+
+
+def _sleep_until(epoch: float) -> None:
+    while True:
+        left = epoch - time.time()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.2) if left > 0.25 else left)
+
+
+def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None = None) -> Path:
+    """Run one scenario in a fresh lab and return ``out_dir`` with capture, logs and metadata."""
+    say = progress or (lambda msg: None)
+    problems = check_requirements(spec.variant)
+    if problems:
+        raise LabError("lab requirements missing:\n  " + "\n  ".join(problems))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lab = Lab(spec, out_dir)
+    meta: dict = {"spec": spec.to_dict(), "run_id": lab.run_id, "vip": VIP, "addresses": dict(ADDR),
+                  "versions": tool_versions(), "started_epoch": time.time(), "status": "running"}
+    old_handlers = {}
+
+    def _on_signal(signum, frame):  # noqa: ANN001
+        raise LabInterrupted(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            old_handlers[s] = signal.signal(s, _on_signal)
+    try:
+        say(f"building namespaces {PREFIX}{lab.run_id}-*")
+        lab.topo.create()
+        meta["namespaces"] = list(lab.topo.created)
+        meta["macs"] = {n: lab.topo.mac(n) for n in NODES}
+        if spec.variant == "shared_db":
+            say("starting PostgreSQL")
+            lab.start_postgres()
+        for n in NODES:
+            lab.start_kamailio(n)
+        for n in NODES:
+            lab.wait_kamailio(n)
+        lab.start_tshark()
+        for n in NODES:
+            lab.start_keepalived(n)
+        _wait(lambda: lab.vip_holder() is not None and any(lab.node_state(n) == "MASTER" for n in NODES),
+              10 * spec.advert_int + 15, "a keepalived MASTER holding the VIP")
+        meta["initial_master"] = lab.vip_holder()
+        say(f"VRRP master: node {meta['initial_master']}; starting phones and prober")
+        lab.start_prober()
+        lab.start_phones()
+        start = time.time()
+        lab.t0 = start + float(spec.warmup)  # type: ignore[arg-type]
+        meta["phones_start_epoch"] = start
+        meta["t0_epoch"] = lab.t0
+        end = lab.t0 + spec.duration
+        events = []
+        for i, f in enumerate(spec.faults):
+            events.append((lab.t0 + f.at, 0, i, "fault"))
+            if f.repair_after is not None:
+                events.append((lab.t0 + f.at + f.repair_after, 1, i, "repair"))
+        events.sort()
+        resolved: dict[int, str] = {}
+        for when, _, i, action in events:
+            _sleep_until(when)
+            f = spec.faults[i]
+            if action == "fault":
+                resolved[i] = lab.resolve_node(f.node)
+                epoch = time.time()
+                lab.apply(f, resolved[i])
+            else:
+                epoch = time.time()
+                lab.repair(f, resolved[i])
+            lab.record(f, resolved[i], action, epoch)
+            say(f"t={epoch - lab.t0:7.3f} {action} {f.kind} node {resolved[i]}")
+            if not lab.procs.alive("sipp"):
+                raise LabError("SIPp exited early:\n" + _tail(out_dir / "logs" / "sipp.log"))
+        _sleep_until(end)
+        if not lab.procs.alive("sipp"):
+            raise LabError("SIPp exited early:\n" + _tail(out_dir / "logs" / "sipp.log"))
+        meta["status"] = "ok"
+        say("scenario done; tearing down")
+    except BaseException as e:
+        meta["status"] = f"error: {type(e).__name__}: {e}"
+        raise
+    finally:
+        try:
+            lab.procs.stop_all(["prober", "sipp", "tshark", "keepalived-a", "keepalived-b",
+                                "kamailio-a", "kamailio-b", "postgres"])
+        finally:
+            failed = lab.topo.destroy()
+            meta["ended_epoch"] = time.time()
+            meta["teardown_failed_namespaces"] = failed
+            meta["transitions"] = {n: read_transitions(lab.run_dir / f"transitions-{n}.log") for n in NODES}
+            meta["pids"] = {p.name: p.pid for p in lab.procs.procs}
+            (out_dir / "faults.json").write_text(json.dumps(lab.fault_log, indent=2))
+            (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+    return out_dir
+
+
+def leftovers(run_id: str | None = None) -> dict[str, list]:
+    """simsip namespaces still present (only those of ``run_id`` if given) and the PIDs of the
+    processes still inside them."""
+    names = [n for n in list_lab_namespaces() if run_id is None or n.startswith(f"{PREFIX}{run_id}-")]
+    return {"namespaces": names, "pids": sorted({p for n in names for p in netns_pids(n)})}
+
+
+def cleanup_stale() -> dict[str, list]:
+    """Remove leftovers of a crashed run: kill (by PID) processes inside ``simsip-*`` namespaces,
+    then delete those namespaces. Touches nothing without the prefix."""
+    killed, deleted = [], []
+    for name in list_lab_namespaces():
+        for pid in netns_pids(name):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+        r = sh(["ip", "netns", "del", name], check=False)
+        if r.returncode == 0:
+            deleted.append(name)
+    return {"killed_pids": killed, "deleted_namespaces": deleted}

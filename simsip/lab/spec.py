@@ -1,0 +1,149 @@
+"""LabSpec: everything one real-lab run needs (all times are float seconds)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+VARIANTS = ("memory", "dmq", "shared_db")
+FAULT_KINDS = ("node_crash", "process_crash", "link_down", "partition", "restart")
+FAULT_NODES = ("a", "b", "master", "backup")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: ``kind`` on ``node`` at scenario time ``at``; repaired ``repair_after`` s later.
+
+    kinds: node_crash (link down + SIGKILL of kamailio and keepalived; repair = reboot: VIP
+    flushed, link up, both restarted), process_crash (SIGKILL of kamailio; repair = start it),
+    link_down (node's switch port down; repair = up), partition (the two nodes drop each other's
+    traffic, node given is ignored; repair = heal), restart (SIGTERM kamailio and start it again
+    after ``repair_after`` or at once).
+    """
+
+    kind: str
+    node: str
+    at: float
+    repair_after: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind {self.kind!r} not in {FAULT_KINDS}")
+        if self.node not in FAULT_NODES:
+            raise ValueError(f"fault node {self.node!r} not in {FAULT_NODES}")
+        if self.at < 0:
+            raise ValueError("fault time must be >= 0 (scenario time)")
+        if self.repair_after is not None and self.repair_after < 0:
+            raise ValueError("repair_after must be >= 0")
+
+
+def _as_fault(f: Any) -> Fault:
+    if isinstance(f, Fault):
+        return f
+    if isinstance(f, dict):
+        return Fault(**f)
+    return Fault(*f)
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    # phones
+    phones: int = 20
+    expires: float = 60.0                 # requested Expires
+    refresh_fraction: float | None = 0.5  # refresh after fraction*expires ...
+    refresh_margin: float | None = None   # ... or expires - margin (exactly one of the two)
+    t1: float = 0.5
+    t2: float = 4.0
+    max_retrans: int = 9                  # SIPp K: K=9 -> timeout after 31.5 s at T1 0.5/T2 4
+    retry_interval: float = 10.0          # fixed wait after a timeout/error before a new REGISTER
+    # registrar
+    variant: str = "memory"               # memory | dmq | shared_db
+    min_expires: float = 10.0
+    max_expires: float = 3600.0
+    # keepalived
+    vrrp_version: int = 2
+    advert_int: float = 1.0
+    priority_a: int = 200
+    priority_b: int = 100
+    preempt: bool = True
+    preempt_delay: float = 0.0
+    garp_master_delay: float = 5.0
+    garp_master_repeat: int = 5
+    vrrp_unicast: bool = True
+    track_interval: float | None = None   # track_script (UDP 5060 socket of kamailio) if set
+    track_fall: int = 1
+    track_rise: int = 1
+    # prober
+    probe_interval: float = 1.0           # seconds between OPTIONS rounds over all AORs
+    # scenario
+    faults: tuple[Fault, ...] = ()
+    duration: float = 90.0                # scenario length after t=0
+    warmup: float | None = None           # before t=0; default refresh_interval + 5 s
+    run_id: str | None = None             # namespace infix; default random
+    refresh_interval: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        faults = tuple(_as_fault(f) for f in (self.faults or ()))
+        object.__setattr__(self, "faults", faults)
+        if (self.refresh_fraction is None) == (self.refresh_margin is None):
+            raise ValueError("give exactly one of refresh_fraction and refresh_margin")
+        if self.refresh_fraction is not None:
+            if not 0 < self.refresh_fraction <= 1:
+                raise ValueError("refresh_fraction must be in (0, 1]")
+            ri = self.expires * self.refresh_fraction
+        else:
+            ri = self.expires - float(self.refresh_margin)  # type: ignore[arg-type]
+        if ri <= 0:
+            raise ValueError("refresh interval must be > 0")
+        object.__setattr__(self, "refresh_interval", float(ri))
+        if self.warmup is None:
+            object.__setattr__(self, "warmup", float(ri) + 5.0)
+        if self.phones < 1:
+            raise ValueError("phones must be >= 1")
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant {self.variant!r} not in {VARIANTS}")
+        if self.vrrp_version not in (2, 3):
+            raise ValueError("vrrp_version must be 2 or 3")
+        if self.vrrp_version == 2 and (self.advert_int < 1 or self.advert_int != int(self.advert_int)):
+            raise ValueError("VRRPv2 takes whole-second advert_int >= 1; use vrrp_version=3")
+        if self.vrrp_version == 3 and self.advert_int < 0.01:
+            raise ValueError("VRRPv3 advert_int must be >= 0.01 s")
+        for p in (self.priority_a, self.priority_b):
+            if not 1 <= p <= 254:
+                raise ValueError("priorities must be in 1..254")
+        if self.priority_a == self.priority_b:
+            raise ValueError("priority_a and priority_b must differ")
+        if self.t1 <= 0 or self.t2 < self.t1 or self.max_retrans < 0:
+            raise ValueError("need 0 < t1 <= t2 and max_retrans >= 0")
+        if self.probe_interval <= 0 or self.duration <= 0 or self.retry_interval < 0:
+            raise ValueError("probe_interval, duration must be > 0, retry_interval >= 0")
+        if not 0 < self.min_expires <= self.max_expires:
+            raise ValueError("need 0 < min_expires <= max_expires")
+        for f in faults:
+            if f.at > self.duration:
+                raise ValueError(f"fault at {f.at} s is after the end of the run ({self.duration} s)")
+
+    # --- derived -----------------------------------------------------------------
+    def skew_time(self, prio: int) -> float:
+        """VRRP Skew_Time: v2 (RFC 3768) (256-p)/256 s; v3 (RFC 5798) (256-p)*advert/256."""
+        if self.vrrp_version == 2:
+            return (256 - prio) / 256.0
+        return (256 - prio) * self.advert_int / 256.0
+
+    def master_down_interval(self, prio: int) -> float:
+        return 3 * self.advert_int + self.skew_time(prio)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["faults"] = [asdict(f) for f in self.faults]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LabSpec":
+        d = dict(d)
+        d.pop("refresh_interval", None)
+        d["faults"] = tuple(_as_fault(f) for f in d.get("faults", ()))
+        return cls(**d)
+
+
+def faults_from(items: Iterable[Any]) -> tuple[Fault, ...]:
+    return tuple(_as_fault(f) for f in items)

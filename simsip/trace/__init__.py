@@ -1,0 +1,20 @@
+"""Trace import: lab packet captures as a tidy SIP/VRRP event table, and the simulator's metrics.
+
+``import_trace(path)`` reads a pcap/pcapng file or a lab run directory into a
+:class:`TraceImport` whose ``events`` table follows the contract in ``docs/design.md``;
+``trace_metrics(events, ...)`` computes from it the same result tables as a simulation run
+(VIP moves, reachable phones over time, outages, recovery per fault, REGISTER traffic).
+"""
+
+from .importer import EVENT_COLUMNS, TraceImport, import_trace
+from .metrics import TraceMetrics, trace_metrics
+from .pcap import TraceError
+
+__all__ = [
+    "EVENT_COLUMNS",
+    "TraceError",
+    "TraceImport",
+    "TraceMetrics",
+    "import_trace",
+    "trace_metrics",
+]

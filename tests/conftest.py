@@ -1,0 +1,43 @@
+"""Shared helpers: build scenarios in code (validated exactly as YAML input would be)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from simsip.config.schema import Scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def scenario(**over) -> Scenario:
+    """A small scenario: one fleet of UDP phones, two keepalived nodes, no faults, 1 ms delay."""
+    base = {
+        "name": "test",
+        "seed": 7,
+        "duration": "5min",
+        "fleets": [{"name": "f", "count": 100, "phone": {"expires": "60s", "refresh": {"mode": "percent", "percent": 50}}}],
+        "registrar": {"workers": 4, "service_time": {"dist": "exponential", "mean": "1ms"}, "min_expires": "10s"},
+        "ha": {"vrrp": {"version": 2, "advert_int": "1s"}, "nodes": [{"name": "a", "priority": 150}, {"name": "b", "priority": 100}]},
+        "network": {"delay": "1ms"},
+        "output": {"resolution": "1s", "report": False},
+    }
+    doc = copy.deepcopy(base)
+    for k, v in over.items():
+        node = doc
+        parts = k.split("__")
+        for p in parts[:-1]:
+            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+        if isinstance(node, list):
+            node[int(parts[-1])] = v
+        else:
+            node[parts[-1]] = v
+    return Scenario.model_validate(doc, context={"strict_units": True})
+
+
+@pytest.fixture
+def make_scenario():
+    return scenario

@@ -1,0 +1,133 @@
+"""Invariants on every run, reproducibility, and an independent recount of reachability."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simsip.api import simulate
+from simsip.engine.model import Model
+from simsip.metrics import compute
+from tests.conftest import scenario
+
+SCENARIOS = {
+    "none-crash-repair": dict(faults=[{"node": "master", "at": "60s", "repair_after": "60s"}]),
+    "shared-lossy": dict(registrar={"data": "shared", "workers": 2, "service_time": "1ms"}, network={"delay": {"dist": "uniform", "low": "1ms", "high": "400ms"}, "loss": 0.2},
+                         faults=[{"node": "master", "at": "100s"}]),
+    "overload-503": dict(registrar={"workers": 1, "queue_limit": 3, "when_full": "reply_503", "retry_after": "5s", "service_time": "50ms"},
+                         fleets=[{"name": "f", "count": 300, "start": "boot_storm", "boot_window": "5s", "phone": {"expires": "60s"}}]),
+    "expires-range-grace": dict(registrar={"expires_range": 30, "lookup_grace": "10s", "min_expires": "30s"},
+                                faults=[{"node": "a", "at": "30s", "repair_after": "20s"}, {"node": "b", "at": "150s"}]),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_invariants(name):
+    cfg = scenario(**SCENARIOS[name])
+    m = Model(cfg, replication=1)
+    log = m.run()
+    c = log.counters
+    # each transaction ends in exactly one outcome (or is still open at the end)
+    assert c["transactions_started"] == (
+        c["transactions_succeeded"] + c["transactions_failed"] + c["transactions_timed_out"] + c["transactions_open"]
+    )
+    assert c["transactions_open"] <= cfg.phones
+    met = compute(cfg, log, 0, np.random.default_rng(0))
+    ts = met.timeseries
+    n = cfg.phones
+    assert ts["reachable"].between(0, n).all() and ts["registered"].between(0, n).all()
+    # no binding routes calls beyond its granted expiry plus the lookup grace
+    reg = cfg.registrar
+    max_grant = max(reg.grant(f.phone.expires) for f in cfg.fleets)
+    for s in log.stores:
+        t = np.frombuffer(s.t) if len(s.t) else np.zeros(0)
+        u = np.frombuffer(s.until) if len(s.until) else np.zeros(0)
+        assert (u - t <= max_grant + reg.lookup_grace + 1e-9).all()
+        if reg.expires_range:
+            assert (u - t >= max_grant * (1 - reg.expires_range / 100) + reg.lookup_grace - 1e-9).all()
+    # outages never overlap per phone and lie within the run
+    o = met.outages.sort_values(["phone", "start"])
+    end = o["end"].fillna(cfg.duration)
+    assert (o["start"] >= 0).all() and (end <= cfg.duration + 1e-9).all() and (end > o["start"]).all()
+    prev_end = end.groupby(o["phone"]).shift()
+    assert ((o["start"] >= prev_end) | prev_end.isna()).all()
+    # reachable phone-seconds + unreachable phone-seconds = N · duration (to the sample grid)
+    assert met.figures["unreachable_phone_seconds"] <= n * cfg.duration + 1e-6
+
+
+def _brute_force_reachable(cfg, log, times):
+    """Reachable count recomputed naively from the raw saves and the serving timeline."""
+    serving = sorted(log.serving)
+    out = []
+    for t in times:
+        node = -1
+        for ts, n in serving:
+            if ts <= t:
+                node = n
+        if node < 0:
+            out.append(0)
+            continue
+        st = log.stores[log.store_of_node[node]]
+        last_clear = max([c for c in st.clears if c <= t], default=-math.inf)
+        latest = {}
+        for ts, p, u in zip(st.t, st.phone, st.until):
+            if last_clear < ts <= t:
+                latest[p] = u
+        out.append(sum(1 for u in latest.values() if u > t))
+    return out
+
+
+def test_reachable_series_matches_brute_force():
+    cfg = scenario(
+        duration="200s",
+        fleets=[{"name": "f", "count": 60, "phone": {"expires": "30s", "refresh": {"mode": "percent", "percent": 90}}}],
+        registrar={"min_expires": "10s", "expires_range": 20, "workers": 1, "service_time": "5ms"},
+        network={"loss": 0.3},
+        faults=[{"node": "master", "at": "50s", "repair_after": "40s"}, {"node": "master", "at": "150s"}],
+    )
+    log = Model(cfg, replication=3).run()
+    met = compute(cfg, log, 0, np.random.default_rng(0))
+    times = met.timeseries["time"].to_numpy()[::7]
+    expect = _brute_force_reachable(cfg, log, times)
+    got = met.timeseries.set_index("time").loc[times, "reachable"].tolist()
+    assert got == expect
+
+
+def test_same_seed_same_results_different_seed_differs():
+    cfg = scenario(replications=2, network={"loss": 0.05, "delay": {"dist": "exponential", "mean": "20ms"}},
+                   faults=[{"node": "master", "at": "100s"}])
+    a = simulate(cfg)
+    b = simulate(cfg)
+    pd.testing.assert_frame_equal(a.timeseries, b.timeseries)
+    pd.testing.assert_frame_equal(a.outages, b.outages)
+    pd.testing.assert_frame_equal(a.recovery, b.recovery)
+    sa, sb = a.summary, b.summary
+    sa.pop("runtime_s"), sb.pop("runtime_s")
+    assert sa == sb
+    c = simulate(cfg, seed=8)
+    assert not a.recovery["recovery_time"].equals(c.recovery["recovery_time"])
+    # replications are independent samples
+    r0 = a.recovery[a.recovery.replication == 0]["recovery_time"].to_numpy()
+    r1 = a.recovery[a.recovery.replication == 1]["recovery_time"].to_numpy()
+    assert not np.array_equal(np.sort(r0), np.sort(r1))
+
+
+def test_replication_results_do_not_depend_on_how_many_are_run():
+    cfg = scenario(replications=3, faults=[{"node": "master", "at": "100s"}])
+    three = simulate(cfg)
+    one = simulate(cfg, replications=1)
+    pd.testing.assert_frame_equal(one.recovery, three.recovery[three.recovery.replication == 0].reset_index(drop=True))
+
+
+def test_boot_storm_registers_everyone():
+    cfg = scenario(fleets=[{"name": "f", "count": 500, "start": "boot_storm", "boot_window": "10s", "phone": {"expires": "60s"}}],
+                   duration="60s")
+    res = simulate(cfg)
+    ts = res.timeseries
+    assert ts["reachable"].iloc[0] == 0
+    assert ts[ts.time >= 12]["reachable"].min() == 500
+    assert ts[ts.time >= 12]["registered"].min() == 500
+    assert res.per_replication["peak_register_rate"].iloc[0] >= 500 / 10 * 0.5
