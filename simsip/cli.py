@@ -135,6 +135,47 @@ def check(
         console.print(f"{config}: ok ({cfg.phones} phones, {len(cfg.faults)} fault(s))")
 
 
+trace_app = typer.Typer(no_args_is_help=True, help="Packet traces: import captures into event tables and metrics.")
+app.add_typer(trace_app, name="trace")
+
+
+@trace_app.command("import")
+def trace_import(
+    path: Path = typer.Argument(..., help="A pcap/pcapng file or a lab run directory."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory for events.csv and the metric tables."),
+    vip: Optional[str] = typer.Option(None, "--vip", help="The VIP address (to tell probes and registrars apart)."),
+    resolution: float = typer.Option(1.0, "--resolution", help="Time-series step in seconds."),
+) -> None:
+    """Import a capture: a tidy SIP/VRRP event table, skipped-packet counts, and the simulator's metrics."""
+    from simsip.trace import TraceError, import_trace, trace_metrics
+
+    try:
+        imp = import_trace(path)
+    except TraceError as exc:
+        _fail(str(exc))
+    ev = imp.events
+    console.print(f"{path}: {imp.packets} packets, {len(ev)} SIP/VRRP events, duration {imp.duration:.1f}s")
+    if imp.skipped:
+        console.print("skipped: " + ", ".join(f"{k}={v}" for k, v in sorted(imp.skipped.items())), highlight=False)
+    met = trace_metrics(ev, vip=vip, faults=imp.fault_times() or None, resolution=resolution)
+    console.print(
+        f"reachability from {met.reachability_source}; phones {met.phones}; unreachable phone-seconds "
+        f"{met.unreachable_phone_seconds:,.1f}; retransmissions {met.retransmissions}; timeouts {met.timeouts}"
+    )
+    if len(met.recovery):
+        rt = met.recovery["recovery_time"].dropna()
+        if len(rt):
+            console.print(f"recovery: median {rt.median():.2f}s, p95 {rt.quantile(0.95):.2f}s, max {rt.max():.2f}s")
+    if out is not None:
+        from simsip.api import _atomic_table
+
+        out.mkdir(parents=True, exist_ok=True)
+        _atomic_table(out / "events.csv", ev, "csv")
+        for name in ("timeseries", "outages", "recovery", "faults", "vip"):
+            _atomic_table(out / f"{name}.csv", getattr(met, name), "csv")
+        console.print(f"written: {out}/")
+
+
 @app.command()
 def version() -> None:
     """Print the simsip version."""
