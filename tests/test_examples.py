@@ -1,0 +1,39 @@
+"""Every shipped example loads and runs, and the contrast each one claims holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from simsip.api import load_config, simulate
+from tests.conftest import EXAMPLES
+
+ALL = sorted(EXAMPLES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", ALL, ids=[p.stem for p in ALL])
+def test_example_runs(path, tmp_path):
+    cfg = load_config(path)
+    res = simulate(cfg, replications=min(cfg.replications, 2), out=tmp_path)
+    assert res.status == "ok"
+    assert (tmp_path / "summary.json").is_file() and (tmp_path / "report.html").is_file()
+    ts = res.timeseries
+    assert ts["reachable"].between(0, cfg.phones).all()
+
+
+def test_shared_data_loses_far_less_than_no_replication():
+    none = simulate(load_config(EXAMPLES / "quickstart.yaml"), replications=2)
+    shared = simulate(load_config(EXAMPLES / "shared-data.yaml"), replications=2)
+    a = none.summary["figures"]["unreachable_phone_seconds"]["mean"]
+    b = shared.summary["figures"]["unreachable_phone_seconds"]["mean"]
+    vip = shared.summary["figures"]["vip_move_time"]["mean"]
+    assert b == pytest.approx(1000 * vip, rel=1e-6)  # shared: only the VIP move
+    assert a > 20 * b
+
+
+def test_long_expiry_trades_load_for_loss():
+    short = simulate(load_config(EXAMPLES / "quickstart.yaml"), replications=1).summary["figures"]
+    long = simulate(load_config(EXAMPLES / "long-expiry.yaml"), replications=1).summary["figures"]
+    # steady REGISTER load is N / refresh interval: 1000/108 vs 1000/3240 per second
+    assert short["steady_register_rate"]["mean"] == pytest.approx(1000 / 108, rel=0.15)
+    assert long["steady_register_rate"]["mean"] == pytest.approx(1000 / 3240, rel=0.35)
+    assert long["recovery_median"]["mean"] > 10 * short["recovery_median"]["mean"]
