@@ -40,11 +40,17 @@ class RepMetrics:
     counters: dict[str, int]
 
 
-def _store_segments(log, horizon: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(phone, start, end) of every binding lifetime in one store, cut by replacement and clears."""
+def _store_segments(log, horizon: float, purge_interval: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(phone, start, end) of every binding lifetime in one store, cut by replacement and clears.
+
+    Without ``purge_interval`` a binding ends when it stops routing calls (its ``until``); with it,
+    when the registrar's periodic timer (ticks at multiples of the interval) removes it from memory.
+    """
     t = np.frombuffer(log.t, dtype=np.float64) if len(log.t) else np.zeros(0)
     p = np.frombuffer(log.phone, dtype=np.int64) if len(log.phone) else np.zeros(0, dtype=np.int64)
     u = np.frombuffer(log.until, dtype=np.float64) if len(log.until) else np.zeros(0)
+    if purge_interval:
+        u = np.ceil(u / purge_interval) * purge_interval
     if t.size == 0:
         return p, t, u
     order = np.lexsort((np.arange(t.size), t, p))  # by phone, then time, then save order
@@ -194,6 +200,11 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         if v.size < nb:
             v = np.r_[v, np.zeros(nb - v.size, dtype=np.int64)]
         ts[name] = v
+    # bindings held in memory per store (expired ones stay until the registrar's purge timer)
+    for si, st in enumerate(log.stores):
+        _, bs, be = _store_segments(st, H, cfg.registrar.removal_interval)
+        label = "shared" if cfg.registrar.data == "shared" else log.node_names[log.store_of_node.index(si)]
+        ts[f"bindings_{label}"] = count_at(bs, be, grid)
     serving = serving_intervals(log)
     owner = np.full(nb, "", dtype=object)
     for a, b, node in serving:

@@ -131,3 +131,44 @@ def test_boot_storm_registers_everyone():
     assert ts[ts.time >= 12]["reachable"].min() == 500
     assert ts[ts.time >= 12]["registered"].min() == 500
     assert res.per_replication["peak_register_rate"].iloc[0] >= 500 / 10 * 0.5
+
+
+def test_bindings_held_until_purge_timer():
+    """A binding stays in memory until the first purge tick at or after its expiry (usrloc timer)."""
+    cfg = scenario(
+        duration="200s",
+        fleets=[{"name": "f", "count": 50, "phone": {"expires": "30s", "refresh": {"mode": "percent", "percent": 50}}}],
+        registrar={"min_expires": "10s", "removal_interval": "60s"},
+        faults=[{"node": "a", "at": "20s", "repair_after": "10s"}],
+        ha={"vrrp": {"preempt": False}, "nodes": [{"name": "a", "priority": 150}, {"name": "b", "priority": 100}]},
+    )
+    log = Model(cfg).run()
+    met = compute(cfg, log, 0, np.random.default_rng(0))
+    ts = met.timeseries.set_index("time")
+    # a crashed at 20 s (memory lost); b holds everyone from ~35 s; a never gets traffic again
+    assert ts.loc[10.0, "bindings_a"] == 50 and ts.loc[25.0, "bindings_a"] == 0
+    assert ts.loc[100.0, "bindings_b"] == 50
+    # on b, each phone refreshes every 15 s: one binding per phone, never more
+    assert ts["bindings_b"].max() == 50
+
+
+def test_missed_garp_delays_recovery_by_neighbour_timers():
+    """Phones that miss every GARP keep the dead node's MAC until their ARP entry fails."""
+    base = dict(
+        duration="300s",
+        fleets=[{"name": "f", "count": 200, "phone": {"expires": "60s", "refresh": {"mode": "percent", "percent": 50}}}],
+        registrar={"min_expires": "10s"},
+        faults=[{"node": "master", "at": "50s"}],
+    )
+    ok = simulate(scenario(**base))
+    lost = simulate(scenario(**base, network={"delay": "1ms", "arp": {"garp_loss": 1.0}}))
+    a = ok.recovery.set_index("phone")["recovery_time"]
+    b = lost.recovery.set_index("phone")["recovery_time"].loc[a.index]
+    d = lost.faults["vip_move_time"].iloc[0]
+    # same phases (named streams): missing the GARP can only delay a phone
+    assert (b >= a - 1e-9).all()
+    # the entry must go STALE (at or after the move), a packet starts DELAY (5 s), 3 probes 1 s apart
+    assert b.min() >= d + 8 - 1e-9
+    assert b.mean() > a.mean() + 10
+    assert b.max() <= d + 45 + 30 + 8 + 32 + 30
+    assert lost.per_replication["phones_not_recovered"].iloc[0] == 0
