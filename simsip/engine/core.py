@@ -11,7 +11,7 @@ processes, but cost a tuple and a small object instead of a generator, a ``Timeo
 
 from __future__ import annotations
 
-from heapq import heappush
+from heapq import heappop, heappush
 from typing import Any, Callable
 
 import simpy
@@ -58,4 +58,25 @@ class Sim:
         return self.env.process(gen)
 
     def run(self, until: float) -> None:
-        self.env.run(until=until)
+        """Process events with time < ``until`` (SimPy's ``run(until=...)`` semantics).
+
+        :class:`Call` events are dispatched directly; every other event is processed exactly as
+        ``simpy.Environment.step`` does (callbacks, then the failure check), so SimPy processes,
+        timeouts, conditions and interrupts behave as under ``env.run``.
+        """
+        env = self.env
+        q = self._queue
+        call = Call
+        while q and q[0][0] < until:
+            env._now, _, _, ev = heappop(q)
+            if ev.__class__ is call:
+                ev.fn(*ev.args)
+                continue
+            callbacks, ev.callbacks = ev.callbacks, None
+            for cb in callbacks:
+                cb(ev)
+            if not ev._ok and not hasattr(ev, "_defused"):
+                exc = type(ev._value)(*ev._value.args)
+                exc.__cause__ = ev._value
+                raise exc
+        env._now = until

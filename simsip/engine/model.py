@@ -44,9 +44,17 @@ class Model:
         self.network = Network(self, cfg.network, n_phones)
         self.registrars = [RegistrarNode(self, i, n.name, cfg.registrar, stores[i], self.log) for i, n in enumerate(nodes)]
         self.vrrp = [VrrpInstance(self, i, n.name, n.priority, cfg.ha.vrrp) for i, n in enumerate(nodes)]
+        for reg, v in zip(self.registrars, self.vrrp):
+            reg.vrrp = v
         self.phones = PhoneBank(self, cfg.fleets, self.log)
         self._serving = None
         self._node_epoch = [0] * len(nodes)
+        # times at which a node may crash or restart (scheduled faults and repairs); before the
+        # first of them, a REGISTER's completion cannot be disturbed and is applied directly
+        self._disruptions = sorted(
+            [f.at for f in cfg.faults] + [f.at + f.repair_after for f in cfg.faults if f.repair_after is not None]
+        )
+        self.calm_until = self._disruptions[0] if self._disruptions else float("inf")
         self._partitions: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ topology queries
@@ -83,16 +91,13 @@ class Model:
             self._serving = s
             self.log.serving.append((t, s))
 
-    # ------------------------------------------------------------------ packets
-    def deliver(self, node: int, phone: int, tx: int, requested: float) -> None:
-        """A REGISTER reaches node ``node`` at layer 2; it is processed only if the node holds the VIP."""
-        reg = self.registrars[node]
-        if reg.up and self.vrrp[node].state == MASTER:
-            reg.receive(phone, tx, requested)
-        else:
-            self.phones.lost(phone, tx)
-
     # ------------------------------------------------------------------ faults
+    def _advance_calm(self, t: float) -> None:
+        import bisect
+
+        k = bisect.bisect_right(self._disruptions, t)
+        self.calm_until = self._disruptions[k] if k < len(self._disruptions) else float("inf")
+
     def crash_node(self, node: int, t: float) -> None:
         self._node_epoch[node] += 1
         self.registrars[node].crash(t)
@@ -119,11 +124,13 @@ class Model:
             node = self.node_index(target)
         rec = FaultRecord(index=index, kind=fault.kind, node=self.registrars[node].name if node >= 0 else "", time=env.now)
         self.log.faults.append(rec)
+        self._advance_calm(env.now)
         if node < 0 or not self.registrars[node].up:
             return  # nothing to crash (already down / no master): recorded, no effect
         self.crash_node(node, env.now)
         if fault.repair_after is not None:
             yield env.timeout(fault.repair_after)
+            self._advance_calm(env.now)
             if not self.registrars[node].up:
                 rec.repair_time = env.now
                 self.repair_node(node, env.now)

@@ -18,7 +18,6 @@ transaction timing as an eager timer, with one event fewer per registration.
 
 from __future__ import annotations
 
-import math
 from array import array
 from typing import TYPE_CHECKING
 
@@ -52,6 +51,7 @@ class FleetParams:
         self.max_rtx = ph.timers.max_retransmissions
         self.retry = ph.retry
         self.calls_per_s = ph.calls_per_hour
+        self.refresh_cache: dict[float, float] = {}  # granted expiry -> refresh interval
 
 
 class PhoneBank:
@@ -68,7 +68,8 @@ class PhoneBank:
             first += f.count
         self.n = n = first
         self.fleet_of = np.repeat(np.arange(len(fleets), dtype=np.int16), [f.count for f in fleets])
-        self.fp = [self.params[i] for i in self.fleet_of.tolist()] if n <= 0 else None
+        self._fleet_idx = array("h", self.fleet_of.tolist()) if len(fleets) > 1 else None
+        self._only = self.params[0] if len(fleets) == 1 else None
         # hot per-phone state (array.array: compact, and scalar access yields Python numbers)
         self.tx = array("q", [NO_TX]) * n  # current transaction id
         self.tx_start = array("d", [0.0]) * n
@@ -95,12 +96,14 @@ class PhoneBank:
         self.stray = 0
 
     def fleet(self, p: int) -> FleetParams:
-        return self.params[self.fleet_of[p]] if len(self.params) > 1 else self.params[0]
+        return self._only or self.params[self._fleet_idx[p]]
 
     # ------------------------------------------------------------------ start-up
-    def start(self, registrar_grant, initial_store, t_origin: float = 0.0) -> None:
+    def start(self, registrar_grant, initial_store) -> None:
         """Place every phone at t=0: equilibrium (registered, uniform phase) or boot storm."""
-        from simsip.config.schema import Registrar  # noqa: F401  (type only)
+        self.net = self.model.network
+        # a REGISTER reaching node i at layer 2 (the node checks it is up and holds the VIP)
+        self.receivers = [r.receive for r in self.model.registrars]
 
         call_at = self.sim.call_at
         for fp, fleet in zip(self.params, self.model.cfg.fleets):
@@ -148,21 +151,21 @@ class PhoneBank:
         self.deadline[p] = d if d < end else end
         self.sends[p] = 0
         self.started += 1
-        self.tx_bins.add(now)
+        b = self.tx_bins
+        b.v[int(now * b.inv)] += 1
         self._send(p, tx, now, fp)
 
     def _send(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         self.sends[p] += 1
-        model = self.model
-        net = model.network
-        node = net.target(p, now)
-        if node < 0 or net.lost():
+        net = self.net
+        node = net.target(p, now) if net.lossy_arp else net.vip_mac
+        if node < 0 or (net.loss and net.lost()):
             self.ensure_timer(p, tx)
             return
         t_a = now + net.delay()
         if t_a > self.deadline[p]:
             self.ensure_timer(p, tx)
-        self.sim.call_at(t_a, model.deliver, node, p, tx, fp.expires)
+        self.sim.call_at(t_a, self.receivers[node], p, tx, fp.expires)
 
     def ensure_timer(self, p: int, tx: int) -> None:
         """Make sure Timer E/F is pending for transaction ``tx`` of phone ``p``."""
@@ -196,8 +199,8 @@ class PhoneBank:
 
     def reply(self, p: int, tx: int, t_sent: float, status: int, granted: float, retry_after: float) -> None:
         """A registrar sends a final response; it reaches the phone one network delay later."""
-        net = self.model.network
-        if net.lost():
+        net = self.net
+        if net.loss and net.lost():
             self.ensure_timer(p, tx)
             return
         t_r = t_sent + net.delay()
@@ -221,13 +224,17 @@ class PhoneBank:
         fp = self.fleet(p)
         log = self.log
         if status < 300:
-            self.ok_bins.add(t)
+            b = self.ok_bins
+            b.v[int(t * b.inv)] += 1
             self.succeeded += 1
             self.failures[p] = 0
             log.ph_t.append(t)
             log.ph_p.append(p)
             log.ph_v.append(t + granted)
-            self.sim.call_at(t + fp.refresh.interval(granted), self.begin, p, self.gen[p])
+            ri = fp.refresh_cache.get(granted)
+            if ri is None:
+                ri = fp.refresh_cache[granted] = fp.refresh.interval(granted)
+            self.sim.call_at(t + ri, self.begin, p, self.gen[p])
             return
         (self.r503_bins if status == 503 else self.r4_bins).add(t)
         self.failed += 1
@@ -279,8 +286,4 @@ class PhoneBank:
         return base
 
 
-def fleet_index(bank: PhoneBank) -> np.ndarray:
-    return bank.fleet_of
-
-
-__all__ = ["PhoneBank", "FleetParams", "NO_TX", "math"]
+__all__ = ["PhoneBank", "FleetParams", "NO_TX"]

@@ -95,14 +95,25 @@ class RegistrarNode:
 
     # ------------------------------------------------------------------ requests
     def receive(self, phone: int, tx: int, requested: float) -> None:
-        """A REGISTER (first copy or retransmission) reaches this node's SIP socket."""
+        """A REGISTER (first copy or retransmission) reaches this node at layer 2.
+
+        It is processed only if the node is up and holds the VIP; otherwise it is dropped.
+        """
+        if not self.up or self.vrrp.state != "master":
+            self.model.phones.lost(phone, tx)
+            return
         now = self.sim.env._now
-        self.rx_bins.add(now)
+        rb = self.rx_bins
+        i = int(now * rb.inv)  # bins cover [0, horizon]; events run only before the horizon
+        rb.v[i] += 1
         waiting = self.waiting
         while waiting and waiting[0] <= now:
             waiting.popleft()
         qlen = len(waiting)
-        self.queue_bins.max(now, qlen)
+        if qlen:
+            qv = self.queue_bins.v
+            if qlen > qv[i]:
+                qv[i] = qlen
         if qlen >= self.queue_limit:
             self.rejected += 1
             self.reject_bins.add(now)
@@ -125,14 +136,21 @@ class RegistrarNode:
         phones = self.model.phones
         if finish > phones.deadline[phone]:
             phones.ensure_timer(phone, tx)
-        self.sim.call_at(finish, self.complete, phone, tx, requested, self.epoch)
+        if finish < self.model.calm_until:
+            # No crash or restart can happen before the worker finishes (faults are the only
+            # source of those, and the next one is later): complete now, stamped at ``finish``.
+            self.complete(phone, tx, requested, self.epoch, finish)
+        else:
+            self.sim.call_at(finish, self._complete_event, phone, tx, requested, self.epoch)
 
-    def complete(self, phone: int, tx: int, requested: float, epoch: int) -> None:
-        """A worker finishes a REGISTER: save the binding and answer 200."""
+    def _complete_event(self, phone: int, tx: int, requested: float, epoch: int) -> None:
+        self.complete(phone, tx, requested, epoch, self.sim.env._now)
+
+    def complete(self, phone: int, tx: int, requested: float, epoch: int, now: float) -> None:
+        """A worker finishes a REGISTER at ``now``: save the binding and answer 200."""
         if epoch != self.epoch:  # the node crashed or restarted meanwhile: no reply
             self.model.phones.lost(phone, tx)
             return
-        now = self.sim.env._now
         cfg = self.cfg
         granted = requested if requested >= cfg.min_expires else cfg.min_expires
         if cfg.max_expires and granted > cfg.max_expires:

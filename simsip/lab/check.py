@@ -14,6 +14,7 @@ BINARIES = {
     "tshark": "tshark",
     "ss": "iproute2",
     "setpriv": "util-linux",
+    "iptables": "iptables",
 }
 
 

@@ -86,8 +86,11 @@ echo "$(date +%s%N) $3 $4" >> "{out}"
 """
 
 TRACK_SH = """#!/bin/sh
-# healthy while a kamailio process in this namespace holds a UDP socket on port 5060
-ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q '"kamailio"'
+# healthy while the kamailio whose PID is in the pid file holds its UDP 5060 socket
+# (kill -0 is not enough: a killed but unreaped process still passes it)
+pid=$(cat "{pidfile}" 2>/dev/null) || exit 1
+[ -n "$pid" ] || exit 1
+ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q "pid=$pid,"
 """
 
 
@@ -98,7 +101,7 @@ def write_scripts(spec: LabSpec, node: str, run_dir: Path) -> dict[str, Path]:
     paths = {"notify": notify}
     if spec.track_interval:
         track = run_dir / f"track-{node}.sh"
-        track.write_text(TRACK_SH)
+        track.write_text(TRACK_SH.replace("{pidfile}", str(run_dir / f"kamailio-{node}.pid")))
         os.chmod(track, 0o755)
         paths["track"] = track
     return paths

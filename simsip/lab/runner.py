@@ -427,6 +427,10 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
         meta["status"] = f"error: {type(e).__name__}: {e}"
         raise
     finally:
+        if old_handlers:  # a second Ctrl-C/SIGTERM must not cut the teardown short
+            for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+                old_handlers.setdefault(s, signal.getsignal(s))
+                signal.signal(s, signal.SIG_IGN)
         try:
             lab.procs.stop_all(["prober", "sipp", "tshark", "keepalived-a", "keepalived-b",
                                 "kamailio-a", "kamailio-b", "postgres"])
@@ -450,11 +454,14 @@ def leftovers(run_id: str | None = None) -> dict[str, list]:
     return {"namespaces": names, "pids": sorted({p for n in names for p in netns_pids(n)})}
 
 
-def cleanup_stale() -> dict[str, list]:
-    """Remove leftovers of a crashed run: kill (by PID) processes inside ``simsip-*`` namespaces,
-    then delete those namespaces. Touches nothing without the prefix."""
+def cleanup_stale(run_id: str | None = None) -> dict[str, list]:
+    """Remove leftovers of a crashed run: kill (by PID) the processes inside ``simsip-*``
+    namespaces (only ``simsip-<run_id>-*`` if given), then delete those namespaces. Touches
+    nothing without the prefix. Without ``run_id`` do not call it while another lab run is live."""
     killed, deleted = [], []
     for name in list_lab_namespaces():
+        if run_id is not None and not name.startswith(f"{PREFIX}{run_id}-"):
+            continue
         for pid in netns_pids(name):
             try:
                 os.kill(pid, signal.SIGKILL)

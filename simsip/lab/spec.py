@@ -132,6 +132,10 @@ class LabSpec:
     def master_down_interval(self, prio: int) -> float:
         return 3 * self.advert_int + self.skew_time(prio)
 
+    @property
+    def priorities(self) -> tuple[int, int]:
+        return (self.priority_a, self.priority_b)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["faults"] = [asdict(f) for f in self.faults]

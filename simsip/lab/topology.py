@@ -133,13 +133,16 @@ class Topology:
         sh(["ip", "-n", self.ns("sw"), "link", "set", self.port(node), "up"])
 
     def partition(self) -> None:
-        """Both nodes drop all traffic to each other (blackhole routes inside node namespaces)."""
+        """Both nodes drop all traffic to and from each other (iptables inside the node
+        namespaces; routes cannot do it: keepalived sends its adverts with SO_DONTROUTE)."""
         for n, peer in (("a", "b"), ("b", "a")):
-            sh(["ip", "-n", self.ns(n), "route", "replace", "blackhole", f"{ADDR[peer]}/32"])
+            self.run(n, ["iptables", "-w", "-I", "INPUT", "-s", ADDR[peer], "-j", "DROP"])
+            self.run(n, ["iptables", "-w", "-I", "OUTPUT", "-d", ADDR[peer], "-j", "DROP"])
 
     def heal(self) -> None:
         for n, peer in (("a", "b"), ("b", "a")):
-            sh(["ip", "-n", self.ns(n), "route", "del", "blackhole", f"{ADDR[peer]}/32"], check=False)
+            self.run(n, ["iptables", "-w", "-D", "INPUT", "-s", ADDR[peer], "-j", "DROP"], check=False)
+            self.run(n, ["iptables", "-w", "-D", "OUTPUT", "-d", ADDR[peer], "-j", "DROP"], check=False)
 
     def flush_vip(self, node: str) -> None:
         sh(["ip", "-n", self.ns(node), "addr", "del", f"{VIP}/24", "dev", IFACE], check=False)
