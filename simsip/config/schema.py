@@ -124,10 +124,27 @@ class Fleet(Frozen):
         "equilibrium",
         description="equilibrium: registered at t=0 with uniform refresh phases; boot_storm: all start in boot_window.",
     )
+    phases: Literal["random", "even"] = Field(
+        "random",
+        description="Equilibrium phases: random (independent uniform) or even (phone k at k·R/N, like a SIPp lab).",
+    )
     boot_window: Duration = Field(60.0, ge=0, description="Boot storm: first REGISTERs uniform in [0, window].")
 
 
 # --------------------------------------------------------------------------- registrar
+class Replication(Frozen):
+    """SIP-level replication of the location table (Kamailio DMQ usrloc, OpenSIPS full sharing).
+
+    Every save is sent to the peers asynchronously after the reply; a peer applies it one lag
+    later, so a crash loses the saves still in flight. A node that (re)starts pulls a full sync
+    from a live peer at ``sync_rate`` bindings per second before it has everything.
+    """
+
+    lag: Dist = Field(default_factory=lambda: Dist(mean=0.002), description="Save → applied on the peer (assumption: 2 ms LAN).")
+    sync_on_start: bool = Field(True, description="Pull a full sync from a peer on (re)start (dmq_usrloc sync=1).")
+    sync_rate: Rate = Field(10000.0, gt=0, description="Bindings per second transferred by a full sync (assumption).")
+
+
 class Registrar(Frozen):
     """The registrar software on every HA node (Kamailio-like by default, see models/registrars)."""
 
@@ -148,9 +165,12 @@ class Registrar(Frozen):
     expires_range: float = Field(0.0, ge=0, le=100, description="Kamailio expires_range: granted expiry uniform in [E(1-r%), E].")
     lookup_grace: Duration = Field(0.0, ge=0, description="A binding still routes calls this long after expiry.")
     removal_interval: Duration = Field(60.0, gt=0, description="Expired bindings are purged on this timer.")
-    data: Literal["none", "shared"] = Field(
-        "none", description="Registration data on failover: none = each node keeps what it received; shared = one store."
+    data: Literal["none", "shared", "replicated"] = Field(
+        "none",
+        description="Registration data: none = each node keeps what it received; shared = one store all nodes read "
+        "(usrloc db_mode 3); replicated = SIP-level replication (DMQ) with lag.",
     )
+    replication: Replication = Field(default_factory=Replication, description="Used when data is 'replicated'.")
 
     @model_validator(mode="after")
     def _check(self) -> "Registrar":
@@ -184,8 +204,14 @@ class Vrrp(Frozen):
     preempt_delay: Duration = Field(0.0, ge=0, le=1000, description="Wait after start-up before preempting.")
     garp_master_repeat: int = Field(5, ge=1, le=100, description="GARPs per burst on becoming master.")
     garp_master_delay: Duration = Field(5.0, ge=0, description="Delay of the second GARP burst (0 = none).")
+    garp_lower_prio: bool = Field(
+        True, description="A master that hears a lower-priority master re-announces the VIP (garp_lower_prio_repeat)."
+    )
     advert_delay: Dist = Field(
         default_factory=lambda: Dist(mean=0.0), description="One-way delay of VRRP adverts between the nodes."
+    )
+    first_advert: Duration | None = Field(
+        None, ge=0, description="When the initial master sends its first advert after t=0 (null: a random phase)."
     )
 
     @model_validator(mode="after")
@@ -206,12 +232,31 @@ class Vrrp(Frozen):
         return self.down_timer_adverts * self.advert_int + self.skew(priority)
 
 
+class HealthCheck(Frozen):
+    """keepalived ``vrrp_script``/``track_script`` on each node, checking the local registrar.
+
+    Checks run every ``interval``; ``fall`` consecutive failures put the instance in FAULT (weight
+    0, keepalived's default), which releases the VIP with a priority-0 advert: the backup takes
+    over after its Skew_Time. ``kind: socket`` (the registrar's UDP socket is bound) detects a
+    crashed process but not a hung one; ``kind: sip`` (an OPTIONS probe with ``timeout``) detects
+    both. ``rise`` consecutive successes end the FAULT.
+    """
+
+    kind: Literal["socket", "sip"] = Field("socket", description="What the script checks.")
+    interval: Duration = Field(1.0, gt=0, description="vrrp_script interval (keepalived default 1 s).")
+    fall: int = Field(1, ge=1, le=100, description="Failures before FAULT (keepalived default 1).")
+    rise: int = Field(1, ge=1, le=100, description="Successes before recovering (keepalived default 1).")
+    timeout: Duration = Field(1.0, gt=0, description="Script timeout (sip kind: no answer within it is a failure).")
+    exec_time: Duration = Field(0.0, ge=0, description="Time the script takes to report (assumption: 0; calibrate from a lab).")
+
+
 class Ha(Frozen):
     """The HA control plane that moves the VIP between registrar nodes."""
 
     kind: Literal["keepalived"] = Field("keepalived", description="HA stack.")
     profile: str | None = Field(None, description="HA profile from models/ha (merged).")
     vrrp: Vrrp = Field(default_factory=Vrrp)
+    health_check: HealthCheck | None = Field(None, description="keepalived track_script (null: none, keepalived's default).")
     nodes: tuple[Node, ...] = Field(
         default_factory=lambda: (Node(name="node-a", priority=101), Node(name="node-b", priority=100)),
         min_length=2, max_length=8, description="Registrar nodes sharing the VIP.",
@@ -250,8 +295,22 @@ class Network(Frozen):
 
 
 # --------------------------------------------------------------------------- faults
+FAULT_KINDS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition")
+
+
 class Fault(Frozen):
-    kind: Literal["node_crash"] = Field("node_crash", description="node_crash: registrar and keepalived stop at once.")
+    """A fault at a scheduled time, optionally repaired.
+
+    node_crash: the node stops (registrar and keepalived; no priority-0 advert). process_crash:
+    the registrar dies, keepalived lives (only a health check moves the VIP). process_hang: the
+    registrar takes requests and never answers. process_restart: the registrar stops and starts
+    again after ``repair_after`` (memory lost). link_down: the node's link goes down (keepalived
+    goes to FAULT). partition: the nodes stop hearing each other (split brain); ``node`` is ignored.
+    """
+
+    kind: Literal["node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition"] = Field(
+        "node_crash", description="What fails."
+    )
     node: str = Field("master", description="A node name, or 'master'/'backup' (resolved when the fault fires).")
     at: Duration = Field(..., ge=0, description="When the fault happens.")
     repair_after: Duration | None = Field(None, gt=0, description="Node comes back after this (null: never).")
@@ -263,6 +322,13 @@ class Output(Frozen):
     per_phone: bool = Field(True, description="Write the per-phone outage and recovery tables.")
     format: Literal["csv", "parquet"] = Field("csv", description="Table format.")
     report: bool = Field(True, description="Write report.html.")
+
+
+class LabOptions(Frozen):
+    """Knobs only the real lab uses (``simsip lab run``); the simulator ignores them."""
+
+    probe_interval: Duration = Field(1.0, gt=0, description="Seconds between prober rounds over all AORs.")
+    warmup: Duration | None = Field(None, ge=0, description="Lab time before t=0 so phones are registered (null: R + 5 s).")
 
 
 class Scenario(Frozen):
@@ -279,6 +345,7 @@ class Scenario(Frozen):
     network: Network = Field(default_factory=Network)
     faults: tuple[Fault, ...] = Field(default_factory=tuple, max_length=10_000, description="Scheduled faults.")
     output: Output = Field(default_factory=Output)
+    lab: LabOptions = Field(default_factory=LabOptions, description="Real-lab options (ignored by the simulator).")
 
     @model_validator(mode="after")
     def _cross(self) -> "Scenario":
