@@ -228,7 +228,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
 
     # disturbances: faults and the repairs that follow them
     disturb = [(f.time, "fault", f.index, f.node) for f in log.faults]
-    disturb += [(t, "repair", -1, node) for t, node in log.repairs]
+    disturb += [(t, "repair", -1, node) for t, node, kind in log.repairs]
     disturb.sort(key=lambda x: x[0])
     rec_rows = []
     fault_rows = []

@@ -2,12 +2,14 @@
 
 Components own structure (a registrar node has workers and a store, a VRRP instance has a
 priority), processes own behaviour, and this module connects them: phones send through the
-network to whichever node the VIP's MAC leads to; the node accepts only while it is up and holds
-the VIP; faults crash and repair nodes; every change of who serves the VIP is logged so that
-reachability can be computed after the run.
+network to whichever node the VIP's MAC leads to; the node accepts only while its registrar runs,
+its link is up and it holds the VIP; faults crash, hang, disconnect and repair; every change of
+who serves the VIP is logged so that reachability can be computed after the run.
 """
 
 from __future__ import annotations
+
+import bisect
 
 from simsip.config.schema import Scenario
 from simsip.engine.core import Sim
@@ -15,7 +17,7 @@ from simsip.engine.network import Network
 from simsip.engine.phones import PhoneBank
 from simsip.engine.records import FaultRecord, RunLog, StoreLog
 from simsip.engine.registrar import RegistrarNode, Store
-from simsip.engine.vrrp import DOWN, MASTER, VrrpInstance
+from simsip.engine.vrrp import DOWN, MASTER, HealthCheck, VrrpInstance
 from simsip.rng import Streams
 
 
@@ -41,21 +43,24 @@ class Model:
             self.log.stores = [StoreLog() for _ in nodes]
             stores = [Store(i, n_phones, self.log.stores[i]) for i in range(len(nodes))]
             self.log.store_of_node = list(range(len(nodes)))
+        self.node_up = [True] * len(nodes)
+        self._partitions: set[tuple[int, int]] = set()
         self.network = Network(self, cfg.network, n_phones)
         self.registrars = [RegistrarNode(self, i, n.name, cfg.registrar, stores[i], self.log) for i, n in enumerate(nodes)]
         self.vrrp = [VrrpInstance(self, i, n.name, n.priority, cfg.ha.vrrp) for i, n in enumerate(nodes)]
         for reg, v in zip(self.registrars, self.vrrp):
             reg.vrrp = v
+        hc = cfg.ha.health_check
+        self.checks = [HealthCheck(self, i, hc) for i in range(len(nodes))] if hc is not None else []
         self.phones = PhoneBank(self, cfg.fleets, self.log)
         self._serving = None
         self._node_epoch = [0] * len(nodes)
-        # times at which a node may crash or restart (scheduled faults and repairs); before the
-        # first of them, a REGISTER's completion cannot be disturbed and is applied directly
+        # times at which a registrar may die, hang or restart (scheduled faults and repairs);
+        # before the next of them a REGISTER's completion cannot be disturbed and is applied at once
         self._disruptions = sorted(
-            [f.at for f in cfg.faults] + [f.at + f.repair_after for f in cfg.faults if f.repair_after is not None]
+            [f.at for f in cfg.faults] + [f.at + (f.repair_after or 0.0) for f in cfg.faults]
         )
         self.calm_until = self._disruptions[0] if self._disruptions else float("inf")
-        self._partitions: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ topology queries
     def node_index(self, name: str) -> int:
@@ -67,21 +72,27 @@ class Model:
     def epoch_of(self, node: int) -> int:
         return self._node_epoch[node]
 
+    def link_ok(self, node: int) -> bool:
+        return self.node_up[node] and self.registrars[node].link
+
     def link_up(self, a: int, b: int) -> bool:
-        return (min(a, b), max(a, b)) not in self._partitions
+        """Can VRRP adverts pass between nodes a and b?"""
+        return self.link_ok(a) and self.link_ok(b) and (min(a, b), max(a, b)) not in self._partitions
+
+    path_up = link_up
 
     def vip_owner(self) -> int:
-        """The node the VIP's MAC should lead to: an up master (the highest priority if several)."""
+        """The node that answers ARP for the VIP: an up master (the highest priority if several)."""
         best, prio = -1, -1
         for v in self.vrrp:
-            if v.state == MASTER and v.priority > prio:
+            if v.state == MASTER and v.priority > prio and self.link_ok(v.index):
                 best, prio = v.index, v.priority
         return best
 
     def serving_node(self) -> int:
-        """The node that answers calls routed to the VIP (ingress sees the last GARP): -1 = none."""
-        n = self.network.vip_mac
-        if n >= 0 and self.vrrp[n].state == MASTER and self.registrars[n].up:
+        """The node that answers calls routed to the VIP (the ingress's ARP entry): -1 = none."""
+        n = self.network.ingress_mac
+        if n >= 0 and self.vrrp[n].state == MASTER and self.registrars[n].up and self.link_ok(n):
             return n
         return -1
 
@@ -91,66 +102,125 @@ class Model:
             self._serving = s
             self.log.serving.append((t, s))
 
+    def vrrp_changed(self, node: int, old: str, new: str, t: float) -> None:
+        if old == MASTER and new != MASTER:
+            self.network.vip_released(node, t)
+        self.update_serving(t)
+
     # ------------------------------------------------------------------ faults
     def _advance_calm(self, t: float) -> None:
-        import bisect
-
         k = bisect.bisect_right(self._disruptions, t)
         self.calm_until = self._disruptions[k] if k < len(self._disruptions) else float("inf")
 
+    def _resolve(self, target: str) -> int:
+        if target == "master":
+            return self.vip_owner()
+        if target == "backup":
+            return next((v.index for v in self.vrrp if v.state not in (MASTER, DOWN)), -1)
+        return self.node_index(target)
+
     def crash_node(self, node: int, t: float) -> None:
         self._node_epoch[node] += 1
+        self.node_up[node] = False
         self.registrars[node].crash(t)
         self.vrrp[node].crash()
+        if self.checks:
+            self.checks[node].stop()
+        self.network.vip_released(node, t)
         self.update_serving(t)
 
     def repair_node(self, node: int, t: float) -> None:
         self._node_epoch[node] += 1
+        self.node_up[node] = True
+        self.registrars[node].link = True
         self.registrars[node].restart(t)
         self.vrrp[node].start(as_master=False)
-        self.log.repairs.append((t, self.registrars[node].name))
+        if self.checks:
+            self.checks[node].start()
+        self.update_serving(t)
+
+    def _apply(self, kind: str, node: int, t: float) -> None:
+        reg = self.registrars[node] if node >= 0 else None
+        if kind == "node_crash":
+            self.crash_node(node, t)
+        elif kind in ("process_crash", "process_restart"):
+            reg.crash(t)
+        elif kind == "process_hang":
+            reg.hung = True
+        elif kind == "link_down":
+            reg.link = False
+            self.vrrp[node].fault("interface")  # keepalived tracks its interface
+            self.network.vip_released(node, t)
+        elif kind == "partition":
+            n = len(self.vrrp)
+            self._partitions |= {(a, b) for a in range(n) for b in range(a + 1, n)}
+        self.update_serving(t)
+
+    def _repair(self, kind: str, node: int, t: float) -> None:
+        reg = self.registrars[node] if node >= 0 else None
+        if kind == "node_crash":
+            self.repair_node(node, t)
+        elif kind in ("process_crash", "process_restart", "process_hang"):
+            if self.node_up[node]:
+                if kind == "process_hang":
+                    reg.crash(t)  # a hung registrar is repaired by restarting it
+                reg.restart(t)
+        elif kind == "link_down":
+            reg.link = True
+            self.vrrp[node].clear_fault("interface")
+        elif kind == "partition":
+            self._partitions.clear()
+        self.log.repairs.append((t, reg.name if reg is not None else "", kind))
         self.update_serving(t)
 
     def _fault_process(self, index: int, fault):
         env = self.sim.env
         if fault.at > env.now:
             yield env.timeout(fault.at - env.now)
-        target = fault.node
-        if target == "master":
-            node = self.vip_owner()
-        elif target == "backup":
-            node = next((v.index for v in self.vrrp if v.state not in (MASTER, DOWN)), -1)
-        else:
-            node = self.node_index(target)
-        rec = FaultRecord(index=index, kind=fault.kind, node=self.registrars[node].name if node >= 0 else "", time=env.now)
+        node = -1 if fault.kind == "partition" else self._resolve(fault.node)
+        name = self.registrars[node].name if node >= 0 else ("" if fault.kind != "partition" else "*")
+        rec = FaultRecord(index=index, kind=fault.kind, node=name, time=env.now)
         self.log.faults.append(rec)
         self._advance_calm(env.now)
-        if node < 0 or not self.registrars[node].up:
-            return  # nothing to crash (already down / no master): recorded, no effect
-        self.crash_node(node, env.now)
-        if fault.repair_after is not None:
-            yield env.timeout(fault.repair_after)
+        if fault.kind != "partition" and (node < 0 or not self.node_up[node]):
+            return  # nothing to break (no such node up): recorded, no effect
+        self._apply(fault.kind, node, env.now)
+        repair = fault.repair_after
+        if repair is None and fault.kind == "process_restart":
+            repair = 0.0
+        if repair is not None:
+            if repair > 0:
+                yield env.timeout(repair)
             self._advance_calm(env.now)
-            if not self.registrars[node].up:
-                rec.repair_time = env.now
-                self.repair_node(node, env.now)
+            rec.repair_time = env.now
+            self._repair(fault.kind, node, env.now)
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunLog:
         cfg = self.cfg
         env = self.sim.env
+        vcfg = cfg.ha.vrrp
         # VRRP at equilibrium: the highest priority node is master, adverts at a random phase
         order = sorted(range(len(self.vrrp)), key=lambda i: -self.vrrp[i].priority)
         master = order[0]
-        phase = self.streams("vrrp.phase").random() * cfg.ha.vrrp.advert_int
-        last_advert = -phase
+        if vcfg.first_advert is not None:
+            first = vcfg.first_advert % vcfg.advert_int
+        else:
+            first = self.streams("vrrp.phase").random() * vcfg.advert_int
+        last_advert = first - vcfg.advert_int
         self.vrrp[master].start(as_master=True, last_advert=last_advert)
         for i in order[1:]:
             v = self.vrrp[i]
             v.start(as_master=False)
             v.down_deadline = last_advert + v.mdi
+        for hc in self.checks:
+            hc.start()
         initial_store = self.registrars[master].store
         self.phones.start(cfg.registrar.grant, initial_store)
+        if cfg.registrar.data == "replicated":
+            for r in self.registrars:
+                if r is not self.registrars[master]:
+                    r.store.bulk_copy_from(initial_store)
         for i, f in enumerate(cfg.faults):
             env.process(self._fault_process(i, f))
         self.update_serving(0.0)
@@ -170,17 +240,16 @@ class Model:
         c["transactions_succeeded"] = ph.succeeded
         c["transactions_failed"] = ph.failed
         c["transactions_timed_out"] = ph.timed_out
-        c["transactions_open"] = sum(1 for p in range(ph.n) if ph.tx[p] >= 0) if ph.n <= 2_000_000 else -1
+        c["transactions_open"] = sum(1 for x in ph.tx if x >= 0)
         c["phones_gave_up"] = ph.gave_up
         c["stray_responses"] = ph.stray
         for r in self.registrars:
             c[f"served_{r.name}"] = r.served
             c[f"rejected_{r.name}"] = r.rejected
-        self.log.counters = c
+            if r.replicated:
+                c[f"replicas_sent_{r.name}"] = r.replicas_sent
+                c[f"replicas_lost_{r.name}"] = r.replicas_lost
 
 
 def run_replication(cfg: Scenario, replication: int, seed: int | None = None) -> RunLog:
     return Model(cfg, replication, seed).run()
-
-
-__all__ = ["Model", "run_replication", "DOWN"]

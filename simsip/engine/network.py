@@ -6,18 +6,28 @@ ARP entry for the VIP holds the MAC of the node that last announced it with a gr
 ``garp_master_delay`` later). A node that is down, or up but no longer holding the VIP, drops what
 it gets.
 
-Hosts that miss every GARP keep the old MAC (Linux updates an existing entry on a GARP but never
-learns one it missed). Their entry stays REACHABLE for up to 1.5 × ``base_reachable_time`` after
-its last confirmation; the first packet after that starts DELAY (``delay_first_probe_time``), then
-``ucast_solicit`` unicast probes ``retrans_time`` apart go to the old MAC; unanswered, the entry
-fails and the next packet re-resolves by broadcast, reaching the new owner. In ``gateway`` mode the
-phones sit behind one router whose single ARP entry (Cisco IOS timeout 4 h) carries everyone.
+Hosts that miss every GARP — or whose entry points at a node that gave the VIP up without anyone
+announcing it again (a split brain healed the wrong way round, keepalived#893) — keep the old MAC.
+Linux updates an existing entry on a GARP but never learns one it missed; the entry stays REACHABLE
+for up to 1.5 × ``base_reachable_time`` after its last confirmation; the first packet after that
+starts DELAY (``delay_first_probe_time``), then ``ucast_solicit`` unicast probes ``retrans_time``
+apart go to the old MAC; unanswered, the entry fails and the next packet re-resolves by broadcast,
+reaching the node that holds the VIP. In ``gateway`` mode the phones sit behind one router whose
+single ARP entry (Cisco IOS timeout 4 h, no probing) carries everyone.
+
+The *ingress* — the proxy or SBC that sends incoming calls to the VIP — is one more host with its
+own ARP entry; it decides which node's bindings a call is looked up in.
+
+While every host follows every GARP (the common case) no per-phone state exists: all traffic goes
+to the last announcer. Per-phone neighbour entries are created only when some host can diverge.
 """
 
 from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from simsip.config.schema import Network as NetworkCfg
 from simsip.engine.dists import sampler
@@ -30,60 +40,107 @@ class Network:
     def __init__(self, model: "Model", cfg: NetworkCfg, phones: int):
         self.model = model
         self.cfg = cfg
+        self.n = phones
         self.delay = sampler(cfg.delay, model.streams("network.delay"))
         self.loss = cfg.loss
         self.rnd = model.streams("network.loss")
         self.arp_rnd = model.streams("network.arp")
-        self.vip_mac = -1  # node whose MAC hosts use for the VIP (reliable-GARP view)
         arp = cfg.arp
-        self.lossy_arp = arp.garp_loss > 0
         self.mode = arp.mode
         self.probe_time = arp.delay_first_probe_time + arp.ucast_solicit * arp.retrans_time
-        if self.lossy_arp and self.mode == "per_phone":
-            self.arp_node = [-1] * phones
-            self.arp_reach_until = [math.inf] * phones
-            self.arp_fail_at = [math.inf] * phones
-        self.gw_node = -1
+        self.vip_mac = -1  # the last announcer: where every host's traffic goes in the common case
+        self.lossy_arp = False  # per-host neighbour entries in use
+        self.ingress_mac = -1
+        self.ingress_fail_at = math.inf
+        self._garp_count = 0
+        if arp.garp_loss > 0:
+            self._enable_per_host(-1, 0.0, stale=False)
+
+    # ------------------------------------------------------------------ per-host ARP state
+    def _enable_per_host(self, node: int, t: float, stale: bool) -> None:
+        """Give every phone (or the gateway) its own neighbour entry, currently pointing at ``node``."""
+        self.lossy_arp = True
+        base = self.cfg.arp.base_reachable_time
+        if self.mode == "per_phone":
+            self.arp_node = [node] * self.n
+            self.arp_fail_at = [math.inf] * self.n
+            if stale:
+                gen = self.model.streams.generator(f"network.arp.entries.{t!r}")
+                self.arp_reach_until = (t + gen.random(self.n) * 1.5 * base).tolist()
+            else:
+                self.arp_reach_until = [math.inf] * self.n
+        self.gw_node = node
         self.gw_switch_at = math.inf
-        self.gw_next = -1
+        if stale and self.mode == "gateway":
+            self.gw_switch_at = t + self.arp_rnd.random() * self.cfg.arp.gateway_timeout
 
     # ------------------------------------------------------------------ GARP
     def garp(self, node: int, t: float, repeat: int, initial: bool = False) -> None:
         """Node ``node`` announces the VIP with a burst of ``repeat`` GARPs at time ``t``."""
-        self.model.log.garps.append((t, node))
-        if initial or not self.lossy_arp:
-            self.vip_mac = node
-            if self.lossy_arp:
-                if self.mode == "per_phone":
-                    self.arp_node = [node] * len(self.arp_node)
-                self.gw_node = node
-            self.model.update_serving(t)
+        if not initial and not self.model.link_ok(node):
             return
-        miss = self.cfg.arp.garp_loss ** repeat  # all copies of the burst missed
-        base = self.cfg.arp.base_reachable_time
-        if self.mode == "per_phone":
-            import numpy as np
-
-            gen = self.model.streams.generator(f"network.arp.garp.{t!r}")
-            n = len(self.arp_node)
-            got = gen.random(n) >= miss
-            reach = t + gen.random(n) * 1.5 * base
-            arp_node, reach_until, fail_at = self.arp_node, self.arp_reach_until, self.arp_fail_at
-            for p in np.flatnonzero(got).tolist():
-                arp_node[p] = node
-                fail_at[p] = math.inf
-            for p in np.flatnonzero(~got).tolist():
-                if arp_node[p] != node:
-                    reach_until[p] = float(reach[p])
+        self.model.log.garps.append((t, node))
+        self._garp_count += 1
+        miss = 0.0 if initial else self.cfg.arp.garp_loss ** repeat  # every copy of the burst missed
+        # the ingress
+        if miss == 0.0 or self.arp_rnd.random() >= miss:
+            self.ingress_mac = node
+            self.ingress_fail_at = math.inf
         else:
-            if self.arp_rnd.random() >= miss:
-                self.gw_node = node
-                self.gw_switch_at = math.inf
-            elif self.gw_node != node:
-                # the router keeps the stale entry until its ARP timeout ages it out
-                self.gw_switch_at = t + self.arp_rnd.random() * self.cfg.arp.gateway_timeout
+            self._ingress_orphaned(t)
         self.vip_mac = node
+        if self.lossy_arp:
+            if self.mode == "per_phone":
+                if miss == 0.0:
+                    self.arp_node = [node] * self.n
+                    self.arp_fail_at = [math.inf] * self.n
+                else:
+                    gen = self.model.streams.generator(f"network.arp.garp.{self._garp_count}")
+                    got = gen.random(self.n) >= miss
+                    reach = t + gen.random(self.n) * 1.5 * self.cfg.arp.base_reachable_time
+                    arp_node, reach_until, fail_at = self.arp_node, self.arp_reach_until, self.arp_fail_at
+                    for p in np.flatnonzero(got).tolist():
+                        arp_node[p] = node
+                        fail_at[p] = math.inf
+                    for p in np.flatnonzero(~got).tolist():
+                        if arp_node[p] != node and reach_until[p] == math.inf:
+                            reach_until[p] = float(reach[p])
+            else:
+                if miss == 0.0 or self.arp_rnd.random() >= miss:
+                    self.gw_node = node
+                    self.gw_switch_at = math.inf
+                elif self.gw_node != node and self.gw_switch_at == math.inf:
+                    # the router keeps the stale entry until its ARP timeout ages it out
+                    self.gw_switch_at = t + self.arp_rnd.random() * self.cfg.arp.gateway_timeout
         self.model.update_serving(t)
+
+    def vip_released(self, node: int, t: float) -> None:
+        """``node`` stopped holding the VIP. If another node holds it without having announced it,
+        hosts still pointing at ``node`` are orphaned until their neighbour entries fail."""
+        owner = self.model.vip_owner()
+        if owner < 0 or owner == node:
+            return
+        if self.vip_mac == node and not self.lossy_arp:
+            self._enable_per_host(node, t, stale=True)
+        if self.ingress_mac == node:
+            self._ingress_orphaned(t)
+
+    def _ingress_orphaned(self, t: float) -> None:
+        """The ingress's entry no longer leads to the VIP holder: it fails after REACHABLE + probes."""
+        if self.ingress_fail_at == math.inf:
+            reach = self.arp_rnd.random() * 1.5 * self.cfg.arp.base_reachable_time
+            self.ingress_fail_at = t + reach + self.probe_time
+            self.model.sim.call_at(self.ingress_fail_at, self._ingress_resolve)
+
+    def _ingress_resolve(self) -> None:
+        t = self.model.sim.now
+        if t < self.ingress_fail_at:
+            return
+        owner = self.model.vip_owner()
+        self.ingress_fail_at = math.inf
+        if owner >= 0 and self.ingress_mac != owner:
+            self.ingress_mac = owner
+            self.model.update_serving(t)
 
     # ------------------------------------------------------------------ routing
     def target(self, phone: int, t: float) -> int:
@@ -97,7 +154,7 @@ class Network:
                 self.gw_switch_at = math.inf
             return self.gw_node
         n = self.arp_node[phone]
-        if n == owner or owner < 0:
+        if n == owner or owner < 0 or (n >= 0 and self.model.vrrp[n].state == "master"):
             return n
         fail_at = self.arp_fail_at[phone]
         if fail_at == math.inf:

@@ -123,7 +123,11 @@ class PhoneBank:
             intervals = np.array([fp.refresh.interval(g) for g in grants.tolist()]) if rng_cfg else np.full(
                 fp.count, fp.refresh.interval(granted)
             )
-            last = -gen.random(fp.count) * intervals  # last successful refresh, uniform in its interval
+            if fleet.phases == "even":  # phone k at k·R/N, as a SIPp lab starts its calls
+                u = (np.arange(fp.count) + 0.5) / fp.count
+            else:
+                u = gen.random(fp.count)
+            last = -u * intervals  # last successful refresh, uniform in its interval
             grace = self.model.cfg.registrar.lookup_grace
             log = self.log
             for p, t0, g, r in zip(range(lo, hi), last.tolist(), grants.tolist(), intervals.tolist()):

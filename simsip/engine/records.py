@@ -76,6 +76,10 @@ class RunLog:
     # (time, node) adverts sent (kept only around faults would be enough; they are few)
     adverts: list[tuple[float, int]] = field(default_factory=list)
     garps: list[tuple[float, int]] = field(default_factory=list)
+    # (time, node, "fail"/"ok") health-check verdicts that changed keepalived's state
+    checks: list[tuple[float, str, str]] = field(default_factory=list)
+    # (time, store, phone count) full syncs of a restarted node, and replication messages lost
+    syncs: list[tuple[float, int, int]] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     repairs: list[tuple[float, str]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)

@@ -47,6 +47,13 @@ class Store:
         log.phone.append(phone)
         log.until.append(until)
 
+    def bulk_copy_from(self, other: "Store") -> None:
+        """Start as a full replica of ``other`` (a replicated standby at equilibrium)."""
+        self.until = list(other.until)
+        self.log.t.extend(other.log.t)
+        self.log.phone.extend(other.log.phone)
+        self.log.until.extend(other.log.until)
+
     def clear(self, t: float) -> None:
         self.until = [float("-inf")] * len(self.until)
         self.log.clears.append(t)
@@ -63,7 +70,9 @@ class RegistrarNode:
         self.cfg = cfg
         self.store = store
         self.log = log
-        self.up = True
+        self.up = True  # the registrar process runs (on a node that is up)
+        self.hung = False  # takes requests, never answers
+        self.link = True  # the node's network link
         self.epoch = 0
         self.workers = cfg.workers
         self.free_at = [0.0] * cfg.workers  # heap of worker free times
@@ -71,27 +80,44 @@ class RegistrarNode:
         self.queue_limit = cfg.queue_limit
         self.service = sampler(cfg.service_time, model.streams(f"registrar.{name}.service"))
         self.rnd = model.streams(f"registrar.{name}.grant")
+        self.replicated = cfg.data == "replicated"
+        if self.replicated:
+            self.lag = sampler(cfg.replication.lag, model.streams(f"registrar.{name}.replication"))
         self.rx_bins = log.bin(f"register_rx_{name}")
         self.queue_bins = log.bin(f"queue_{name}")
         self.reject_bins = log.bin(f"rejected_{name}")
         self.served = 0
         self.rejected = 0
+        self.replicas_sent = 0
+        self.replicas_lost = 0
         self.record_waits = False
         self.waits: list[float] = []
+        self.vrrp = None  # set by the model
 
     # ------------------------------------------------------------------ life cycle
     def crash(self, t: float) -> None:
+        """The registrar process stops: in-flight work is lost, and memory unless the store is shared."""
         self.up = False
+        self.hung = False
         self.epoch += 1
         self.waiting.clear()
-        if self.model.cfg.registrar.data == "none":
+        if self.cfg.data != "shared":
             self.store.clear(t)
 
     def restart(self, t: float) -> None:
         self.up = True
+        self.hung = False
         self.epoch += 1
         self.free_at = [t] * self.workers
         self.waiting.clear()
+        if self.replicated and self.cfg.replication.sync_on_start:
+            self._full_sync(t)
+
+    def check_ok(self, kind: str) -> bool:
+        """What keepalived's track_script sees: the socket is bound (socket) / OPTIONS answered (sip)."""
+        if not self.up:
+            return False
+        return not (kind == "sip" and self.hung)
 
     # ------------------------------------------------------------------ requests
     def receive(self, phone: int, tx: int, requested: float) -> None:
@@ -99,13 +125,16 @@ class RegistrarNode:
 
         It is processed only if the node is up and holds the VIP; otherwise it is dropped.
         """
-        if not self.up or self.vrrp.state != "master":
+        if not self.up or not self.link or self.vrrp.state != "master":
             self.model.phones.lost(phone, tx)
             return
         now = self.sim.env._now
         rb = self.rx_bins
         i = int(now * rb.inv)  # bins cover [0, horizon]; events run only before the horizon
         rb.v[i] += 1
+        if self.hung:
+            self.model.phones.lost(phone, tx)
+            return
         waiting = self.waiting
         while waiting and waiting[0] <= now:
             waiting.popleft()
@@ -148,7 +177,7 @@ class RegistrarNode:
 
     def complete(self, phone: int, tx: int, requested: float, epoch: int, now: float) -> None:
         """A worker finishes a REGISTER at ``now``: save the binding and answer 200."""
-        if epoch != self.epoch:  # the node crashed or restarted meanwhile: no reply
+        if epoch != self.epoch or self.hung:  # the process died or hung meanwhile: no reply
             self.model.phones.lost(phone, tx)
             return
         cfg = self.cfg
@@ -157,6 +186,57 @@ class RegistrarNode:
             granted = cfg.max_expires
         if cfg.expires_range:
             granted = granted * (1.0 - cfg.expires_range / 100.0 * self.rnd.random())
-        self.store.save(now, phone, now + granted + cfg.lookup_grace)
+        until = now + granted + cfg.lookup_grace
+        self.store.save(now, phone, until)
         self.served += 1
+        if self.replicated:
+            self._replicate(now, phone, until)
         self.model.phones.reply(phone, tx, now, 200, granted, 0.0)
+
+    # ------------------------------------------------------------------ replication (DMQ-like)
+    def _replicate(self, now: float, phone: int, until: float) -> None:
+        """Send the save to every peer; each applies it one lag later (asynchronous, after the reply)."""
+        for peer in self.model.registrars:
+            if peer is not self:
+                self.replicas_sent += 1
+                self.sim.call_at(now + self.lag(), peer.apply_replica, self.index, self.epoch, phone, until)
+
+    def apply_replica(self, src: int, src_epoch: int, phone: int, until: float) -> None:
+        source = self.model.registrars[src]
+        if (
+            source.epoch != src_epoch  # the sender died before the update left it
+            or not self.up
+            or not self.model.path_up(src, self.index)
+        ):
+            self.replicas_lost += 1
+            return
+        self.store.save(self.sim.env._now, phone, until)
+
+    def _full_sync(self, t: float) -> None:
+        """Pull every binding from a live peer at ``sync_rate`` (dmq_usrloc sync on start-up)."""
+        donor = next(
+            (r for r in self.model.registrars if r is not self and r.up and self.model.path_up(r.index, self.index)), None
+        )
+        if donor is None:
+            return
+        phones = [p for p, u in enumerate(donor.store.until) if u > t]
+        self.log.syncs.append((t, self.index, len(phones)))
+        if not phones:
+            return
+        rate = self.cfg.replication.sync_rate
+        chunks = min(50, len(phones))
+        size = -(-len(phones) // chunks)
+        for k in range(0, len(phones), size):
+            part = phones[k : k + size]
+            self.sim.call_at(t + (k + len(part)) / rate, self._apply_sync, donor.index, donor.epoch, self.epoch, part)
+
+    def _apply_sync(self, donor: int, donor_epoch: int, my_epoch: int, part: list[int]) -> None:
+        d = self.model.registrars[donor]
+        if d.epoch != donor_epoch or my_epoch != self.epoch or not self.model.path_up(donor, self.index):
+            return
+        now = self.sim.env._now
+        mine, theirs = self.store.until, d.store.until
+        for p in part:
+            u = theirs[p]
+            if u > now and u > mine[p]:
+                self.store.save(now, p, u)

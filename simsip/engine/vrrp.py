@@ -9,9 +9,14 @@ after the master's *last* advert — between MDI − advert_int and MDI after th
 
 Preemption: a backup with a higher priority ignores adverts from a lower-priority master and so
 takes over after its own down timer; with ``preempt_delay`` it accepts them for that long after
-start-up first. The displaced master sees a higher-priority advert and steps down. keepalived
-starts every instance as BACKUP (unless priority 255) — a repaired node therefore waits one
-Master_Down_Interval before it preempts, which is the second outage of a failback.
+start-up first. The displaced master sees a higher-priority advert and steps down; a master that
+hears a *lower*-priority master (a healed split brain) re-announces the VIP with GARPs.
+keepalived starts every instance as BACKUP (unless priority 255) — a repaired node therefore waits
+one Master_Down_Interval before it preempts, which is the second outage of a failback.
+
+FAULT: a failed ``track_script`` (health check) or a downed interface puts the instance in FAULT.
+A master entering FAULT sends a priority-0 advert (if its link is up), so the backup takes over
+after only its Skew_Time; leaving FAULT the instance starts again as BACKUP.
 
 Each instance is a SimPy process; a node crash interrupts it (``simpy.Interrupt``).
 """
@@ -28,7 +33,7 @@ from simsip.engine.dists import sampler
 if TYPE_CHECKING:  # pragma: no cover
     from simsip.engine.model import Model
 
-BACKUP, MASTER, DOWN = "backup", "master", "down"
+BACKUP, MASTER, FAULT, DOWN = "backup", "master", "fault", "down"
 
 
 class VrrpInstance:
@@ -47,36 +52,67 @@ class VrrpInstance:
         self.advert_delay = sampler(cfg.advert_delay, model.streams(f"vrrp.{name}.delay"))
         self.mdi = cfg.master_down_interval(priority)
         self.skew = cfg.skew(priority)
+        self.fault_reasons: set[str] = set()
 
     # ------------------------------------------------------------------ life cycle
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
         """Start keepalived on this node (``as_master``: already elected at t=0)."""
         now = self.env.now
         self.started_at = now
+        self.fault_reasons.clear()
         if as_master:
             self._set(MASTER)
             self.model.network.garp(self.index, now, self.cfg.garp_master_repeat, initial=True)
             first = (last_advert + self.cfg.advert_int) if last_advert is not None else now
             self.proc = self.env.process(self._master_loop(first))
         else:
-            self._set(BACKUP)
-            if self.priority == 255:
-                self.down_deadline = now
-            else:
-                self.down_deadline = now + self.mdi
-            self.proc = self.env.process(self._backup_loop())
+            self._enter_backup(now)
+
+    def _enter_backup(self, now: float) -> None:
+        self._stop_proc()
+        self._set(BACKUP)
+        self.down_deadline = now if self.priority == 255 else now + self.mdi
+        self.proc = self.env.process(self._backup_loop())
+
+    def _stop_proc(self) -> None:
+        if self.proc is not None and self.proc.is_alive and self.proc is not self.env.active_process:
+            self.proc.interrupt("stop")
+        self.proc = None
+        self.wake = None
 
     def crash(self) -> None:
-        if self.proc is not None and self.proc.is_alive:
-            self.proc.interrupt("crash")
-        self.proc = None
+        self._stop_proc()
         self._set(DOWN)
 
     def _set(self, state: str) -> None:
         if state != self.state:
+            old = self.state
             self.state = state
             self.model.log.vrrp.append((self.env.now, self.name, state))
-            self.model.update_serving(self.env.now)
+            self.model.vrrp_changed(self.index, old, state, self.env.now)
+
+    # ------------------------------------------------------------------ FAULT
+    def fault(self, reason: str) -> None:
+        """Enter FAULT (failed track_script, interface down)."""
+        if self.state == DOWN:
+            return
+        self.fault_reasons.add(reason)
+        if self.state == FAULT:
+            return
+        was_master = self.state == MASTER
+        self._stop_proc()
+        if was_master:
+            self._send_advert(0)  # release: the backup takes over after its Skew_Time
+        self._set(FAULT)
+
+    def clear_fault(self, reason: str) -> None:
+        if self.state != FAULT:
+            self.fault_reasons.discard(reason)
+            return
+        self.fault_reasons.discard(reason)
+        if not self.fault_reasons:
+            self.started_at = self.env.now
+            self._enter_backup(self.env.now)
 
     # ------------------------------------------------------------------ processes
     def _backup_loop(self):
@@ -90,15 +126,20 @@ class VrrpInstance:
             self.wake = None
         except simpy.Interrupt:
             return
+        self.proc = None
         self._become_master()
 
     def _become_master(self) -> None:
         now = self.env.now
         self._set(MASTER)
+        self._announce(now)
+        self.proc = self.env.process(self._master_loop(now))
+
+    def _announce(self, now: float) -> None:
+        """A burst of GARPs now and another ``garp_master_delay`` later."""
         self.model.network.garp(self.index, now, self.cfg.garp_master_repeat)
         if self.cfg.garp_master_delay > 0:
             self.model.sim.call_at(now + self.cfg.garp_master_delay, self._second_garp, self.model.epoch_of(self.index))
-        self.proc = self.env.process(self._master_loop(now))
 
     def _second_garp(self, epoch: int) -> None:
         if self.state == MASTER and self.model.epoch_of(self.index) == epoch:
@@ -123,33 +164,99 @@ class VrrpInstance:
                 self.model.sim.call_at(now + self.advert_delay(), peer.on_advert, self.index, priority)
 
     # ------------------------------------------------------------------ receiving adverts
+    def _higher(self, priority: int, src: int) -> bool:
+        """Does an advert with this priority from ``src`` beat us (ties: the higher name wins)?"""
+        return priority > self.priority or (priority == self.priority and self.model.vrrp[src].name > self.name)
+
     def on_advert(self, src: int, priority: int) -> None:
-        if self.state == DOWN:
+        if self.state in (DOWN, FAULT) or not self.model.link_up(src, self.index):
             return
         now = self.env.now
-        src_name = self.model.vrrp[src].name
         if self.state == BACKUP:
             if priority == 0:
                 self._reset(now + self.skew)
-            elif (
-                not self.cfg.preempt
-                or priority > self.priority
-                or (priority == self.priority and src_name > self.name)
-                or now < self.started_at + self.cfg.preempt_delay
-            ):
+            elif not self.cfg.preempt or self._higher(priority, src) or now < self.started_at + self.cfg.preempt_delay:
                 self._reset(now + self.mdi)
-            # else: a lower-priority master and we preempt: ignore, our timer runs out
+            # else: a lower-priority master and we preempt: ignore it, our timer runs out
         elif self.state == MASTER:
-            if priority > self.priority or (priority == self.priority and src_name > self.name):
-                # step down
-                if self.proc is not None and self.proc.is_alive:
-                    self.proc.interrupt("step down")
-                self._set(BACKUP)
-                self.down_deadline = now + self.mdi
-                self.proc = self.env.process(self._backup_loop())
+            if priority == 0:
+                return
+            if self._higher(priority, src):
+                self._enter_backup(now)  # step down
+            elif self.cfg.garp_lower_prio:
+                # two masters (healed split brain): assert ourselves with an advert and GARPs
+                self._send_advert(self.priority)
+                self.model.network.garp(self.index, now, self.cfg.garp_master_repeat)
 
     def _reset(self, deadline: float) -> None:
         earlier = deadline < self.down_deadline
         self.down_deadline = deadline
         if earlier and self.wake is not None and not self.wake.triggered:
             self.wake.succeed()  # the sleeping backup must re-arm for the earlier deadline
+
+
+class HealthCheck:
+    """keepalived ``vrrp_script`` on one node: periodic checks of the local registrar."""
+
+    def __init__(self, model: "Model", node: int, cfg):
+        self.model = model
+        self.env = model.sim.env
+        self.node = node
+        self.cfg = cfg
+        self.fails = 0
+        self.oks = 0
+        self.failed = False
+        self.proc: simpy.Process | None = None
+        self.rnd = model.streams(f"healthcheck.{model.registrars[node].name}")
+
+    def start(self, phase: float | None = None) -> None:
+        self.fails = self.oks = 0
+        self.failed = False
+        first = self.rnd.random() * self.cfg.interval if phase is None else phase
+        self.proc = self.env.process(self._loop(first))
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.is_alive:
+            self.proc.interrupt("stop")
+        self.proc = None
+
+    def _loop(self, first: float):
+        try:
+            yield self.env.timeout(first)
+            while True:
+                ok = self.model.registrars[self.node].check_ok(self.cfg.kind)
+                if ok:
+                    self.oks += 1
+                    self.fails = 0
+                    if self.failed and self.oks >= self.cfg.rise:
+                        self.failed = False
+                        self._report(False)
+                else:
+                    self.fails += 1
+                    self.oks = 0
+                    if not self.failed and self.fails >= self.cfg.fall:
+                        self.failed = True
+                        self._report(True)
+                yield self.env.timeout(self.cfg.interval)
+        except simpy.Interrupt:
+            return
+
+    def _report(self, failed: bool) -> None:
+        v = self.model.vrrp[self.node]
+        epoch = self.model.epoch_of(self.node)
+
+        def apply() -> None:
+            if self.model.epoch_of(self.node) != epoch:
+                return
+            if failed:
+                self.model.log.checks.append((self.env.now, v.name, "fail"))
+                v.fault("track_script")
+            else:
+                self.model.log.checks.append((self.env.now, v.name, "ok"))
+                v.clear_fault("track_script")
+
+        delay = self.cfg.exec_time + (self.cfg.timeout if (failed and self.cfg.kind == "sip") else 0.0)
+        if delay > 0:
+            self.model.sim.call_at(self.env.now + delay, apply)
+        else:
+            apply()

@@ -1,0 +1,351 @@
+"""From a simulator scenario to a real-lab run, and back.
+
+The real lab (``simsip.lab``) is a fixed shape: one SIPp process playing N UDP phones whose
+refreshes are spread evenly over one refresh interval, two Kamailio registrars (memory only, DMQ
+replication, or a shared PostgreSQL location table) behind one keepalived VRRP pair on an idle
+Linux bridge, an OPTIONS prober that asks the VIP holder "do you have a binding for this AOR?"
+every ``lab.probe_interval`` seconds, and a fault injector. A simsip :class:`~simsip.config.schema.
+Scenario` can describe much more (many fleets, backoff retries, lossy networks, overload replies,
+SIP health checks, hung processes, three-node clusters...). This module maps the part of a
+scenario the lab can *really* realise onto a :class:`~simsip.lab.spec.LabSpec` and refuses the rest
+loudly:
+
+* :func:`spec_from_scenario` returns the LabSpec, or raises :class:`LabUnsupported` listing every
+  item the lab cannot realise with its key path and why (never just the first one);
+* :func:`mapping_notes` lists the scenario items the lab silently does its own way (the real
+  Kamailio has its own workers and service time, the lab's own VRRP advert phase, ...);
+* :func:`scenario_for_lab_run` goes the other way: given the scenario and a recorded run, it
+  returns the scenario the simulator should run to be compared with that recording — the VRRP
+  advert phase measured in the capture (so the model's crash lands at the same point of the
+  advert cycle as the lab's did) and SIPp's even refresh phases.
+
+Node names map to the lab's nodes in order: ``ha.nodes[0]`` is lab node ``a``, ``ha.nodes[1]`` is
+``b``; the fault targets ``master``/``backup`` are kept (the lab resolves them when the fault fires,
+as the simulator does).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from simsip.config.schema import Scenario
+
+from .spec import Fault, LabSpec
+
+__all__ = ["LabUnsupported", "spec_from_scenario", "mapping_notes", "scenario_for_lab_run",
+           "MAX_LAB_PHONES", "MAX_LAB_DELAY", "lab_t0", "first_advert_phase"]
+
+#: One SIPp process and one prober round per probe interval: beyond this the prober's round no
+#: longer fits into a 1 s interval on the 2-core lab machine and the capture grows too large.
+MAX_LAB_PHONES = 500
+#: The lab's one-way phone↔registrar delay is a Linux bridge between veth pairs: tens of µs.
+#: A scenario asking for more than this cannot be realised (the lab adds no netem delay).
+MAX_LAB_DELAY = 0.001
+
+#: simsip fault kinds -> lab fault kinds.
+_FAULT_KINDS = {
+    "node_crash": "node_crash",
+    "process_crash": "process_crash",
+    "process_restart": "restart",
+    "link_down": "link_down",
+    "partition": "partition",
+}
+
+
+class LabUnsupported(ValueError):
+    """The scenario asks for something the real lab cannot realise.
+
+    ``problems`` holds one ``"key.path: why"`` string per unsupported item.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__(
+            f"{len(self.problems)} item(s) of the scenario cannot be realised by the real lab:\n  "
+            + "\n  ".join(self.problems)
+        )
+
+
+def _s(x: float) -> str:
+    return f"{x:g} s"
+
+
+def _sipp_timeout(t1: float, t2: float, k: int) -> float:
+    """When SIPp gives up a non-INVITE transaction with ``-max_retrans k``: the time the (k+1)-th
+    retransmission would be due (sends at 0, T1, 3·T1, ... with the interval capped at T2)."""
+    t, iv = 0.0, t1
+    for _ in range(k + 1):
+        t += iv
+        iv = min(2 * iv, t2)
+    return t
+
+
+def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist reads best
+    out: list[str] = []
+    # ---- fleets / phones
+    if len(cfg.fleets) != 1:
+        out.append(f"fleets: {len(cfg.fleets)} fleets; the lab runs exactly one (one SIPp process, "
+                   "one phone model)")
+    for i, fl in enumerate(cfg.fleets[:1]):
+        p = f"fleets[{i}]"
+        ph = fl.phone
+        if fl.count > MAX_LAB_PHONES:
+            out.append(f"{p}.count: {fl.count} phones; the lab runs at most {MAX_LAB_PHONES} "
+                       "(one prober round must fit in a probe interval)")
+        if fl.start != "equilibrium":
+            out.append(f"{p}.start: {fl.start!r}; the lab starts phones evenly over one refresh "
+                       "interval during the warm-up (equilibrium), it has no boot storm")
+        if fl.phases != "even":
+            out.append(f"{p}.phases: {fl.phases!r}; SIPp starts phone k at k·R/N, i.e. even phases — "
+                       "set `phases: even`")
+        if ph.transport != "udp":
+            out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's SIPp phones use UDP only")
+        if ph.calls_per_hour > 0:
+            out.append(f"{p}.phone.calls_per_hour: {ph.calls_per_hour * 3600:g}/h; the lab places no "
+                       "calls (reachability is probed with OPTIONS at the registrar)")
+        granted = cfg.registrar.grant(ph.expires)
+        if abs(granted - ph.expires) > 1e-9:
+            out.append(f"{p}.phone.expires: {_s(ph.expires)} is granted as {_s(granted)} by "
+                       "registrar.min_expires/max_expires; SIPp refreshes on the requested expiry, "
+                       "not the granted one — make the registrar grant what the phone asks")
+        if ph.expires != int(ph.expires):
+            out.append(f"{p}.phone.expires: {_s(ph.expires)}; SIP Expires is whole seconds")
+        rf = ph.refresh
+        interval = rf.interval(ph.expires)
+        if rf.min_interval > interval + 1e-9:
+            out.append(f"{p}.phone.refresh.min_interval: {_s(rf.min_interval)} exceeds the refresh "
+                       f"interval ({_s(interval)}); SIPp has no minimum refresh interval")
+        tm = ph.timers
+        if tm.max_retransmissions is None:
+            out.append(f"{p}.phone.timers.max_retransmissions: null (Timer F {_s(tm.timeout)} alone); "
+                       "SIPp has no Timer F, it ends a transaction after -max_retrans K retransmissions "
+                       f"— set it (K=9 times out at {_s(_sipp_timeout(tm.t1, tm.t2, 9))} at T1 500 ms)")
+        elif tm.timer_f is not None and _sipp_timeout(tm.t1, tm.t2, tm.max_retransmissions) > tm.timer_f + 1e-9:
+            out.append(f"{p}.phone.timers.timer_f: {_s(tm.timer_f)} ends the transaction before "
+                       f"max_retransmissions {tm.max_retransmissions} do "
+                       f"({_s(_sipp_timeout(tm.t1, tm.t2, tm.max_retransmissions))}); SIPp has no Timer F")
+        if abs(tm.t1 * 1000 - round(tm.t1 * 1000)) > 1e-6 or abs(tm.t2 * 1000 - round(tm.t2 * 1000)) > 1e-6:
+            out.append(f"{p}.phone.timers: t1/t2 need millisecond resolution for SIPp")
+        rt = ph.retry
+        if rt.mode != "fixed":
+            out.append(f"{p}.phone.retry.mode: {rt.mode!r}; the SIPp phone retries after a fixed "
+                       "pause only (no RFC 5626 backoff)")
+        else:
+            if rt.first_interval is not None and abs(rt.first_interval - rt.interval) > 1e-9:
+                out.append(f"{p}.phone.retry.first_interval: {_s(rt.first_interval)} differs from "
+                           f"interval {_s(rt.interval)}; the SIPp phone has one fixed retry pause")
+            if rt.spread > 0:
+                out.append(f"{p}.phone.retry.spread: {_s(rt.spread)}; the SIPp retry pause has no jitter")
+            if rt.timeout_interval is not None and abs(rt.timeout_interval - rt.interval) > 1e-9:
+                out.append(f"{p}.phone.retry.timeout_interval: {_s(rt.timeout_interval)} differs from "
+                           f"interval {_s(rt.interval)}; the SIPp phone waits the same after a "
+                           "timeout and an error reply")
+        if rt.max_attempts > 0:
+            out.append(f"{p}.phone.retry.max_attempts: {rt.max_attempts}; the SIPp phone retries "
+                       "for ever (0)")
+    # ---- registrar
+    rg = cfg.registrar
+    if rg.when_full != "drop":
+        out.append(f"registrar.when_full: {rg.when_full!r}; the lab's Kamailio has no scripted "
+                   "overload reply (it drops what its socket buffer cannot hold)")
+    if rg.expires_range > 0:
+        out.append(f"registrar.expires_range: {rg.expires_range:g} %; the lab's Kamailio grants "
+                   "exactly the requested expiry (SIPp would not follow a shortened grant)")
+    if rg.lookup_grace > 0:
+        out.append(f"registrar.lookup_grace: {_s(rg.lookup_grace)}; Kamailio's registered() has no "
+                   "grace after expiry")
+    if rg.data == "replicated" and not rg.replication.sync_on_start:
+        out.append("registrar.replication.sync_on_start: false; the lab's dmq_usrloc runs with sync 1")
+    # ---- HA
+    ha = cfg.ha
+    if len(ha.nodes) != 2:
+        out.append(f"ha.nodes: {len(ha.nodes)} nodes; the lab has exactly two (a, b)")
+    for i, n in enumerate(ha.nodes[:2]):
+        if not 1 <= n.priority <= 254:
+            out.append(f"ha.nodes[{i}].priority: {n.priority}; the lab's nodes take 1..254 "
+                       "(255 = address owner is not set up)")
+    v = ha.vrrp
+    if v.down_timer_adverts != 3:
+        out.append(f"ha.vrrp.down_timer_adverts: {v.down_timer_adverts}; keepalived fixes it at 3")
+    if v.version == 3 and v.advert_int < 0.01:
+        out.append(f"ha.vrrp.advert_int: {_s(v.advert_int)}; VRRPv3 takes >= 10 ms")
+    if not v.garp_lower_prio:
+        out.append("ha.vrrp.garp_lower_prio: false; the lab runs keepalived's default "
+                   "(garp_lower_prio_repeat on)")
+    if v.advert_delay.expected > MAX_LAB_DELAY:
+        out.append(f"ha.vrrp.advert_delay: mean {_s(v.advert_delay.expected)}; the lab's nodes sit "
+                   f"on one bridge (<= {MAX_LAB_DELAY * 1000:g} ms)")
+    hc = ha.health_check
+    if hc is not None and hc.kind != "socket":
+        out.append(f"ha.health_check.kind: {hc.kind!r}; the lab's track_script checks the Kamailio "
+                   "UDP socket only (kind: socket)")
+    # ---- network
+    nw = cfg.network
+    if nw.delay.expected > MAX_LAB_DELAY or (nw.delay.dist == "uniform" and nw.delay.high > MAX_LAB_DELAY):
+        out.append(f"network.delay: mean {_s(nw.delay.expected)}; the lab's bridge adds tens of µs "
+                   f"and no emulated delay (<= {MAX_LAB_DELAY * 1000:g} ms can be compared)")
+    if nw.loss > 0:
+        out.append(f"network.loss: {nw.loss:g}; the lab's bridge loses nothing (no netem)")
+    if nw.arp.mode != "per_phone":
+        out.append(f"network.arp.mode: {nw.arp.mode!r}; the lab's phones share the VIP's L2 (per_phone)")
+    if nw.arp.garp_loss > 0:
+        out.append(f"network.arp.garp_loss: {nw.arp.garp_loss:g}; the lab loses no GARP")
+    # ---- faults
+    names = [n.name for n in ha.nodes]
+    for i, f in enumerate(cfg.faults):
+        if f.kind not in _FAULT_KINDS:
+            why = {"process_hang": "the lab cannot freeze Kamailio while it keeps taking requests"}.get(
+                f.kind, "no lab fault does this")
+            out.append(f"faults[{i}].kind: {f.kind!r}; {why} (lab kinds: {sorted(_FAULT_KINDS)})")
+        if f.node not in ("master", "backup") and f.node in names and names.index(f.node) > 1:
+            out.append(f"faults[{i}].node: {f.node!r} is the third node or later; the lab has two")
+    return out
+
+
+def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
+    """The :class:`LabSpec` that realises ``cfg`` in the real lab.
+
+    Raises :class:`LabUnsupported` listing every item of ``cfg`` the lab cannot realise (see
+    :func:`mapping_notes` for what it realises its own way without complaint).
+    """
+    problems = _problems(cfg)
+    if problems:
+        raise LabUnsupported(problems)
+    fl = cfg.fleets[0]
+    ph = fl.phone
+    rf = ph.refresh
+    E = float(ph.expires)
+    # The phone's refresh rule on a fixed expiry is one fixed interval; LabSpec speaks fraction or
+    # margin, so take whichever reproduces the rule exactly.
+    interval = rf.interval(E)
+    if rf.mode == "percent" and rf.percent / 100.0 * E >= rf.min_interval:
+        fraction, margin = rf.percent / 100.0, None
+    elif rf.mode == "margin" and E > rf.margin and E - rf.margin >= rf.min_interval:
+        fraction, margin = None, float(rf.margin)
+    else:  # half_or_margin, or a rule that fell back to E/2 / min_interval
+        fraction, margin = interval / E, None
+    rg = cfg.registrar
+    min_exp = max(1.0, float(rg.min_expires))
+    max_exp = float(rg.max_expires) if rg.max_expires else max(3600.0, E, min_exp)
+    nodes = {n.name: lab for n, lab in zip(cfg.ha.nodes, ("a", "b"))}
+    variant = {"none": "memory", "replicated": "dmq", "shared": "shared_db"}[rg.data]
+    v = cfg.ha.vrrp
+    hc = cfg.ha.health_check
+    faults = tuple(
+        Fault(kind=_FAULT_KINDS[f.kind], node=nodes.get(f.node, f.node), at=float(f.at),
+              repair_after=None if f.repair_after is None else float(f.repair_after))
+        for f in cfg.faults
+    )
+    return LabSpec(
+        phones=fl.count,
+        expires=E,
+        refresh_fraction=fraction,
+        refresh_margin=margin,
+        t1=float(ph.timers.t1),
+        t2=float(ph.timers.t2),
+        max_retrans=int(ph.timers.max_retransmissions),  # type: ignore[arg-type]
+        retry_interval=float(ph.retry.interval),
+        variant=variant,
+        min_expires=min_exp,
+        max_expires=max_exp,
+        vrrp_version=v.version,
+        advert_int=float(v.advert_int),
+        priority_a=cfg.ha.nodes[0].priority,
+        priority_b=cfg.ha.nodes[1].priority,
+        preempt=v.preempt,
+        preempt_delay=float(v.preempt_delay),
+        garp_master_delay=float(v.garp_master_delay),
+        garp_master_repeat=int(v.garp_master_repeat),
+        track_interval=None if hc is None else float(hc.interval),
+        track_fall=1 if hc is None else hc.fall,
+        track_rise=1 if hc is None else hc.rise,
+        probe_interval=float(cfg.lab.probe_interval),
+        faults=faults,
+        duration=float(cfg.duration),
+        warmup=None if cfg.lab.warmup is None else float(cfg.lab.warmup),
+        run_id=run_id,
+    )
+
+
+def mapping_notes(cfg: Scenario) -> list[str]:
+    """Scenario items the lab realises its own way (not errors; say them next to a lab run)."""
+    rg = cfg.registrar
+    notes = [
+        f"registrar.workers ({rg.workers}), service_time (mean {rg.service_time.expected * 1000:g} ms), "
+        f"queue_limit ({rg.queue_limit}): ignored — the lab runs a real Kamailio (children=2); "
+        "`simsip calibrate RUN_DIR` measures its service time",
+        f"registrar.removal_interval ({_s(rg.removal_interval)}): the lab's usrloc timer_interval is 5 s "
+        "(reachability does not depend on it: registered() checks the expiry itself)",
+        "ha.vrrp.first_advert: the lab's advert phase is whatever keepalived starts with; "
+        "scenario_for_lab_run() reads it back from the capture",
+        "network.arp timers: the lab's namespaces use the Linux defaults the simulator defaults to",
+        f"seed/replications/output: ignored — one lab run is one replication",
+    ]
+    if rg.data == "replicated":
+        notes.append(f"registrar.replication.lag (mean {rg.replication.lag.expected * 1000:g} ms) and "
+                     "sync_rate: the lab's dmq_usrloc has its own")
+    if cfg.ha.health_check is not None:
+        hc = cfg.ha.health_check
+        notes.append(f"ha.health_check.timeout ({_s(hc.timeout)}) / exec_time ({_s(hc.exec_time)}): the "
+                     f"lab's track_script times out after max(1 s, interval) and takes a few ms")
+    if cfg.fleets and cfg.fleets[0].phone.timers.timer_f is not None:
+        notes.append("timers.timer_f: SIPp ends transactions by max_retransmissions only")
+    return notes
+
+
+# ------------------------------------------------------------------------------------------
+# recorded run -> the scenario to simulate
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the lab run's JSON: {exc}") from None
+
+
+def lab_t0(run_dir: str | Path, trace_t0_epoch: float) -> float:
+    """Scenario t=0 of a recorded run in trace seconds (``meta.json`` t0_epoch − capture start)."""
+    meta = _read_json(Path(run_dir) / "meta.json")
+    if "t0_epoch" not in meta:
+        raise ValueError(f"{run_dir}/meta.json has no t0_epoch (not a simsip lab run?)")
+    return float(meta["t0_epoch"]) - float(trace_t0_epoch)
+
+
+def first_advert_phase(events, t0: float, master_ip: str, advert_int: float) -> float:
+    """When the initial master's first VRRP advert after scenario t=0 came (seconds after t=0),
+    reduced modulo ``advert_int`` — the phase the simulator's ``ha.vrrp.first_advert`` takes."""
+    vr = events[(events["kind"] == "vrrp") & (events["vrrp_src"] == master_ip)
+                & (events["time"] >= t0 - 1e-9)]
+    vr = vr[vr["vrrp_priority"].fillna(0).astype(float) > 0]
+    if not len(vr):
+        raise ValueError(f"no VRRP advert from the initial master {master_ip} after t=0 in the capture")
+    dt = float(vr["time"].min()) - t0
+    return math.fmod(dt, advert_int)
+
+
+def scenario_for_lab_run(cfg: Scenario, run_dir: str | Path, trace=None) -> Scenario:
+    """The scenario to simulate for comparison with the recorded lab run in ``run_dir``.
+
+    Same as ``cfg`` but with ``ha.vrrp.first_advert`` set to the phase of the initial master's
+    adverts measured in the capture (so a crash at the same scenario time lands at the same point
+    of the advert cycle, and the VIP move takes as long as in the lab), and every fleet's
+    ``phases: even`` (SIPp starts phone k at k·R/N). ``trace`` may pass an already imported
+    :class:`~simsip.trace.TraceImport` of ``run_dir``.
+    """
+    from simsip.trace import import_trace
+
+    run_dir = Path(run_dir)
+    tr = trace if trace is not None else import_trace(run_dir)
+    meta = _read_json(run_dir / "meta.json")
+    t0 = lab_t0(run_dir, tr.t0_epoch)
+    initial = meta.get("initial_master")
+    addrs = meta.get("addresses", {})
+    if initial not in addrs:
+        raise ValueError(f"{run_dir}/meta.json: initial_master {initial!r} has no address")
+    phase = first_advert_phase(tr.events, t0, addrs[initial], float(cfg.ha.vrrp.advert_int))
+    data = cfg.model_dump()
+    data["ha"]["vrrp"]["first_advert"] = round(phase, 6)
+    for fl in data["fleets"]:
+        fl["phases"] = "even"
+    return Scenario.model_validate(data)

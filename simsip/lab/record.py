@@ -1,0 +1,96 @@
+"""Record the shipped real-lab runs in ``examples/lab/<name>/`` (the simulator's validation data).
+
+Each example directory holds a simsip scenario (``config.yaml``, with a ``lab:`` section and
+``phases: even``). Recording one runs that scenario in the real lab (Kamailio + keepalived + SIPp
+in network namespaces, see :mod:`simsip.lab.runner`) and keeps what validation needs, small:
+
+* ``capture.pcapng`` — the bridge capture from ``keep_before`` seconds before scenario t=0 to the
+  end (the warm-up, during which the phones first register, is cut off: it is most of the bytes
+  and validation reads only the scenario window plus a pre-fault stretch);
+* ``prober.csv`` — the OPTIONS prober's log, cut the same way;
+* ``faults.json``, ``meta.json`` — fault times (epoch and scenario time), t0, the initial master,
+  VRRP transitions, tool versions; ``meta.json`` records the cut (``capture_cut_epoch``).
+
+Logs, generated configs and PIDs stay in a temporary directory that is deleted. Runs are recorded
+one after another (never two labs at once)::
+
+    python -m simsip.lab.record              # all of examples/lab/*
+    python -m simsip.lab.record udp-none dmq # some
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from simsip.config.loader import load_config, resolved_yaml
+
+from .bridge import spec_from_scenario
+from .runner import leftovers, run_lab
+
+EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples" / "lab"
+KEEP_BEFORE = 3.0  # seconds of capture kept before scenario t=0 (pre-fault calibration stretch)
+
+
+def trim_capture(src: Path, dst: Path, since_epoch: float) -> None:
+    """Copy the packets of ``src`` at or after ``since_epoch`` into ``dst`` (pcapng, via tshark)."""
+    r = subprocess.run(["tshark", "-r", str(src), "-Y", f"frame.time_epoch >= {since_epoch:.6f}",
+                        "-F", "pcapng", "-w", str(dst)], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"tshark could not cut {src}: {r.stderr.strip()}")
+
+
+def trim_prober(src: Path, dst: Path, since_epoch: float) -> None:
+    with open(src, newline="") as fi, open(dst, "w", newline="") as fo:
+        rd, wr = csv.reader(fi), csv.writer(fo)
+        wr.writerow(next(rd))
+        for row in rd:
+            if row and float(row[2]) >= since_epoch:
+                wr.writerow(row)
+
+
+def record(name: str, examples: Path = EXAMPLES_DIR, keep_before: float = KEEP_BEFORE,
+           say: Callable[[str], None] = print) -> Path:
+    """Run ``examples/<name>/config.yaml`` in the real lab and (re)write the run files next to it."""
+    ex = Path(examples) / name
+    cfg = load_config(ex / "config.yaml")
+    spec = spec_from_scenario(cfg)
+    with tempfile.TemporaryDirectory(prefix=f"simsip-record-{name}-") as tmp:
+        out = Path(tmp) / "run"
+        run_lab(spec, out, progress=lambda m: say(f"[{name}] {m}"))
+        meta = json.loads((out / "meta.json").read_text())
+        if meta.get("status") != "ok":
+            raise RuntimeError(f"lab run {name} ended with status {meta.get('status')}")
+        cut = float(meta["t0_epoch"]) - keep_before
+        trim_capture(out / "capture.pcapng", ex / "capture.pcapng", cut)
+        trim_prober(out / "prober.csv", ex / "prober.csv", cut)
+        shutil.copyfile(out / "faults.json", ex / "faults.json")
+        meta["capture_cut_epoch"] = cut
+        meta["scenario"] = cfg.name
+        for k in ("pids",):
+            meta.pop(k, None)
+        (ex / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        (ex / "config.resolved.yaml").unlink(missing_ok=True)
+        _ = resolved_yaml  # the resolved config is reproducible from config.yaml; not stored
+    left = leftovers(meta.get("run_id"))
+    if any(left.values()):
+        raise RuntimeError(f"lab run {name} left {left}")
+    size = sum(p.stat().st_size for p in ex.iterdir() if p.is_file())
+    say(f"[{name}] recorded in {ex} ({size / 1e6:.2f} MB)")
+    return ex
+
+
+def main(argv: list[str]) -> int:
+    names = argv or sorted(p.parent.name for p in EXAMPLES_DIR.glob("*/config.yaml"))
+    for n in names:
+        record(n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

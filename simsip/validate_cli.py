@@ -1,0 +1,98 @@
+"""``simsip calibrate`` / ``simsip validate`` / ``simsip validation-doc``: the model against the lab.
+
+A recorded lab run is ground truth for one scenario (see :mod:`simsip.validate`): these commands
+fit the model's network delay and registrar service time on the run's pre-fault part, compare the
+model with the run metric by metric under fixed tolerances, and write ``docs/validation.md``.
+Mount with ``for c in validate_app.registered_commands: app.registered_commands.append(c)`` or
+``app.add_typer(validate_app)`` (the commands carry their own names).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+validate_app = typer.Typer(no_args_is_help=True, add_completion=False,
+                           help="Validate the simulator against recorded real-lab runs.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(msg: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@validate_app.command("calibrate")
+def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A recorded lab run directory.")) -> None:
+    """Fit network delay and registrar service time on the pre-fault part of a lab run; prints
+    --set overrides."""
+    from simsip.validate import calibrate, calibration_overrides
+
+    try:
+        cal = calibrate(run_dir)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    console.print_json(json.dumps(cal))
+    console.print(" ".join(f"--set {o}" for o in calibration_overrides(cal)), highlight=False)
+
+
+@validate_app.command("validate")
+def validate_cmd(
+    config: Path = typer.Argument(..., help="The scenario the lab ran."),
+    run_dir: Path = typer.Argument(..., help="The recorded lab run directory."),
+    replications: int = typer.Option(20, "--replications", "-r", min=1, help="Model replications."),
+    uncalibrated: bool = typer.Option(False, "--uncalibrated", help="Do not fit delay/service time."),
+    set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value."),
+) -> None:
+    """Compare the model with a lab run; exit 1 when a gated metric is out of tolerance."""
+    from simsip.config.loader import ConfigError
+    from simsip.validate import validate
+
+    try:
+        rep = validate(config, run_dir, replications=replications, calibrated=not uncalibrated, overrides=set_)
+    except ConfigError as exc:
+        _fail("; ".join(exc.problems))
+    except (ValueError, OSError) as exc:
+        _fail(str(exc))
+    t = Table(title=f"{rep.name}: lab vs model ({replications} replications)")
+    for c, j in (("metric", "left"), ("lab", "right"), ("sim", "right"), ("tolerance", "left"), ("pass", "center")):
+        t.add_column(c, justify=j)  # type: ignore[arg-type]
+    for m, lab, sim, tol, ok in rep.table[["metric", "lab", "sim", "tolerance", "pass"]].itertuples(index=False):
+        mark = "[dim]info[/]" if ok is None else ("[green]pass[/]" if ok else "[bold red]FAIL[/]")
+        t.add_row(m, _fmt(lab), _fmt(sim), tol, mark)
+    console.print(t)
+    for n in rep.notes:
+        console.print(f"[dim]{n}[/]", highlight=False)
+    if not rep.passed:
+        err.print(f"[bold red]out of tolerance:[/] {', '.join(rep.failures)}")
+        raise typer.Exit(1)
+
+
+@validate_app.command("validation-doc")
+def validation_doc_cmd(
+    examples: Path = typer.Option(Path("examples/lab"), "--examples", help="Directory of recorded runs."),
+    out: Path = typer.Option(Path("docs/validation.md"), "--out", "-o"),
+    fig_dir: Path = typer.Option(Path("docs/validation"), "--fig-dir"),
+    replications: int = typer.Option(20, "--replications", "-r", min=1),
+) -> None:
+    """Validate every recorded run under --examples and write the validation page."""
+    from simsip.validate import validation_doc
+
+    runs = [(d / "config.yaml", d) for d in sorted(examples.iterdir()) if (d / "config.yaml").is_file()
+            and (d / "meta.json").is_file()]
+    if not runs:
+        _fail(f"no recorded runs (config.yaml + meta.json) under {examples}")
+    path = validation_doc(runs, out, fig_dir, replications=replications)
+    console.print(f"written: {path} ({len(runs)} run(s)); figures in {fig_dir}/")
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{float(v):.3g}" if abs(float(v)) < 1000 else f"{float(v):,.0f}"
