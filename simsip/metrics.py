@@ -40,7 +40,7 @@ class RepMetrics:
     counters: dict[str, int]
 
 
-def _store_segments(log, horizon: float, purge_interval: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _store_segments(log, horizon: float, purge_interval: float | None = None, with_until: bool = False):
     """(phone, start, end) of every binding lifetime in one store, cut by replacement and clears.
 
     Without ``purge_interval`` a binding ends when it stops routing calls (its ``until``); with it,
@@ -52,7 +52,7 @@ def _store_segments(log, horizon: float, purge_interval: float | None = None) ->
     if purge_interval:
         u = np.ceil(u / purge_interval) * purge_interval
     if t.size == 0:
-        return p, t, u
+        return (p, t, u, u) if with_until else (p, t, u)
     order = np.lexsort((np.arange(t.size), t, p))  # by phone, then time, then save order
     p, t, u = p[order], t[order], u[order]
     end = u.copy()
@@ -66,6 +66,8 @@ def _store_segments(log, horizon: float, purge_interval: float | None = None) ->
         end = np.minimum(end, first_clear)
     end = np.minimum(end, horizon)
     keep = end > t
+    if with_until:
+        return p[keep], t[keep], end[keep], u[keep]
     return p[keep], t[keep], end[keep]
 
 
@@ -122,6 +124,52 @@ def reachable_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray, np.ndarray
         last = np.r_[idx[1:] - 1, p.size - 1]
         p, s, e = p[idx], s[idx], run_end[last]
     return p, s, e
+
+
+def _merge_per_phone(p: np.ndarray, s: np.ndarray, e: np.ndarray, horizon: float):
+    """Union of intervals per phone (inputs in any order)."""
+    if p.size == 0:
+        return p, s, e
+    order = np.lexsort((s, p))
+    p, s, e = p[order], s[order], e[order]
+    off = p.astype(np.float64) * (2 * (horizon + 1.0) + 2 * max(0.0, -float(s.min())))
+    run_end = np.maximum.accumulate(e + off) - off
+    new = np.ones(p.size, dtype=bool)
+    new[1:] = (p[1:] != p[:-1]) | (s[1:] > run_end[:-1])
+    idx = np.flatnonzero(new)
+    last = np.r_[idx[1:] - 1, p.size - 1]
+    return p[idx], s[idx], run_end[last]
+
+
+def divergent_intervals(a, b, horizon: float):
+    """Per phone, the times two stores both hold a valid binding with different expiries."""
+    pa, sa, ea, ua = a
+    pb, sb, eb, ub = b
+    if pa.size == 0 or pb.size == 0:
+        z = np.zeros(0)
+        return np.zeros(0, dtype=np.int64), z, z
+    tmin = min(float(sa.min()), float(sb.min()))
+    span = (horizon - tmin) + 1.0
+    ka_s, ka_e = pa * span + (sa - tmin), pa * span + (ea - tmin)
+    kb_s, kb_e = pb * span + (sb - tmin), pb * span + (eb - tmin)
+    lo = np.searchsorted(kb_e, ka_s, side="right")  # first B segment ending after A starts
+    hi = np.searchsorted(kb_s, ka_e, side="left")  # B segments starting before A ends
+    cnt = np.clip(hi - lo, 0, None)
+    if cnt.sum() == 0:
+        z = np.zeros(0)
+        return np.zeros(0, dtype=np.int64), z, z
+    ia = np.repeat(np.arange(pa.size), cnt)
+    first = np.repeat(lo, cnt)
+    within = np.arange(ia.size) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    ib = first + within
+    same_phone = pa[ia] == pb[ib]
+    differ = np.abs(ua[ia] - ub[ib]) > 1e-9
+    k = same_phone & differ
+    ia, ib = ia[k], ib[k]
+    s = np.maximum(sa[ia], sb[ib])
+    e = np.minimum(ea[ia], eb[ib])
+    m = e > s
+    return _merge_per_phone(pa[ia][m], s[m], e[m], horizon)
 
 
 def outages_from(p: np.ndarray, s: np.ndarray, e: np.ndarray, n_phones: int, horizon: float):
@@ -200,12 +248,47 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         if v.size < nb:
             v = np.r_[v, np.zeros(nb - v.size, dtype=np.int64)]
         ts[name] = v
+    # registration conflicts (only possible with a store per node): a phone whose binding sits on
+    # a node other than the serving one (and not on the serving one), or two nodes holding
+    # different bindings for it (split brain, lost replication)
+    serving = serving_intervals(log)
+    if len(log.stores) > 1:
+        segs = [_store_segments(st, H, with_until=True) for st in log.stores]
+        up, us, ue = _merge_per_phone(
+            np.concatenate([x[0] for x in segs]), np.concatenate([np.maximum(x[1], 0.0) for x in segs]),
+            np.concatenate([x[2] for x in segs]), H,
+        )
+        union = count_at(us, ue, grid)
+        served = np.zeros(nb, dtype=bool)
+        for a, b, node in serving:
+            if node >= 0:
+                served |= (grid >= a) & (grid < b)
+        misplaced = np.where(served, union - reach, 0)
+        div = np.zeros(nb, dtype=np.int64)
+        for i in range(len(segs)):
+            for j in range(i + 1, len(segs)):
+                dp, ds, de = divergent_intervals(segs[i], segs[j], H)
+                div += count_at(ds, de, grid)
+        ts["conflicts_misplaced"] = misplaced
+        ts["conflicts_divergent"] = div
+        ts["conflicts"] = np.minimum(misplaced + div, n)
+    else:
+        ts["conflicts"] = np.zeros(nb, dtype=np.int64)
+    masters = np.zeros(nb, dtype=np.int64)
+    state: dict[str, str] = {}
+    changes = sorted(log.vrrp, key=lambda x: x[0])
+    k = 0
+    for gi, t in enumerate(grid):
+        while k < len(changes) and changes[k][0] <= t:
+            state[changes[k][1]] = changes[k][2]
+            k += 1
+        masters[gi] = sum(1 for v in state.values() if v == "master")
+    ts["vrrp_masters"] = masters
     # bindings held in memory per store (expired ones stay until the registrar's purge timer)
     for si, st in enumerate(log.stores):
         _, bs, be = _store_segments(st, H, cfg.registrar.removal_interval)
         label = "shared" if cfg.registrar.data == "shared" else log.node_names[log.store_of_node.index(si)]
         ts[f"bindings_{label}"] = count_at(bs, be, grid)
-    serving = serving_intervals(log)
     owner = np.full(nb, "", dtype=object)
     for a, b, node in serving:
         k = (grid >= a) & (grid < b)
@@ -257,6 +340,10 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
                 )
             )
         move = next(((a, nd) for a, nd in vip_moves if a > t0 and nd >= 0), (math.nan, -1))
+        acted = next(
+            (tv for tv, nm, st in sorted(log.vrrp) if tv >= t0 and ((st == "master" and nm != node) or (nm == node and st == "fault"))),
+            math.nan,
+        )
         fault_rows.append(
             {
                 "replication": replication,
@@ -265,6 +352,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
                 "fault": fidx,
                 "node": node,
                 "time": t0,
+                "detection_time": acted - t0,
                 "vip_move_time": move[0] - t0 if move[1] >= 0 else math.nan,
                 "new_vip_node": log.node_names[move[1]] if move[1] >= 0 else "",
             }
@@ -275,7 +363,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         else pd.DataFrame(columns=["replication", "disturbance", "cause", "fault", "time", "phone", "fleet", "recovery_time"])
     )
     faults = pd.DataFrame(
-        fault_rows, columns=["replication", "disturbance", "cause", "fault", "node", "time", "vip_move_time", "new_vip_node"]
+        fault_rows,
+        columns=["replication", "disturbance", "cause", "fault", "node", "time", "detection_time", "vip_move_time", "new_vip_node"],
     )
     vip = pd.DataFrame(
         [{"replication": replication, "time": a, "node": log.node_names[nd] if nd >= 0 else ""} for a, b, nd in serving]
@@ -305,6 +394,12 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fig["unreachable_phone_seconds_after_disturbances"] = fault_loss
     fig["min_reachable_fraction"] = float(reach.min() / n) if n else math.nan
     fig["vip_move_time"] = float(faults[faults["cause"] == "fault"]["vip_move_time"].mean()) if len(faults) else math.nan
+    fig["detection_time"] = float(faults[faults["cause"] == "fault"]["detection_time"].mean()) if len(faults) else math.nan
+    fig["split_brain_seconds"] = float((masters >= 2).sum() * res)
+    fig["conflict_phone_seconds"] = float(ts["conflicts"].sum() * res)
+    fig["peak_conflicts"] = float(ts["conflicts"].max()) if nb else 0.0
+    lost_repl = sum(v for k2, v in log.counters.items() if k2.startswith("replicas_lost_"))
+    fig["replicas_lost"] = float(lost_repl)
     fig["failback_vip_move_time"] = (
         float(faults[faults["cause"] == "repair"]["vip_move_time"].mean()) if (faults["cause"] == "repair").any() else math.nan
     )
@@ -362,6 +457,11 @@ FIGURE_HELP = {
     "recovery_max": ("s", "Longest recovery time"),
     "vip_move_time": ("s", "Fault until another node serves the VIP"),
     "failback_vip_move_time": ("s", "Repair until the VIP moves (preemption)"),
+    "detection_time": ("s", "Fault until the HA stack acts (a backup becomes master or the node enters FAULT)"),
+    "split_brain_seconds": ("s", "Time with two or more VRRP masters"),
+    "conflict_phone_seconds": ("phone·s", "Sum over phones of time with a misplaced or divergent binding"),
+    "peak_conflicts": ("phones", "Most phones in conflict at one sample"),
+    "replicas_lost": ("", "Replication updates lost (sender died, peer down or unreachable)"),
     "min_reachable_fraction": ("", "Lowest fraction of phones reachable at any sample"),
     "peak_register_rate": ("1/s", "Highest REGISTER arrivals per second at one node"),
     "steady_register_rate": ("1/s", "Mean REGISTER arrivals per second before the first fault"),
