@@ -111,19 +111,12 @@ def reachable_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray, np.ndarray
     e = np.concatenate(es)
     order = np.lexsort((s, p))
     p, s, e = p[order], s[order], e[order]
-    # merge touching/overlapping intervals of the same phone
-    if p.size:
-        run_end = e.copy()
-        # running max of end within each phone: offset by phone so a global accumulate works
-        span = log.horizon + 1.0
-        off = p.astype(np.float64) * (2 * span)
-        run_end = np.maximum.accumulate(e + off) - off
-        new = np.ones(p.size, dtype=bool)
-        new[1:] = (p[1:] != p[:-1]) | (s[1:] > run_end[:-1])
-        idx = np.flatnonzero(new)
-        last = np.r_[idx[1:] - 1, p.size - 1]
-        p, s, e = p[idx], s[idx], run_end[last]
-    return p, s, e
+    return _merge_per_phone(p, s, e, log.horizon)
+
+
+def _group_cummax(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Running maximum of ``values`` restarting at each new group (``groups`` sorted)."""
+    return pd.Series(values).groupby(groups, sort=False).cummax().to_numpy()
 
 
 def _merge_per_phone(p: np.ndarray, s: np.ndarray, e: np.ndarray, horizon: float):
@@ -132,8 +125,7 @@ def _merge_per_phone(p: np.ndarray, s: np.ndarray, e: np.ndarray, horizon: float
         return p, s, e
     order = np.lexsort((s, p))
     p, s, e = p[order], s[order], e[order]
-    off = p.astype(np.float64) * (2 * (horizon + 1.0) + 2 * max(0.0, -float(s.min())))
-    run_end = np.maximum.accumulate(e + off) - off
+    run_end = _group_cummax(p, e)  # running max of end within each phone (exact)
     new = np.ones(p.size, dtype=bool)
     new[1:] = (p[1:] != p[:-1]) | (s[1:] > run_end[:-1])
     idx = np.flatnonzero(new)
@@ -339,7 +331,11 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
                     }
                 )
             )
-        move = next(((a, nd) for a, nd in vip_moves if a > t0 and nd >= 0), (math.nan, -1))
+        before = next((nd for a, b, nd in serving if a <= t0 < b), -1)
+        before = before if before >= 0 else next((nd for a, nd in reversed(vip_moves) if a < t0 and nd >= 0), -1)
+        # the VIP moves when a node other than the one serving before the disturbance serves
+        move = next(((a, nd) for a, nd in vip_moves if a >= t0 and nd >= 0 and nd != before), (math.nan, -1))
+        restored = next((a for a, nd in vip_moves if a >= t0 and nd >= 0), math.nan)
         acted = next(
             (tv for tv, nm, st in sorted(log.vrrp) if tv >= t0 and ((st == "master" and nm != node) or (nm == node and st == "fault"))),
             math.nan,
@@ -354,6 +350,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
                 "time": t0,
                 "detection_time": acted - t0,
                 "vip_move_time": move[0] - t0 if move[1] >= 0 else math.nan,
+                "service_restored_time": restored - t0,
                 "new_vip_node": log.node_names[move[1]] if move[1] >= 0 else "",
             }
         )
@@ -364,7 +361,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     )
     faults = pd.DataFrame(
         fault_rows,
-        columns=["replication", "disturbance", "cause", "fault", "node", "time", "detection_time", "vip_move_time", "new_vip_node"],
+        columns=["replication", "disturbance", "cause", "fault", "node", "time", "detection_time", "vip_move_time",
+                 "service_restored_time", "new_vip_node"],
     )
     vip = pd.DataFrame(
         [{"replication": replication, "time": a, "node": log.node_names[nd] if nd >= 0 else ""} for a, b, nd in serving]
