@@ -11,7 +11,7 @@ processes, but cost a tuple and a small object instead of a generator, a ``Timeo
 
 from __future__ import annotations
 
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any, Callable
 
 import simpy
@@ -53,6 +53,13 @@ class Sim:
     def call_at(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` at absolute time ``t`` (not before now)."""
         heappush(self._queue, (t, NORMAL, next(self._eid), Call(fn, args)))
+
+    def bulk_call_at(self, times: list[float], fn: Callable[..., Any], firsts: list, rest: Any) -> None:
+        """``call_at(t, fn, a, rest)`` for many (t, a) pairs at once, in list order for equal times."""
+        q = self._queue
+        eid = self._eid
+        q.extend((t, NORMAL, next(eid), Call(fn, (a, rest))) for t, a in zip(times, firsts))
+        heapify(q)
 
     def process(self, gen):
         return self.env.process(gen)

@@ -60,7 +60,9 @@ class Model:
         self._disruptions = sorted(
             [f.at for f in cfg.faults] + [f.at + (f.repair_after or 0.0) for f in cfg.faults]
         )
-        self.calm_until = self._disruptions[0] if self._disruptions else float("inf")
+        self._disruptions.append(cfg.duration)  # nothing is applied ahead past the end of the run
+        self.calm_until = self._disruptions[0]
+        self.disturbed = False  # set at the first fault: from then on every arrival is an event
 
     # ------------------------------------------------------------------ topology queries
     def node_index(self, name: str) -> int:
@@ -181,6 +183,7 @@ class Model:
         name = self.registrars[node].name if node >= 0 else ("" if fault.kind != "partition" else "*")
         rec = FaultRecord(index=index, kind=fault.kind, node=name, time=env.now)
         self.log.faults.append(rec)
+        self.disturbed = True
         self._advance_calm(env.now)
         if fault.kind != "partition" and (node < 0 or not self.node_up[node]):
             return  # nothing to break (no such node up): recorded, no effect

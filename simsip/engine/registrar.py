@@ -21,6 +21,8 @@ store that survives crashes (the two bounding cases; replication comes later thr
 from __future__ import annotations
 
 from collections import deque
+
+import numpy as np
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
@@ -46,6 +48,15 @@ class Store:
         log.t.append(t)
         log.phone.append(phone)
         log.until.append(until)
+
+    def bulk_save(self, t, phones, until) -> None:
+        """Many saves at once (numpy arrays): the initial bindings of an equilibrium start."""
+        u = self.until
+        for p, x in zip(phones.tolist(), until.tolist()):
+            u[p] = x
+        self.log.t.frombytes(np.asarray(t, dtype=np.float64).tobytes())
+        self.log.phone.frombytes(np.asarray(phones, dtype=np.int64).tobytes())
+        self.log.until.frombytes(np.asarray(until, dtype=np.float64).tobytes())
 
     def bulk_copy_from(self, other: "Store") -> None:
         """Start as a full replica of ``other`` (a replicated standby at equilibrium)."""
@@ -120,15 +131,15 @@ class RegistrarNode:
         return not (kind == "sip" and self.hung)
 
     # ------------------------------------------------------------------ requests
-    def receive(self, phone: int, tx: int, requested: float) -> None:
-        """A REGISTER (first copy or retransmission) reaches this node at layer 2.
+    def receive(self, phone: int, tx: int, requested: float, at: float | None = None) -> None:
+        """A REGISTER (first copy or retransmission) reaches this node at layer 2 (now, or at ``at``).
 
         It is processed only if the node is up and holds the VIP; otherwise it is dropped.
         """
         if not self.up or not self.link or self.vrrp.state != "master":
             self.model.phones.lost(phone, tx)
             return
-        now = self.sim.env._now
+        now = self.sim.env._now if at is None else at
         rb = self.rx_bins
         i = int(now * rb.inv)  # bins cover [0, horizon]; events run only before the horizon
         rb.v[i] += 1
