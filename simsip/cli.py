@@ -10,6 +10,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from simsip.config.loader import ConfigError, json_schema
@@ -36,9 +37,8 @@ _HEADLINE = [
 def _fail(problems: list[str] | str, code: int = 2) -> None:
     if isinstance(problems, str):
         problems = [problems]
-    err_console.print("[bold red]error:[/] " + problems[0], highlight=False, soft_wrap=True)
-    for p in problems[1:]:
-        err_console.print("[bold red]error:[/] " + p, highlight=False, soft_wrap=True)
+    for p in problems:  # user text (values, file names) is printed verbatim, never as rich markup
+        err_console.print("[bold red]error:[/] " + escape(str(p)), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -77,7 +77,7 @@ def run(
     except Exception as exc:  # pydantic range errors from --seed/--replications
         _fail(f"{config}: {str(exc).splitlines()[0]}: {' '.join(str(exc).splitlines()[1:3])}")
     out_dir = out or Path("runs") / f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    console.print(f"simsip: [bold]{cfg.name}[/] — {cfg.phones} phones, {cfg.replications} replication(s), seed {cfg.seed}")
+    console.print(f"simsip: [bold]{escape(cfg.name)}[/] — {cfg.phones} phones, {cfg.replications} replication(s), seed {cfg.seed}")
 
     def progress(done: int, total: int) -> None:
         console.print(f"  replication {done}/{total} done", highlight=False)
@@ -85,13 +85,15 @@ def run(
     try:
         res = simulate(cfg, out=out_dir, progress=progress)
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted[/]: finished replications written to {out_dir}")
+        err_console.print(f"[yellow]interrupted[/]: finished replications written to {escape(str(out_dir))}")
         raise typer.Exit(130)
     except Exception as exc:
-        err_console.print(f"[bold red]run failed[/]: {type(exc).__name__}: {exc}; partial results in {out_dir}")
+        err_console.print(
+            f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}"
+        )
         raise typer.Exit(1)
     summ = res.summary
-    table = Table(title=f"{cfg.name}: key results (mean, 95 % CI over {summ['replications_done']} replication(s))")
+    table = Table(title=f"{escape(cfg.name)}: key results (mean, 95 % CI over {summ['replications_done']} replication(s))")
     table.add_column("figure")
     table.add_column("mean", justify="right")
     table.add_column("95 % CI", justify="right")

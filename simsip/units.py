@@ -77,7 +77,10 @@ def parse_rate(value: object) -> float:
         raise UnitError(f"a rate needs a unit: write '{value}/s' or '{value}/h', not {value!r}")
     if not isinstance(value, str):
         raise UnitError(f"expected a rate such as '40/s' or '2/h', got {value!r}")
-    m = _RATE_RE.match(value.strip().lower())
+    text = value.strip().lower()
+    if text in ("0", "0.0"):
+        return 0.0
+    m = _RATE_RE.match(text)
     if not m or m.group(2) not in _RATE_UNITS:
         raise UnitError(
             f"cannot read {value!r} as a rate; write e.g. '40/s', '2/min', '3/h' "
@@ -89,26 +92,61 @@ def parse_rate(value: object) -> float:
     return rate
 
 
+def _exact(x: float, factor: float, limit: float = 1e15) -> str | None:
+    """The shortest decimal ``t`` with ``float(t) * factor == x`` (what the parsers compute), or None."""
+    q = x / factor
+    if not math.isfinite(q) or not 0 < abs(q) < limit:
+        return None
+    n = round(q)
+    if n and float(n) * factor == x:
+        return str(n)
+    for digits in range(1, 18):
+        t = f"{q:.{digits}g}"
+        if float(t) * factor == x:
+            return t
+    return None
+
+
 def format_duration(seconds: float) -> str:
-    """Inverse of :func:`parse_duration` for the resolved config: exact, human-friendly."""
-    if math.isinf(seconds):
+    """Inverse of :func:`parse_duration` for the resolved config: exact, human-friendly.
+
+    ``parse_duration(format_duration(x)) == x`` for every finite float ``x`` (and ``inf``): the
+    value is written as a whole number of h, min or s when that is exact, below a second as whole
+    ms or us, and otherwise as the shortest exact decimal (``0.7s``, ``1.5ms``, ``3600.000001s``).
+    """
+    if math.isinf(seconds) and seconds > 0:
         return "inf"
     if seconds == 0:
         return "0s"
-    for unit, factor in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        q = seconds / factor
-        if abs(q) >= 1 and abs(q - round(q)) < 1e-9:
-            return f"{int(round(q))}{unit}"
-    if abs(seconds) >= 1:
-        return f"{seconds:.12g}s"
-    return f"{seconds * 1000:.12g}ms"
+    if not math.isfinite(seconds):
+        return repr(seconds)  # -inf / nan: not durations; parse_duration refuses them
+    for unit, factor in (("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        n = round(seconds / factor)
+        if n and abs(n) < 10**15 and float(n) * factor == seconds:
+            return f"{n}{unit}"
+    if abs(seconds) < 1:
+        for unit, factor in (("ms", 1e-3), ("us", 1e-6)):
+            n = round(seconds / factor)
+            if n and abs(n) < 1000 and float(n) * factor == seconds:
+                return f"{n}{unit}"
+    best = f"{seconds!r}s"  # always exact: float(repr(x)) == x
+    for unit, factor in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("min", 60.0), ("h", 3600.0)):
+        t = _exact(seconds, factor)
+        if t is not None and len(t) + len(unit) < len(best):
+            best = t + unit
+    return best
 
 
 def format_rate(per_second: float) -> str:
+    """Inverse of :func:`parse_rate`: exact, in the largest unit that keeps the count >= 1."""
     if per_second == 0:
         return "0/s"
-    for unit, factor in (("s", 1.0), ("min", 1 / 60.0), ("h", 1 / 3600.0)):
-        q = per_second / factor
-        if abs(q) >= 1:
-            return f"{q:.12g}/{unit}"
-    return f"{per_second * 3600:.12g}/h"
+    if not math.isfinite(per_second):
+        return repr(per_second)
+    for unit in ("s", "min", "h", "d"):
+        factor = _RATE_UNITS[unit]
+        if abs(per_second / factor) >= 1 or unit == "d":
+            t = _exact(per_second, factor, limit=math.inf)
+            if t is not None:
+                return f"{t}/{unit}"
+    return f"{per_second!r}/s"

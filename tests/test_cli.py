@@ -260,33 +260,25 @@ def test_missing_file_exit_2(tmp_path):
     assert "no such file" in res.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a YAML scalar that PyYAML resolves but cannot construct (an impossible date such "
-    "as 2001-13-45, '!!int abc', an integer over 4300 digits) raises a plain ValueError out of "
-    "parse_yaml; 'simsip check' prints a Python traceback and exits 1 instead of a line-numbered "
-    "error with exit 2",
-)
+# Regression (was a strict xfail): a YAML scalar that PyYAML resolves but cannot construct (an
+# impossible date such as 2001-13-45, '!!int abc', an integer over 4300 digits) raises a plain
+# ValueError out of parse_yaml; 'simsip check' prints a Python traceback and exits 1 instead of a
+# line-numbered error with exit 2
 def test_check_impossible_date_is_a_config_error(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(BASE.replace("name: tiny", "name: 2001-13-45"))
     assert_clean_exit(invoke("check", path), 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the same ValueError escapes from --set: yaml.safe_load of the value is guarded "
-    "only against yaml.YAMLError ('--set name=2001-13-45' -> traceback, exit 1)",
-)
+# Regression (was a strict xfail): the same ValueError escapes from --set: yaml.safe_load of the value
+# is guarded only against yaml.YAMLError ('--set name=2001-13-45' -> traceback, exit 1)
 def test_set_impossible_date_is_a_config_error(tiny):
     assert_clean_exit(invoke("check", tiny, "--set", "name=2001-13-45"), 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli._fail prints config problems through rich with markup enabled; a user value "
-    "like '[/x]' raises rich.errors.MarkupError (traceback, exit 1) and '[bold]1' is shown as '1'",
-)
+# Regression (was a strict xfail): cli._fail prints config problems through rich with markup enabled;
+# a user value like '[/x]' raises rich.errors.MarkupError (traceback, exit 1) and '[bold]1' is shown
+# as '1'
 @pytest.mark.parametrize("value", ["[/x]", "[bold]1"])
 def test_error_message_shows_user_text_verbatim(tmp_path, value):
     path = tmp_path / "bad.yaml"

@@ -91,11 +91,9 @@ def test_parse_rate_examples(text, per_second):
     assert parse_rate(text) == pytest.approx(per_second, rel=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the JSON schema of a Rate (simsip/config/types.py _RATE_SCHEMA) allows the string "
-    "'0' (pattern '...|^0$') and parse_duration accepts '0', but parse_rate('0') raises UnitError",
-)
+# Regression (was a strict xfail): the JSON schema of a Rate (simsip/config/types.py _RATE_SCHEMA)
+# allows the string '0' (pattern '...|^0$') and parse_duration accepts '0', but parse_rate('0') raises
+# UnitError
 def test_rate_zero_string_allowed_like_duration_and_schema():
     assert parse_rate("0") == 0.0
 
@@ -184,13 +182,10 @@ def test_format_duration_round_trip_float_close(v):
     assert parse_duration(out) == pytest.approx(v, rel=1e-9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: format_duration is documented as the *exact* inverse of parse_duration, but "
-    "e.g. parse_duration('0.7s') == 0.7 is written as '700ms', which parses to 0.7000000000000001; "
-    "'3600.000001s' is written as '1h' (1e-9 rounding tolerance); '1.23456789012345s' loses digits "
-    "(%.12g). The resolved config therefore does not reproduce every value exactly.",
-)
+# Regression (was a strict xfail): format_duration is documented as the *exact* inverse of
+# parse_duration, but e.g. parse_duration('0.7s') == 0.7 is written as '700ms', which parses to
+# 0.7000000000000001; '3600.000001s' is written as '1h' (1e-9 rounding tolerance); '1.23456789012345s'
+# loses digits (%.12g). The resolved config therefore does not reproduce every value exactly.
 @pytest.mark.parametrize(
     "text", ["0.7s", "1.4s", "7000us", "1.1ms", "4.1min", "3600.000001s", "1.23456789012345s"]
 )

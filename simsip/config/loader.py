@@ -11,7 +11,9 @@ path, the value and what is allowed — the CLI prints it without a traceback.
 from __future__ import annotations
 
 import copy
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,52 +61,133 @@ def _fmt_path(path: Path_) -> str:
     return out or "(top level)"
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# what PyYAML's scalar constructors raise for values they resolve but cannot build: impossible
+# dates (2001-13-45), '!!int abc', '!!bool x', '!!timestamp x', integers over 4300 digits ...
+_CONSTRUCT_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError)
+
+
+class _YamlSyntaxError(ConfigError):
+    """The text is not YAML at all (as opposed to YAML with an unreadable value)."""
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str, text: str) -> _YamlSyntaxError:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is not None:
+        line = f":{mark.line + 1}"
+    elif isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.position, int):
+        line = f":{text.count(chr(10), 0, exc.position) + 1}"
+    else:
+        line = ""
+    problem = getattr(exc, "problem", None) or (str(exc).splitlines() or [type(exc).__name__])[0]
+    return _YamlSyntaxError([f"{source}{line}: not valid YAML: {problem}"])
+
+
 def parse_yaml(text: str, source: str) -> Located:
-    """Parse one YAML document keeping ``file:line`` for every key path."""
-    loader = yaml.SafeLoader(text)
+    """Parse one YAML document keeping ``file:line`` for every key path.
+
+    Every failure is a :class:`ConfigError` naming the source (and the line where known): YAML
+    syntax, unprintable characters, values PyYAML cannot construct, alias bombs, deep nesting.
+    """
+    try:
+        loader = yaml.SafeLoader(text)  # checks for unprintable characters right away
+    except yaml.YAMLError as exc:
+        raise _yaml_problem(exc, source, text) from None
     try:
         try:
             root = loader.get_single_node()
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError([f"{source}{line}: not valid YAML: {problem}"]) from None
+            raise _yaml_problem(exc, source, text) from None
+        except RecursionError:
+            raise ConfigError([f"{source}: nesting too deep"]) from None
         where: dict[Path_, str] = {}
         counter = [0]
 
-        def build(node: yaml.Node, path: Path_, stack: frozenset) -> Any:
+        def count(node: yaml.Node) -> None:
             counter[0] += 1
             if counter[0] > MAX_NODES:
                 raise ConfigError([f"{source}: document too large or too many aliases (over {MAX_NODES} nodes)"])
+
+        def line(node: yaml.Node) -> str:
+            return f"{source}:{node.start_mark.line + 1}"
+
+        def construct(node: yaml.Node, path: Path_) -> Any:
+            try:
+                return loader.construct_object(node, deep=True)
+            except yaml.YAMLError:
+                raise
+            except _CONSTRUCT_ERRORS as exc:
+                tag = node.tag.rsplit(":", 1)[-1] if node.tag.startswith("tag:yaml.org,2002:") else node.tag
+                value = node.value if isinstance(node, yaml.ScalarNode) else "..."
+                shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+                reason = str(exc).splitlines()[0] if isinstance(exc, ValueError) and str(exc) else ""
+                raise ConfigError(
+                    [f"{line(node)}: {_fmt_path(path)}: value {shown}: not a valid {tag}"
+                     f"{f' ({reason})' if reason else ''}; quote it if it is meant as text"]
+                ) from None
+
+        def key_of(knode: yaml.Node, path: Path_) -> str:
+            if not isinstance(knode, yaml.ScalarNode):
+                raise ConfigError([f"{line(knode)}: {_fmt_path(path)}: keys must be plain names"])
+            key = construct(knode, path)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise ConfigError([f"{line(knode)}: {_fmt_path(path)}: key {key!r} is not a name"])
+            return str(key)
+
+        def merged_pairs(node: yaml.Node, path: Path_, stack: frozenset) -> dict[str, tuple]:
+            """YAML merge (``<<``): the pairs a mapping contributes to one that merges it, first wins."""
+            if not isinstance(node, yaml.MappingNode):
+                raise ConfigError([f"{line(node)}: {_fmt_path(path)}: '<<' merges a mapping or a list of mappings"])
+            if id(node) in stack or len(stack) > MAX_DEPTH:
+                raise ConfigError([f"{line(node)}: {_fmt_path(path)}: nesting too deep or recursive alias"])
+            explicit, merges = own_pairs(node, path, stack | {id(node)})
+            out = dict(explicit)
+            for src in merges:
+                for k, kv in src.items():
+                    out.setdefault(k, kv)
+            return out
+
+        def own_pairs(node: yaml.MappingNode, path: Path_, stack: frozenset) -> tuple[dict[str, tuple], list[dict]]:
+            explicit: dict[str, tuple] = {}
+            merges: list[dict] = []
+            for knode, vnode in node.value:
+                count(knode)
+                if knode.tag == _MERGE_TAG:
+                    subs = vnode.value if isinstance(vnode, yaml.SequenceNode) else [vnode]
+                    for sub in subs:  # earlier mappings in a merge list win
+                        merges.append(merged_pairs(sub, path, stack))
+                    continue
+                key = key_of(knode, path)
+                if key in explicit:
+                    raise ConfigError([f"{line(knode)}: {_fmt_path(path + (key,))}: key given twice"])
+                explicit[key] = (knode, vnode)
+            return explicit, merges
+
+        def build(node: yaml.Node, path: Path_, stack: frozenset) -> Any:
+            count(node)
             if len(path) > MAX_DEPTH or id(node) in stack:
-                raise ConfigError([f"{source}:{node.start_mark.line + 1}: {_fmt_path(path)}: nesting too deep or recursive alias"])
-            where.setdefault(path, f"{source}:{node.start_mark.line + 1}")
+                raise ConfigError([f"{line(node)}: {_fmt_path(path)}: nesting too deep or recursive alias"])
+            where.setdefault(path, line(node))
             if isinstance(node, yaml.MappingNode):
+                inner = stack | {id(node)}
+                explicit, merges = own_pairs(node, path, inner)
+                pairs = dict(explicit)  # explicit keys win over merged ones (YAML merge semantics)
+                for src in merges:
+                    for k, kv in src.items():
+                        pairs.setdefault(k, kv)
                 out: dict[Any, Any] = {}
-                loader.flatten_mapping(node)
-                for knode, vnode in node.value:
-                    if not isinstance(knode, yaml.ScalarNode):
-                        raise ConfigError([f"{source}:{knode.start_mark.line + 1}: {_fmt_path(path)}: keys must be plain names"])
-                    key = loader.construct_object(knode, deep=True)
-                    if not isinstance(key, (str, int, float, bool)) or key is None:
-                        raise ConfigError([f"{source}:{knode.start_mark.line + 1}: {_fmt_path(path)}: key {key!r} is not a name"])
-                    key = str(key)
-                    if key in out:
-                        raise ConfigError([f"{source}:{knode.start_mark.line + 1}: {_fmt_path(path + (key,))}: key given twice"])
-                    where[path + (key,)] = f"{source}:{knode.start_mark.line + 1}"
-                    out[key] = build(vnode, path + (key,), stack | {id(node)})
+                for key, (knode, vnode) in pairs.items():
+                    where[path + (key,)] = line(knode)
+                    out[key] = build(vnode, path + (key,), inner)
                 return out
             if isinstance(node, yaml.SequenceNode):
                 return [build(v, path + (i,), stack | {id(node)}) for i, v in enumerate(node.value)]
-            return loader.construct_object(node, deep=True)
+            return construct(node, path)
 
         try:
             data = None if root is None else build(root, (), frozenset())
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ConfigError([f"{source}{line}: not valid YAML: {getattr(exc, 'problem', exc)}"]) from None
+            raise _yaml_problem(exc, source, text) from None
         except RecursionError:
             raise ConfigError([f"{source}: nesting too deep"]) from None
         return Located(data, where)
@@ -158,16 +241,31 @@ def _merge_at(doc: Located, path: Path_, over: Located) -> None:
         doc.where.setdefault(path + p, w)
 
 
-def _load_profile(kind: str, name: Any, section: str, at: str) -> Located:
-    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ConfigError([f"{at}: profile must be a profile name from models/{kind}/, got {name!r}"])
-    path = models_dir() / kind / f"{name}.yaml"
-    if not path.is_file():
-        have = sorted(p.stem for p in (models_dir() / kind).glob("*.yaml"))
-        raise ConfigError([f"{at}: unknown {kind[:-1]} profile {name!r} (available: {', '.join(have) or 'none'})"])
-    doc = read_yaml(path)
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_KIND_WORD = {"phones": "phone", "registrars": "registrar", "ha": "HA"}
+
+
+def _load_profile(kind: str, name: Any, section: str, at: str, path: Path_ = ()) -> Located:
+    where = f"{at}: {_fmt_path(path)}" if path else at
+    if not isinstance(name, str) or not _PROFILE_NAME.fullmatch(name) or name.startswith("."):
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
+        raise ConfigError(
+            [f"{where}: profile must be a profile name from models/{kind}/ (letters, digits, '_', '.', '-'; "
+             f"at most 64), got {shown}"]
+        )
+    path_ = models_dir() / kind / f"{name}.yaml"
+    try:
+        found = path_.is_file()
+        have = [] if found else sorted(p.stem for p in (models_dir() / kind).glob("*.yaml"))
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot look up {_KIND_WORD.get(kind, kind)} profile {name!r}: {exc}"]) from None
+    if not found:
+        raise ConfigError(
+            [f"{where}: unknown {_KIND_WORD.get(kind, kind)} profile {name!r} (available: {', '.join(have) or 'none'})"]
+        )
+    doc = read_yaml(path_)
     if not isinstance(doc.data, dict) or not isinstance(doc.data.get(section), dict):
-        raise ConfigError([f"{path}: a {kind[:-1]} profile needs a '{section}:' mapping"])
+        raise ConfigError([f"{path_}: a {_KIND_WORD.get(kind, kind)} profile needs a '{section}:' mapping"])
     sub = {p[1:]: w for p, w in doc.where.items() if p[:1] == (section,)}
     return Located(doc.data[section], sub)
 
@@ -182,9 +280,12 @@ def _resolve_extends(doc: Located, source: Path, depth: int = 0) -> Located:
     if not isinstance(name, str) or not name:
         raise ConfigError([f"{at}: extends: must name a deployment in models/deployments or a YAML path, got {name!r}"])
     cand = [source.parent / name, models_dir() / "deployments" / f"{name}.yaml", models_dir() / "deployments" / name]
-    base_path = next((c for c in cand if c.is_file()), None)
+    try:
+        base_path = next((c for c in cand if c.is_file()), None)
+        have = [] if base_path else sorted(p.stem for p in (models_dir() / "deployments").glob("*.yaml"))
+    except OSError as exc:  # e.g. a name longer than the file-name limit
+        raise ConfigError([f"{at}: extends: cannot look up {name[:80]!r}: {exc.strerror or exc}"]) from None
     if base_path is None:
-        have = sorted(p.stem for p in (models_dir() / "deployments").glob("*.yaml"))
         raise ConfigError([f"{at}: extends: {name!r} not found (deployments: {', '.join(have) or 'none'})"])
     base = _resolve_extends(read_yaml(base_path), base_path, depth + 1)
     if not isinstance(base.data, dict):
@@ -199,12 +300,13 @@ def _apply_profiles(doc: Located) -> None:
     if isinstance(fleets, list):
         for i, fl in enumerate(fleets):
             if isinstance(fl, dict) and fl.get("profile") is not None:
-                prof = _load_profile("phones", fl["profile"], "phone", doc.where.get(("fleets", i, "profile"), "fleets"))
+                at = ("fleets", i, "profile")
+                prof = _load_profile("phones", fl["profile"], "phone", doc.where.get(at, "fleets"), at)
                 _merge_at(doc, ("fleets", i, "phone"), prof)
     for key, kind in (("registrar", "registrars"), ("ha", "ha")):
         sec = d.get(key)
         if isinstance(sec, dict) and sec.get("profile") is not None:
-            prof = _load_profile(kind, sec["profile"], key, doc.where.get((key, "profile"), key))
+            prof = _load_profile(kind, sec["profile"], key, doc.where.get((key, "profile"), key), (key, "profile"))
             _merge_at(doc, (key,), prof)
 
 
@@ -215,10 +317,13 @@ def _apply_set(doc: Located, assignment: str) -> None:
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
         raise ConfigError([f"--set {assignment!r}: empty key path"])
+    src = f"--set {key.strip()}"
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = parse_yaml(raw, src).data if raw.strip() else ""
+    except _YamlSyntaxError:  # not YAML: take the text as it is
         value = raw
+    except ConfigError as exc:  # YAML, but a value PyYAML cannot construct (e.g. 2001-13-45)
+        raise ConfigError([p.replace(f"{src}:1: (top level): ", f"{src}: ") for p in exc.problems]) from None
     node = doc.data
     path: list[Any] = []
     for j, p in enumerate(parts):
@@ -249,15 +354,86 @@ def _apply_set(doc: Located, assignment: str) -> None:
 
 
 # ----------------------------------------------------------------------------- validation
-def _allowed(err: dict) -> str:
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+_BOUND_WORDS = (
+    ("ge", "greater than or equal to"), ("gt", "greater than"), ("le", "less than or equal to"), ("lt", "less than")
+)
+
+
+def _quantity(loc: Path_) -> str | None:
+    """'duration' or 'rate' when the schema field at ``loc`` is one, else None."""
+    from typing import get_args
+
+    from simsip.units import format_duration, format_rate
+
+    model: Any = Scenario
+    fld = None
+    for p in loc:
+        if isinstance(p, int):
+            continue
+        if model is None:
+            return None
+        fld = getattr(model, "model_fields", {}).get(p)
+        if fld is None:
+            return None
+        model = None
+        todo = [fld.annotation]
+        while todo:
+            t = todo.pop()
+            if isinstance(t, type) and hasattr(t, "model_fields"):
+                model = t
+                break
+            todo.extend(get_args(t))
+    if fld is None:
+        return None
+    metadata = list(fld.metadata)
+    todo = [fld.annotation]
+    while todo:
+        t = todo.pop()
+        metadata.extend(getattr(t, "__metadata__", ()))
+        todo.extend(get_args(t))
+    for m in metadata:
+        func = getattr(m, "func", None)
+        if func is format_duration:
+            return "duration"
+        if func is format_rate:
+            return "rate"
+    return None
+
+
+def _bound(v: Any, kind: str | None) -> str:
+    from simsip.units import format_duration, format_rate
+
+    if kind and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+        return format_duration(float(v)) if kind == "duration" else format_rate(float(v))
+    return str(v)
+
+
+def _allowed(err: dict, kind: str | None = None) -> str:
     ctx = err.get("ctx") or {}
     t = err.get("type", "")
     if t == "literal_error" and "expected" in ctx:
         return f" (allowed: {ctx['expected']})"
-    for k, word in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+    for k, word in _BOUNDS:
         if k in ctx:
-            return f" (allowed: {word} {ctx[k]})"
+            return f" (allowed: {word} {_bound(ctx[k], kind)})"
     return ""
+
+
+_MISSING = object()
+
+
+def _written(doc: Located, loc: Path_) -> Any:
+    """The value at ``loc`` in the merged document, as the user wrote it (or _MISSING)."""
+    node = doc.data
+    for p in loc:
+        if isinstance(node, dict) and p in node:
+            node = node[p]
+        elif isinstance(node, list) and isinstance(p, int) and -len(node) <= p < len(node):
+            node = node[p]
+        else:
+            return _MISSING
+    return node
 
 
 def _known_keys(path: Path_) -> str:
@@ -285,9 +461,22 @@ def _known_keys(path: Path_) -> str:
 
 
 def format_validation(exc: ValidationError, doc: Located, default_source: str) -> list[str]:
-    problems = []
+    errors = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "tagged-union"))))
+        ctx = err.get("ctx") or {}
+        if err.get("type") == "located" and isinstance(ctx.get("at"), (tuple, list)):
+            # a model validator's error about one of the model's fields (see schema._located)
+            loc = loc + tuple(ctx["at"])
+            err = {**err, "msg": ctx.get("problem", err.get("msg")), "input": _written(doc, loc)}
+        errors.append((loc, err))
+    problems = []
+    for loc, err in errors:
+        if err.get("type") == "too_short" and any(len(o) > len(loc) and o[: len(loc)] == loc for o, _ in errors):
+            # a collection is 'too short' only because an item in it failed: that item's error says it all
+            given = err.get("input")
+            if isinstance(given, (list, tuple)) and len(given) >= (err.get("ctx") or {}).get("min_length", 0):
+                continue
         # pydantic puts model-level validator errors at the model's path
         where = None
         for n in range(len(loc), -1, -1):
@@ -305,10 +494,23 @@ def format_validation(exc: ValidationError, doc: Located, default_source: str) -
             problems.append(f"{where}: {_fmt_path(loc)}: required key is missing")
             continue
         value = err.get("input")
+        kind = None
+        if any(k in (err.get("ctx") or {}) for k, _ in _BOUNDS):
+            # a range error on a duration or rate: show it as written, with its unit
+            kind = _quantity(loc)
+            written = _written(doc, loc)
+            if written is _MISSING and loc:  # a shorthand such as 'delay: -1s' for {mean: -1s}
+                written = _written(doc, loc[:-1])
+            if kind and isinstance(written, (str, int, float)) and not isinstance(written, bool):
+                value = written
+                ctx = err.get("ctx") or {}
+                msg = next(
+                    f"Input should be {words} {_bound(ctx[k], kind)}" for k, words in _BOUND_WORDS if k in ctx
+                )
         shown = repr(value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
-        problems.append(f"{where}: {_fmt_path(loc)}: value {shown}: {msg}{_allowed(err)}")
+        problems.append(f"{where}: {_fmt_path(loc)}: value {shown}: {msg}{_allowed(err, kind)}")
     return problems
 
 
@@ -360,8 +562,41 @@ def resolved_yaml(scn: Scenario) -> str:
     return yaml.safe_dump(scn.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
+def _schema_for_editors(schema: dict) -> None:
+    """Make the duration/rate properties valid JSON Schema that agrees with the loader.
+
+    pydantic writes a numeric default (3600.0) and keeps range constraints it cannot map onto a
+    string ('gt': 0) as unknown keywords. Defaults become unit strings ('1h'); the bounds move
+    into the description ('Must be > 0s.').
+    """
+    from simsip.config.types import DURATION_PATTERN, RATE_PATTERN
+    from simsip.units import format_duration, format_rate
+
+    def kind_of(branch: Any) -> str | None:
+        if isinstance(branch, dict) and branch.get("type") == "string":
+            return {DURATION_PATTERN: "duration", RATE_PATTERN: "rate"}.get(branch.get("pattern"))
+        return None
+
+    def fix(prop: dict) -> None:
+        for branch in prop.get("anyOf", [prop]):
+            kind = kind_of(branch)
+            if kind is None:
+                continue
+            bounds = [f"{word} {_bound(branch.pop(k), kind)}" for k, word in _BOUNDS if k in branch]
+            if bounds:
+                prop["description"] = (prop.get("description", "").rstrip() + f" Must be {' and '.join(bounds)}.").lstrip()
+            d = prop.get("default")
+            if isinstance(d, (int, float)) and not isinstance(d, bool):
+                prop["default"] = format_duration(float(d)) if kind == "duration" else format_rate(float(d))
+
+    for model in [schema, *schema.get("$defs", {}).values()]:
+        for prop in model.get("properties", {}).values():
+            fix(prop)
+
+
 def json_schema() -> dict:
     schema = Scenario.model_json_schema()
+    _schema_for_editors(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "simsip scenario"
     return schema

@@ -14,8 +14,20 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from simsip.config.types import Dist, Duration, Frozen, Rate
+
+
+def _located(at: tuple, problem: str) -> PydanticCustomError:
+    """A model-validator error about one field below the model.
+
+    pydantic reports model-validator errors at the model itself; ``ctx['at']`` is the field's
+    path relative to the model and ``ctx['problem']`` the message without that path, which the
+    loader uses to name the key and its line. The message itself stays self-contained.
+    """
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at).lstrip(".")
+    return PydanticCustomError("located", "{detail}", {"detail": f"{path}: {problem}", "problem": problem, "at": at})
 
 
 # --------------------------------------------------------------------------- phones
@@ -265,8 +277,9 @@ class Ha(Frozen):
     @model_validator(mode="after")
     def _unique(self) -> "Ha":
         names = [n.name for n in self.nodes]
-        if len(set(names)) != len(names):
-            raise ValueError(f"node names must be unique, got {names}")
+        for j, name in enumerate(names):
+            if name in names[:j]:
+                raise _located(("nodes", j, "name"), f"node names must be unique, got {names}")
         prios = [n.priority for n in self.nodes]
         if len(set(prios)) != len(prios):
             raise ValueError(f"node priorities must differ (VRRP would tie-break on addresses), got {prios}")
@@ -350,14 +363,18 @@ class Scenario(Frozen):
     @model_validator(mode="after")
     def _cross(self) -> "Scenario":
         names = [f.name for f in self.fleets]
-        if len(set(names)) != len(names):
-            raise ValueError(f"fleet names must be unique, got {names}")
+        for j, name in enumerate(names):
+            if name in names[:j]:
+                raise _located(("fleets", j, "name"), f"fleet names must be unique, got {names}")
         nodes = {n.name for n in self.ha.nodes} | {"master", "backup"}
         for i, f in enumerate(self.faults):
             if f.node not in nodes:
-                raise ValueError(f"faults[{i}].node {f.node!r} is not a node (allowed: {sorted(nodes)})")
+                raise _located(("faults", i, "node"), f"{f.node!r} is not a node (allowed: {', '.join(sorted(nodes))})")
             if f.at >= self.duration:
-                raise ValueError(f"faults[{i}].at ({f.at}s) is not before the end of the run ({self.duration}s)")
+                raise _located(
+                    ("faults", i, "at"),
+                    f"fault at {f.at:.15g}s is not before the end of the run (duration {self.duration:.15g}s)",
+                )
         if self.output.resolution > self.duration:
             raise ValueError("output.resolution is longer than the run")
         total = sum(f.count for f in self.fleets)

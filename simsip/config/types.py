@@ -14,12 +14,29 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from simsip.units import format_duration, format_rate, parse_duration, parse_rate
 
+def _ci(word: str) -> str:
+    """A case-insensitive regex for ``word`` without inline flags (JSON Schema uses ECMA-262 regexes)."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+_NUM_PATTERN = r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_ZERO_PATTERN = r"0|0\.0"
+# what simsip.units.parse_duration / parse_rate accept (spaces around, units in any case)
+DURATION_PATTERN = (
+    r"^\s*(?:" + _NUM_PATTERN + r"\s*(?:" + "|".join(_ci(u) for u in ("us", "ms", "cs", "sec", "s", "min", "m", "h", "d"))
+    + ")|" + _ZERO_PATTERN + "|" + "|".join(_ci(w) for w in ("infinite", "inf", "never")) + r")\s*$"
+)
+RATE_PATTERN = (
+    r"^\s*(?:" + _NUM_PATTERN + r"\s*/\s*(?:" + "|".join(_ci(u) for u in ("sec", "s", "min", "m", "h", "d"))
+    + ")|" + _ZERO_PATTERN + r")\s*$"
+)
 _DURATION_SCHEMA = {
     "type": "string",
-    "pattern": r"^\s*[0-9.eE+-]+\s*(us|ms|cs|s|sec|min|m|h|d)\s*$|^0$|^inf$",
+    "pattern": DURATION_PATTERN,
     "examples": ["250ms", "30s", "5min", "1h"],
 }
-_RATE_SCHEMA = {"type": "string", "pattern": r"^\s*[0-9.eE+-]+\s*/\s*(s|sec|min|m|h|d)\s*$|^0$", "examples": ["40/s", "2/h"]}
+_RATE_SCHEMA = {"type": "string", "pattern": RATE_PATTERN, "examples": ["40/s", "2/h"]}
+
 
 def _number_ok(value: Any, info: ValidationInfo) -> bool:
     """Bare numbers are seconds only for Python callers; YAML input must carry units."""
