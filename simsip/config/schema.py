@@ -105,6 +105,16 @@ class RetryRule(Frozen):
     after_max: Literal["long_interval", "give_up"] = Field("long_interval", description="After max_attempts.")
     long_interval: Duration = Field(1200.0, ge=0, description="Wait after max_attempts failures.")
     honour_retry_after: bool = Field(True, description="Wait at least a 503's Retry-After before retrying.")
+    transport_error_interval: Duration | None = Field(
+        None, ge=0,
+        description="Wait after the first transport error in a row (TCP reset, connection refused or closed); "
+        "Linphone retries at once (0). null: the rule (pjsua: first_interval 0 ± spread).",
+    )
+    honour_restart_timer: bool = Field(
+        False,
+        description="After a server failure wait uniform in [0, Restart-Timer] before the first retry "
+        "(draft-shen-soc-avalanche-restart-overload; the value is the scenario's restart_timer).",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> "RetryRule":
@@ -113,16 +123,81 @@ class RetryRule(Frozen):
         return self
 
 
+class Keepalive(Frozen):
+    """Flow keep-alives (RFC 5626 §4.4) and OPTIONS pings that a phone sends after registering.
+
+    ``crlf``: a double-CRLF ping; over TCP/TLS the registrar answers a CRLF pong, and no pong within
+    ``timeout`` (RFC 5626 §4.4.1: 10 s) or a TCP reset fails the flow. Over UDP a CRLF gets no
+    answer (it only keeps a NAT binding: pjsua's ka_data), so it detects nothing. ``options``: a SIP
+    OPTIONS transaction; over UDP any live registrar answers it — also the *new* master after a VIP
+    move, so it detects only a registrar that stays silent past the timeout; over TCP/TLS the new
+    master has no connection and resets it. Each interval is uniform in [randomize·interval,
+    interval] (RFC 5626 implementations: 80–100 %). ``failures`` consecutive failed pings make the
+    phone re-register at once; a reset fails the flow at the first. Pings are not queued at the
+    registrar's REGISTER workers (CRLF is handled by the transport layer; OPTIONS load is left out).
+    """
+
+    kind: Literal["none", "crlf", "options"] = Field("none", description="Keep-alive kind (none, RFC 5626 CRLF, SIP OPTIONS).")
+    interval: Duration = Field(30.0, gt=0, le=86400, description="Keep-alive interval (upper end of the random range).")
+    randomize: float = Field(0.8, ge=0, le=1, description="Each interval is uniform in [randomize·interval, interval].")
+    timeout: Duration | None = Field(
+        None, gt=0, description="A ping without answer fails after this (null: CRLF 10 s per RFC 5626 §4.4.1, OPTIONS Timer F)."
+    )
+    failures: int = Field(1, ge=1, le=100, description="Consecutive failed pings before the phone re-registers.")
+
+
+class Failover(Frozen):
+    """How a phone moves between DNS targets (RFC 3263 §4.3 / RFC 2782; Yealink/Polycom semantics).
+
+    After ``retry_counts`` failed attempts on one target (timeout, transport error, 503) the phone
+    sends the same request to the next target of its ordered list at once; with ``retry_wait:
+    immediate`` the attempts on one target follow each other at once, so moving on takes
+    ``retry_counts`` × the failure time (e.g. 3 × Timer F). When every target failed the retry rule
+    applies and the list starts over. ``failback_mode`` says when the phone returns to the first
+    target: ``newRequests`` every new transaction starts there; ``registration`` each refresh after a
+    success starts there; ``DNSTTL`` after the DNS TTL since it moved; ``duration`` after
+    ``failback_timeout`` since it moved.
+    """
+
+    retry_counts: int = Field(3, ge=1, le=20, description="Failed attempts on a target before the next one (Yealink/Polycom 3).")
+    retry_wait: Literal["immediate", "rule"] = Field(
+        "immediate", description="Between attempts on one target: at once, or the retry rule's wait."
+    )
+    failback_mode: Literal["newRequests", "DNSTTL", "registration", "duration"] = Field(
+        "newRequests", description="When to return to the first target (Yealink/Polycom default newRequests)."
+    )
+    failback_timeout: Duration = Field(3600.0, ge=0, description="failback_mode duration: time on a secondary target.")
+    on_503: bool = Field(True, description="A 503 counts as a failed attempt (RFC 3263 §4.3).")
+
+
+class PhoneAuth(Frozen):
+    """The phone's side of digest authentication (used when the scenario's ``auth.enabled``)."""
+
+    nonce_reuse: bool = Field(
+        True,
+        description="Send credentials proactively with the last nonce (pjsip/belle-sip cache it); a stale or "
+        "foreign nonce gets a 401 and a second REGISTER. false: every REGISTER is challenged first.",
+    )
+
+
 class PhoneProfile(Frozen):
     """A phone model: requested expiry, refresh point, SIP timers, retry rule, call load."""
 
     description: str = Field("", description="What this profile represents.")
-    transport: Literal["udp"] = Field("udp", description="SIP transport (TCP/TLS come with keepalives).")
+    transport: Literal["udp", "tcp", "tls"] = Field(
+        "udp", description="SIP transport: udp (Timer E retransmissions), tcp or tls (a connection per phone)."
+    )
     expires: Duration = Field(3600.0, gt=0, le=30 * 86400, description="Requested registration expiry.")
     refresh: RefreshRule = Field(default_factory=RefreshRule)
     timers: SipTimers = Field(default_factory=SipTimers)
     retry: RetryRule = Field(default_factory=RetryRule)
     calls_per_hour: Rate = Field(0.0, ge=0, description="Incoming calls to each phone (Poisson), e.g. '2/h'.")
+    keepalive: Keepalive = Field(default_factory=Keepalive, description="Keep-alives after registering.")
+    failover: Failover = Field(default_factory=Failover, description="DNS target failover (fleets with server dns_srv/dns_a).")
+    auth: PhoneAuth = Field(default_factory=PhoneAuth, description="Digest authentication behaviour.")
+    startup_delay: Duration = Field(
+        0.0, ge=0, le=3600, description="Random wait in [0, delay] before the first REGISTER after boot (Yealink reg_surge_prevention)."
+    )
 
 
 class Fleet(Frozen):
@@ -141,6 +216,11 @@ class Fleet(Frozen):
         description="Equilibrium phases: random (independent uniform) or even (phone k at k·R/N, like a SIPp lab).",
     )
     boot_window: Duration = Field(60.0, ge=0, description="Boot storm: first REGISTERs uniform in [0, window].")
+    server: Literal["vip", "dns_srv", "dns_a", "lb"] = Field(
+        "vip",
+        description="How the phones find the registrar: the VRRP VIP; DNS SRV targets (dns.srv, RFC 3263); DNS round "
+        "robin A records (dns.a: random pick, no health); a load balancer/SBC in front (load_balancer).",
+    )
 
 
 # --------------------------------------------------------------------------- registrar
@@ -183,6 +263,19 @@ class Registrar(Frozen):
         "(usrloc db_mode 3); replicated = SIP-level replication (DMQ) with lag.",
     )
     replication: Replication = Field(default_factory=Replication, description="Used when data is 'replicated'.")
+    persistence: Literal["memory", "write_through", "write_back", "db_only"] = Field(
+        "memory",
+        description="Where bindings survive a restart: memory (usrloc db_mode 0), write_through (1), write_back (2, "
+        "flushed every flush_interval), db_only (3: every lookup reads the storage).",
+    )
+    flush_interval: Duration = Field(60.0, gt=0, description="Write-back flush timer (usrloc timer_interval 60 s).")
+    storage: Literal["local", "shared"] = Field(
+        "local", description="Persistent storage per node (astdb, SQLite) or shared by all (one DB, DRBD volume)."
+    )
+    start_time: Dist = Field(
+        default_factory=lambda: Dist(mean=2.0), description="Registrar start-up before it loads bindings (assumption: 2 s)."
+    )
+    load_rate: Rate = Field(20000.0, gt=0, description="Bindings per second loaded from storage at start (assumption).")
 
     @model_validator(mode="after")
     def _check(self) -> "Registrar":
@@ -262,12 +355,78 @@ class HealthCheck(Frozen):
     exec_time: Duration = Field(0.0, ge=0, description="Time the script takes to report (assumption: 0; calibrate from a lab).")
 
 
+class Heartbeat(Frozen):
+    """Linux-HA heartbeat (``ha.cf``): a node is dead after ``deadtime`` without heartbeats.
+
+    Defaults from heartbeat's config.c (keepalive 1 s, deadtime 30 s, warntime deadtime/2,
+    initdead = deadtime when > 10 s); see models/ha/heartbeat.yaml.
+    """
+
+    keepalive: Duration = Field(1.0, gt=0, description="Heartbeat interval.")
+    deadtime: Duration = Field(30.0, gt=0, description="Silence after which the peer is declared dead.")
+    warntime: Duration | None = Field(None, gt=0, description="Late-heartbeat warning (null: deadtime/2); logged only.")
+    initdead: Duration | None = Field(None, gt=0, description="Dead time at start-up (null: heartbeat's rule).")
+    auto_failback: bool = Field(True, description="Resources return to the preferred node when it comes back.")
+    takeover_time: Dist = Field(
+        default_factory=lambda: Dist(mean=0.5), description="Running the resource scripts on takeover (assumption: 0.5 s)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "Heartbeat":
+        if self.deadtime <= 2 * self.keepalive:
+            raise ValueError(f"deadtime ({self.deadtime}s) must be more than 2 × keepalive ({self.keepalive}s)")
+        return self
+
+    @property
+    def initial_dead(self) -> float:
+        if self.initdead is not None:
+            return self.initdead
+        if self.deadtime > 10:
+            return self.deadtime
+        return 12.0 if self.deadtime < 6 else 2 * self.deadtime
+
+
+class Corosync(Frozen):
+    """Corosync totem timers: a lost node is noticed after token (+ per-node coefficient) and consensus."""
+
+    token: Duration = Field(3.0, gt=0, description="Token timeout (corosync >= 3.1: 3 s; 2.x: 1 s).")
+    token_coefficient: Duration = Field(0.65, ge=0, description="Added per node beyond two.")
+    consensus: Duration | None = Field(None, gt=0, description="Consensus timeout (null: 1.2 × token).")
+    join: Duration = Field(0.05, ge=0, description="Forming the new membership (join 50 ms).")
+
+    def detection(self, nodes: int) -> float:
+        tok = self.token + max(0, nodes - 2) * self.token_coefficient
+        cons = self.consensus if self.consensus is not None else 1.2 * tok
+        return tok + cons + self.join
+
+
+class Pacemaker(Frozen):
+    """Pacemaker resource management on top of corosync: fencing, monitors, resource start."""
+
+    stonith_enabled: bool = Field(True, description="Fence a lost node before recovering its resources (default true).")
+    fence_time: Dist = Field(default_factory=lambda: Dist(mean=5.0), description="Time a fence action takes (assumption: 5 s).")
+    stonith_timeout: Duration = Field(60.0, gt=0, description="A fence slower than this fails (pacemaker default 60 s).")
+    monitor_interval: Duration = Field(10.0, gt=0, description="Registrar resource monitor interval (IPaddr2 advertises 10 s).")
+    migration_threshold: int = Field(1_000_000, ge=1, description="Local failures before the resource moves (INFINITY).")
+    resource_stickiness: bool = Field(False, description="Stay on the current node when the preferred one returns.")
+    ip_start_time: Duration = Field(0.0, ge=0, description="IPaddr2 start (its 5 ARPs 200 ms apart start at once).")
+    stop_time: Dist = Field(default_factory=lambda: Dist(mean=1.0), description="Stopping the registrar resource (assumption: 1 s).")
+
+
 class Ha(Frozen):
     """The HA control plane that moves the VIP between registrar nodes."""
 
-    kind: Literal["keepalived"] = Field("keepalived", description="HA stack.")
+    kind: Literal["keepalived", "heartbeat", "pacemaker"] = Field("keepalived", description="HA stack.")
     profile: str | None = Field(None, description="HA profile from models/ha (merged).")
     vrrp: Vrrp = Field(default_factory=Vrrp)
+    heartbeat: Heartbeat = Field(default_factory=Heartbeat, description="Used when kind is heartbeat.")
+    corosync: Corosync = Field(default_factory=Corosync, description="Used when kind is pacemaker.")
+    pacemaker: Pacemaker = Field(default_factory=Pacemaker, description="Used when kind is pacemaker.")
+    standby: Literal["hot", "warm", "cold"] = Field(
+        "hot",
+        description="hot/warm: the registrar runs on every node; cold: it is started on the node that takes over "
+        "(start time, then loading persisted bindings).",
+    )
     health_check: HealthCheck | None = Field(None, description="keepalived track_script (null: none, keepalived's default).")
     nodes: tuple[Node, ...] = Field(
         default_factory=lambda: (Node(name="node-a", priority=101), Node(name="node-b", priority=100)),
@@ -301,10 +460,81 @@ class Arp(Frozen):
     gateway_timeout: Duration = Field(14400.0, gt=0, description="Router ARP timeout in gateway mode (Cisco IOS 4 h).")
 
 
+class Tcp(Frozen):
+    """TCP/TLS connection behaviour (Linux defaults) and the TLS handshake's cost at the registrar."""
+
+    syn_rto: Duration = Field(1.0, gt=0, description="First SYN retransmission (RFC 6298 initial RTO 1 s), doubling.")
+    rto_min: Duration = Field(0.2, gt=0, description="First data retransmission on a connection (Linux TCP_RTO_MIN 200 ms), doubling.")
+    rto_max: Duration = Field(120.0, gt=0, description="Retransmission interval cap (Linux TCP_RTO_MAX 120 s).")
+    tls_rtts: int = Field(2, ge=0, le=4, description="Round trips of a TLS handshake after TCP's (TLS 1.2 full: 2; 1.3: 1).")
+    tls_handshake_cost: float = Field(
+        5.0, ge=0, le=1000,
+        description="Registrar work of a TLS handshake, in REGISTER service times, added to the first request on a "
+        "new connection (assumption; sip-router measured 61 kB per TLS connection, CPU not published).",
+    )
+
+
 class Network(Frozen):
     delay: Dist = Field(default_factory=lambda: Dist(mean=0.001), description="One-way phone↔node delay.")
     loss: float = Field(0.0, ge=0, le=0.9, description="Independent loss probability per SIP packet.")
     arp: Arp = Field(default_factory=Arp)
+    tcp: Tcp = Field(default_factory=Tcp, description="TCP/TLS transport parameters.")
+
+
+# --------------------------------------------------------------------------- finding the registrar
+class SrvRecord(Frozen):
+    target: str = Field(..., min_length=1, description="A registrar node name (ha.nodes).")
+    priority: int = Field(10, ge=0, le=65535, description="SRV priority (lowest first).")
+    weight: int = Field(100, ge=0, le=65535, description="SRV weight within a priority (RFC 2782 weighted random order).")
+
+
+class Dns(Frozen):
+    """DNS records that phones with ``server: dns_srv``/``dns_a`` resolve; targets are node names.
+
+    Phones then address the nodes directly (not the VIP): a node answers while its registrar runs,
+    whether or not it holds the VIP. Inbound-call reachability is still judged at the node that
+    serves the VIP (the ingress), so use ``registrar.data: shared`` or ``replicated`` with DNS.
+    """
+
+    srv: tuple[SrvRecord, ...] = Field(default_factory=tuple, max_length=16, description="SRV records.")
+    a: tuple[str, ...] = Field(default_factory=tuple, max_length=16, description="A records (round robin) as node names.")
+    ttl: Duration = Field(300.0, ge=0, description="Record TTL (failback_mode DNSTTL).")
+
+
+class LoadBalancer(Frozen):
+    """A dispatcher/SBC in front of the nodes (Kamailio dispatcher, Acme-like SBC).
+
+    Phones send to the balancer, which never fails; it forwards each REGISTER statelessly to a node
+    it believes active and probes every node with OPTIONS every ``probe_interval``: a probe that
+    gets no answer within ``probe_timeout`` is a failure, ``probe_threshold`` failures in a row mark
+    the node inactive, ``recover_threshold`` successes active again. TCP/TLS terminate at the
+    balancer, so a backend failover breaks no phone connection. ``max_register_forward``: REGISTERs
+    forwarded per second (token bucket, 1 s burst); the excess gets 503 with ``retry_after``.
+    """
+
+    algorithm: Literal["priority", "hash", "round_robin"] = Field(
+        "priority", description="priority: first active node in order (ds alg 8); hash: per phone; round_robin."
+    )
+    targets: tuple[str, ...] = Field(default_factory=tuple, description="Node names in order (empty: ha.nodes).")
+    probe_interval: Duration = Field(10.0, gt=0, description="OPTIONS probe interval (assumption: 10 s; Kamailio ds_ping_interval).")
+    probe_timeout: Duration = Field(5.0, gt=0, description="Probe without answer after this fails (assumption; tm fr_timer).")
+    probe_threshold: int = Field(1, ge=1, le=100, description="Failed probes before inactive (Kamailio ds_probing_threshold 1).")
+    recover_threshold: int = Field(1, ge=1, le=100, description="Good probes before active again (Kamailio ds_inactive_threshold 1).")
+    max_register_forward: Rate = Field(0.0, ge=0, description="REGISTERs forwarded per second (0 = no limit).")
+    retry_after: Duration = Field(0.0, ge=0, description="Retry-After on the balancer's own 503 (0 = absent).")
+
+
+class Auth(Frozen):
+    """Digest authentication at the registrar: REGISTER → 401 → REGISTER with credentials.
+
+    A nonce is valid only on the node (and registrar process) that issued it, unless the nodes
+    share the secret; ``nonce_lifetime`` > 0 makes it stale after that long (Kamailio auth
+    ``nonce_expire``). A challenged REGISTER costs one service time like any other.
+    """
+
+    enabled: bool = Field(False, description="The registrar challenges REGISTERs.")
+    nonce_lifetime: Duration = Field(0.0, ge=0, description="Nonce validity (0 = until the issuing process restarts).")
+    shared_secret: bool = Field(False, description="All nodes accept each other's nonces (same auth secret).")
 
 
 # --------------------------------------------------------------------------- faults
@@ -337,6 +567,17 @@ class Output(Frozen):
     report: bool = Field(True, description="Write report.html.")
 
 
+class RandomFault(Frozen):
+    """Faults drawn at random: exponential times between failures (MTBF) and to repair (MTTR)."""
+
+    kind: Literal["node_crash", "process_crash", "process_hang", "link_down", "partition"] = Field(
+        "node_crash", description="What fails."
+    )
+    node: str = Field("any", description="A node name, 'master', or 'any' (a node drawn uniformly).")
+    mtbf: Duration = Field(..., gt=0, description="Mean time between failures of this kind.")
+    mttr: Duration = Field(..., gt=0, description="Mean time to repair.")
+
+
 class LabOptions(Frozen):
     """Knobs only the real lab uses (``simsip lab run``); the simulator ignores them."""
 
@@ -357,7 +598,16 @@ class Scenario(Frozen):
     ha: Ha = Field(default_factory=Ha)
     network: Network = Field(default_factory=Network)
     faults: tuple[Fault, ...] = Field(default_factory=tuple, max_length=10_000, description="Scheduled faults.")
+    random_faults: tuple[RandomFault, ...] = Field(
+        default_factory=tuple, max_length=100, description="Faults drawn from MTBF/MTTR (availability over long runs)."
+    )
     output: Output = Field(default_factory=Output)
+    dns: Dns = Field(default_factory=Dns, description="DNS records for fleets with server dns_srv/dns_a.")
+    load_balancer: LoadBalancer | None = Field(None, description="Dispatcher/SBC for fleets with server lb.")
+    auth: Auth = Field(default_factory=Auth, description="Digest authentication at the registrar.")
+    restart_timer: Duration = Field(
+        0.0, ge=0, description="Restart-Timer the registrar advertises (0 = none); phones with retry.honour_restart_timer use it."
+    )
     lab: LabOptions = Field(default_factory=LabOptions, description="Real-lab options (ignored by the simulator).")
 
     @model_validator(mode="after")
@@ -385,3 +635,25 @@ class Scenario(Frozen):
     @property
     def phones(self) -> int:
         return sum(f.count for f in self.fleets)
+
+    @model_validator(mode="after")
+    def _finding_registrar(self) -> "Scenario":
+        nodes = [n.name for n in self.ha.nodes]
+        for i, r in enumerate(self.dns.srv):
+            if r.target not in nodes:
+                raise _located(("dns", "srv", i, "target"), f"{r.target!r} is not a node (allowed: {', '.join(nodes)})")
+        for i, a in enumerate(self.dns.a):
+            if a not in nodes:
+                raise _located(("dns", "a", i), f"{a!r} is not a node (allowed: {', '.join(nodes)})")
+        if self.load_balancer is not None:
+            for i, a in enumerate(self.load_balancer.targets):
+                if a not in nodes:
+                    raise _located(("load_balancer", "targets", i), f"{a!r} is not a node (allowed: {', '.join(nodes)})")
+        for i, f in enumerate(self.fleets):
+            if f.server == "dns_srv" and not self.dns.srv:
+                raise _located(("fleets", i, "server"), "dns_srv needs dns.srv records")
+            if f.server == "dns_a" and not self.dns.a:
+                raise _located(("fleets", i, "server"), "dns_a needs dns.a records")
+            if f.server == "lb" and self.load_balancer is None:
+                raise _located(("fleets", i, "server"), "lb needs a load_balancer section")
+        return self

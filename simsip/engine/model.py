@@ -12,11 +12,13 @@ from __future__ import annotations
 import bisect
 
 from simsip.config.schema import Scenario
+from simsip.config.schema import Fault
+from simsip.engine.cluster import HeartbeatInstance, PacemakerInstance
 from simsip.engine.core import Sim
 from simsip.engine.network import Network
 from simsip.engine.phones import PhoneBank
 from simsip.engine.records import FaultRecord, RunLog, StoreLog
-from simsip.engine.registrar import RegistrarNode, Store
+from simsip.engine.registrar import RegistrarNode, Storage, Store
 from simsip.engine.vrrp import DOWN, MASTER, HealthCheck, VrrpInstance
 from simsip.rng import Streams
 
@@ -47,22 +49,63 @@ class Model:
         self._partitions: set[tuple[int, int]] = set()
         self.network = Network(self, cfg.network, n_phones)
         self.registrars = [RegistrarNode(self, i, n.name, cfg.registrar, stores[i], self.log) for i, n in enumerate(nodes)]
-        self.vrrp = [VrrpInstance(self, i, n.name, n.priority, cfg.ha.vrrp) for i, n in enumerate(nodes)]
+        ha = cfg.ha
+        if ha.kind == "heartbeat":
+            self.vrrp = [HeartbeatInstance(self, i, n.name, n.priority, ha.heartbeat) for i, n in enumerate(nodes)]
+        elif ha.kind == "pacemaker":
+            self.vrrp = [PacemakerInstance(self, i, n.name, n.priority, ha.corosync, ha.pacemaker) for i, n in enumerate(nodes)]
+        else:
+            self.vrrp = [VrrpInstance(self, i, n.name, n.priority, ha.vrrp) for i, n in enumerate(nodes)]
+        self._fenced: set[int] = set()
         for reg, v in zip(self.registrars, self.vrrp):
             reg.vrrp = v
+        # persistent storage (what a restarted or cold-started registrar loads)
+        reg_cfg = cfg.registrar
+        if reg_cfg.persistence != "memory" and reg_cfg.data != "shared":
+            if reg_cfg.storage == "shared":
+                shared_storage = Storage(n_phones)
+                for r in self.registrars:
+                    r.storage = shared_storage
+            else:
+                for r in self.registrars:
+                    r.storage = Storage(n_phones)
+            if reg_cfg.persistence == "db_only" and reg_cfg.storage == "shared":
+                # every node reads and writes the one database: a single live store
+                for r in self.registrars:
+                    r.store = stores[0]
+                self.log.store_of_node = [0] * len(nodes)
+                self.log.stores = [self.log.stores[0]]
         hc = cfg.ha.health_check
         self.checks = [HealthCheck(self, i, hc) for i in range(len(nodes))] if hc is not None else []
         self.phones = PhoneBank(self, cfg.fleets, self.log)
         self._serving = None
         self._node_epoch = [0] * len(nodes)
+        self.faults = list(cfg.faults) + self._draw_random_faults()
         # times at which a registrar may die, hang or restart (scheduled faults and repairs);
         # before the next of them a REGISTER's completion cannot be disturbed and is applied at once
         self._disruptions = sorted(
-            [f.at for f in cfg.faults] + [f.at + (f.repair_after or 0.0) for f in cfg.faults]
+            [f.at for f in self.faults] + [f.at + (f.repair_after or 0.0) for f in self.faults]
         )
         self._disruptions.append(cfg.duration)  # nothing is applied ahead past the end of the run
         self.calm_until = self._disruptions[0]
         self.disturbed = False  # set at the first fault: from then on every arrival is an event
+
+    def _draw_random_faults(self) -> list[Fault]:
+        """MTBF/MTTR faults, drawn up front so their times are known like scheduled ones."""
+        out: list[Fault] = []
+        names = [n.name for n in self.cfg.ha.nodes]
+        for k, rf in enumerate(self.cfg.random_faults):
+            gen = self.streams.generator(f"faults.random.{k}")
+            t = 0.0
+            while True:
+                t += float(gen.exponential(rf.mtbf))
+                if t >= self.cfg.duration:
+                    break
+                repair = float(gen.exponential(rf.mttr))
+                node = names[int(gen.integers(len(names)))] if rf.node == "any" else rf.node
+                out.append(Fault(kind=rf.kind, node=node, at=t, repair_after=repair))
+                t += repair  # the next failure of this kind starts counting after the repair
+        return out
 
     # ------------------------------------------------------------------ topology queries
     def node_index(self, name: str) -> int:
@@ -99,6 +142,8 @@ class Model:
         return -1
 
     def update_serving(self, t: float) -> None:
+        if self.phones.watchers:  # something changed: phones with keep-alives check their flows
+            self.phones.changed(t)
         s = self.serving_node()
         if s != self._serving:
             self._serving = s
@@ -107,7 +152,33 @@ class Model:
     def vrrp_changed(self, node: int, old: str, new: str, t: float) -> None:
         if old == MASTER and new != MASTER:
             self.network.vip_released(node, t)
+            if self.cfg.ha.standby == "cold" and self.registrars[node].up:
+                self.registrars[node].crash(t)  # the resource is stopped where it no longer runs
+        if new == MASTER and self.cfg.ha.standby == "cold" and self.node_up[node]:
+            self.registrars[node].start_process(t)
         self.update_serving(t)
+
+    def restart_registrar(self, node: int, t_start: float) -> None:
+        """Stop the registrar (if running) and start it again at ``t_start`` (pacemaker recovery)."""
+        reg = self.registrars[node]
+        if reg.up:
+            reg.crash(self.sim.now)
+        self.sim.call_at(max(t_start, self.sim.now), reg.start_process, max(t_start, self.sim.now))
+
+    def fence_node(self, node: int, t: float) -> None:
+        """A fence (STONITH) powers ``node`` off; it comes back when its fault is repaired."""
+        if self.node_up[node]:
+            self._fenced.add(node)
+            self.crash_node(node, t)
+
+    def _corosync_lost(self, node: int, t: float, others: list[int] | None = None) -> None:
+        """Pacemaker: the others notice ``node`` left the membership after token + consensus."""
+        if self.cfg.ha.kind != "pacemaker":
+            return
+        det = self.cfg.ha.corosync.detection(len(self.vrrp))
+        for o in (others if others is not None else range(len(self.vrrp))):
+            if o != node:
+                self.sim.call_at(t + det, self.vrrp[o].lost_contact, node)
 
     # ------------------------------------------------------------------ faults
     def _advance_calm(self, t: float) -> None:
@@ -129,13 +200,17 @@ class Model:
         if self.checks:
             self.checks[node].stop()
         self.network.vip_released(node, t)
+        if node not in self._fenced:
+            self._corosync_lost(node, t)
         self.update_serving(t)
 
     def repair_node(self, node: int, t: float) -> None:
         self._node_epoch[node] += 1
         self.node_up[node] = True
         self.registrars[node].link = True
-        self.registrars[node].restart(t)
+        self._fenced.discard(node)
+        if self.cfg.ha.standby != "cold":
+            self.registrars[node].start_process(t)
         self.vrrp[node].start(as_master=False)
         if self.checks:
             self.checks[node].start()
@@ -151,11 +226,15 @@ class Model:
             reg.hung = True
         elif kind == "link_down":
             reg.link = False
-            self.vrrp[node].fault("interface")  # keepalived tracks its interface
+            if self.cfg.ha.kind == "keepalived":
+                self.vrrp[node].fault("interface")  # keepalived tracks its interface
             self.network.vip_released(node, t)
+            self._corosync_lost(node, t)
         elif kind == "partition":
             n = len(self.vrrp)
             self._partitions |= {(a, b) for a in range(n) for b in range(a + 1, n)}
+            for a in range(n):  # every side loses every other
+                self._corosync_lost(a, t, others=[b for b in range(n) if b != a and self.node_up[b]])
         self.update_serving(t)
 
     def _repair(self, kind: str, node: int, t: float) -> None:
@@ -163,15 +242,20 @@ class Model:
         if kind == "node_crash":
             self.repair_node(node, t)
         elif kind in ("process_crash", "process_restart", "process_hang"):
-            if self.node_up[node]:
-                if kind == "process_hang":
+            if self.node_up[node] and (self.cfg.ha.standby != "cold" or self.vrrp[node].state == MASTER):
+                if reg.up:
                     reg.crash(t)  # a hung registrar is repaired by restarting it
-                reg.restart(t)
+                reg.start_process(t)
         elif kind == "link_down":
             reg.link = True
-            self.vrrp[node].clear_fault("interface")
+            if node in self._fenced:
+                self.repair_node(node, t)
+            elif self.cfg.ha.kind == "keepalived":
+                self.vrrp[node].clear_fault("interface")
         elif kind == "partition":
             self._partitions.clear()
+            for f in sorted(self._fenced):
+                self.repair_node(f, t)  # the fenced side reboots and rejoins
         self.log.repairs.append((t, reg.name if reg is not None else "", kind))
         self.update_serving(t)
 
@@ -218,13 +302,19 @@ class Model:
             v.down_deadline = last_advert + v.mdi
         for hc in self.checks:
             hc.start()
+        if cfg.ha.standby == "cold":
+            for i in order[1:]:
+                self.registrars[i].up = False  # not running until its node takes over
+        for r in self.registrars:
+            r.start_timers()
         initial_store = self.registrars[master].store
         self.phones.start(cfg.registrar.grant, initial_store)
+        self._initial_persistence(master)
         if cfg.registrar.data == "replicated":
             for r in self.registrars:
                 if r is not self.registrars[master]:
                     r.store.bulk_copy_from(initial_store)
-        for i, f in enumerate(cfg.faults):
+        for i, f in enumerate(self.faults):
             env.process(self._fault_process(i, f))
         self.update_serving(0.0)
         try:
@@ -235,6 +325,29 @@ class Model:
         finally:
             self._finish()
         return self.log
+
+    def _initial_persistence(self, master: int) -> None:
+        """At equilibrium the storage holds what the master persisted: everything (write-through,
+        db_only) or, with write-back, each phone's binding as of the last flush before t=0."""
+        reg = self.registrars[master]
+        if reg.storage is None or reg.persist == "db_only":
+            return
+        import numpy as np
+
+        log = reg.store.log
+        t0 = np.frombuffer(log.t, dtype=np.float64)
+        ph = np.frombuffer(log.phone, dtype=np.int64)
+        until = np.frombuffer(log.until, dtype=np.float64)
+        if reg.persist == "write_back":
+            # the last flush before t=0 came at a uniform phase of the timer; a phone refreshed
+            # after it is stored with its previous binding (one refresh interval older)
+            last_flush = -self.streams("registrar.initial_flush").random() * self.cfg.registrar.flush_interval
+            fleet_of = self.phones.fleet_of
+            r_of = np.array([fp.refresh.interval(self.cfg.registrar.grant(fp.expires)) for fp in self.phones.params])[fleet_of[ph]]
+            until = np.where(t0 <= last_flush, until, until - r_of)
+        st = reg.storage.until
+        for p, u in zip(ph.tolist(), until.tolist()):
+            st[p] = u
 
     def _finish(self) -> None:
         ph = self.phones
@@ -249,6 +362,7 @@ class Model:
         for r in self.registrars:
             c[f"served_{r.name}"] = r.served
             c[f"rejected_{r.name}"] = r.rejected
+            c[f"loaded_{r.name}"] = r.loaded
             if r.replicated:
                 c[f"replicas_sent_{r.name}"] = r.replicas_sent
                 c[f"replicas_lost_{r.name}"] = r.replicas_lost

@@ -70,6 +70,14 @@ class Store:
         self.log.clears.append(t)
 
 
+class Storage:
+    """Persistent binding storage (a DB table, astdb, a DRBD volume): what survives a restart."""
+
+    def __init__(self, phones: int):
+        self.until = [float("-inf")] * phones
+        self.writes = 0
+
+
 class RegistrarNode:
     """The registrar process on one HA node."""
 
@@ -104,25 +112,88 @@ class RegistrarNode:
         self.record_waits = False
         self.waits: list[float] = []
         self.vrrp = None  # set by the model
+        # phone-side hooks (simsip.engine.phones): digest auth check, extra work per request (TLS
+        # handshake on a new connection), notice of the process stopping (closes TCP connections)
+        self.auth_check = None
+        self.extra_work = None
+        self.on_stop = None
+        self.storage: Storage | None = None  # set by the model when bindings persist
+        self.persist = cfg.persistence if cfg.data != "shared" else "memory"
+        self.dirty: set[int] = set()
+        self.start_delay = sampler(cfg.start_time, model.streams(f"registrar.{name}.start"))
+        self.loaded = 0
+        self.starting = False
 
     # ------------------------------------------------------------------ life cycle
     def crash(self, t: float) -> None:
-        """The registrar process stops: in-flight work is lost, and memory unless the store is shared."""
+        """The registrar process stops: in-flight work is lost, and memory unless the store is shared
+        (or is the database itself, usrloc db_mode 3)."""
         self.up = False
         self.hung = False
+        self.starting = False
         self.epoch += 1
         self.waiting.clear()
-        if self.cfg.data != "shared":
+        self.dirty.clear()  # write-back rows not yet flushed die with the process
+        if self.on_stop is not None:
+            self.on_stop(self.index, t)
+        if self.cfg.data != "shared" and self.persist != "db_only":
             self.store.clear(t)
 
+    def start_process(self, t: float) -> None:
+        """Start the registrar: ``start_time``, then loading persisted bindings, then it answers."""
+        if self.up or self.starting:
+            return
+        self.starting = True
+        self.epoch += 1
+        epoch = self.epoch
+        delay = self.start_delay()
+        n_load = 0
+        if self.storage is not None and self.persist in ("write_through", "write_back"):
+            n_load = sum(1 for u in self.storage.until if u > t + delay)
+        ready = t + delay + n_load / self.cfg.load_rate
+        self.sim.call_at(ready, self._started, epoch)
+
+    def _started(self, epoch: int) -> None:
+        if epoch != self.epoch or not self.starting or not self.model.node_up[self.index]:
+            return
+        t = self.sim.env._now
+        self.starting = False
+        self.restart(t)
+
     def restart(self, t: float) -> None:
+        """The process answers from now on (after loading what persisted, syncing if replicated)."""
         self.up = True
         self.hung = False
         self.epoch += 1
         self.free_at = [t] * self.workers
         self.waiting.clear()
+        if self.storage is not None and self.persist in ("write_through", "write_back"):
+            mine = self.store.until
+            for p, u in enumerate(self.storage.until):
+                if u > t and u > mine[p]:
+                    self.store.save(t, p, u)
+                    self.loaded += 1
         if self.replicated and self.cfg.replication.sync_on_start:
             self._full_sync(t)
+        self.model.update_serving(t)
+
+    def start_timers(self) -> None:
+        """The usrloc timer that flushes write-back rows to storage."""
+        if self.storage is not None and self.persist == "write_back":
+            phase = self.model.streams(f"registrar.{self.name}.timer").random() * self.cfg.flush_interval
+            self.sim.env.process(self._flusher(phase))
+
+    def _flusher(self, phase: float):
+        env = self.sim.env
+        yield env.timeout(phase)
+        while True:
+            if self.up and self.dirty:
+                st, mine = self.storage.until, self.store.until
+                for p in self.dirty:
+                    st[p] = mine[p]
+                self.storage.writes += len(self.dirty)
+                self.dirty.clear()
+            yield env.timeout(self.cfg.flush_interval)
 
     def check_ok(self, kind: str) -> bool:
         """What keepalived's track_script sees: the socket is bound (socket) / OPTIONS answered (sip)."""
@@ -131,12 +202,12 @@ class RegistrarNode:
         return not (kind == "sip" and self.hung)
 
     # ------------------------------------------------------------------ requests
-    def receive(self, phone: int, tx: int, requested: float, at: float | None = None) -> None:
+    def receive(self, phone: int, tx: int, requested: float, at: float | None = None, direct: bool = False) -> None:
         """A REGISTER (first copy or retransmission) reaches this node at layer 2 (now, or at ``at``).
 
         It is processed only if the node is up and holds the VIP; otherwise it is dropped.
         """
-        if not self.up or not self.link or self.vrrp.state != "master":
+        if not self.up or not self.link or (self.vrrp.state != "master" and not direct):
             self.model.phones.lost(phone, tx)
             return
         now = self.sim.env._now if at is None else at
@@ -168,6 +239,8 @@ class RegistrarNode:
         free = heappop(self.free_at)
         start = now if free < now else free
         finish = start + self.service()
+        if self.extra_work is not None:
+            finish += self.extra_work(phone, self.service)
         heappush(self.free_at, finish)
         if start > now:
             waiting.append(start)
@@ -191,6 +264,9 @@ class RegistrarNode:
         if epoch != self.epoch or self.hung:  # the process died or hung meanwhile: no reply
             self.model.phones.lost(phone, tx)
             return
+        if self.auth_check is not None and not self.auth_check(phone, self.index, self.epoch, now):
+            self.model.phones.reply(phone, tx, now, 401, 0.0, 0.0)  # digest challenge, no binding
+            return
         cfg = self.cfg
         granted = requested if requested >= cfg.min_expires else cfg.min_expires
         if cfg.max_expires and granted > cfg.max_expires:
@@ -199,6 +275,13 @@ class RegistrarNode:
             granted = granted * (1.0 - cfg.expires_range / 100.0 * self.rnd.random())
         until = now + granted + cfg.lookup_grace
         self.store.save(now, phone, until)
+        persist = self.persist
+        if persist != "memory":
+            if persist == "write_back":
+                self.dirty.add(phone)
+            elif self.storage is not None:
+                self.storage.until[phone] = until
+                self.storage.writes += 1
         self.served += 1
         if self.replicated:
             self._replicate(now, phone, until)
