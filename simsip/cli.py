@@ -178,6 +178,12 @@ def trace_import(
         console.print(f"written: {out}/")
 
 
+from simsip.sweep_cli import plan_command, sweep_command  # noqa: E402
+
+app.command("sweep", help="Run a parameter sweep with replications (resumable; --workers, --dask).")(sweep_command)
+app.command("plan", help="Search settings that meet an SLO: analytic screening, then simulation.")(plan_command)
+
+
 @app.command()
 def version() -> None:
     """Print the simsip version."""

@@ -1,0 +1,112 @@
+"""``simsip sweep`` and ``simsip plan``: plain functions the main CLI registers, plus a standalone app.
+
+Mount them in :mod:`simsip.cli` with::
+
+    from simsip.sweep_cli import plan_command, sweep_command
+    app.command("sweep")(sweep_command)
+    app.command("plan")(plan_command)
+
+or run them directly: ``python -m simsip.sweep_cli sweep SWEEP.yaml`` (same options).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from simsip.config.loader import ConfigError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(problems: list[str] | str, code: int = 2) -> None:
+    for p in [problems] if isinstance(problems, str) else problems:
+        err_console.print("[bold red]error:[/] " + escape(str(p)), highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def sweep_command(
+    spec: Path = typer.Argument(..., help="Sweep spec YAML (base scenario, factors, design, replications)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Local worker processes (default: all CPUs)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address (tcp://host:8786) or 'local'."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep directory (default sweeps/<spec name>/)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Discard what the sweep directory holds and start over."),
+) -> None:
+    """Run a sweep: every point's replications, resumable; writes runs/points tables and report.html."""
+    from simsip.sweep import prepare, sweep
+
+    try:
+        prep = prepare(spec)
+    except ConfigError as exc:
+        _fail(exc.problems)
+    out_dir = out or Path("sweeps") / spec.stem
+    reps = prep.configs[0]["replications"] if prep.configs else 0
+    console.print(f"simsip sweep: [bold]{escape(prep.spec.name)}[/] — {prep.n_points} points × {reps} replications, "
+                  f"{escape(str(out_dir))}/", highlight=False)
+    try:
+        res = sweep(prep, workers=workers, out=out_dir, dask=dask, fresh=fresh, progress="auto")
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: finished points are in {escape(str(out_dir))}/points; "
+                          "run the same command again to resume")
+        raise typer.Exit(130)
+    console.print(f"done: {res.computed} point(s) simulated, {prep.n_points - res.computed} resumed, "
+                  f"{res.runtime_s:.1f}s; written {escape(str(out_dir))}/runs.parquet, points.parquet (+ .csv), report.html",
+                  highlight=False)
+
+
+def plan_command(
+    spec: Path = typer.Argument(..., help="Plan YAML (base scenario, variables, SLO, objectives)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Plan directory (default plans/<spec name>/)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Local worker processes (default: all CPUs)."),
+    dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address or 'local'."),
+) -> None:
+    """Screen every combination analytically, simulate the best, recommend a setting that meets the SLO."""
+    from simsip.plan import plan
+
+    out_dir = out or Path("plans") / spec.stem
+    try:
+        res = plan(spec, out=out_dir, workers=workers, dask=dask, progress=True)
+    except ConfigError as exc:
+        _fail(exc.problems)
+    summ = res.summary()
+    table = Table(title=f"{res.spec.name}: {summ['combinations']} combinations screened, "
+                        f"{summ['simulated_candidates']} simulated × {res.spec.replications} replications")
+    table.add_column("SLO")
+    table.add_column("mean", justify="right")
+    table.add_column("95 % CI", justify="right")
+    table.add_column("margin", justify="right")
+    table.add_column("met")
+    pick = res.recommendation or res.closest
+    for c in pick["constraints"] if pick else []:
+        f = lambda v: "–" if v is None else f"{v:.4g}"  # noqa: E731
+        table.add_row(escape(c["slo"]), f(c["mean"]), f"{f(c['ci_low'])} – {f(c['ci_high'])}", f(c["margin"]),
+                      "yes" if c["met_by_ci"] else "[red]no[/]")
+    console.print(table)
+    style = "bold green" if res.status == "feasible" else "bold red"
+    console.print(f"[{style}]{'FEASIBLE' if res.status == 'feasible' else 'INFEASIBLE'}[/]: " + escape(res.message),
+                  highlight=False)
+    console.print(f"written: {escape(str(out_dir))}/ (plan.json, screen, candidates, sensitivity, report.html)",
+                  highlight=False)
+    if res.status != "feasible":
+        raise typer.Exit(3)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="simsip capacity planning: sweeps and plans.")
+app.command("sweep")(sweep_command)
+app.command("plan")(plan_command)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
