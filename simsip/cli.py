@@ -77,6 +77,9 @@ def run(
     except Exception as exc:  # pydantic range errors from --seed/--replications
         _fail(f"{config}: {str(exc).splitlines()[0]}: {' '.join(str(exc).splitlines()[1:3])}")
     out_dir = out or Path("runs") / f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if cfg.variants:
+        _run_variants(cfg, out_dir)
+        return
     console.print(f"simsip: [bold]{escape(cfg.name)}[/] — {cfg.phones} phones, {cfg.replications} replication(s), seed {cfg.seed}")
 
     def progress(done: int, total: int) -> None:
@@ -106,6 +109,35 @@ def run(
         table.add_row(k, _fmt(f["mean"]), ci, f["unit"])
     console.print(table)
     console.print(f"written: {out_dir}/ (summary.json, timeseries, outages, recovery, report.html) in {res.runtime_s:.1f}s")
+
+
+def _run_variants(cfg, out_dir: Path) -> None:
+    from simsip.compare import KEY_FIGURES, simulate_variants, write_comparison
+
+    console.print(f"simsip: [bold]{escape(cfg.name)}[/] — {len(cfg.variants)} variants, {cfg.phones} phones, "
+                  f"{cfg.replications} replication(s), seed {cfg.seed}")
+    try:
+        results = simulate_variants(cfg, out=out_dir)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: finished variants written to {escape(str(out_dir))}")
+        raise typer.Exit(130)
+    except ConfigError as exc:
+        _fail(exc.problems)
+    except Exception as exc:
+        err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}")
+        raise typer.Exit(1)
+    write_comparison(results, out_dir)
+    table = Table(title=f"{escape(cfg.name)}: variants side by side (mean over replications)")
+    table.add_column("figure")
+    for name in results:
+        table.add_column(escape(name), justify="right")
+    for k in KEY_FIGURES:
+        vals = [r.summary["figures"].get(k, {}).get("mean") for r in results.values()]
+        if all(v is None for v in vals):
+            continue
+        table.add_row(k, *[_fmt(v) for v in vals])
+    console.print(table)
+    console.print(f"written: {escape(str(out_dir))}/<variant>/ and comparison.csv, comparison.html")
 
 
 @app.command()
@@ -182,6 +214,44 @@ from simsip.sweep_cli import plan_command, sweep_command  # noqa: E402
 
 app.command("sweep", help="Run a parameter sweep with replications (resumable; --workers, --dask).")(sweep_command)
 app.command("plan", help="Search settings that meet an SLO: analytic screening, then simulation.")(plan_command)
+
+
+@app.command("report")
+def report_command(
+    run_dir: Path = typer.Argument(..., help="A run, sweep or plan directory."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the HTML (default: RUN_DIR/report.html)."),
+    static: bool = typer.Option(False, "--static", help="Also export every figure as PNG and SVG for slides."),
+) -> None:
+    """Rebuild the self-contained HTML report of a run (or sweep/plan) directory."""
+    from simsip.report import ReportError, report_cli
+
+    try:
+        report_cli(run_dir, out=out, static=static)
+    except ReportError as exc:
+        _fail(str(exc))
+
+
+models_app = typer.Typer(no_args_is_help=True, help="The model library: phone, registrar, HA profiles and deployments.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list_command() -> None:
+    """List the profiles and deployments in models/."""
+    from simsip.models_cli import models_list
+
+    models_list()
+
+
+@models_app.command("show")
+def models_show_command(name: str = typer.Argument(..., help="A profile name, or kind/name (e.g. phones/yealink).")) -> None:
+    """Show a profile: each value, what it means, and its source."""
+    from simsip.models_cli import models_show
+
+    try:
+        models_show(name)
+    except KeyError as exc:
+        _fail(str(exc.args[0]) if exc.args else f"unknown model {name!r}")
 
 
 @app.command()

@@ -398,6 +398,11 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fig["peak_conflicts"] = float(ts["conflicts"].max()) if nb else 0.0
     lost_repl = sum(v for k2, v in log.counters.items() if k2.startswith("replicas_lost_"))
     fig["replicas_lost"] = float(lost_repl)
+    fig["unflushed_bindings_lost"] = float(sum(v for k2, v in log.counters.items() if k2.startswith("unflushed_lost_")))
+    year = 365.25 * 86400.0
+    if cfg.random_faults:  # availability only means something when faults come at their real rates
+        fig["loss_minutes_per_phone_year"] = unreach_total / max(n, 1) / 60.0 * (year / H)
+    fig["faults"] = float(len(log.faults))
     fig["failback_vip_move_time"] = (
         float(faults[faults["cause"] == "repair"]["vip_move_time"].mean()) if (faults["cause"] == "repair").any() else math.nan
     )
@@ -460,6 +465,9 @@ FIGURE_HELP = {
     "conflict_phone_seconds": ("phone·s", "Sum over phones of time with a misplaced or divergent binding"),
     "peak_conflicts": ("phones", "Most phones in conflict at one sample"),
     "replicas_lost": ("", "Replication updates lost (sender died, peer down or unreachable)"),
+    "unflushed_bindings_lost": ("", "Write-back bindings not yet flushed to storage when their registrar died"),
+    "loss_minutes_per_phone_year": ("min", "Unreachable minutes per phone, scaled to a year (availability)"),
+    "faults": ("", "Faults that happened (scheduled and random)"),
     "min_reachable_fraction": ("", "Lowest fraction of phones reachable at any sample"),
     "peak_register_rate": ("1/s", "Highest REGISTER arrivals per second at one node"),
     "steady_register_rate": ("1/s", "Mean REGISTER arrivals per second before the first fault"),

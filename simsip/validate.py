@@ -257,6 +257,24 @@ def _reachable_at(outs: list[tuple[str, float, float]], phones: int, grid: np.nd
     return phones - down
 
 
+def _notify_move(run: _LabRun, t_fault: float) -> float:
+    """Fault (scenario time) → first MASTER transition of another node, from the keepalived notify
+    script's nanosecond timestamps recorded in meta.json (NaN when there is none)."""
+    fault = next((f for f in run.faults if f["action"] == "fault"
+                  and abs(float(f["scenario_time"]) - t_fault) < 1e-6), None)
+    if fault is None:
+        return math.nan
+    epoch = float(fault["epoch"])
+    best = math.inf
+    for node, trans in (run.meta.get("transitions") or {}).items():
+        if node == fault.get("node"):
+            continue
+        for when, state, *_ in trans:
+            if state == "MASTER" and when >= epoch:
+                best = min(best, float(when))
+    return best - epoch if math.isfinite(best) else math.nan
+
+
 def _q(x: np.ndarray, q: float) -> float:
     x = x[~np.isnan(x)]
     return float(np.quantile(x, q)) if x.size else math.nan
@@ -358,12 +376,13 @@ def validate(
     replications: int = 20,
     calibrated: bool = True,
     overrides: Sequence[str] = (),
+    align: bool = True,
 ) -> ValidationReport:
     """Compare the simulator with the recorded lab run in ``run_dir`` (see the module docstring)."""
     from scipy.stats import ks_2samp
 
     from simsip.api import simulate
-    from simsip.lab.bridge import scenario_for_lab_run
+    from simsip.lab.bridge import refresh_phase_shift, scenario_for_lab_run
     from simsip.lab.topology import ADDR, VIP
     from simsip.trace import trace_metrics
 
@@ -380,21 +399,41 @@ def validate(
                        registrar_nodes=lab_names, end=run.t0 + dur)
     if tm.reachability_source != "probe":
         raise ValueError(f"{run_dir}: the capture holds no prober answers (source {tm.reachability_source})")
-    lab_outs = [(p, s - run.t0, e - run.t0) for p, s, e in
-                zip(tm.outages["phone"], tm.outages["start"], tm.outages["end"]) if s - run.t0 >= 0]
     n_phones = base.phones
     grid = run.probe_grid[(run.probe_grid >= 0) & (run.probe_grid < dur)]
+
+    def snap(t: float) -> float:
+        """A probe's send time → its round's start (the probes of one round go out within ms of
+        each other; the model is sampled at the round starts)."""
+        if math.isnan(t):
+            return t
+        i = int(np.searchsorted(run.probe_grid, t + 1e-6, side="right")) - 1
+        return float(run.probe_grid[i]) if i >= 0 else t
+
+    lab_outs = [(p, snap(s - run.t0), snap(e - run.t0)) for p, s, e in
+                zip(tm.outages["phone"], tm.outages["start"], tm.outages["end"]) if s - run.t0 >= 0]
     lab_rec = _recoveries(lab_outs, dists)
     lab_rt = lab_rec.loc[lab_rec["cause"] == "fault", "recovery_time"].to_numpy(dtype=float)
     lab_loss = _window_loss(lab_outs, dists, dur)
-    lab_moves = tm.faults["vip_move_time"].to_numpy(dtype=float)
+    lab_moves = tm.faults["vip_move_time"].to_numpy(dtype=float, copy=True)
+    for i, (t, cause) in enumerate(dists):
+        if cause == "fault" and i < len(lab_moves) and math.isnan(lab_moves[i]):
+            alt = _notify_move(run, t)
+            if not math.isnan(alt):
+                lab_moves[i] = alt
+                notes.append(f"lab VIP move of fault {i} from keepalived's notify timestamps (meta.json "
+                             "transitions): the capture holds no advert of the new master (a partition "
+                             "drops the unicast adverts inside the nodes)")
     ev = run.trace.events
     regs = ev[(ev["kind"] == "request") & (ev["method"] == "REGISTER") & ~ev["retransmission"]]
     rt_s = regs["time"].to_numpy(dtype=float) - run.t0
     lab_rate = np.histogram(rt_s, bins=np.arange(0.0, math.floor(dur) + 1.0))[0]
 
     # ---- model
-    scn = scenario_for_lab_run(base, run.run_dir, trace=run.trace)
+    shift = refresh_phase_shift(base, run.run_dir, trace=run.trace) if align else 0.0
+    scn = scenario_for_lab_run(base, run.run_dir, trace=run.trace, shift=shift)
+    sgrid = grid - shift  # the lab's probe times on the model's clock
+    sgrid = sgrid[sgrid >= 0]
     data = scn.model_dump()
     cal = calibrate(run.run_dir) if calibrated else None
     if cal:
@@ -407,7 +446,8 @@ def validate(
     sim_rts, sim_losses, sim_moves, sim_reach, sim_peaks = [], [], [], [], []
     for rep in range(replications):
         o = res.outages[res.outages["replication"] == rep] if len(res.outages) else res.outages
-        outs = _sampled_outages(o, n_phones, grid)
+        outs = _sampled_outages(o, n_phones, sgrid)
+        outs = [(p, s + shift, e + shift) for p, s, e in outs]  # back on the lab's clock
         rec = _recoveries(outs, dists)
         sim_rts.append(rec.loc[rec["cause"] == "fault", "recovery_time"].to_numpy(dtype=float))
         sim_losses.append(_window_loss(outs, dists, dur))
@@ -444,7 +484,7 @@ def validate(
         float(np.isnan(sim_rt).sum()) / replications)
     fault_idx = 0
     for i, (t, cause) in enumerate(dists):
-        label = f"{cause} {i} @ {t:.1f} s"
+        label = f"{cause} {i} @ {t:.2f} s"
         sim_w = float(np.mean([s[i] for s in sim_losses]))
         add(f"unreachable phone·s, {label}", "unreachable_phone_seconds", float(lab_loss[i]), sim_w)
         if cause == "fault":
@@ -464,6 +504,7 @@ def validate(
                           "sim_max": reach_m.max(axis=0)})
     notes.append(f"model: {replications} replications, seed {scn.seed}, first_advert "
                  f"{scn.ha.vrrp.first_advert:.3f} s, phases even"
+                 + f", timeline shifted {shift:+.3f} s to align SIPp's refresh phases"
                  + (f", network.delay {cal['network.delay']}, service_time {cal['registrar.service_time']['mean']}"
                     if cal else ", uncalibrated"))
     notes.append(f"both sides sampled at the lab's {grid.size} probe rounds "

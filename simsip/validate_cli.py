@@ -39,7 +39,7 @@ def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A recorded lab run d
     except (ValueError, OSError) as exc:
         _fail(str(exc))
     console.print_json(json.dumps(cal))
-    console.print(" ".join(f"--set {o}" for o in calibration_overrides(cal)), highlight=False)
+    console.print(" ".join(f"--set {o}" for o in calibration_overrides(cal)), highlight=False, soft_wrap=True)
 
 
 @validate_app.command("validate")
@@ -68,7 +68,7 @@ def validate_cmd(
         t.add_row(m, _fmt(lab), _fmt(sim), tol, mark)
     console.print(t)
     for n in rep.notes:
-        console.print(f"[dim]{n}[/]", highlight=False)
+        console.print(f"[dim]{n}[/]", highlight=False, soft_wrap=True)
     if not rep.passed:
         err.print(f"[bold red]out of tolerance:[/] {', '.join(rep.failures)}")
         raise typer.Exit(1)

@@ -600,3 +600,31 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "simsip scenario"
     return schema
+
+
+def expand_variants(scn: Scenario) -> list[tuple[str, Scenario]]:
+    """The scenarios a ``variants:`` section describes: each is the base with its overrides merged.
+
+    Without variants, the scenario itself (named by the scenario). Errors name the variant.
+    """
+    if not scn.variants:
+        return [(scn.name, scn)]
+    base = scn.model_dump(mode="json")
+    base.pop("variants", None)
+    out = []
+    for i, v in enumerate(scn.variants):
+        doc = Located(copy.deepcopy(base), {})
+        over = Located(copy.deepcopy(v.overrides), {(): f"variants[{i}].overrides"})
+        _merge(doc, over)
+        doc.data["name"] = f"{scn.name}/{v.name}"
+        if v.description:
+            doc.data["description"] = v.description
+        try:
+            vs = Scenario.model_validate(doc.data, context={"strict_units": True})
+        except ValidationError as exc:
+            raise ConfigError([f"variants[{i}] ({v.name}): " + p for p in format_validation(exc, doc, f"variants[{i}]")]) from None
+        out.append((v.name, vs))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise ConfigError([f"variants: names must be unique, got {names}"])
+    return out

@@ -11,7 +11,7 @@ The tree is validated once and frozen; the engine only ever sees floats in secon
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -578,6 +578,14 @@ class RandomFault(Frozen):
     mttr: Duration = Field(..., gt=0, description="Mean time to repair.")
 
 
+class Variant(Frozen):
+    """One design to compare: the base scenario with some keys overridden (deep-merged)."""
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Variant name.")
+    description: str = Field("", description="What this variant changes.")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="Keys of the scenario to override (nested mapping).")
+
+
 class LabOptions(Frozen):
     """Knobs only the real lab uses (``simsip lab run``); the simulator ignores them."""
 
@@ -609,6 +617,10 @@ class Scenario(Frozen):
         0.0, ge=0, description="Restart-Timer the registrar advertises (0 = none); phones with retry.honour_restart_timer use it."
     )
     lab: LabOptions = Field(default_factory=LabOptions, description="Real-lab options (ignored by the simulator).")
+    variants: tuple[Variant, ...] = Field(
+        default_factory=tuple, max_length=50,
+        description="Designs compared side by side (e.g. no replication vs DMQ vs shared DB, same phones, same fault).",
+    )
 
     @model_validator(mode="after")
     def _cross(self) -> "Scenario":

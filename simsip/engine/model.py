@@ -290,16 +290,20 @@ class Model:
         # VRRP at equilibrium: the highest priority node is master, adverts at a random phase
         order = sorted(range(len(self.vrrp)), key=lambda i: -self.vrrp[i].priority)
         master = order[0]
-        if vcfg.first_advert is not None:
-            first = vcfg.first_advert % vcfg.advert_int
+        period = cfg.ha.heartbeat.keepalive if cfg.ha.kind == "heartbeat" else vcfg.advert_int
+        if vcfg.first_advert is not None and cfg.ha.kind == "keepalived":
+            first = vcfg.first_advert % period
         else:
-            first = self.streams("vrrp.phase").random() * vcfg.advert_int
-        last_advert = first - vcfg.advert_int
+            first = self.streams("vrrp.phase").random() * period
+        last_advert = first - period
         self.vrrp[master].start(as_master=True, last_advert=last_advert)
         for i in order[1:]:
             v = self.vrrp[i]
-            v.start(as_master=False)
-            v.down_deadline = last_advert + v.mdi
+            if cfg.ha.kind == "keepalived":
+                v.start(as_master=False)
+                v.down_deadline = last_advert + v.mdi
+            else:  # already a member of the running cluster
+                v.start(as_master=False, last_advert=last_advert)
         for hc in self.checks:
             hc.start()
         if cfg.ha.standby == "cold":
@@ -363,6 +367,7 @@ class Model:
             c[f"served_{r.name}"] = r.served
             c[f"rejected_{r.name}"] = r.rejected
             c[f"loaded_{r.name}"] = r.loaded
+            c[f"unflushed_lost_{r.name}"] = r.unflushed_lost
             if r.replicated:
                 c[f"replicas_sent_{r.name}"] = r.replicas_sent
                 c[f"replicas_lost_{r.name}"] = r.replicas_lost

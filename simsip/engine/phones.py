@@ -14,6 +14,27 @@ refresh. Timer E is armed lazily: on the first transmission no timer is schedule
 request's path (network → queue → worker → network) is known to complete before the timer would
 fire; any step that breaks the chain or runs past the deadline arms it. The result is the same
 transaction timing as an eager timer, with one event fewer per registration.
+
+Beyond that plain case (UDP to the VIP), each fleet may use:
+
+* **TCP/TLS** (``transport``): a connection per phone to the node its address leads to. Without
+  one, the request waits for a SYN/SYN-ACK (SYN retransmitted from ``syn_rto`` doubling) and, for
+  TLS, ``tls_rtts`` more round trips; the first request on a new TLS connection costs the
+  registrar ``tls_handshake_cost`` extra service times. A segment reaching a node that holds the
+  address but not the connection (the new master after a VIP move, a restarted node) is answered
+  with a reset: a *transport error*, handled by ``retry.transport_error_interval``. Silence (a
+  dead node) is retransmitted by TCP (``rto_min`` doubling, not Timer E) until Timer F. A
+  registrar process that stops on a live node closes its connections (FIN): those phones
+  re-register per the same rule.
+* **Keep-alives** (:mod:`simsip.engine.keepalive`): a failed flow makes the phone re-register.
+* **DNS** (``server: dns_srv``/``dns_a``, :mod:`simsip.engine.dns`): phones address nodes
+  directly, in their own RFC 2782 order, moving to the next target after ``retry_counts`` failed
+  attempts and returning per the failback mode.
+* **A load balancer** (``server: lb``, :mod:`simsip.engine.lb`).
+* **Digest auth** (``auth.enabled``): the registrar's :meth:`PhoneBank.authorized` hook decides
+  whether a REGISTER carries a nonce the node accepts; otherwise it answers 401 and the phone sends
+  the REGISTER again at once with credentials. A nonce belongs to the node (and process) that
+  issued it; with ``nonce_reuse`` the phone sends credentials for its last nonce proactively.
 """
 
 from __future__ import annotations
@@ -24,6 +45,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simsip.config.schema import Fleet
+from simsip.engine.dns import target_orders
+from simsip.engine.keepalive import Keepalives
+from simsip.engine.lb import Balancer
 from simsip.engine.records import RunLog
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +56,11 @@ if TYPE_CHECKING:  # pragma: no cover
 NO_TX = -1
 OUT_TIMEOUT = -2.0
 OUT_FAILURE = -1.0
+LB = -5  # the "node" a phone behind a load balancer talks to
+# reliable transports: where the current request is
+T_IDLE, T_SYN, T_SEG, T_DONE = 0, 1, 2, 3
+# why the last failure happened (besides a timeout)
+CAUSE_NONE, CAUSE_503, CAUSE_TRANSPORT = 0, 1, 2
 
 
 class FleetParams:
@@ -52,6 +81,22 @@ class FleetParams:
         self.retry = ph.retry
         self.calls_per_s = ph.calls_per_hour
         self.refresh_cache: dict[float, float] = {}  # granted expiry -> refresh interval
+        self.transport = ph.transport
+        self.reliable = ph.transport != "udp"
+        self.tls = ph.transport == "tls"
+        self.server = fleet.server
+        self.direct = fleet.server != "vip"
+        self.dns = fleet.server in ("dns_srv", "dns_a")
+        self.plain = not self.reliable and not self.direct  # UDP to the VIP: the fast path
+        self.ka = ph.keepalive
+        self.ka_detects = self.ka.kind != "none" and (self.reliable or self.ka.kind == "options")
+        ka_to = self.ka.timeout
+        self.ka_timeout = ka_to if ka_to is not None else (10.0 if self.ka.kind == "crlf" else self.timer_f)
+        self.failover = ph.failover
+        self.nonce_reuse = ph.auth.nonce_reuse
+        self.startup_delay = ph.startup_delay
+        self.rto_min = self.rto_max = self.syn_rto = 0.0
+        self.tls_rtts = 0
 
 
 class PhoneBank:
@@ -94,6 +139,64 @@ class PhoneBank:
         self.timed_out = 0
         self.gave_up = 0
         self.stray = 0
+        self._init_features()
+
+    def _init_features(self) -> None:
+        """State for transports, DNS, the balancer, auth and keep-alives (only what is used)."""
+        cfg = self.model.cfg
+        n = self.n
+        self.cfg = cfg
+        self.counters = self.log.counters
+        self._cause = CAUSE_NONE
+        self.restart_timer = cfg.restart_timer
+        tcp = cfg.network.tcp
+        for fp in self.params:
+            fp.rto_min, fp.rto_max, fp.syn_rto = tcp.rto_min, tcp.rto_max, tcp.syn_rto
+            fp.tls_rtts = tcp.tls_rtts if fp.tls else 0
+        self.any_reliable = any(fp.reliable for fp in self.params)
+        if self.any_reliable:
+            self.conn = array("q", [-1]) * n  # node of the phone's connection (-1: none; LB)
+            self.conn_nep = array("q", [0]) * n  # the node's boot epoch when connected
+            self.conn_rep = array("q", [0]) * n  # the registrar process epoch when connected
+            self.tstate = array("b", [T_IDLE]) * n
+            self.newconn = array("b", [0]) * n  # the next request opens a TLS connection
+            self.te_bins = self.log.bin("transport_errors")
+            self.counters["transport_errors"] = 0
+            self.counters["tcp_retransmissions"] = 0
+            self.counters["connections_opened"] = 0
+            self.counters["connections_closed_by_peer"] = 0
+        self.tls_cost = tcp.tls_handshake_cost
+        # DNS: each phone's ordered target list and where it is in it
+        self.any_dns = any(fp.dns for fp in self.params)
+        if self.any_dns:
+            self.orders: list[tuple[int, ...]] = []
+            self.order_id = array("l", [0]) * n
+            self.dns_pos = array("l", [0]) * n
+            self.tfail = array("l", [0]) * n  # failed attempts on the current target
+            self.moved_at = array("d", [0.0]) * n  # when the phone left its first target
+            self.fo_cont = array("b", [0]) * n  # the next begin continues a failover
+            self.fb_reset = array("b", [0]) * n  # failback_mode registration: next refresh starts over
+            self.counters["dns_failovers"] = 0
+            ttl = cfg.dns.ttl
+            self.dns_ttl = ttl
+        self.lb = Balancer(self, cfg.load_balancer) if any(fp.server == "lb" for fp in self.params) else None
+        # digest auth
+        self.auth_on = cfg.auth.enabled
+        if self.auth_on:
+            self.nonce_life = cfg.auth.nonce_lifetime
+            self.shared_secret = cfg.auth.shared_secret
+            self.nonce_node = array("q", [-1]) * n
+            self.nonce_ep = array("q", [0]) * n
+            self.nonce_t = array("d", [0.0]) * n
+            self.cred_node = array("q", [-1]) * n
+            self.cred_ep = array("q", [0]) * n
+            self.cred_t = array("d", [0.0]) * n
+            self.auth_retry = array("b", [0]) * n
+            self.pending: dict[int, tuple[int, int, float]] = {}
+            self.r401_bins = self.log.bin("resp_401")
+            self.counters["auth_challenges"] = 0
+        self.keepalives = Keepalives(self) if any(fp.ka_detects for fp in self.params) else None
+        self.watchers = self.keepalives is not None
 
     def fleet(self, p: int) -> FleetParams:
         return self._only or self.params[self._fleet_idx[p]]
@@ -106,15 +209,36 @@ class PhoneBank:
         self.receivers = [r.receive for r in self.model.registrars]
         d = self.model.cfg.network.delay
         self.fold_arrivals = d.dist == "constant" or (d.dist in ("normal", "lognormal") and d.sd == 0)
+        regs = self.model.registrars
+        if self.auth_on:
+            for r in regs:
+                r.auth_check = self.authorized
+        if any(fp.tls for fp in self.params) and self.tls_cost > 0:
+            for r in regs:
+                r.extra_work = self._extra_work
+        if self.any_reliable:
+            for r in regs:
+                r.on_stop = self.process_stopped
+        if self.any_dns:
+            self._dns_start()
+        if self.lb is not None:
+            self.lb.start()
+        equilibrium: list[np.ndarray] = []
 
         times_all, phones_all = [], []
         for fp, fleet in zip(self.params, self.model.cfg.fleets):
             gen = self.model.streams.generator(f"phones.start.{fleet.name}")
             lo, hi = fp.first, fp.first + fp.count
             if fleet.start == "boot_storm":
-                times_all.append(gen.random(fp.count) * fleet.boot_window)
+                t_boot = gen.random(fp.count) * fleet.boot_window
+                if fp.startup_delay > 0:  # Yealink reg_surge_prevention: a random wait after boot
+                    sgen = self.model.streams.generator(f"phones.startup.{fleet.name}")
+                    t_boot = t_boot + sgen.random(fp.count) * fp.startup_delay
+                times_all.append(t_boot)
                 phones_all.append(np.arange(lo, hi))
                 continue
+            if fp.reliable or self.auth_on:
+                equilibrium.append(np.arange(lo, hi))
             granted = registrar_grant(fp.expires)
             rng_cfg = self.model.cfg.registrar.expires_range
             if rng_cfg:
@@ -138,6 +262,25 @@ class PhoneBank:
             log.ph_v.frombytes((last + grants).astype(np.float64).tobytes())
             times_all.append(last + intervals)
             phones_all.append(ids)
+            if self.auth_on:  # the nonce of the challenge before the last registration
+                self.nonce_t[lo:hi] = array("d", last.tolist())
+        for ids in equilibrium:  # registered phones hold a connection and a nonce from their node
+            for p in ids.tolist():
+                fp = self.fleet(p)
+                node = self.node_for(p, 0.0, fp)
+                if fp.server == "lb":
+                    node = self.lb.choose(p)
+                if node < 0:
+                    continue
+                if fp.reliable:
+                    self.conn[p] = LB if fp.server == "lb" else node
+                    self.conn_nep[p] = self.model.epoch_of(node)
+                    self.conn_rep[p] = regs[node].epoch
+                if self.auth_on:
+                    self.nonce_node[p] = node
+                    self.nonce_ep[p] = regs[node].epoch
+        if self.keepalives is not None:
+            self.keepalives.start()
         # every phone's first action, placed on SimPy's heap in one heapify (not 1 M pushes)
         self.sim.bulk_call_at(np.concatenate(times_all).tolist(), self.begin, np.concatenate(phones_all).tolist(), 0)
 
@@ -160,7 +303,12 @@ class PhoneBank:
         self.started += 1
         b = self.tx_bins
         b.v[int(now * b.inv)] += 1
-        self._send(p, tx, now, fp)
+        if self.auth_on:
+            self._attach_credentials(p, fp)
+        if fp.plain:
+            self._send(p, tx, now, fp)
+        else:
+            self._begin_adv(p, tx, now, fp, end)
 
     def _send(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         self.sends[p] += 1
@@ -195,6 +343,9 @@ class PhoneBank:
             return  # transaction already ended
         now = self.sim.env._now
         fp = self.fleet(p)
+        if fp.reliable:
+            self._rel_timer(p, tx, now, fp)
+            return
         end = self.tx_start[p] + fp.timer_f
         rtx_done = self.sends[p] - 1
         if now >= end - 1e-9 or (fp.max_rtx is not None and rtx_done >= fp.max_rtx):
@@ -208,14 +359,19 @@ class PhoneBank:
         d = now + iv
         self.deadline[p] = d if d < end else end
         self.sim.call_at(self.deadline[p], self._timer, p, tx)  # timer stays armed
-        self._send(p, tx, now, fp)
+        if fp.plain:
+            self._send(p, tx, now, fp)
+        else:
+            self._send_direct(p, tx, now, fp)
 
     def reply(self, p: int, tx: int, t_sent: float, status: int, granted: float, retry_after: float) -> None:
         """A registrar sends a final response; it reaches the phone one network delay later."""
         net = self.net
         if net.loss and net.lost():
-            self.ensure_timer(p, tx)
-            return
+            if not (self.any_reliable and self.fleet(p).reliable):
+                self.ensure_timer(p, tx)
+                return
+            t_sent += self.fleet(p).rto_min  # TCP retransmits the lost segment
         t_r = t_sent + net.delay()
         if self.timer_tx[p] != tx and t_r <= self.deadline[p]:
             # Nothing can happen to this phone before the reply lands (no timer armed, no other
@@ -248,13 +404,22 @@ class PhoneBank:
             if ri is None:
                 ri = fp.refresh_cache[granted] = fp.refresh.interval(granted)
             self.sim.call_at(t + ri, self.begin, p, self.gen[p])
+            if not fp.plain or self.auth_on:
+                self._succeeded_adv(p, fp)
             return
         (self.r503_bins if status == 503 else self.r4_bins).add(t)
         self.failed += 1
+        if status == 401 and self.auth_on:
+            self._challenged(p, t, fp)
+            return
+        if status == 503:
+            self._cause = CAUSE_503
         self._fail(p, t, fp, OUT_FAILURE, retry_after)
 
     def _timeout(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         self.tx[p] = NO_TX
+        if fp.reliable:
+            self._close(p)  # the flow is considered dead
         self.to_bins.add(now)
         self.timed_out += 1
         self._fail(p, now, fp, OUT_TIMEOUT, 0.0, timeout=True)
@@ -265,18 +430,28 @@ class PhoneBank:
         log.ph_t.append(t)
         log.ph_p.append(p)
         log.ph_v.append(outcome)
+        cause = self._cause
+        self._cause = CAUSE_NONE
+        transport = cause == CAUSE_TRANSPORT
+        if self.auth_on:
+            self.auth_retry[p] = 0
+        if fp.dns and (timeout or transport or (cause == CAUSE_503 and fp.failover.on_503)):
+            if self._dns_failed(p, t, fp, timeout, transport):
+                return  # the request goes again (same or next target) at once or per the rule
         n = self.failures[p]
         self.failures[p] = n + 1
-        wait = self.retry_wait(fp, n, timeout)
+        wait = self.retry_wait(fp, n, timeout, transport)
         if wait is None:
             self.gave_up += 1
             return
         r = fp.retry
+        if n == 0 and r.honour_restart_timer and self.restart_timer > 0 and (timeout or transport or cause == CAUSE_503):
+            wait = self.retry_rnd.random() * self.restart_timer  # draft-shen Restart-Timer backoff
         if retry_after > 0 and r.honour_retry_after and wait < retry_after:
             wait = retry_after
         self.sim.call_at(t + wait, self.begin, p, self.gen[p])
 
-    def retry_wait(self, fp: FleetParams, n: int, timeout: bool) -> float | None:
+    def retry_wait(self, fp: FleetParams, n: int, timeout: bool, transport: bool = False) -> float | None:
         """Seconds to wait after the (n+1)-th consecutive failure; None = give up."""
         r = fp.retry
         if r.max_attempts and n + 1 >= r.max_attempts:
@@ -284,6 +459,8 @@ class PhoneBank:
                 if r.after_max == "give_up":
                     return None
                 return r.long_interval
+        if transport and n == 0 and r.transport_error_interval is not None:
+            return r.transport_error_interval
         if timeout and r.timeout_interval is not None:
             return r.timeout_interval
         if r.mode == "backoff":
@@ -297,6 +474,339 @@ class PhoneBank:
                 return self.retry_rnd.random() * r.spread
             return base + r.spread * (2.0 * self.retry_rnd.random() - 1.0)
         return base
+
+    # ------------------------------------------------------------------ where packets go
+    LB = LB
+
+    def node_for(self, p: int, now: float, fp: FleetParams) -> int:
+        """The node a packet from phone ``p`` is addressed to / reaches at layer 2 (-1: none; LB)."""
+        if fp.server == "vip":
+            net = self.net
+            return net.target(p, now) if net.lossy_arp else net.vip_mac
+        if fp.server == "lb":
+            return LB
+        return self.orders[self.order_id[p]][self.dns_pos[p]]
+
+    def host_ok(self, node: int, direct: bool) -> bool:
+        """Does ``node``'s kernel take a packet (up, link up, and holding the VIP unless addressed directly)?"""
+        if node < 0:
+            return node == LB
+        m = self.model
+        if not m.node_up[node] or not m.registrars[node].link:
+            return False
+        return direct or m.vrrp[node].state == "master"
+
+    def conn_valid(self, p: int, node: int) -> bool:
+        """Does ``node`` hold phone p's TCP connection (same boot, same registrar process)?"""
+        if node == LB:
+            return self.conn[p] == LB
+        return (
+            self.conn[p] == node
+            and self.conn_nep[p] == self.model.epoch_of(node)
+            and self.conn_rep[p] == self.model.registrars[node].epoch
+        )
+
+    def has_flow(self, p: int, fp: FleetParams) -> bool:
+        return self.conn[p] != -1 if fp.reliable else True
+
+    def _close(self, p: int) -> None:
+        self.conn[p] = -1
+        self.tstate[p] = T_IDLE
+
+    # ------------------------------------------------------------------ non-plain transactions
+    def _begin_adv(self, p: int, tx: int, now: float, fp: FleetParams, end: float) -> None:
+        if fp.dns:
+            self._dns_begin(p, now, fp)
+        if fp.reliable:
+            iv = fp.syn_rto if self.conn[p] == -1 else fp.rto_min
+            self.interval[p] = iv
+            d = now + iv
+            self.deadline[p] = d if d < end else end
+            self._rel_xmit(p, tx, now, fp)
+        else:
+            self._send_direct(p, tx, now, fp)
+
+    def _send_direct(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
+        """UDP to a DNS target or the balancer (one copy; retransmissions come here too)."""
+        self.sends[p] += 1
+        net = self.net
+        node = self.node_for(p, now, fp)
+        if node == -1 or (net.loss and net.lost()):
+            self.ensure_timer(p, tx)
+            return
+        t_a = now + net.delay()
+        if t_a > self.deadline[p]:
+            self.ensure_timer(p, tx)
+        if node == LB:
+            self.sim.call_at(t_a, self.lb.arrive, p, tx, fp.expires)
+        else:
+            self.sim.call_at(t_a, self._direct_arrive, p, tx, node, fp.expires)
+
+    def _direct_arrive(self, p: int, tx: int, node: int, expires: float) -> None:
+        if not self.host_ok(node, True):
+            self.lost(p, tx)
+            return
+        self.model.registrars[node].receive(p, tx, expires, None, True)
+
+    # ------------------------------------------------------------------ TCP / TLS
+    def _rel_xmit(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
+        """Send (or resend) the current request: a SYN without a connection, else the segment."""
+        self.sends[p] += 1
+        net = self.net
+        node = self.node_for(p, now, fp)
+        syn = self.conn[p] == -1
+        self.tstate[p] = T_SYN if syn else T_SEG
+        if node == -1 or (net.loss and net.lost()):
+            self.ensure_timer(p, tx)
+            return
+        t_a = now + net.delay()
+        if t_a > self.deadline[p]:
+            self.ensure_timer(p, tx)
+        self.sim.call_at(t_a, self._syn_arrive if syn else self._seg_arrive, p, tx, node)
+
+    def _syn_arrive(self, p: int, tx: int, node: int) -> None:
+        if self.tx[p] != tx or self.tstate[p] != T_SYN:
+            return  # the transaction ended, or an earlier SYN already connected
+        fp = self.fleet(p)
+        if not self.host_ok(node, fp.direct):
+            return  # silence: the SYN is retransmitted
+        now = self.sim.env._now
+        net = self.net
+        if node != LB and not self.model.registrars[node].up:
+            self.tstate[p] = T_IDLE  # nothing listens: reset, connection refused
+            self.sim.call_at(now + net.delay(), self._transport_error, p, tx)
+            return
+        self.conn[p] = node
+        if node != LB:
+            self.conn_nep[p] = self.model.epoch_of(node)
+            self.conn_rep[p] = self.model.registrars[node].epoch
+        self.counters["connections_opened"] += 1
+        t_req = now + net.delay()  # SYN-ACK back; ACK and request leave together
+        for _ in range(fp.tls_rtts):
+            t_req += net.delay() + net.delay()
+        self.newconn[p] = 1 if fp.tls else 0
+        self.tstate[p] = T_SEG
+        self.interval[p] = fp.rto_min
+        end = self.tx_start[p] + fp.timer_f
+        d = t_req + fp.rto_min
+        self.deadline[p] = d if d < end else end
+        self.ensure_timer(p, tx)
+        self.sends[p] += 1
+        self.sim.call_at(t_req + net.delay(), self._seg_arrive, p, tx, node)
+
+    def _seg_arrive(self, p: int, tx: int, node: int) -> None:
+        if self.tx[p] != tx or self.tstate[p] != T_SEG:
+            return
+        fp = self.fleet(p)
+        if node == LB:
+            self.tstate[p] = T_DONE
+            self.deadline[p] = self.tx_start[p] + fp.timer_f
+            self.lb.arrive(p, tx, fp.expires)
+            return
+        if not self.host_ok(node, fp.direct):
+            return  # silence: TCP retransmits
+        if self.conn_valid(p, node):
+            self.tstate[p] = T_DONE  # delivered: only Timer F is left
+            self.deadline[p] = self.tx_start[p] + fp.timer_f
+            self.model.registrars[node].receive(p, tx, fp.expires, None, True)
+            return
+        # the host holds the address but not this connection: reset
+        self.tstate[p] = T_IDLE
+        self.sim.call_at(self.sim.env._now + self.net.delay(), self._transport_error, p, tx)
+
+    def _rel_timer(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
+        end = self.tx_start[p] + fp.timer_f
+        if now >= end - 1e-9:
+            self._timeout(p, tx, now, fp)
+            return
+        st = self.tstate[p]
+        if st == T_DONE or st == T_IDLE or now < self.deadline[p] - 1e-9:
+            nd = self.deadline[p] if st == T_SYN or st == T_SEG else end
+            self.sim.call_at(nd if nd > now else end, self._timer, p, tx)
+            return
+        iv = self.interval[p] * 2.0
+        if iv > fp.rto_max:
+            iv = fp.rto_max
+        self.interval[p] = iv
+        d = now + iv
+        self.deadline[p] = d if d < end else end
+        self.sim.call_at(self.deadline[p], self._timer, p, tx)
+        self.counters["tcp_retransmissions"] += 1
+        self._rel_xmit(p, tx, now, fp)
+
+    def _transport_error(self, p: int, tx: int) -> None:
+        if self.tx[p] != tx:
+            return
+        now = self.sim.env._now
+        fp = self.fleet(p)
+        self.tx[p] = NO_TX
+        self._close(p)
+        self.te_bins.add(now)
+        self.counters["transport_errors"] += 1
+        self.failed += 1
+        self._cause = CAUSE_TRANSPORT
+        self._fail(p, now, fp, OUT_FAILURE, 0.0)
+
+    def _extra_work(self, p: int, service) -> float:
+        """Registrar hook: the TLS handshake's work on the first request of a new connection."""
+        if self.any_reliable and self.newconn[p]:
+            self.newconn[p] = 0
+            return self.tls_cost * service()
+        return 0.0
+
+    def process_stopped(self, node: int, t: float) -> None:
+        """Registrar hook: the process on ``node`` stopped. On a live node the kernel closes its
+        connections (FIN); on a dead one nobody is told."""
+        m = self.model
+        if not (m.node_up[node] and m.registrars[node].link):
+            return
+        conn = np.frombuffer(self.conn, dtype=np.int64)
+        for p in np.flatnonzero(conn == node).tolist():
+            if self.fleet(p).server == "lb":
+                continue
+            self._close(p)
+            self.counters["connections_closed_by_peer"] += 1
+            self.sim.call_at(t + self.net.delay(), self._closed_by_peer, p, self.tx[p], self.gen[p])
+
+    def _closed_by_peer(self, p: int, tx: int, gen: int) -> None:
+        if tx != NO_TX:
+            if self.tx[p] == tx:
+                self._transport_error(p, tx)
+            return
+        if self.tx[p] != NO_TX or self.gen[p] != gen:
+            return
+        fp = self.fleet(p)
+        wait = self.retry_wait(fp, self.failures[p], False, True)
+        if wait is None:
+            return
+        self.gen[p] += 1
+        self.sim.call_at(self.sim.env._now + wait, self.begin, p, self.gen[p])
+
+    def flow_failed(self, p: int, now: float) -> None:
+        """A keep-alive found the flow dead: drop the connection and re-register at once."""
+        fp = self.fleet(p)
+        if fp.reliable:
+            self._close(p)
+        if self.tx[p] != NO_TX:
+            return  # a REGISTER is under way and finds out by itself
+        self.gen[p] += 1
+        self.sim.call_at(now, self.begin, p, self.gen[p])
+
+    def changed(self, t: float) -> None:
+        """Model hook: something in the topology changed at ``t``."""
+        if self.keepalives is not None:
+            self.keepalives.changed(t)
+
+    # ------------------------------------------------------------------ digest auth
+    def _attach_credentials(self, p: int, fp: FleetParams) -> None:
+        if self.auth_retry[p] or (fp.nonce_reuse and self.nonce_node[p] >= 0):
+            self.cred_node[p] = self.nonce_node[p]
+            self.cred_ep[p] = self.nonce_ep[p]
+            self.cred_t[p] = self.nonce_t[p]
+        else:
+            self.cred_node[p] = -1
+
+    def authorized(self, p: int, node: int, epoch: int, now: float) -> bool:
+        """Registrar hook: does the REGISTER carry credentials for a nonce ``node`` accepts?"""
+        cn = self.cred_node[p]
+        if cn >= 0 and (self.shared_secret or (cn == node and self.cred_ep[p] == epoch)):
+            if not self.nonce_life or now - self.cred_t[p] < self.nonce_life:
+                return True
+        self.pending[p] = (node, epoch, now)  # the nonce this 401 carries
+        return False
+
+    def _challenged(self, p: int, t: float, fp: FleetParams) -> None:
+        self.r401_bins.add(t)
+        self.counters["auth_challenges"] += 1
+        nonce = self.pending.pop(p, None)
+        if self.auth_retry[p]:  # fresh credentials refused again: a failure
+            self._fail(p, t, fp, OUT_FAILURE, 0.0)
+            return
+        if nonce is not None:
+            self.nonce_node[p], self.nonce_ep[p], self.nonce_t[p] = nonce
+        self.auth_retry[p] = 1
+        if fp.dns:
+            self.fo_cont[p] = 1  # the authenticated REGISTER goes to the same target
+        self.sim.call_at(t, self.begin, p, self.gen[p])
+
+    def _succeeded_adv(self, p: int, fp: FleetParams) -> None:
+        if self.auth_on:
+            self.auth_retry[p] = 0
+        if fp.dns:
+            self.tfail[p] = 0
+            if fp.failover.failback_mode == "registration":
+                self.fb_reset[p] = 1
+
+    # ------------------------------------------------------------------ DNS failover
+    def _dns_start(self) -> None:
+        cfg = self.cfg
+        names = [n.name for n in cfg.ha.nodes]
+        entries_srv = [(names.index(r.target), r.priority, r.weight) for r in cfg.dns.srv]
+        entries_a = [(names.index(a), 0, 1) for a in cfg.dns.a]
+        orders: list[tuple[int, ...]] = []
+        for fp, fleet in zip(self.params, cfg.fleets):
+            if not fp.dns:
+                continue
+            gen = self.model.streams.generator(f"dns.order.{fleet.name}")
+            entries = entries_srv if fp.server == "dns_srv" else entries_a
+            uniq, inv = target_orders(entries, fp.count, gen)
+            base = []
+            for o in uniq:
+                if o not in orders:
+                    orders.append(o)
+                base.append(orders.index(o))
+            self.order_id[fp.first : fp.first + fp.count] = array("l", np.asarray(base)[inv].tolist())
+        self.orders = orders
+
+    def _dns_begin(self, p: int, now: float, fp: FleetParams) -> None:
+        """Failback: does this new transaction start again at the first target?"""
+        if self.fo_cont[p]:
+            self.fo_cont[p] = 0
+            return
+        reset = self.fb_reset[p]
+        self.fb_reset[p] = 0
+        if self.dns_pos[p] == 0:
+            return
+        mode = fp.failover.failback_mode
+        if (
+            mode == "newRequests"
+            or (mode == "registration" and reset)
+            or (mode == "DNSTTL" and now - self.moved_at[p] >= self.dns_ttl)
+            or (mode == "duration" and now - self.moved_at[p] >= fp.failover.failback_timeout)
+        ):
+            self.dns_pos[p] = 0
+            self.tfail[p] = 0
+
+    def _dns_failed(self, p: int, t: float, fp: FleetParams, timeout: bool, transport: bool) -> bool:
+        """An attempt on the current target failed. True: the request goes again now (same target
+        below retry_counts, else the next one); False: every target failed, the retry rule applies."""
+        fo = fp.failover
+        k = self.tfail[p] + 1
+        if k < fo.retry_counts:
+            self.tfail[p] = k
+            wait = 0.0
+            if fo.retry_wait == "rule":
+                w = self.retry_wait(fp, self.failures[p], timeout, transport)
+                wait = 0.0 if w is None else w
+            self.fo_cont[p] = 1
+            self.sim.call_at(t + wait, self.begin, p, self.gen[p])
+            return True
+        self.tfail[p] = 0
+        pos = self.dns_pos[p] + 1
+        if pos < len(self.orders[self.order_id[p]]):
+            if self.dns_pos[p] == 0:
+                self.moved_at[p] = t
+            self.dns_pos[p] = pos
+            self.counters["dns_failovers"] += 1
+            if fp.reliable:
+                self._close(p)
+            self.fo_cont[p] = 1
+            self.sim.call_at(t, self.begin, p, self.gen[p])
+            return True
+        self.dns_pos[p] = 0  # the whole list failed: start over after the retry rule's wait
+        if fp.reliable:
+            self._close(p)
+        return False
 
 
 __all__ = ["PhoneBank", "FleetParams", "NO_TX"]

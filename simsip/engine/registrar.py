@@ -122,6 +122,7 @@ class RegistrarNode:
         self.dirty: set[int] = set()
         self.start_delay = sampler(cfg.start_time, model.streams(f"registrar.{name}.start"))
         self.loaded = 0
+        self.unflushed_lost = 0
         self.starting = False
 
     # ------------------------------------------------------------------ life cycle
@@ -133,6 +134,7 @@ class RegistrarNode:
         self.starting = False
         self.epoch += 1
         self.waiting.clear()
+        self.unflushed_lost += len(self.dirty)
         self.dirty.clear()  # write-back rows not yet flushed die with the process
         if self.on_stop is not None:
             self.on_stop(self.index, t)

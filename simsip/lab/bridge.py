@@ -35,7 +35,7 @@ from simsip.config.schema import Scenario
 from .spec import Fault, LabSpec
 
 __all__ = ["LabUnsupported", "spec_from_scenario", "mapping_notes", "scenario_for_lab_run",
-           "MAX_LAB_PHONES", "MAX_LAB_DELAY", "lab_t0", "first_advert_phase"]
+           "MAX_LAB_PHONES", "MAX_LAB_DELAY", "lab_t0", "first_advert_phase", "refresh_phase_shift"]
 
 #: One SIPp process and one prober round per probe interval: beyond this the prober's round no
 #: longer fits into a 1 s interval on the 2-core lab machine and the capture grows too large.
@@ -312,26 +312,83 @@ def lab_t0(run_dir: str | Path, trace_t0_epoch: float) -> float:
     return float(meta["t0_epoch"]) - float(trace_t0_epoch)
 
 
-def first_advert_phase(events, t0: float, master_ip: str, advert_int: float) -> float:
-    """When the initial master's first VRRP advert after scenario t=0 came (seconds after t=0),
-    reduced modulo ``advert_int`` — the phase the simulator's ``ha.vrrp.first_advert`` takes."""
-    vr = events[(events["kind"] == "vrrp") & (events["vrrp_src"] == master_ip)
-                & (events["time"] >= t0 - 1e-9)]
+def first_advert_phase(events, t0: float, master_ip: str, advert_int: float,
+                       before: float | None = None) -> float:
+    """Phase of the initial master's VRRP adverts relative to scenario t=0, in [0, advert_int):
+    the value the simulator's ``ha.vrrp.first_advert`` takes.
+
+    Without ``before``: the first advert after t=0. With ``before`` (scenario seconds, normally the
+    first fault): the *last* advert before it, reduced modulo ``advert_int``. The latter is what
+    decides the VIP move time, and it differs from the former because keepalived schedules each
+    advert ``advert_int`` after the previous one went out, so scheduling delays accumulate: the
+    shipped runs drift by up to 80 ms over 9 s on a loaded 2-core machine.
+    """
+    vr = events[(events["kind"] == "vrrp") & (events["vrrp_src"] == master_ip)]
     vr = vr[vr["vrrp_priority"].fillna(0).astype(float) > 0]
-    if not len(vr):
+    times = vr["time"].to_numpy(dtype=float) - t0
+    if before is not None:
+        sel = times[times < before]
+        if sel.size:
+            return float(sel.max() % advert_int)
+    after = times[times >= -1e-9]
+    if not after.size:
         raise ValueError(f"no VRRP advert from the initial master {master_ip} after t=0 in the capture")
-    dt = float(vr["time"].min()) - t0
-    return math.fmod(dt, advert_int)
+    return float(math.fmod(after.min(), advert_int))
 
 
-def scenario_for_lab_run(cfg: Scenario, run_dir: str | Path, trace=None) -> Scenario:
+def refresh_phase_shift(cfg: Scenario, run_dir: str | Path, trace=None) -> float:
+    """How much earlier the simulator's timeline must run for its even refresh phases to line up
+    with the lab's (seconds; in [0, s) with s = R/N the spacing between phones' refreshes).
+
+    SIPp starts phone k at k·R/N after the phones start, so in the lab the refreshes fall on
+    ``offset_lab + j·s``, where ``offset_lab`` depends on when the warm-up ended; the simulator's
+    ``phases: even`` puts them on ``s/2 + j·s``. ``offset_lab`` is the circular mean of the first
+    transmissions of REGISTERs (modulo s) before the first fault; running the model's scenario
+    ``shift = (offset_lab − s/2) mod s`` seconds earlier than the lab's (faults, advert phase and
+    probe times all moved by −shift) makes the two refresh schedules coincide.
+    """
+    from simsip.trace import import_trace
+
+    run_dir = Path(run_dir)
+    tr = trace if trace is not None else import_trace(run_dir)
+    meta = _read_json(run_dir / "meta.json")
+    t0 = lab_t0(run_dir, tr.t0_epoch)
+    fl = cfg.fleets[0]
+    R = fl.phone.refresh.interval(cfg.registrar.grant(fl.phone.expires))
+    s = R / fl.count
+    first_fault = min((float(f.at) for f in cfg.faults), default=float(cfg.duration))
+    ev = tr.events
+    vip = meta.get("vip")
+    reg = ev[(ev["kind"] == "request") & (ev["method"] == "REGISTER") & ~ev["retransmission"].astype(bool)]
+    if vip:
+        reg = reg[reg["dst"].astype(str).str.split(":").str[0] == vip]
+    t = reg["time"].to_numpy(dtype=float) - t0
+    t = t[t < first_fault]
+    if t.size == 0:
+        return 0.0
+    ang = 2 * math.pi * (t % s) / s
+    import numpy as np
+
+    offset = (math.atan2(float(np.sin(ang).mean()), float(np.cos(ang).mean())) / (2 * math.pi) * s) % s
+    shift = (offset - s / 2) % s
+    if shift > first_fault:  # never move a fault before t=0
+        shift -= s
+    return float(shift)
+
+
+def scenario_for_lab_run(cfg: Scenario, run_dir: str | Path, trace=None, shift: float = 0.0) -> Scenario:
     """The scenario to simulate for comparison with the recorded lab run in ``run_dir``.
 
     Same as ``cfg`` but with ``ha.vrrp.first_advert`` set to the phase of the initial master's
-    adverts measured in the capture (so a crash at the same scenario time lands at the same point
-    of the advert cycle, and the VIP move takes as long as in the lab), and every fleet's
+    adverts measured in the capture — the phase of its last advert before the first fault (see
+    :func:`first_advert_phase`), so the model's crash lands at the same point of the advert cycle
+    and the VIP moves as late as in the lab — and every fleet's
     ``phases: even`` (SIPp starts phone k at k·R/N). ``trace`` may pass an already imported
-    :class:`~simsip.trace.TraceImport` of ``run_dir``.
+    :class:`~simsip.trace.TraceImport` of ``run_dir``. With ``shift`` (see
+    :func:`refresh_phase_shift`) the lab's timeline is moved ``shift`` seconds earlier: fault
+    times and the advert phase are shifted, so model time τ corresponds to lab time τ + shift.
+    Fault and repair times are the ones the lab really applied (``faults.json``), a few ms after
+    the planned ones.
     """
     from simsip.trace import import_trace
 
@@ -343,9 +400,61 @@ def scenario_for_lab_run(cfg: Scenario, run_dir: str | Path, trace=None) -> Scen
     addrs = meta.get("addresses", {})
     if initial not in addrs:
         raise ValueError(f"{run_dir}/meta.json: initial_master {initial!r} has no address")
-    phase = first_advert_phase(tr.events, t0, addrs[initial], float(cfg.ha.vrrp.advert_int))
+    adv = float(cfg.ha.vrrp.advert_int)
+    first_fault = min((float(f.at) for f in cfg.faults), default=None)
+    phase = first_advert_phase(tr.events, t0, addrs[initial], adv, before=first_fault)
     data = cfg.model_dump()
-    data["ha"]["vrrp"]["first_advert"] = round(phase, 6)
+    data["ha"]["vrrp"]["first_advert"] = round((phase - shift) % adv, 6)
     for fl in data["fleets"]:
         fl["phases"] = "even"
+    hc = data["ha"].get("health_check")
+    if hc is not None and "first_check" in hc:  # the schema can pin the check phase
+        det = _detection_time(run_dir, meta)
+        if det is not None:
+            hc["first_check"] = round((det - shift) % float(cfg.ha.health_check.interval), 6)
+    actual = _actual_fault_times(cfg, run_dir)
+    for f, (at, repair_after) in zip(data["faults"], actual):
+        f["at"] = max(0.0, at - shift)
+        f["repair_after"] = repair_after
     return Scenario.model_validate(data)
+
+
+def _detection_time(run_dir: Path, meta: dict) -> float | None:
+    """Scenario time at which a track_script first failed after the first fault: the faulted
+    node's first FAULT transition (keepalived's notify script, ns timestamps in meta.json)."""
+    path = run_dir / "faults.json"
+    log = _read_json(path) if path.is_file() else []
+    first = next((e for e in log if e.get("action") == "fault"), None)
+    if first is None or "t0_epoch" not in meta:
+        return None
+    node, epoch = first.get("node"), float(first["epoch"])
+    for when, state, *_ in (meta.get("transitions") or {}).get(node, []):
+        if state == "FAULT" and float(when) >= epoch:
+            return float(when) - float(meta["t0_epoch"])
+    return None
+
+
+def _actual_fault_times(cfg: Scenario, run_dir: Path) -> list[tuple[float, float | None]]:
+    """(at, repair_after) per scenario fault as the lab really applied them (faults.json records
+    the scenario time of each injection and repair; they lag the plan by a few ms)."""
+    path = run_dir / "faults.json"
+    log = _read_json(path) if path.is_file() else []
+    used: set[int] = set()
+
+    def find(action: str, planned: float) -> float | None:
+        for i, e in enumerate(log):
+            if i not in used and e.get("action") == action and abs(float(e.get("planned_time", -1)) - planned) < 1e-6:
+                used.add(i)
+                return float(e["scenario_time"])
+        return None
+
+    out: list[tuple[float, float | None]] = []
+    for f in cfg.faults:
+        at = find("fault", float(f.at))
+        at = float(f.at) if at is None else at
+        rep = None
+        if f.repair_after is not None:
+            r = find("repair", float(f.at) + float(f.repair_after))
+            rep = float(f.repair_after) if r is None else max(r - at, 1e-6)
+        out.append((at, rep))
+    return out

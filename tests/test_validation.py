@@ -1,0 +1,258 @@
+"""The simulator against the real lab.
+
+(i) ``spec_from_scenario`` maps a lab-compatible scenario field by field and refuses an
+incompatible one listing every problem; (ii) every recorded run in ``examples/lab/`` is validated
+under the fixed tolerances of :mod:`simsip.validate`; (iii) a real lab run from scratch (root and
+the lab packages only) is recorded through the CLI, validated, and leaves nothing behind.
+"""
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from simsip.config.loader import load_config, load_config_text
+from simsip.lab.bridge import LabUnsupported, spec_from_scenario
+from simsip.validate import TOLERANCES, calibrate, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB_EXAMPLES = ROOT / "examples" / "lab"
+RUNS = sorted(p for p in LAB_EXAMPLES.iterdir() if (p / "config.yaml").is_file() and (p / "meta.json").is_file())
+
+
+# --------------------------------------------------------------------------- (i) the mapping
+def test_spec_maps_every_field_margin_v3():
+    cfg = load_config(LAB_EXAMPLES / "udp-none-short" / "config.yaml")
+    spec = spec_from_scenario(cfg, run_id="t1")
+    ph = cfg.fleets[0].phone
+    assert spec.phones == cfg.fleets[0].count == 20
+    assert spec.expires == ph.expires == 40
+    assert spec.refresh_fraction is None and spec.refresh_margin == ph.refresh.margin == 10
+    assert spec.refresh_interval == ph.refresh.interval(ph.expires) == 30
+    assert (spec.t1, spec.t2) == (ph.timers.t1, ph.timers.t2) == (0.5, 4.0)
+    assert spec.max_retrans == ph.timers.max_retransmissions == 5
+    assert spec.retry_interval == ph.retry.interval == 5
+    assert spec.variant == "memory"
+    assert spec.min_expires == cfg.registrar.min_expires == 10
+    assert spec.max_expires == 3600  # registrar max_expires 0 (no limit)
+    v = cfg.ha.vrrp
+    assert (spec.vrrp_version, spec.advert_int) == (v.version, v.advert_int) == (3, 0.5)
+    assert (spec.priority_a, spec.priority_b) == (cfg.ha.nodes[0].priority, cfg.ha.nodes[1].priority) == (200, 100)
+    assert spec.preempt is v.preempt is True
+    assert spec.preempt_delay == v.preempt_delay
+    assert spec.garp_master_delay == v.garp_master_delay
+    assert spec.garp_master_repeat == v.garp_master_repeat
+    assert spec.track_interval is None
+    assert spec.probe_interval == cfg.lab.probe_interval == 1
+    assert spec.duration == cfg.duration == 45
+    assert spec.warmup == spec.refresh_interval + 5  # lab.warmup null
+    assert spec.run_id == "t1"
+    assert [(f.kind, f.node, f.at, f.repair_after) for f in spec.faults] == [("node_crash", "master", 10.75, None)]
+
+
+def test_spec_maps_health_check_faults_and_variants():
+    text = textwrap.dedent("""
+        name: mapped
+        duration: 90s
+        fleets:
+          - name: f
+            count: 30
+            phases: even
+            phone:
+              expires: 60s
+              refresh: {mode: percent, percent: 80}
+              timers: {t1: 250ms, t2: 2s, max_retransmissions: 7}
+              retry: {mode: fixed, interval: 12s}
+        registrar: {data: replicated, min_expires: 20s, max_expires: 600s}
+        ha:
+          vrrp: {version: 2, advert_int: 2s, preempt: false, preempt_delay: 7s, garp_master_delay: 0s, garp_master_repeat: 3}
+          health_check: {kind: socket, interval: 2s, fall: 2, rise: 3}
+          nodes: [{name: left, priority: 50}, {name: right, priority: 150}]
+        faults:
+          - {kind: process_crash, node: right, at: 10s, repair_after: 20s}
+          - {kind: node_crash, node: left, at: 40s}
+          - {kind: process_restart, node: backup, at: 50s, repair_after: 5s}
+          - {kind: link_down, node: master, at: 60s, repair_after: 3s}
+          - {kind: partition, node: master, at: 70s, repair_after: 10s}
+        lab: {probe_interval: 500ms, warmup: 60s}
+    """)
+    cfg = load_config_text(text)
+    spec = spec_from_scenario(cfg)
+    assert spec.phones == 30 and spec.expires == 60
+    assert spec.refresh_fraction == pytest.approx(0.8) and spec.refresh_margin is None
+    assert (spec.t1, spec.t2, spec.max_retrans, spec.retry_interval) == (0.25, 2.0, 7, 12.0)
+    assert spec.variant == "dmq"
+    assert (spec.min_expires, spec.max_expires) == (20, 600)
+    assert (spec.vrrp_version, spec.advert_int) == (2, 2.0)
+    assert (spec.priority_a, spec.priority_b) == (50, 150)  # nodes map to a, b in order
+    assert spec.preempt is False and spec.preempt_delay == 7
+    assert (spec.garp_master_delay, spec.garp_master_repeat) == (0, 3)
+    assert (spec.track_interval, spec.track_fall, spec.track_rise) == (2.0, 2, 3)
+    assert (spec.probe_interval, spec.warmup, spec.duration) == (0.5, 60.0, 90.0)
+    assert [(f.kind, f.node, f.at, f.repair_after) for f in spec.faults] == [
+        ("process_crash", "b", 10.0, 20.0),
+        ("node_crash", "a", 40.0, None),
+        ("restart", "backup", 50.0, 5.0),
+        ("link_down", "master", 60.0, 3.0),
+        ("partition", "master", 70.0, 10.0),
+    ]
+    shared = load_config_text(text.replace("data: replicated", "data: shared"))
+    assert spec_from_scenario(shared).variant == "shared_db"
+    none = load_config_text(text.replace("data: replicated", "data: none"))
+    assert spec_from_scenario(none).variant == "memory"
+
+
+def test_spec_refuses_listing_every_problem():
+    text = textwrap.dedent("""
+        name: too-much
+        duration: 5min
+        fleets:
+          - name: a
+            count: 600
+            start: boot_storm
+            phone:
+              expires: 3600s
+              retry: {mode: backoff}
+          - {name: b, count: 10}
+        registrar: {when_full: reply_503, expires_range: 20}
+        ha:
+          health_check: {kind: sip}
+          nodes: [{name: n1, priority: 150}, {name: n2, priority: 100}, {name: n3, priority: 50}]
+        network: {delay: 20ms, loss: 0.01}
+        faults:
+          - {kind: process_hang, node: master, at: 60s}
+    """)
+    cfg = load_config_text(text)
+    with pytest.raises(LabUnsupported) as ei:
+        spec_from_scenario(cfg)
+    problems = ei.value.problems
+    joined = "\n".join(problems)
+    for path in ["fleets:", "fleets[0].count", "fleets[0].start", "fleets[0].phases",
+                 "fleets[0].phone.timers.max_retransmissions", "fleets[0].phone.retry.mode",
+                 "registrar.when_full", "registrar.expires_range", "ha.nodes:", "ha.health_check.kind",
+                 "network.delay", "network.loss", "faults[0].kind"]:
+        assert any(p.startswith(path) for p in problems), f"{path} not reported in:\n{joined}"
+    assert isinstance(ei.value, ValueError)
+    assert "process_hang" in joined and "backoff" in joined and "600" in joined
+
+
+def test_lab_run_cli_refuses_cleanly(tmp_path):
+    from simsip.lab.cli import lab_app
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("name: bad\nduration: 60s\nfleets: [{name: f, count: 10, phone: {retry: {mode: backoff}}}]\n")
+    r = CliRunner().invoke(lab_app, ["run", str(cfg), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert "fleets[0].phone.retry.mode" in r.output and "fleets[0].phases" in r.output
+    assert "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- (ii) shipped runs
+#: Runs whose mechanism the simulator does not (yet) reproduce; the reason names the mechanism.
+#: strict=False: when the engine catches up, the case simply XPASSes. Tolerances are never loosened.
+PENDING: dict[str, str] = {
+    # The lab's track_script ran at one phase of its 1 s cycle (keepalived's notify put node a in
+    # FAULT 1.002 s after the kill, b MASTER 0.614 s later = Skew_Time): VIP move 1.616 s. The
+    # model draws the check phase at random per replication (VIP move uniform in 0.61–1.61 s,
+    # mean 0.92 s over the 20 replications of seed 14) and the schema has no way to pin it, as
+    # ha.vrrp.first_advert pins the advert phase. Needs ha.health_check.first_check (phase of
+    # the first check after t=0) so scenario_for_lab_run can set it from the notify timestamps.
+    "process-crash-healthcheck": "ha.health_check check phase cannot be aligned with the lab's "
+                                 "(no first_check in the schema): VIP move lab 1.62 s vs model mean 0.92 s",
+}
+
+
+def _params():
+    out = []
+    for run in RUNS:
+        marks = []
+        if run.name in PENDING:
+            marks.append(pytest.mark.xfail(strict=False, reason=f"model feature pending: {PENDING[run.name]}"))
+        out.append(pytest.param(run, id=run.name, marks=marks))
+    return out
+
+
+def test_examples_present():
+    names = {r.name for r in RUNS}
+    assert {"udp-none", "udp-none-short", "dmq", "process-crash-healthcheck", "split-brain", "udp-none-long"} <= names
+    total = sum(f.stat().st_size for r in RUNS for f in r.rglob("*") if f.is_file())
+    assert total < 5_000_000, f"examples/lab is {total / 1e6:.1f} MB"
+    for r in RUNS:
+        assert not (r / "logs").exists()
+        assert {"config.yaml", "capture.pcapng", "prober.csv", "faults.json", "meta.json"} <= {f.name for f in r.iterdir()}
+
+
+@pytest.mark.parametrize("run", _params())
+def test_shipped_run_validates(run):
+    rep = validate(run / "config.yaml", run, replications=20)
+    assert rep.table["tolerance"].str.len().gt(0).all()
+    assert rep.passed, f"{run.name}: out of tolerance: {rep.failures}\n{rep.table.to_string()}"
+
+
+def test_validation_detects_a_wrong_model():
+    """Negative control: the udp-none run (memory-only registrars) against a model that replicates
+    the bindings must fail — recovery in ~4 s instead of up to R = 30 s."""
+    run = LAB_EXAMPLES / "udp-none"
+    rep = validate(run / "config.yaml", run, replications=5, overrides=["registrar.data=replicated"])
+    assert not rep.passed
+    assert {"recovery median (s)", "recovery p95 (s)", "recovery KS statistic"} <= set(rep.failures)
+
+
+def test_calibration_is_pre_fault_and_settable():
+    cal = calibrate(LAB_EXAMPLES / "udp-none")
+    assert cal["_evidence"]["register_pairs"] >= 5
+    delay = float(cal["network.delay"].rstrip("s"))
+    service = float(cal["registrar.service_time"]["mean"].rstrip("s"))
+    assert 0 < delay < 0.001 and 0 < service < 0.01
+    from simsip.validate import calibration_overrides
+
+    cfg = load_config(LAB_EXAMPLES / "udp-none" / "config.yaml", calibration_overrides(cal))
+    assert cfg.network.delay.mean == pytest.approx(delay)
+    assert cfg.registrar.service_time.mean == pytest.approx(service)
+
+
+def test_validation_is_deterministic():
+    run = LAB_EXAMPLES / "udp-none"
+    a = validate(run / "config.yaml", run, replications=3)
+    b = validate(run / "config.yaml", run, replications=3)
+    assert a.table.equals(b.table)
+    assert set(a.figures()) == {"cdf", "reachable"}
+    assert TOLERANCES["ks_statistic"] == (0.0, 0.2)
+
+
+# --------------------------------------------------------------------------- (iii) the real lab
+def _lab_skip() -> str | None:
+    if os.geteuid() != 0:
+        return "lab tests need root (network namespaces)"
+    from simsip.lab import check_requirements
+
+    problems = check_requirements()
+    return ("lab packages missing (run lab/install.sh): " + "; ".join(problems)) if problems else None
+
+
+@pytest.mark.lab
+def test_lab_from_scratch_validates_and_leaves_nothing(tmp_path):
+    reason = _lab_skip()
+    if reason:
+        pytest.skip(reason)
+    from simsip.lab import leftovers
+    from simsip.lab.cli import lab_app
+
+    # udp-none shortened: refresh every 15 s (warm-up 20 s), crash at 8 s, 30 s in all (~70 s).
+    sets = ["fleets.0.phone.expires=30s", "faults.0.at=8s", "duration=30s"]
+    out = tmp_path / "run"
+    r = CliRunner().invoke(lab_app, ["run", str(LAB_EXAMPLES / "udp-none" / "config.yaml"), "--out", str(out)]
+                           + [x for s in sets for x in ("--set", s)])
+    assert r.exit_code == 0, r.output
+    assert (out / "config.resolved.yaml").is_file() and (out / "capture.pcapng").is_file()
+    left = leftovers()
+    assert all(not v for v in left.values()), left
+    cfg = load_config(LAB_EXAMPLES / "udp-none" / "config.yaml", sets)
+    rep = validate(cfg, out, replications=10)
+    assert rep.passed, rep.table.to_string()
+    assert not math.isnan(rep.table.loc[rep.table["metric"].str.startswith("VIP move"), "lab"].iloc[0])
