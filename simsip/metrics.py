@@ -398,6 +398,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fig["peak_conflicts"] = float(ts["conflicts"].max()) if nb else 0.0
     lost_repl = sum(v for k2, v in log.counters.items() if k2.startswith("replicas_lost_"))
     fig["replicas_lost"] = float(lost_repl)
+    fig["db_writes_lost"] = float(log.counters.get("db_writes_lost", 0))
     fig["unflushed_bindings_lost"] = float(sum(v for k2, v in log.counters.items() if k2.startswith("unflushed_lost_")))
     year = 365.25 * 86400.0
     if cfg.random_faults:  # availability only means something when faults come at their real rates
@@ -465,6 +466,7 @@ FIGURE_HELP = {
     "conflict_phone_seconds": ("phone·s", "Sum over phones of time with a misplaced or divergent binding"),
     "peak_conflicts": ("phones", "Most phones in conflict at one sample"),
     "replicas_lost": ("", "Replication updates lost (sender died, peer down or unreachable)"),
+    "db_writes_lost": ("", "Binding writes lost with the database primary (not yet on the replica)"),
     "unflushed_bindings_lost": ("", "Write-back bindings not yet flushed to storage when their registrar died"),
     "loss_minutes_per_phone_year": ("min", "Unreachable minutes per phone, scaled to a year (availability)"),
     "faults": ("", "Faults that happened (scheduled and random)"),

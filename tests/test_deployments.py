@@ -74,3 +74,16 @@ def test_heartbeat_30s_deadtime():
                                       timeout=f.phone.timers.timeout, retry_wait=f.phone.retry.interval)
     ci = ci95(res.recovery.groupby("replication")["recovery_time"].mean().tolist())
     assert ci["ci_low"] - 0.3 <= expected <= ci["ci_high"] + 0.3, (expected, ci)
+
+
+def test_keepalived_shared_db_async_loses_the_failover_window():
+    cfg = _cfg("keepalived-shared-db-async")
+    res = simulate(cfg)
+    n = cfg.phones
+    per = res.per_replication
+    # nobody can be looked up until the replica is promoted; afterwards the replica holds every
+    # binding but the writes of the last lag (whose previous version is still valid)
+    assert np.allclose(per["unreachable_phone_seconds"], n * cfg.database.failover_time, rtol=0.01)
+    R = cfg.fleets[0].phone.refresh.interval(cfg.registrar.grant(cfg.fleets[0].phone.expires))
+    lam_l = n / R * cfg.database.lag.expected
+    assert per["db_writes_lost"].mean() < 10 * lam_l + 5

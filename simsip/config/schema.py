@@ -538,7 +538,8 @@ class Auth(Frozen):
 
 
 # --------------------------------------------------------------------------- faults
-FAULT_KINDS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition")
+FAULT_KINDS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
+               "db_crash", "db_replica_down")
 
 
 class Fault(Frozen):
@@ -551,7 +552,8 @@ class Fault(Frozen):
     goes to FAULT). partition: the nodes stop hearing each other (split brain); ``node`` is ignored.
     """
 
-    kind: Literal["node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition"] = Field(
+    kind: Literal["node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
+                  "db_crash", "db_replica_down"] = Field(
         "node_crash", description="What fails."
     )
     node: str = Field("master", description="A node name, or 'master'/'backup' (resolved when the fault fires).")
@@ -586,6 +588,24 @@ class Variant(Frozen):
     overrides: dict[str, Any] = Field(default_factory=dict, description="Keys of the scenario to override (nested mapping).")
 
 
+class Database(Frozen):
+    """The database under a shared registration store (usrloc db_mode 3, Asterisk realtime).
+
+    Its primary replicates to a replica: ``async`` applies each write one ``lag`` later (a crash
+    of the primary loses the writes still in flight); ``semisync`` waits for the replica's ack
+    but, when the replica stops answering, blocks writes for ``semisync_timeout`` and then
+    *silently reverts to async* (MySQL rpl_semi_sync_source_timeout 10 s); ``sync`` never loses a
+    write but fails writes while the replica is down. When the primary dies, the replica is
+    promoted after ``failover_time``; meanwhile the registrars can neither save nor look up.
+    """
+
+    replication: Literal["none", "async", "semisync", "sync"] = Field("none", description="Primary → replica replication.")
+    lag: Dist = Field(default_factory=lambda: Dist(dist="exponential", mean=0.005),
+                      description="Async apply lag on the replica (assumption: 5 ms; no published figure).")
+    semisync_timeout: Duration = Field(10.0, gt=0, description="Semi-sync ack wait before reverting to async (MySQL 10 s).")
+    failover_time: Duration = Field(30.0, ge=0, description="Detecting the dead primary and promoting the replica (assumption).")
+
+
 class LabOptions(Frozen):
     """Knobs only the real lab uses (``simsip lab run``); the simulator ignores them."""
 
@@ -616,6 +636,7 @@ class Scenario(Frozen):
     restart_timer: Duration = Field(
         0.0, ge=0, description="Restart-Timer the registrar advertises (0 = none); phones with retry.honour_restart_timer use it."
     )
+    database: Database = Field(default_factory=Database, description="The database under a shared store.")
     lab: LabOptions = Field(default_factory=LabOptions, description="Real-lab options (ignored by the simulator).")
     variants: tuple[Variant, ...] = Field(
         default_factory=tuple, max_length=50,

@@ -15,6 +15,7 @@ from simsip.config.schema import Scenario
 from simsip.config.schema import Fault
 from simsip.engine.cluster import HeartbeatInstance, PacemakerInstance
 from simsip.engine.core import Sim
+from simsip.engine.database import Database
 from simsip.engine.network import Network
 from simsip.engine.phones import PhoneBank
 from simsip.engine.records import FaultRecord, RunLog, StoreLog
@@ -75,6 +76,10 @@ class Model:
                     r.store = stores[0]
                 self.log.store_of_node = [0] * len(nodes)
                 self.log.stores = [self.log.stores[0]]
+        # the database under a shared store (its own replication and failover)
+        self.database = None
+        if self.log.store_of_node and len(self.log.stores) == 1:
+            self.database = Database(self, cfg.database, self.registrars[0].store)
         hc = cfg.ha.health_check
         self.checks = [HealthCheck(self, i, hc) for i in range(len(nodes))] if hc is not None else []
         self.phones = PhoneBank(self, cfg.fleets, self.log)
@@ -230,6 +235,12 @@ class Model:
                 self.vrrp[node].fault("interface")  # keepalived tracks its interface
             self.network.vip_released(node, t)
             self._corosync_lost(node, t)
+        elif kind == "db_crash":
+            if self.database is not None:
+                self.database.crash_primary(t)
+        elif kind == "db_replica_down":
+            if self.database is not None:
+                self.database.replica_down(t)
         elif kind == "partition":
             n = len(self.vrrp)
             self._partitions |= {(a, b) for a in range(n) for b in range(a + 1, n)}
@@ -252,6 +263,12 @@ class Model:
                 self.repair_node(node, t)
             elif self.cfg.ha.kind == "keepalived":
                 self.vrrp[node].clear_fault("interface")
+        elif kind == "db_crash":
+            if self.database is not None:
+                self.database.repair_primary(t)
+        elif kind == "db_replica_down":
+            if self.database is not None:
+                self.database.replica_repaired(t)
         elif kind == "partition":
             self._partitions.clear()
             for f in sorted(self._fenced):
@@ -263,13 +280,14 @@ class Model:
         env = self.sim.env
         if fault.at > env.now:
             yield env.timeout(fault.at - env.now)
-        node = -1 if fault.kind == "partition" else self._resolve(fault.node)
-        name = self.registrars[node].name if node >= 0 else ("" if fault.kind != "partition" else "*")
+        cluster_wide = fault.kind in ("partition", "db_crash", "db_replica_down")
+        node = -1 if cluster_wide else self._resolve(fault.node)
+        name = self.registrars[node].name if node >= 0 else ("*" if cluster_wide else "")
         rec = FaultRecord(index=index, kind=fault.kind, node=name, time=env.now)
         self.log.faults.append(rec)
         self.disturbed = True
         self._advance_calm(env.now)
-        if fault.kind != "partition" and (node < 0 or not self.node_up[node]):
+        if not cluster_wide and (node < 0 or not self.node_up[node]):
             return  # nothing to break (no such node up): recorded, no effect
         self._apply(fault.kind, node, env.now)
         repair = fault.repair_after
@@ -314,6 +332,8 @@ class Model:
         initial_store = self.registrars[master].store
         self.phones.start(cfg.registrar.grant, initial_store)
         self._initial_persistence(master)
+        if self.database is not None:
+            self.database.sync_initial()
         if cfg.registrar.data == "replicated":
             for r in self.registrars:
                 if r is not self.registrars[master]:
@@ -363,6 +383,9 @@ class Model:
         c["transactions_open"] = sum(1 for x in ph.tx if x >= 0)
         c["phones_gave_up"] = ph.gave_up
         c["stray_responses"] = ph.stray
+        if self.database is not None:
+            c["db_writes_lost"] = self.database.lost_writes
+            c["db_writes_failed"] = self.database.failed_writes
         for r in self.registrars:
             c[f"served_{r.name}"] = r.served
             c[f"rejected_{r.name}"] = r.rejected

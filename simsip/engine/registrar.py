@@ -270,6 +270,13 @@ class RegistrarNode:
             self.model.phones.reply(phone, tx, now, 401, 0.0, 0.0)  # digest challenge, no binding
             return
         cfg = self.cfg
+        db = self.model.database
+        t_ack = now
+        if db is not None:
+            t_ack = db.admit(now)
+            if t_ack is None:  # the database refuses the write: 500 Server Internal Error
+                self.model.phones.reply(phone, tx, now, 500, 0.0, 0.0)
+                return
         granted = requested if requested >= cfg.min_expires else cfg.min_expires
         if cfg.max_expires and granted > cfg.max_expires:
             granted = cfg.max_expires
@@ -287,7 +294,9 @@ class RegistrarNode:
         self.served += 1
         if self.replicated:
             self._replicate(now, phone, until)
-        self.model.phones.reply(phone, tx, now, 200, granted, 0.0)
+        if db is not None:
+            db.replicate(now, phone, until)
+        self.model.phones.reply(phone, tx, t_ack, 200, granted, 0.0)
 
     # ------------------------------------------------------------------ replication (DMQ-like)
     def _replicate(self, now: float, phone: int, until: float) -> None:

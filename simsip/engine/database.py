@@ -1,0 +1,129 @@
+"""The database under a shared registration store, and its replication to a replica.
+
+With a shared store every registrar writes bindings to, and looks them up in, one database
+(Kamailio usrloc db_mode 3, Asterisk PJSIP realtime contacts). That database has its own HA:
+a primary that replicates to a replica — asynchronously (writes applied a lag later, so a crash
+of the primary loses the writes still in flight), semi-synchronously (the primary waits for the
+replica's acknowledgement; when the replica stops answering, writes block for the semi-sync
+timeout and then the primary *silently reverts to async*), or synchronously (no write is lost,
+but none succeeds while the replica is down). When the primary dies the replica is promoted
+after ``failover_time``; until then registrars can neither save nor look up, so every phone is
+unreachable and every REGISTER fails (500).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from simsip.engine.dists import sampler
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simsip.engine.model import Model
+    from simsip.engine.registrar import Store
+
+
+class Database:
+    def __init__(self, model: "Model", cfg, store: "Store"):
+        self.model = model
+        self.sim = model.sim
+        self.cfg = cfg
+        self.store = store
+        self.mode = cfg.replication
+        self.replica = list(store.until) if self.mode != "none" else None
+        self.primary_up = True
+        self.replica_up = self.mode != "none"
+        self.block_until = float("-inf")  # semi-sync: writes wait for the timeout, then go async
+        self.lag = sampler(cfg.lag, model.streams("database.replication"))
+        self.epoch = 0
+        self.inflight = 0
+        self.lost_writes = 0
+        self.failed_writes = 0
+        self.disk: list[float] | None = None
+
+    def sync_initial(self) -> None:
+        if self.replica is not None:
+            self.replica = list(self.store.until)
+
+    # ------------------------------------------------------------------ writes
+    def admit(self, now: float) -> float | None:
+        """When a write issued now is acknowledged (None: it fails)."""
+        if not self.primary_up or (self.mode == "sync" and not self.replica_up):
+            self.failed_writes += 1
+            return None
+        if self.mode == "semisync" and not self.replica_up and now < self.block_until:
+            return self.block_until  # waiting for an ack that never comes, until the timeout
+        return now
+
+    def replicate(self, now: float, phone: int, until: float) -> None:
+        if self.replica is None or not self.replica_up:
+            return
+        if self.mode == "async" or (self.mode == "semisync" and not self.replica_up):
+            self.inflight += 1
+            self.sim.call_at(now + self.lag(), self._apply, self.epoch, phone, until)
+        else:  # sync, or semi-sync with a healthy replica: on the replica before the ack
+            self.replica[phone] = until
+
+    def _apply(self, epoch: int, phone: int, until: float) -> None:
+        if epoch != self.epoch:
+            return  # counted as lost when the primary died
+        self.inflight -= 1
+        if self.replica_up:
+            self.replica[phone] = until
+
+    # ------------------------------------------------------------------ faults
+    def crash_primary(self, t: float) -> None:
+        self.primary_up = False
+        self.lost_writes += self.inflight
+        self.inflight = 0
+        self.epoch += 1
+        self.disk = list(self.store.until)  # what the dead primary had committed
+        self.store.clear(t)  # nothing can be looked up
+        if self.replica is not None and self.replica_up:
+            self.sim.call_at(t + self.cfg.failover_time, self._promote, self.epoch)
+        self.model.update_serving(t)
+
+    def _promote(self, epoch: int) -> None:
+        if epoch != self.epoch or self.primary_up:
+            return
+        t = self.sim.env._now
+        self._load(t, self.replica)
+        self.replica_up = False  # the old primary is gone; it rejoins as replica when repaired
+        self.primary_up = True
+        self.disk = None
+        self.model.log.checks.append((t, "database", "replica promoted"))
+
+    def _load(self, t: float, values: list[float]) -> None:
+        st = self.store
+        for p, u in enumerate(values):
+            if u > t:
+                st.save(t, p, u)
+
+    def repair_primary(self, t: float) -> None:
+        if self.primary_up:
+            # promoted meanwhile: the old primary comes back as the replica
+            if self.replica is not None:
+                self.replica = list(self.store.until)
+                self.replica_up = True
+            return
+        self.epoch += 1
+        if self.disk is not None:
+            self._load(t, self.disk)  # same primary back with what it had committed
+        self.primary_up = True
+        self.disk = None
+
+    def replica_down(self, t: float) -> None:
+        if self.replica is None:
+            return
+        self.replica_up = False
+        self.lost_writes += 0
+        self.epoch += 1
+        self.inflight = 0
+        if self.mode == "semisync":
+            self.block_until = t + self.cfg.semisync_timeout
+
+    def replica_repaired(self, t: float) -> None:
+        if self.replica is None:
+            return
+        self.replica = list(self.store.until)  # catches up from the primary
+        self.replica_up = True
+        self.block_until = float("-inf")
