@@ -27,13 +27,13 @@ from rich.table import Table
 from simsip.config.loader import models_dir
 
 #: library folder → (section key in the file, schema model of that section)
-KINDS: dict[str, str] = {"phones": "phone", "registrars": "registrar", "ha": "ha", "deployments": ""}
+KINDS: dict[str, str] = {"phones": "phone", "registrars": "registrar", "ha": "ha", "databases": "database", "deployments": ""}
 
 
 def _section_model(kind: str) -> Any:
     from simsip.config import schema
 
-    return {"phones": schema.PhoneProfile, "registrars": schema.Registrar, "ha": schema.Ha,
+    return {"phones": schema.PhoneProfile, "registrars": schema.Registrar, "ha": schema.Ha, "databases": schema.Database,
             "deployments": schema.Scenario}[kind]
 
 
@@ -175,6 +175,7 @@ def models_list(console: Console | None = None) -> None:
     table.add_column("what it is")
     table.add_column("use as")
     use = {"phones": "fleets[].profile: {n}", "registrars": "registrar.profile: {n}", "ha": "ha.profile: {n}",
+           "databases": "database.profile: {n}",
            "deployments": "extends: {n}"}
     for p in profiles():
         table.add_row(p.kind, escape(p.name), escape(p.summary), escape(use[p.kind].format(n=p.name)))

@@ -54,14 +54,18 @@ def _tiny(prof) -> str:
         fleet = f"{{name: f, count: 30, profile: {prof.name}, phone: {{expires: 60s}}}}"
     elif prof.kind == "registrars":
         registrar = f"{{profile: {prof.name}, min_expires: 10s}}"
+    elif prof.kind == "databases":
+        registrar = "{min_expires: 10s, data: shared}"
     else:
         ha = f"{{profile: {prof.name}}}"
+    database = f"{{profile: {prof.name}}}" if prof.kind == "databases" else "{}"
     return f"""name: tiny-{prof.name}
 seed: 3
 duration: 150s
 fleets: [{fleet}]
 registrar: {registrar}
 ha: {ha}
+database: {database}
 faults: [{{kind: node_crash, node: master, at: 40s, repair_after: 40s}}]
 output: {{report: false}}
 """
@@ -78,6 +82,8 @@ def test_profile_loads_and_runs(prof) -> None:
             assert cfg.fleets[0].phone.refresh.mode == sec["refresh"]["mode"]
     elif prof.kind == "registrars":
         assert cfg.registrar.profile == prof.name
+    elif prof.kind == "databases":
+        assert cfg.database.profile == prof.name
     else:
         assert cfg.ha.profile == prof.name
     res = simulate(cfg, replications=1)

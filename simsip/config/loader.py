@@ -303,7 +303,7 @@ def _apply_profiles(doc: Located) -> None:
                 at = ("fleets", i, "profile")
                 prof = _load_profile("phones", fl["profile"], "phone", doc.where.get(at, "fleets"), at)
                 _merge_at(doc, ("fleets", i, "phone"), prof)
-    for key, kind in (("registrar", "registrars"), ("ha", "ha")):
+    for key, kind in (("registrar", "registrars"), ("ha", "ha"), ("database", "databases")):
         sec = d.get(key)
         if isinstance(sec, dict) and sec.get("profile") is not None:
             prof = _load_profile(kind, sec["profile"], key, doc.where.get((key, "profile"), key), (key, "profile"))

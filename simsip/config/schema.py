@@ -599,6 +599,7 @@ class Database(Frozen):
     promoted after ``failover_time``; meanwhile the registrars can neither save nor look up.
     """
 
+    profile: str | None = Field(None, description="Database profile from models/databases (merged).")
     replication: Literal["none", "async", "semisync", "sync"] = Field("none", description="Primary → replica replication.")
     lag: Dist = Field(default_factory=lambda: Dist(dist="exponential", mean=0.005),
                       description="Async apply lag on the replica (assumption: 5 ms; no published figure).")
