@@ -254,6 +254,13 @@ def models_show_command(name: str = typer.Argument(..., help="A profile name, or
         _fail(str(exc.args[0]) if exc.args else f"unknown model {name!r}")
 
 
+from simsip.lab.cli import lab_app  # noqa: E402
+from simsip.validate_cli import validate_app  # noqa: E402
+
+app.add_typer(lab_app, name="lab", help="The real lab: Kamailio + keepalived + SIPp + tshark in network namespaces.")
+app.add_typer(validate_app)
+
+
 @app.command()
 def version() -> None:
     """Print the simsip version."""

@@ -142,7 +142,8 @@ def calibrate(run_dir: str | Path) -> dict:
     * *one-way delay* d (phone → node): an ARP request seen on the bridge reaches its target one
       veth hop h later and the reply comes back one hop later, so the request→reply gap on the
       bridge is 2h + (kernel ARP time) ≥ 2h = d. The smallest such gap before the first fault is
-      taken as d (50 µs when the capture holds no ARP exchange).
+      taken as d; gaps longer than half the median REGISTER round trip are replies the kernel
+      held back, not delays (50 µs when no usable ARP exchange is in the capture).
     * *service time* s: a REGISTER seen on the bridge reaches the node after h, is served, and its
       200 OK is back on the bridge h later: gap = 2h + s = d + s. s is the median of (gap − d)
       over the first transmissions of REGISTERs answered 200 before the first fault, used as a
@@ -169,10 +170,12 @@ def calibrate(run_dir: str | Path) -> dict:
     sip_gaps = sip_gaps[sip_gaps >= 0]
     cap = next((f for f in run.trace.files if f.suffix == ".pcapng"), None)
     arp = _arp_gaps(cap, run.trace.t0_epoch, run.trace.t0_epoch + until_trace) if cap else []
-    arp = [g for g in arp if g >= 0]
-    delay = float(min(arp)) if arp else DEFAULT_LAB_DELAY
     if not sip_gaps.size:
         raise ValueError(f"{run_dir}: no answered REGISTER before the first fault to calibrate on")
+    # an ARP exchange slower than half a REGISTER round trip was not answered at once (the
+    # kernel answers some requests late, e.g. while it resolves the asker itself): not a delay
+    arp = [g for g in arp if 0 <= g < float(np.median(sip_gaps)) / 2]
+    delay = float(min(arp)) if arp else DEFAULT_LAB_DELAY
     service = max(float(np.median(sip_gaps)) - delay, 1e-6)
     return {
         "network.delay": f"{delay:.6f}s",

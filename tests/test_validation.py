@@ -155,16 +155,7 @@ def test_lab_run_cli_refuses_cleanly(tmp_path):
 # --------------------------------------------------------------------------- (ii) shipped runs
 #: Runs whose mechanism the simulator does not (yet) reproduce; the reason names the mechanism.
 #: strict=False: when the engine catches up, the case simply XPASSes. Tolerances are never loosened.
-PENDING: dict[str, str] = {
-    # The lab's track_script ran at one phase of its 1 s cycle (keepalived's notify put node a in
-    # FAULT 1.002 s after the kill, b MASTER 0.614 s later = Skew_Time): VIP move 1.616 s. The
-    # model draws the check phase at random per replication (VIP move uniform in 0.61–1.61 s,
-    # mean 0.92 s over the 20 replications of seed 14) and the schema has no way to pin it, as
-    # ha.vrrp.first_advert pins the advert phase. Needs ha.health_check.first_check (phase of
-    # the first check after t=0) so scenario_for_lab_run can set it from the notify timestamps.
-    "process-crash-healthcheck": "ha.health_check check phase cannot be aligned with the lab's "
-                                 "(no first_check in the schema): VIP move lab 1.62 s vs model mean 0.92 s",
-}
+PENDING: dict[str, str] = {}
 
 
 def _params():

@@ -353,6 +353,9 @@ class HealthCheck(Frozen):
     rise: int = Field(1, ge=1, le=100, description="Successes before recovering (keepalived default 1).")
     timeout: Duration = Field(1.0, gt=0, description="Script timeout (sip kind: no answer within it is a failure).")
     exec_time: Duration = Field(0.0, ge=0, description="Time the script takes to report (assumption: 0; calibrate from a lab).")
+    first_check: Duration | None = Field(
+        None, ge=0, description="When each node's first check runs after t=0 (null: a random phase of the interval)."
+    )
 
 
 class Heartbeat(Frozen):

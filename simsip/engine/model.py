@@ -322,8 +322,9 @@ class Model:
                 v.down_deadline = last_advert + v.mdi
             else:  # already a member of the running cluster
                 v.start(as_master=False, last_advert=last_advert)
+        first_check = cfg.ha.health_check.first_check if cfg.ha.health_check is not None else None
         for hc in self.checks:
-            hc.start()
+            hc.start(None if first_check is None else first_check % cfg.ha.health_check.interval)
         if cfg.ha.standby == "cold":
             for i in order[1:]:
                 self.registrars[i].up = False  # not running until its node takes over

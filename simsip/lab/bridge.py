@@ -411,7 +411,9 @@ def scenario_for_lab_run(cfg: Scenario, run_dir: str | Path, trace=None, shift: 
     if hc is not None and "first_check" in hc:  # the schema can pin the check phase
         det = _detection_time(run_dir, meta)
         if det is not None:
-            hc["first_check"] = round((det - shift) % float(cfg.ha.health_check.interval), 6)
+            # keepalived logs the verdict; the check itself started exec_time earlier
+            start = det - float(cfg.ha.health_check.exec_time)
+            hc["first_check"] = round((start - shift) % float(cfg.ha.health_check.interval), 6)
     actual = _actual_fault_times(cfg, run_dir)
     for f, (at, repair_after) in zip(data["faults"], actual):
         f["at"] = max(0.0, at - shift)
