@@ -569,7 +569,8 @@ class PhoneBank:
             return  # the transaction ended, or an earlier SYN already connected
         fp = self.fleet(p)
         if not self.host_ok(node, fp.direct):
-            return  # silence: the SYN is retransmitted
+            self.ensure_timer(p, tx)  # silence: the SYN is retransmitted
+            return
         now = self.sim.env._now
         net = self.net
         if node != LB and not self.model.registrars[node].up:
@@ -604,7 +605,8 @@ class PhoneBank:
             self.lb.arrive(p, tx, fp.expires)
             return
         if not self.host_ok(node, fp.direct):
-            return  # silence: TCP retransmits
+            self.ensure_timer(p, tx)  # silence: TCP retransmits
+            return
         if self.conn_valid(p, node):
             self.tstate[p] = T_DONE  # delivered: only Timer F is left
             self.deadline[p] = self.tx_start[p] + fp.timer_f
