@@ -145,3 +145,22 @@ def test_split_brain_conflicts_only_during_and_after_partition():
     assert res.summary["figures"]["split_brain_seconds"]["mean"] == pytest.approx(40 - 3.6, abs=1.6)
     shared = simulate(scenario(**{**base, "registrar": {"data": "shared", "min_expires": "10s"}}))
     assert shared.timeseries["conflicts"].max() == 0
+
+
+def test_phones_cut_from_the_master_keep_the_vip_there():
+    """A partition between the phones and the master (the nodes still hear each other): VRRP sees
+    nothing wrong, the VIP stays, and every phone is unreachable until the link returns."""
+    cfg = scenario(
+        duration="200s",
+        ha={"nodes": NODES},
+        faults=[{"kind": "phone_link_down", "node": "master", "at": "50s", "repair_after": "40s"}],
+    )
+    res = simulate(cfg)
+    ts = res.timeseries.set_index("time")
+    assert ts.loc[51.0:89.0, "reachable"].max() == 0
+    assert ts["vrrp_masters"].max() == 1 and set(res.vip["node"]) <= {"a", ""}
+    assert res.faults["vip_move_time"].isna().iloc[0]
+    # the master kept its bindings: those still unexpired route again at once; the phones whose
+    # binding lapsed during the cut (their refreshes timed out) are back after their 30 s retry
+    assert ts.loc[91.0, "reachable"] > 0
+    assert ts.loc[90.0 + 32 + 30 + 2:, "reachable"].min() == 100

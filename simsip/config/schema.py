@@ -542,7 +542,7 @@ class Auth(Frozen):
 
 # --------------------------------------------------------------------------- faults
 FAULT_KINDS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
-               "db_crash", "db_replica_down")
+               "phone_link_down", "db_crash", "db_replica_down")
 
 
 class Fault(Frozen):
@@ -553,10 +553,13 @@ class Fault(Frozen):
     registrar takes requests and never answers. process_restart: the registrar stops and starts
     again after ``repair_after`` (memory lost). link_down: the node's link goes down (keepalived
     goes to FAULT). partition: the nodes stop hearing each other (split brain); ``node`` is ignored.
+    phone_link_down: the phones (and the call ingress) cannot reach the node, but the nodes still
+    hear each other — VRRP sees nothing wrong and keeps the VIP there. db_crash / db_replica_down:
+    the database under a shared store fails (see ``database``).
     """
 
     kind: Literal["node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
-                  "db_crash", "db_replica_down"] = Field(
+                  "phone_link_down", "db_crash", "db_replica_down"] = Field(
         "node_crash", description="What fails."
     )
     node: str = Field("master", description="A node name, or 'master'/'backup' (resolved when the fault fires).")

@@ -142,7 +142,7 @@ class Model:
     def serving_node(self) -> int:
         """The node that answers calls routed to the VIP (the ingress's ARP entry): -1 = none."""
         n = self.network.ingress_mac
-        if n >= 0 and self.vrrp[n].state == MASTER and self.registrars[n].up and self.link_ok(n):
+        if n >= 0 and self.vrrp[n].state == MASTER and self.registrars[n].up and self.link_ok(n) and self.registrars[n].phone_link:
             return n
         return -1
 
@@ -235,6 +235,8 @@ class Model:
                 self.vrrp[node].fault("interface")  # keepalived tracks its interface
             self.network.vip_released(node, t)
             self._corosync_lost(node, t)
+        elif kind == "phone_link_down":
+            reg.phone_link = False
         elif kind == "db_crash":
             if self.database is not None:
                 self.database.crash_primary(t)
@@ -263,6 +265,8 @@ class Model:
                 self.repair_node(node, t)
             elif self.cfg.ha.kind == "keepalived":
                 self.vrrp[node].clear_fault("interface")
+        elif kind == "phone_link_down":
+            reg.phone_link = True
         elif kind == "db_crash":
             if self.database is not None:
                 self.database.repair_primary(t)

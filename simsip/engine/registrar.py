@@ -92,6 +92,7 @@ class RegistrarNode:
         self.up = True  # the registrar process runs (on a node that is up)
         self.hung = False  # takes requests, never answers
         self.link = True  # the node's network link
+        self.phone_link = True  # the phones' side can reach the node
         self.epoch = 0
         self.workers = cfg.workers
         self.free_at = [0.0] * cfg.workers  # heap of worker free times
@@ -209,7 +210,7 @@ class RegistrarNode:
 
         It is processed only if the node is up and holds the VIP; otherwise it is dropped.
         """
-        if not self.up or not self.link or (self.vrrp.state != "master" and not direct):
+        if not self.up or not self.link or not self.phone_link or (self.vrrp.state != "master" and not direct):
             self.model.phones.lost(phone, tx)
             return
         now = self.sim.env._now if at is None else at
