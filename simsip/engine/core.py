@@ -11,6 +11,7 @@ processes, but cost a tuple and a small object instead of a generator, a ``Timeo
 
 from __future__ import annotations
 
+import gc
 from heapq import heapify, heappop, heappush
 from typing import Any, Callable
 
@@ -74,6 +75,21 @@ class Sim:
         env = self.env
         q = self._queue
         call = Call
+        # The event loop allocates millions of short-lived tuples and Call objects but creates no
+        # reference cycles; the cyclic collector would rescan the whole heap of pending events over
+        # and over (measured: a quarter of the run time at 1 M phones). Reference counting frees
+        # everything; the collector is back on as soon as the run ends.
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            self._loop(env, q, call, until)
+        finally:
+            if gc_was_on:
+                gc.enable()
+        env._now = until
+
+    @staticmethod
+    def _loop(env, q, call, until: float) -> None:
         while q and q[0][0] < until:
             env._now, _, _, ev = heappop(q)
             if ev.__class__ is call:
@@ -86,4 +102,3 @@ class Sim:
                 exc = type(ev._value)(*ev._value.args)
                 exc.__cause__ = ev._value
                 raise exc
-        env._now = until

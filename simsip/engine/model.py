@@ -47,6 +47,10 @@ class Model:
             stores = [Store(i, n_phones, self.log.stores[i]) for i in range(len(nodes))]
             self.log.store_of_node = list(range(len(nodes)))
         self.node_up = [True] * len(nodes)
+        # (time, node, available) whenever a registrar starts or stops answering (node, link,
+        # process, hang): which nodes an incoming call can be looked up on (calls.lookup)
+        self.log.availability = []
+        self._avail = [None] * len(nodes)
         self._partitions: set[tuple[int, int]] = set()
         self.network = Network(self, cfg.network, n_phones)
         self.registrars = [RegistrarNode(self, i, n.name, cfg.registrar, stores[i], self.log) for i, n in enumerate(nodes)]
@@ -146,7 +150,16 @@ class Model:
             return n
         return -1
 
+    def note_availability(self, t: float) -> None:
+        """Log every registrar whose availability (up, link up, process answering) changed."""
+        for i, r in enumerate(self.registrars):
+            a = bool(self.node_up[i] and r.link and r.up and not r.hung)
+            if a != self._avail[i]:
+                self._avail[i] = a
+                self.log.availability.append((t, i, a))
+
     def update_serving(self, t: float) -> None:
+        self.note_availability(t)
         if self.phones.watchers:  # something changed: phones with keep-alives check their flows
             self.phones.changed(t)
         s = self.serving_node()
@@ -335,7 +348,15 @@ class Model:
         for r in self.registrars:
             r.start_timers()
         initial_store = self.registrars[master].store
-        self.phones.start(cfg.registrar.grant, initial_store)
+        import gc
+
+        gc_on = gc.isenabled()
+        gc.disable()  # placing a million phones allocates millions of acyclic objects
+        try:
+            self.phones.start(cfg.registrar.grant, initial_store)
+        finally:
+            if gc_on:
+                gc.enable()
         self._initial_persistence(master)
         if self.database is not None:
             self.database.sync_initial()

@@ -52,8 +52,12 @@ class Store:
     def bulk_save(self, t, phones, until) -> None:
         """Many saves at once (numpy arrays): the initial bindings of an equilibrium start."""
         u = self.until
-        for p, x in zip(phones.tolist(), until.tolist()):
-            u[p] = x
+        ids = phones.tolist()
+        if ids and ids == list(range(ids[0], ids[0] + len(ids))):
+            u[ids[0] : ids[-1] + 1] = until.tolist()  # a fleet's phones are contiguous
+        else:
+            for p, x in zip(ids, until.tolist()):
+                u[p] = x
         self.log.t.frombytes(np.asarray(t, dtype=np.float64).tobytes())
         self.log.phone.frombytes(np.asarray(phones, dtype=np.int64).tobytes())
         self.log.until.frombytes(np.asarray(until, dtype=np.float64).tobytes())
@@ -141,6 +145,7 @@ class RegistrarNode:
             self.on_stop(self.index, t)
         if self.cfg.data != "shared" and self.persist != "db_only":
             self.store.clear(t)
+        self.model.note_availability(t)
 
     def start_process(self, t: float) -> None:
         """Start the registrar: ``start_time``, then loading persisted bindings, then it answers."""
