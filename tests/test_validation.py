@@ -7,6 +7,7 @@ the lab packages only) is recorded through the CLI, validated, and leaves nothin
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import textwrap
@@ -241,7 +242,9 @@ def test_lab_from_scratch_validates_and_leaves_nothing(tmp_path):
                            + [x for s in sets for x in ("--set", s)])
     assert r.exit_code == 0, r.output
     assert (out / "config.resolved.yaml").is_file() and (out / "capture.pcapng").is_file()
-    left = leftovers()
+    # only this run's namespaces and processes (another lab may run beside the tests)
+    run_id = json.loads((out / "meta.json").read_text())["run_id"]
+    left = leftovers(run_id)
     assert all(not v for v in left.values()), left
     cfg = load_config(LAB_EXAMPLES / "udp-none" / "config.yaml", sets)
     rep = validate(cfg, out, replications=10)
