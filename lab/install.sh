@@ -2,7 +2,7 @@
 # Install the Debian 12 packages the simsip real lab needs. Idempotent; needs root.
 set -uo pipefail
 PKGS=(kamailio kamailio-postgres-modules keepalived sip-tester tshark iproute2 iptables
-      postgresql procps)
+      postgresql procps baresip)
 if [ "$(id -u)" -ne 0 ]; then
   echo "lab/install.sh: must run as root (apt-get install)" >&2; exit 1
 fi
@@ -32,7 +32,7 @@ fi
 if ! apt-get install -y -q --no-install-recommends "${missing[@]}"; then
   echo "lab/install.sh: apt-get install failed for: ${missing[*]}" >&2; exit 1
 fi
-for b in kamailio keepalived sipp tshark ip; do
+for b in kamailio keepalived sipp tshark ip baresip; do
   command -v "$b" >/dev/null 2>&1 || { echo "lab/install.sh: $b not found after install" >&2; exit 1; }
 done
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { echo "lab/install.sh: postgres server binary missing" >&2; exit 1; }

@@ -89,11 +89,67 @@ def serving_intervals(log: RunLog) -> list[tuple[float, float, int]]:
     return out
 
 
-def reachable_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-phone reachable intervals (phone, start, end), sorted by phone then start, merged."""
+def availability_intervals(log: RunLog) -> list[list[tuple[float, float]]]:
+    """Per node, the [(start, end)] during which its registrar was available (up, linked, answering)."""
+    n = len(log.node_names)
+    changes = getattr(log, "availability", None)
+    if not changes:
+        return [[(0.0, log.horizon)] for _ in range(n)]
+    state: dict[int, list[tuple[float, bool]]] = {i: [] for i in range(n)}
+    for t, node, up in sorted(changes, key=lambda x: x[0]):  # stable: the last change at an instant wins
+        seq = state[node]
+        if seq and seq[-1][0] == t:
+            seq[-1] = (t, up)
+        else:
+            seq.append((t, up))
+    out = []
+    for i in range(n):
+        seq, iv = state[i], []
+        for k, (t, up) in enumerate(seq):
+            end = seq[k + 1][0] if k + 1 < len(seq) else log.horizon
+            if up and end > t:
+                if iv and iv[-1][1] >= t:
+                    iv[-1] = (iv[-1][0], min(end, log.horizon))
+                else:
+                    iv.append((t, min(end, log.horizon)))
+        out.append(iv)
+    return out
+
+
+def dns_lookup_intervals(log: RunLog, targets: list[int]) -> list[tuple[float, float, int]]:
+    """[(start, end, node)]: the first available node of ``targets`` (a proxy resolving DNS), -1: none."""
+    avail = availability_intervals(log)
+    cuts = sorted({0.0, log.horizon} | {t for iv in avail for a, b in iv for t in (a, b) if 0.0 <= t <= log.horizon})
+    out: list[tuple[float, float, int]] = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if b <= a:
+            continue
+        mid = 0.5 * (a + b)
+        node = next((n for n in targets if any(x <= mid < y for x, y in avail[n])), -1)
+        if out and out[-1][2] == node and out[-1][1] == a:
+            out[-1] = (out[-1][0], b, node)
+        else:
+            out.append((a, b, node))
+    return out
+
+
+def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int] | None = None):
+    """Per-phone reachable intervals (phone, start, end), sorted by phone then start, merged.
+
+    ``lookup`` (``calls.lookup``): ``vip`` — the binding must be on the node serving the VIP;
+    ``any_node`` — on any node while its registrar is available; ``dns`` — on the first available
+    node of ``dns_targets``. A second registration's binding (dual registration, a slot numbered
+    after the phones) counts for its phone.
+    """
     segs = [_store_segments(s, log.horizon) for s in log.stores]
+    if lookup == "any_node":
+        windows = [(a, b, node) for node, iv in enumerate(availability_intervals(log)) for a, b in iv]
+    elif lookup == "dns":
+        windows = dns_lookup_intervals(log, list(dns_targets or []))
+    else:
+        windows = serving_intervals(log)
     ps, ss, es = [], [], []
-    for a, b, node in serving_intervals(log):
+    for a, b, node in windows:
         if node < 0:
             continue
         p, s, e = segs[log.store_of_node[node]]
@@ -106,12 +162,32 @@ def reachable_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if not ps:
         z = np.zeros(0)
         return np.zeros(0, dtype=np.int64), z, z
-    p = np.concatenate(ps)
+    p = _to_phone(log, np.concatenate(ps))
     s = np.concatenate(ss)
     e = np.concatenate(es)
     order = np.lexsort((s, p))
     p, s, e = p[order], s[order], e[order]
     return _merge_per_phone(p, s, e, log.horizon)
+
+
+def _to_phone(log: RunLog, slots: np.ndarray) -> np.ndarray:
+    """Phone of each registration slot (slots past the phones are dual registrations)."""
+    owner = getattr(log, "slot_owner", None)
+    return slots if owner is None or slots.size == 0 else owner[slots]
+
+
+def call_lookup(cfg: Scenario, log: RunLog) -> tuple[str, list[int]]:
+    """``calls.lookup`` and, for ``dns``, the proxy's target order (SRV by priority, then weight)."""
+    lookup = cfg.calls.lookup
+    names = list(log.node_names)
+    if lookup != "dns":
+        return lookup, []
+    if cfg.dns.srv:
+        recs = sorted(enumerate(cfg.dns.srv), key=lambda x: (x[1].priority, -x[1].weight, x[0]))
+        order = [names.index(r.target) for _, r in recs]
+    else:
+        order = [names.index(a) for a in cfg.dns.a]
+    return lookup, list(dict.fromkeys(order))
 
 
 def _group_cummax(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -215,6 +291,8 @@ def registered_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray]:
     ok = v > 0
     start = t[ok]
     end = np.minimum(np.minimum(v[ok], nxt[ok]), math.inf)
+    if getattr(log, "slot_owner", None) is not None:  # dual registration: registered on either
+        _, start, end = _merge_per_phone(_to_phone(log, p[ok]), start, end, log.horizon)
     return start, end
 
 
@@ -228,7 +306,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     n = cfg.phones
     fleet_of = np.repeat(np.arange(len(cfg.fleets)), [f.count for f in cfg.fleets])
     fleet_names = np.array([f.name for f in cfg.fleets])
-    rp, rs, re_ = reachable_intervals(log)
+    lookup, dns_targets = call_lookup(cfg, log)
+    rp, rs, re_ = reachable_intervals(log, lookup, dns_targets)
     grid = np.arange(0.0, H - 1e-9, res)  # samples in [0, H)
     reach = count_at(rs, re_, grid)
     reg_s, reg_e = registered_intervals(log)
@@ -247,7 +326,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     if len(log.stores) > 1:
         segs = [_store_segments(st, H, with_until=True) for st in log.stores]
         up, us, ue = _merge_per_phone(
-            np.concatenate([x[0] for x in segs]), np.concatenate([np.maximum(x[1], 0.0) for x in segs]),
+            _to_phone(log, np.concatenate([x[0] for x in segs])), np.concatenate([np.maximum(x[1], 0.0) for x in segs]),
             np.concatenate([x[2] for x in segs]), H,
         )
         union = count_at(us, ue, grid)

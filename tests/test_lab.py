@@ -68,7 +68,8 @@ def read_capture(path: Path) -> list[dict]:
             cseq_n, _, cseq_m = hdr.get("cseq", "0 ?").partition(" ")
             row = {"time": ts, "kind": "sip", "mac": src_mac, "src": src, "dst": dst,
                    "call_id": hdr.get("call-id", ""), "cseq": int(cseq_n or 0), "method": cseq_m.strip(),
-                   "to": hdr.get("to", ""), "branch": hdr.get("via", "").partition("branch=")[2]}
+                   "to": hdr.get("to", ""), "branch": hdr.get("via", "").partition("branch=")[2],
+                   "ua": hdr.get("user-agent", ""), "contact": hdr.get("contact", "")}
             if first.startswith("SIP/2.0"):
                 row["status"] = int(first.split()[1])
             else:
@@ -192,3 +193,136 @@ def test_short_failover_scenario(tmp_path):
     assert lo["namespaces"] == [] and lo["pids"] == []
     for pid in meta["pids"].values():  # every process the run started is gone
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+# --------------------------------------------------------------------------- baresip UAs
+def failwait_window(n: int) -> tuple[float, float]:
+    """baresip/libre ``failwait``: the wait after the n-th consecutive failure (n >= 1) is
+    min(1800, 30·2^min(n, 6)) s × U[0.5, 1.0] — 30–60 s after the first failure."""
+    base = min(1800.0, 30.0 * 2 ** min(n, 6))
+    return 0.5 * base, base
+
+
+def _contact_expires(contact: str) -> float | None:
+    import re
+
+    m = re.search(r";\s*expires\s*=\s*(\d+)", contact, re.I)
+    return float(m.group(1)) if m else None
+
+
+def baresip_transactions(pk: list[dict], aor: str, phones_ip: str) -> list[dict]:
+    """REGISTER transactions of one baresip AOR in capture order: first send, retransmissions,
+    final response (time, status, sending MAC, granted expiry from the Contact)."""
+    tx: dict[tuple[str, int], dict] = {}
+    for p in pk:
+        if p["kind"] != "sip" or p["method"] != "REGISTER" or p["aor"] != aor:
+            continue
+        key = (p["call_id"], p["cseq"])
+        if p["status"] == 0 and p["src"] == phones_ip:
+            t = tx.setdefault(key, {"cseq": p["cseq"], "first": p["time"], "sends": [], "uas": set(),
+                                    "final": None})
+            t["sends"].append(p["time"])
+            t["uas"].add(p["ua"])
+        elif p["status"] >= 200 and key in tx and tx[key]["final"] is None:
+            tx[key]["final"] = {"time": p["time"], "status": p["status"], "mac": p["mac"],
+                                "expires": _contact_expires(p["contact"])}
+    return sorted(tx.values(), key=lambda t: t["first"])
+
+
+def test_baresip_uas_refresh_and_backoff_across_master_crash(tmp_path):
+    """3 real baresip UAs next to 10 SIPp phones; memory variant; the master crashes at t=18 s.
+
+    Each UA registers before the fault with baresip's own User-Agent; after the crash it
+    re-registers with the new master at its own refresh, 90 % of the granted expiry after its last
+    200 (UA 1's refresh falls inside the VIP outage and is answered on a retransmission once the
+    VIP moved), or — for a transaction that failed — after its RFC 5626 backoff window
+    (failwait). Nothing is left behind."""
+    from simsip.lab import LabSpec, leftovers, run_lab
+    from simsip.lab.runner import stray_baresip_pids
+
+    run_id = "t" + os.urandom(4).hex()
+    E = 60.0
+    spec = LabSpec(run_id=run_id, phones=10, baresip=3, expires=E, refresh_fraction=0.5,
+                   advert_int=1, vrrp_version=2, variant="memory", priority_a=200, priority_b=100,
+                   faults=[("node_crash", "master", 18.0)], duration=60.0)
+    base = Path(os.environ.get("SIMSIP_LAB_OUT", tmp_path))
+    t = time.time()
+    out = run_lab(spec, base / f"baresip-{int(t)}")
+    elapsed = time.time() - t
+    meta = json.loads((out / "meta.json").read_text())
+    res = analyse(out)
+    pk = read_capture(out / "capture.pcapng")
+    tc = res["crash_epoch"]
+    end = meta["t0_epoch"] + spec.duration
+    takeover = tc + res["crash_to_first_advert"]
+    old_mac, new_mac = meta["macs"][res["old"]], meta["macs"][res["new"]]
+    phones_ip = meta["addresses"]["phones"]
+    aors = meta["baresip_aors"]
+    assert aors == ["baresip001", "baresip002", "baresip003"]
+    assert meta["versions"]["baresip"].startswith("baresip")
+    report: dict[str, dict] = {}
+    for aor in aors:
+        txs = baresip_transactions(pk, aor, phones_ip)
+        assert txs, f"{aor}: no REGISTER in the capture"
+        # every REGISTER of the UA carries baresip's own User-Agent (a real baresip, not SIPp)
+        assert all(ua.startswith("baresip") for tr in txs for ua in tr["uas"]), (aor, txs[0]["uas"])
+        before = [tr for tr in txs if tr["final"] and tr["final"]["status"] == 200
+                  and tr["final"]["time"] < tc and tr["final"]["mac"] == old_mac]
+        assert before, f"{aor}: not registered with the old master before the crash"
+        last_ok = before[-1]["final"]
+        granted = last_ok["expires"]
+        assert granted == E, (aor, last_ok)
+        due = last_ok["time"] + 0.9 * granted
+        assert tc < due < end - 2, f"{aor}: refresh due at t={due - meta['t0_epoch']:.1f} s is outside the test window"
+        after = [tr for tr in txs if tr["first"] > last_ok["time"]]
+        assert after, f"{aor}: no REGISTER after its last 200 before the crash"
+        # its own refresh: 90 % of the granted expiry after the last 200 (libre's rwait)
+        assert after[0]["first"] == pytest.approx(due, abs=0.5), (aor, after[0]["first"] - due)
+        rec = {"due_after_crash": due - tc, "in_outage": tc <= due <= takeover, "failures": 0}
+        # walk its transactions: each failure must be followed by a retry inside failwait's window
+        fails = 0
+        ok_new = None
+        for i, tr in enumerate(after):
+            fin = tr["final"]
+            if fin is not None and fin["status"] == 200:
+                ok_new = tr
+                break
+            fails += 1
+            failed_at = fin["time"] if fin is not None else tr["first"] + 64 * 0.5  # Timer F
+            lo, hi = failwait_window(fails)
+            nxt = after[i + 1] if i + 1 < len(after) else None
+            if nxt is None:  # the retry is due after the end of the run
+                assert failed_at + lo > end - 1, (aor, "no retry although one was due")
+                break
+            wait = nxt["first"] - failed_at
+            assert lo - 0.5 <= wait <= hi + 0.5, (aor, fails, wait, (lo, hi))
+            rec.setdefault("retries", []).append({"n": fails, "wait": wait, "window": [lo, hi]})
+        rec["failures"] = fails
+        assert ok_new is not None, f"{aor}: never registered again after the crash"
+        assert ok_new["final"]["mac"] == new_mac, f"{aor}: 200 after the crash not from the new master"
+        # nobody answers before the VIP moved (memory variant: the old master is gone)
+        assert ok_new["final"]["time"] >= takeover - 0.05
+        if rec["in_outage"]:  # answered on a retransmission of the same transaction
+            assert fails == 0 and len(ok_new["sends"]) > 1
+            assert ok_new["final"]["time"] - takeover < 4.5  # T2-capped retransmission gap
+        rec["registered_after_crash"] = ok_new["final"]["time"] - tc
+        report[aor] = rec
+    print(json.dumps(report, indent=2), "elapsed", round(elapsed, 1))
+    # the design puts UA 1's refresh into the VIP outage (crash at 18 s, refresh due ≈ 19 s)
+    assert report["baresip001"]["in_outage"], report["baresip001"]
+    # the prober probes the baresip AORs too: reachable before the crash and again after it
+    probes = read_prober(out / "prober.csv")
+    for aor in aors:
+        mine = [p for p in probes if p["aor"] == aor]
+        assert any(p["status"] == 200 and p["sent"] < tc for p in mine), aor
+        assert aor in res["reachable_after"], aor
+        assert res["reachable_after"][aor] >= res["crash_to_first_advert"] - 0.05
+    assert set(res["reachable_after"]) >= {f"ph{i}" for i in range(1, spec.phones + 1)}
+    # nothing left behind: namespaces, processes in them, baresip UAs anywhere
+    assert meta["status"] == "ok" and meta["teardown_failed_namespaces"] == []
+    lo = leftovers(run_id)
+    assert lo["namespaces"] == [] and lo["pids"] == []
+    assert stray_baresip_pids(run_id) == []
+    for name, pid in meta["pids"].items():
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), name
+    assert elapsed < 150

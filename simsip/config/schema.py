@@ -168,6 +168,12 @@ class Failover(Frozen):
     )
     failback_timeout: Duration = Field(3600.0, ge=0, description="failback_mode duration: time on a secondary target.")
     on_503: bool = Field(True, description="A 503 counts as a failed attempt (RFC 3263 §4.3).")
+    dual_registration: bool = Field(
+        False,
+        description="Keep a second registration at the same time on the next target of the list (Cisco MPP Dual "
+        "Registration, Yealink/Polycom register to two servers): its own refresh, transactions, retries and failover, "
+        "starting one target further along (needs server dns_srv/dns_a with two or more targets).",
+    )
 
 
 class PhoneAuth(Frozen):
@@ -495,8 +501,9 @@ class Dns(Frozen):
     """DNS records that phones with ``server: dns_srv``/``dns_a`` resolve; targets are node names.
 
     Phones then address the nodes directly (not the VIP): a node answers while its registrar runs,
-    whether or not it holds the VIP. Inbound-call reachability is still judged at the node that
-    serves the VIP (the ingress), so use ``registrar.data: shared`` or ``replicated`` with DNS.
+    whether or not it holds the VIP. Inbound-call reachability is judged where ``calls.lookup``
+    says: by default at the node that serves the VIP (the ingress), so either use
+    ``registrar.data: shared`` or ``replicated`` with DNS, or set ``calls.lookup: dns``/``any_node``.
     """
 
     srv: tuple[SrvRecord, ...] = Field(default_factory=tuple, max_length=16, description="SRV records.")
@@ -525,6 +532,21 @@ class LoadBalancer(Frozen):
     recover_threshold: int = Field(1, ge=1, le=100, description="Good probes before active again (Kamailio ds_inactive_threshold 1).")
     max_register_forward: Rate = Field(0.0, ge=0, description="REGISTERs forwarded per second (0 = no limit).")
     retry_after: Duration = Field(0.0, ge=0, description="Retry-After on the balancer's own 503 (0 = absent).")
+
+
+class Calls(Frozen):
+    """How an incoming call finds a phone, i.e. which node's bindings decide *reachable*.
+
+    ``vip``: the proxy/SBC sends calls to the VIP; the node serving it must hold the binding.
+    ``any_node``: the call proxy queries every registrar (a shared location, or a proxy forking to
+    all nodes): reachable while any node whose registrar is available holds an unexpired binding.
+    ``dns``: the proxy resolves the same DNS records as the phones (dns.srv by priority then weight,
+    else dns.a in order) and looks the phone up on the first target whose registrar is available.
+    """
+
+    lookup: Literal["vip", "any_node", "dns"] = Field(
+        "vip", description="Where an incoming call looks the phone up: the VIP's node, any available node, or DNS."
+    )
 
 
 class Auth(Frozen):
@@ -640,6 +662,7 @@ class Scenario(Frozen):
     dns: Dns = Field(default_factory=Dns, description="DNS records for fleets with server dns_srv/dns_a.")
     load_balancer: LoadBalancer | None = Field(None, description="Dispatcher/SBC for fleets with server lb.")
     auth: Auth = Field(default_factory=Auth, description="Digest authentication at the registrar.")
+    calls: Calls = Field(default_factory=Calls, description="How incoming calls find a phone (reachability).")
     restart_timer: Duration = Field(
         0.0, ge=0, description="Restart-Timer the registrar advertises (0 = none); phones with retry.honour_restart_timer use it."
     )
@@ -696,4 +719,13 @@ class Scenario(Frozen):
                 raise _located(("fleets", i, "server"), "dns_a needs dns.a records")
             if f.server == "lb" and self.load_balancer is None:
                 raise _located(("fleets", i, "server"), "lb needs a load_balancer section")
+            if f.phone.failover.dual_registration:
+                targets = {r.target for r in self.dns.srv} if f.server == "dns_srv" else set(self.dns.a)
+                if f.server not in ("dns_srv", "dns_a") or len(targets) < 2:
+                    raise _located(
+                        ("fleets", i, "phone", "failover", "dual_registration"),
+                        "dual registration needs server dns_srv or dns_a with two or more distinct targets",
+                    )
+        if self.calls.lookup == "dns" and not (self.dns.srv or self.dns.a):
+            raise _located(("calls", "lookup"), "lookup dns needs dns.srv or dns.a records")
         return self

@@ -36,7 +36,7 @@ class Keepalives:
         self.bank = bank
         self.sim = bank.sim
         n = bank.n
-        ids = [np.arange(fp.first, fp.first + fp.count) for fp in bank.params if fp.ka_detects]
+        ids = [np.arange(lo, hi) for fp in bank.params if fp.ka_detects for lo, hi in fp.slots]
         self.ids = np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
         self.next = np.full(n, math.inf)
         self.watch = np.zeros(n, dtype=np.int8)
@@ -63,9 +63,10 @@ class Keepalives:
                 continue
             ka = fp.ka
             a, b = ka.interval * ka.randomize, ka.interval
-            u = self.gen_np.random((2, fp.count))
-            length = np.sqrt(a * a + u[0] * (b * b - a * a))  # length-biased interval
-            self.next[fp.first : fp.first + fp.count] = u[1] * length
+            for lo, hi in fp.slots:  # a second registration (dual) has its own flow and pings
+                u = self.gen_np.random((2, fp.count))
+                length = np.sqrt(a * a + u[0] * (b * b - a * a))  # length-biased interval
+                self.next[lo:hi] = u[1] * length
         self.started = True
 
     # ------------------------------------------------------------------ watching
@@ -82,10 +83,11 @@ class Keepalives:
             for fp in self.bank.params:
                 if not fp.ka_detects:
                     continue
-                sel = k[(idle[k] >= fp.first) & (idle[k] < fp.first + fp.count)]
-                if sel.size:
-                    ka = fp.ka
-                    nxt[sel] += ka.interval * (ka.randomize + (1.0 - ka.randomize) * self.gen_np.random(sel.size))
+                for lo, hi in fp.slots:
+                    sel = k[(idle[k] >= lo) & (idle[k] < hi)]
+                    if sel.size:
+                        ka = fp.ka
+                        nxt[sel] += ka.interval * (ka.randomize + (1.0 - ka.randomize) * self.gen_np.random(sel.size))
             late = nxt < t
         self.next[idle] = nxt
         self.watch[idle] = 1

@@ -31,6 +31,10 @@ Beyond that plain case (UDP to the VIP), each fleet may use:
   directly, in their own RFC 2782 order, moving to the next target after ``retry_counts`` failed
   attempts and returning per the failback mode.
 * **A load balancer** (``server: lb``, :mod:`simsip.engine.lb`).
+* **Dual registration** (``failover.dual_registration``, DNS fleets): each phone also keeps a
+  second registration, one target further along its list, as a "virtual phone" slot numbered
+  after all real phones (own transactions, refresh, retries, failover; same fleet parameters).
+  Its bindings are saved under the slot; the metrics count them for the phone (``slot_owner``).
 * **Digest auth** (``auth.enabled``): the registrar's :meth:`PhoneBank.authorized` hook decides
   whether a REGISTER carries a nonce the node accepts; otherwise it answers 401 and the phone sends
   the REGISTER again at once with credentials. A nonce belongs to the node (and process) that
@@ -97,6 +101,11 @@ class FleetParams:
         self.startup_delay = ph.startup_delay
         self.rto_min = self.rto_max = self.syn_rto = 0.0
         self.tls_rtts = 0
+        # dual registration: a second registration per phone, held by a "virtual phone" slot
+        # numbered after all real phones (``second``..``second+count``), sharing the fleet's params
+        self.dual = self.dns and ph.failover.dual_registration
+        self.second = -1
+        self.slots = [(first, first + fleet.count)]
 
 
 class PhoneBank:
@@ -111,8 +120,24 @@ class PhoneBank:
         for i, f in enumerate(fleets):
             self.params.append(FleetParams(i, f, first))
             first += f.count
+        self.n_phones = first
+        fleet_of = [np.repeat(np.arange(len(fleets), dtype=np.int16), [f.count for f in fleets])]
+        owner = [np.arange(first, dtype=np.int64)]
+        for fp in self.params:
+            if fp.dual:  # the second registration's slots
+                fp.second = first
+                fp.slots.append((first, first + fp.count))
+                fleet_of.append(np.full(fp.count, fp.index, dtype=np.int16))
+                owner.append(np.arange(fp.first, fp.first + fp.count, dtype=np.int64))
+                first += fp.count
         self.n = n = first
-        self.fleet_of = np.repeat(np.arange(len(fleets), dtype=np.int16), [f.count for f in fleets])
+        self.fleet_of = np.concatenate(fleet_of) if len(fleet_of) > 1 else fleet_of[0]
+        # slot -> phone (None without dual registration): bindings and outcomes of a second
+        # registration are recorded under its slot and counted for its phone after the run
+        self.slot_owner = np.concatenate(owner) if len(owner) > 1 else None
+        log.slot_owner = self.slot_owner
+        if self.slot_owner is not None:
+            self._grow_stores(n - self.n_phones)
         self._fleet_idx = array("h", self.fleet_of.tolist()) if len(fleets) > 1 else None
         self._only = self.params[0] if len(fleets) == 1 else None
         # hot per-phone state (array.array: compact, and scalar access yields Python numbers)
@@ -198,6 +223,15 @@ class PhoneBank:
         self.keepalives = Keepalives(self) if any(fp.ka_detects for fp in self.params) else None
         self.watchers = self.keepalives is not None
 
+    def _grow_stores(self, extra: int) -> None:
+        """Room for the second registrations' slots in every binding store and storage."""
+        seen: set[int] = set()
+        for r in self.model.registrars:
+            for obj in (r.store, r.storage):
+                if obj is not None and id(obj) not in seen:
+                    seen.add(id(obj))
+                    obj.until.extend([float("-inf")] * extra)
+
     def fleet(self, p: int) -> FleetParams:
         return self._only or self.params[self._fleet_idx[p]]
 
@@ -228,42 +262,21 @@ class PhoneBank:
         times_all, phones_all = [], []
         for fp, fleet in zip(self.params, self.model.cfg.fleets):
             gen = self.model.streams.generator(f"phones.start.{fleet.name}")
-            lo, hi = fp.first, fp.first + fp.count
-            if fleet.start == "boot_storm":
-                t_boot = gen.random(fp.count) * fleet.boot_window
-                if fp.startup_delay > 0:  # Yealink reg_surge_prevention: a random wait after boot
-                    sgen = self.model.streams.generator(f"phones.startup.{fleet.name}")
-                    t_boot = t_boot + sgen.random(fp.count) * fp.startup_delay
-                times_all.append(t_boot)
-                phones_all.append(np.arange(lo, hi))
-                continue
-            if fp.reliable or self.auth_on:
-                equilibrium.append(np.arange(lo, hi))
-            granted = registrar_grant(fp.expires)
-            rng_cfg = self.model.cfg.registrar.expires_range
-            if rng_cfg:
-                grants = granted * (1.0 - rng_cfg / 100.0 * gen.random(fp.count))
-                intervals = np.array([fp.refresh.interval(g) for g in grants.tolist()])
-            else:
-                grants = np.full(fp.count, granted)
-                intervals = np.full(fp.count, fp.refresh.interval(granted))
-            if fleet.phases == "even":  # phone k at k·R/N, as a SIPp lab starts its calls
-                u = (np.arange(fp.count) + 0.5) / fp.count
-            else:
-                u = gen.random(fp.count)
-            last = -u * intervals  # last successful refresh, uniform in its interval
-            grace = self.model.cfg.registrar.lookup_grace
-            ids = np.arange(lo, hi, dtype=np.int64)
-            if initial_store is not None:
-                initial_store.bulk_save(last, ids, last + grants + grace)
-            log = self.log
-            log.ph_t.frombytes(last.astype(np.float64).tobytes())
-            log.ph_p.frombytes(ids.tobytes())
-            log.ph_v.frombytes((last + grants).astype(np.float64).tobytes())
-            times_all.append(last + intervals)
-            phones_all.append(ids)
-            if self.auth_on:  # the nonce of the challenge before the last registration
-                self.nonce_t[lo:hi] = array("d", last.tolist())
+            t_boot = None
+            for k, (lo, hi) in enumerate(fp.slots):
+                if k:  # the second registration: its own phases (the first slot's draws unchanged)
+                    gen = self.model.streams.generator(f"phones.start.{fleet.name}.dual")
+                if fleet.start == "boot_storm":
+                    if t_boot is None:
+                        t_boot = gen.random(fp.count) * fleet.boot_window
+                        if fp.startup_delay > 0:  # Yealink reg_surge_prevention: a random wait after boot
+                            sgen = self.model.streams.generator(f"phones.startup.{fleet.name}")
+                            t_boot = t_boot + sgen.random(fp.count) * fp.startup_delay
+                    times_all.append(t_boot)  # both registrations start when the phone boots
+                    phones_all.append(np.arange(lo, hi))
+                    continue
+                self._start_registered(fp, fleet, lo, hi, k, gen, initial_store, equilibrium, registrar_grant,
+                                       times_all, phones_all)
         for ids in equilibrium:  # registered phones hold a connection and a nonce from their node
             for p in ids.tolist():
                 fp = self.fleet(p)
@@ -283,6 +296,54 @@ class PhoneBank:
             self.keepalives.start()
         # every phone's first action, placed on SimPy's heap in one heapify (not 1 M pushes)
         self.sim.bulk_call_at(np.concatenate(times_all).tolist(), self.begin, np.concatenate(phones_all).tolist(), 0)
+
+    def _start_registered(self, fp, fleet, lo, hi, k, gen, initial_store, equilibrium, registrar_grant,
+                          times_all, phones_all) -> None:
+        """Slots lo..hi registered at t=0 (equilibrium): bindings, phases, first refreshes."""
+        if fp.reliable or self.auth_on:
+            equilibrium.append(np.arange(lo, hi))
+        granted = registrar_grant(fp.expires)
+        rng_cfg = self.model.cfg.registrar.expires_range
+        if rng_cfg:
+            grants = granted * (1.0 - rng_cfg / 100.0 * gen.random(fp.count))
+            intervals = np.array([fp.refresh.interval(g) for g in grants.tolist()])
+        else:
+            grants = np.full(fp.count, granted)
+            intervals = np.full(fp.count, fp.refresh.interval(granted))
+        if fleet.phases == "even":  # phone k at k·R/N, as a SIPp lab starts its calls
+            u = (np.arange(fp.count) + 0.5) / fp.count
+            if k:
+                u = (u + 0.25 / fp.count) % 1.0  # interleaved with the first registrations
+        else:
+            u = gen.random(fp.count)
+        last = -u * intervals  # last successful refresh, uniform in its interval
+        grace = self.model.cfg.registrar.lookup_grace
+        ids = np.arange(lo, hi, dtype=np.int64)
+        if initial_store is not None:
+            self._initial_bindings(fp, k, ids, last, last + grants + grace, initial_store)
+        log = self.log
+        log.ph_t.frombytes(last.astype(np.float64).tobytes())
+        log.ph_p.frombytes(ids.tobytes())
+        log.ph_v.frombytes((last + grants).astype(np.float64).tobytes())
+        times_all.append(last + intervals)
+        phones_all.append(ids)
+        if self.auth_on:  # the nonce of the challenge before the last registration
+            self.nonce_t[lo:hi] = array("d", last.tolist())
+
+    def _initial_bindings(self, fp, k, ids, last, until, initial_store) -> None:
+        """Equilibrium bindings: in the master's store, or — for a second registration whose nodes
+        keep their own stores — in the store of the node the slot registers with."""
+        regs = self.model.registrars
+        per_node = len({id(r.store) for r in regs}) > 1 and self.cfg.registrar.data == "none"
+        if not (k and per_node):
+            initial_store.bulk_save(last, ids, until)
+            return
+        first = np.array([self.orders[o][0] for o in range(len(self.orders))], dtype=np.int64)
+        node = first[np.frombuffer(self.order_id, dtype=f"i{self.order_id.itemsize}")[ids]]
+        for i, r in enumerate(regs):
+            sel = node == i
+            if sel.any():
+                r.store.bulk_save(last[sel], ids[sel], until[sel])
 
     # ------------------------------------------------------------------ transactions
     def begin(self, p: int, gen: int) -> None:
@@ -758,6 +819,14 @@ class PhoneBank:
                     orders.append(o)
                 base.append(orders.index(o))
             self.order_id[fp.first : fp.first + fp.count] = array("l", np.asarray(base)[inv].tolist())
+            if fp.dual:  # the second registration starts at the phone's next target
+                rot = []
+                for o in uniq:
+                    r = o[1:] + o[:1]
+                    if r not in orders:
+                        orders.append(r)
+                    rot.append(orders.index(r))
+                self.order_id[fp.second : fp.second + fp.count] = array("l", np.asarray(rot)[inv].tolist())
         self.orders = orders
 
     def _dns_begin(self, p: int, now: float, fp: FleetParams) -> None:

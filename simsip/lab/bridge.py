@@ -1,8 +1,10 @@
 """From a simulator scenario to a real-lab run, and back.
 
 The real lab (``simsip.lab``) is a fixed shape: one SIPp process playing N UDP phones whose
-refreshes are spread evenly over one refresh interval, two Kamailio registrars (memory only, DMQ
-replication, or a shared PostgreSQL location table) behind one keepalived VRRP pair on an idle
+refreshes are spread evenly over one refresh interval (plus, when a second fleet has
+``profile: baresip``, up to 10 real baresip UAs with baresip's own refresh and RFC 5626
+backoff), two Kamailio registrars (memory only, DMQ replication, or a shared PostgreSQL
+location table) behind one keepalived VRRP pair on an idle
 Linux bridge, an OPTIONS prober that asks the VIP holder "do you have a binding for this AOR?"
 every ``lab.probe_interval`` seconds, and a fault injector. A simsip :class:`~simsip.config.schema.
 Scenario` can describe much more (many fleets, backoff retries, lossy networks, overload replies,
@@ -32,7 +34,7 @@ from typing import Any
 
 from simsip.config.schema import Scenario
 
-from .spec import Fault, LabSpec
+from .spec import MAX_BARESIP, Fault, LabSpec
 
 __all__ = ["LabUnsupported", "spec_from_scenario", "mapping_notes", "scenario_for_lab_run",
            "MAX_LAB_PHONES", "MAX_LAB_DELAY", "lab_t0", "first_advert_phase", "refresh_phase_shift"]
@@ -43,6 +45,9 @@ MAX_LAB_PHONES = 500
 #: The lab's one-way phone↔registrar delay is a Linux bridge between veth pairs: tens of µs.
 #: A scenario asking for more than this cannot be realised (the lab adds no netem delay).
 MAX_LAB_DELAY = 0.001
+
+#: A second fleet with this profile is realised by real baresip UAs (``LabSpec.baresip``).
+BARESIP_PROFILE = "baresip"
 
 #: simsip fault kinds -> lab fault kinds.
 _FAULT_KINDS = {
@@ -85,9 +90,14 @@ def _sipp_timeout(t1: float, t2: float, k: int) -> float:
 def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist reads best
     out: list[str] = []
     # ---- fleets / phones
-    if len(cfg.fleets) != 1:
-        out.append(f"fleets: {len(cfg.fleets)} fleets; the lab runs exactly one (one SIPp process, "
-                   "one phone model)")
+    if not (len(cfg.fleets) == 1 or (len(cfg.fleets) == 2 and cfg.fleets[1].profile == BARESIP_PROFILE)):
+        out.append(f"fleets: {len(cfg.fleets)} fleets; the lab runs one SIPp fleet, optionally followed "
+                   f"by one fleet with `profile: {BARESIP_PROFILE}` (real baresip UAs)")
+    if cfg.fleets and cfg.fleets[0].profile == BARESIP_PROFILE:
+        out.append(f"fleets[0].profile: {BARESIP_PROFILE!r}; the first fleet is the lab's SIPp fleet — "
+                   "put the baresip fleet second, after a SIPp fleet")
+    if len(cfg.fleets) >= 2 and cfg.fleets[1].profile == BARESIP_PROFILE:
+        out += _baresip_problems(cfg)
     for i, fl in enumerate(cfg.fleets[:1]):
         p = f"fleets[{i}]"
         ph = fl.phone
@@ -204,6 +214,45 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     return out
 
 
+def _baresip_problems(cfg: Scenario) -> list[str]:
+    """What the second (``profile: baresip``) fleet asks that real baresip 1.0 UAs cannot do.
+
+    The lab's baresip UAs behave as baresip does (refresh at 90 % of the grant, libre's failwait
+    backoff 30·2^min(n,6) s × U[0.5, 1], capped at 1800 s, RFC 3261 timers); the fleet may set
+    only how many there are. They register with the SIPp fleet's expiry (one ``expires`` per lab
+    run)."""
+    out: list[str] = []
+    p = "fleets[1]"
+    fl, ph0 = cfg.fleets[1], cfg.fleets[0].phone
+    ph = fl.phone
+    if fl.count > MAX_BARESIP:
+        out.append(f"{p}.count: {fl.count} baresip UAs; the lab runs at most {MAX_BARESIP} (one process each)")
+    if ph.transport != "udp":
+        out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's baresip UAs register over UDP only")
+    if ph.calls_per_hour > 0:
+        out.append(f"{p}.phone.calls_per_hour: {ph.calls_per_hour * 3600:g}/h; the lab places no calls")
+    if abs(float(ph.expires) - float(ph0.expires)) > 1e-9:
+        out.append(f"{p}.phone.expires: {_s(ph.expires)} differs from fleets[0] ({_s(ph0.expires)}); the "
+                   "lab's baresip UAs register with the SIPp fleet's expiry (regint) — set them equal")
+    rf = ph.refresh
+    if not (rf.mode == "percent" and abs(rf.percent - 90) < 1e-9):
+        out.append(f"{p}.phone.refresh: mode {rf.mode!r}; baresip refreshes at 90 % of the granted expiry "
+                   "(mode: percent, percent: 90)")
+    rt = ph.retry
+    if not (rt.mode == "backoff" and abs(rt.base - 30) < 1e-9 and abs(rt.max - 1800) < 1e-9
+            and rt.exponent_offset == 1 and rt.max_attempts == 0):
+        out.append(f"{p}.phone.retry: baresip retries by libre's failwait (mode: backoff, base: 30s, "
+                   "max: 1800s, exponent_offset: 1, max_attempts: 0) — keep the profile's retry rule")
+    tm = ph.timers
+    if abs(tm.t1 - 0.5) > 1e-9 or abs(tm.t2 - 4.0) > 1e-9:
+        out.append(f"{p}.phone.timers: baresip (libre) uses T1 500 ms / T2 4 s")
+    if ph.keepalive.kind != "none":
+        out.append(f"{p}.phone.keepalive.kind: {ph.keepalive.kind!r}; the lab's baresip UAs send no keep-alives")
+    if fl.start != "equilibrium":
+        out.append(f"{p}.start: {fl.start!r}; the lab starts its baresip UAs spread over the warm-up")
+    return out
+
+
 def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
     """The :class:`LabSpec` that realises ``cfg`` in the real lab.
 
@@ -247,6 +296,7 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         t2=float(ph.timers.t2),
         max_retrans=int(ph.timers.max_retransmissions),  # type: ignore[arg-type]
         retry_interval=float(ph.retry.interval),
+        baresip=cfg.fleets[1].count if len(cfg.fleets) == 2 else 0,
         variant=variant,
         min_expires=min_exp,
         max_expires=max_exp,

@@ -18,9 +18,15 @@ BINARIES = {
 }
 
 
-def check_requirements(variant: str | None = None) -> list[str]:
-    """Return a list of human-readable problems; empty when the lab can run."""
+def check_requirements(variant: str | None = None, baresip: bool = False) -> list[str]:
+    """Return a list of human-readable problems; empty when the lab can run (``baresip``: the
+    run also needs the baresip user agent and its ``account`` module)."""
     problems: list[str] = []
+    if baresip:
+        if shutil.which("baresip") is None:
+            problems.append("missing binary 'baresip' (Debian package baresip; run lab/install.sh)")
+        elif not os.path.isfile("/usr/lib/baresip/modules/account.so"):
+            problems.append("baresip module account.so not found in /usr/lib/baresip/modules")
     if os.geteuid() != 0:
         problems.append("not root: the lab creates network namespaces (run as root)")
     for exe, pkg in BINARIES.items():

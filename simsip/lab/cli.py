@@ -39,11 +39,12 @@ def install() -> None:
 
 
 @lab_app.command()
-def check(variant: Optional[str] = typer.Option(None, "--variant", help="memory | dmq | shared_db")) -> None:
+def check(variant: Optional[str] = typer.Option(None, "--variant", help="memory | dmq | shared_db"),
+          baresip: bool = typer.Option(False, "--baresip", help="Also check for the baresip UA.")) -> None:
     """Check that this machine can run the lab (root, binaries, Kamailio modules)."""
     from .check import check_requirements
 
-    problems = check_requirements(variant)
+    problems = check_requirements(variant, baresip=baresip)
     if problems:
         _fail(problems, 1)
     console.print("lab requirements: ok")
@@ -51,7 +52,8 @@ def check(variant: Optional[str] = typer.Option(None, "--variant", help="memory 
 
 @lab_app.command()
 def run(
-    config: Path = typer.Argument(..., help="Scenario YAML (one UDP fleet, two nodes, `lab:` section)."),
+    config: Path = typer.Argument(..., help="Scenario YAML (one UDP fleet [+ one `profile: baresip` fleet of "
+                                  "<= 10 real baresip UAs], two nodes, `lab:` section)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/lab-<config>-<timestamp>/)."),
     set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value (repeatable)."),
 ) -> None:
@@ -72,7 +74,7 @@ def run(
         spec = spec_from_scenario(cfg)
     except LabUnsupported as exc:
         _fail([f"{config}: the real lab cannot run this scenario:"] + [f"  {p}" for p in exc.problems])
-    problems = check_requirements(spec.variant)
+    problems = check_requirements(spec.variant, baresip=spec.baresip > 0)
     if problems:
         _fail(problems, 1)
     out_dir = out or Path("runs") / f"lab-{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -81,7 +83,8 @@ def run(
     for n in mapping_notes(cfg):
         console.print(f"[dim]note: {n}[/]", highlight=False)
     total = float(spec.warmup or 0) + spec.duration
-    console.print(f"lab: [bold]{cfg.name}[/] — {spec.phones} phones, variant {spec.variant}, "
+    uas = f" + {spec.baresip} baresip UA(s)" if spec.baresip else ""
+    console.print(f"lab: [bold]{cfg.name}[/] — {spec.phones} phones{uas}, variant {spec.variant}, "
                   f"warm-up {spec.warmup:g} s + {spec.duration:g} s (≈ {total + 15:.0f} s)")
     t_start = time.time()
 

@@ -230,3 +230,46 @@ def sipp_argv(spec: LabSpec, scenario: Path, log_dir: Path) -> list[str]:
         "-trace_stat", "-stf", str(log_dir / "sipp-stat.csv"), "-fd", "5",
         "-cid_str", "ph%u-%p@simsip",
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# baresip user agents: one process per UA, each with its own config dir (-f DIR) holding
+# ``config`` and ``accounts``. Only the ``account`` module is loaded (it reads ``accounts``):
+# no audio, video or UI modules — registration needs none of them.
+BARESIP_BASE_PORT = 5100  # UA k (1-based) listens on phones:BASE+4k (SIPp holds 5060)
+BARESIP_PORT_STEP = 4     # libre binds UDP+TCP on the port and TLS on port+1: keep UAs apart
+BARESIP_MODULE_DIR = "/usr/lib/baresip/modules"
+
+
+def baresip_aor(k: int) -> str:
+    """User part of baresip UA ``k`` (1-based): baresip001, baresip002, ..."""
+    return f"baresip{k:03d}"
+
+
+def baresip_port(k: int) -> int:
+    return BARESIP_BASE_PORT + BARESIP_PORT_STEP * k
+
+
+def baresip_config(spec: LabSpec, k: int) -> str:
+    return "\n".join([
+        "# simsip lab: baresip UA for registration only",
+        "poll_method\t\tepoll",
+        f"sip_listen\t\t{ADDR['phones']}:{baresip_port(k)}",
+        f"module_path\t\t{BARESIP_MODULE_DIR}",
+        "module_app\t\taccount.so",
+        "",
+    ])
+
+
+def baresip_accounts(spec: LabSpec, k: int) -> str:
+    """One account: AOR <user>@VIP, outbound proxy = the VIP over UDP, regint = spec.expires."""
+    return (f'<sip:{baresip_aor(k)}@{VIP}>;outbound="sip:{VIP}:5060;transport=udp"'
+            f";regint={int(spec.expires)}\n")
+
+
+def write_baresip_dir(spec: LabSpec, k: int, run_dir: Path) -> Path:
+    d = run_dir / f"baresip-{k:03d}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config").write_text(baresip_config(spec, k))
+    (d / "accounts").write_text(baresip_accounts(spec, k))
+    return d

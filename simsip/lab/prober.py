@@ -1,7 +1,8 @@
-"""OPTIONS prober, run inside the prober namespace: ``python prober.py VIP N INTERVAL OUT``.
+"""OPTIONS prober, run inside the prober namespace:
+``python prober.py VIP N INTERVAL OUT [LOCAL_IP [EXTRA_AORS]]``.
 
-Every ``INTERVAL`` seconds one round sends ``OPTIONS sip:ph<i>@VIP`` for i = 1..N (no
-retransmissions). The node holding the VIP answers 200 if it has a valid binding for the AOR,
+Every ``INTERVAL`` seconds one round sends ``OPTIONS sip:ph<i>@VIP`` for i = 1..N, then one for
+each user in the comma-separated ``EXTRA_AORS`` (the baresip UAs), with no retransmissions. The node holding the VIP answers 200 if it has a valid binding for the AOR,
 404 if not. Each probe is written to OUT as CSV ``round,aor,sent_epoch,status,recv_epoch``
 (status 0 and empty recv_epoch when no answer came before the round ended). Stops on SIGTERM.
 """
@@ -18,6 +19,8 @@ import time
 def main(argv: list[str]) -> int:
     vip, n, interval, out = argv[1], int(argv[2]), float(argv[3]), argv[4]
     local_ip = argv[5] if len(argv) > 5 else "0.0.0.0"
+    extra = [a for a in (argv[6].split(",") if len(argv) > 6 else []) if a]
+    aors = [f"ph{i}" for i in range(1, n + 1)] + extra
     port = 5070
     stop = False
 
@@ -41,8 +44,7 @@ def main(argv: list[str]) -> int:
         if round_start > now:
             time.sleep(round_start - now)
         pending: dict[str, tuple[str, float]] = {}
-        for i in range(1, n + 1):
-            aor = f"ph{i}"
+        for i, aor in enumerate(aors, 1):
             cid = f"probe-{pid}-{rnd}-{i}"
             msg = (
                 f"OPTIONS sip:{aor}@{vip} SIP/2.0\r\n"

@@ -142,13 +142,27 @@ def _version(argv: list[str]) -> str:
     return ""
 
 
-def tool_versions() -> dict[str, str]:
-    return {
+def tool_versions(baresip: bool = False) -> dict[str, str]:
+    out = {
         "kamailio": _version(["kamailio", "-v"]),
         "keepalived": _version(["keepalived", "-v"]),
         "sipp": _version(["sipp", "-v"]).replace("\x1b", ""),
         "tshark": _version(["tshark", "-v"]),
     }
+    if baresip:  # `baresip -h` prints the version line first (and exits 0 on -h)
+        out["baresip"] = _version(["baresip", "-h"])
+    return out
+
+
+def baresip_name(k: int) -> str:
+    """Process name of baresip UA ``k`` (1-based) in the ProcSet."""
+    return f"baresip-{k:03d}"
+
+
+#: marker in every baresip command line (its -f config dir is named after it), so that a UA that
+#: survived its namespace can still be found (``leftovers``) and killed by PID (``cleanup_stale``)
+def _baresip_marker(run_id: str) -> str:
+    return f"{PREFIX}{run_id}-baresip-"
 
 
 def read_transitions(path: Path) -> list[list]:
@@ -282,9 +296,33 @@ class Lab:
 
     def start_prober(self) -> None:
         script = Path(__file__).with_name("prober.py")
+        extra = ",".join(configs.baresip_aor(k) for k in range(1, self.spec.baresip + 1))
         self.procs.start("prober", self.topo.cmd("prober", [
             sys.executable, str(script), VIP, str(self.spec.phones), repr(self.spec.probe_interval),
-            str(self.out / "prober.csv"), ADDR["prober"]]))
+            str(self.out / "prober.csv"), ADDR["prober"], extra]))
+
+    def start_baresip(self, k: int) -> _Proc:
+        """Baresip UA ``k`` (1-based) in the phones namespace, in the foreground (no -d) with its
+        own config dir; ``-t`` makes it quit by itself well after the run should have ended, in
+        case the teardown never reaches it."""
+        d = configs.write_baresip_dir(self.spec, k, self.run_dir / f"{_baresip_marker(self.run_id)}{k:03d}")
+        quit_after = int(float(self.spec.warmup or 0) + self.spec.duration + 300)
+        return self.procs.start(baresip_name(k), self.topo.cmd("phones", [
+            "baresip", "-4", "-f", str(d), "-t", str(quit_after)]))
+
+    def stop_baresip(self, timeout: float = 5.0) -> None:
+        """SIGTERM to every baresip UA at once (each sends its un-REGISTER), then SIGKILL to what
+        is left after ``timeout``."""
+        procs = [p for p in self.procs.procs if p.name.startswith("baresip-")]
+        for p in procs:
+            _signal(p, signal.SIGTERM, p.popen.poll() is None)
+        end = time.time() + timeout
+        for p in procs:
+            try:
+                p.popen.wait(timeout=max(0.0, end - time.time()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal(p, signal.SIGKILL, True)
 
     # --- faults ---------------------------------------------------------------------------
     def resolve_node(self, node: str) -> str:
@@ -344,6 +382,15 @@ class Lab:
         })
 
 
+def _check_uas(lab: "Lab", out_dir: Path) -> None:
+    """SIPp and every baresip UA must still run during the scenario."""
+    if not lab.procs.alive("sipp"):
+        raise LabError("SIPp exited early:\n" + _tail(out_dir / "logs" / "sipp.log"))
+    for k in range(1, lab.spec.baresip + 1):
+        if baresip_name(k) in lab.procs.current and not lab.procs.alive(baresip_name(k)):
+            raise LabError(f"baresip UA {k} exited early:\n" + _tail(out_dir / "logs" / f"{baresip_name(k)}.log"))
+
+
 def _sleep_until(epoch: float) -> None:
     while True:
         left = epoch - time.time()
@@ -355,14 +402,14 @@ def _sleep_until(epoch: float) -> None:
 def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None = None) -> Path:
     """Run one scenario in a fresh lab and return ``out_dir`` with capture, logs and metadata."""
     say = progress or (lambda msg: None)
-    problems = check_requirements(spec.variant)
+    problems = check_requirements(spec.variant, baresip=spec.baresip > 0)
     if problems:
         raise LabError("lab requirements missing:\n  " + "\n  ".join(problems))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lab = Lab(spec, out_dir)
     meta: dict = {"spec": spec.to_dict(), "run_id": lab.run_id, "vip": VIP, "addresses": dict(ADDR),
-                  "versions": tool_versions(), "started_epoch": time.time(), "status": "running"}
+                  "versions": tool_versions(spec.baresip > 0), "started_epoch": time.time(), "status": "running"}
     old_handlers = {}
 
     def _on_signal(signum, frame):  # noqa: ANN001
@@ -396,6 +443,21 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
         lab.t0 = start + float(spec.warmup)  # type: ignore[arg-type]
         meta["phones_start_epoch"] = start
         meta["t0_epoch"] = lab.t0
+        if spec.baresip:
+            # UA k starts (k-1)·warmup/B after the phones, so their refreshes (90 % of the grant
+            # after each 200) are spread rather than bunched
+            names = [configs.baresip_aor(k) for k in range(1, spec.baresip + 1)]
+            meta["baresip_aors"] = names
+            meta["baresip_ports"] = {a: configs.baresip_port(k) for k, a in enumerate(names, 1)}
+            meta["baresip_start_epochs"] = {}
+            say(f"starting {spec.baresip} baresip UA(s) over the warm-up")
+            spacing = float(spec.warmup) / spec.baresip  # type: ignore[arg-type]
+            for k in range(1, spec.baresip + 1):
+                _sleep_until(start + (k - 1) * spacing)
+                meta["baresip_start_epochs"][names[k - 1]] = time.time()
+                lab.start_baresip(k)
+            time.sleep(0.3)
+            _check_uas(lab, out_dir)
         end = lab.t0 + spec.duration
         events = []
         for i, f in enumerate(spec.faults):
@@ -416,11 +478,9 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
                 lab.repair(f, resolved[i])
             lab.record(f, resolved[i], action, epoch)
             say(f"t={epoch - lab.t0:7.3f} {action} {f.kind} node {resolved[i]}")
-            if not lab.procs.alive("sipp"):
-                raise LabError("SIPp exited early:\n" + _tail(out_dir / "logs" / "sipp.log"))
+            _check_uas(lab, out_dir)
         _sleep_until(end)
-        if not lab.procs.alive("sipp"):
-            raise LabError("SIPp exited early:\n" + _tail(out_dir / "logs" / "sipp.log"))
+        _check_uas(lab, out_dir)
         meta["status"] = "ok"
         say("scenario done; tearing down")
     except BaseException as e:
@@ -432,7 +492,8 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
                 old_handlers.setdefault(s, signal.getsignal(s))
                 signal.signal(s, signal.SIG_IGN)
         try:
-            lab.procs.stop_all(["prober", "sipp", "tshark", "keepalived-a", "keepalived-b",
+            lab.stop_baresip()
+            lab.procs.stop_all(["prober", "sipp"] + [baresip_name(k) for k in range(1, spec.baresip + 1)] + ["tshark", "keepalived-a", "keepalived-b",
                                 "kamailio-a", "kamailio-b", "postgres"])
         finally:
             failed = lab.topo.destroy()
@@ -447,11 +508,34 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
     return out_dir
 
 
+def stray_baresip_pids(run_id: str | None = None) -> list[int]:
+    """PIDs of lab baresip UAs (of ``run_id`` if given) still running, found by the marker in
+    their ``-f`` config dir — also when their namespace is already gone."""
+    marker = _baresip_marker(run_id) if run_id is not None else PREFIX
+    out = []
+    for d in glob.glob("/proc/[0-9]*"):
+        try:
+            argv = Path(d, "cmdline").read_bytes().split(b"\0")
+            if "zombie" in Path(d, "status").read_text():
+                continue
+        except OSError:
+            continue
+        if not argv or os.path.basename(argv[0].decode(errors="replace")) != "baresip":
+            continue
+        args = [a.decode(errors="replace") for a in argv]
+        cfg = args[args.index("-f") + 1] if "-f" in args[:-1] else ""
+        name = os.path.basename(cfg.rstrip("/"))
+        if name.startswith(marker) and "-baresip-" in name:
+            out.append(int(os.path.basename(d)))
+    return sorted(out)
+
+
 def leftovers(run_id: str | None = None) -> dict[str, list]:
     """simsip namespaces still present (only those of ``run_id`` if given) and the PIDs of the
-    processes still inside them."""
+    processes still inside them, plus any lab baresip UA still running (even outside them)."""
     names = [n for n in list_lab_namespaces() if run_id is None or n.startswith(f"{PREFIX}{run_id}-")]
-    return {"namespaces": names, "pids": sorted({p for n in names for p in netns_pids(n)})}
+    pids = {p for n in names for p in netns_pids(n)} | set(stray_baresip_pids(run_id))
+    return {"namespaces": names, "pids": sorted(pids)}
 
 
 def cleanup_stale(run_id: str | None = None) -> dict[str, list]:
@@ -459,6 +543,12 @@ def cleanup_stale(run_id: str | None = None) -> dict[str, list]:
     namespaces (only ``simsip-<run_id>-*`` if given), then delete those namespaces. Touches
     nothing without the prefix. Without ``run_id`` do not call it while another lab run is live."""
     killed, deleted = [], []
+    for pid in stray_baresip_pids(run_id):
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
     for name in list_lab_namespaces():
         if run_id is not None and not name.startswith(f"{PREFIX}{run_id}-"):
             continue

@@ -7,6 +7,8 @@ from typing import Any, Iterable
 VARIANTS = ("memory", "dmq", "shared_db")
 FAULT_KINDS = ("node_crash", "process_crash", "link_down", "partition", "restart")
 FAULT_NODES = ("a", "b", "master", "backup")
+#: at most this many real baresip user agents next to the SIPp phones (one process each)
+MAX_BARESIP = 10
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,9 @@ class LabSpec:
     t2: float = 4.0
     max_retrans: int = 9                  # SIPp K: K=9 -> timeout after 31.5 s at T1 0.5/T2 4
     retry_interval: float = 10.0          # fixed wait after a timeout/error before a new REGISTER
+    baresip: int = 0                      # real baresip UAs (AORs baresip001..), regint = expires;
+                                          # they refresh at 90 % of the grant and back off per
+                                          # RFC 5626 (libre failwait) on their own
     # registrar
     variant: str = "memory"               # memory | dmq | shared_db
     min_expires: float = 10.0
@@ -99,6 +104,8 @@ class LabSpec:
             object.__setattr__(self, "warmup", float(ri) + 5.0)
         if self.phones < 1:
             raise ValueError("phones must be >= 1")
+        if not 0 <= self.baresip <= MAX_BARESIP:
+            raise ValueError(f"baresip must be in 0..{MAX_BARESIP}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant {self.variant!r} not in {VARIANTS}")
         if self.vrrp_version not in (2, 3):
