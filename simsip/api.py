@@ -18,7 +18,6 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import pandas as pd
 from simsip.config.loader import load_config as _load_config
 from simsip.config.loader import resolved_yaml
 from simsip.config.schema import Scenario
+from simsip.io import atomic_table, atomic_text
 from simsip.metrics import FIGURE_HELP, RepMetrics, ci95, compute
 
 
@@ -147,35 +147,12 @@ def _jsonable(x):
     return x
 
 
-def _atomic_write(path: Path, writer: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _atomic_text(path: Path, text: str) -> None:
-    def w(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    _atomic_write(path, w)
+    atomic_text(path, text)
 
 
 def _atomic_table(path: Path, df: pd.DataFrame, fmt: str) -> None:
-    if fmt == "parquet":
-        _atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
-    else:
-        _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, float_format="%.6g"))
+    atomic_table(path, df, fmt, float_format="%.6g")
 
 
 def simulate(

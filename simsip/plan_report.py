@@ -11,8 +11,6 @@ self-contained HTML page (plotly.js embedded, no CDN), written atomically.
 from __future__ import annotations
 
 import html
-import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 

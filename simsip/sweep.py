@@ -52,7 +52,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -62,7 +61,9 @@ from typing import Any, Callable, Iterable, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simsip.io import atomic_text, atomic_write
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simsip.config.loader import (
     ConfigError,
@@ -395,7 +396,6 @@ def prepare(spec_or_path: "str | os.PathLike | SweepSpec | dict", *, text: str |
 
 def fingerprint(spec: SweepSpec, base: Scenario) -> str:
     """A hash of what decides the results: the resolved base scenario and the sweep's design."""
-    from simsip import __version__
 
     design = spec.model_dump(mode="json", exclude={"name", "description", "base", "set"})
     h = hashlib.sha256()
@@ -460,25 +460,7 @@ class SweepResult:
 
 
 # ----------------------------------------------------------------------------- persistence
-def _atomic(path: Path, writer: Callable[[str], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+_atomic = atomic_write
 
 
 def atomic_table(path: Path, df: pd.DataFrame) -> None:

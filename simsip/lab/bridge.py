@@ -331,7 +331,7 @@ def mapping_notes(cfg: Scenario) -> list[str]:
         "ha.vrrp.first_advert: the lab's advert phase is whatever keepalived starts with; "
         "scenario_for_lab_run() reads it back from the capture",
         "network.arp timers: the lab's namespaces use the Linux defaults the simulator defaults to",
-        f"seed/replications/output: ignored — one lab run is one replication",
+        "seed/replications/output: ignored — one lab run is one replication",
     ]
     if rg.data == "replicated":
         notes.append(f"registrar.replication.lag (mean {rg.replication.lag.expected * 1000:g} ms) and "
