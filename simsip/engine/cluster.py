@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import simpy
 
 from simsip.engine.dists import sampler
-from simsip.engine.vrrp import BACKUP, DOWN, FAULT, MASTER
+from simsip.engine.vrrp import BACKUP, DOWN, FAULT, MASTER, HaInstance
 
 if TYPE_CHECKING:  # pragma: no cover
     from simsip.engine.model import Model
@@ -37,29 +37,16 @@ if TYPE_CHECKING:  # pragma: no cover
 IPADDR2_ARPS = 5  # IPaddr2 arp_count (5 ARPs 200 ms apart)
 
 
-class _ClusterInstance:
+class _ClusterInstance(HaInstance):
     """Common life cycle of a cluster-managed node."""
 
     stack = "cluster"
 
     def __init__(self, model: "Model", index: int, name: str, priority: int):
-        self.model = model
-        self.env = model.sim.env
-        self.index = index
-        self.name = name
-        self.priority = priority
-        self.state = DOWN
-        self.fault_reasons: set[str] = set()
+        super().__init__(model, index, name, priority)
         self.pending = False  # a takeover is under way on this node
 
     # -- shared helpers ---------------------------------------------------------------
-    def _set(self, state: str) -> None:
-        if state != self.state:
-            old = self.state
-            self.state = state
-            self.model.log.vrrp.append((self.env.now, self.name, state))
-            self.model.vrrp_changed(self.index, old, state, self.env.now)
-
     def _peers(self):
         return [p for p in self.model.vrrp if p is not self]
 

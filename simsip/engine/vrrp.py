@@ -36,15 +36,34 @@ if TYPE_CHECKING:  # pragma: no cover
 BACKUP, MASTER, FAULT, DOWN = "backup", "master", "fault", "down"
 
 
-class VrrpInstance:
-    def __init__(self, model: "Model", index: int, name: str, priority: int, cfg: Vrrp):
+class HaInstance:
+    """What every HA stack's per-node instance shares: identity, state and its transitions.
+
+    ``state`` is master (holds the VIP), backup, fault or down; every change is logged and
+    reported to the model, which moves ARP entries, cold-standby registrars and the serving node.
+    """
+
+    def __init__(self, model: "Model", index: int, name: str, priority: int):
         self.model = model
         self.env = model.sim.env
         self.index = index
         self.name = name
         self.priority = priority
-        self.cfg = cfg
         self.state = DOWN
+        self.fault_reasons: set[str] = set()
+
+    def _set(self, state: str) -> None:
+        if state != self.state:
+            old = self.state
+            self.state = state
+            self.model.log.vrrp.append((self.env.now, self.name, state))
+            self.model.vrrp_changed(self.index, old, state, self.env.now)
+
+
+class VrrpInstance(HaInstance):
+    def __init__(self, model: "Model", index: int, name: str, priority: int, cfg: Vrrp):
+        super().__init__(model, index, name, priority)
+        self.cfg = cfg
         self.down_deadline = float("inf")
         self.started_at = 0.0
         self.proc: simpy.Process | None = None
@@ -52,7 +71,6 @@ class VrrpInstance:
         self.advert_delay = sampler(cfg.advert_delay, model.streams(f"vrrp.{name}.delay"))
         self.mdi = cfg.master_down_interval(priority)
         self.skew = cfg.skew(priority)
-        self.fault_reasons: set[str] = set()
 
     # ------------------------------------------------------------------ life cycle
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
@@ -83,13 +101,6 @@ class VrrpInstance:
     def crash(self) -> None:
         self._stop_proc()
         self._set(DOWN)
-
-    def _set(self, state: str) -> None:
-        if state != self.state:
-            old = self.state
-            self.state = state
-            self.model.log.vrrp.append((self.env.now, self.name, state))
-            self.model.vrrp_changed(self.index, old, state, self.env.now)
 
     # ------------------------------------------------------------------ FAULT
     def fault(self, reason: str) -> None:
