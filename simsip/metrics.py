@@ -40,21 +40,34 @@ class RepMetrics:
     counters: dict[str, int]
 
 
+def _sorted_saves(log):
+    """A store's saves sorted by phone, then time, then save order (computed once per run log)."""
+    cached = getattr(log, "sorted_cache", None)
+    if cached is not None:
+        return cached
+    t = np.frombuffer(log.t, dtype=np.float64) if len(log.t) else np.zeros(0)
+    p = np.frombuffer(log.phone, dtype=np.int64) if len(log.phone) else np.zeros(0, dtype=np.int64)
+    u = np.frombuffer(log.until, dtype=np.float64) if len(log.until) else np.zeros(0)
+    order = np.lexsort((t, p))  # lexsort is stable: equal (phone, time) keep their save order
+    out = (p[order], t[order], u[order])
+    try:
+        log.sorted_cache = out
+    except AttributeError:  # a log object without the cache slot
+        pass
+    return out
+
+
 def _store_segments(log, horizon: float, purge_interval: float | None = None, with_until: bool = False):
     """(phone, start, end) of every binding lifetime in one store, cut by replacement and clears.
 
     Without ``purge_interval`` a binding ends when it stops routing calls (its ``until``); with it,
     when the registrar's periodic timer (ticks at multiples of the interval) removes it from memory.
     """
-    t = np.frombuffer(log.t, dtype=np.float64) if len(log.t) else np.zeros(0)
-    p = np.frombuffer(log.phone, dtype=np.int64) if len(log.phone) else np.zeros(0, dtype=np.int64)
-    u = np.frombuffer(log.until, dtype=np.float64) if len(log.until) else np.zeros(0)
+    p, t, u = _sorted_saves(log)
     if purge_interval:
         u = np.ceil(u / purge_interval) * purge_interval
     if t.size == 0:
         return (p, t, u, u) if with_until else (p, t, u)
-    order = np.lexsort((np.arange(t.size), t, p))  # by phone, then time, then save order
-    p, t, u = p[order], t[order], u[order]
     end = u.copy()
     same = p[1:] == p[:-1]
     nxt = np.where(same, t[1:], np.inf)

@@ -38,13 +38,14 @@ class Bins:
 class StoreLog:
     """Every binding save of one binding store, and the times the store lost its content."""
 
-    __slots__ = ("t", "phone", "until", "clears")
+    __slots__ = ("t", "phone", "until", "clears", "sorted_cache")
 
     def __init__(self) -> None:
         self.t = array("d")
         self.phone = array("q")
         self.until = array("d")
         self.clears: list[float] = []
+        self.sorted_cache = None  # (phone, t, until) sorted by phone then time, built after the run
 
 
 @dataclass
