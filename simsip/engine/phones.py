@@ -590,18 +590,26 @@ class PhoneBank:
     def _send_direct(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         """UDP to a DNS target or the balancer (one copy; retransmissions come here too)."""
         self.sends[p] += 1
-        net = self.net
         node = self.node_for(p, now, fp)
-        if node == -1 or (net.loss and net.lost()):
-            self.ensure_timer(p, tx)
+        t_a = self._depart(p, tx, now, node)
+        if t_a is None:
             return
-        t_a = now + net.delay()
-        if t_a > self.deadline[p]:
-            self.ensure_timer(p, tx)
         if node == LB:
             self.sim.call_at(t_a, self.lb.arrive, p, tx, fp.expires)
         else:
             self.sim.call_at(t_a, self._direct_arrive, p, tx, node, fp.expires)
+
+    def _depart(self, p: int, tx: int, now: float, node: int) -> float | None:
+        """A packet of phone ``p`` leaves now for ``node``: its arrival time, or None if it is lost
+        (no route, or network loss). Arms Timer E when the packet cannot be answered before it."""
+        net = self.net
+        if node == -1 or (net.loss and net.lost()):
+            self.ensure_timer(p, tx)
+            return None
+        t_a = now + net.delay()
+        if t_a > self.deadline[p]:
+            self.ensure_timer(p, tx)
+        return t_a
 
     def _direct_arrive(self, p: int, tx: int, node: int, expires: float) -> None:
         if not self.host_ok(node, True):
@@ -613,16 +621,12 @@ class PhoneBank:
     def _rel_xmit(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         """Send (or resend) the current request: a SYN without a connection, else the segment."""
         self.sends[p] += 1
-        net = self.net
         node = self.node_for(p, now, fp)
         syn = self.conn[p] == -1
         self.tstate[p] = T_SYN if syn else T_SEG
-        if node == -1 or (net.loss and net.lost()):
-            self.ensure_timer(p, tx)
+        t_a = self._depart(p, tx, now, node)
+        if t_a is None:
             return
-        t_a = now + net.delay()
-        if t_a > self.deadline[p]:
-            self.ensure_timer(p, tx)
         self.sim.call_at(t_a, self._syn_arrive if syn else self._seg_arrive, p, tx, node)
 
     def _syn_arrive(self, p: int, tx: int, node: int) -> None:

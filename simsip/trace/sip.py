@@ -21,6 +21,8 @@ message (no start line, or no ``Call-ID``/``CSeq``, which RFC 3261 §8.1.1 makes
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import re
 from dataclasses import dataclass, field
@@ -260,17 +262,7 @@ def _parse(data: bytes) -> SipMessage | None:
     )
     length = msg.content_length
     if length is not None and length < len(body):
-        msg = SipMessage(
-            kind=kind,
-            method=method,
-            status=status,
-            reason=reason,
-            request_uri=request_uri,
-            call_id=call_id,
-            cseq=cseq,
-            headers=msg.headers,
-            body=body[:length],
-        )
+        msg = dataclasses.replace(msg, body=body[:length])
     return msg
 
 
