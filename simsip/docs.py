@@ -21,39 +21,15 @@ from typing import Any, Iterator
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from simsip.config.types import model_of, quantity_kind
 from simsip.units import format_duration, format_rate
 
 DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "config-reference.md"
 
 
-def _serializer_kind(ann: Any) -> str | None:
-    """'duration' / 'rate' when the annotation (or a union member) is simsip's Duration / Rate."""
-    for meta in getattr(ann, "__metadata__", ()):
-        func = getattr(meta, "func", None)
-        if func is format_duration:
-            return "duration"
-        if func is format_rate:
-            return "rate"
-    for arg in typing.get_args(ann):
-        k = _serializer_kind(arg)
-        if k:
-            return k
-    return None
-
-
-def _model_of(ann: Any) -> type[BaseModel] | None:
-    stack = [ann]
-    while stack:
-        t = stack.pop()
-        if isinstance(t, type) and issubclass(t, BaseModel):
-            return t
-        stack.extend(typing.get_args(t))
-    return None
-
-
 def _type_name(info: Any) -> str:
     ann = info.annotation
-    kind = _serializer_kind(ann) or next((m for m in (_serializer_kind_meta(info),) if m), None)
+    kind = _kind(info)
     optional = type(None) in typing.get_args(ann)
     origin = typing.get_origin(ann)
     if kind:
@@ -61,10 +37,10 @@ def _type_name(info: Any) -> str:
     elif origin is typing.Literal:
         name = " | ".join(f"`{a}`" for a in typing.get_args(ann))
     elif origin in (tuple, list):
-        sub = _model_of(ann)
+        sub = model_of(ann)
         name = f"list of {sub.__name__}" if sub else "list"
     else:
-        sub = _model_of(ann)
+        sub = model_of(ann)
         if sub is not None:
             name = "distribution" if sub.__name__ == "Dist" else f"{sub.__name__} (mapping)"
         else:
@@ -77,18 +53,8 @@ def _type_name(info: Any) -> str:
     return f"{name} or null" if optional and "null" not in name else name
 
 
-def _serializer_kind_meta(info: Any) -> str | None:
-    for meta in info.metadata:
-        func = getattr(meta, "func", None)
-        if func is format_duration:
-            return "duration"
-        if func is format_rate:
-            return "rate"
-    return None
-
-
 def _kind(info: Any) -> str | None:
-    return _serializer_kind(info.annotation) or _serializer_kind_meta(info)
+    return quantity_kind(info.annotation, info.metadata)
 
 
 def _fmt_value(v: Any, kind: str | None) -> str:
@@ -133,9 +99,9 @@ def format_range(info: Any) -> str:
             if hasattr(meta, attr) and getattr(meta, attr) is not None:
                 parts.append(f"{word} {_fmt_value(getattr(meta, attr), kind)}")
         if hasattr(meta, "min_length") and getattr(meta, "min_length") is not None:
-            parts.append(f"at least {meta.min_length} item(s)" if _model_of(info.annotation) else f"length ≥ {meta.min_length}")
+            parts.append(f"at least {meta.min_length} item(s)" if model_of(info.annotation) else f"length ≥ {meta.min_length}")
         if hasattr(meta, "max_length") and getattr(meta, "max_length") is not None:
-            parts.append(f"at most {meta.max_length}" + (" items" if _model_of(info.annotation) else " chars"))
+            parts.append(f"at most {meta.max_length}" + (" items" if model_of(info.annotation) else " chars"))
         if getattr(meta, "pattern", None):
             parts.append(f"pattern `{meta.pattern}`")
     return ", ".join(parts)
@@ -155,7 +121,7 @@ def _doc(model: type[BaseModel]) -> str:
 def _sections(model: type[BaseModel], path: str, seen: set) -> Iterator[tuple[str, type[BaseModel]]]:
     yield path, model
     for name, info in model.model_fields.items():
-        sub = _model_of(info.annotation)
+        sub = model_of(info.annotation)
         if sub is None or sub.__name__ == "Dist":
             continue
         list_like = typing.get_origin(info.annotation) in (tuple, list) or any(
@@ -170,7 +136,7 @@ def _meaning(info: Any) -> str:
     """The field's help; for a nested section without one, the first line of its model's docstring."""
     if info.description:
         return info.description
-    sub = _model_of(info.annotation)
+    sub = model_of(info.annotation)
     doc = _doc(sub) if sub is not None else ""
     return (doc.split("\n\n")[0] + " (section below)") if doc else ""
 

@@ -25,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from simsip.config.loader import models_dir
+from simsip.config.types import field_at, model_of
 
 #: library folder → (section key in the file, schema model of that section)
 KINDS: dict[str, str] = {"phones": "phone", "registrars": "registrar", "ha": "ha", "databases": "database", "deployments": ""}
@@ -114,26 +115,7 @@ def source_of(path: str, sources: dict) -> str | None:
 
 def field_info(model: Any, path: str) -> tuple[Any, Any]:
     """(pydantic FieldInfo, owning model) of a dotted path under ``model``, or (None, None)."""
-    import typing
-
-    cur = model
-    info = None
-    for part in path.split("."):
-        fields = getattr(cur, "model_fields", None)
-        if not fields or part not in fields:
-            return None, None
-        info = fields[part]
-        owner = cur
-        nxt = None
-        stack = [info.annotation]
-        while stack:
-            t = stack.pop()
-            if isinstance(t, type) and hasattr(t, "model_fields"):
-                nxt = t
-                break
-            stack.extend(typing.get_args(t))
-        cur = nxt
-    return info, owner
+    return field_at(model, path.split("."))
 
 
 def _schema_leaves(model: Any, prefix: str = "") -> Iterator[str]:
@@ -141,14 +123,7 @@ def _schema_leaves(model: Any, prefix: str = "") -> Iterator[str]:
 
     for name, info in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
-        sub = None
-        stack = [info.annotation]
-        while stack:
-            t = stack.pop()
-            if isinstance(t, type) and hasattr(t, "model_fields"):
-                sub = t
-                break
-            stack.extend(typing.get_args(t))
+        sub = model_of(info.annotation)
         origin = typing.get_origin(info.annotation)
         if sub is not None and origin not in (tuple, list) and sub.__name__ != "Dist":
             yield from _schema_leaves(sub, path)

@@ -22,6 +22,7 @@ import yaml
 from pydantic import ValidationError
 
 from simsip.config.schema import Scenario
+from simsip.config.types import field_at, model_of, quantity_kind
 
 MAX_NODES = 200_000  # YAML nodes per document: stops alias bombs
 MAX_DEPTH = 64
@@ -362,43 +363,10 @@ _BOUND_WORDS = (
 
 def _quantity(loc: Path_) -> str | None:
     """'duration' or 'rate' when the schema field at ``loc`` is one, else None."""
-    from typing import get_args
-
-    from simsip.units import format_duration, format_rate
-
-    model: Any = Scenario
-    fld = None
-    for p in loc:
-        if isinstance(p, int):
-            continue
-        if model is None:
-            return None
-        fld = getattr(model, "model_fields", {}).get(p)
-        if fld is None:
-            return None
-        model = None
-        todo = [fld.annotation]
-        while todo:
-            t = todo.pop()
-            if isinstance(t, type) and hasattr(t, "model_fields"):
-                model = t
-                break
-            todo.extend(get_args(t))
+    fld, _ = field_at(Scenario, loc)
     if fld is None:
         return None
-    metadata = list(fld.metadata)
-    todo = [fld.annotation]
-    while todo:
-        t = todo.pop()
-        metadata.extend(getattr(t, "__metadata__", ()))
-        todo.extend(get_args(t))
-    for m in metadata:
-        func = getattr(m, "func", None)
-        if func is format_duration:
-            return "duration"
-        if func is format_rate:
-            return "rate"
-    return None
+    return quantity_kind(fld.annotation, fld.metadata)
 
 
 def _bound(v: Any, kind: str | None) -> str:
@@ -438,24 +406,11 @@ def _written(doc: Located, loc: Path_) -> Any:
 
 def _known_keys(path: Path_) -> str:
     """The keys allowed at a path of the schema, for 'unknown key' messages."""
-    model: Any = Scenario
-    for p in path:
-        if isinstance(p, int):
-            continue
-        field = getattr(model, "model_fields", {}).get(p)
-        if field is None:
-            return ""
-        ann = field.annotation
-        for cand in (ann, *getattr(ann, "__args__", ())):
-            if hasattr(cand, "model_fields"):
-                model = cand
-                break
-            for sub in getattr(cand, "__args__", ()):
-                if hasattr(sub, "model_fields"):
-                    model = sub
-                    break
-        else:
-            pass
+    if any(not isinstance(p, int) for p in path):
+        fld, _ = field_at(Scenario, path)
+        model = model_of(fld.annotation) if fld is not None else None
+    else:
+        model = Scenario
     names = sorted(getattr(model, "model_fields", {}))
     return f" (allowed: {', '.join(names)})" if names else ""
 

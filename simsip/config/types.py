@@ -126,3 +126,53 @@ class Dist(Frozen):
         if self.dist == "exponential":
             return self.mean**2
         return self.sd**2
+
+
+def model_of(annotation: Any) -> type[BaseModel] | None:
+    """The config model inside a field's annotation (``Fleet`` in ``tuple[Fleet, ...]``, ``X | None``)."""
+    from typing import get_args
+
+    stack = [annotation]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+        stack.extend(get_args(t))
+    return None
+
+
+def quantity_kind(annotation: Any, metadata: tuple | list = ()) -> str | None:
+    """'duration' or 'rate' when the annotation (or a member of it) is :data:`Duration` / :data:`Rate`.
+
+    ``metadata``: a pydantic FieldInfo's metadata, where ``Annotated`` extras of the field itself end up.
+    """
+    from typing import get_args
+
+    stack = [annotation]
+    extra = list(metadata)
+    while stack:
+        t = stack.pop()
+        for meta in (*extra, *getattr(t, "__metadata__", ())):
+            func = getattr(meta, "func", None)
+            if func is format_duration:
+                return "duration"
+            if func is format_rate:
+                return "rate"
+        extra = []
+        stack.extend(get_args(t))
+    return None
+
+
+def field_at(model: Any, path: tuple | list) -> tuple[Any, Any]:
+    """(FieldInfo, owning model) of a key path below ``model`` (list indices skipped); (None, None)."""
+    info = owner = None
+    cur = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        fields = getattr(cur, "model_fields", None)
+        if not fields or part not in fields:
+            return None, None
+        info, owner = fields[part], cur
+        cur = model_of(info.annotation)
+    return info, owner
