@@ -47,6 +47,15 @@ class _ClusterInstance(HaInstance):
         self.pending = False  # a takeover is under way on this node
 
     # -- shared helpers ---------------------------------------------------------------
+    def _begin(self, as_master: bool) -> float:
+        """Join the cluster now: holding the resources (already elected) or standing by."""
+        now = self.env.now
+        self.fault_reasons.clear()
+        self._set(MASTER if as_master else BACKUP)
+        if as_master:
+            self.model.network.garp(self.index, now, IPADDR2_ARPS, initial=True)
+        return now
+
     def _peers(self):
         return [p for p in self.model.vrrp if p is not self]
 
@@ -120,11 +129,7 @@ class HeartbeatInstance(_ClusterInstance):
         self.rnd = model.streams(f"heartbeat.{name}.phase")
 
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
-        now = self.env.now
-        self.fault_reasons.clear()
-        self._set(MASTER if as_master else BACKUP)
-        if as_master:
-            self.model.network.garp(self.index, now, IPADDR2_ARPS, initial=True)
+        now = self._begin(as_master)
         wait = self.cfg.deadtime if (as_master or last_advert is not None) else self.cfg.initial_dead
         for p in self._peers():
             self.heard[p.index] = now
@@ -231,11 +236,7 @@ class PacemakerInstance(_ClusterInstance):
         self.failcount = 0
 
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
-        now = self.env.now
-        self.fault_reasons.clear()
-        self._set(MASTER if as_master else BACKUP)
-        if as_master:
-            self.model.network.garp(self.index, now, IPADDR2_ARPS, initial=True)
+        now = self._begin(as_master)
         self.monitor = self.env.process(self._monitor(self.rnd.random() * self.pm.monitor_interval))
         if last_advert is None:  # a (re)joining node: membership forms, the cluster may move resources back
             self.model.sim.call_at(now + self.cs.token + self.cs.join, self._joined)

@@ -413,17 +413,21 @@ class PhoneBank:
             self._timeout(p, tx, now, fp)
             return
         self.rtx_bins.add(now)
-        iv = self.interval[p] * 2.0
-        if iv > fp.t2:
-            iv = fp.t2
-        self.interval[p] = iv
-        d = now + iv
-        self.deadline[p] = d if d < end else end
-        self.sim.call_at(self.deadline[p], self._timer, p, tx)  # timer stays armed
+        self._rearm(p, tx, now, fp.t2, end)  # Timer E: double up to T2; the timer stays armed
         if fp.plain:
             self._send(p, tx, now, fp)
         else:
             self._send_direct(p, tx, now, fp)
+
+    def _rearm(self, p: int, tx: int, now: float, cap: float, end: float) -> None:
+        """Double the retransmission interval (at most ``cap``) and fire again then, or at ``end``."""
+        iv = self.interval[p] * 2.0
+        if iv > cap:
+            iv = cap
+        self.interval[p] = iv
+        d = now + iv
+        self.deadline[p] = d if d < end else end
+        self.sim.call_at(self.deadline[p], self._timer, p, tx)
 
     def reply(self, p: int, tx: int, t_sent: float, status: int, granted: float, retry_after: float) -> None:
         """A registrar sends a final response; it reaches the phone one network delay later."""
@@ -691,13 +695,7 @@ class PhoneBank:
             nd = self.deadline[p] if st == T_SYN or st == T_SEG else end
             self.sim.call_at(nd if nd > now else end, self._timer, p, tx)
             return
-        iv = self.interval[p] * 2.0
-        if iv > fp.rto_max:
-            iv = fp.rto_max
-        self.interval[p] = iv
-        d = now + iv
-        self.deadline[p] = d if d < end else end
-        self.sim.call_at(self.deadline[p], self._timer, p, tx)
+        self._rearm(p, tx, now, fp.rto_max, end)  # TCP RTO: double up to its maximum
         self.counters["tcp_retransmissions"] += 1
         self._rel_xmit(p, tx, now, fp)
 
