@@ -47,7 +47,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from simsip.analytic import SCREENED_FIGURES, NotScreenable, screen
 from simsip.config.loader import ConfigError, resolved_yaml
@@ -58,13 +58,13 @@ from simsip.sweep import (
     _Spec,
     _quantity,
     _resolve_path,
-    _spec_error,
     atomic_table,
     atomic_text,
     factor_levels,
     load_base,
     load_spec_document,
     simulate_points,
+    validate_spec,
 )
 
 _CONSTRAINT = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|<|>)\s*(\S.*?)\s*$")
@@ -259,12 +259,7 @@ def load_plan(spec_or_path: "str | os.PathLike | PlanSpec | dict") -> tuple[Plan
             doc, source, rel = load_spec_document(data=spec_or_path, source="<plan>")
         else:
             doc, source, rel = load_spec_document(path=spec_or_path)
-        if not isinstance(doc.data, dict):
-            raise ConfigError([f"{source}:1: a plan must be a mapping (name, base, variables, slo, ...)"])
-        try:
-            spec = PlanSpec.model_validate(doc.data)
-        except ValidationError as exc:
-            raise _spec_error(exc, doc, source) from None
+        spec = validate_spec(doc, source, PlanSpec, "a plan must be a mapping (name, base, variables, slo, ...)")
     base = load_base(doc, source, rel, spec.base, spec.set)
     return spec, base, source
 

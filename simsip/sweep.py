@@ -232,6 +232,16 @@ def design_points(spec: SweepSpec) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- loading
+def validate_spec(doc, source: str, model: type, shape: str):
+    """Validate a spec document into ``model``; errors name the file, line and key."""
+    if not isinstance(doc.data, dict):
+        raise ConfigError([f"{source}:1: {shape}"])
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise _spec_error(exc, doc, source) from None
+
+
 def _spec_error(exc: ValidationError, doc: Located, source: str) -> ConfigError:
     return ConfigError(format_validation(exc, doc, source))
 
@@ -371,12 +381,7 @@ def prepare(spec_or_path: "str | os.PathLike | SweepSpec | dict", *, text: str |
             doc, source, rel = load_spec_document(text=text, source=str(spec_or_path))
         else:
             doc, source, rel = load_spec_document(path=spec_or_path)
-        if not isinstance(doc.data, dict):
-            raise ConfigError([f"{source}:1: a sweep spec must be a mapping (name, base, factors, ...)"])
-        try:
-            spec = SweepSpec.model_validate(doc.data)
-        except ValidationError as exc:
-            raise _spec_error(exc, doc, source) from None
+        spec = validate_spec(doc, source, SweepSpec, "a sweep spec must be a mapping (name, base, factors, ...)")
     base = load_base(doc, source, rel, spec.base, spec.set)
     overrides = design_points(spec)
     configs, fvals = [], []
