@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from simsip import faults as fault_table
 from simsip.config.types import Dist, Duration, Frozen, Rate
 
 
@@ -563,26 +564,14 @@ class Auth(Frozen):
 
 
 # --------------------------------------------------------------------------- faults
-FAULT_KINDS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
-               "phone_link_down", "db_crash", "db_replica_down")
+FAULT_KINDS = fault_table.NAMES
 
 
 class Fault(Frozen):
-    """A fault at a scheduled time, optionally repaired.
+    """A fault at a scheduled time, optionally repaired (the kinds: :mod:`simsip.faults`)."""
 
-    node_crash: the node stops (registrar and keepalived; no priority-0 advert). process_crash:
-    the registrar dies, keepalived lives (only a health check moves the VIP). process_hang: the
-    registrar takes requests and never answers. process_restart: the registrar stops and starts
-    again after ``repair_after`` (memory lost). link_down: the node's link goes down (keepalived
-    goes to FAULT). partition: the nodes stop hearing each other (split brain); ``node`` is ignored.
-    phone_link_down: the phones (and the call ingress) cannot reach the node, but the nodes still
-    hear each other — VRRP sees nothing wrong and keeps the VIP there. db_crash / db_replica_down:
-    the database under a shared store fails (see ``database``).
-    """
-
-    kind: Literal["node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
-                  "phone_link_down", "db_crash", "db_replica_down"] = Field(
-        "node_crash", description="What fails."
+    kind: Literal[fault_table.NAMES] = Field(  # type: ignore[valid-type]
+        "node_crash", description="What fails: " + fault_table.help_text()
     )
     node: str = Field("master", description="A node name, or 'master'/'backup' (resolved when the fault fires).")
     at: Duration = Field(..., ge=0, description="When the fault happens.")
@@ -600,8 +589,8 @@ class Output(Frozen):
 class RandomFault(Frozen):
     """Faults drawn at random: exponential times between failures (MTBF) and to repair (MTTR)."""
 
-    kind: Literal["node_crash", "process_crash", "process_hang", "link_down", "partition"] = Field(
-        "node_crash", description="What fails."
+    kind: Literal[fault_table.RANDOM_NAMES] = Field(  # type: ignore[valid-type]
+        "node_crash", description="What fails (the kinds that random faults may draw, see faults[].kind)."
     )
     node: str = Field("any", description="A node name, 'master', or 'any' (a node drawn uniformly).")
     mtbf: Duration = Field(..., gt=0, description="Mean time between failures of this kind.")
@@ -642,6 +631,15 @@ class LabOptions(Frozen):
     warmup: Duration | None = Field(None, ge=0, description="Lab time before t=0 so phones are registered (null: R + 5 s).")
 
 
+class Engine(Frozen):
+    """How the simulator runs (never what it predicts)."""
+
+    fast_paths: bool = Field(
+        True, description="Apply effects ahead of time where provably nothing can intervene (exact; "
+        "false runs the plain event-by-event engine, for checking)."
+    )
+
+
 class Scenario(Frozen):
     """A complete simsip scenario."""
 
@@ -668,6 +666,7 @@ class Scenario(Frozen):
     )
     database: Database = Field(default_factory=Database, description="The database under a shared store.")
     lab: LabOptions = Field(default_factory=LabOptions, description="Real-lab options (ignored by the simulator).")
+    engine: Engine = Field(default_factory=Engine, description="Simulator options (results do not depend on them).")
     variants: tuple[Variant, ...] = Field(
         default_factory=tuple, max_length=50,
         description="Designs compared side by side (e.g. no replication vs DMQ vs shared DB, same phones, same fault).",
@@ -688,6 +687,10 @@ class Scenario(Frozen):
                     ("faults", i, "at"),
                     f"fault at {f.at:.15g}s is not before the end of the run (duration {self.duration:.15g}s)",
                 )
+            needs = fault_table.kind(f.kind).needs
+            problem = needs(self) if needs is not None else None
+            if problem is not None:
+                raise _located(("faults", i, "kind"), problem)
         if self.output.resolution > self.duration:
             raise ValueError("output.resolution is longer than the run")
         total = sum(f.count for f in self.fleets)

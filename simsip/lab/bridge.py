@@ -32,6 +32,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from simsip import faults as fault_table
 from simsip.config.schema import Scenario
 
 from .spec import MAX_BARESIP, Fault, LabSpec
@@ -49,14 +50,8 @@ MAX_LAB_DELAY = 0.001
 #: A second fleet with this profile is realised by real baresip UAs (``LabSpec.baresip``).
 BARESIP_PROFILE = "baresip"
 
-#: simsip fault kinds -> lab fault kinds.
-_FAULT_KINDS = {
-    "node_crash": "node_crash",
-    "process_crash": "process_crash",
-    "process_restart": "restart",
-    "link_down": "link_down",
-    "partition": "partition",
-}
+#: simsip fault kinds -> lab fault kinds (declared in the fault table).
+_FAULT_KINDS = fault_table.LAB_KINDS
 
 
 class LabUnsupported(ValueError):
@@ -206,8 +201,7 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     names = [n.name for n in ha.nodes]
     for i, f in enumerate(cfg.faults):
         if f.kind not in _FAULT_KINDS:
-            why = {"process_hang": "the lab cannot freeze Kamailio while it keeps taking requests"}.get(
-                f.kind, "no lab fault does this")
+            why = fault_table.kind(f.kind).lab_why
             out.append(f"faults[{i}].kind: {f.kind!r}; {why} (lab kinds: {sorted(_FAULT_KINDS)})")
         if f.node not in ("master", "backup") and f.node in names and names.index(f.node) > 1:
             out.append(f"faults[{i}].node: {f.node!r} is the third node or later; the lab has two")
