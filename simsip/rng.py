@@ -90,3 +90,45 @@ class Streams:
     def generator(self, name: str) -> np.random.Generator:
         """A plain NumPy generator for vectorised draws (its own name space: ``name#np``)."""
         return generator(self.seed, self.replication, name + "#np")
+
+
+_M64 = (1 << 64) - 1
+
+
+class PerPhoneStream:
+    """Uniform draws in [0, 1) keyed by (stream name, phone, that phone's draw count).
+
+    A shared stream hands its numbers out in the order the draws happen, so whether one phone's
+    failure is processed before or after another's would change both phones' numbers. Here each
+    phone has its own counter-based sequence (a SplitMix64 hash of the key, the phone and the
+    count), so a phone's n-th draw is the same number in whatever order the engine processes
+    events — the property the exact-vs-fast twin runs rely on. Used where draws are rare (retry
+    waits after failures), not in the hot path.
+    """
+
+    __slots__ = ("key", "count")
+
+    def __init__(self, seed: int, replication: int, name: str, n: int):
+        h = hashlib.blake2b(f"{int(seed)}/{int(replication)}/{name}".encode(), digest_size=8).digest()
+        self.key = int.from_bytes(h, "little")
+        self.count = [0] * n
+
+    def grow(self, extra: int) -> None:
+        self.count.extend([0] * extra)
+
+    def random(self, p: int) -> float:
+        c = self.count[p]
+        self.count[p] = c + 1
+        # SplitMix64: the phone's own seed (a hash of key and phone), then its (c+1)-th output
+        x = _mix64((self.key + (p + 1) * _GOLDEN) & _M64)
+        x = _mix64((x + (c + 1) * _GOLDEN) & _M64)
+        return (x >> 11) * (1.0 / 9007199254740992.0)
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix64(x: int) -> int:
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)

@@ -61,7 +61,7 @@ def test_udp_options_keepalive_cannot_see_a_vip_move():
 def _first_success(cfg, node_name: str):
     m = Model(cfg)
     log = m.run()
-    idx = m.node_index(node_name)
+    idx = m.topo.index(node_name)
     st = log.stores[log.store_of_node[idx]]
     first = {}
     for t, p in zip(st.t, st.phone):

@@ -18,21 +18,19 @@ and then *start resources* (the IP address, and in a cold standby the registrar)
   return to the preferred node when it rejoins (stop, then start: the failback outage).
 
 Instances expose the same interface as :class:`~simsip.engine.vrrp.VrrpInstance` (``state``,
-``start``, ``crash``, ``fault``, ``clear_fault``) so the rest of the model is stack-agnostic.
+``start``, ``crash``, ``fault``, ``clear_fault``) so the rest of the model is stack-agnostic. What
+a cluster does *to* nodes — fencing one, restarting a registrar resource — goes through the
+``actions`` port (the model's node actions); every timer runs on the control clock.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import simpy
 
 from simsip.engine.dists import sampler
 from simsip.engine.vrrp import BACKUP, DOWN, FAULT, MASTER, HaInstance
-
-if TYPE_CHECKING:  # pragma: no cover
-    from simsip.engine.model import Model
 
 IPADDR2_ARPS = 5  # IPaddr2 arp_count (5 ARPs 200 ms apart)
 
@@ -42,8 +40,9 @@ class _ClusterInstance(HaInstance):
 
     stack = "cluster"
 
-    def __init__(self, model: "Model", index: int, name: str, priority: int):
-        super().__init__(model, index, name, priority)
+    def __init__(self, index: int, name: str, priority: int, *, actions=None, **ports):
+        super().__init__(index, name, priority, **ports)
+        self.actions = actions  # fence a node, restart a registrar resource (the model's node actions)
         self.pending = False  # a takeover is under way on this node
 
     # -- shared helpers ---------------------------------------------------------------
@@ -53,27 +52,27 @@ class _ClusterInstance(HaInstance):
         self.fault_reasons.clear()
         self._set(MASTER if as_master else BACKUP)
         if as_master:
-            self.model.network.garp(self.index, now, IPADDR2_ARPS, initial=True)
+            self.garp(self.index, now, IPADDR2_ARPS, initial=True)
         return now
 
     def _peers(self):
-        return [p for p in self.model.vrrp if p is not self]
+        return [p for p in self.group if p is not self]
 
     def _acquire(self, delay: float) -> None:
         """Start the resources here after ``delay``: the IP comes up with its ARP burst."""
         if self.pending or self.state == MASTER:
             return
         self.pending = True
-        epoch = self.model.epoch_of(self.index)
+        epoch = self._epoch()
 
         def done() -> None:
             self.pending = False
-            if self.model.epoch_of(self.index) != epoch or self.state in (DOWN, FAULT):
+            if self._epoch() != epoch or self.state in (DOWN, FAULT):
                 return
             self._set(MASTER)
-            self.model.network.garp(self.index, self.env.now, IPADDR2_ARPS)
+            self.garp(self.index, self.env.now, IPADDR2_ARPS)
 
-        self.model.sim.call_at(self.env.now + delay, done)
+        self.clock.call_at(self.env.now + delay, done)
 
     def _release(self) -> None:
         if self.state == MASTER:
@@ -110,7 +109,7 @@ class _ClusterInstance(HaInstance):
         pass
 
     def best_candidate(self, alive: list["_ClusterInstance"]) -> "_ClusterInstance | None":
-        ok = [n for n in alive if n.state in (BACKUP, MASTER) and self.model.registrars[n.index].link]
+        ok = [n for n in alive if n.state in (BACKUP, MASTER) and self.topo.link[n.index]]
         return max(ok, key=lambda n: n.priority) if ok else None
 
 
@@ -119,14 +118,14 @@ class HeartbeatInstance(_ClusterInstance):
 
     stack = "heartbeat"
 
-    def __init__(self, model: "Model", index: int, name: str, priority: int, cfg):
-        super().__init__(model, index, name, priority)
+    def __init__(self, index: int, name: str, priority: int, cfg, *, streams, **ports):
+        super().__init__(index, name, priority, **ports)
         self.cfg = cfg
         self.heard: dict[int, float] = {}
         self.deadline: dict[int, float] = {}
         self.procs: list[simpy.Process] = []
-        self.takeover = sampler(cfg.takeover_time, model.streams(f"heartbeat.{name}.takeover"))
-        self.rnd = model.streams(f"heartbeat.{name}.phase")
+        self.takeover = sampler(cfg.takeover_time, streams(f"heartbeat.{name}.takeover"))
+        self.rnd = streams(f"heartbeat.{name}.phase")
 
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
         now = self._begin(as_master)
@@ -135,7 +134,7 @@ class HeartbeatInstance(_ClusterInstance):
             self.heard[p.index] = now
             self.deadline[p.index] = now + wait
         phase = self.rnd.random() * self.cfg.keepalive if last_advert is None else (last_advert % self.cfg.keepalive)
-        self.procs = [self.env.process(self._beat(phase)), self.env.process(self._watch())]
+        self.procs = [self.clock.process(self._beat(phase)), self.clock.process(self._watch())]
 
     def _stop(self) -> None:
         for pr in self.procs:
@@ -145,13 +144,13 @@ class HeartbeatInstance(_ClusterInstance):
 
     def _beat(self, phase: float):
         try:
-            yield self.env.timeout(phase)
+            yield self.clock.timeout(phase)
             while True:
                 now = self.env.now
                 for p in self._peers():
-                    if p.state != DOWN and self.model.link_up(self.index, p.index):
-                        self.model.sim.call_at(now, p.on_heartbeat, self.index)
-                yield self.env.timeout(self.cfg.keepalive)
+                    if p.state != DOWN and self.topo.path_up(self.index, p.index):
+                        self.clock.call_at(now, p.on_heartbeat, self.index)
+                yield self.clock.timeout(self.cfg.keepalive)
         except simpy.Interrupt:
             return
 
@@ -160,10 +159,10 @@ class HeartbeatInstance(_ClusterInstance):
             while True:
                 nxt = min(self.deadline.values(), default=math.inf)
                 if nxt == math.inf:
-                    yield self.env.timeout(self.cfg.keepalive)
+                    yield self.clock.timeout(self.cfg.keepalive)
                     continue
                 if nxt > self.env.now:
-                    yield self.env.timeout(nxt - self.env.now)
+                    yield self.clock.timeout(nxt - self.env.now)
                 now = self.env.now
                 for peer, dl in list(self.deadline.items()):
                     if dl <= now:
@@ -179,7 +178,7 @@ class HeartbeatInstance(_ClusterInstance):
         was_dead = self.deadline.get(src, math.inf) == math.inf
         self.heard[src] = now
         self.deadline[src] = now + self.cfg.deadtime
-        peer = self.model.vrrp[src]
+        peer = self.group[src]
         if self.state == MASTER and peer.state == MASTER and peer.priority > self.priority:
             self._release()  # two active nodes meet again: the less preferred gives up
         elif (
@@ -202,7 +201,7 @@ class HeartbeatInstance(_ClusterInstance):
     def _peer_dead(self, peer: int) -> None:
         if self.state in (DOWN, FAULT):
             return
-        self.model.log.checks.append((self.env.now, self.name, f"peer {self.model.vrrp[peer].name} dead"))
+        self.log.checks.append((self.env.now, self.name, f"peer {self.group[peer].name} dead"))
         alive = self._alive_view()
         holder = any(p.state == MASTER for p in alive if p is not self)
         if self.state != MASTER and not holder and self.best_candidate(alive) is self:
@@ -211,7 +210,7 @@ class HeartbeatInstance(_ClusterInstance):
     def _resources_freed(self) -> None:
         # hb_standby: the peers take over at once
         for p in self._peers():
-            if p.state == BACKUP and self.model.link_up(self.index, p.index):
+            if p.state == BACKUP and self.topo.path_up(self.index, p.index):
                 alive = p._alive_view()
                 if p.best_candidate([n for n in alive if n is not self]) is p:
                     p._acquire(p.takeover())
@@ -225,21 +224,22 @@ class PacemakerInstance(_ClusterInstance):
 
     stack = "pacemaker"
 
-    def __init__(self, model: "Model", index: int, name: str, priority: int, cfg_cs, cfg_pm):
-        super().__init__(model, index, name, priority)
+    def __init__(self, index: int, name: str, priority: int, cfg_cs, cfg_pm, *, streams, check=None, **ports):
+        super().__init__(index, name, priority, **ports)
         self.cs = cfg_cs
         self.pm = cfg_pm
-        self.fence = sampler(cfg_pm.fence_time, model.streams(f"pacemaker.{name}.fence"))
-        self.stop_time = sampler(cfg_pm.stop_time, model.streams(f"pacemaker.{name}.stop"))
-        self.rnd = model.streams(f"pacemaker.{name}.monitor")
+        self.check = check  # the registrar resource's monitor action (OPTIONS answered)
+        self.fence = sampler(cfg_pm.fence_time, streams(f"pacemaker.{name}.fence"))
+        self.stop_time = sampler(cfg_pm.stop_time, streams(f"pacemaker.{name}.stop"))
+        self.rnd = streams(f"pacemaker.{name}.monitor")
         self.monitor: simpy.Process | None = None
         self.failcount = 0
 
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
         now = self._begin(as_master)
-        self.monitor = self.env.process(self._monitor(self.rnd.random() * self.pm.monitor_interval))
+        self.monitor = self.clock.process(self._monitor(self.rnd.random() * self.pm.monitor_interval))
         if last_advert is None:  # a (re)joining node: membership forms, the cluster may move resources back
-            self.model.sim.call_at(now + self.cs.token + self.cs.join, self._joined)
+            self.clock.call_at(now + self.cs.token + self.cs.join, self._joined)
 
     def _stop(self) -> None:
         if self.monitor is not None and self.monitor.is_alive and self.monitor is not self.env.active_process:
@@ -251,34 +251,32 @@ class PacemakerInstance(_ClusterInstance):
         """Corosync noticed that ``other`` left the membership (token loss + consensus)."""
         if self.state in (DOWN,):
             return
-        o = self.model.vrrp[other]
         if self.pm.stonith_enabled:
             self._fence(other, attempt=0)
         else:
             self._recover_resources(exclude=other)
-        del o
 
     def _fence(self, other: int, attempt: int) -> None:
         t = self.fence()
         ok = t <= self.pm.stonith_timeout
         t = min(t, self.pm.stonith_timeout)
-        epoch = self.model.epoch_of(self.index)
+        epoch = self._epoch()
 
         def done() -> None:
-            if self.model.epoch_of(self.index) != epoch or self.state == DOWN:
+            if self._epoch() != epoch or self.state == DOWN:
                 return
             if not ok:
-                self.model.log.checks.append((self.env.now, self.name, f"fence {self.model.vrrp[other].name} failed"))
+                self.log.checks.append((self.env.now, self.name, f"fence {self.group[other].name} failed"))
                 self._fence(other, attempt + 1)
                 return
-            self.model.log.checks.append((self.env.now, self.name, f"fenced {self.model.vrrp[other].name}"))
-            self.model.fence_node(other, self.env.now)
+            self.log.checks.append((self.env.now, self.name, f"fenced {self.group[other].name}"))
+            self.actions.fence_node(other, self.env.now)
             self._recover_resources(exclude=other)
 
-        self.model.sim.call_at(self.env.now + t, done)
+        self.clock.call_at(self.env.now + t, done)
 
     def _recover_resources(self, exclude: int) -> None:
-        alive = [n for n in self.model.vrrp if n.index != exclude and n.state != DOWN and self.model.link_up(self.index, n.index)]
+        alive = [n for n in self.group if n.index != exclude and n.state != DOWN and self.topo.path_up(self.index, n.index)]
         alive.append(self) if self not in alive else None
         if any(n.state == MASTER for n in alive):
             return
@@ -290,38 +288,49 @@ class PacemakerInstance(_ClusterInstance):
         """After (re)joining: without stickiness, resources move back to the preferred node."""
         if self.state != BACKUP or self.pm.resource_stickiness:
             return
-        holder = next((n for n in self.model.vrrp if n.state == MASTER and self.model.link_up(self.index, n.index)), None)
+        holder = next((n for n in self.group if n.state == MASTER and self.topo.path_up(self.index, n.index)), None)
         if holder is None or holder.priority >= self.priority:
             return
         stop = self.stop_time()
-        holder_epoch = self.model.epoch_of(holder.index)
+        holder_epoch = self.topo.epoch[holder.index]
 
         def stopped() -> None:
-            if self.model.epoch_of(holder.index) == holder_epoch:
+            if self.topo.epoch[holder.index] == holder_epoch:
                 holder._release()
             self._acquire(self.pm.ip_start_time)
 
-        self.model.sim.call_at(self.env.now + stop, stopped)
+        self.clock.call_at(self.env.now + stop, stopped)
 
     # -- resource monitor ---------------------------------------------------------------
     def _monitor(self, first: float):
         try:
-            yield self.env.timeout(first)
+            yield self.clock.timeout(first)
             while True:
-                reg = self.model.registrars[self.index]
-                if self.state == MASTER and not reg.check_ok("sip"):
+                if self.state == MASTER and not self.check("sip"):
                     self.failcount += 1
-                    self.model.log.checks.append((self.env.now, self.name, "monitor failed"))
+                    self.log.checks.append((self.env.now, self.name, "monitor failed"))
                     if self.failcount >= self.pm.migration_threshold:
                         self.fault("migration-threshold")
                     else:
-                        self.model.restart_registrar(self.index, self.env.now + self.stop_time())
-                yield self.env.timeout(self.pm.monitor_interval)
+                        self.actions.restart_registrar(self.index, self.env.now + self.stop_time())
+                yield self.clock.timeout(self.pm.monitor_interval)
         except simpy.Interrupt:
             return
 
     def _resources_freed(self) -> None:
-        for p in self.model.vrrp:
-            if p is not self and p.state == BACKUP and self.model.link_up(self.index, p.index):
+        for p in self.group:
+            if p is not self and p.state == BACKUP and self.topo.path_up(self.index, p.index):
                 p._recover_resources(exclude=self.index)
                 break
+
+
+def start_group(instances: list[_ClusterInstance], period: float, rnd) -> int:
+    """A running cluster at t=0: the highest-priority node holds the resources; every node is
+    already a member, heartbeats at a random phase of ``period``. Returns the holder's index."""
+    order = sorted(range(len(instances)), key=lambda i: -instances[i].priority)
+    master = order[0]
+    last_advert = rnd.random() * period - period
+    instances[master].start(as_master=True, last_advert=last_advert)
+    for i in order[1:]:
+        instances[i].start(as_master=False, last_advert=last_advert)
+    return master

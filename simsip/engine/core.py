@@ -12,6 +12,7 @@ processes, but cost a tuple and a small object instead of a generator, a ``Timeo
 from __future__ import annotations
 
 import gc
+import math
 from heapq import heapify, heappop, heappush
 from typing import Any, Callable
 
@@ -102,3 +103,90 @@ class Sim:
                 exc = type(ev._value)(*ev._value.args)
                 exc.__cause__ = ev._value
                 raise exc
+
+
+class Horizon:
+    """The earliest time at which anything but the phones' own transactions may change state.
+
+    The engine is exact event by event. Its fast paths apply an effect *ahead* of its time (a
+    registrar's completion when the request arrives, a phone's response when it is sent, an arrival
+    when its packet leaves), stamped with the time it really happens. That is exact only if nothing
+    that the effect reads or that reads it runs in between. Everything that can stop, start, fence,
+    restart, promote or reroute anything — faults and repairs, HA daemons, health checks, resource
+    monitors, cluster membership, ARP timers, database promotion, the write-back flusher, the load
+    balancer's probes — is a *control* event, scheduled through a :class:`ControlClock` that first
+    lowers this horizon to the event's time. A fast path may act ahead only for an effect stamped
+    strictly before :attr:`until`; otherwise it schedules the effect as an event.
+
+    With ``enabled=False`` (``engine.fast_paths: false``) :attr:`until` stays at −∞ and every
+    effect is an event: the plain engine that the twin-run tests hold the fast one to.
+    """
+
+    __slots__ = ("until", "_heap", "enabled")
+
+    def __init__(self, end: float, enabled: bool = True):
+        self.enabled = enabled
+        self._heap: list[float] = [end]  # nothing is applied ahead past the end of the run
+        self.until = end if enabled else -math.inf
+
+    def lower(self, t: float) -> None:
+        """A control event will happen at ``t``."""
+        heappush(self._heap, t)
+        if self.enabled and t < self.until:
+            self.until = t
+
+    def passed(self, t: float) -> None:
+        """The control event registered for ``t`` is being processed now (``t`` is the clock)."""
+        h = self._heap
+        while h and h[0] < t:  # safety net: nothing before now is still pending
+            heappop(h)
+        if h and h[0] == t:
+            heappop(h)
+        if self.enabled:
+            self.until = h[0] if h else math.inf
+
+
+class ControlClock:
+    """The clock as the control plane sees it: every timer it sets lowers the :class:`Horizon`.
+
+    Control components (HA daemons, health checks, fault injectors, ARP timers, database
+    promotion, storage flushers, probes) schedule through this port only; the phones' and the
+    registrar's data path use :class:`Sim` directly.
+    """
+
+    def __init__(self, sim: "Sim", horizon: Horizon):
+        self.sim = sim
+        self.env = sim.env
+        self.horizon = horizon
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    def call_at(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
+        self.horizon.lower(t)
+        self.sim.call_at(t, self._fire, t, fn, args)
+
+    def _fire(self, t: float, fn: Callable[..., Any], args: tuple) -> None:
+        self.horizon.passed(t)
+        fn(*args)
+
+    def timeout(self, delay: float):
+        """A SimPy timeout for a control process (``yield clock.timeout(d)``)."""
+        env = self.env
+        t = env._now + delay
+        self.horizon.lower(t)
+        ev = env.timeout(delay)
+        hz = self.horizon
+        ev.callbacks.append(lambda _ev: hz.passed(t))
+        return ev
+
+    def event(self):
+        return self.env.event()
+
+    def process(self, gen):
+        return self.env.process(gen)
+
+    @property
+    def active_process(self):
+        return self.env.active_process

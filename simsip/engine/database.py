@@ -9,6 +9,10 @@ timeout and then the primary *silently reverts to async*), or synchronously (no 
 but none succeeds while the replica is down). When the primary dies the replica is promoted
 after ``failover_time``; until then registrars can neither save nor look up, so every phone is
 unreachable and every REGISTER fails (500).
+
+A registrar draws a write's replication lag when the REGISTER arrives (:meth:`draw_lag`), so the
+order in which completions are processed never changes the lags. Promotion after a primary crash
+runs on the control clock; the replica keeps the latest-stamped value of each binding.
 """
 
 from __future__ import annotations
@@ -18,22 +22,25 @@ from typing import TYPE_CHECKING
 from simsip.engine.dists import sampler
 
 if TYPE_CHECKING:  # pragma: no cover
-    from simsip.engine.model import Model
     from simsip.engine.registrar import Store
 
 
 class Database:
-    def __init__(self, model: "Model", cfg, store: "Store"):
-        self.model = model
-        self.sim = model.sim
+    def __init__(self, cfg, store: "Store", *, sim, clock, topo, streams, log):
+        self.sim = sim
+        self.clock = clock
+        self.topo = topo
+        self.log = log
         self.cfg = cfg
         self.store = store
         self.mode = cfg.replication
         self.replica = list(store.until) if self.mode != "none" else None
+        self.replica_at = list(store.at) if self.mode != "none" else None
         self.primary_up = True
         self.replica_up = self.mode != "none"
         self.block_until = float("-inf")  # semi-sync: writes wait for the timeout, then go async
-        self.lag = sampler(cfg.lag, model.streams("database.replication"))
+        self.lag = sampler(cfg.lag, streams("database.replication"))
+        self.lagged = self.mode in ("async", "semisync")
         self.epoch = 0
         self.inflight = 0
         self.lost_writes = 0
@@ -43,6 +50,27 @@ class Database:
     def sync_initial(self) -> None:
         if self.replica is not None:
             self.replica = list(self.store.until)
+            self.replica_at = list(self.store.at)
+
+    def grow(self, extra: int) -> None:
+        if self.replica is not None:
+            self.replica.extend([float("-inf")] * extra)
+            self.replica_at.extend([float("-inf")] * extra)
+
+    def holds(self, t: float) -> bool:
+        """Would a write issued at ``t`` wait for the semi-sync timeout? All such writes are
+        acknowledged at the same instant, so their completions are never applied ahead (the order
+        of equal-time replies is the order of the completions)."""
+        return self.mode == "semisync" and not self.replica_up and t < self.block_until
+
+    def draw_lag(self) -> float:
+        """The replication lag of one write, drawn when its REGISTER arrives."""
+        return self.lag() if self.lagged else 0.0
+
+    def _set_replica(self, t: float, phone: int, until: float) -> None:
+        if t >= self.replica_at[phone]:
+            self.replica[phone] = until
+            self.replica_at[phone] = t
 
     # ------------------------------------------------------------------ writes
     def admit(self, now: float) -> float | None:
@@ -54,21 +82,21 @@ class Database:
             return self.block_until  # waiting for an ack that never comes, until the timeout
         return now
 
-    def replicate(self, now: float, phone: int, until: float) -> None:
+    def replicate(self, now: float, phone: int, until: float, lag: float) -> None:
         if self.replica is None or not self.replica_up:
             return
         if self.mode == "async" or (self.mode == "semisync" and not self.replica_up):
             self.inflight += 1
-            self.sim.call_at(now + self.lag(), self._apply, self.epoch, phone, until)
+            self.sim.call_at(now + lag, self._apply, self.epoch, now, phone, until)
         else:  # sync, or semi-sync with a healthy replica: on the replica before the ack
-            self.replica[phone] = until
+            self._set_replica(now, phone, until)
 
-    def _apply(self, epoch: int, phone: int, until: float) -> None:
+    def _apply(self, epoch: int, t_write: float, phone: int, until: float) -> None:
         if epoch != self.epoch:
             return  # counted as lost when the primary died
         self.inflight -= 1
         if self.replica_up:
-            self.replica[phone] = until
+            self._set_replica(t_write, phone, until)
 
     # ------------------------------------------------------------------ faults
     def crash_primary(self, t: float) -> None:
@@ -79,8 +107,8 @@ class Database:
         self.disk = list(self.store.until)  # what the dead primary had committed
         self.store.clear(t)  # nothing can be looked up
         if self.replica is not None and self.replica_up:
-            self.sim.call_at(t + self.cfg.failover_time, self._promote, self.epoch)
-        self.model.update_serving(t)
+            self.clock.call_at(t + self.cfg.failover_time, self._promote, self.epoch)
+        self.topo.changed(t)
 
     def _promote(self, epoch: int) -> None:
         if epoch != self.epoch or self.primary_up:
@@ -90,7 +118,7 @@ class Database:
         self.replica_up = False  # the old primary is gone; it rejoins as replica when repaired
         self.primary_up = True
         self.disk = None
-        self.model.log.checks.append((t, "database", "replica promoted"))
+        self.log.checks.append((t, "database", "replica promoted"))
 
     def _load(self, t: float, values: list[float]) -> None:
         st = self.store
@@ -103,6 +131,7 @@ class Database:
             # promoted meanwhile: the old primary comes back as the replica
             if self.replica is not None:
                 self.replica = list(self.store.until)
+                self.replica_at = list(self.store.at)
                 self.replica_up = True
             return
         self.epoch += 1
@@ -115,7 +144,6 @@ class Database:
         if self.replica is None:
             return
         self.replica_up = False
-        self.lost_writes += 0
         self.epoch += 1
         self.inflight = 0
         if self.mode == "semisync":
@@ -125,5 +153,10 @@ class Database:
         if self.replica is None:
             return
         self.replica = list(self.store.until)  # catches up from the primary
+        self.replica_at = list(self.store.at)
         self.replica_up = True
         self.block_until = float("-inf")
+
+    def report(self, counters: dict) -> None:
+        counters["db_writes_lost"] = self.lost_writes
+        counters["db_writes_failed"] = self.failed_writes

@@ -43,10 +43,10 @@ class Keepalives:
         self.gen = [0] * n
         self.fails = [0] * n
         self.ping_t0 = [-1.0] * n  # start of the outstanding ping (-1: none)
-        self.rnd = bank.model.streams("phones.keepalive")
-        self.gen_np = bank.model.streams.generator("phones.keepalive.phase")
+        self.rnd = bank.streams("phones.keepalive")
+        self.gen_np = bank.streams.generator("phones.keepalive.phase")
         self.started = False
-        log = bank.model.log
+        log = bank.log
         self.fail_bins = log.bin("keepalive_failures")
         self.pings = 0
         self.failed = 0
@@ -149,10 +149,10 @@ class Keepalives:
             return
         if not bank.host_ok(node, fp.direct):
             return  # silence
-        reg = bank.model.registrars[node]
+        topo = bank.topo
         if fp.reliable and not bank.conn_valid(p, node):
             self.sim.call_at(back, self._result, p, g, t0, RESET)
-        elif reg.up and not reg.hung:
+        elif topo.proc_up[node] and not topo.proc_hung[node]:
             self.sim.call_at(back, self._result, p, g, t0, OK)
 
     def _result(self, p: int, g: int, t0: float, outcome: int) -> None:

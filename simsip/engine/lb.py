@@ -7,6 +7,9 @@ unanswered one counts as failed ``probe_timeout`` later; ``probe_threshold`` fai
 the node inactive. Until then it keeps forwarding to the dead node (the phones' retransmissions are
 what carry the REGISTERs over once it has noticed). ``max_register_forward`` caps the forward rate
 with a token bucket (1 s burst); the excess gets the balancer's own 503.
+
+The probes are control events (they change where REGISTERs go), on the control clock; forwarding
+is part of the phones' data path and hands each REGISTER to the chosen node's ``receive``.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 class Balancer:
-    def __init__(self, bank: "PhoneBank", cfg: LbCfg):
+    def __init__(self, bank: "PhoneBank", cfg: LbCfg, clock):
         self.bank = bank
-        self.model = bank.model
+        self.topo = bank.topo
         self.sim = bank.sim
+        self.clock = clock
         self.cfg = cfg
-        names = list(cfg.targets) or [n.name for n in self.model.cfg.ha.nodes]
-        self.targets = [self.model.node_index(x) for x in names]
+        names = list(cfg.targets) or list(self.topo.names)
+        self.targets = [self.topo.index(x) for x in names]
         self.active = [True] * len(self.targets)
         self.fails = [0] * len(self.targets)
         self.oks = [0] * len(self.targets)
@@ -34,30 +38,30 @@ class Balancer:
         self.rate = cfg.max_register_forward
         self.tokens = self.rate
         self.t_tokens = 0.0
-        self.rnd = self.model.streams("lb.probe")
+        self.rnd = bank.streams("lb.probe")
         self.forwarded = 0
         self.limited = 0
         self.no_target = 0
         self.events: list[tuple[float, str, str]] = []  # (time, node, "inactive"/"active")
-        self.reject_bins = self.model.log.bin("lb_rejected")
+        self.reject_bins = bank.log.bin("lb_rejected")
 
     def start(self) -> None:
-        self.sim.call_at(self.rnd.random() * self.cfg.probe_interval, self._probe_round)
+        self.clock.call_at(self.rnd.random() * self.cfg.probe_interval, self._probe_round)
 
     # ------------------------------------------------------------------ health probes
     def _probe_round(self) -> None:
         now = self.sim.env._now
         net = self.bank.net
+        topo = self.topo
         for i, node in enumerate(self.targets):
-            reg = self.model.registrars[node]
-            ok = self.bank.host_ok(node, True) and reg.up and not reg.hung
+            ok = self.bank.host_ok(node, True) and topo.proc_up[node] and not topo.proc_hung[node]
             t = now + net.delay() + net.delay() if ok else now + self.cfg.probe_timeout
-            self.sim.call_at(t, self._probe_result, i, ok)
-        self.sim.call_at(now + self.cfg.probe_interval, self._probe_round)
+            self.clock.call_at(t, self._probe_result, i, ok)
+        self.clock.call_at(now + self.cfg.probe_interval, self._probe_round)
 
     def _probe_result(self, i: int, ok: bool) -> None:
         now = self.sim.env._now
-        name = self.model.registrars[self.targets[i]].name
+        name = self.topo.names[self.targets[i]]
         if ok:
             self.fails[i] = 0
             self.oks[i] += 1
@@ -98,16 +102,16 @@ class Balancer:
             if self.tokens < 1.0:
                 self.limited += 1
                 self.reject_bins.add(now)
-                bank.reply(p, tx, now, 503, 0.0, self.cfg.retry_after)
+                bank.reply(p, tx, now, 503, 0.0, self.cfg.retry_after, bank.path())
                 return
             self.tokens -= 1.0
         node = self.choose(p)
         if node < 0:
             self.no_target += 1
-            bank.reply(p, tx, now, 503, 0.0, 0.0)
+            bank.reply(p, tx, now, 503, 0.0, 0.0, bank.path())
             return
         self.forwarded += 1
         if not bank.host_ok(node, True):
             bank.lost(p, tx)
             return
-        self.model.registrars[node].receive(p, tx, expires, None, True)
+        bank.receivers[node](p, tx, expires, None, True)

@@ -20,31 +20,41 @@ own ARP entry; it decides which node's bindings a call is looked up in.
 
 While every host follows every GARP (the common case) no per-phone state exists: all traffic goes
 to the last announcer. Per-phone neighbour entries are created only when some host can diverge.
+
+Requests and replies draw their delay and loss from separate streams (``network.delay``/``loss``
+for what phones send, ``network.reply.*`` for what registrars answer): the registrar draws its
+reply's path when the request arrives, so neither stream's order depends on when completions are
+processed. The network reads node facts from the topology and writes the ingress's ARP entry
+there; its own ARP timers run on the control clock.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from simsip.config.schema import Network as NetworkCfg
 from simsip.engine.dists import sampler
 
-if TYPE_CHECKING:  # pragma: no cover
-    from simsip.engine.model import Model
+LOST = -1.0  # reply paths at or below this lose the packet (see Network.reply_path)
 
 
 class Network:
-    def __init__(self, model: "Model", cfg: NetworkCfg, phones: int):
-        self.model = model
+    def __init__(self, cfg: NetworkCfg, phones: int, *, topo, clock, streams, log):
+        self.topo = topo
+        self.clock = clock
+        self.streams = streams
+        self.log = log
         self.cfg = cfg
         self.n = phones
-        self.delay = sampler(cfg.delay, model.streams("network.delay"))
+        self.delay = sampler(cfg.delay, streams("network.delay"))
+        self.reply_delay = sampler(cfg.delay, streams("network.reply.delay"))
         self.loss = cfg.loss
-        self.rnd = model.streams("network.loss")
-        self.arp_rnd = model.streams("network.arp")
+        self.rnd = streams("network.loss")
+        self.reply_rnd = streams("network.reply.loss")
+        self.arp_rnd = streams("network.arp")
+        self.constant_delay = cfg.delay.dist == "constant" or (cfg.delay.dist in ("normal", "lognormal") and cfg.delay.sd == 0)
         arp = cfg.arp
         self.mode = arp.mode
         self.probe_time = arp.delay_first_probe_time + arp.ucast_solicit * arp.retrans_time
@@ -56,6 +66,22 @@ class Network:
         if arp.garp_loss > 0:
             self._enable_per_host(-1, 0.0, stale=False)
 
+    @property
+    def ingress_mac(self) -> int:
+        return self.topo.ingress
+
+    @ingress_mac.setter
+    def ingress_mac(self, node: int) -> None:
+        self.topo.ingress = node
+
+    def reply_path(self) -> float:
+        """The trip of one reply back to its phone: its delay d >= 0, or ``LOST - d`` when the
+        packet is lost (a reliable transport then resends it after its RTO, taking d)."""
+        d = self.reply_delay()
+        if self.loss > 0 and self.reply_rnd.random() < self.loss:
+            return LOST - d
+        return d
+
     # ------------------------------------------------------------------ per-host ARP state
     def _enable_per_host(self, node: int, t: float, stale: bool) -> None:
         """Give every phone (or the gateway) its own neighbour entry, currently pointing at ``node``."""
@@ -65,7 +91,7 @@ class Network:
             self.arp_node = [node] * self.n
             self.arp_fail_at = [math.inf] * self.n
             if stale:
-                gen = self.model.streams.generator(f"network.arp.entries.{t!r}")
+                gen = self.streams.generator(f"network.arp.entries.{t!r}")
                 self.arp_reach_until = (t + gen.random(self.n) * 1.5 * base).tolist()
             else:
                 self.arp_reach_until = [math.inf] * self.n
@@ -77,9 +103,9 @@ class Network:
     # ------------------------------------------------------------------ GARP
     def garp(self, node: int, t: float, repeat: int, initial: bool = False) -> None:
         """Node ``node`` announces the VIP with a burst of ``repeat`` GARPs at time ``t``."""
-        if not initial and not self.model.link_ok(node):
+        if not initial and not self.topo.link_ok(node):
             return
-        self.model.log.garps.append((t, node))
+        self.log.garps.append((t, node))
         self._garp_count += 1
         miss = 0.0 if initial else self.cfg.arp.garp_loss ** repeat  # every copy of the burst missed
         # the ingress
@@ -95,7 +121,7 @@ class Network:
                     self.arp_node = [node] * self.n
                     self.arp_fail_at = [math.inf] * self.n
                 else:
-                    gen = self.model.streams.generator(f"network.arp.garp.{self._garp_count}")
+                    gen = self.streams.generator(f"network.arp.garp.{self._garp_count}")
                     got = gen.random(self.n) >= miss
                     reach = t + gen.random(self.n) * 1.5 * self.cfg.arp.base_reachable_time
                     arp_node, reach_until, fail_at = self.arp_node, self.arp_reach_until, self.arp_fail_at
@@ -112,12 +138,12 @@ class Network:
                 elif self.gw_node != node and self.gw_switch_at == math.inf:
                     # the router keeps the stale entry until its ARP timeout ages it out
                     self.gw_switch_at = t + self.arp_rnd.random() * self.cfg.arp.gateway_timeout
-        self.model.update_serving(t)
+        self.topo.changed(t)
 
     def vip_released(self, node: int, t: float) -> None:
         """``node`` stopped holding the VIP. If another node holds it without having announced it,
         hosts still pointing at ``node`` are orphaned until their neighbour entries fail."""
-        owner = self.model.vip_owner()
+        owner = self.topo.vip_owner()
         if owner < 0 or owner == node:
             return
         if self.vip_mac == node and not self.lossy_arp:
@@ -130,31 +156,31 @@ class Network:
         if self.ingress_fail_at == math.inf:
             reach = self.arp_rnd.random() * 1.5 * self.cfg.arp.base_reachable_time
             self.ingress_fail_at = t + reach + self.probe_time
-            self.model.sim.call_at(self.ingress_fail_at, self._ingress_resolve)
+            self.clock.call_at(self.ingress_fail_at, self._ingress_resolve)
 
     def _ingress_resolve(self) -> None:
-        t = self.model.sim.now
+        t = self.clock.now
         if t < self.ingress_fail_at:
             return
-        owner = self.model.vip_owner()
+        owner = self.topo.vip_owner()
         self.ingress_fail_at = math.inf
         if owner >= 0 and self.ingress_mac != owner:
             self.ingress_mac = owner
-            self.model.update_serving(t)
+            self.topo.changed(t)
 
     # ------------------------------------------------------------------ routing
     def target(self, phone: int, t: float) -> int:
         """The node that receives a packet a phone sends to the VIP at time ``t`` (-1: none)."""
         if not self.lossy_arp:
             return self.vip_mac
-        owner = self.model.vip_owner()
+        owner = self.topo.vip_owner()
         if self.mode == "gateway":
             if self.gw_node != owner and t >= self.gw_switch_at and owner >= 0:
                 self.gw_node = owner
                 self.gw_switch_at = math.inf
             return self.gw_node
         n = self.arp_node[phone]
-        if n == owner or owner < 0 or (n >= 0 and self.model.vrrp[n].state == "master"):
+        if n == owner or owner < 0 or (n >= 0 and self.topo.ha_state[n] == "master"):
             return n
         fail_at = self.arp_fail_at[phone]
         if fail_at == math.inf:

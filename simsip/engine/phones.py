@@ -39,12 +39,24 @@ Beyond that plain case (UDP to the VIP), each fleet may use:
   whether a REGISTER carries a nonce the node accepts; otherwise it answers 401 and the phone sends
   the REGISTER again at once with credentials. A nonce belongs to the node (and process) that
   issued it; with ``nonce_reuse`` the phone sends credentials for its last nonce proactively.
+
+The bank is the registrars' *replies* port: a registrar tells it a copy is lost (:meth:`lost`),
+that it holds a request until a worker finishes (:meth:`hold` — the phone arms its own timer if
+it must), and sends a final response over a path drawn on arrival (:meth:`path`, :meth:`reply`);
+the phone-side hooks ``authorized``, ``extra_work`` and ``stopped`` are None where unused. The
+bank reads node facts from the topology, sends through the network port and hands REGISTERs to
+the registrars' ``receive`` functions (``receivers``). Retry waits draw from per-phone streams,
+so a phone's numbers do not depend on the order in which the engine processes other phones.
+
+Fast paths (declared optimisations of the event-by-event engine, off with
+``engine.fast_paths: false``): an arrival is applied when its packet leaves (constant delay, every
+fleet sends UDP to the VIP, before the control horizon); a response is applied when it is sent
+(no timer armed, no keep-alive watch, before the horizon) — stamped with its true time.
 """
 
 from __future__ import annotations
 
 from array import array
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,10 +64,9 @@ from simsip.config.schema import Fleet
 from simsip.engine.dns import target_orders
 from simsip.engine.keepalive import Keepalives
 from simsip.engine.lb import Balancer
+from simsip.engine.network import LOST
 from simsip.engine.records import RunLog
-
-if TYPE_CHECKING:  # pragma: no cover
-    from simsip.engine.model import Model
+from simsip.rng import PerPhoneStream
 
 NO_TX = -1
 OUT_TIMEOUT = -2.0
@@ -111,9 +122,17 @@ class FleetParams:
 class PhoneBank:
     """State and behaviour of every phone in the scenario."""
 
-    def __init__(self, model: "Model", fleets: tuple[Fleet, ...], log: RunLog):
-        self.model = model
-        self.sim = model.sim
+    def __init__(self, cfg, fleets: tuple[Fleet, ...], log: RunLog, *, sim, clock, topo, net, streams, horizon,
+                 fast_paths: bool = True, grow=()):
+        self.cfg = cfg
+        self.sim = sim
+        self.clock = clock  # the load balancer's probes are control events
+        self.topo = topo
+        self.net = net
+        self.streams = streams
+        self.horizon = horizon
+        self.fast_paths = fast_paths
+        self.receivers: list = []  # each node's REGISTER entry point (set when wired)
         self.log = log
         self.params: list[FleetParams] = []
         first = 0
@@ -137,7 +156,8 @@ class PhoneBank:
         self.slot_owner = np.concatenate(owner) if len(owner) > 1 else None
         log.slot_owner = self.slot_owner
         if self.slot_owner is not None:
-            self._grow_stores(n - self.n_phones)
+            for g in grow:  # room for the second registrations' slots in stores, storages, replicas
+                g(n - self.n_phones)
         self._fleet_idx = array("h", self.fleet_of.tolist()) if len(fleets) > 1 else None
         self._only = self.params[0] if len(fleets) == 1 else None
         # hot per-phone state (array.array: compact, and scalar access yields Python numbers)
@@ -150,7 +170,7 @@ class PhoneBank:
         self.failures = array("l", [0]) * n
         self.gen = array("q", [0]) * n  # bumps invalidate a scheduled refresh/retry
         self.next_tx = 0
-        self.retry_rnd = model.streams("phones.retry")
+        self.retry_rnd = PerPhoneStream(streams.seed, streams.replication, "phones.retry", n)
         # counters
         self.tx_bins = log.bin("register_tx")
         self.rtx_bins = log.bin("retransmissions")
@@ -168,9 +188,8 @@ class PhoneBank:
 
     def _init_features(self) -> None:
         """State for transports, DNS, the balancer, auth and keep-alives (only what is used)."""
-        cfg = self.model.cfg
+        cfg = self.cfg
         n = self.n
-        self.cfg = cfg
         self.counters = self.log.counters
         self._cause = CAUSE_NONE
         self.restart_timer = cfg.restart_timer
@@ -204,7 +223,7 @@ class PhoneBank:
             self.counters["dns_failovers"] = 0
             ttl = cfg.dns.ttl
             self.dns_ttl = ttl
-        self.lb = Balancer(self, cfg.load_balancer) if any(fp.server == "lb" for fp in self.params) else None
+        self.lb = Balancer(self, cfg.load_balancer, self.clock) if any(fp.server == "lb" for fp in self.params) else None
         # digest auth
         self.auth_on = cfg.auth.enabled
         if self.auth_on:
@@ -222,37 +241,27 @@ class PhoneBank:
             self.counters["auth_challenges"] = 0
         self.keepalives = Keepalives(self) if any(fp.ka_detects for fp in self.params) else None
         self.watchers = self.keepalives is not None
-
-    def _grow_stores(self, extra: int) -> None:
-        """Room for the second registrations' slots in every binding store and storage."""
-        seen: set[int] = set()
-        for r in self.model.registrars:
-            for obj in (r.store, r.storage):
-                if obj is not None and id(obj) not in seen:
-                    seen.add(id(obj))
-                    obj.until.extend([float("-inf")] * extra)
+        # the replies port's phone-side hooks (None where unused)
+        self.authorized = self._authorized if self.auth_on else None
+        self.extra_work = self._extra_work if any(fp.tls for fp in self.params) and self.tls_cost > 0 else None
+        self.stopped = self.process_stopped if self.any_reliable else None
 
     def fleet(self, p: int) -> FleetParams:
         return self._only or self.params[self._fleet_idx[p]]
 
     # ------------------------------------------------------------------ start-up
-    def start(self, registrar_grant, initial_store) -> None:
-        """Place every phone at t=0: equilibrium (registered, uniform phase) or boot storm."""
-        self.net = self.model.network
-        # a REGISTER reaching node i at layer 2 (the node checks it is up and holds the VIP)
-        self.receivers = [r.receive for r in self.model.registrars]
-        d = self.model.cfg.network.delay
-        self.fold_arrivals = d.dist == "constant" or (d.dist in ("normal", "lognormal") and d.sd == 0)
-        regs = self.model.registrars
-        if self.auth_on:
-            for r in regs:
-                r.auth_check = self.authorized
-        if any(fp.tls for fp in self.params) and self.tls_cost > 0:
-            for r in regs:
-                r.extra_work = self._extra_work
-        if self.any_reliable:
-            for r in regs:
-                r.on_stop = self.process_stopped
+    def start(self, registrar_grant, initial_store, node_stores) -> None:
+        """Place every phone at t=0: equilibrium (registered, uniform phase) or boot storm.
+
+        ``initial_store`` holds the equilibrium bindings (the master's); ``node_stores`` are each
+        node's stores (a second registration's bindings go to the node it registers with)."""
+        # Arrivals are applied when they leave only if every sender to the registrars does so
+        # (UDP to the VIP with a constant delay): then they reach each registrar in send order.
+        self.fold_arrivals = (self.fast_paths and self.net.constant_delay and self.lb is None
+                              and all(fp.plain for fp in self.params))
+        self.unfolded_until = float("-inf")  # the last arrival sent as an event instead
+        self.node_stores = node_stores
+        topo = self.topo
         if self.any_dns:
             self._dns_start()
         if self.lb is not None:
@@ -260,17 +269,17 @@ class PhoneBank:
         equilibrium: list[np.ndarray] = []
 
         times_all, phones_all = [], []
-        for fp, fleet in zip(self.params, self.model.cfg.fleets):
-            gen = self.model.streams.generator(f"phones.start.{fleet.name}")
+        for fp, fleet in zip(self.params, self.cfg.fleets):
+            gen = self.streams.generator(f"phones.start.{fleet.name}")
             t_boot = None
             for k, (lo, hi) in enumerate(fp.slots):
                 if k:  # the second registration: its own phases (the first slot's draws unchanged)
-                    gen = self.model.streams.generator(f"phones.start.{fleet.name}.dual")
+                    gen = self.streams.generator(f"phones.start.{fleet.name}.dual")
                 if fleet.start == "boot_storm":
                     if t_boot is None:
                         t_boot = gen.random(fp.count) * fleet.boot_window
                         if fp.startup_delay > 0:  # Yealink reg_surge_prevention: a random wait after boot
-                            sgen = self.model.streams.generator(f"phones.startup.{fleet.name}")
+                            sgen = self.streams.generator(f"phones.startup.{fleet.name}")
                             t_boot = t_boot + sgen.random(fp.count) * fp.startup_delay
                     times_all.append(t_boot)  # both registrations start when the phone boots
                     phones_all.append(np.arange(lo, hi))
@@ -287,11 +296,11 @@ class PhoneBank:
                     continue
                 if fp.reliable:
                     self.conn[p] = LB if fp.server == "lb" else node
-                    self.conn_nep[p] = self.model.epoch_of(node)
-                    self.conn_rep[p] = regs[node].epoch
+                    self.conn_nep[p] = topo.epoch[node]
+                    self.conn_rep[p] = topo.proc_epoch[node]
                 if self.auth_on:
                     self.nonce_node[p] = node
-                    self.nonce_ep[p] = regs[node].epoch
+                    self.nonce_ep[p] = topo.proc_epoch[node]
         if self.keepalives is not None:
             self.keepalives.start()
         # every phone's first action, placed on SimPy's heap in one heapify (not 1 M pushes)
@@ -303,7 +312,7 @@ class PhoneBank:
         if fp.reliable or self.auth_on:
             equilibrium.append(np.arange(lo, hi))
         granted = registrar_grant(fp.expires)
-        rng_cfg = self.model.cfg.registrar.expires_range
+        rng_cfg = self.cfg.registrar.expires_range
         if rng_cfg:
             grants = granted * (1.0 - rng_cfg / 100.0 * gen.random(fp.count))
             intervals = np.array([fp.refresh.interval(g) for g in grants.tolist()])
@@ -317,7 +326,7 @@ class PhoneBank:
         else:
             u = gen.random(fp.count)
         last = -u * intervals  # last successful refresh, uniform in its interval
-        grace = self.model.cfg.registrar.lookup_grace
+        grace = self.cfg.registrar.lookup_grace
         ids = np.arange(lo, hi, dtype=np.int64)
         if initial_store is not None:
             self._initial_bindings(fp, k, ids, last, last + grants + grace, initial_store)
@@ -333,17 +342,17 @@ class PhoneBank:
     def _initial_bindings(self, fp, k, ids, last, until, initial_store) -> None:
         """Equilibrium bindings: in the master's store, or — for a second registration whose nodes
         keep their own stores — in the store of the node the slot registers with."""
-        regs = self.model.registrars
-        per_node = len({id(r.store) for r in regs}) > 1 and self.cfg.registrar.data == "none"
+        stores = self.node_stores
+        per_node = len({id(st) for st in stores}) > 1 and self.cfg.registrar.data == "none"
         if not (k and per_node):
             initial_store.bulk_save(last, ids, until)
             return
         first = np.array([self.orders[o][0] for o in range(len(self.orders))], dtype=np.int64)
         node = first[np.frombuffer(self.order_id, dtype=f"i{self.order_id.itemsize}")[ids]]
-        for i, r in enumerate(regs):
+        for i, st in enumerate(stores):
             sel = node == i
             if sel.any():
-                r.store.bulk_save(last[sel], ids[sel], until[sel])
+                st.bulk_save(last[sel], ids[sel], until[sel])
 
     # ------------------------------------------------------------------ transactions
     def begin(self, p: int, gen: int) -> None:
@@ -381,12 +390,14 @@ class PhoneBank:
         t_a = now + net.delay()
         if t_a > self.deadline[p]:
             self.ensure_timer(p, tx)
-        model = self.model
-        if self.fold_arrivals and t_a < model.calm_until and not model.disturbed:
-            # Constant delay keeps arrivals in send order, and before the first fault nothing can
-            # change a node between now and the arrival: process it now, stamped t_a.
-            self.receivers[node](p, tx, fp.expires, t_a)
-            return
+        if self.fold_arrivals:
+            if t_a < self.horizon.until and self.unfolded_until < now:
+                # Constant delay keeps arrivals in send order, every sender folds, no arrival sent
+                # as an event is still on its way, and no control event can change a node before
+                # the arrival: process it now, stamped t_a.
+                self.receivers[node](p, tx, fp.expires, t_a)
+                return
+            self.unfolded_until = t_a
         self.sim.call_at(t_a, self.receivers[node], p, tx, fp.expires)
 
     def ensure_timer(self, p: int, tx: int) -> None:
@@ -396,8 +407,21 @@ class PhoneBank:
             self.sim.call_at(self.deadline[p], self._timer, p, tx)
 
     def lost(self, p: int, tx: int) -> None:
-        """A copy of the request or its reply is gone: only the timer can move on."""
+        """Replies port: a copy of the request or its reply is gone; only the timer can move on."""
         self.ensure_timer(p, tx)
+
+    def hold(self, p: int, tx: int, finish: float) -> bool:
+        """Replies port: a worker holds the request until ``finish``. Arms the phone's timer if it
+        fires before then; True if nothing of the phone's that the completion reads (its digest
+        credentials) can change before ``finish``."""
+        if finish > self.deadline[p]:
+            self.ensure_timer(p, tx)
+            return not self.auth_on
+        return True
+
+    def path(self) -> float:
+        """Replies port: the trip of one reply back to a phone (its delay, or LOST), drawn now."""
+        return self.net.reply_path()
 
     def _timer(self, p: int, tx: int) -> None:
         if self.tx[p] != tx:
@@ -429,18 +453,23 @@ class PhoneBank:
         self.deadline[p] = d if d < end else end
         self.sim.call_at(self.deadline[p], self._timer, p, tx)
 
-    def reply(self, p: int, tx: int, t_sent: float, status: int, granted: float, retry_after: float) -> None:
-        """A registrar sends a final response; it reaches the phone one network delay later."""
-        net = self.net
-        if net.loss and net.lost():
+    def reply(self, p: int, tx: int, t_sent: float, status: int, granted: float, retry_after: float,
+              back: float, ahead: bool = True) -> None:
+        """Replies port: a registrar sends a final response at ``t_sent`` over the path ``back``
+        (see :meth:`path`); it reaches the phone that much later. ``ahead=False``: never apply it
+        before its time (replies that land at the same instant as others)."""
+        if back <= LOST:
             if not (self.any_reliable and self.fleet(p).reliable):
                 self.ensure_timer(p, tx)
                 return
             t_sent += self.fleet(p).rto_min  # TCP retransmits the lost segment
-        t_r = t_sent + net.delay()
-        if self.timer_tx[p] != tx and t_r <= self.deadline[p]:
+            back = LOST - back
+        t_r = t_sent + back
+        if (ahead and self.timer_tx[p] != tx and t_r <= self.deadline[p] and t_r < self.horizon.until
+                and (self.keepalives is None or not self.keepalives.watch[p])):
             # Nothing can happen to this phone before the reply lands (no timer armed, no other
-            # copy in flight): apply it now, stamped with its arrival time.
+            # copy in flight, no keep-alive watching it, no control event): apply it now,
+            # stamped with its arrival time.
             self._response(p, tx, t_r, status, granted, retry_after)
             return
         if t_r > self.deadline[p]:
@@ -505,19 +534,19 @@ class PhoneBank:
                 return  # the request goes again (same or next target) at once or per the rule
         n = self.failures[p]
         self.failures[p] = n + 1
-        wait = self.retry_wait(fp, n, timeout, transport)
+        wait = self.retry_wait(fp, n, timeout, transport, p)
         if wait is None:
             self.gave_up += 1
             return
         r = fp.retry
         if n == 0 and r.honour_restart_timer and self.restart_timer > 0 and (timeout or transport or cause == CAUSE_503):
-            wait = self.retry_rnd.random() * self.restart_timer  # draft-shen Restart-Timer backoff
+            wait = self.retry_rnd.random(p) * self.restart_timer  # draft-shen Restart-Timer backoff
         if retry_after > 0 and r.honour_retry_after and wait < retry_after:
             wait = retry_after
         self.sim.call_at(t + wait, self.begin, p, self.gen[p])
 
-    def retry_wait(self, fp: FleetParams, n: int, timeout: bool, transport: bool = False) -> float | None:
-        """Seconds to wait after the (n+1)-th consecutive failure; None = give up."""
+    def retry_wait(self, fp: FleetParams, n: int, timeout: bool, transport: bool = False, p: int = 0) -> float | None:
+        """Seconds phone ``p`` waits after its (n+1)-th consecutive failure; None = give up."""
         r = fp.retry
         if r.max_attempts and n + 1 >= r.max_attempts:
             if (n + 1) % r.max_attempts == 0:
@@ -532,12 +561,12 @@ class PhoneBank:
             w = r.base * 2.0 ** (n + r.exponent_offset)
             if w > r.max:
                 w = r.max
-            return w * (0.5 + 0.5 * self.retry_rnd.random())
+            return w * (0.5 + 0.5 * self.retry_rnd.random(p))
         base = r.first_interval if (n == 0 and r.first_interval is not None) else r.interval
         if r.spread:
             if base < r.spread:
-                return self.retry_rnd.random() * r.spread
-            return base + r.spread * (2.0 * self.retry_rnd.random() - 1.0)
+                return self.retry_rnd.random(p) * r.spread
+            return base + r.spread * (2.0 * self.retry_rnd.random(p) - 1.0)
         return base
 
     # ------------------------------------------------------------------ where packets go
@@ -556,10 +585,10 @@ class PhoneBank:
         """Does ``node``'s kernel take a packet (up, link up, and holding the VIP unless addressed directly)?"""
         if node < 0:
             return node == LB
-        m = self.model
-        if not m.node_up[node] or not m.registrars[node].link:
+        topo = self.topo
+        if not topo.node_up[node] or not topo.link[node]:
             return False
-        return direct or m.vrrp[node].state == "master"
+        return direct or topo.ha_state[node] == "master"
 
     def conn_valid(self, p: int, node: int) -> bool:
         """Does ``node`` hold phone p's TCP connection (same boot, same registrar process)?"""
@@ -567,8 +596,8 @@ class PhoneBank:
             return self.conn[p] == LB
         return (
             self.conn[p] == node
-            and self.conn_nep[p] == self.model.epoch_of(node)
-            and self.conn_rep[p] == self.model.registrars[node].epoch
+            and self.conn_nep[p] == self.topo.epoch[node]
+            and self.conn_rep[p] == self.topo.proc_epoch[node]
         )
 
     def has_flow(self, p: int, fp: FleetParams) -> bool:
@@ -619,7 +648,7 @@ class PhoneBank:
         if not self.host_ok(node, True):
             self.lost(p, tx)
             return
-        self.model.registrars[node].receive(p, tx, expires, None, True)
+        self.receivers[node](p, tx, expires, None, True)
 
     # ------------------------------------------------------------------ TCP / TLS
     def _rel_xmit(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
@@ -642,14 +671,14 @@ class PhoneBank:
             return
         now = self.sim.env._now
         net = self.net
-        if node != LB and not self.model.registrars[node].up:
+        if node != LB and not self.topo.proc_up[node]:
             self.tstate[p] = T_IDLE  # nothing listens: reset, connection refused
             self.sim.call_at(now + net.delay(), self._transport_error, p, tx)
             return
         self.conn[p] = node
         if node != LB:
-            self.conn_nep[p] = self.model.epoch_of(node)
-            self.conn_rep[p] = self.model.registrars[node].epoch
+            self.conn_nep[p] = self.topo.epoch[node]
+            self.conn_rep[p] = self.topo.proc_epoch[node]
         self.counters["connections_opened"] += 1
         t_req = now + net.delay()  # SYN-ACK back; ACK and request leave together
         for _ in range(fp.tls_rtts):
@@ -679,7 +708,7 @@ class PhoneBank:
         if self.conn_valid(p, node):
             self.tstate[p] = T_DONE  # delivered: only Timer F is left
             self.deadline[p] = self.tx_start[p] + fp.timer_f
-            self.model.registrars[node].receive(p, tx, fp.expires, None, True)
+            self.receivers[node](p, tx, fp.expires, None, True)
             return
         # the host holds the address but not this connection: reset
         self.tstate[p] = T_IDLE
@@ -722,8 +751,7 @@ class PhoneBank:
     def process_stopped(self, node: int, t: float) -> None:
         """Registrar hook: the process on ``node`` stopped. On a live node the kernel closes its
         connections (FIN); on a dead one nobody is told."""
-        m = self.model
-        if not (m.node_up[node] and m.registrars[node].link):
+        if not self.topo.link_ok(node):
             return
         conn = np.frombuffer(self.conn, dtype=np.int64)
         for p in np.flatnonzero(conn == node).tolist():
@@ -741,7 +769,7 @@ class PhoneBank:
         if self.tx[p] != NO_TX or self.gen[p] != gen:
             return
         fp = self.fleet(p)
-        wait = self.retry_wait(fp, self.failures[p], False, True)
+        wait = self.retry_wait(fp, self.failures[p], False, True, p)
         if wait is None:
             return
         self.gen[p] += 1
@@ -758,9 +786,20 @@ class PhoneBank:
         self.sim.call_at(now, self.begin, p, self.gen[p])
 
     def changed(self, t: float) -> None:
-        """Model hook: something in the topology changed at ``t``."""
+        """Topology subscriber: something changed at ``t`` (keep-alives start watching flows)."""
         if self.keepalives is not None:
             self.keepalives.changed(t)
+
+    def report(self, counters: dict) -> None:
+        """The phones' counters for the run summary."""
+        c = counters
+        c["transactions_started"] = self.started
+        c["transactions_succeeded"] = self.succeeded
+        c["transactions_failed"] = self.failed
+        c["transactions_timed_out"] = self.timed_out
+        c["transactions_open"] = sum(1 for x in self.tx if x >= 0)
+        c["phones_gave_up"] = self.gave_up
+        c["stray_responses"] = self.stray
 
     # ------------------------------------------------------------------ digest auth
     def _attach_credentials(self, p: int, fp: FleetParams) -> None:
@@ -771,7 +810,7 @@ class PhoneBank:
         else:
             self.cred_node[p] = -1
 
-    def authorized(self, p: int, node: int, epoch: int, now: float) -> bool:
+    def _authorized(self, p: int, node: int, epoch: int, now: float) -> bool:
         """Registrar hook: does the REGISTER carry credentials for a nonce ``node`` accepts?"""
         cn = self.cred_node[p]
         if cn >= 0 and (self.shared_secret or (cn == node and self.cred_ep[p] == epoch)):
@@ -812,7 +851,7 @@ class PhoneBank:
         for fp, fleet in zip(self.params, cfg.fleets):
             if not fp.dns:
                 continue
-            gen = self.model.streams.generator(f"dns.order.{fleet.name}")
+            gen = self.streams.generator(f"dns.order.{fleet.name}")
             entries = entries_srv if fp.server == "dns_srv" else entries_a
             uniq, inv = target_orders(entries, fp.count, gen)
             base = []
@@ -859,7 +898,7 @@ class PhoneBank:
             self.tfail[p] = k
             wait = 0.0
             if fo.retry_wait == "rule":
-                w = self.retry_wait(fp, self.failures[p], timeout, transport)
+                w = self.retry_wait(fp, self.failures[p], timeout, transport, p)
                 wait = 0.0 if w is None else w
             self.fo_cont[p] = 1
             self.sim.call_at(t + wait, self.begin, p, self.gen[p])

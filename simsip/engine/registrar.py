@@ -9,13 +9,21 @@ optionally randomised down by ``expires_range`` (Kamailio) to spread refreshes.
 
 Queueing is exact first-come-first-served on ``c`` workers (the Kiefer–Wolfowitz recursion: each
 arrival takes the worker that frees first), so a request's start and finish are known on arrival
-and only the completion is an event. A node crash bumps the node's *epoch*: completions of the old
-epoch find the node changed and produce no reply.
+and only the completion is an event. Everything random about the request — its service time, the
+granted expiry, the reply's trip back, the replication lags — is drawn on arrival, so the order in
+which completions are processed never changes a number. A process stop bumps the process *epoch*:
+completions of the old epoch find the process changed and produce no reply.
 
 The binding store is a per-phone array of "valid until" times. With ``data: none`` each node has
-its own store, lost when the node crashes; with ``data: shared`` all nodes read and write one
-store that survives crashes (the two bounding cases; replication comes later through the same
-:class:`Store` seam).
+its own store, lost when the process stops; with ``data: shared`` all nodes read and write one
+store that survives crashes; with ``data: replicated`` every save is sent to the peers (DMQ-like).
+Every copy of a binding (store, persistent storage, database replica) keeps the save with the
+latest time stamp, whatever order saves are applied in.
+
+The node talks to the phones only through its *replies* port (lost, held until, reply, and the
+phone-side hooks for digest auth, TLS handshake work and closed connections), to its siblings
+through the *topology* and the peer list handed to it, and to time through the simulator (data
+path) and the control clock (its own start-up and flush timers).
 """
 
 from __future__ import annotations
@@ -24,40 +32,53 @@ from collections import deque
 
 import numpy as np
 from heapq import heappop, heappush
-from typing import TYPE_CHECKING
 
 from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler
 from simsip.engine.records import RunLog, StoreLog
 
-if TYPE_CHECKING:  # pragma: no cover
-    from simsip.engine.model import Model
+NEVER = float("-inf")
 
 
 class Store:
-    """One binding store: ``until[p]`` is the time phone p's binding stops routing calls."""
+    """One binding store: ``until[p]`` is the time phone p's binding stops routing calls.
+
+    ``at[p]`` is the time stamp of the save that ``until[p]`` holds: a save stamped earlier than
+    the one already applied (a fast path applied the later one ahead) is logged but does not
+    overwrite it.
+    """
 
     def __init__(self, index: int, phones: int, log: StoreLog):
         self.index = index
-        self.until = [float("-inf")] * phones
+        self.until = [NEVER] * phones
+        self.at = [NEVER] * phones
         self.log = log
 
     def save(self, t: float, phone: int, until: float) -> None:
-        self.until[phone] = until
+        if t >= self.at[phone]:
+            self.until[phone] = until
+            self.at[phone] = t
         log = self.log
         log.t.append(t)
         log.phone.append(phone)
         log.until.append(until)
 
+    def grow(self, extra: int) -> None:
+        self.until.extend([NEVER] * extra)
+        self.at.extend([NEVER] * extra)
+
     def bulk_save(self, t, phones, until) -> None:
         """Many saves at once (numpy arrays): the initial bindings of an equilibrium start."""
-        u = self.until
+        u, a = self.until, self.at
         ids = phones.tolist()
+        tl = np.broadcast_to(np.asarray(t, dtype=np.float64), np.shape(phones)).tolist()
         if ids and ids == list(range(ids[0], ids[0] + len(ids))):
             u[ids[0] : ids[-1] + 1] = until.tolist()  # a fleet's phones are contiguous
+            a[ids[0] : ids[-1] + 1] = tl
         else:
-            for p, x in zip(ids, until.tolist()):
+            for p, x, ti in zip(ids, until.tolist(), tl):
                 u[p] = x
+                a[p] = ti
         self.log.t.frombytes(np.asarray(t, dtype=np.float64).tobytes())
         self.log.phone.frombytes(np.asarray(phones, dtype=np.int64).tobytes())
         self.log.until.frombytes(np.asarray(until, dtype=np.float64).tobytes())
@@ -65,12 +86,13 @@ class Store:
     def bulk_copy_from(self, other: "Store") -> None:
         """Start as a full replica of ``other`` (a replicated standby at equilibrium)."""
         self.until = list(other.until)
+        self.at = list(other.at)
         self.log.t.extend(other.log.t)
         self.log.phone.extend(other.log.phone)
         self.log.until.extend(other.log.until)
 
     def clear(self, t: float) -> None:
-        self.until = [float("-inf")] * len(self.until)
+        self.until = [NEVER] * len(self.until)
         self.log.clears.append(t)
 
 
@@ -78,35 +100,52 @@ class Storage:
     """Persistent binding storage (a DB table, astdb, a DRBD volume): what survives a restart."""
 
     def __init__(self, phones: int):
-        self.until = [float("-inf")] * phones
+        self.until = [NEVER] * phones
+        self.at = [NEVER] * phones
         self.writes = 0
+
+    def write(self, t: float, phone: int, until: float) -> None:
+        if t >= self.at[phone]:
+            self.until[phone] = until
+            self.at[phone] = t
+        self.writes += 1
+
+    def grow(self, extra: int) -> None:
+        self.until.extend([NEVER] * extra)
+        self.at.extend([NEVER] * extra)
 
 
 class RegistrarNode:
-    """The registrar process on one HA node."""
+    """The registrar process on one HA node.
 
-    def __init__(self, model: "Model", index: int, name: str, cfg: RegistrarCfg, store: Store, log: RunLog):
-        self.model = model
-        self.sim = model.sim
+    Ports handed to it by the model: ``sim`` (the data path's clock), ``clock`` (the control
+    clock for its own timers), ``topo`` (node facts it reads and the process facts it owns),
+    ``streams``, ``horizon`` (how far ahead a completion may be applied), and after wiring
+    ``replies`` (to the phones), ``peers`` (the other registrars, for replication and sync),
+    ``database`` (under a shared store) and ``storage`` (persistent bindings).
+    """
+
+    def __init__(self, index: int, name: str, cfg: RegistrarCfg, store: Store, log: RunLog, *, sim, clock,
+                 topo, streams, horizon):
+        self.sim = sim
+        self.clock = clock
+        self.topo = topo
+        self.horizon = horizon
         self.index = index
         self.name = name
         self.cfg = cfg
         self.store = store
         self.log = log
-        self.up = True  # the registrar process runs (on a node that is up)
-        self.hung = False  # takes requests, never answers
-        self.link = True  # the node's network link
-        self.phone_link = True  # the phones' side can reach the node
-        self.epoch = 0
         self.workers = cfg.workers
         self.free_at = [0.0] * cfg.workers  # heap of worker free times
         self.waiting: deque[float] = deque()  # start times of queued requests (non-decreasing)
         self.queue_limit = cfg.queue_limit
-        self.service = sampler(cfg.service_time, model.streams(f"registrar.{name}.service"))
-        self.rnd = model.streams(f"registrar.{name}.grant")
+        self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
+        self.rnd = streams(f"registrar.{name}.grant")
+        self.timer_rnd = streams(f"registrar.{name}.timer")
         self.replicated = cfg.data == "replicated"
         if self.replicated:
-            self.lag = sampler(cfg.replication.lag, model.streams(f"registrar.{name}.replication"))
+            self.lag = sampler(cfg.replication.lag, streams(f"registrar.{name}.replication"))
         self.rx_bins = log.bin(f"register_rx_{name}")
         self.queue_bins = log.bin(f"queue_{name}")
         self.reject_bins = log.bin(f"rejected_{name}")
@@ -116,19 +155,43 @@ class RegistrarNode:
         self.replicas_lost = 0
         self.record_waits = False
         self.waits: list[float] = []
-        self.vrrp = None  # set by the model
-        # phone-side hooks (simsip.engine.phones): digest auth check, extra work per request (TLS
-        # handshake on a new connection), notice of the process stopping (closes TCP connections)
-        self.auth_check = None
-        self.extra_work = None
-        self.on_stop = None
+        self.replies = None  # the phones (set when wired)
+        self.peers: list[RegistrarNode] = []
+        self.database = None
         self.storage: Storage | None = None  # set by the model when bindings persist
         self.persist = cfg.persistence if cfg.data != "shared" else "memory"
         self.dirty: set[int] = set()
-        self.start_delay = sampler(cfg.start_time, model.streams(f"registrar.{name}.start"))
+        self.start_delay = sampler(cfg.start_time, streams(f"registrar.{name}.start"))
         self.loaded = 0
         self.unflushed_lost = 0
         self.starting = False
+        self.last_flush = 0.0
+
+    # the process facts live in the topology, where the HA stack, the phones and the metrics read them
+    @property
+    def up(self) -> bool:
+        return self.topo.proc_up[self.index]
+
+    @up.setter
+    def up(self, v: bool) -> None:
+        self.topo.proc_up[self.index] = v
+
+    @property
+    def hung(self) -> bool:
+        return self.topo.proc_hung[self.index]
+
+    @hung.setter
+    def hung(self, v: bool) -> None:
+        self.topo.proc_hung[self.index] = v
+
+    @property
+    def epoch(self) -> int:
+        return self.topo.proc_epoch[self.index]
+
+    def _bump(self) -> int:
+        e = self.topo.proc_epoch[self.index] + 1
+        self.topo.proc_epoch[self.index] = e
+        return e
 
     # ------------------------------------------------------------------ life cycle
     def crash(self, t: float) -> None:
@@ -137,32 +200,35 @@ class RegistrarNode:
         self.up = False
         self.hung = False
         self.starting = False
-        self.epoch += 1
+        self._bump()
         self.waiting.clear()
         self.unflushed_lost += len(self.dirty)
         self.dirty.clear()  # write-back rows not yet flushed die with the process
-        if self.on_stop is not None:
-            self.on_stop(self.index, t)
+        if self.replies is not None and self.replies.stopped is not None:
+            self.replies.stopped(self.index, t)
         if self.cfg.data != "shared" and self.persist != "db_only":
             self.store.clear(t)
-        self.model.note_availability(t)
+        self.topo.note_availability(t)
+
+    def hang(self, t: float) -> None:
+        """The process keeps its sockets (and takes requests) but answers nothing."""
+        self.hung = True
 
     def start_process(self, t: float) -> None:
         """Start the registrar: ``start_time``, then loading persisted bindings, then it answers."""
         if self.up or self.starting:
             return
         self.starting = True
-        self.epoch += 1
-        epoch = self.epoch
+        epoch = self._bump()
         delay = self.start_delay()
         n_load = 0
         if self.storage is not None and self.persist in ("write_through", "write_back"):
             n_load = sum(1 for u in self.storage.until if u > t + delay)
         ready = t + delay + n_load / self.cfg.load_rate
-        self.sim.call_at(ready, self._started, epoch)
+        self.clock.call_at(ready, self._started, epoch)
 
     def _started(self, epoch: int) -> None:
-        if epoch != self.epoch or not self.starting or not self.model.node_up[self.index]:
+        if epoch != self.epoch or not self.starting or not self.topo.node_up[self.index]:
             return
         t = self.sim.env._now
         self.starting = False
@@ -172,7 +238,7 @@ class RegistrarNode:
         """The process answers from now on (after loading what persisted, syncing if replicated)."""
         self.up = True
         self.hung = False
-        self.epoch += 1
+        self._bump()
         self.free_at = [t] * self.workers
         self.waiting.clear()
         if self.storage is not None and self.persist in ("write_through", "write_back"):
@@ -183,25 +249,46 @@ class RegistrarNode:
                     self.loaded += 1
         if self.replicated and self.cfg.replication.sync_on_start:
             self._full_sync(t)
-        self.model.update_serving(t)
+        self.topo.changed(t)
+
+    def stop_for_standby(self, t: float) -> None:
+        """Cold standby: the cluster stops the resource where it no longer runs."""
+        if self.up:
+            self.crash(t)
 
     def start_timers(self) -> None:
-        """The usrloc timer that flushes write-back rows to storage."""
+        """The usrloc timer that flushes write-back rows to storage: at equilibrium its last flush
+        was at a uniform phase before t=0, and it next fires one flush interval after that."""
         if self.storage is not None and self.persist == "write_back":
-            phase = self.model.streams(f"registrar.{self.name}.timer").random() * self.cfg.flush_interval
-            self.sim.env.process(self._flusher(phase))
+            self.last_flush = -self.timer_rnd.random() * self.cfg.flush_interval
+            self.clock.process(self._flusher(self.last_flush + self.cfg.flush_interval))
+
+    def initial_storage(self, t0, phones, until, refresh_of) -> None:
+        """At equilibrium the storage holds what this (master) node persisted: everything
+        (write-through) or, with write-back, each phone's binding as of the timer's last flush
+        before t=0 (a phone refreshed after it is stored with its previous binding, one refresh
+        interval older)."""
+        if self.storage is None or self.persist == "db_only":
+            return
+        if self.persist == "write_back":
+            last_flush = self.last_flush
+            until = np.where(t0 <= last_flush, until, until - refresh_of)
+            t0 = np.where(t0 <= last_flush, t0, t0 - refresh_of)
+        st, at = self.storage.until, self.storage.at
+        for p, u, ti in zip(phones.tolist(), until.tolist(), t0.tolist()):
+            st[p] = u
+            at[p] = ti
 
     def _flusher(self, phase: float):
-        env = self.sim.env
-        yield env.timeout(phase)
+        yield self.clock.timeout(phase)
         while True:
             if self.up and self.dirty:
-                st, mine = self.storage.until, self.store.until
+                now = self.sim.env._now
+                st, mine, at = self.storage, self.store.until, self.store.at
                 for p in self.dirty:
-                    st[p] = mine[p]
-                self.storage.writes += len(self.dirty)
+                    st.write(min(at[p], now), p, mine[p])
                 self.dirty.clear()
-            yield env.timeout(self.cfg.flush_interval)
+            yield self.clock.timeout(self.cfg.flush_interval)
 
     def check_ok(self, kind: str) -> bool:
         """What keepalived's track_script sees: the socket is bound (socket) / OPTIONS answered (sip)."""
@@ -209,21 +296,37 @@ class RegistrarNode:
             return False
         return not (kind == "sip" and self.hung)
 
+    def report(self, counters: dict) -> None:
+        """This node's counters for the run summary."""
+        c = counters
+        c[f"served_{self.name}"] = self.served
+        c[f"rejected_{self.name}"] = self.rejected
+        c[f"loaded_{self.name}"] = self.loaded
+        c[f"unflushed_lost_{self.name}"] = self.unflushed_lost
+        if self.replicated:
+            c[f"replicas_sent_{self.name}"] = self.replicas_sent
+            c[f"replicas_lost_{self.name}"] = self.replicas_lost
+
     # ------------------------------------------------------------------ requests
     def receive(self, phone: int, tx: int, requested: float, at: float | None = None, direct: bool = False) -> None:
         """A REGISTER (first copy or retransmission) reaches this node at layer 2 (now, or at ``at``).
 
-        It is processed only if the node is up and holds the VIP; otherwise it is dropped.
+        It is processed only if the process runs, the node's links are up and it holds the VIP
+        (unless addressed directly); otherwise it is dropped.
         """
-        if not self.up or not self.link or not self.phone_link or (self.vrrp.state != "master" and not direct):
-            self.model.phones.lost(phone, tx)
+        i = self.index
+        topo = self.topo
+        replies = self.replies
+        if (not topo.proc_up[i] or not topo.link[i] or not topo.phone_link[i]
+                or (topo.ha_state[i] != "master" and not direct)):
+            replies.lost(phone, tx)
             return
         now = self.sim.env._now if at is None else at
         rb = self.rx_bins
-        i = int(now * rb.inv)  # bins cover [0, horizon]; events run only before the horizon
-        rb.v[i] += 1
-        if self.hung:
-            self.model.phones.lost(phone, tx)
+        b = int(now * rb.inv)  # bins cover [0, horizon]; events run only before the horizon
+        rb.v[b] += 1
+        if topo.proc_hung[i]:
+            replies.lost(phone, tx)
             return
         waiting = self.waiting
         while waiting and waiting[0] <= now:
@@ -231,63 +334,66 @@ class RegistrarNode:
         qlen = len(waiting)
         if qlen:
             qv = self.queue_bins.v
-            if qlen > qv[i]:
-                qv[i] = qlen
+            if qlen > qv[b]:
+                qv[b] = qlen
+        cfg = self.cfg
         if qlen >= self.queue_limit:
             self.rejected += 1
             self.reject_bins.add(now)
-            if self.cfg.when_full == "reply_503":
-                ra = self.cfg.retry_after
-                if self.cfg.retry_after_max is not None:
-                    ra = self.rnd.uniform(self.cfg.retry_after, self.cfg.retry_after_max)
-                self.model.phones.reply(phone, tx, now, 503, 0.0, ra)
+            if cfg.when_full == "reply_503":
+                ra = cfg.retry_after
+                if cfg.retry_after_max is not None:
+                    ra = self.rnd.uniform(cfg.retry_after, cfg.retry_after_max)
+                replies.reply(phone, tx, now, 503, 0.0, ra, replies.path())
             else:
-                self.model.phones.lost(phone, tx)
+                replies.lost(phone, tx)
             return
         free = heappop(self.free_at)
         start = now if free < now else free
         finish = start + self.service()
-        if self.extra_work is not None:
-            finish += self.extra_work(phone, self.service)
+        if replies.extra_work is not None:
+            finish += replies.extra_work(phone, self.service)
         heappush(self.free_at, finish)
         if start > now:
             waiting.append(start)
         if self.record_waits:
             self.waits.append(start - now)
-        phones = self.model.phones
-        if finish > phones.deadline[phone]:
-            phones.ensure_timer(phone, tx)
-        if finish < self.model.calm_until:
-            # No crash or restart can happen before the worker finishes (faults are the only
-            # source of those, and the next one is later): complete now, stamped at ``finish``.
-            self.complete(phone, tx, requested, self.epoch, finish)
+        # everything random about the outcome is drawn now, in arrival order
+        granted = cfg.grant(requested)
+        if cfg.expires_range:
+            granted = granted * (1.0 - cfg.expires_range / 100.0 * self.rnd.random())
+        back = replies.path()
+        lags = [self.lag() for _ in self.peers] if self.replicated else None
+        db = self.database
+        db_lag = db.draw_lag() if db is not None else 0.0
+        quiet = replies.hold(phone, tx, finish)  # the phone arms its timer if it must
+        if finish < self.horizon.until and quiet and (db is None or not db.holds(finish)):
+            # Nothing can stop, restart or reroute this node before the worker finishes, and the
+            # phone has nothing of its own before then: complete now, stamped at ``finish``.
+            self.complete(phone, tx, granted, topo.proc_epoch[i], finish, back, lags, db_lag)
         else:
-            self.sim.call_at(finish, self._complete_event, phone, tx, requested, self.epoch)
+            self.sim.call_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag)
 
-    def _complete_event(self, phone: int, tx: int, requested: float, epoch: int) -> None:
-        self.complete(phone, tx, requested, epoch, self.sim.env._now)
+    def _complete_event(self, phone, tx, granted, epoch, back, lags, db_lag) -> None:
+        self.complete(phone, tx, granted, epoch, self.sim.env._now, back, lags, db_lag)
 
-    def complete(self, phone: int, tx: int, requested: float, epoch: int, now: float) -> None:
+    def complete(self, phone: int, tx: int, granted: float, epoch: int, now: float, back: float, lags, db_lag) -> None:
         """A worker finishes a REGISTER at ``now``: save the binding and answer 200."""
+        replies = self.replies
         if epoch != self.epoch or self.hung:  # the process died or hung meanwhile: no reply
-            self.model.phones.lost(phone, tx)
+            replies.lost(phone, tx)
             return
-        if self.auth_check is not None and not self.auth_check(phone, self.index, self.epoch, now):
-            self.model.phones.reply(phone, tx, now, 401, 0.0, 0.0)  # digest challenge, no binding
+        if replies.authorized is not None and not replies.authorized(phone, self.index, epoch, now):
+            replies.reply(phone, tx, now, 401, 0.0, 0.0, back)  # digest challenge, no binding
             return
         cfg = self.cfg
-        db = self.model.database
+        db = self.database
         t_ack = now
         if db is not None:
             t_ack = db.admit(now)
             if t_ack is None:  # the database refuses the write: 500 Server Internal Error
-                self.model.phones.reply(phone, tx, now, 500, 0.0, 0.0)
+                replies.reply(phone, tx, now, 500, 0.0, 0.0, back)
                 return
-        granted = requested if requested >= cfg.min_expires else cfg.min_expires
-        if cfg.max_expires and granted > cfg.max_expires:
-            granted = cfg.max_expires
-        if cfg.expires_range:
-            granted = granted * (1.0 - cfg.expires_range / 100.0 * self.rnd.random())
         until = now + granted + cfg.lookup_grace
         self.store.save(now, phone, until)
         persist = self.persist
@@ -295,29 +401,34 @@ class RegistrarNode:
             if persist == "write_back":
                 self.dirty.add(phone)
             elif self.storage is not None:
-                self.storage.until[phone] = until
-                self.storage.writes += 1
+                self.storage.write(now, phone, until)
         self.served += 1
-        if self.replicated:
-            self._replicate(now, phone, until)
+        if lags is not None:
+            self._replicate(now, phone, until, lags)
         if db is not None:
-            db.replicate(now, phone, until)
-        self.model.phones.reply(phone, tx, t_ack, 200, granted, 0.0)
+            db.replicate(now, phone, until, db_lag)
+        if t_ack > now:
+            # a semi-sync write held until the timeout: every held write is acknowledged at that
+            # instant, so the replies leave then, in the order the writes completed, and land
+            # together (never applied ahead: equal-time responses keep their order)
+            self.sim.call_at(t_ack, replies.reply, phone, tx, t_ack, 200, granted, 0.0, back, False)
+        else:
+            replies.reply(phone, tx, t_ack, 200, granted, 0.0, back)
 
     # ------------------------------------------------------------------ replication (DMQ-like)
-    def _replicate(self, now: float, phone: int, until: float) -> None:
+    def _replicate(self, now: float, phone: int, until: float, lags: list[float]) -> None:
         """Send the save to every peer; each applies it one lag later (asynchronous, after the reply)."""
-        for peer in self.model.registrars:
-            if peer is not self:
-                self.replicas_sent += 1
-                self.sim.call_at(now + self.lag(), peer.apply_replica, self.index, self.epoch, phone, until)
+        epoch = self.epoch
+        for peer, lag in zip(self.peers, lags):
+            self.replicas_sent += 1
+            self.sim.call_at(now + lag, peer.apply_replica, self.index, epoch, phone, until)
 
     def apply_replica(self, src: int, src_epoch: int, phone: int, until: float) -> None:
-        source = self.model.registrars[src]
+        topo = self.topo
         if (
-            source.epoch != src_epoch  # the sender died before the update left it
+            topo.proc_epoch[src] != src_epoch  # the sender died before the update left it
             or not self.up
-            or not self.model.path_up(src, self.index)
+            or not topo.path_up(src, self.index)
         ):
             self.replicas_lost += 1
             return
@@ -325,9 +436,8 @@ class RegistrarNode:
 
     def _full_sync(self, t: float) -> None:
         """Pull every binding from a live peer at ``sync_rate`` (dmq_usrloc sync on start-up)."""
-        donor = next(
-            (r for r in self.model.registrars if r is not self and r.up and self.model.path_up(r.index, self.index)), None
-        )
+        topo = self.topo
+        donor = next((r for r in self.peers if r.up and topo.path_up(r.index, self.index)), None)
         if donor is None:
             return
         phones = [p for p, u in enumerate(donor.store.until) if u > t]
@@ -339,14 +449,13 @@ class RegistrarNode:
         size = -(-len(phones) // chunks)
         for k in range(0, len(phones), size):
             part = phones[k : k + size]
-            self.sim.call_at(t + (k + len(part)) / rate, self._apply_sync, donor.index, donor.epoch, self.epoch, part)
+            self.clock.call_at(t + (k + len(part)) / rate, self._apply_sync, donor, donor.epoch, self.epoch, part)
 
-    def _apply_sync(self, donor: int, donor_epoch: int, my_epoch: int, part: list[int]) -> None:
-        d = self.model.registrars[donor]
-        if d.epoch != donor_epoch or my_epoch != self.epoch or not self.model.path_up(donor, self.index):
+    def _apply_sync(self, donor: "RegistrarNode", donor_epoch: int, my_epoch: int, part: list[int]) -> None:
+        if donor.epoch != donor_epoch or my_epoch != self.epoch or not self.topo.path_up(donor.index, self.index):
             return
         now = self.sim.env._now
-        mine, theirs = self.store.until, d.store.until
+        mine, theirs = self.store.until, donor.store.until
         for p in part:
             u = theirs[p]
             if u > now and u > mine[p]:

@@ -18,34 +18,42 @@ FAULT: a failed ``track_script`` (health check) or a downed interface puts the i
 A master entering FAULT sends a priority-0 advert (if its link is up), so the backup takes over
 after only its Skew_Time; leaving FAULT the instance starts again as BACKUP.
 
-Each instance is a SimPy process; a node crash interrupts it (``simpy.Interrupt``).
+Each instance is a SimPy process; a node crash interrupts it (``simpy.Interrupt``). Instances see
+each other (their *group*) and the nodes through the topology; they announce the VIP through the
+network's GARP port; every timer they set runs on the control clock.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Callable
 
 import simpy
 
 from simsip.config.schema import Vrrp
 from simsip.engine.dists import sampler
+from simsip.engine.topology import BACKUP, DOWN, FAULT, MASTER
 
-if TYPE_CHECKING:  # pragma: no cover
-    from simsip.engine.model import Model
-
-BACKUP, MASTER, FAULT, DOWN = "backup", "master", "fault", "down"
+__all__ = ["BACKUP", "DOWN", "FAULT", "MASTER", "HaInstance", "VrrpInstance", "HealthCheck", "start_group"]
 
 
 class HaInstance:
     """What every HA stack's per-node instance shares: identity, state and its transitions.
 
-    ``state`` is master (holds the VIP), backup, fault or down; every change is logged and
-    reported to the model, which moves ARP entries, cold-standby registrars and the serving node.
+    ``state`` is master (holds the VIP), backup, fault or down; every change is written to the
+    topology, logged, and reported through ``on_change(node, old, new, t)`` — wired by the model to
+    move ARP entries, stop or start cold-standby registrars and recompute the serving node.
+    ``group`` is the list of every node's instance (set when wired); ``garp`` the network's
+    announcement port.
     """
 
-    def __init__(self, model: "Model", index: int, name: str, priority: int):
-        self.model = model
-        self.env = model.sim.env
+    def __init__(self, index: int, name: str, priority: int, *, topo, clock, log, garp, on_change: Callable):
+        self.topo = topo
+        self.clock = clock
+        self.env = clock.env
+        self.log = log
+        self.garp = garp
+        self.on_change = on_change
+        self.group: list[HaInstance] = []
         self.index = index
         self.name = name
         self.priority = priority
@@ -56,19 +64,23 @@ class HaInstance:
         if state != self.state:
             old = self.state
             self.state = state
-            self.model.log.vrrp.append((self.env.now, self.name, state))
-            self.model.vrrp_changed(self.index, old, state, self.env.now)
+            self.topo.ha_state[self.index] = state
+            self.log.vrrp.append((self.env.now, self.name, state))
+            self.on_change(self.index, old, state, self.env.now)
+
+    def _epoch(self) -> int:
+        return self.topo.epoch[self.index]
 
 
 class VrrpInstance(HaInstance):
-    def __init__(self, model: "Model", index: int, name: str, priority: int, cfg: Vrrp):
-        super().__init__(model, index, name, priority)
+    def __init__(self, index: int, name: str, priority: int, cfg: Vrrp, *, streams, **ports):
+        super().__init__(index, name, priority, **ports)
         self.cfg = cfg
         self.down_deadline = float("inf")
         self.started_at = 0.0
         self.proc: simpy.Process | None = None
         self.wake: simpy.Event | None = None
-        self.advert_delay = sampler(cfg.advert_delay, model.streams(f"vrrp.{name}.delay"))
+        self.advert_delay = sampler(cfg.advert_delay, streams(f"vrrp.{name}.delay"))
         self.mdi = cfg.master_down_interval(priority)
         self.skew = cfg.skew(priority)
 
@@ -80,9 +92,9 @@ class VrrpInstance(HaInstance):
         self.fault_reasons.clear()
         if as_master:
             self._set(MASTER)
-            self.model.network.garp(self.index, now, self.cfg.garp_master_repeat, initial=True)
+            self.garp(self.index, now, self.cfg.garp_master_repeat, initial=True)
             first = (last_advert + self.cfg.advert_int) if last_advert is not None else now
-            self.proc = self.env.process(self._master_loop(first))
+            self.proc = self.clock.process(self._master_loop(first))
         else:
             self._enter_backup(now)
 
@@ -90,7 +102,7 @@ class VrrpInstance(HaInstance):
         self._stop_proc()
         self._set(BACKUP)
         self.down_deadline = now if self.priority == 255 else now + self.mdi
-        self.proc = self.env.process(self._backup_loop())
+        self.proc = self.clock.process(self._backup_loop())
 
     def _stop_proc(self) -> None:
         if self.proc is not None and self.proc.is_alive and self.proc is not self.env.active_process:
@@ -132,8 +144,8 @@ class VrrpInstance(HaInstance):
                 wait = self.down_deadline - self.env.now
                 if wait <= 0:
                     break
-                self.wake = self.env.event()
-                yield self.env.timeout(wait) | self.wake
+                self.wake = self.clock.event()
+                yield self.clock.timeout(wait) | self.wake
             self.wake = None
         except simpy.Interrupt:
             return
@@ -144,43 +156,43 @@ class VrrpInstance(HaInstance):
         now = self.env.now
         self._set(MASTER)
         self._announce(now)
-        self.proc = self.env.process(self._master_loop(now))
+        self.proc = self.clock.process(self._master_loop(now))
 
     def _announce(self, now: float) -> None:
         """A burst of GARPs now and another ``garp_master_delay`` later."""
-        self.model.network.garp(self.index, now, self.cfg.garp_master_repeat)
+        self.garp(self.index, now, self.cfg.garp_master_repeat)
         if self.cfg.garp_master_delay > 0:
-            self.model.sim.call_at(now + self.cfg.garp_master_delay, self._second_garp, self.model.epoch_of(self.index))
+            self.clock.call_at(now + self.cfg.garp_master_delay, self._second_garp, self._epoch())
 
     def _second_garp(self, epoch: int) -> None:
-        if self.state == MASTER and self.model.epoch_of(self.index) == epoch:
-            self.model.network.garp(self.index, self.env.now, self.cfg.garp_master_repeat)
+        if self.state == MASTER and self._epoch() == epoch:
+            self.garp(self.index, self.env.now, self.cfg.garp_master_repeat)
 
     def _master_loop(self, first_advert: float):
         try:
             delay = first_advert - self.env.now
             if delay > 0:
-                yield self.env.timeout(delay)
+                yield self.clock.timeout(delay)
             while self.state == MASTER:
                 self._send_advert(self.priority)
-                yield self.env.timeout(self.cfg.advert_int)
+                yield self.clock.timeout(self.cfg.advert_int)
         except simpy.Interrupt:
             return
 
     def _send_advert(self, priority: int) -> None:
         now = self.env.now
-        self.model.log.adverts.append((now, self.index))
-        for peer in self.model.vrrp:
-            if peer is not self and peer.state != DOWN and self.model.link_up(self.index, peer.index):
-                self.model.sim.call_at(now + self.advert_delay(), peer.on_advert, self.index, priority)
+        self.log.adverts.append((now, self.index))
+        for peer in self.group:
+            if peer is not self and peer.state != DOWN and self.topo.path_up(self.index, peer.index):
+                self.clock.call_at(now + self.advert_delay(), peer.on_advert, self.index, priority)
 
     # ------------------------------------------------------------------ receiving adverts
     def _higher(self, priority: int, src: int) -> bool:
         """Does an advert with this priority from ``src`` beat us (ties: the higher name wins)?"""
-        return priority > self.priority or (priority == self.priority and self.model.vrrp[src].name > self.name)
+        return priority > self.priority or (priority == self.priority and self.topo.names[src] > self.name)
 
     def on_advert(self, src: int, priority: int) -> None:
-        if self.state in (DOWN, FAULT) or not self.model.link_up(src, self.index):
+        if self.state in (DOWN, FAULT) or not self.topo.path_up(src, self.index):
             return
         now = self.env.now
         if self.state == BACKUP:
@@ -197,7 +209,7 @@ class VrrpInstance(HaInstance):
             elif self.cfg.garp_lower_prio:
                 # two masters (healed split brain): assert ourselves with an advert and GARPs
                 self._send_advert(self.priority)
-                self.model.network.garp(self.index, now, self.cfg.garp_master_repeat)
+                self.garp(self.index, now, self.cfg.garp_master_repeat)
 
     def _reset(self, deadline: float) -> None:
         earlier = deadline < self.down_deadline
@@ -207,24 +219,32 @@ class VrrpInstance(HaInstance):
 
 
 class HealthCheck:
-    """keepalived ``vrrp_script`` on one node: periodic checks of the local registrar."""
+    """keepalived ``vrrp_script`` on one node: periodic checks of the local registrar.
 
-    def __init__(self, model: "Model", node: int, cfg):
-        self.model = model
-        self.env = model.sim.env
+    ``check(kind)`` is the registrar's answer (socket bound / OPTIONS answered); ``instance`` the
+    node's VRRP instance that a failed check puts in FAULT.
+    """
+
+    def __init__(self, node: int, name: str, cfg, *, check: Callable[[str], bool], instance, topo, clock, log, streams):
+        self.clock = clock
+        self.env = clock.env
+        self.topo = topo
+        self.log = log
         self.node = node
+        self.check = check
+        self.instance = instance
         self.cfg = cfg
         self.fails = 0
         self.oks = 0
         self.failed = False
         self.proc: simpy.Process | None = None
-        self.rnd = model.streams(f"healthcheck.{model.registrars[node].name}")
+        self.rnd = streams(f"healthcheck.{name}")
 
     def start(self, phase: float | None = None) -> None:
         self.fails = self.oks = 0
         self.failed = False
         first = self.rnd.random() * self.cfg.interval if phase is None else phase
-        self.proc = self.env.process(self._loop(first))
+        self.proc = self.clock.process(self._loop(first))
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.is_alive:
@@ -233,9 +253,9 @@ class HealthCheck:
 
     def _loop(self, first: float):
         try:
-            yield self.env.timeout(first)
+            yield self.clock.timeout(first)
             while True:
-                ok = self.model.registrars[self.node].check_ok(self.cfg.kind)
+                ok = self.check(self.cfg.kind)
                 if ok:
                     self.oks += 1
                     self.fails = 0
@@ -248,26 +268,43 @@ class HealthCheck:
                     if not self.failed and self.fails >= self.cfg.fall:
                         self.failed = True
                         self._report(True)
-                yield self.env.timeout(self.cfg.interval)
+                yield self.clock.timeout(self.cfg.interval)
         except simpy.Interrupt:
             return
 
     def _report(self, failed: bool) -> None:
-        v = self.model.vrrp[self.node]
-        epoch = self.model.epoch_of(self.node)
+        v = self.instance
+        epoch = self.topo.epoch[self.node]
 
         def apply() -> None:
-            if self.model.epoch_of(self.node) != epoch:
+            if self.topo.epoch[self.node] != epoch:
                 return
             if failed:
-                self.model.log.checks.append((self.env.now, v.name, "fail"))
+                self.log.checks.append((self.env.now, v.name, "fail"))
                 v.fault("track_script")
             else:
-                self.model.log.checks.append((self.env.now, v.name, "ok"))
+                self.log.checks.append((self.env.now, v.name, "ok"))
                 v.clear_fault("track_script")
 
         delay = self.cfg.exec_time + (self.cfg.timeout if (failed and self.cfg.kind == "sip") else 0.0)
         if delay > 0:
-            self.model.sim.call_at(self.env.now + delay, apply)
+            self.clock.call_at(self.env.now + delay, apply)
         else:
             apply()
+
+
+def start_group(instances: list[VrrpInstance], vcfg: Vrrp, rnd) -> int:
+    """keepalived at equilibrium: the highest-priority node is master, its adverts at a random phase
+    (or ``first_advert``), every backup's down timer counted from the master's last advert.
+    Returns the master's index."""
+    order = sorted(range(len(instances)), key=lambda i: -instances[i].priority)
+    master = order[0]
+    period = vcfg.advert_int
+    first = vcfg.first_advert % period if vcfg.first_advert is not None else rnd.random() * period
+    last_advert = first - period
+    instances[master].start(as_master=True, last_advert=last_advert)
+    for i in order[1:]:
+        v = instances[i]
+        v.start(as_master=False)
+        v.down_deadline = last_advert + v.mdi
+    return master
