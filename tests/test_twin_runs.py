@@ -1,0 +1,111 @@
+"""The fast paths are an exact optimisation: every cell of the scenario matrix gives identical records
+with ``engine.fast_paths: false`` (the plain event-by-event engine), in the style of Ciw's
+exact-vs-fast twin runs. Negative controls break the horizon on purpose and must make the twins
+differ, so the comparison can fail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simsip.engine import core
+from simsip.engine.model import Model
+from twin_matrix import FAULTS, HA_STACKS, MIXES, canonical, matrix, scenario_of
+
+CELLS = list(matrix(True))
+EXACT = dict(matrix(False))
+
+
+def _twin(cid, fast_cfg, exact_cfg=None):
+    fast = canonical(Model(fast_cfg).run())
+    exact = canonical(Model(exact_cfg or EXACT[cid]).run())
+    return fast, exact
+
+
+def test_matrix_covers_every_stack_fault_and_mix():
+    assert len(CELLS) == len(HA_STACKS) * len(FAULTS) * len(MIXES)
+
+
+@pytest.mark.parametrize("cid,cfg", CELLS, ids=[c for c, _ in CELLS])
+def test_fast_paths_give_identical_records(cid, cfg):
+    fast, exact = _twin(cid, cfg)
+    differ = [k for k in fast if fast[k] != exact[k]]
+    assert not differ, f"{cid}: records differ in {differ}"
+
+
+def test_fast_paths_do_apply_ahead():
+    """The fast run really takes its shortcuts (fewer events), or the twin test proves nothing."""
+    cid, cfg = next((c, s) for c, s in CELLS if c == "keepalived-node_crash-plain")
+    counts = {}
+    for name, scn in (("fast", cfg), ("exact", EXACT[cid])):
+        m = Model(scn)
+        n = 0
+        orig = m.sim.call_at
+
+        def counting(*a, _orig=orig):
+            nonlocal n
+            n += 1
+            return _orig(*a)
+
+        m.sim.call_at = counting
+        m.run()
+        counts[name] = n
+    assert counts["fast"] < 0.7 * counts["exact"], counts
+
+
+CONTROL_CELLS = ["pacemaker-partition-plain", "keepalived-node_crash-plain", "cold-process_crash-plain",
+                 "keepalived-db_crash-plain", "heartbeat-link_down-keepalives"]
+
+
+@pytest.mark.parametrize("cid", CONTROL_CELLS)
+def test_busy_cells_are_identical_too(cid):
+    """The negative controls below run these larger, busier cells: with the real horizon they agree."""
+    fast, exact = _twin(cid, scenario_of(cid, True, 20, slow=True), scenario_of(cid, False, 20, slow=True))
+    assert [k for k in fast if fast[k] != exact[k]] == []
+
+
+@pytest.mark.parametrize("cid", CONTROL_CELLS)
+def test_negative_control_a_horizon_that_ignores_control_events_is_caught(cid, monkeypatch):
+    """Fast paths that ignore the control plane (what simsip did before: only scheduled fault
+    times bounded them) must produce different records."""
+    monkeypatch.setattr(core.Horizon, "lower", lambda self, t: None)
+    # 20x the phones and slow requests: a REGISTER is then in flight at almost every control event
+    # (a 60-phone fleet has one in flight at a given instant with probability ~1 %, too rarely
+    # for a broken fast path to show)
+    fast, exact = _twin(cid, scenario_of(cid, True, 20, slow=True), scenario_of(cid, False, 20, slow=True))
+    assert [k for k in fast if fast[k] != exact[k]], f"{cid}: a broken horizon went unnoticed"
+
+
+def test_negative_control_folding_arrivals_from_mixed_fleets_is_caught(monkeypatch):
+    """Folding plain-fleet arrivals while a DNS fleet's arrive as events breaks first-come-first-served."""
+    from simsip.engine import phones
+
+    orig = phones.PhoneBank.start
+
+    def start(self, *a, **k):
+        orig(self, *a, **k)
+        self.fold_arrivals = self.fast_paths and self.net.constant_delay
+
+    monkeypatch.setattr(phones.PhoneBank, "start", start)
+    cid = "keepalived-node_crash-dns_plus_plain"
+    fast, exact = _twin(cid, scenario_of(cid, True, 10), scenario_of(cid, False, 10))
+    assert fast["stores"] != exact["stores"] or fast["phones"] != exact["phones"]
+
+
+def test_fenced_node_keeps_no_binding_saved_after_its_store_was_cleared():
+    """Pacemaker partition with STONITH: once the loser is fenced, its store is empty and stays so
+    until it is repaired (the defect: a completion applied ahead across the fence survived)."""
+    for cid, cfg in CELLS:
+        if not cid.startswith("pacemaker-partition"):
+            continue
+        log = Model(cfg).run()
+        fenced = [(t, msg.split()[-1]) for t, who, msg in log.checks if msg.startswith("fenced ")]
+        assert fenced, cid
+        for t_f, node in fenced:
+            i = log.node_names.index(node)
+            st = log.stores[log.store_of_node[i]]
+            if len(log.stores) == 1:
+                continue  # a shared store is not the fenced node's memory
+            back = min([t for t, name, kind in log.repairs if t > t_f] + [log.horizon])
+            t = np.frombuffer(st.t, dtype=np.float64)
+            assert not ((t > t_f) & (t < back)).any(), f"{cid}: a save on fenced {node} in ({t_f}, {back})"

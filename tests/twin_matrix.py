@@ -1,0 +1,166 @@
+"""The scenario matrix of the exact-vs-fast twin runs, and a canonical form of a run's records.
+
+Every HA stack × fault kind × fleet mix, each small enough to run twice in a fraction of a second:
+once with ``engine.fast_paths: true`` (the default) and once with the plain event-by-event
+engine. :func:`canonical` turns a :class:`~simsip.engine.records.RunLog` into plain Python data in
+which the order of records that the fast paths may legitimately append in another order (binding
+saves and phone outcomes stamped with their true time but applied ahead) no longer matters, while
+every value, time and count still does.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import asdict
+
+from simsip.config.schema import Scenario
+
+HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold")
+FAULTS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
+          "phone_link_down", "db_crash", "db_replica_down")
+MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults")
+
+_BASE = {
+    "name": "twin",
+    "seed": 11,
+    "duration": "4min",
+    "fleets": [],
+    "registrar": {"workers": 2, "service_time": {"dist": "exponential", "mean": "2ms"}, "min_expires": "10s"},
+    "ha": {"vrrp": {"version": 2, "advert_int": "1s"},
+           "nodes": [{"name": "a", "priority": 150}, {"name": "b", "priority": 100}]},
+    "network": {"delay": "2ms"},
+    "output": {"resolution": "1s", "report": False},
+}
+
+
+def _fleet(name: str, count: int, **phone) -> dict:
+    ph = {"expires": "60s", "refresh": {"mode": "percent", "percent": 50},
+          "retry": {"interval": "10s", "spread": "4s"}}
+    ph.update(phone)
+    return {"name": name, "count": count, "phone": ph}
+
+
+def _mix(doc: dict, mix: str) -> None:
+    if mix == "plain":
+        doc["fleets"] = [_fleet("udp", 60)]
+    elif mix == "tcp_tls":
+        doc["fleets"] = [_fleet("tcp", 30, transport="tcp"), _fleet("tls", 30, transport="tls")]
+        doc["network"]["tcp"] = {"tls_handshake_cost": 2.0}
+    elif mix == "dns_plus_plain":
+        # a DNS fleet and a VIP fleet share the registrars: arrivals from both must be served in order
+        doc["fleets"] = [_fleet("udp", 40), dict(_fleet("srv", 40), server="dns_srv")]
+        doc["dns"] = {"srv": [{"target": "a", "priority": 10}, {"target": "b", "priority": 20}]}
+    elif mix == "lb":
+        doc["fleets"] = [dict(_fleet("lb", 60), server="lb")]
+        doc["load_balancer"] = {"algorithm": "priority", "probe_interval": "5s", "probe_timeout": "2s"}
+    elif mix == "dual":
+        doc["fleets"] = [dict(_fleet("dual", 40, failover={"dual_registration": True}), server="dns_srv")]
+        doc["dns"] = {"srv": [{"target": "a", "priority": 10}, {"target": "b", "priority": 20}]}
+        doc["calls"] = {"lookup": "any_node"}
+    elif mix == "keepalives":
+        doc["fleets"] = [_fleet("opt", 30, keepalive={"kind": "options", "interval": "15s"}),
+                         _fleet("crlf", 30, transport="tcp", keepalive={"kind": "crlf", "interval": "20s"})]
+    elif mix == "random_faults":
+        doc["fleets"] = [_fleet("udp", 60, calls_per_hour="30/h")]
+        doc["random_faults"] = [{"kind": "node_crash", "node": "any", "mtbf": "70s", "mttr": "20s"},
+                                {"kind": "process_crash", "node": "master", "mtbf": "90s", "mttr": "10s"}]
+    else:  # pragma: no cover
+        raise ValueError(mix)
+
+
+def _ha(doc: dict, stack: str) -> None:
+    ha = doc["ha"]
+    if stack == "keepalived":
+        ha["health_check"] = {"kind": "sip", "interval": "1s", "fall": 2, "rise": 1}
+    elif stack == "heartbeat":
+        ha["kind"] = "heartbeat"
+        ha["heartbeat"] = {"keepalive": "1s", "deadtime": "6s", "auto_failback": True}
+    elif stack == "pacemaker":
+        ha["kind"] = "pacemaker"
+        ha["corosync"] = {"token": "1s"}
+        ha["pacemaker"] = {"fence_time": "3s", "monitor_interval": "5s", "stop_time": "500ms"}
+    elif stack == "cold":
+        ha["kind"] = "pacemaker"
+        ha["standby"] = "cold"
+        ha["corosync"] = {"token": "1s"}
+        ha["pacemaker"] = {"fence_time": "2s", "monitor_interval": "4s"}
+        doc["registrar"].update({"persistence": "write_through", "storage": "shared", "start_time": "3s"})
+    else:  # pragma: no cover
+        raise ValueError(stack)
+
+
+def _data(doc: dict, fault: str, k: int) -> None:
+    reg = doc["registrar"]
+    if fault in ("db_crash", "db_replica_down"):
+        reg["data"] = "shared"
+        doc["database"] = {"replication": ("async", "semisync", "sync")[k % 3], "failover_time": "8s",
+                           "semisync_timeout": "3s"}
+        return
+    if "persistence" in reg:
+        return
+    choice = k % 4
+    if choice == 1:
+        reg.update({"data": "replicated", "replication": {"lag": {"dist": "exponential", "mean": "20ms"}}})
+    elif choice == 2:
+        reg.update({"persistence": "write_back", "flush_interval": "7s", "start_time": "1s"})
+    elif choice == 3:
+        reg.update({"when_full": "reply_503", "queue_limit": 3, "retry_after": "2s", "expires_range": 20})
+
+
+def matrix_doc(stack: str, fault: str, mix: str, scale: int = 1) -> dict:
+    doc = copy.deepcopy(_BASE)
+    k = HA_STACKS.index(stack) + FAULTS.index(fault) + MIXES.index(mix)
+    doc["name"] = f"twin-{stack}-{fault}-{mix}"
+    doc["seed"] = 100 + 7 * k
+    _mix(doc, mix)
+    for f in doc["fleets"]:
+        f["count"] *= scale
+    _ha(doc, stack)
+    _data(doc, fault, k)
+    doc["faults"] = [{"kind": fault, "node": "master", "at": "61s", "repair_after": "47s"},
+                     {"kind": "node_crash", "node": "master", "at": "150s", "repair_after": "30s"}]
+    if mix != "random_faults" and k % 3 == 0:
+        doc["auth"] = {"enabled": True}
+    if k % 5 == 0:
+        doc["network"]["loss"] = 0.02
+    if k % 7 == 0:
+        doc["network"]["arp"] = {"garp_loss": 0.3, "base_reachable_time": "10s"}
+    return doc
+
+
+def scenario_of(cid: str, fast_paths: bool, scale: int = 1, slow: bool = False) -> Scenario:
+    """One cell (``stack-fault-mix``), its fleets ``scale`` times larger; ``slow``: 20 ms of work
+    per REGISTER and 10 ms each way, so that requests are in flight at almost every instant."""
+    stack, rest = cid.split("-", 1)
+    mix = next(m for m in MIXES if rest.endswith("-" + m))
+    fault = rest[: -len(mix) - 1]
+    doc = matrix_doc(stack, fault, mix, scale)
+    if slow:
+        doc["registrar"].update({"workers": 8, "service_time": "20ms"})
+        doc["network"]["delay"] = "10ms"
+    doc["engine"] = {"fast_paths": fast_paths}
+    return Scenario.model_validate(doc, context={"strict_units": True})
+
+
+def matrix(fast_paths: bool | None = None):
+    """(id, Scenario) for every cell; ``fast_paths`` set when not None."""
+    for stack, fault, mix in itertools.product(HA_STACKS, FAULTS, MIXES):
+        doc = matrix_doc(stack, fault, mix)
+        if fast_paths is not None:
+            doc["engine"] = {"fast_paths": fast_paths}
+        yield f"{stack}-{fault}-{mix}", Scenario.model_validate(doc, context={"strict_units": True})
+
+
+def canonical(log) -> dict:
+    """The records of one run as plain data, independent of the order of equal-meaning appends."""
+    out: dict = {}
+    out["phones"] = sorted(zip(log.ph_t, log.ph_p, log.ph_v))
+    out["stores"] = [(sorted(zip(s.t, s.phone, s.until)), list(s.clears)) for s in log.stores]
+    for name in ("serving", "vrrp", "adverts", "garps", "checks", "syncs", "repairs", "availability"):
+        out[name] = list(getattr(log, name, []) or [])
+    out["faults"] = [asdict(f) for f in log.faults]
+    out["counters"] = dict(sorted(log.counters.items()))
+    out["bins"] = {k: list(b.v) for k, b in sorted(log.bins.items())}
+    out["error"] = log.error
+    return out
