@@ -34,9 +34,11 @@ class FaultKind:
     cluster_wide: bool = False  # hits the cluster (node is ignored) rather than one node
     random: bool = False  # random_faults may draw it (MTBF/MTTR)
     default_repair: float | None = None  # repair_after when the fault gives none
-    lab: str | None = None  # the real lab's fault of this kind (simsip.lab), None: cannot
+    lab: str | None = None  # the real lab's name for this kind (simsip.lab.spec), None: cannot
     lab_why: str = "no lab fault does this"
     needs: Callable[[Any], str | None] | None = None  # scenario -> problem, None: fine
+    lab_apply: Callable[[Any, str, Any], None] | None = None  # (the lab runner, node name, lab fault)
+    lab_repair: Callable[[Any, str, Any], None] | None = None
 
 
 def _needs_database(scn) -> str | None:
@@ -58,12 +60,14 @@ KINDS: tuple[FaultKind, ...] = (
         "node_crash", "the node stops (registrar and HA daemon; no priority-0 advert)",
         "crashes (registrar and keepalived stop, no priority-0 advert)",
         apply=lambda a, n, t: a.crash_node(n, t), repair=lambda a, n, t: a.repair_node(n, t),
-        random=True, lab="node_crash"),
+        random=True, lab="node_crash",
+        lab_apply=lambda lab, n, f: lab.crash_node(n), lab_repair=lambda lab, n, f: lab.reboot_node(n)),
     FaultKind(
         "process_crash", "the registrar dies, the HA daemon lives (only a health check moves the VIP)",
         "loses its registrar process (keepalived keeps running)",
         apply=lambda a, n, t: a.stop_registrar(n, t), repair=lambda a, n, t: a.restart_registrar_now(n, t),
-        random=True, lab="process_crash"),
+        random=True, lab="process_crash",
+        lab_apply=lambda lab, n, f: lab.kill_registrar(n), lab_repair=lambda lab, n, f: lab.start_registrar_again(n)),
     FaultKind(
         "process_hang", "the registrar takes requests and never answers (its socket stays bound)",
         "hangs (the registrar takes requests and never answers)",
@@ -73,17 +77,20 @@ KINDS: tuple[FaultKind, ...] = (
         "process_restart", "the registrar stops and starts again after repair_after (memory lost)",
         "restarts its registrar (memory lost)",
         apply=lambda a, n, t: a.stop_registrar(n, t), repair=lambda a, n, t: a.restart_registrar_now(n, t),
-        default_repair=0.0, lab="restart"),
+        default_repair=0.0, lab="restart",
+        lab_apply=lambda lab, n, f: lab.stop_registrar(n, f), lab_repair=lambda lab, n, f: lab.finish_restart(n)),
     FaultKind(
         "link_down", "the node's network link goes down (keepalived goes to FAULT)",
         "loses its network link",
         apply=lambda a, n, t: a.link_down(n, t), repair=lambda a, n, t: a.link_up(n, t),
-        random=True, lab="link_down"),
+        random=True, lab="link_down",
+        lab_apply=lambda lab, n, f: lab.topo.link_down(n), lab_repair=lambda lab, n, f: lab.topo.link_up(n)),
     FaultKind(
         "partition", "the nodes stop hearing each other (split brain); node is ignored",
         "stops hearing its peer (network partition between the nodes)",
         apply=lambda a, n, t: a.partition(t), repair=lambda a, n, t: a.heal(t),
-        cluster_wide=True, random=True, lab="partition"),
+        cluster_wide=True, random=True, lab="partition",
+        lab_apply=lambda lab, n, f: lab.topo.partition(), lab_repair=lambda lab, n, f: lab.topo.heal()),
     FaultKind(
         "phone_link_down", "the phones (and the call ingress) cannot reach the node; the nodes still hear each other",
         "is cut off from the phones (the HA daemons still see it healthy)",
@@ -104,10 +111,16 @@ BY_NAME: dict[str, FaultKind] = {k.name: k for k in KINDS}
 NAMES: tuple[str, ...] = tuple(k.name for k in KINDS)
 RANDOM_NAMES: tuple[str, ...] = tuple(k.name for k in KINDS if k.random)
 LAB_KINDS: dict[str, str] = {k.name: k.lab for k in KINDS if k.lab is not None}
+_BY_LAB: dict[str, FaultKind] = {k.lab: k for k in KINDS if k.lab is not None}
 
 
 def kind(name: str) -> FaultKind:
     return BY_NAME[name]
+
+
+def by_lab(lab_name: str) -> FaultKind:
+    """The kind the real lab calls ``lab_name``."""
+    return _BY_LAB[lab_name]
 
 
 def help_text() -> str:

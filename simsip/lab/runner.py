@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from simsip import faults as fault_table
+
 from . import configs
 from .check import check_requirements
 from .spec import Fault, LabSpec
@@ -336,41 +338,43 @@ class Lab:
         return holder if node == "master" else ("b" if holder == "a" else "a")
 
     def apply(self, f: Fault, node: str) -> None:
-        k = f.kind
-        if k == "node_crash":
-            self.topo.link_down(node)
-            self.procs.send(f"keepalived-{node}", signal.SIGKILL)
-            self.procs.send(f"kamailio-{node}", signal.SIGKILL)
-        elif k == "process_crash":
-            self.procs.send(f"kamailio-{node}", signal.SIGKILL)
-        elif k == "link_down":
-            self.topo.link_down(node)
-        elif k == "partition":
-            self.topo.partition()
-        elif k == "restart":
-            self.procs.stop(f"kamailio-{node}", signal.SIGTERM, timeout=5)
-            if not f.repair_after:
-                self.start_kamailio(node)
+        """Realise a fault: the fault table says which of the actions below each kind is."""
+        fault_table.by_lab(f.kind).lab_apply(self, node, f)
 
     def repair(self, f: Fault, node: str) -> None:
-        k = f.kind
-        if k == "node_crash":
-            self.procs.stop(f"keepalived-{node}", signal.SIGKILL, 2)
-            self.procs.stop(f"kamailio-{node}", signal.SIGKILL, 2)
-            self.topo.flush_vip(node)  # a rebooted node has no VIP configured
-            self.topo.link_up(node)
+        fault_table.by_lab(f.kind).lab_repair(self, node, f)
+
+    # the lab's fault actions (named by the fault table's lab realisations)
+    def crash_node(self, node: str) -> None:
+        """Power loss: the node's switch port goes down, keepalived and Kamailio die (SIGKILL)."""
+        self.topo.link_down(node)
+        self.procs.send(f"keepalived-{node}", signal.SIGKILL)
+        self.procs.send(f"kamailio-{node}", signal.SIGKILL)
+
+    def reboot_node(self, node: str) -> None:
+        """A rebooted node: no VIP configured, link up, Kamailio then keepalived started."""
+        self.procs.stop(f"keepalived-{node}", signal.SIGKILL, 2)
+        self.procs.stop(f"kamailio-{node}", signal.SIGKILL, 2)
+        self.topo.flush_vip(node)
+        self.topo.link_up(node)
+        self.start_kamailio(node)
+        self.start_keepalived(node)
+
+    def kill_registrar(self, node: str) -> None:
+        self.procs.send(f"kamailio-{node}", signal.SIGKILL)
+
+    def start_registrar_again(self, node: str) -> None:
+        self.procs.stop(f"kamailio-{node}", signal.SIGKILL, 2)
+        self.start_kamailio(node)
+
+    def stop_registrar(self, node: str, f: Fault) -> None:
+        """A restart: SIGTERM Kamailio, and start it at once unless a repair time is given."""
+        self.procs.stop(f"kamailio-{node}", signal.SIGTERM, timeout=5)
+        if not f.repair_after:
             self.start_kamailio(node)
-            self.start_keepalived(node)
-        elif k == "process_crash":
-            self.procs.stop(f"kamailio-{node}", signal.SIGKILL, 2)
-            self.start_kamailio(node)
-        elif k == "link_down":
-            self.topo.link_up(node)
-        elif k == "partition":
-            self.topo.heal()
-        elif k == "restart":
-            if self.procs.alive(f"kamailio-{node}"):
-                return
+
+    def finish_restart(self, node: str) -> None:
+        if not self.procs.alive(f"kamailio-{node}"):
             self.start_kamailio(node)
 
     def record(self, f: Fault, node: str, action: str, epoch: float) -> None:

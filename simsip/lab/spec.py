@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from simsip import faults as fault_table
+
 VARIANTS = ("memory", "dmq", "shared_db")
-FAULT_KINDS = ("node_crash", "process_crash", "link_down", "partition", "restart")
+FAULT_KINDS = tuple(fault_table.LAB_KINDS.values())  # the lab's names of the kinds it can realise
 FAULT_NODES = ("a", "b", "master", "backup")
 #: at most this many real baresip user agents next to the SIPp phones (one process each)
 MAX_BARESIP = 10
