@@ -448,6 +448,16 @@ def test_config_heartbeat_delegates(keepalive, extra, initdead):
     assert cfg.initial_dead == cluster.heartbeat_initdead(deadtime, initdead)
 
 
+def test_analytic_reexports_the_protocol_functions():
+    assert A.vrrp_skew is vrrp.skew_time
+    assert A.master_down_interval is vrrp.master_down_interval
+    assert A.expected_takeover is vrrp.expected_takeover
+    assert A.timer_e_schedule is transactions.timer_e_schedule
+    assert A.steady_register_rate is queueing.steady_register_rate
+    assert A.erlang_c is queueing.erlang_c
+    assert A.erlang_c_wait is queueing.erlang_c_wait
+
+
 @FAST
 @given(st.sampled_from([2, 3]), st.integers(1, 254), st.integers(1, 25500))
 def test_lab_spec_vrrp_delegates(version, p, cs):
