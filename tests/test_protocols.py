@@ -484,3 +484,26 @@ def test_screen_uses_the_protocol_rules():
     out = A.screen(cfg)
     assert out["steady_register_rate"] == pytest.approx(1000 / 65.0, rel=1e-12)
     assert out["master_down_interval"] == vrrp.master_down_interval(2, 100, 1.0)
+
+
+def test_lab_bridge_speaks_sipp_with_the_protocol_rules():
+    """The lab bridge: SIPp's -max_retrans timeout and the refresh rule, both from simsip.protocols."""
+    from simsip.api import load_config
+    from simsip.lab.bridge import LabUnsupported, spec_from_scenario
+    from tests.conftest import EXAMPLES
+
+    path = EXAMPLES / "lab" / "udp-none" / "config.yaml"
+    short_f = ["fleets.0.phone.timers.timer_f=20s", "fleets.0.phone.timers.max_retransmissions=9"]
+    with pytest.raises(LabUnsupported, match=r"before max_retransmissions 9 do \(31\.5 s\)"):
+        spec_from_scenario(load_config(path, short_f))
+    spec_from_scenario(load_config(path, ["fleets.0.phone.timers.timer_f=32s", "fleets.0.phone.timers.max_retransmissions=9"]))
+    # percent 90 of 60 s: SIPp pauses 0.9·E; a min_interval above 54 s raises it, and LabSpec gets that share
+    pct = ["fleets.0.phone.refresh.mode=percent", "fleets.0.phone.refresh.percent=90"]
+    assert spec_from_scenario(load_config(path, pct)).refresh_fraction == 0.9
+    spec = spec_from_scenario(load_config(path, pct + ["fleets.0.phone.refresh.min_interval=57s"]))
+    assert spec.refresh_fraction == 57.0 / 60.0 and spec.refresh_interval == pytest.approx(57.0)
+    # margin 7 s: E − 7 s as a margin; pjsua's half-the-expiry fallback as a share
+    mg = ["fleets.0.phone.refresh.mode=margin", "fleets.0.phone.refresh.margin=7s"]
+    assert spec_from_scenario(load_config(path, mg)).refresh_margin == 7.0
+    spec = spec_from_scenario(load_config(path, ["fleets.0.phone.refresh.mode=margin", "fleets.0.phone.refresh.margin=60s"]))
+    assert spec.refresh_fraction == 0.5
