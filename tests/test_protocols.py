@@ -170,6 +170,18 @@ def test_grant_matches_todays_registrar_complete():
             assert len(draws) == (1 if rng else 0)  # the engine draws only with expires_range
 
 
+def test_retry_after_header_matches_the_registrars_draw():
+    from simsip.rng import Stream
+
+    assert registration.retry_after_header(0.0, None, 0.9) == 0.0  # header absent
+    assert registration.retry_after_header(5.0, None, 0.9) == 5.0
+    assert registration.retry_after_header(5.0, 20.0, 0.5) == 12.5
+    # the registrar draws it with Stream.uniform(retry_after, retry_after_max)
+    for lo, hi, u in ((5.0, 20.0, 0.123), (0.0, 3600.0, 0.999), (1.5, 1.5, 0.3)):
+        stream = types.SimpleNamespace(random=lambda u=u: u)
+        assert Stream.uniform(stream, lo, hi) == registration.retry_after_header(lo, hi, u)
+
+
 # =========================================================================== the refresh
 def test_refresh_product_rules():
     ri = registration.refresh_interval

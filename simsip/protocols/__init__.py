@@ -37,6 +37,7 @@ from simsip.protocols.registration import (
     keepalive_timeout,
     refresh_interval,
     restart_timer_applies,
+    retry_after_header,
     retry_wait,
     retry_wait_draws,
     spread_expiry,
@@ -60,7 +61,7 @@ from simsip.protocols.vrrp import (
 __all__ = [
     "skew_time", "master_down_interval", "takeover_after_crash", "takeover_window", "expected_takeover",
     "timer_f", "retransmit_interval", "send_time", "timer_e_schedule", "sipp_timeout", "transaction_timeout",
-    "clamp_expiry", "spread_expiry", "grant_expiry", "refresh_interval", "backoff_window", "retry_wait",
+    "clamp_expiry", "spread_expiry", "grant_expiry", "retry_after_header", "refresh_interval", "backoff_window", "retry_wait",
     "retry_wait_draws", "restart_timer_applies", "failure_wait", "failure_draws", "keepalive_interval",
     "keepalive_timeout",
     "corosync_token_timeout", "corosync_detection", "heartbeat_initdead", "heartbeat_detection",

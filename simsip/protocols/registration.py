@@ -7,6 +7,9 @@ answer 423 below its minimum; Kamailio's registrar, like most, raises a short re
 refreshes of a fleet by granting less at random: with ``expires_range`` r %, the grant ``E``
 becomes uniform in [E·(1 − r/100), E], i.e. ``E·(1 − r/100·u)`` for a uniform draw u.
 
+An overloaded registrar answers 503, optionally with a Retry-After: fixed, or spread uniformly
+up to a maximum (:func:`retry_after_header`).
+
 **The refresh.** The phone re-registers a while before the granted expiry ``E`` runs out, by a
 rule of its firmware (see ``models/phones``):
 
@@ -77,6 +80,14 @@ def grant_expiry(requested: float, min_expires: float, max_expires: float, expir
                  u: float = 0.0) -> float:
     """The registrar's grant: :func:`clamp_expiry`, then the ``expires_range`` spread with draw ``u``."""
     return spread_expiry(clamp_expiry(requested, min_expires, max_expires), expires_range, u)
+
+
+def retry_after_header(retry_after: float, retry_after_max: float | None, u: float) -> float:
+    """The Retry-After an overloaded registrar puts on its 503 (0 = header absent): ``retry_after``,
+    or uniform in [retry_after, retry_after_max] when a maximum is set."""
+    if retry_after_max is None:
+        return retry_after
+    return retry_after + (retry_after_max - retry_after) * u
 
 
 # --------------------------------------------------------------------------- the refresh
@@ -236,6 +247,7 @@ def keepalive_timeout(kind: str, timeout: float | None, timer_f: float) -> float
     return CRLF_PONG_TIMEOUT if kind == "crlf" else timer_f
 
 
-__all__ = ["REFRESH_MODES", "CRLF_PONG_TIMEOUT", "clamp_expiry", "spread_expiry", "grant_expiry", "refresh_interval",
+__all__ = ["REFRESH_MODES", "CRLF_PONG_TIMEOUT", "clamp_expiry", "spread_expiry", "grant_expiry", "retry_after_header",
+           "refresh_interval",
            "RetryRuleFields", "backoff_window", "retry_wait_draws", "retry_wait", "restart_timer_applies",
            "failure_draws", "failure_wait", "keepalive_interval", "keepalive_timeout"]
