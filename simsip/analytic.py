@@ -58,7 +58,9 @@ c workers, exponential service with mean 1/μ, Poisson arrivals λ, offered load
 P(wait) = C(c, a) = [aᶜ/c! · c/(c−a)] / [Σ_{k<c} aᵏ/k! + aᶜ/c! · c/(c−a)] and the mean wait in
 queue is W_q = C(c, a) / (cμ − λ).
 
-All functions are pure; none draws random numbers.
+All functions are pure; none draws random numbers. The protocol rules themselves (VRRP timers,
+Timer E, the grant, the backoff window, Erlang C) are those of :mod:`simsip.protocols`; the ones
+this module has always offered are re-exported under their old names.
 """
 
 from __future__ import annotations
@@ -70,88 +72,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+# The protocol rules live in simsip.protocols; they are re-exported here under the names this
+# module has always had.
+from simsip.protocols.queueing import erlang_c, erlang_c_wait, steady_register_rate
+from simsip.protocols.registration import backoff_window, grant_expiry
+from simsip.protocols.transactions import timer_e_schedule
+from simsip.protocols.vrrp import expected_takeover, master_down_interval
+from simsip.protocols.vrrp import skew_time as vrrp_skew
+
 if TYPE_CHECKING:  # pragma: no cover
     from simsip.config.schema import Scenario
 
 _U_GRID = 4000
 _PSI_GRID = 64
-
-
-# --------------------------------------------------------------------------- VRRP
-def vrrp_skew(version: int, priority: int, advert_int: float) -> float:
-    """Skew_Time: (256−p)/256 s for VRRPv2 (RFC 3768), (256−p)·A/256 for VRRPv3 (RFC 5798)."""
-    if not 1 <= priority <= 255:
-        raise ValueError(f"VRRP priority must be 1..255, got {priority}")
-    if version == 2:
-        return (256 - priority) / 256.0
-    if version == 3:
-        return (256 - priority) * advert_int / 256.0
-    raise ValueError(f"VRRP version must be 2 or 3, got {version}")
-
-
-def master_down_interval(version: int, priority: int, advert_int: float, down_timer_adverts: int = 3) -> float:
-    """Master_Down_Interval = down_timer_adverts·A + Skew_Time (keepalived: 3 adverts)."""
-    return down_timer_adverts * advert_int + vrrp_skew(version, priority, advert_int)
-
-
-def expected_takeover(mdi: float, advert_int: float, advert_delay: float = 0.0) -> float:
-    """E[D] = MDI − A/2 (+ advert delay): crash to takeover, advert phase ψ ~ U(0, A)."""
-    return mdi - advert_int / 2.0 + advert_delay
-
-
-# --------------------------------------------------------------------------- SIP timers
-def timer_e_schedule(t1: float = 0.5, t2: float = 4.0, timer_f: float | None = None,
-                     max_retransmissions: int | None = None) -> tuple[float, ...]:
-    """Send offsets of a UDP non-INVITE transaction: 0, T1, 3T1, 7T1, … capped at T2 steps, < F.
-
-    >>> timer_e_schedule()[:6]
-    (0.0, 0.5, 1.5, 3.5, 7.5, 11.5)
-    """
-    f = 64.0 * t1 if timer_f is None else timer_f
-    out = [0.0]
-    step = t1
-    while True:
-        nxt = out[-1] + step
-        if nxt >= f - 1e-12:
-            break
-        if max_retransmissions is not None and len(out) - 1 >= max_retransmissions:
-            break
-        out.append(nxt)
-        step = min(2 * step, t2)
-    return tuple(out)
-
-
-def steady_register_rate(phones: float, refresh_interval: float) -> float:
-    """N/R: REGISTERs per second of N phones refreshing every R seconds in equilibrium."""
-    if refresh_interval <= 0:
-        raise ValueError("refresh interval must be > 0")
-    return phones / refresh_interval
-
-
-# --------------------------------------------------------------------------- queueing
-def erlang_c(workers: int, offered: float) -> float:
-    """C(c, a): probability that an arrival waits in an M/M/c queue (1.0 when a ≥ c)."""
-    c = int(workers)
-    if c < 1:
-        raise ValueError("workers must be >= 1")
-    if offered <= 0:
-        return 0.0
-    if offered >= c:
-        return 1.0
-    # stable recursion on the Erlang B formula, then B → C
-    b = 1.0
-    for k in range(1, c + 1):
-        b = offered * b / (k + offered * b)
-    rho = offered / c
-    return b / (1 - rho + rho * b)
-
-
-def erlang_c_wait(workers: int, mean_service: float, arrival_rate: float) -> float:
-    """W_q = C(c, a)/(cμ − λ): mean wait in queue of an M/M/c registrar (inf when saturated)."""
-    mu = 1.0 / mean_service
-    if arrival_rate >= workers * mu:
-        return math.inf
-    return erlang_c(workers, arrival_rate / mu) / (workers * mu - arrival_rate)
 
 
 # --------------------------------------------------------------------------- recovery
@@ -238,9 +171,8 @@ def screen(cfg: "Scenario") -> dict[str, float]:
     fleets = []
     for fl in cfg.fleets:
         ph = fl.phone
-        granted = reg.grant(ph.expires)
-        if reg.expires_range:
-            granted *= 1 - reg.expires_range / 200.0
+        # the mean grant: expires_range spreads it uniformly, so take the draw's mean u = 1/2
+        granted = grant_expiry(ph.expires, reg.min_expires, reg.max_expires, reg.expires_range, 0.5)
         R = ph.refresh.interval(granted)
         sched = timer_e_schedule(ph.timers.t1, ph.timers.t2, ph.timers.timer_f, ph.timers.max_retransmissions)
         rt = ph.retry
@@ -248,7 +180,7 @@ def screen(cfg: "Scenario") -> dict[str, float]:
             wait = rt.timeout_interval if rt.timeout_interval is not None else (
                 rt.first_interval if rt.first_interval is not None else rt.interval)
         else:
-            wait = 0.75 * min(rt.max, rt.base * 2.0 ** rt.exponent_offset)
+            wait = 0.75 * backoff_window(0, rt.base, rt.max, rt.exponent_offset)  # mean of U[W/2, W]
         fleets.append((float(fl.count), float(R), sched, float(ph.timers.timeout), float(wait), float(ph.calls_per_hour)))
     core = _screen_core(tuple(fleets), float(mdi), float(adv_delay), float(vr.advert_int), float(t0),
                         float(cfg.duration), float(d), float(s), float(res), bool(shared))
@@ -335,6 +267,12 @@ def _screen_core(fleets: tuple, mdi: float, adv_delay: float, advert: float, t0:
     }
     return tuple(out.items())
 
+
+__all__ = [
+    "vrrp_skew", "master_down_interval", "expected_takeover", "timer_e_schedule", "steady_register_rate",
+    "erlang_c", "erlang_c_wait", "RecoveryGrid", "expected_recovery_none", "expected_recovery_shared",
+    "NotScreenable", "screen", "SCREENED_FIGURES",
+]
 
 SCREENED_FIGURES = (
     "steady_register_rate", "capacity_per_s", "vip_move_time", "unreachable_phone_seconds", "recovery_mean",

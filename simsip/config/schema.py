@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 
 from simsip import faults as fault_table
 from simsip.config.types import Dist, Duration, Frozen, Rate
+from simsip.protocols import cluster, registration, transactions, vrrp
 
 
 def _located(at: tuple, problem: str) -> PydanticCustomError:
@@ -47,14 +48,9 @@ class RefreshRule(Frozen):
     min_interval: Duration = Field(1.0, gt=0, description="Never refresh sooner than this after a success.")
 
     def interval(self, granted: float) -> float:
-        """Seconds from a successful registration to the next refresh."""
-        if self.mode == "percent":
-            r = granted * self.percent / 100.0
-        elif self.mode == "margin":
-            r = granted - self.margin if granted > self.margin else granted / 2.0
-        else:
-            r = max(granted / 2.0, granted - self.margin)
-        return max(r, self.min_interval)
+        """Seconds from a successful registration to the next refresh (:func:`~simsip.protocols.refresh_interval`)."""
+        return registration.refresh_interval(granted, self.mode, percent=self.percent, margin=self.margin,
+                                             min_interval=self.min_interval)
 
 
 class SipTimers(Frozen):
@@ -79,7 +75,8 @@ class SipTimers(Frozen):
 
     @property
     def timeout(self) -> float:
-        return self.timer_f if self.timer_f is not None else 64.0 * self.t1
+        """Timer F: ``timer_f``, or 64·T1 (:func:`~simsip.protocols.timer_f`)."""
+        return transactions.timer_f(self.t1, self.timer_f)
 
 
 class RetryRule(Frozen):
@@ -293,11 +290,9 @@ class Registrar(Frozen):
         return self
 
     def grant(self, requested: float) -> float:
-        """The expiry the registrar grants for a requested one (before expires_range)."""
-        e = max(requested, self.min_expires)
-        if self.max_expires:
-            e = min(e, self.max_expires)
-        return e
+        """The expiry the registrar grants for a requested one, before expires_range
+        (:func:`~simsip.protocols.clamp_expiry`)."""
+        return registration.clamp_expiry(requested, self.min_expires, self.max_expires)
 
 
 # --------------------------------------------------------------------------- HA
@@ -335,13 +330,12 @@ class Vrrp(Frozen):
         return self
 
     def skew(self, priority: int) -> float:
-        """Skew_Time: RFC 3768 (v2) (256−p)/256 s; RFC 5798 (v3) (256−p)·advert/256."""
-        if self.version == 2:
-            return (256 - priority) / 256.0
-        return (256 - priority) * self.advert_int / 256.0
+        """Skew_Time: RFC 3768 (v2) (256−p)/256 s; RFC 5798 (v3) (256−p)·advert/256 (:func:`~simsip.protocols.skew_time`)."""
+        return vrrp.skew_time(self.version, priority, self.advert_int)
 
     def master_down_interval(self, priority: int) -> float:
-        return self.down_timer_adverts * self.advert_int + self.skew(priority)
+        """down_timer_adverts·advert_int + Skew_Time (:func:`~simsip.protocols.master_down_interval`)."""
+        return vrrp.master_down_interval(self.version, priority, self.advert_int, self.down_timer_adverts)
 
 
 class HealthCheck(Frozen):
@@ -389,11 +383,8 @@ class Heartbeat(Frozen):
 
     @property
     def initial_dead(self) -> float:
-        if self.initdead is not None:
-            return self.initdead
-        if self.deadtime > 10:
-            return self.deadtime
-        return 12.0 if self.deadtime < 6 else 2 * self.deadtime
+        """The dead time at start-up (:func:`~simsip.protocols.heartbeat_initdead`)."""
+        return cluster.heartbeat_initdead(self.deadtime, self.initdead)
 
 
 class Corosync(Frozen):
@@ -405,9 +396,8 @@ class Corosync(Frozen):
     join: Duration = Field(0.05, ge=0, description="Forming the new membership (join 50 ms).")
 
     def detection(self, nodes: int) -> float:
-        tok = self.token + max(0, nodes - 2) * self.token_coefficient
-        cons = self.consensus if self.consensus is not None else 1.2 * tok
-        return tok + cons + self.join
+        """Failure → new membership in a cluster of ``nodes`` (:func:`~simsip.protocols.corosync_detection`)."""
+        return cluster.corosync_detection(nodes, self.token, self.token_coefficient, self.consensus, self.join)
 
 
 class Pacemaker(Frozen):

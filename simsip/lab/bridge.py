@@ -34,6 +34,8 @@ from typing import Any
 
 from simsip import faults as fault_table
 from simsip.config.schema import Scenario
+from simsip.protocols.registration import refresh_interval
+from simsip.protocols.transactions import sipp_timeout
 
 from .spec import MAX_BARESIP, Fault, LabSpec
 
@@ -70,16 +72,6 @@ class LabUnsupported(ValueError):
 
 def _s(x: float) -> str:
     return f"{x:g} s"
-
-
-def _sipp_timeout(t1: float, t2: float, k: int) -> float:
-    """When SIPp gives up a non-INVITE transaction with ``-max_retrans k``: the time the (k+1)-th
-    retransmission would be due (sends at 0, T1, 3·T1, ... with the interval capped at T2)."""
-    t, iv = 0.0, t1
-    for _ in range(k + 1):
-        t += iv
-        iv = min(2 * iv, t2)
-    return t
 
 
 def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist reads best
@@ -126,11 +118,11 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
         if tm.max_retransmissions is None:
             out.append(f"{p}.phone.timers.max_retransmissions: null (Timer F {_s(tm.timeout)} alone); "
                        "SIPp has no Timer F, it ends a transaction after -max_retrans K retransmissions "
-                       f"— set it (K=9 times out at {_s(_sipp_timeout(tm.t1, tm.t2, 9))} at T1 500 ms)")
-        elif tm.timer_f is not None and _sipp_timeout(tm.t1, tm.t2, tm.max_retransmissions) > tm.timer_f + 1e-9:
+                       f"— set it (K=9 times out at {_s(sipp_timeout(tm.t1, tm.t2, 9))} at T1 500 ms)")
+        elif tm.timer_f is not None and sipp_timeout(tm.t1, tm.t2, tm.max_retransmissions) > tm.timer_f + 1e-9:
             out.append(f"{p}.phone.timers.timer_f: {_s(tm.timer_f)} ends the transaction before "
                        f"max_retransmissions {tm.max_retransmissions} do "
-                       f"({_s(_sipp_timeout(tm.t1, tm.t2, tm.max_retransmissions))}); SIPp has no Timer F")
+                       f"({_s(sipp_timeout(tm.t1, tm.t2, tm.max_retransmissions))}); SIPp has no Timer F")
         if abs(tm.t1 * 1000 - round(tm.t1 * 1000)) > 1e-6 or abs(tm.t2 * 1000 - round(tm.t2 * 1000)) > 1e-6:
             out.append(f"{p}.phone.timers: t1/t2 need millisecond resolution for SIPp")
         rt = ph.retry
@@ -263,9 +255,11 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
     # The phone's refresh rule on a fixed expiry is one fixed interval; LabSpec speaks fraction or
     # margin, so take whichever reproduces the rule exactly.
     interval = rf.interval(E)
-    if rf.mode == "percent" and rf.percent / 100.0 * E >= rf.min_interval:
+    # the rule's own value, before min_interval: when it is not raised, LabSpec can say it as is
+    own = refresh_interval(E, rf.mode, percent=rf.percent, margin=rf.margin, min_interval=0.0)
+    if rf.mode == "percent" and own >= rf.min_interval:
         fraction, margin = rf.percent / 100.0, None
-    elif rf.mode == "margin" and E > rf.margin and E - rf.margin >= rf.min_interval:
+    elif rf.mode == "margin" and E > rf.margin and own >= rf.min_interval:
         fraction, margin = None, float(rf.margin)
     else:  # half_or_margin, or a rule that fell back to E/2 / min_interval
         fraction, margin = interval / E, None

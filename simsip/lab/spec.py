@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from simsip import faults as fault_table
+from simsip.protocols import vrrp
 
 VARIANTS = ("memory", "dmq", "shared_db")
 FAULT_KINDS = tuple(fault_table.LAB_KINDS.values())  # the lab's names of the kinds it can realise
@@ -134,12 +135,11 @@ class LabSpec:
     # --- derived -----------------------------------------------------------------
     def skew_time(self, prio: int) -> float:
         """VRRP Skew_Time: v2 (RFC 3768) (256-p)/256 s; v3 (RFC 5798) (256-p)*advert/256."""
-        if self.vrrp_version == 2:
-            return (256 - prio) / 256.0
-        return (256 - prio) * self.advert_int / 256.0
+        return vrrp.skew_time(self.vrrp_version, prio, self.advert_int)
 
     def master_down_interval(self, prio: int) -> float:
-        return 3 * self.advert_int + self.skew_time(prio)
+        """3·advert_int + Skew_Time (the lab's keepalived has down_timer_adverts 3)."""
+        return vrrp.master_down_interval(self.vrrp_version, prio, self.advert_int)
 
     @property
     def priorities(self) -> tuple[int, int]:

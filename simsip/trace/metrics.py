@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from simsip.protocols.transactions import T1, timer_f
+
 __all__ = ["TraceMetrics", "trace_metrics"]
 
 DEFAULT_EXPIRES = 3600.0  # RFC 3261 §10.2.1.1 default when nothing says otherwise
@@ -79,7 +81,7 @@ def trace_metrics(
     resolution: float = 1.0,
     registrar_nodes: Mapping[str, str] | None = None,
     replicated: bool = False,
-    timeout: float = 32.0,
+    timeout: float = timer_f(T1),
     end: float | None = None,
 ) -> TraceMetrics:
     """Compute the simulator's metrics from a trace event table.
@@ -88,7 +90,7 @@ def trace_metrics(
     ``faults``: fault injection times in trace seconds. ``registrar_nodes``: names for registrar
     IPs, either ``{ip: name}`` or ``{name: ip}``. ``replicated``: in inferred mode, bindings survive
     a VIP move. ``timeout``: a REGISTER with no final response this long after its first
-    transmission timed out. ``end``: end of the observation (default: the last event).
+    transmission timed out (default Timer F at the RFC 3261 T1 of 500 ms: 32 s). ``end``: end of the observation (default: the last event).
     """
     if not resolution > 0:
         raise ValueError(f"resolution must be > 0, got {resolution}")
