@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simsip.protocols.registration import keepalive_interval
+from simsip.protocols.transactions import retransmit_interval
+
 if TYPE_CHECKING:  # pragma: no cover
     from simsip.engine.phones import PhoneBank
 
@@ -54,7 +57,7 @@ class Keepalives:
 
     def _interval(self, fp) -> float:
         ka = fp.ka
-        return ka.interval * (ka.randomize + (1.0 - ka.randomize) * self.rnd.random())
+        return keepalive_interval(ka.interval, ka.randomize, self.rnd.random())
 
     def start(self) -> None:
         """Equilibrium phases: the time to the next ping of a stationary renewal process."""
@@ -87,7 +90,7 @@ class Keepalives:
                     sel = k[(idle[k] >= lo) & (idle[k] < hi)]
                     if sel.size:
                         ka = fp.ka
-                        nxt[sel] += ka.interval * (ka.randomize + (1.0 - ka.randomize) * self.gen_np.random(sel.size))
+                        nxt[sel] += keepalive_interval(ka.interval, ka.randomize, self.gen_np.random(sel.size))
             late = nxt < t
         self.next[idle] = nxt
         self.watch[idle] = 1
@@ -122,9 +125,9 @@ class Keepalives:
             self.sim.call_at(now + net.delay(), self._arrive, p, g, t0, node)
         # next retransmission: TCP (rto_min doubling) or Timer E (T1 doubling, capped at T2)
         if fp.reliable:
-            iv = min(fp.rto_min * 2.0**k, fp.rto_max)
+            iv = retransmit_interval(k, fp.rto_min, fp.rto_max)
         else:
-            iv = min(fp.t1 * 2.0**k, fp.t2)
+            iv = retransmit_interval(k, fp.t1, fp.t2)
         t_next = now + iv
         end = t0 + fp.ka_timeout
         if t_next < end:

@@ -66,6 +66,8 @@ from simsip.engine.keepalive import Keepalives
 from simsip.engine.lb import Balancer
 from simsip.engine.network import LOST
 from simsip.engine.records import RunLog
+from simsip.protocols.registration import (failure_draws, failure_wait, keepalive_timeout, retry_wait,
+                                           retry_wait_draws, spread_expiry)
 from simsip.rng import PerPhoneStream
 
 NO_TX = -1
@@ -105,8 +107,7 @@ class FleetParams:
         self.plain = not self.reliable and not self.direct  # UDP to the VIP: the fast path
         self.ka = ph.keepalive
         self.ka_detects = self.ka.kind != "none" and (self.reliable or self.ka.kind == "options")
-        ka_to = self.ka.timeout
-        self.ka_timeout = ka_to if ka_to is not None else (10.0 if self.ka.kind == "crlf" else self.timer_f)
+        self.ka_timeout = keepalive_timeout(self.ka.kind, self.ka.timeout, self.timer_f)
         self.failover = ph.failover
         self.nonce_reuse = ph.auth.nonce_reuse
         self.startup_delay = ph.startup_delay
@@ -314,7 +315,7 @@ class PhoneBank:
         granted = registrar_grant(fp.expires)
         rng_cfg = self.cfg.registrar.expires_range
         if rng_cfg:
-            grants = granted * (1.0 - rng_cfg / 100.0 * gen.random(fp.count))
+            grants = spread_expiry(granted, rng_cfg, gen.random(fp.count))
             intervals = np.array([fp.refresh.interval(g) for g in grants.tolist()])
         else:
             grants = np.full(fp.count, granted)
@@ -534,40 +535,24 @@ class PhoneBank:
                 return  # the request goes again (same or next target) at once or per the rule
         n = self.failures[p]
         self.failures[p] = n + 1
-        wait = self.retry_wait(fp, n, timeout, transport, p)
+        kw = dict(timeout=timeout, transport=transport, server_failure=cause == CAUSE_503,
+                  restart_timer=self.restart_timer)
+        need_u, need_r = failure_draws(fp.retry, n, **kw)
+        rnd = self.retry_rnd.random
+        u = rnd(p) if need_u else 0.0
+        ur = rnd(p) if need_r else 0.0
+        wait = failure_wait(fp.retry, n, retry_after=retry_after, u=u, u_restart=ur, **kw)
         if wait is None:
             self.gave_up += 1
             return
-        r = fp.retry
-        if n == 0 and r.honour_restart_timer and self.restart_timer > 0 and (timeout or transport or cause == CAUSE_503):
-            wait = self.retry_rnd.random(p) * self.restart_timer  # draft-shen Restart-Timer backoff
-        if retry_after > 0 and r.honour_retry_after and wait < retry_after:
-            wait = retry_after
         self.sim.call_at(t + wait, self.begin, p, self.gen[p])
 
     def retry_wait(self, fp: FleetParams, n: int, timeout: bool, transport: bool = False, p: int = 0) -> float | None:
-        """Seconds phone ``p`` waits after its (n+1)-th consecutive failure; None = give up."""
+        """Seconds phone ``p`` waits after its (n+1)-th consecutive failure; None = give up
+        (:func:`simsip.protocols.retry_wait`, drawing from the phone's own stream when the rule needs it)."""
         r = fp.retry
-        if r.max_attempts and n + 1 >= r.max_attempts:
-            if (n + 1) % r.max_attempts == 0:
-                if r.after_max == "give_up":
-                    return None
-                return r.long_interval
-        if transport and n == 0 and r.transport_error_interval is not None:
-            return r.transport_error_interval
-        if timeout and r.timeout_interval is not None:
-            return r.timeout_interval
-        if r.mode == "backoff":
-            w = r.base * 2.0 ** (n + r.exponent_offset)
-            if w > r.max:
-                w = r.max
-            return w * (0.5 + 0.5 * self.retry_rnd.random(p))
-        base = r.first_interval if (n == 0 and r.first_interval is not None) else r.interval
-        if r.spread:
-            if base < r.spread:
-                return self.retry_rnd.random(p) * r.spread
-            return base + r.spread * (2.0 * self.retry_rnd.random(p) - 1.0)
-        return base
+        u = self.retry_rnd.random(p) if retry_wait_draws(r, n, timeout=timeout, transport=transport) else 0.0
+        return retry_wait(r, n, timeout=timeout, transport=transport, u=u)
 
     # ------------------------------------------------------------------ where packets go
     LB = LB

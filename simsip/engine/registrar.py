@@ -36,6 +36,7 @@ from heapq import heappop, heappush
 from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler
 from simsip.engine.records import RunLog, StoreLog
+from simsip.protocols.registration import grant_expiry, retry_after_header
 
 NEVER = float("-inf")
 
@@ -341,9 +342,8 @@ class RegistrarNode:
             self.rejected += 1
             self.reject_bins.add(now)
             if cfg.when_full == "reply_503":
-                ra = cfg.retry_after
-                if cfg.retry_after_max is not None:
-                    ra = self.rnd.uniform(cfg.retry_after, cfg.retry_after_max)
+                ra = retry_after_header(cfg.retry_after, cfg.retry_after_max,
+                                        self.rnd.random() if cfg.retry_after_max is not None else 0.0)
                 replies.reply(phone, tx, now, 503, 0.0, ra, replies.path())
             else:
                 replies.lost(phone, tx)
@@ -359,9 +359,8 @@ class RegistrarNode:
         if self.record_waits:
             self.waits.append(start - now)
         # everything random about the outcome is drawn now, in arrival order
-        granted = cfg.grant(requested)
-        if cfg.expires_range:
-            granted = granted * (1.0 - cfg.expires_range / 100.0 * self.rnd.random())
+        granted = grant_expiry(requested, cfg.min_expires, cfg.max_expires, cfg.expires_range,
+                               self.rnd.random() if cfg.expires_range else 0.0)
         back = replies.path()
         lags = [self.lag() for _ in self.peers] if self.replicated else None
         db = self.database
