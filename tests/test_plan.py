@@ -70,7 +70,7 @@ def test_impossible_slo_is_reported(tmp_path):
 
 
 def test_plan_cli_exit_code_and_message(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "simsip.sweep_cli", "plan", str(EXAMPLES / "plans" / "impossible-slo.yaml"),
+    r = subprocess.run([sys.executable, "-m", "simsip.cli", "plan", str(EXAMPLES / "plans" / "impossible-slo.yaml"),
                         "--out", str(tmp_path / "p"), "--workers", "1"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr
     assert "INFEASIBLE" in r.stdout and "No setting satisfies the SLO" in r.stdout.replace("\n", " ")

@@ -80,7 +80,7 @@ def test_shipped_sweep_end_to_end(tmp_path):
 def test_kill_and_resume_equals_uninterrupted(tmp_path):
     spec = _small(tmp_path, levels=15, reps=2)  # 30 points
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "simsip.sweep_cli", "sweep", str(spec), "--out", str(out), "--workers", "2"]
+    cmd = [sys.executable, "-m", "simsip.cli", "sweep", str(spec), "--out", str(out), "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -127,7 +127,7 @@ def test_changed_base_is_refused_unless_fresh(tmp_path):
     (tmp_path / "base.yaml").write_text(BASE.replace("count: 1000", "count: 900"))
     with pytest.raises(SweepDirMismatch, match="different base config or factors.*--fresh"):
         sweep(spec, workers=1, out=out)
-    r = subprocess.run([sys.executable, "-m", "simsip.sweep_cli", "sweep", str(spec), "--out", str(out), "--workers", "1"],
+    r = subprocess.run([sys.executable, "-m", "simsip.cli", "sweep", str(spec), "--out", str(out), "--workers", "1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--fresh" in r.stderr
     res = sweep(spec, workers=1, out=out, fresh=True, report=False)
