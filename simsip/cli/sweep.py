@@ -4,8 +4,9 @@ A *sweep* simulates every point of a design over some knobs (resumable: finished
 disk, running the command again computes only what is missing) and writes the runs/points tables
 and a report page with heatmaps and CI bands. A *plan* screens every combination of decision
 variables with closed forms, simulates the best ones and recommends a setting that meets the SLO
-— or says that none does (exit code 3). These commands print what :func:`simsip.sweep.sweep` and
-:func:`simsip.plan.plan` return.
+— or says that none does (exit code 3). The library computes and keeps the results
+(:func:`simsip.sweep.sweep`, :func:`simsip.plan.plan`); these commands print them and write the
+report pages.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def sweep_command(
         err_console.print(f"[yellow]interrupted[/]: finished points are in {escape(str(out_dir))}/points; "
                           "run the same command again to resume")
         raise typer.Exit(130)
+    if len(res.points):  # the report page is the caller's: sweep() keeps only the results
+        from simsip.plan_report import write_sweep_report
+
+        write_sweep_report(res, out_dir / "report.html")
     console.print(f"done: {res.computed} point(s) simulated, {prep.n_points - res.computed} resumed, "
                   f"{res.runtime_s:.1f}s; written {escape(str(out_dir))}/runs.parquet, points.parquet (+ .csv), report.html",
                   highlight=False)
@@ -74,6 +79,9 @@ def plan_command(
         res = plan(spec, out=out_dir, workers=workers, dask=dask, progress=True)
     except ConfigError as exc:
         fail(exc.problems)
+    from simsip.plan_report import write_plan_report  # the page is the caller's: plan() keeps only the results
+
+    write_plan_report(res, out_dir / "report.html")
     summ = res.summary()
     table = Table(title=f"{res.spec.name}: {summ['combinations']} combinations screened, "
                         f"{summ['simulated_candidates']} simulated × {res.spec.replications} replications")
