@@ -26,17 +26,40 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
+from simsip.config.loader import ConfigError, resolved_yaml
 from simsip.config.loader import load_config as _load_config
-from simsip.config.loader import resolved_yaml
 from simsip.config.schema import Scenario
 from simsip.io import atomic_table, atomic_text
 from simsip.metrics import FIGURE_HELP, RepMetrics, ci95, compute
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Scenario:
-    """Load and validate a scenario file; ``overrides`` are ``path.to.key=value`` strings."""
-    return _load_config(path, overrides)
+def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), *, seed: int | None = None,
+                replications: int | None = None) -> Scenario:
+    """Load and validate a scenario file; ``overrides`` are ``path.to.key=value`` strings.
+
+    ``seed`` / ``replications`` replace the file's values (``simsip run --seed/--replications``).
+    Every problem raises :class:`~simsip.config.ConfigError` naming the file (and line and key).
+    """
+    cfg = _load_config(path, overrides)
+    if seed is None and replications is None:
+        return cfg
+    try:
+        return _with_run_options(cfg, seed, replications)
+    except ValidationError as exc:  # e.g. a negative seed: name the file and the field
+        lines = str(exc).splitlines()
+        raise ConfigError([f"{path}: {lines[0]}: {' '.join(lines[1:3])}"]) from None
+
+
+def _with_run_options(cfg: Scenario, seed: int | None, replications: int | None) -> Scenario:
+    """``cfg`` with another seed and/or number of replications (validated again)."""
+    upd = {}
+    if replications is not None:
+        upd["replications"] = int(replications)
+    if seed is not None:
+        upd["seed"] = int(seed)
+    return Scenario.model_validate({**cfg.model_dump(), **upd}) if upd else cfg
 
 
 @dataclass
@@ -171,13 +194,7 @@ def simulate(
     from simsip.engine.model import Model
 
     cfg = config if isinstance(config, Scenario) else load_config(config)
-    if replications is not None or seed is not None:
-        upd = {}
-        if replications is not None:
-            upd["replications"] = int(replications)
-        if seed is not None:
-            upd["seed"] = int(seed)
-        cfg = Scenario.model_validate({**cfg.model_dump(), **upd})
+    cfg = _with_run_options(cfg, seed, replications)
     res = Results(config=cfg, seed=cfg.seed)
     t_start = time.perf_counter()
     try:

@@ -28,7 +28,9 @@ The planner works in three steps:
 
 The result also lists which figures were screened analytically and which were only simulated, the
 Pareto front (loss vs steady load vs storm peak) of the screened set and of the simulated
-candidates, and a self-contained HTML report.
+candidates. :func:`plan` returns a :class:`PlanResult` (and with ``out`` writes its tables with
+:func:`write_plan`); the self-contained HTML report is the caller's to write
+(``simsip.write_plan_report(result, path)``; ``simsip plan`` does).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pydantic import Field, field_validator, model_validator
 
 from simsip.analytic import SCREENED_FIGURES, NotScreenable, screen
 from simsip.config.loader import ConfigError, resolved_yaml
+from simsip.config.schema import Scenario
 from simsip.metrics import FIGURE_HELP, ci95
 from simsip.sweep import (
     BaseScenario,
@@ -188,6 +191,7 @@ class PlanResult:
     runtime_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     out_dir: Path | None = None
+    base_config: Scenario | None = None  # the resolved base scenario (written to plan.resolved.yaml)
 
     @property
     def feasible(self) -> pd.DataFrame:
@@ -266,9 +270,13 @@ def load_plan(spec_or_path: "str | os.PathLike | PlanSpec | dict") -> tuple[Plan
 
 # ----------------------------------------------------------------------------- the planner
 def plan(spec_or_path: "str | os.PathLike | PlanSpec | dict", *, out: str | os.PathLike | None = None,
-         workers: int | None = None, dask: str | None = None, progress: bool = False,
-         report: bool = True) -> PlanResult:
-    """Screen every combination, simulate the best candidates, recommend (see the module docstring)."""
+         workers: int | None = None, dask: str | None = None, progress: bool = False) -> PlanResult:
+    """Screen every combination, simulate the best candidates, recommend (see the module docstring).
+
+    With ``out`` the result is also written there (:func:`write_plan`: plan.json and the tables).
+    The report page is the caller's (``simsip plan`` writes ``report.html`` with
+    :func:`simsip.write_plan_report`).
+    """
     t_start = time.perf_counter()
     spec, base, source = load_plan(spec_or_path)
     cons = spec.constraints
@@ -483,10 +491,10 @@ def plan(spec_or_path: "str | os.PathLike | PlanSpec | dict", *, out: str | os.P
         closest=closest, sensitivity=sens, pareto_screen=scr[scr["pareto"]].reset_index(drop=True),
         pareto_candidates=cands[cands["pareto"]].reset_index(drop=True), screened_figures=screened,
         simulated_figures=simulated, invalid_combinations=invalid, invalid_example=invalid_example,
-        runtime_s=time.perf_counter() - t_start, timings=timings,
+        runtime_s=time.perf_counter() - t_start, timings=timings, base_config=base.resolved,
     )
     if out is not None:
-        write_plan(res, Path(out), base, report=report)
+        write_plan(res, out)
     return res
 
 
@@ -494,21 +502,21 @@ def _fmt(x: Any) -> str:
     return "?" if x is None else f"{x:.4g}"
 
 
-def write_plan(res: PlanResult, out: Path, base: BaseScenario, report: bool = True) -> Path:
-    """The plan directory: plan.json, screen/candidates/runs/sensitivity tables, report.html."""
+def write_plan(res: PlanResult, out: str | os.PathLike) -> Path:
+    """The plan directory: plan.json, plan.resolved.yaml, screen/candidates/runs/sensitivity tables
+    (each written atomically). The report page is written by a report writer, not here."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     res.out_dir = out
     atomic_text(out / "plan.json", json.dumps(_json(res.summary()), indent=2) + "\n")
     spec_dump = res.spec.model_dump(mode="json", exclude={"base", "slo"}) | {"slo": [c.text for c in res.spec.constraints]}
-    atomic_text(out / "plan.resolved.yaml", yaml.safe_dump(
-        {"plan": spec_dump, "base": yaml.safe_load(resolved_yaml(base.resolved))}, sort_keys=False, allow_unicode=True))
+    resolved = {"plan": spec_dump}
+    if res.base_config is not None:
+        resolved["base"] = yaml.safe_load(resolved_yaml(res.base_config))
+    atomic_text(out / "plan.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
     for name, df in (("screen", res.screen), ("candidates", res.candidates), ("runs", res.runs),
                      ("sensitivity", res.sensitivity)):
         atomic_table(out / f"{name}.csv", df)
         if name in ("screen", "runs"):
             atomic_table(out / f"{name}.parquet", df)
-    if report:
-        from simsip.plan_report import write_plan_report
-
-        write_plan_report(res, out / "report.html")
     return out

@@ -24,6 +24,8 @@ do not depend on which executor ran the points or in what order they finished.
 resolved base scenario, the factors and the design. Running the same sweep again resumes: only
 missing points are computed, and the final ``runs``/``points`` tables are identical to an
 uninterrupted run. A changed base config or factors is refused (or started afresh with ``fresh``).
+A sweep computes and keeps results; it writes no report page — that is the caller's
+(``simsip sweep`` adds ``report.html``; in Python: ``simsip.write_sweep_report(result, path)``).
 
 Spec file::
 
@@ -620,14 +622,15 @@ def _execute_dask(tasks, on_done, workers, address: str) -> None:
 # ----------------------------------------------------------------------------- the sweep
 def sweep(spec_or_path: "str | os.PathLike | SweepSpec | dict", *, workers: int | None = None,
           out: str | os.PathLike | None = None, dask: str | None = None, fresh: bool = False,
-          progress: bool | str = False, formats: tuple[str, ...] = ("parquet", "csv"),
-          report: bool = True) -> SweepResult:
+          progress: bool | str = False, formats: tuple[str, ...] = ("parquet", "csv")) -> SweepResult:
     """Run a sweep and return its tables (``.runs``, ``.points``).
 
     ``workers``: local processes (default: all CPUs; 1 = serial, in this process). ``dask``:
     a scheduler address or ``"local"``. ``out``: a sweep directory (resumable; see the module
-    docstring); ``fresh`` discards what it holds. ``progress``: ``"auto"`` (bar on a TTY, log lines
-    otherwise), True (log lines or bar) or False.
+    docstring) that receives the point files, the manifest and the ``runs``/``points`` tables in
+    ``formats``; ``fresh`` discards what it holds. ``progress``: ``"auto"`` (bar on a TTY, log lines
+    otherwise), True (log lines or bar) or False. The report page is the caller's to write
+    (``simsip sweep`` writes ``report.html`` with :func:`simsip.write_sweep_report`).
     """
     prep = spec_or_path if isinstance(spec_or_path, PreparedSweep) else prepare(spec_or_path)
     t0 = time.perf_counter()
@@ -661,10 +664,6 @@ def sweep(spec_or_path: "str | os.PathLike | SweepSpec | dict", *, workers: int 
         for fmt in formats:
             atomic_table(out_dir / f"runs.{fmt}", runs)
             atomic_table(out_dir / f"points.{fmt}", points)
-        if report and len(points):
-            from simsip.plan_report import write_sweep_report
-
-            write_sweep_report(res, out_dir / "report.html")
     return res
 
 

@@ -46,7 +46,7 @@ import pandas as pd
 
 from simsip.config.schema import Scenario
 
-__all__ = ["TOLERANCES", "ValidationReport", "calibrate", "validate", "validation_doc",
+__all__ = ["TOLERANCES", "ValidationReport", "calibrate", "validate", "validation_doc", "recorded_runs",
            "calibration_overrides"]
 
 #: Gate per metric: (relative, absolute) — pass when |sim − lab| ≤ max(rel·|lab|, abs).
@@ -517,6 +517,17 @@ def validate(
 
 
 # ------------------------------------------------------------------------------------------
+def recorded_runs(examples: str | Path = "examples/lab") -> list[tuple[Path, Path]]:
+    """(config.yaml, run directory) of every recorded run (a folder with ``config.yaml`` and
+    ``meta.json``) directly under ``examples``, sorted by name; empty when there are none (or no
+    such directory)."""
+    root = Path(examples)
+    if not root.is_dir():
+        return []
+    return [(d / "config.yaml", d) for d in sorted(root.iterdir())
+            if (d / "config.yaml").is_file() and (d / "meta.json").is_file()]
+
+
 def validation_doc(
     runs: Sequence[tuple[Scenario | str | Path, str | Path]],
     out_md: str | Path = "docs/validation.md",

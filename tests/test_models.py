@@ -14,7 +14,8 @@ from rich.console import Console
 
 from simsip.api import simulate
 from simsip.config.loader import load_config, load_config_text, models_dir
-from simsip.models_cli import KINDS, find_profile, leaves, models_list, models_show, profiles, source_of
+from simsip.cli.models import models_list, models_show
+from simsip.models import KINDS, find_profile, leaves, profile_values, profiles, source_of
 
 PROFILES = [p for p in profiles() if p.kind != "deployments"]
 DEPLOYMENTS = [p for p in profiles("deployments")]
@@ -130,6 +131,24 @@ def test_models_list_and_show_print_meaning_and_source() -> None:
     assert "sip-expires-late-margin" in buf.getvalue()
     with pytest.raises(KeyError, match="available"):
         find_profile("no-such-phone")
+
+
+def test_profile_values_are_data_with_meaning_source_and_defaults() -> None:
+    """The look-up behind ``models show``: values as data, for a notebook."""
+    vals = {v.path: v for v in profile_values("phones/pjsua")}
+    margin = vals["refresh.margin"]
+    assert not margin.default and margin.source and "reg_delay_before_refresh" in margin.source
+    assert "Refresh this long before the granted expiry" in margin.meaning
+    assert margin.text == str(find_profile("pjsua").section["refresh"]["margin"])
+    defaults = [v for v in vals.values() if v.default]
+    assert defaults and all(v.source is None and v.path not in dict(leaves(find_profile("pjsua").section))
+                            for v in defaults)
+    assert not any(v.default for v in profile_values("pjsua", defaults=False))
+    dep = profile_values("deployments/keepalived-dmq")
+    assert dep and not any(v.default for v in dep) and all(v.source is None for v in dep)
+    assert find_profile("keepalived-dmq").use_as == "extends: keepalived-dmq"
+    with pytest.raises(KeyError, match="available"):
+        profile_values("no-such-phone")
 
 
 def test_config_reference_is_generated_from_the_schema() -> None:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import simsip
 from simsip.api import simulate
 from simsip.plan import load_plan, parse_constraint, pareto_mask, plan
 from tests.conftest import EXAMPLES
@@ -54,6 +55,8 @@ def test_recommendation_holds_with_fresh_seeds(feasible):
     # outputs
     summ = json.loads((out / "plan.json").read_text())
     assert summ["status"] == "feasible" and summ["screened_figures"] and summ["simulated_figures"]
+    assert not (out / "report.html").exists()  # plan() returns results; the page is the caller's
+    simsip.write_plan_report(res, out / "report.html")
     html = (out / "report.html").read_text()
     assert '<script src="http' not in html and "Pareto" in html and "tornado" in html
     assert len(res.sensitivity) >= 4 and {"low", "high"} >= set(res.sensitivity["side"])
@@ -70,10 +73,12 @@ def test_impossible_slo_is_reported(tmp_path):
 
 
 def test_plan_cli_exit_code_and_message(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "simsip.sweep_cli", "plan", str(EXAMPLES / "plans" / "impossible-slo.yaml"),
+    r = subprocess.run([sys.executable, "-m", "simsip.cli", "plan", str(EXAMPLES / "plans" / "impossible-slo.yaml"),
                         "--out", str(tmp_path / "p"), "--workers", "1"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr
     assert "INFEASIBLE" in r.stdout and "No setting satisfies the SLO" in r.stdout.replace("\n", " ")
+    assert "Pareto" in (tmp_path / "p" / "report.html").read_text()  # the command writes the page
+    assert json.loads((tmp_path / "p" / "plan.json").read_text())["status"] == "infeasible"
 
 
 def test_constraints_and_pareto():

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
+import simsip
 from simsip.config.loader import ConfigError
 from simsip.sweep import SweepDirMismatch, design_points, prepare, sweep
 from tests.conftest import EXAMPLES, ROOT
@@ -55,9 +56,10 @@ def test_shipped_sweep_end_to_end(tmp_path):
     assert len(res.points) >= 100 and len(res.runs) == 5 * len(res.points)
     assert list(res.runs[["point", "replication"]].itertuples(index=False, name=None)) == sorted(
         (k, r) for k in range(len(res.points)) for r in range(5))
-    for name in ("runs.parquet", "runs.csv", "points.parquet", "points.csv", "manifest.json", "sweep.resolved.yaml",
-                 "report.html"):
+    for name in ("runs.parquet", "runs.csv", "points.parquet", "points.csv", "manifest.json", "sweep.resolved.yaml"):
         assert (out / name).exists(), name
+    assert not (out / "report.html").exists()  # sweep() returns results; the page is the caller's
+    simsip.write_sweep_report(res, out / "report.html")
     assert len(list((out / "points").glob("*.parquet"))) == len(res.points)
     pts = res.points
     # the shared store loses only the VIP move: far less than no replication at every point
@@ -71,7 +73,7 @@ def test_shipped_sweep_end_to_end(tmp_path):
     html = (out / "report.html").read_text()
     assert '<script src="http' not in html and "fig-heatmap" in html and "fig-ci_bands" in html
     # rerunning the same sweep computes nothing and leaves identical tables
-    again = sweep(EXAMPLES / "sweeps" / "expiry-vs-advert.yaml", workers=2, out=out, report=False)
+    again = sweep(EXAMPLES / "sweeps" / "expiry-vs-advert.yaml", workers=2, out=out)
     assert again.computed == 0
     assert_frame_equal(again.runs, res.runs)
     assert_frame_equal(pd.read_parquet(out / "points.parquet"), res.points)
@@ -80,7 +82,7 @@ def test_shipped_sweep_end_to_end(tmp_path):
 def test_kill_and_resume_equals_uninterrupted(tmp_path):
     spec = _small(tmp_path, levels=15, reps=2)  # 30 points
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "simsip.sweep_cli", "sweep", str(spec), "--out", str(out), "--workers", "2"]
+    cmd = [sys.executable, "-m", "simsip.cli", "sweep", str(spec), "--out", str(out), "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -102,7 +104,8 @@ def test_kill_and_resume_equals_uninterrupted(tmp_path):
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert f"{30 - done_before} point(s) simulated, {done_before} resumed" in r.stdout.replace("\n", " ")
-    ref = sweep(spec, workers=1, out=tmp_path / "clean", report=False)
+    assert "fig-heatmap" in (out / "report.html").read_text()  # the command writes the page
+    ref = sweep(spec, workers=1, out=tmp_path / "clean")
     for name in ("runs", "points"):
         assert_frame_equal(pd.read_parquet(out / f"{name}.parquet"), pd.read_parquet(tmp_path / "clean" / f"{name}.parquet"))
         assert (out / f"{name}.csv").read_bytes() == (tmp_path / "clean" / f"{name}.csv").read_bytes()
@@ -123,14 +126,14 @@ def test_executors_give_identical_tables(tmp_path):
 def test_changed_base_is_refused_unless_fresh(tmp_path):
     spec = _small(tmp_path, levels=2, reps=2)
     out = tmp_path / "sw"
-    sweep(spec, workers=1, out=out, report=False)
+    sweep(spec, workers=1, out=out)
     (tmp_path / "base.yaml").write_text(BASE.replace("count: 1000", "count: 900"))
     with pytest.raises(SweepDirMismatch, match="different base config or factors.*--fresh"):
         sweep(spec, workers=1, out=out)
-    r = subprocess.run([sys.executable, "-m", "simsip.sweep_cli", "sweep", str(spec), "--out", str(out), "--workers", "1"],
+    r = subprocess.run([sys.executable, "-m", "simsip.cli", "sweep", str(spec), "--out", str(out), "--workers", "1"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--fresh" in r.stderr
-    res = sweep(spec, workers=1, out=out, fresh=True, report=False)
+    res = sweep(spec, workers=1, out=out, fresh=True)
     assert res.computed == 4 and (res.runs["phones"] == 900).all()
 
 

@@ -142,7 +142,7 @@ def test_spec_refuses_listing_every_problem():
 
 
 def test_lab_run_cli_refuses_cleanly(tmp_path):
-    from simsip.lab.cli import lab_app
+    from simsip.cli.lab import app as lab_app
 
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("name: bad\nduration: 60s\nfleets: [{name: f, count: 10, phone: {retry: {mode: backoff}}}]\n")
@@ -233,7 +233,7 @@ def test_lab_from_scratch_validates_and_leaves_nothing(tmp_path):
     if reason:
         pytest.skip(reason)
     from simsip.lab import leftovers
-    from simsip.lab.cli import lab_app
+    from simsip.cli.lab import app as lab_app
 
     # udp-none shortened: refresh every 15 s (warm-up 20 s), crash at 8 s, 30 s in all (~70 s).
     sets = ["fleets.0.phone.expires=30s", "faults.0.at=8s", "duration=30s"]

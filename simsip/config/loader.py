@@ -550,6 +550,7 @@ def _schema_for_editors(schema: dict) -> None:
 
 
 def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of scenario files, for editor completion (``simsip schema``)."""
     schema = Scenario.model_json_schema()
     _schema_for_editors(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

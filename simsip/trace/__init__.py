@@ -3,10 +3,13 @@
 ``import_trace(path)`` reads a pcap/pcapng file or a lab run directory into a
 :class:`TraceImport` whose ``events`` table follows the contract in ``docs/design.md``;
 ``trace_metrics(events, ...)`` computes from it the same result tables as a simulation run
-(VIP moves, reachable phones over time, outages, recovery per fault, REGISTER traffic).
+(VIP moves, reachable phones over time, outages, recovery per fault, REGISTER traffic);
+``measure_trace(path, ...)`` does both (the twin of ``simsip trace import``) and
+``write_trace_tables`` writes the tables.
 """
 
 from .importer import EVENT_COLUMNS, TraceImport, import_trace
+from .measure import MeasuredTrace, measure_trace, write_trace_tables
 from .metrics import TraceMetrics, trace_metrics
 from .pcap import TraceError
 
@@ -15,6 +18,9 @@ __all__ = [
     "TraceError",
     "TraceImport",
     "TraceMetrics",
+    "MeasuredTrace",
     "import_trace",
+    "measure_trace",
     "trace_metrics",
+    "write_trace_tables",
 ]

@@ -1,12 +1,12 @@
-"""``simsip sweep`` and ``simsip plan``: plain functions the main CLI registers, plus a standalone app.
+"""``simsip sweep`` and ``simsip plan``: many settings of one scenario.
 
-Mount them in :mod:`simsip.cli` with::
-
-    from simsip.sweep_cli import plan_command, sweep_command
-    app.command("sweep")(sweep_command)
-    app.command("plan")(plan_command)
-
-or run them directly: ``python -m simsip.sweep_cli sweep SWEEP.yaml`` (same options).
+A *sweep* simulates every point of a design over some knobs (resumable: finished points are on
+disk, running the command again computes only what is missing) and writes the runs/points tables
+and a report page with heatmaps and CI bands. A *plan* screens every combination of decision
+variables with closed forms, simulates the best ones and recommends a setting that meets the SLO
+— or says that none does (exit code 3). The library computes and keeps the results
+(:func:`simsip.sweep.sweep`, :func:`simsip.plan.plan`); these commands print them and write the
+report pages.
 """
 
 from __future__ import annotations
@@ -15,22 +15,18 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from simsip.config.loader import ConfigError
+from simsip.cli._output import console, err_console, fail
 
-console = Console()
-err_console = Console(stderr=True)
+app = typer.Typer()
 
-
-def _fail(problems: list[str] | str, code: int = 2) -> None:
-    for p in [problems] if isinstance(problems, str) else problems:
-        err_console.print("[bold red]error:[/] " + escape(str(p)), highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+#: command -> its Python twin(s) (``module:function``; see :data:`simsip.cli.TWINS`)
+TWINS = {"sweep": ("simsip.sweep:sweep",), "plan": ("simsip.plan:plan",)}
 
 
+@app.command("sweep", help="Run a parameter sweep with replications (resumable; --workers, --dask).")
 def sweep_command(
     spec: Path = typer.Argument(..., help="Sweep spec YAML (base scenario, factors, design, replications)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Local worker processes (default: all CPUs)."),
@@ -39,12 +35,13 @@ def sweep_command(
     fresh: bool = typer.Option(False, "--fresh", help="Discard what the sweep directory holds and start over."),
 ) -> None:
     """Run a sweep: every point's replications, resumable; writes runs/points tables and report.html."""
+    from simsip.config.loader import ConfigError
     from simsip.sweep import prepare, sweep
 
     try:
         prep = prepare(spec)
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     out_dir = out or Path("sweeps") / spec.stem
     reps = prep.configs[0]["replications"] if prep.configs else 0
     console.print(f"simsip sweep: [bold]{escape(prep.spec.name)}[/] — {prep.n_points} points × {reps} replications, "
@@ -52,16 +49,21 @@ def sweep_command(
     try:
         res = sweep(prep, workers=workers, out=out_dir, dask=dask, fresh=fresh, progress="auto")
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     except KeyboardInterrupt:
         err_console.print(f"[yellow]interrupted[/]: finished points are in {escape(str(out_dir))}/points; "
                           "run the same command again to resume")
         raise typer.Exit(130)
+    if len(res.points):  # the report page is the caller's: sweep() keeps only the results
+        from simsip.plan_report import write_sweep_report
+
+        write_sweep_report(res, out_dir / "report.html")
     console.print(f"done: {res.computed} point(s) simulated, {prep.n_points - res.computed} resumed, "
                   f"{res.runtime_s:.1f}s; written {escape(str(out_dir))}/runs.parquet, points.parquet (+ .csv), report.html",
                   highlight=False)
 
 
+@app.command("plan", help="Search settings that meet an SLO: analytic screening, then simulation.")
 def plan_command(
     spec: Path = typer.Argument(..., help="Plan YAML (base scenario, variables, SLO, objectives)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Plan directory (default plans/<spec name>/)."),
@@ -69,13 +71,17 @@ def plan_command(
     dask: Optional[str] = typer.Option(None, "--dask", help="Dask scheduler address or 'local'."),
 ) -> None:
     """Screen every combination analytically, simulate the best, recommend a setting that meets the SLO."""
+    from simsip.config.loader import ConfigError
     from simsip.plan import plan
 
     out_dir = out or Path("plans") / spec.stem
     try:
         res = plan(spec, out=out_dir, workers=workers, dask=dask, progress=True)
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
+    from simsip.plan_report import write_plan_report  # the page is the caller's: plan() keeps only the results
+
+    write_plan_report(res, out_dir / "report.html")
     summ = res.summary()
     table = Table(title=f"{res.spec.name}: {summ['combinations']} combinations screened, "
                         f"{summ['simulated_candidates']} simulated × {res.spec.replications} replications")
@@ -97,16 +103,3 @@ def plan_command(
                   highlight=False)
     if res.status != "feasible":
         raise typer.Exit(3)
-
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="simsip capacity planning: sweeps and plans.")
-app.command("sweep")(sweep_command)
-app.command("plan")(plan_command)
-
-
-def main() -> None:  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -3,35 +3,44 @@
 A phone's registration behaviour (requested expiry, when it refreshes, how it retransmits and
 retries), a registrar's (expiry clamps, grace after expiry, purge timer, where bindings live) and
 keepalived's timers decide how much registration a failover loses. ``models/`` holds them per
-product: ``phones/``, ``registrars/``, ``ha/`` (each a YAML file with its section — ``phone:``,
-``registrar:`` or ``ha:`` — and a ``sources:`` mapping that cites, for every value, where it was
-read or says that it is an assumption), and ``deployments/``: complete small scenarios to start
-from with ``extends: <name>``.
+product: ``phones/``, ``registrars/``, ``ha/``, ``databases/`` (each a YAML file with its section —
+``phone:``, ``registrar:``, ``ha:`` or ``database:`` — and a ``sources:`` mapping that cites, for
+every value, where it was read or says that it is an assumption), and ``deployments/``: complete
+small scenarios to start from with ``extends: <name>``.
 
-``simsip models list`` prints what is there; ``simsip models show NAME`` prints every value of a
-profile with its meaning (the schema's field description) and its source. Fields a profile leaves
-out take the schema default, shown as such.
+Look-ups (the Python twins of ``simsip models list`` and ``simsip models show NAME``)::
+
+    >>> from simsip import models
+    >>> [(p.kind, p.name, p.use_as) for p in models.profiles()]      # what is there
+    >>> for v in models.profile_values("phones/yealink"):             # every value of one profile
+    ...     print(v.path, v.text, v.meaning, v.source, v.default)
+
+Fields a profile leaves out take the schema default; :func:`profile_values` lists them too, marked
+``default=True``.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from simsip.config.loader import models_dir
 from simsip.config.types import field_at, model_of
 
-#: library folder → (section key in the file, schema model of that section)
+#: library folder → section key in the file ("" for deployments: the whole file is a scenario)
 KINDS: dict[str, str] = {"phones": "phone", "registrars": "registrar", "ha": "ha", "databases": "database", "deployments": ""}
 
+#: library folder → how a scenario refers to a profile of that kind
+USE_AS: dict[str, str] = {"phones": "fleets[].profile: {n}", "registrars": "registrar.profile: {n}",
+                          "ha": "ha.profile: {n}", "databases": "database.profile: {n}", "deployments": "extends: {n}"}
 
-def _section_model(kind: str) -> Any:
+
+def section_model(kind: str) -> Any:
+    """The schema model a profile of ``kind`` fills in (``Scenario`` for deployments)."""
     from simsip.config import schema
 
     return {"phones": schema.PhoneProfile, "registrars": schema.Registrar, "ha": schema.Ha, "databases": schema.Database,
@@ -69,6 +78,11 @@ class Profile:
             if line.startswith("#"):
                 return line.lstrip("# ").strip()
         return ""
+
+    @property
+    def use_as(self) -> str:
+        """How a scenario uses this profile, e.g. ``fleets[].profile: yealink``."""
+        return USE_AS[self.kind].format(n=self.name)
 
 
 def profiles(kind: str | None = None) -> list[Profile]:
@@ -119,8 +133,6 @@ def field_info(model: Any, path: str) -> tuple[Any, Any]:
 
 
 def _schema_leaves(model: Any, prefix: str = "") -> Iterator[str]:
-    import typing
-
     for name, info in model.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
         sub = model_of(info.annotation)
@@ -131,69 +143,58 @@ def _schema_leaves(model: Any, prefix: str = "") -> Iterator[str]:
             yield path
 
 
-def _show(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A profile value on one line: mappings as ``k: v, ...``, lists as ``a; b``, None as ``null``."""
     if isinstance(v, dict):
-        return ", ".join(f"{k}: {_show(x)}" for k, x in v.items())
+        return ", ".join(f"{k}: {format_value(x)}" for k, x in v.items())
     if isinstance(v, list):
-        return "; ".join(_show(x) for x in v)
+        return "; ".join(format_value(x) for x in v)
     if v is None:
         return "null"
     return str(v)
 
 
-def models_list(console: Console | None = None) -> None:
-    """Print the library: kind, name, what it is (``simsip models list``)."""
-    console = console or Console()
-    table = Table(title=f"simsip model library ({models_dir()})", show_lines=False)
-    table.add_column("kind")
-    table.add_column("name", style="bold")
-    table.add_column("what it is")
-    table.add_column("use as")
-    use = {"phones": "fleets[].profile: {n}", "registrars": "registrar.profile: {n}", "ha": "ha.profile: {n}",
-           "databases": "database.profile: {n}",
-           "deployments": "extends: {n}"}
-    for p in profiles():
-        table.add_row(p.kind, escape(p.name), escape(p.summary), escape(use[p.kind].format(n=p.name)))
-    console.print(table)
+@dataclass(frozen=True)
+class ProfileValue:
+    """One value of a profile: what it is, what it means (the schema's field description) and
+    where it comes from."""
+
+    path: str  # dotted key inside the profile's section, e.g. ``refresh.margin``
+    value: Any  # as written in the profile; the schema default when ``default``
+    text: str  # the value on one line (defaults as written in YAML, with units)
+    meaning: str  # the schema field's description ("(not a schema field)" if the key is unknown)
+    source: str | None  # the profile's citation (None: none given, or a default / a deployment)
+    default: bool = False  # not set by the profile: the schema default applies
 
 
-def models_show(name: str, console: Console | None = None, defaults: bool = True) -> None:
-    """Print one profile's values with their meaning and source (``simsip models show NAME``).
+def profile_values(profile: str | Profile, defaults: bool = True) -> list[ProfileValue]:
+    """Every value of a profile (``name`` or ``kind/name``) with meaning and source, in file order;
+    then, with ``defaults``, the schema fields it leaves out. Raises ``KeyError`` for an unknown name
+    (the message lists what exists)."""
+    from pydantic_core import PydanticUndefined
 
-    Raises ``KeyError`` for an unknown name (the message lists what exists).
-    """
-    console = console or Console()
-    p = find_profile(name)
-    model = _section_model(p.kind)
-    table = Table(title=f"{p.kind}/{p.name} — {p.summary}", show_lines=True)
-    table.add_column("key", style="bold", no_wrap=True)
-    table.add_column("value")
-    table.add_column("meaning")
-    table.add_column("source" if p.kind != "deployments" else "")
+    from simsip.docs import format_default
+
+    p = find_profile(profile) if isinstance(profile, str) else profile
+    model = section_model(p.kind)
+    out = []
     given = dict(leaves(p.section))
     for path, value in given.items():
         info, _ = field_info(model, path)
         if info is None and "." in path:  # a distribution's sub-key: describe the distribution
             info, _ = field_info(model, path.rsplit(".", 1)[0])
         meaning = (info.description or "") if info is not None else "(not a schema field)"
-        src = source_of(path, p.sources) or ("" if p.kind == "deployments" else "[red]no source[/]")
-        table.add_row(escape(path), escape(_show(value)), escape(meaning), src if src.startswith("[red]") else escape(src))
+        out.append(ProfileValue(path, value, format_value(value), meaning, source_of(path, p.sources)))
     if defaults and p.kind != "deployments":
         for path in _schema_leaves(model):
             if path in given or any(g.startswith(path + ".") for g in given) or any(path.startswith(g + ".") for g in given):
                 continue
             info, _ = field_info(model, path)
-            default = _default(info)
-            table.add_row(f"[dim]{escape(path)}[/]", f"[dim]{escape(default)}[/]", f"[dim]{escape(info.description or '')}[/]",
-                          "[dim]schema default (not set by this profile)[/]")
-    console.print(table)
-    console.print(f"file: {p.path}")
+            value = info.default_factory() if info.default_factory is not None else info.default
+            value = None if value is PydanticUndefined else value  # a required field has no default
+            out.append(ProfileValue(path, value, format_default(info), info.description or "", None, default=True))
+    return out
 
 
-def _default(info: Any) -> str:
-    from simsip.docs import format_default
-
-    return format_default(info)
-
-
-__all__ = ["Profile", "profiles", "find_profile", "leaves", "source_of", "field_info", "models_list", "models_show"]
+__all__ = ["KINDS", "USE_AS", "Profile", "ProfileValue", "profiles", "find_profile", "profile_values", "leaves",
+           "source_of", "field_info", "format_value", "section_model"]

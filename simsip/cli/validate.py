@@ -1,10 +1,10 @@
 """``simsip calibrate`` / ``simsip validate`` / ``simsip validation-doc``: the model against the lab.
 
-A recorded lab run is ground truth for one scenario (see :mod:`simsip.validate`): these commands
-fit the model's network delay and registrar service time on the run's pre-fault part, compare the
-model with the run metric by metric under fixed tolerances, and write ``docs/validation.md``.
-Mount with ``for c in validate_app.registered_commands: app.registered_commands.append(c)`` or
-``app.add_typer(validate_app)`` (the commands carry their own names).
+A recorded lab run is ground truth for one scenario (see :mod:`simsip.validate`): ``calibrate``
+fits the model's network delay and registrar service time on the run's pre-fault part and prints
+them as ``--set`` overrides; ``validate`` compares the model with the run metric by metric under
+fixed tolerances (exit 1 when a gated metric is out of tolerance); ``validation-doc`` validates
+every recorded run and writes ``docs/validation.md``.
 """
 from __future__ import annotations
 
@@ -14,21 +14,23 @@ from pathlib import Path
 from typing import List
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-validate_app = typer.Typer(no_args_is_help=True, add_completion=False,
-                           help="Validate the simulator against recorded real-lab runs.")
-console = Console()
-err = Console(stderr=True)
+from simsip.cli._output import console, err_console, fail
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Validate the simulator against recorded real-lab runs.")
+
+#: command -> its Python twin(s) (``module:function``; see :data:`simsip.cli.TWINS`)
+TWINS = {
+    "calibrate": ("simsip.validate:calibrate", "simsip.validate:calibration_overrides"),
+    "validate": ("simsip.validate:validate",),
+    "validation-doc": ("simsip.validate:validation_doc", "simsip.validate:recorded_runs"),
+}
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@validate_app.command("calibrate")
+@app.command("calibrate")
 def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A recorded lab run directory.")) -> None:
     """Fit network delay and registrar service time on the pre-fault part of a lab run; prints
     --set overrides."""
@@ -37,12 +39,12 @@ def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A recorded lab run d
     try:
         cal = calibrate(run_dir)
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     console.print_json(json.dumps(cal))
     console.print(" ".join(f"--set {o}" for o in calibration_overrides(cal)), highlight=False, soft_wrap=True)
 
 
-@validate_app.command("validate")
+@app.command("validate")
 def validate_cmd(
     config: Path = typer.Argument(..., help="The scenario the lab ran."),
     run_dir: Path = typer.Argument(..., help="The recorded lab run directory."),
@@ -57,24 +59,24 @@ def validate_cmd(
     try:
         rep = validate(config, run_dir, replications=replications, calibrated=not uncalibrated, overrides=set_)
     except ConfigError as exc:
-        _fail("; ".join(exc.problems))
+        fail("; ".join(exc.problems))
     except (ValueError, OSError) as exc:
-        _fail(str(exc))
-    t = Table(title=f"{rep.name}: lab vs model ({replications} replications)")
+        fail(str(exc))
+    t = Table(title=f"{escape(rep.name)}: lab vs model ({replications} replications)")
     for c, j in (("metric", "left"), ("lab", "right"), ("sim", "right"), ("tolerance", "left"), ("pass", "center")):
         t.add_column(c, justify=j)  # type: ignore[arg-type]
     for m, lab, sim, tol, ok in rep.table[["metric", "lab", "sim", "tolerance", "pass"]].itertuples(index=False):
         mark = "[dim]info[/]" if ok is None else ("[green]pass[/]" if ok else "[bold red]FAIL[/]")
-        t.add_row(m, _fmt(lab), _fmt(sim), tol, mark)
+        t.add_row(escape(m), _fmt(lab), _fmt(sim), escape(tol), mark)
     console.print(t)
     for n in rep.notes:
-        console.print(f"[dim]{n}[/]", highlight=False, soft_wrap=True)
+        console.print(f"[dim]{escape(n)}[/]", highlight=False, soft_wrap=True)
     if not rep.passed:
-        err.print(f"[bold red]out of tolerance:[/] {', '.join(rep.failures)}")
+        err_console.print(f"[bold red]out of tolerance:[/] {escape(', '.join(rep.failures))}")
         raise typer.Exit(1)
 
 
-@validate_app.command("validation-doc")
+@app.command("validation-doc")
 def validation_doc_cmd(
     examples: Path = typer.Option(Path("examples/lab"), "--examples", help="Directory of recorded runs."),
     out: Path = typer.Option(Path("docs/validation.md"), "--out", "-o"),
@@ -82,12 +84,11 @@ def validation_doc_cmd(
     replications: int = typer.Option(20, "--replications", "-r", min=1),
 ) -> None:
     """Validate every recorded run under --examples and write the validation page."""
-    from simsip.validate import validation_doc
+    from simsip.validate import recorded_runs, validation_doc
 
-    runs = [(d / "config.yaml", d) for d in sorted(examples.iterdir()) if (d / "config.yaml").is_file()
-            and (d / "meta.json").is_file()]
+    runs = recorded_runs(examples)
     if not runs:
-        _fail(f"no recorded runs (config.yaml + meta.json) under {examples}")
+        fail(f"no recorded runs (config.yaml + meta.json) under {examples}")
     path = validation_doc(runs, out, fig_dir, replications=replications)
     console.print(f"written: {path} ({len(runs)} run(s)); figures in {fig_dir}/")
 

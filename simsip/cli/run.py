@@ -1,0 +1,158 @@
+"""``simsip run``, ``simsip check``, ``simsip schema``: one scenario file.
+
+A scenario file says how many phones register how, to which registrars behind which VIP, and
+which faults strike when. ``run`` simulates it and writes a run directory (summary, tables,
+report) — or, when the scenario lists ``variants:``, simulates every variant on the same phones and
+fault and writes them side by side. ``check`` validates it (every problem with file, line and
+key), ``schema`` prints the JSON Schema editors complete scenario files from.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from simsip.cli._output import console, err_console, fail, fmt
+
+app = typer.Typer()
+
+#: command -> its Python twin(s) (``module:function``; see :data:`simsip.cli.TWINS`)
+TWINS = {
+    "run": ("simsip.api:simulate", "simsip.compare:simulate_variants"),
+    "check": ("simsip.config.loader:load_config",),
+    "schema": ("simsip.config.loader:json_schema",),
+}
+
+#: the figures ``simsip run`` prints, in this order
+HEADLINE = [
+    "unreachable_phone_seconds",
+    "phones_affected",
+    "recovery_median",
+    "recovery_p95",
+    "recovery_max",
+    "vip_move_time",
+    "failback_vip_move_time",
+    "peak_register_rate",
+    "capacity_per_s",
+    "timeouts",
+    "calls_failed_expected",
+]
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Scenario YAML."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<config>-<timestamp>/)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Run seed (overrides the config)."),
+    replications: Optional[int] = typer.Option(None, "--replications", "-r", help="Replications (overrides the config)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value (repeatable)."),
+) -> None:
+    """Simulate a scenario, print the key results and write the run directory."""
+    from simsip.api import load_config, simulate
+    from simsip.config.loader import ConfigError
+
+    try:
+        cfg = load_config(config, set_, seed=seed, replications=replications)
+    except ConfigError as exc:
+        fail(exc.problems)
+    out_dir = out or Path("runs") / f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if cfg.variants:
+        _run_variants(cfg, out_dir)
+        return
+    console.print(f"simsip: [bold]{escape(cfg.name)}[/] — {cfg.phones} phones, {cfg.replications} replication(s), seed {cfg.seed}")
+
+    def progress(done: int, total: int) -> None:
+        console.print(f"  replication {done}/{total} done", highlight=False)
+
+    try:
+        res = simulate(cfg, out=out_dir, progress=progress)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: finished replications written to {escape(str(out_dir))}")
+        raise typer.Exit(130)
+    except Exception as exc:
+        err_console.print(
+            f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}"
+        )
+        raise typer.Exit(1)
+    summ = res.summary
+    table = Table(title=f"{escape(cfg.name)}: key results (mean, 95 % CI over {summ['replications_done']} replication(s))")
+    table.add_column("figure")
+    table.add_column("mean", justify="right")
+    table.add_column("95 % CI", justify="right")
+    table.add_column("unit")
+    for k in HEADLINE:
+        f = summ["figures"].get(k)
+        if f is None or f["mean"] is None or f["n"] == 0:
+            continue
+        ci = f"{fmt(f['ci_low'])} – {fmt(f['ci_high'])}" if f["n"] > 1 else ""
+        table.add_row(k, fmt(f["mean"]), ci, f["unit"])
+    console.print(table)
+    console.print(f"written: {out_dir}/ (summary.json, timeseries, outages, recovery, report.html) in {res.runtime_s:.1f}s")
+
+
+def _run_variants(cfg, out_dir: Path) -> None:
+    from simsip.compare import KEY_FIGURES, simulate_variants, write_comparison
+    from simsip.config.loader import ConfigError
+
+    console.print(f"simsip: [bold]{escape(cfg.name)}[/] — {len(cfg.variants)} variants, {cfg.phones} phones, "
+                  f"{cfg.replications} replication(s), seed {cfg.seed}")
+    try:
+        results = simulate_variants(cfg, out=out_dir)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: finished variants written to {escape(str(out_dir))}")
+        raise typer.Exit(130)
+    except ConfigError as exc:
+        fail(exc.problems)
+    except Exception as exc:
+        err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}")
+        raise typer.Exit(1)
+    write_comparison(results, out_dir)
+    table = Table(title=f"{escape(cfg.name)}: variants side by side (mean over replications)")
+    table.add_column("figure")
+    for name in results:
+        table.add_column(escape(name), justify="right")
+    for k in KEY_FIGURES:
+        vals = [r.summary["figures"].get(k, {}).get("mean") for r in results.values()]
+        if all(v is None for v in vals):
+            continue
+        table.add_row(k, *[fmt(v) for v in vals])
+    console.print(table)
+    console.print(f"written: {escape(str(out_dir))}/<variant>/ and comparison.csv, comparison.html")
+
+
+@app.command()
+def schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to a file instead of stdout.")) -> None:
+    """Print the JSON Schema of scenario files (for editor completion)."""
+    from simsip.config.loader import json_schema
+
+    text = json.dumps(json_schema(), indent=2)
+    if out:
+        out.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def check(
+    config: Path = typer.Argument(..., help="Scenario YAML."),
+    set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value."),
+    show: bool = typer.Option(False, "--show", help="Print the resolved config."),
+) -> None:
+    """Validate a scenario file (and optionally print it resolved)."""
+    from simsip.config.loader import ConfigError, load_config, resolved_yaml
+
+    try:
+        cfg = load_config(config, set_)
+    except ConfigError as exc:
+        fail(exc.problems)
+    if show:
+        sys.stdout.write(resolved_yaml(cfg))
+    else:
+        console.print(f"{config}: ok ({cfg.phones} phones, {len(cfg.faults)} fault(s))")
