@@ -24,11 +24,12 @@ import pandas as pd
 
 from simsip.config.schema import Scenario
 from simsip.engine.records import RunLog
+from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, VIP
 
 
 @dataclass
 class RepMetrics:
-    """Tables and headline figures of one replication."""
+    """Tables and headline figures of one replication (tables as declared in :mod:`simsip.tables`)."""
 
     replication: int
     timeseries: pd.DataFrame
@@ -378,13 +379,13 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         k = (grid >= a) & (grid < b)
         owner[k] = log.node_names[node] if node >= 0 else ""
     ts["vip_node"] = owner
-    timeseries = pd.DataFrame(ts)
+    timeseries = TIMESERIES.conform(ts)
 
     op, os_, oe = outages_from(rp, rs, re_, n, H)
     dur = np.where(np.isnan(oe), H - os_, oe - os_)
-    outages = pd.DataFrame(
+    outages = OUTAGES.conform(
         {
-            "replication": replication,
+            "replication": np.full(op.size, replication, dtype=np.int64),
             "phone": op,
             "fleet": fleet_names[fleet_of[op]] if op.size else np.array([], dtype=object),
             "start": os_,
@@ -394,13 +395,15 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     )
 
     # disturbances: faults and the repairs that follow them
-    disturb = [(f.time, "fault", f.index, f.node) for f in log.faults]
-    disturb += [(t, "repair", -1, node) for t, node, kind in log.repairs]
+    # (time, cause, fault index, node, kind, seconds until repaired)
+    disturb = [(f.time, "fault", f.index, f.node, f.kind,
+                f.repair_time - f.time if f.repair_time is not None else math.nan) for f in log.faults]
+    disturb += [(t, "repair", -1, node, kind, math.nan) for t, node, kind in log.repairs]
     disturb.sort(key=lambda x: x[0])
     rec_rows = []
     fault_rows = []
     vip_moves = [(a, node) for a, b, node in serving]
-    for i, (t0, cause, fidx, node) in enumerate(disturb):
+    for i, (t0, cause, fidx, node, kind, repair_after) in enumerate(disturb):
         t1 = disturb[i + 1][0] if i + 1 < len(disturb) else H
         k = (os_ >= t0) & (os_ < t1)
         if k.any():
@@ -438,26 +441,24 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
                 "disturbance": i,
                 "cause": cause,
                 "fault": fidx,
+                "kind": kind,
                 "node": node,
                 "time": t0,
+                "repair_time": repair_after,
                 "detection_time": acted - t0,
                 "vip_move_time": move[0] - t0 if move[1] >= 0 else math.nan,
                 "service_restored_time": restored - t0,
                 "new_vip_node": log.node_names[move[1]] if move[1] >= 0 else "",
             }
         )
-    recovery = (
-        pd.concat(rec_rows, ignore_index=True)
-        if rec_rows
-        else pd.DataFrame(columns=["replication", "disturbance", "cause", "fault", "time", "phone", "fleet", "recovery_time"])
-    )
-    faults = pd.DataFrame(
-        fault_rows,
-        columns=["replication", "disturbance", "cause", "fault", "node", "time", "detection_time", "vip_move_time",
-                 "service_restored_time", "new_vip_node"],
-    )
-    vip = pd.DataFrame(
-        [{"replication": replication, "time": a, "node": log.node_names[nd] if nd >= 0 else ""} for a, b, nd in serving]
+    recovery = RECOVERY.conform(pd.concat(rec_rows, ignore_index=True)) if rec_rows else RECOVERY.empty()
+    faults = FAULTS.conform(pd.DataFrame(fault_rows, columns=list(FAULTS.required)))
+    vip = VIP.conform(
+        {
+            "replication": np.full(len(serving), replication, dtype=np.int64),
+            "time": np.array([a for a, b, nd in serving], dtype=float),
+            "node": [log.node_names[nd] if nd >= 0 else "" for a, b, nd in serving],
+        }
     )
 
     # headline figures
@@ -476,7 +477,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fig["recovery_max"] = float(frv.max()) if frv.size else math.nan
     # loss attributable to faults: outage time inside fault windows
     fault_loss = 0.0
-    for i, (t0, cause, fidx, node) in enumerate(disturb):
+    for i, (t0, *_) in enumerate(disturb):
         t1 = disturb[i + 1][0] if i + 1 < len(disturb) else H
         a = np.maximum(os_, t0)
         b = np.minimum(np.where(np.isnan(oe), H, oe), t1)
