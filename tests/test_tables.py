@@ -69,3 +69,60 @@ def test_read_table_round_trips_a_csv(tmp_path):
     back = tables.read_table(tmp_path, OUTAGES)
     pd.testing.assert_frame_equal(back, df)
     assert len(tables.read_table(tmp_path, RECOVERY)) == 0  # absent: the empty declared table
+
+
+# --- the simulator and a trace produce the same tables ------------------------------------------
+@pytest.fixture(scope="module")
+def simulated():
+    from simsip.api import simulate
+
+    cfg = scenario(duration="3min", faults=[{"kind": "node_crash", "node": "master", "at": "60s", "repair_after": "60s"}])
+    return simulate(cfg)
+
+
+def _lab_trace(name: str):
+    from simsip.trace import import_trace, trace_metrics
+
+    imp = import_trace(ROOT / "examples" / "lab" / name)
+    meta = imp.meta["meta.json"]
+    nodes = {k: v for k, v in meta["addresses"].items() if k in ("a", "b")}
+    return trace_metrics(imp.events, vip=meta["vip"], faults=imp.faults(), registrar_nodes=nodes)
+
+
+def _synthetic_trace(tmp_path):
+    """Two phones registering through a master crash (inferred reachability), from trace_builders."""
+    from simsip.trace import import_trace, trace_metrics
+
+    from trace_builders import NODE_A, NODE_B, PHONE_IP, T0, VIP as VIP_IP, ether, register, register_ok, udp, vrrp_frames, write_pcap
+
+    frames = []
+    for aor, starts in (("ph1", (0, 30, 60)), ("ph2", (10, 40, 70))):
+        for k, t in enumerate(starts):
+            cid, br = f"cid-{aor}", f"z9hG4bK-{aor}-{k}"
+            frames.append((T0 + t, ether(udp(PHONE_IP, 5060, VIP_IP, 5060, register(aor, PHONE_IP, cid, k + 1, br, 60)))))
+            frames.append((T0 + t + 0.002, ether(udp(VIP_IP, 5060, PHONE_IP, 5060, register_ok(aor, PHONE_IP, cid, k + 1, br, 60)))))
+    frames += vrrp_frames(NODE_A, 0.0, 45.0, 1.0, priority=200) + vrrp_frames(NODE_B, 48.6, 80.0, 1.0, priority=100)
+    imp = import_trace(write_pcap(tmp_path / "failover.pcap", sorted(frames)))
+    return trace_metrics(imp.events, vip=VIP_IP, faults=[45.0], registrar_nodes={"a": NODE_A, "b": NODE_B})
+
+
+@pytest.mark.parametrize("source", ["split-brain", "udp-none", "synthetic"])
+def test_simulation_and_trace_yield_the_same_tables(simulated, source, tmp_path):
+    trace = _synthetic_trace(tmp_path) if source == "synthetic" else _lab_trace(source)
+    for t in (OUTAGES, RECOVERY, FAULTS, VIP):
+        sim, tr = getattr(simulated, t.name), getattr(trace, t.name)
+        assert len(sim) and len(tr), t.name  # compare real rows, not two empty frames
+        assert list(sim.columns) == list(tr.columns) == list(t.required), t.name
+        assert sim.dtypes.to_dict() == tr.dtypes.to_dict(), t.name
+        t.check(sim)
+        t.check(tr)
+    sim, tr = simulated.timeseries, trace.timeseries
+    TIMESERIES.check(sim)
+    TIMESERIES.check(tr)
+    required = list(TIMESERIES.required)
+    assert [c for c in sim.columns if c in required] == [c for c in tr.columns if c in required] == required
+    assert sim[required].dtypes.to_dict() == tr[required].dtypes.to_dict()
+    # per-node traffic is named after the registrars in both
+    assert {"register_rx_a", "register_rx_b"} <= set(sim.columns) and "register_rx_a" in tr.columns
+    if source == "split-brain":  # faults.json records the repair: both causes, in both
+        assert set(trace.faults["cause"]) == set(simulated.faults["cause"]) == {"fault", "repair"}

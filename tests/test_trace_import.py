@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simsip.trace import EVENT_COLUMNS, TraceError, TraceImport, import_trace, trace_metrics
+from simsip.tables import FAULTS, OUTAGES, RECOVERY
+from simsip.trace import EVENT_COLUMNS, TraceError, TraceFault, TraceImport, import_trace, trace_metrics
 from simsip.trace.sip import parse_sip, uri_user
 
 from trace_builders import (
@@ -329,12 +330,16 @@ def test_lab_run_directory_merges_captures_and_keeps_meta(tmp_path):
     b = _register_exchange(5.0, "ph2", 1) + [a[0]]  # the same REGISTER also seen on a 2nd interface
     write_pcapng(run / "bridge.pcapng", a)
     write_pcap(run / "vip.pcap", b)
-    (run / "faults.json").write_text(json.dumps([{"kind": "node_crash", "time_epoch": T0 + 3.5}, {"at": 7}]))
+    (run / "faults.json").write_text(json.dumps([{"kind": "node_crash", "time_epoch": T0 + 3.5, "node": "a"},
+                                                 {"at": 7, "action": "repair"}]))
     (run / "meta.json").write_text(json.dumps({"phones": 2}))
     result = import_trace(run)
     assert [p.name for p in result.files] == ["bridge.pcapng", "vip.pcap"]
     assert result.meta["meta.json"] == {"phones": 2}
     assert result.fault_times() == pytest.approx([3.5, 7.0])
+    f, r = result.faults()
+    assert (f.cause, f.kind, f.node, r.cause, r.kind) == ("fault", "node_crash", "a", "repair", "")
+    assert (f.time, r.time) == pytest.approx((3.5, 7.0))
     assert result.packets == 5
     assert result.skipped == {"duplicate": 1}
     assert result.events["aor"].tolist() == ["ph1", "ph1", "ph2", "ph2"]
@@ -356,14 +361,16 @@ def test_probe_reachability_outage_and_recovery(tmp_path):
     assert out["phone"].tolist() == ["ph1", "ph3", "ph4"]
     assert out["start"].tolist() == pytest.approx([3.0, 2.0, 5.0], abs=1e-5)
     assert out["end"].tolist()[:2] == pytest.approx([5.0, 4.0], abs=1e-5)
-    assert math.isnan(out["end"].iloc[2]) and math.isnan(out["duration"].iloc[2])
-    assert out["duration"].tolist()[:2] == pytest.approx([2.0, 2.0], abs=1e-5)
-    assert list(m.outages.columns) == ["replication", "phone", "fleet", "start", "end", "duration"]
+    assert math.isnan(out["end"].iloc[2])
+    # the open outage lasts until the end of the observation (the last event, at 6)
+    assert out["duration"].tolist() == pytest.approx([2.0, 2.0, 1.0], abs=1e-5)
+    OUTAGES.check(m.outages)
     # fault 0 at 1.5: ph1 (3 -> 5) and ph3 (2 -> 4) recover 3.5 and 2.5 s after; fault 1 at 4.5: ph4 never
     rec = m.recovery.sort_values(["fault", "phone"])
-    assert list(rec.columns) == ["replication", "fault", "fault_time", "phone", "fleet", "recovery_time"]
+    RECOVERY.check(m.recovery)
     assert rec["phone"].tolist() == ["ph1", "ph3", "ph4"]
-    assert rec["fault"].tolist() == [0, 0, 1]
+    assert rec["fault"].tolist() == [0, 0, 1] and rec["disturbance"].tolist() == [0, 0, 1]
+    assert rec["cause"].tolist() == ["fault"] * 3 and rec["time"].tolist() == pytest.approx([1.5, 1.5, 4.5])
     assert rec["recovery_time"].tolist()[:2] == pytest.approx([3.5, 2.5], abs=1e-5)
     assert math.isnan(rec["recovery_time"].iloc[2])
     # open outage of ph4 runs from 5 to the last event at 6: 2 + 2 + 1 phone-seconds
@@ -372,7 +379,7 @@ def test_probe_reachability_outage_and_recovery(tmp_path):
     # states sampled at t: probes go out exactly at whole seconds, so t=k sees probe k
     expected = {0: 0, 1: 3, 2: 2, 3: 2, 4: 3, 5: 3, 6: 3}
     assert {int(k): int(v) for k, v in ts["reachable"].items()} == expected
-    for col in ["time", "reachable", "register_rx", "resp_2xx", "resp_4xx", "resp_503", "retransmissions"]:
+    for col in ["time", "reachable", "register_tx", "resp_2xx", "resp_4xx", "resp_503", "retransmissions"]:
         assert col in m.timeseries.columns
     assert m.responses == {"2xx": 0, "4xx": 0, "503": 0, "other": 0}  # probes are not REGISTER traffic
 
@@ -389,12 +396,46 @@ def test_vip_move_from_vrrp_adverts():
     assert m.vip["time"].tolist() == pytest.approx([0.0, 10.4, 13.609375], abs=1e-5)
     assert m.faults["vip_move_time"].tolist() == pytest.approx([13.609375 - 10.4], abs=1e-5)
     assert m.faults["node"].tolist() == ["a"]
-    assert list(m.faults.columns) == [
-        "replication", "fault", "kind", "node", "time", "repair_time", "detection_time", "vip_move_time",
-    ]
+    FAULTS.check(m.faults)
+    row = m.faults.iloc[0]
+    # B becoming master is both the detection and the move; nobody else served in between
+    assert row["detection_time"] == pytest.approx(13.609375 - 10.4, abs=1e-5)
+    assert row["service_restored_time"] == pytest.approx(13.609375 - 10.4, abs=1e-5)
+    assert (row["cause"], row["disturbance"], row["new_vip_node"], row["kind"]) == ("fault", 0, "b", "")
+    assert math.isnan(row["repair_time"])
+    # one master, none from the crash to B's first advert, then one again; who serves, per step
+    ts = m.timeseries.set_index("time")
+    assert ts.loc[10.0, "vrrp_masters"] == 1 and ts.loc[11.0, "vrrp_masters"] == 0 and ts.loc[14.0, "vrrp_masters"] == 1
+    assert (ts.loc[10.0, "vip_node"], ts.loc[11.0, "vip_node"], ts.loc[14.0, "vip_node"]) == ("a", "", "b")
     # without fault times: the vip table still shows the move; {ip: name} accepted too
     m2 = trace_metrics(events, registrar_nodes={NODE_A: "a", NODE_B: "b"})
     assert m2.vip["node"].tolist() == ["a", "b"] and len(m2.faults) == 0
+
+
+def test_repairs_priority_zero_release_and_split_brain():
+    # A (prio 200) advertises 0..10, a health check puts it in FAULT at 10.2 (priority-0 advert),
+    # B takes over at 10.2; A is repaired at 20 and preempts at 20.5 (B releases with priority 0);
+    # from 30 a partition: A and B both advertise (split brain) until the end
+    events = _events_from_frames(
+        vrrp_frames(NODE_A, 0.0, 10.5, 1.0, priority=200) + [(T0 + 10.2, ether(vrrp(NODE_A, 2, 51, 0, 1)))]
+        + vrrp_frames(NODE_B, 10.25, 20.5, 1.0, priority=100) + [(T0 + 20.5, ether(vrrp(NODE_B, 2, 51, 0, 1)))]
+        + vrrp_frames(NODE_A, 20.55, 40.0, 1.0, priority=200) + vrrp_frames(NODE_B, 30.1, 40.0, 1.0, priority=100)
+    )
+    faults = [TraceFault(10.1, "fault", "process_crash", "a"), TraceFault(20.0, "repair", "process_crash", "a")]
+    m = trace_metrics(events, faults=faults, registrar_nodes={"a": NODE_A, "b": NODE_B})
+    f = m.faults
+    FAULTS.check(f)
+    assert f["cause"].tolist() == ["fault", "repair"] and f["fault"].tolist() == [0, -1]
+    assert f["kind"].tolist() == ["process_crash"] * 2 and f["node"].tolist() == ["a", "a"]
+    assert f["repair_time"].iloc[0] == pytest.approx(9.9) and math.isnan(f["repair_time"].iloc[1])
+    # A's priority-0 advert (10.2) comes before B's first (10.25): that is the detection
+    assert f["detection_time"].iloc[0] == pytest.approx(0.1, abs=1e-5)
+    assert f["vip_move_time"].tolist() == pytest.approx([0.15, 0.55], abs=1e-5)
+    assert f["new_vip_node"].tolist() == ["b", "a"] and math.isnan(f["detection_time"].iloc[1])
+    assert m.vip_move_times == pytest.approx([0.15], abs=1e-5)
+    ts = m.timeseries.set_index("time")
+    assert ts.loc[5.0, "vrrp_masters"] == 1 and ts.loc[25.0, "vrrp_masters"] == 1
+    assert ts.loc[31.0, "vrrp_masters"] == 2 and ts.loc[35.0, "vrrp_masters"] == 2
 
 
 def _events_from_frames(frames, tmp=None) -> pd.DataFrame:
@@ -433,7 +474,7 @@ def test_inferred_reachability_without_replication():
     assert ts.loc[5.0, "reachable"] == 1 and ts.loc[20.0, "reachable"] == 2
     assert ts.loc[50.0, "reachable"] == 0 and ts.loc[65.0, "reachable"] == 1 and ts.loc[75.0, "reachable"] == 2
     assert ts.loc[50.0, "registered"] == 2  # the phones' own bindings have not expired
-    assert ts["register_rx"].sum() == 6 and ts["resp_2xx"].sum() == 6
+    assert ts["register_tx"].sum() == 6 and ts["resp_2xx"].sum() == 6
     # REGISTERs to the VIP are received by the VRRP master of the moment
     assert ts["register_rx_a"].sum() == 4 and ts["register_rx_b"].sum() == 2
 

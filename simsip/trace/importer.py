@@ -9,8 +9,9 @@ holds three kinds of traffic the metrics need:
 * VRRP advertisements (only the current VRRP master sends them),
 * everything else, which is counted by reason in :attr:`TraceImport.skipped` and dropped.
 
-:func:`import_trace` returns one row per SIP message / VRRP advertisement with the columns of the
-contract in ``docs/design.md`` (:data:`EVENT_COLUMNS`), times in seconds since the first packet.
+:func:`import_trace` returns one row per SIP message / VRRP advertisement with the columns declared
+in :data:`simsip.tables.EVENTS` (:data:`EVENT_COLUMNS`; ``docs/design.md`` is generated from it),
+times in seconds since the first packet.
 
 Two capture artefacts are handled before SIP semantics:
 
@@ -35,31 +36,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simsip.tables import EVENTS
+
+from .metrics import TraceFault
 from .pcap import Datagram, TraceError, decode_record, parse_vrrp, read_capture
 from .sip import SipMessage, looks_like_sip, parse_sip
 
 __all__ = ["EVENT_COLUMNS", "EVENT_DTYPES", "TraceImport", "import_trace"]
 
-#: Column -> dtype of the event table (the contract in docs/design.md, in order).
-EVENT_DTYPES: dict[str, str] = {
-    "time": "float64",
-    "src": "object",
-    "dst": "object",
-    "proto": "object",
-    "kind": "object",
-    "method": "object",
-    "status": "int64",
-    "call_id": "object",
-    "cseq": "int64",
-    "aor": "object",
-    "expires": "float64",
-    "branch": "object",
-    "retransmission": "bool",
-    "vrrp_src": "object",
-    "vrrp_priority": "Int64",
-    "vrrp_version": "Int64",
-    "vrrp_advert_int": "float64",
-}
+#: Column -> dtype of the event table (declared in :data:`simsip.tables.EVENTS`, in order).
+EVENT_DTYPES: dict[str, str] = {c.name: c.dtype for c in EVENTS.columns}
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_DTYPES)
 
 _CAPTURE_SUFFIXES = (".pcapng", ".pcap")
@@ -96,6 +82,29 @@ class TraceImport:
         for name in _META_FILES:
             times.extend(_fault_times(self.meta.get(name), self.t0_epoch))
         return sorted(set(times))
+
+    def faults(self) -> tuple[TraceFault, ...]:
+        """The disturbances recorded with the capture, for :func:`~simsip.trace.trace_metrics`.
+
+        The same entries as :meth:`fault_times`, as :class:`~simsip.trace.TraceFault` records: an
+        entry with ``"action": "repair"`` is a repair, ``kind`` and ``node`` are kept when given.
+        Entries at the same time are kept once (the first one found).
+        """
+        out: dict[float, TraceFault] = {}
+        for name in _META_FILES:
+            value = self.meta.get(name)
+            items = value.get("faults", []) if isinstance(value, dict) else value
+            if not isinstance(items, list):
+                continue
+            for item in items:
+                times = _fault_times([item], self.t0_epoch)
+                if not times:
+                    continue
+                info = item if isinstance(item, dict) else {}
+                cause = "repair" if info.get("action") == "repair" else "fault"
+                out.setdefault(times[0], TraceFault(times[0], cause, str(info.get("kind") or ""),
+                                                     str(info.get("node") or "")))
+        return tuple(out[t] for t in sorted(out))
 
 
 def import_trace(path: str | Path, *, dedup_window: float = 0.005) -> TraceImport:

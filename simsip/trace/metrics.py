@@ -18,11 +18,19 @@ VIP ownership comes from VRRP: only the master advertises, so the first advertis
 source marks the moment it took the VIP over. A fault's *VIP move time* is that moment minus the
 fault time.
 
+*Disturbances* are the faults and, when the caller knows them, the repairs (:class:`TraceFault`);
+each opens a window until the next one, as in the simulator. A fault's *detection time* is the
+first sign that the HA stack acted: a new master's first advert, or the faulted master's
+priority-0 advert (keepalived sends one when it enters FAULT or stops). The number of VRRP masters
+at a moment is the number of nodes advertising: from an advert until 1.5 advert intervals after
+the last one, cut short by a fault or a priority-0 advert.
+
 Outages are the unreachable intervals that follow a reachable period (the wait for the very first
 registration at the start of a run is not an outage). Traffic metrics (REGISTER arrivals,
 responses, retransmissions, timeouts) count REGISTER transactions only: OPTIONS probes are
-measurement, not load. Result tables have the shapes of the simulator's (``docs/design.md``), with
-``replication`` 0 and ``fleet`` ``""``.
+measurement, not load. The result tables are the declared ones (:mod:`simsip.tables`, the same
+columns and dtypes as a simulation), with ``replication`` 0 and ``fleet`` ``""``; what a capture
+cannot show (queue lengths, bindings per store, conflicts) is absent or NaN.
 """
 
 from __future__ import annotations
@@ -37,8 +45,9 @@ import numpy as np
 import pandas as pd
 
 from simsip.protocols.transactions import T1, timer_f
+from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, VIP
 
-__all__ = ["TraceMetrics", "trace_metrics"]
+__all__ = ["TraceFault", "TraceMetrics", "trace_metrics"]
 
 DEFAULT_EXPIRES = 3600.0  # RFC 3261 §10.2.1.1 default when nothing says otherwise
 _MAX_STEPS = 10_000_000  # timeseries rows (and seconds of register_rate) before refusing
@@ -47,8 +56,25 @@ Timeline = list[tuple[float, bool]]  # state-change points (time, reachable), so
 
 
 @dataclass(frozen=True)
+class TraceFault:
+    """A disturbance during a capture: a fault, or the repair that ends it (trace seconds).
+
+    ``kind`` (``node_crash``, …) and ``node`` (a registrar's name or IP) are ``""`` when unknown.
+    """
+
+    time: float
+    cause: str = "fault"  # "fault" or "repair"
+    kind: str = ""
+    node: str = ""
+
+    def __post_init__(self) -> None:
+        if self.cause not in ("fault", "repair"):
+            raise ValueError(f"cause must be 'fault' or 'repair', got {self.cause!r}")
+
+
+@dataclass(frozen=True)
 class TraceMetrics:
-    """Metrics of one trace, in the simulator's result-table shapes."""
+    """Metrics of one trace, as the declared result tables (:mod:`simsip.tables`)."""
 
     timeseries: pd.DataFrame
     outages: pd.DataFrame
@@ -66,7 +92,8 @@ class TraceMetrics:
 
     @property
     def vip_move_times(self) -> list[float]:
-        return [float(x) for x in self.faults["vip_move_time"]]
+        """VIP move time of each fault (repairs left out)."""
+        return [float(x) for x in self.faults.loc[self.faults["cause"] == "fault", "vip_move_time"]]
 
     @property
     def recovery_times(self) -> np.ndarray:
@@ -77,7 +104,7 @@ def trace_metrics(
     events: pd.DataFrame,
     *,
     vip: str | None = None,
-    faults: Sequence[float] | None = None,
+    faults: Sequence[float | TraceFault] | None = None,
     resolution: float = 1.0,
     registrar_nodes: Mapping[str, str] | None = None,
     replicated: bool = False,
@@ -87,7 +114,8 @@ def trace_metrics(
     """Compute the simulator's metrics from a trace event table.
 
     ``vip``: keep only SIP requests sent to / responses sent from this IP (all SIP if ``None``).
-    ``faults``: fault injection times in trace seconds. ``registrar_nodes``: names for registrar
+    ``faults``: the disturbances, as fault times in trace seconds or :class:`TraceFault` records
+    (which can also be repairs, and name the kind and node). ``registrar_nodes``: names for registrar
     IPs, either ``{ip: name}`` or ``{name: ip}``. ``replicated``: in inferred mode, bindings survive
     a VIP move. ``timeout``: a REGISTER with no final response this long after its first
     transmission timed out (default Timer F at the RFC 3261 T1 of 500 ms: 32 s). ``end``: end of the observation (default: the last event).
@@ -96,7 +124,8 @@ def trace_metrics(
         raise ValueError(f"resolution must be > 0, got {resolution}")
     ev = _normalise(events).sort_values("time", kind="stable")
     t_end = float(end) if end is not None else (float(ev["time"].max()) if len(ev) else 0.0)
-    fault_times = sorted(float(f) for f in (faults or ()))
+    disturbances = _disturbances(faults)
+    fault_times = [d.time for d in disturbances if d.cause == "fault"]
     names = _node_names(registrar_nodes)
 
     masters = _masters(ev, names)
@@ -136,11 +165,11 @@ def trace_metrics(
         timelines = {}
 
     outages = _outages(timelines)
-    recovery = _recovery(outages, fault_times)
+    recovery = _recovery(outages, [d.time for d in disturbances], [d.cause for d in disturbances])
     unreachable = float(
         sum((t_end if math.isnan(e) else e) - s for _, s, e in outages if s <= t_end)
     )
-    faults_table = _faults_table(fault_times, masters)
+    faults_table = _faults_table(disturbances, masters, ev, names)
     timeouts_at = _timeouts(reg_req, reg_resp, timeout, t_end)
 
     steps = int(math.floor(t_end / resolution + 1e-9)) + 1
@@ -151,21 +180,17 @@ def trace_metrics(
         )
     grid = np.arange(steps) * resolution
     registered_tl = {aor: _inferred_timeline(g, [], [], True, t_end) for aor, g in grants.items()}
-    ts = pd.DataFrame(
-        {
-            "replication": np.zeros(len(grid), dtype=np.int64),
-            "time": grid,
-            "registered": _count_at(registered_tl, grid),
-            "reachable": _count_at(timelines, grid),
-            "register_rx": _bin(reg_req.loc[~reg_req["retransmission"], "time"], grid, resolution),
-        }
-    )
-    new_regs = reg_req[~reg_req["retransmission"]]
-    receivers = [
-        _receiver(t, dst, names, masters) for t, dst in zip(new_regs["time"], new_regs["dst"])
-    ]
+    ts: dict[str, object] = {
+        "replication": np.zeros(len(grid), dtype=np.int64),
+        "time": grid,
+        "registered": _count_at(registered_tl, grid),
+        "reachable": _count_at(timelines, grid),
+        "register_tx": _bin(reg_req.loc[~reg_req["retransmission"], "time"], grid, resolution),
+    }
+    # every copy a node received counts, as in the simulator's register_rx_<node>
+    receivers = [_receiver(t, dst, names, masters) for t, dst in zip(reg_req["time"], reg_req["dst"])]
     for node in sorted({r for r in receivers if r}):
-        times = new_regs["time"][[r == node for r in receivers]]
+        times = reg_req["time"][[r == node for r in receivers]]
         ts[f"register_rx_{node}"] = _bin(times, grid, resolution)
     status = reg_resp["status"]
     ts["resp_2xx"] = _bin(reg_resp.loc[(status >= 200) & (status < 300), "time"], grid, resolution)
@@ -173,6 +198,8 @@ def trace_metrics(
     ts["resp_503"] = _bin(reg_resp.loc[status == 503, "time"], grid, resolution)
     ts["timeouts"] = _bin(pd.Series(timeouts_at, dtype=float), grid, resolution)
     ts["retransmissions"] = _bin(reg_req.loc[reg_req["retransmission"], "time"], grid, resolution)
+    ts["vrrp_masters"] = _count_intervals(_master_intervals(ev, names, fault_times), grid)
+    ts["vip_node"] = _node_at(vip_rows, grid)
 
     seconds = np.arange(int(math.floor(t_end + 1e-9)) + 1, dtype=float)
     register_rate = pd.DataFrame(
@@ -186,15 +213,17 @@ def trace_metrics(
     n_4xx = int(((status >= 400) & (status < 500)).sum())
     n_503 = int((status == 503).sum())
     return TraceMetrics(
-        timeseries=ts,
-        outages=pd.DataFrame(
+        timeseries=TIMESERIES.conform(ts),
+        outages=OUTAGES.conform(
             {
                 "replication": np.zeros(len(outages), dtype=np.int64),
                 "phone": pd.Series([p for p, _, _ in outages], dtype=object),
                 "fleet": pd.Series([""] * len(outages), dtype=object),
                 "start": pd.Series([s for _, s, _ in outages], dtype=float),
                 "end": pd.Series([e for _, _, e in outages], dtype=float),
-                "duration": pd.Series([e - s for _, s, e in outages], dtype=float),
+                # an outage still open at the end lasts until the end of the observation
+                "duration": pd.Series([max((t_end if math.isnan(e) else e) - s, 0.0) for _, s, e in outages],
+                                      dtype=float),
             }
         ),
         recovery=recovery,
@@ -311,13 +340,70 @@ def _vip_table(
         if start is not None:
             rows.append((start, ""))
     rows.sort(key=lambda r: (r[0], r[1] != ""))
-    return pd.DataFrame(
+    return VIP.conform(
         {
             "replication": np.zeros(len(rows), dtype=np.int64),
             "time": pd.Series([t for t, _ in rows], dtype=float),
             "node": pd.Series([n for _, n in rows], dtype=object),
         }
     )
+
+
+def _node_at(vip_rows: pd.DataFrame, grid: np.ndarray) -> np.ndarray:
+    """The node serving the VIP at each grid time ("" before the first master and in gaps)."""
+    times = vip_rows["time"].to_numpy(dtype=float)
+    nodes = np.array([""] + vip_rows["node"].tolist(), dtype=object)
+    return nodes[np.searchsorted(times, grid, side="right")]
+
+
+def _master_intervals(
+    ev: pd.DataFrame, names: Mapping[str, str], fault_times: list[float]
+) -> list[tuple[float, float]]:
+    """[start, end) of each node's stretch as VRRP master, judged from its adverts.
+
+    A node is master from an advert until 1.5 advert intervals after its last one; the stretch ends
+    earlier at a fault or at a priority-0 advert (the node releases the VIP) after its last advert.
+    """
+    adverts = ev[(ev["kind"] == "vrrp") & (ev["vrrp_src"] != "")]
+    faults = np.asarray(sorted(fault_times), dtype=float)
+    out: list[tuple[float, float]] = []
+    for _, grp in adverts.groupby(adverts["vrrp_src"].map(lambda s: names.get(s, s)), sort=True):
+        t = grp["time"].to_numpy(dtype=float)
+        prio = grp["vrrp_priority"].to_numpy(dtype=float, na_value=math.nan)
+        interval = np.nan_to_num(grp["vrrp_advert_int"].to_numpy(dtype=float), nan=1.0)
+        start: float | None = None
+        last = -math.inf
+        hold = 1.5
+        for ti, pi, ai in zip(t, prio, interval):
+            if pi == 0:  # release: the stretch ends here
+                if start is not None:
+                    out.append((start, ti))
+                    start = None
+                continue
+            if start is not None and ti - last > hold:
+                out.append((start, _cut(last, last + hold, faults)))
+                start = None
+            if start is None:
+                start = ti
+            last, hold = ti, 1.5 * (ai if ai > 0 else 1.0)
+        if start is not None:
+            out.append((start, _cut(last, last + hold, faults)))
+    return out
+
+
+def _cut(last: float, end: float, faults: np.ndarray) -> float:
+    """``end``, or the first fault after ``last`` if it comes before."""
+    k = int(np.searchsorted(faults, last, side="right"))
+    return float(min(end, faults[k])) if k < faults.size else end
+
+
+def _count_intervals(intervals: list[tuple[float, float]], grid: np.ndarray) -> np.ndarray:
+    """Number of [start, end) intervals covering each grid time."""
+    if not intervals:
+        return np.zeros(len(grid), dtype=np.int64)
+    s = np.sort(np.array([a for a, _ in intervals], dtype=float))
+    e = np.sort(np.array([b for _, b in intervals], dtype=float))
+    return (np.searchsorted(s, grid, side="right") - np.searchsorted(e, grid, side="right")).astype(np.int64)
 
 
 def _gap_start(
@@ -357,26 +443,64 @@ def _receiver(
     return _master_at(t, masters) if masters else ""
 
 
-def _faults_table(fault_times: list[float], masters: list[tuple[float, str]]) -> pd.DataFrame:
-    move_times = [t for t, _ in masters[1:]]
-    move_after: list[float] = []
-    for i, f in enumerate(fault_times):
-        nxt = fault_times[i + 1] if i + 1 < len(fault_times) else math.inf
-        first = next((m for m in move_times if f <= m < nxt), None)
-        move_after.append(first - f if first is not None else math.nan)
-    n = len(fault_times)
-    return pd.DataFrame(
-        {
-            "replication": np.zeros(n, dtype=np.int64),
-            "fault": np.arange(n, dtype=np.int64),
-            "kind": pd.Series([""] * n, dtype=object),
-            "node": pd.Series([_master_at(f, masters) for f in fault_times], dtype=object),
-            "time": pd.Series(fault_times, dtype=float),
-            "repair_time": pd.Series([math.nan] * n, dtype=float),
-            "detection_time": pd.Series([math.nan] * n, dtype=float),
-            "vip_move_time": pd.Series(move_after, dtype=float),
-        }
-    )
+def _disturbances(faults: Sequence[float | TraceFault] | None) -> list[TraceFault]:
+    """The disturbances in time order (a bare number is a fault at that time)."""
+    out = [f if isinstance(f, TraceFault) else TraceFault(float(f)) for f in (faults or ())]
+    return sorted(out, key=lambda d: d.time)
+
+
+def _faults_table(
+    disturbances: list[TraceFault], masters: list[tuple[float, str]], ev: pd.DataFrame,
+    names: Mapping[str, str],
+) -> pd.DataFrame:
+    """``faults`` table: per disturbance, the node it hit and how VRRP reacted (see the module doc)."""
+    move_list = masters[1:]
+    known = set(names.values()) | {n for _, n in masters}
+    adverts = ev[ev["kind"] == "vrrp"]
+    releases = [(float(t), names.get(src, src)) for t, src, p in
+                zip(adverts["time"], adverts["vrrp_src"], adverts["vrrp_priority"]) if p == 0]
+    repairs_left = [d for d in disturbances if d.cause == "repair"]
+    rows = []
+    n_faults = 0
+    for i, d in enumerate(disturbances):
+        t0 = d.time
+        nxt = disturbances[i + 1].time if i + 1 < len(disturbances) else math.inf
+        named = names.get(d.node, d.node) if d.node else ""
+        if d.cause == "fault":
+            node = named if named in known else _master_at(t0, masters)
+        else:
+            node = named if named in known else ""
+        move = next(((t, n) for t, n in move_list if t0 <= t < nxt), None)
+        restored = next((t for t, _ in masters if t >= t0), math.nan)
+        detection = math.nan
+        if d.cause == "fault" and node:
+            before = _master_at(t0, masters)
+            took = next((t for t, n in move_list if t >= t0 and n not in (node, before)), math.inf)
+            released = next((t for t, n in releases if t >= t0 and n == node), math.inf)
+            first = min(took, released)
+            detection = first - t0 if math.isfinite(first) else math.nan
+        repair = math.nan
+        if d.cause == "fault":
+            fix = next((r for r in repairs_left if r.time >= t0 and (not r.node or not d.node or r.node == d.node)), None)
+            if fix is not None:
+                repairs_left.remove(fix)
+                repair = fix.time - t0
+        rows.append({
+            "replication": 0,
+            "disturbance": i,
+            "cause": d.cause,
+            "fault": n_faults if d.cause == "fault" else -1,
+            "kind": d.kind,
+            "node": node,
+            "time": t0,
+            "repair_time": repair,
+            "detection_time": detection,
+            "vip_move_time": move[0] - t0 if move else math.nan,
+            "service_restored_time": restored - t0,
+            "new_vip_node": move[1] if move else "",
+        })
+        n_faults += d.cause == "fault"
+    return FAULTS.conform(pd.DataFrame(rows, columns=list(FAULTS.required)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -493,21 +617,31 @@ def _outages(timelines: Mapping[str, Timeline]) -> list[tuple[str, float, float]
     return out
 
 
-def _recovery(outages: list[tuple[str, float, float]], fault_times: list[float]) -> pd.DataFrame:
+def _recovery(
+    outages: list[tuple[str, float, float]], times: list[float], causes: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """``recovery`` table: per disturbance window, each phone's first outage starting in it.
+
+    ``times`` are the disturbances in time order, ``causes`` their causes (default: all faults).
+    """
+    causes = list(causes) if causes is not None else ["fault"] * len(times)
+    fault_index = list(np.cumsum([c == "fault" for c in causes]) - 1)
     rows: list[tuple[int, float, str, float]] = []
-    for i, f in enumerate(fault_times):
-        nxt = fault_times[i + 1] if i + 1 < len(fault_times) else math.inf
+    for i, f in enumerate(times):
+        nxt = times[i + 1] if i + 1 < len(times) else math.inf
         first: dict[str, tuple[float, float]] = {}
         for phone, start, end in outages:
             if f <= start < nxt and (phone not in first or start < first[phone][0]):
                 first[phone] = (start, end)
         for phone in sorted(first):
             rows.append((i, f, phone, first[phone][1] - f))
-    return pd.DataFrame(
+    return RECOVERY.conform(
         {
             "replication": np.zeros(len(rows), dtype=np.int64),
-            "fault": pd.Series([r[0] for r in rows], dtype=np.int64),
-            "fault_time": pd.Series([r[1] for r in rows], dtype=float),
+            "disturbance": pd.Series([r[0] for r in rows], dtype=np.int64),
+            "cause": pd.Series([causes[r[0]] for r in rows], dtype=object),
+            "fault": pd.Series([fault_index[r[0]] if causes[r[0]] == "fault" else -1 for r in rows], dtype=np.int64),
+            "time": pd.Series([r[1] for r in rows], dtype=float),
             "phone": pd.Series([r[2] for r in rows], dtype=object),
             "fleet": pd.Series([""] * len(rows), dtype=object),
             "recovery_time": pd.Series([r[3] for r in rows], dtype=float),
