@@ -126,3 +126,15 @@ def test_simulation_and_trace_yield_the_same_tables(simulated, source, tmp_path)
     assert {"register_rx_a", "register_rx_b"} <= set(sim.columns) and "register_rx_a" in tr.columns
     if source == "split-brain":  # faults.json records the repair: both causes, in both
         assert set(trace.faults["cause"]) == set(simulated.faults["cause"]) == {"fault", "repair"}
+
+
+# --- docs ----------------------------------------------------------------------------------------
+def test_design_doc_table_section_is_generated_from_the_declarations():
+    from simsip.docs import DESIGN_PATH, design_doc, design_tables_block
+
+    text = DESIGN_PATH.read_text(encoding="utf-8")
+    assert design_tables_block() in text, "docs/design.md is out of date: regenerate with `python -m simsip.docs --write`"
+    assert design_doc(text) == text
+    for t in tables.TABLES.values():  # every declared column is documented with its type
+        for e in t.entries:
+            assert f"| `{e.label}` | {tables._DOC_TYPE[e.dtype]} |" in text, (t.name, e.label)
