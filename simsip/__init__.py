@@ -82,8 +82,8 @@ _API: dict[str, tuple[str, str]] = {
     "write_report_dir": ("simsip.report", "write_report_dir"),
     "export_static": ("simsip.report", "export_static"),
     "write_comparison": ("simsip.compare", "write_comparison"),
-    "write_sweep_report": ("simsip.plan_report", "write_sweep_report"),
-    "write_plan_report": ("simsip.plan_report", "write_plan_report"),
+    "write_sweep_report": ("simsip.report", "write_sweep_report"),
+    "write_plan_report": ("simsip.report", "write_plan_report"),
 }
 
 #: submodules reachable as ``simsip.<name>`` without importing them first
@@ -115,7 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers; at run ti
     from simsip.config.schema import Scenario
     from simsip.plan import PlanResult, write_plan
     from simsip.plan import plan as run_plan
-    from simsip.plan_report import write_plan_report, write_sweep_report
+    from simsip.report import write_plan_report, write_sweep_report
     from simsip.report import export_static, write_report, write_report_dir
     from simsip.sweep import SweepResult
     from simsip.sweep import sweep as run_sweep

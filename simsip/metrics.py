@@ -576,3 +576,20 @@ FIGURE_HELP = {
     "calls_total_expected": ("calls", "Expected incoming calls in the run"),
     "phones": ("phones", "Phones in the scenario"),
 }
+
+#: The figures that tell designs apart, in the order a comparison lists them (``simsip run`` of a
+#: scenario with variants, the comparison page).
+COMPARISON_FIGURES = (
+    "unreachable_phone_seconds",
+    "phones_affected",
+    "recovery_median",
+    "recovery_p95",
+    "vip_move_time",
+    "detection_time",
+    "failback_vip_move_time",
+    "peak_register_rate",
+    "conflict_phone_seconds",
+    "split_brain_seconds",
+    "calls_failed_expected",
+    "loss_minutes_per_phone_year",
+)

@@ -59,6 +59,15 @@ def test_recommendation_holds_with_fresh_seeds(feasible):
     simsip.write_plan_report(res, out / "report.html")
     html = (out / "report.html").read_text()
     assert '<script src="http' not in html and "Pareto" in html and "tornado" in html
+    # `simsip report PLAN_DIR` draws the plan page again from the files, with the same figures
+    import re
+
+    from simsip.report import write_report_dir
+
+    again = write_report_dir(out, out / "again.html").read_text()
+    ids = re.findall(r'<div id="fig-([a-z_]+)" class="plotly-graph-div"', html)
+    assert ids == re.findall(r'<div id="fig-([a-z_]+)" class="plotly-graph-div"', again)
+    assert {"pareto", "tornado", "candidates_ci"} <= set(ids) and "Feasible." in again
     assert len(res.sensitivity) >= 4 and {"low", "high"} >= set(res.sensitivity["side"])
 
 

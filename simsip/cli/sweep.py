@@ -55,7 +55,7 @@ def sweep_command(
                           "run the same command again to resume")
         raise typer.Exit(130)
     if len(res.points):  # the report page is the caller's: sweep() keeps only the results
-        from simsip.plan_report import write_sweep_report
+        from simsip.report import write_sweep_report
 
         write_sweep_report(res, out_dir / "report.html")
     console.print(f"done: {res.computed} point(s) simulated, {prep.n_points - res.computed} resumed, "
@@ -79,7 +79,7 @@ def plan_command(
         res = plan(spec, out=out_dir, workers=workers, dask=dask, progress=True)
     except ConfigError as exc:
         fail(exc.problems)
-    from simsip.plan_report import write_plan_report  # the page is the caller's: plan() keeps only the results
+    from simsip.report import write_plan_report  # the page is the caller's: plan() keeps only the results
 
     write_plan_report(res, out_dir / "report.html")
     summ = res.summary()
