@@ -5,6 +5,7 @@ small failover, writes the report, rebuilds it from the run directory (``simsip 
 opens it in headless Chromium (Debian package ``chromium``) and checks, from the rendered DOM, that
 there were no JavaScript errors and that every plotly figure has its SVG and a non-empty plot
 area. It saves a screenshot into the test's output directory (and ``$SIMSIP_ARTIFACTS`` if set).
+The sweep and comparison pages get the same check.
 """
 
 from __future__ import annotations
@@ -81,14 +82,12 @@ def run_dir(tmp_path_factory) -> Path:
     return out
 
 
-def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
-    from simsip.report import report_cli
-
-    page = report_cli(run_dir, out=tmp_path / "report.html")  # the `simsip report RUN_DIR` path
-    text = page.read_text(encoding="utf-8")
+def _check_renders(text: str, tmp_path: Path, min_figures: int) -> None:
+    """Every plotly figure of the page draws in headless Chromium, without JavaScript errors."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?https?:", text), "the report must load nothing from the network"
     n_divs = len(re.findall(r'class="plotly-graph-div"', text))
-    assert n_divs >= 8, f"expected at least 8 figures, found {n_divs}"
+    assert n_divs >= min_figures, f"expected at least {min_figures} figures, found {n_divs}"
 
     probe = tmp_path / "probe.html"
     probe.write_text(text.replace("<head>", "<head>" + _PROBE_HEAD, 1).replace("</body>", _PROBE_TAIL + "</body>", 1),
@@ -111,6 +110,14 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
         assert f["traces"] > 0 and f["marks"] > 0, f"{f['id']}: empty plot area ({f})"
         assert f["width"] > 300 and f["height"] > 200, f"{f['id']}: plot area too small ({f})"
 
+
+def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
+    from simsip.report import report_cli
+
+    page = report_cli(run_dir, out=tmp_path / "report.html")  # the `simsip report RUN_DIR` path
+    text = page.read_text(encoding="utf-8")
+    _check_renders(text, tmp_path, 8)
+
     shot = tmp_path / "report.png"
     proc = _chromium(["--hide-scrollbars", "--window-size=1280,5200", "--virtual-time-budget=15000",
                       f"--screenshot={shot}", page.as_uri()], tmp_path / "profile-shot")
@@ -124,6 +131,22 @@ def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
         for p in (shot, top, page):
             if p.is_file():
                 shutil.copy2(p, Path(artifacts) / p.name)
+
+
+def test_sweep_and_comparison_pages_render_in_chromium(run_dir: Path, tmp_path: Path) -> None:
+    from simsip.api import simulate
+    from simsip.compare import write_comparison
+    from simsip.report import render_sweep_report
+    from simsip.sweep import sweep
+    from tests.test_report import SWEEP
+
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(SWEEP)
+    res = sweep(spec, workers=1)
+    _check_renders(render_sweep_report(res), tmp_path / "s", 5)
+    res = simulate(scenario(duration="1min", faults=[{"kind": "node_crash", "node": "master", "at": "20s"}]))
+    write_comparison({"a": res, "b": res}, tmp_path / "cmp")
+    _check_renders((tmp_path / "cmp" / "comparison.html").read_text(encoding="utf-8"), tmp_path / "c", 1)
 
 
 def test_static_export_png_and_svg(run_dir: Path, tmp_path: Path) -> None:
