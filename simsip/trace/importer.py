@@ -484,7 +484,7 @@ def _fill_response_aors(rows: list[dict[str, Any]]) -> None:
 
 def _frame(rows: list[dict[str, Any]], t0: float) -> pd.DataFrame:
     if not rows:
-        return pd.DataFrame({c: pd.Series([], dtype=t) for c, t in EVENT_DTYPES.items()})
+        return EVENTS.empty()
     frame = pd.DataFrame.from_records(rows, columns=list(EVENT_COLUMNS))
     frame["time"] = np.asarray(frame["time"], dtype="float64") - t0
-    return frame.astype(EVENT_DTYPES).reset_index(drop=True)
+    return EVENTS.conform(frame)

@@ -81,7 +81,7 @@ class TraceMetrics:
     recovery: pd.DataFrame
     faults: pd.DataFrame
     vip: pd.DataFrame
-    register_rate: pd.DataFrame  # time, register_rx, register_retrans per 1 s
+    register_rate: pd.DataFrame  # per 1 s: time, register_rx (first transmissions), register_retrans
     responses: dict[str, int]  # "2xx", "4xx", "503", "other"
     retransmissions: int
     timeouts: int
