@@ -61,10 +61,19 @@ def compare_table(results_by_label: Mapping[str, Any], figures: Sequence[str] = 
     return pd.DataFrame(rows)
 
 
+def _common_name(names: Sequence[str]) -> str:
+    """The scenario the variants share: 'base' of 'base/none', 'base/dmq'; else 'comparison'."""
+    if len(set(names)) == 1:
+        return names[0]
+    prefix = os.path.commonprefix(list(names))
+    prefix = prefix[: prefix.rfind("/")] if "/" in prefix else ""
+    return prefix or "comparison"
+
+
 def render_comparison_report(results_by_label: Mapping[str, Any], figures: Sequence[str] = COMPARISON_FIGURES) -> str:
     """The HTML text of the comparison page."""
     runs = {name: as_run_data(r) for name, r in results_by_label.items()}
-    title = next(iter(runs.values())).name if runs else "comparison"
+    title = _common_name([r.name for r in runs.values()])
     shown = [k for k in figures if any(k in r.figures for r in runs.values())]
     table = compare_table(runs, shown)
     body = [
