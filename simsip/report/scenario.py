@@ -4,7 +4,8 @@ A failover review starts with the deployment: the phone fleets register through 
 keepalived decides which registrar node serves it, and where the registrations live (each node's
 memory, one shared store, or replicated between nodes) decides what a new master knows. Both the
 drawing (:func:`topology_figure`) and the sentences (:func:`scenario_sentences`) are read from the
-validated :class:`~simsip.config.schema.Scenario`.
+validated :class:`~simsip.config.schema.Scenario`; what a fault does is said in the fault table's
+words (:mod:`simsip.faults`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from simsip.config.schema import Scenario
+from simsip.faults import BY_NAME as FAULT_KINDS
 
 from .toolkit import count, human, layout
 
@@ -146,14 +148,6 @@ def topology_figure(scenario: Scenario) -> go.Figure:
 
 
 # =============================================================================== the scenario in words
-FAULT_WORDS = {
-    "node_crash": "crashes (registrar and keepalived stop, no priority-0 advert)",
-    "process_crash": "loses its registrar process (keepalived keeps running)",
-    "process_hang": "hangs (the registrar takes requests and never answers)",
-    "process_restart": "restarts its registrar (memory lost)",
-    "link_down": "loses its network link",
-    "partition": "stops hearing its peer (network partition between the nodes)",
-}
 DATA_WORDS = {
     "none": "each node keeps only the bindings it received itself (no replication): after a failover the new "
             "master knows none of the phones until each one's next REGISTER reaches it",
@@ -222,7 +216,7 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
         out.append("No faults are scheduled: this run shows the steady state.")
     for f in scn.faults:
         who = f"the {f.node} node" if f.node in ("master", "backup") else f"node {html.escape(f.node)}"
-        s = f"At <b>{human(f.at)}</b> {who} {FAULT_WORDS.get(f.kind, f.kind)}"
+        s = f"At <b>{human(f.at)}</b> {who} {FAULT_KINDS[f.kind].words if f.kind in FAULT_KINDS else f.kind}"
         s += f"; it comes back {human(f.repair_after)} later." if f.repair_after is not None else " and stays down."
         out.append(s)
     return out
