@@ -2,7 +2,7 @@
 
 This is the Python twin of ``simsip trace import``: :func:`measure_trace` imports a pcap/pcapng file
 or a lab run directory (:func:`~simsip.trace.import_trace`) and computes the simulator's result
-tables from it (:func:`~simsip.trace.trace_metrics`, with the fault times the run directory
+tables from it (:func:`~simsip.trace.trace_metrics`, with the faults and repairs the run directory
 records); :func:`write_trace_tables` writes ``events.csv`` and the metric tables where the caller
 asks::
 
@@ -46,7 +46,7 @@ def measure_trace(path: str | os.PathLike, *, vip: str | None = None, resolution
     tell probes and registrars apart; ``resolution``: time-series step in seconds). Raises
     :class:`~simsip.trace.TraceError` for a file that is not a capture."""
     imp = import_trace(path)
-    met = trace_metrics(imp.events, vip=vip, faults=imp.fault_times() or None, resolution=resolution)
+    met = trace_metrics(imp.events, vip=vip, faults=imp.faults() or None, resolution=resolution)
     return MeasuredTrace(imp, met)
 
 
