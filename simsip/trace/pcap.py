@@ -21,6 +21,8 @@ and raise assorted exceptions on a truncated tail instead of reporting it.
 
 from __future__ import annotations
 
+import mmap
+import os
 import socket
 import struct
 from collections.abc import Iterator
@@ -142,7 +144,7 @@ def read_capture(path: Path, skipped: dict[str, int]) -> Iterator[Record]:
     incomplete file header). A truncated tail is counted as ``truncated`` and ends the file.
     """
     try:
-        data = Path(path).read_bytes()
+        data = _map(Path(path))
     except OSError as exc:
         raise TraceError(f"{path}: cannot read capture: {exc.strerror or exc}") from None
     if not data:
@@ -155,6 +157,19 @@ def read_capture(path: Path, skipped: dict[str, int]) -> Iterator[Record]:
     raise TraceError(
         f"{path}: not a packet capture: unknown magic {magic.hex()} (expected pcap or pcapng)"
     )
+
+
+def _map(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes: read whole when small, memory-mapped when large (a capture of gigabytes is
+    paged in as it is read, not loaded)."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size < _MAP_THRESHOLD:
+            return fh.read()
+        return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+_MAP_THRESHOLD = 1 << 24  # 16 MiB
 
 
 def _bump(skipped: dict[str, int], reason: str, n: int = 1) -> None:
