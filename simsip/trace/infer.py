@@ -811,7 +811,8 @@ def infer_scenario(
     t0 = inf.first if math.isfinite(inf.first) else 0.0
     if garp:
         t0 = min(t0, min(g[0] for g in garp)) if math.isfinite(inf.first) else min(g[0] for g in garp)
-    duration = (inf.last - t0) if math.isfinite(inf.last) else 0.0
+    origin = _origin(metas[0][1], t0) if metas else t0
+    duration = (inf.last - origin) if math.isfinite(inf.last) else 0.0
     if vip is None:
         if inf.vips:
             vip = inf.vips.most_common(1)[0][0]
@@ -823,6 +824,8 @@ def infer_scenario(
     fleets = _fleets(inf, t0)
     registrar = _registrar(inf)
     notes: list[str] = []
+    if origin != t0:
+        notes.append(f"scenario clock: the run's t0_epoch (meta.json), {origin - t0:.3f}s after the first packet")
     if not inf.phones:
         notes.append("no REGISTER seen: fleet values fall back to the generic-udp profile")
     faults = _faults(metas, ha, t0)
@@ -1074,6 +1077,16 @@ def _ha(inf: _Inferer, garp: list[tuple[float, str, str]], t0: float) -> HaInfer
     )
 
 
+def _origin(meta: dict[str, Any], t0: float) -> float:
+    """The time origin of a lab run directory: its meta.json ``t0_epoch`` (the scenario's t=0), if
+    within the capture's first minutes; else the capture's first packet."""
+    info = meta.get("meta.json")
+    value = info.get("t0_epoch") if isinstance(info, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and 0 <= value - t0 < 3600:
+        return float(value)
+    return t0
+
+
 def _faults(metas: list[tuple[Path, dict[str, Any]]], ha: HaInference, t0: float) -> tuple[dict[str, Any], ...]:
     """The run directory's recorded faults (trace-relative), else a master crash where the master went silent."""
     from .importer import TraceImport
@@ -1081,15 +1094,17 @@ def _faults(metas: list[tuple[Path, dict[str, Any]]], ha: HaInference, t0: float
     import pandas as pd
 
     for _path, meta in metas[:1]:
-        imp = TraceImport(events=pd.DataFrame(), skipped={}, packets=0, t0_epoch=t0, meta=meta)
+        origin = _origin(meta, t0)
+        imp = TraceImport(events=pd.DataFrame(), skipped={}, packets=0, t0_epoch=origin, meta=meta)
         out = []
         recorded = imp.faults()
         for k, f in enumerate(recorded):
             if f.cause != "fault":
                 continue
             repair = next((r.time for r in recorded[k + 1:] if r.cause == "repair"), None)
+            clock = "the run's clock (meta.json t0_epoch)" if origin != t0 else "capture clock"
             entry = {"kind": f.kind or "node_crash", "node": "master", "at": f.time,
-                     "evidence": f"recorded in faults.json (node {f.node or '?'})"}
+                     "evidence": f"recorded in faults.json (node {f.node or '?'}), on {clock}"}
             if repair is not None:
                 entry["repair_after"] = repair - f.time
             out.append(entry)
