@@ -427,7 +427,7 @@ class _Fleet:
     grant_values: Counter = field(default_factory=Counter)
     gaps: dict[int, _Samples] = field(default_factory=dict)
     retrans_at_timeout: _Samples = field(default_factory=_Samples)
-    timeouts: list[tuple[float, int, float, int]] = field(default_factory=list)  # last send, sends, next start, streak
+    timeouts: list[tuple[float, float, int, float, int]] = field(default_factory=list)  # first, last send, sends, next start, streak
     timeouts_n: int = 0
     error_waits: dict[int, _Samples] = field(default_factory=dict)
     streak_waits: dict[int, _Samples] = field(default_factory=dict)
@@ -629,7 +629,7 @@ class _Inferer:
         fleet.timeouts_n += 1
         phone.streak += 1
         if math.isfinite(next_start) and len(fleet.timeouts) < MAX_SAMPLES:
-            fleet.timeouts.append((tx.last, len(tx.sends), next_start, phone.streak))
+            fleet.timeouts.append((tx.first, tx.last, len(tx.sends), next_start, phone.streak))
         self.txs.pop((tx.call_id, tx.cseq, tx.branch), None)
         phone.open = None
 
@@ -898,13 +898,15 @@ def _fleets(inf: _Inferer, t0: float) -> tuple[FleetInference, ...]:
         streaks: dict[int, _Samples] = {k: _Samples() for k in f.streak_waits}
         for k, s in f.streak_waits.items():
             streaks[k].extend(s)
-        for last, sends, nxt, streak in f.timeouts:
-            due = last + transactions.retransmit_interval(sends - 1, t1v, t2v)
+        for first, last, sends, nxt, streak in f.timeouts:
+            # the timeout: Timer F (64·T1), or earlier when the next copy was due and did not come
+            due = min(first + transactions.timer_f(t1v), last + transactions.retransmit_interval(sends - 1, t1v, t2v))
+            due = max(due, last)
             w = max(0.0, nxt - due)
             tw.add(w)
             streaks.setdefault(streak, _Samples()).add(w)
         timeout_wait = tw.estimate("timeout_wait", "s",
-                                   "from the transaction timeout (when the next copy was due) to the next REGISTER",
+                                   "from the transaction timeout (Timer F = 64·T1, or when the next copy was due if sooner) to the next REGISTER",
                                    "no REGISTER timed out and was retried in the capture")
         error_waits = {code: s.estimate(f"wait_{code}", "s", f"from the {code} to the next REGISTER")
                        for code, s in sorted(f.error_waits.items())}
@@ -973,17 +975,21 @@ def _spread(xs: list[float]) -> float:
 
 
 def _phases(f: _Fleet, fraction: Estimate, granted: _Samples) -> str:
-    """even: the phones' first REGISTERs in the capture are evenly spread over one refresh interval."""
-    g = _median(granted.values)
-    if not fraction.observed or not math.isfinite(g) or len(f.first_times) < 5:
-        return "random"
-    period = (fraction.value or 0.0) * g
-    if period <= 0:
+    """even: the phones' first REGISTERs in the capture are evenly spread (over one refresh interval
+    when it is known; else over the span they cover, for a capture shorter than two refreshes)."""
+    if len(f.first_times) < 5:
         return "random"
     first = sorted(f.first_times)
-    phases = sorted((t - first[0]) % period for t in first)
-    gaps = [b - a for a, b in zip(phases, phases[1:])] + [period - phases[-1] + phases[0]]
+    g = _median(granted.values)
+    period = (fraction.value or 0.0) * g if fraction.observed and math.isfinite(g) else 0.0
+    if period > 0:
+        phases = sorted((t - first[0]) % period for t in first)
+        gaps = [b - a for a, b in zip(phases, phases[1:])] + [period - phases[-1] + phases[0]]
+    else:
+        gaps = [b - a for a, b in zip(first, first[1:])]
     mean = sum(gaps) / len(gaps)
+    if mean <= 0:
+        return "random"
     sd = math.sqrt(sum((x - mean) ** 2 for x in gaps) / len(gaps))
     # independent uniform phases give exponential-like gaps (coefficient of variation ≈ 1)
     return "even" if sd / mean < 0.35 else "random"
