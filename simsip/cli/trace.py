@@ -63,7 +63,7 @@ def trace_infer(
     vip: Optional[str] = typer.Option(None, "--vip", help="The VIP address (default: from the VRRP adverts, else where REGISTERs go)."),
     name: Optional[str] = typer.Option(None, "--name", help="Scenario name (default: the --out file's stem, else 'inferred')."),
     measure: Optional[bool] = typer.Option(
-        None, "--measure/--no-measure", help="Also compute trace import's failover metrics (default: for captures up to 200 MB)."
+        None, "--measure/--no-measure", help="Also compute trace import's failover metrics (default: for captures up to 50 MB; it loads the event table)."
     ),
 ) -> None:
     """Infer fleets, timers, the registrar and the HA setup from captures: a runnable scenario, each value with its evidence."""

@@ -56,7 +56,7 @@ __all__ = ["Estimate", "FleetInference", "HaInference", "Inference", "RegistrarI
 #: reservoir size per sampled quantity: memory stays bounded however long the capture
 MAX_SAMPLES = 50_000
 #: captures larger than this (bytes, all files) are not measured for failover metrics by default
-MEASURE_LIMIT = 200 * 1024 * 1024
+MEASURE_LIMIT = 50 * 1024 * 1024
 
 #: User-Agent substrings -> phone profile in models/phones (first match wins)
 UA_PROFILES: tuple[tuple[str, str], ...] = (
@@ -129,11 +129,27 @@ def _fmt(x: float, unit: str) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """A duration with its unit, as the scenario YAML takes it (``250ms``, ``30s``)."""
+    """A duration with its unit, as the scenario YAML takes it (``250ms``, ``30s``; no exponent)."""
+    if not math.isfinite(seconds):
+        return "0s"
     if seconds != 0 and abs(seconds) < 1:
         ms = seconds * 1000
-        return f"{ms:.4g}ms" if abs(ms) >= 0.01 else f"{seconds * 1e6:.3g}us"
+        if abs(ms) >= 0.01:
+            return f"{ms:.4g}ms"
+        us = seconds * 1e6
+        return f"{us:.3g}us" if abs(us) >= 0.001 else "0s"
+    if abs(seconds) >= 1e5:
+        return f"{seconds:.0f}s"
     return f"{seconds:.6g}s"
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return lo if not math.isfinite(x) else min(hi, max(lo, x))
+
+
+def _printable(text: str) -> str:
+    """Text safe on one YAML line (captures carry any byte: NEL, U+2028 or NUL would break it)."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 class _Samples:
@@ -352,7 +368,7 @@ def _arp(record: Record) -> tuple[str, str] | None:
 
 
 def _records(files: list[Path], skipped: dict[str, int], progress: Callable[[int], None] | None,
-             garp: list[tuple[float, str, str]]) -> Iterator[Datagram]:
+             garp: list[tuple[float, str, str]], counter: list[int]) -> Iterator[Datagram]:
     """Decoded datagrams of all files merged on time, streamed (a file is read through mmap)."""
 
     def one(path: Path) -> Iterator[Datagram]:
@@ -368,17 +384,15 @@ def _records(files: list[Path], skipped: dict[str, int], progress: Callable[[int
                 if decoded == "not_ip":
                     hit = _arp(record)
                     if hit is not None:
-                        garp.append((record.time, hit[0], hit[1]))
+                        if len(garp) < MAX_SAMPLES:
+                            garp.append((record.time, hit[0], hit[1]))
                         continue
                 _bump(skipped, decoded)
                 continue
             yield decoded
 
-    counter = [0]
     streams = [one(p) for p in files]
-    merged = streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda d: d.time)
-    yield from merged
-    _records.packets = counter[0]  # type: ignore[attr-defined]
+    yield from streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda d: d.time)
 
 
 def _bump(skipped: dict[str, int], reason: str, n: int = 1) -> None:
@@ -791,7 +805,8 @@ def infer_scenario(
     inf = _Inferer()
     streams: dict = {}
     last_tcp: dict = {}
-    gen = _records(files, skipped, progress, garp)
+    counter = [0]
+    gen = _records(files, skipped, progress, garp, counter)
     for d in _deduplicate(gen, dedup_window, skipped):
         inf.datagram(d, skipped, streams, last_tcp)
         if len(streams) > 100_000:  # bound the reassembly state: drop the oldest directions
@@ -807,7 +822,7 @@ def infer_scenario(
             elif d is not None:
                 inf.sip(d.time, d, msg)
     inf.finish()
-    packets = getattr(_records, "packets", 0)
+    packets = counter[0]
     t0 = inf.first if math.isfinite(inf.first) else 0.0
     if garp:
         t0 = min(t0, min(g[0] for g in garp)) if math.isfinite(inf.first) else min(g[0] for g in garp)
@@ -1131,14 +1146,21 @@ def _faults(metas: list[tuple[Path, dict[str, Any]]], ha: HaInference, t0: float
 # Scenario YAML
 # ---------------------------------------------------------------------------------------------
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + _printable(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _c(text: str) -> str:
-    return "  # " + text.replace("\n", " ")
+    return "  # " + _printable(text)
+
+
+#: the ranges the scenario schema accepts, so whatever a capture holds the YAML validates
+_MAX_DURATION = 400 * 86400.0
+_MAX_EXPIRES = 30 * 86400.0
 
 
 def _scenario_yaml(inf: Inference, name: str) -> str:
+    from simsip.faults import NAMES as FAULT_KINDS
+
     lines: list[str] = []
     add = lines.append
     files = ", ".join(str(f) for f in inf.files)
@@ -1153,90 +1175,101 @@ def _scenario_yaml(inf: Inference, name: str) -> str:
     add(f"description: {_q('inferred from ' + ', '.join(f.name for f in inf.files))}")
     add("seed: 1")
     add("replications: 5")
-    duration = max(10.0, math.ceil(inf.duration))
-    add(f"duration: {duration_text(duration)}{_c('the capture duration')}")
+    duration = _clamp(float(math.ceil(inf.duration)) if math.isfinite(inf.duration) else 10.0, 10.0, _MAX_DURATION)
+    add(f"duration: {duration_text(duration)}{_c('the capture duration (at least 10 s)')}")
     add("fleets:")
-    fleets = inf.fleets
-    if not fleets:
+    if not inf.fleets:
         add("  - name: phones")
         add("    count: 1" + _c("no REGISTER in the capture: one placeholder phone"))
         add("    profile: generic-udp")
-    for f in fleets:
+    for f in inf.fleets[:1000]:
         _fleet_yaml(f, add)
     _registrar_yaml(inf, add)
     _ha_yaml(inf, add)
-    faults = [x for x in inf.faults if x["at"] < duration]
+    faults = []
+    for x in inf.faults:
+        at = x["at"]
+        if not (math.isfinite(at) and 0 <= at < duration):
+            add(f"# fault not placed (outside the run): {x['kind']} at {at:.3f}s ({x['evidence']})")
+        elif x["kind"] not in FAULT_KINDS:
+            add(f"# fault not placed (unknown kind {x['kind']!r}) at {at:.3f}s ({x['evidence']})")
+        else:
+            faults.append(x)
     if faults:
         add("faults:")
-        for x in faults:
+        for x in faults[:10_000]:
             add(f"  - kind: {x['kind']}{_c(x['evidence'])}")
-            add(f"    node: {x['node']}")
+            add("    node: master")
             add(f"    at: {duration_text(round(x['at'], 3))}")
-            if "repair_after" in x:
-                add(f"    repair_after: {duration_text(round(x['repair_after'], 3))}")
+            rep = x.get("repair_after")
+            if isinstance(rep, float) and math.isfinite(rep) and rep > 0:
+                add(f"    repair_after: {duration_text(round(rep, 3))}")
     if inf.measured_note:
         add(f"# {inf.measured_note}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(_printable(line) for line in lines) + "\n"
 
 
 def _fleet_yaml(f: FleetInference, add: Callable[[str], None]) -> None:
     prof = f"from profile {f.profile} because not observed"
-    add(f"  - name: {f.name}{_c(f'User-Agent {f.user_agent!r}, {f.transport}; {f.transactions} REGISTER transactions')}")
-    add(f"    count: {max(1, f.phones)}{_c(f'distinct AORs, from {f.addresses} source address(es)')}")
+    add(f"  - name: {_q(f.name)}{_c(f'User-Agent {f.user_agent!r}, {f.transport}; {f.transactions} REGISTER transactions')}")
+    add(f"    count: {min(20_000_000, max(1, f.phones))}{_c(f'distinct AORs, from {f.addresses} source address(es)')}")
     add(f"    profile: {f.profile}{_c(f.profile_reason)}")
-    add(f"    phases: {f.phases}{_c('first REGISTERs spread evenly over one refresh interval' if f.phases == 'even' else 'refresh phases not evenly spread (or too few phones)')}")
+    add(f"    phases: {f.phases}{_c('first REGISTERs spread evenly' if f.phases == 'even' else 'refresh phases not evenly spread (or too few phones)')}")
     add("    phone:")
-    add(f"      transport: {f.transport if f.transport in ('udp', 'tcp', 'tls') else 'udp'}{_c('seen on the wire')}")
-    if f.requested_expires.observed:
-        add(f"      expires: {duration_text(round(f.requested_expires.value, 3))}{_c(f.requested_expires.comment())}")
+    add(f"      transport: {f.transport}{_c('seen on the wire')}")
+    req = f.requested_expires
+    if req.observed and (req.value or 0) >= 1:
+        add(f"      expires: {duration_text(_clamp(round(req.value, 3), 1.0, _MAX_EXPIRES))}{_c(req.comment())}")
     else:
-        add(f"      # expires: {prof}")
+        add(f"      # expires: {prof} ({req.comment()})")
     fr = f.refresh_fraction
-    if fr.observed:
+    if fr.observed and (fr.value or 0) > 0:
         if f.refresh_mode == "margin" and f.refresh_margin.observed:
-            margin = max(0.0, f.refresh_margin.value or 0.0)
-            add(f"      refresh: {{mode: margin, margin: {duration_text(round(margin, 3))}}}{_c('margin ' + f.refresh_margin.comment() + '; a constant margin fits the grants better than a constant fraction')}")
+            margin = _clamp(f.refresh_margin.value or 0.0, 0.0, _MAX_EXPIRES)
+            add(f"      refresh: {{mode: margin, margin: {duration_text(round(margin, 3))}}}"
+                f"{_c('margin ' + f.refresh_margin.comment() + '; a constant margin fits the grants better than a constant fraction')}")
         else:
-            pct = min(100.0, max(0.1, round((fr.value or 0.0) * 100, 2)))
+            pct = _clamp(round((fr.value or 0.0) * 100, 2), 0.1, 100.0)
             q = fr.quantiles
-            jitter = f"; jitter p5–p95 {q[0] * 100:.3g}–{q[4] * 100:.3g}%" if q else ""
+            jitter = f"; jitter p5–p95 {q[0] * 100:.3g}–{q[4] * 100:.3g}% (not modelled)" if q else ""
             add(f"      refresh: {{mode: percent, percent: {pct:g}}}{_c('refresh point ' + fr.comment() + jitter)}")
     else:
-        add(f"      # refresh: {prof} ({fr.evidence})")
-    timers = []
-    tcom = []
+        add(f"      # refresh: {prof} ({fr.comment()})")
+    timers, tcom = [], []
+    t1 = None
     if f.t1.observed:
-        timers.append(f"t1: {duration_text(round(f.t1.value, 4))}")
+        t1 = _clamp(round(f.t1.value or 0.0, 4), 0.001, 60.0)
+        timers.append(f"t1: {duration_text(t1)}")
         tcom.append("t1 " + f.t1.comment())
-    t2v = f.t2.value if f.t2.observed else None
-    if t2v is not None and f.t1.observed and t2v >= (f.t1.value or 0):
-        timers.append(f"t2: {duration_text(round(t2v, 4))}")
+    if f.t2.observed and t1 is not None:
+        timers.append(f"t2: {duration_text(_clamp(round(f.t2.value or 0.0, 4), t1, 600.0))}")
         tcom.append("t2 " + f.t2.comment())
     if f.max_retransmissions.observed:
-        timers.append(f"max_retransmissions: {int(round(f.max_retransmissions.value))}")
+        timers.append(f"max_retransmissions: {int(_clamp(round(f.max_retransmissions.value or 0), 0, 100))}")
         tcom.append("max_retransmissions " + f.max_retransmissions.comment())
     if timers:
         add(f"      timers: {{{', '.join(timers)}}}{_c('; '.join(tcom))}")
     else:
         add(f"      # timers: {prof} (no REGISTER retransmission in the capture)")
     # retry rule
-    waits = [e for code, e in f.error_waits.items() if e.observed]
+    waits = [e for e in f.error_waits.values() if e.observed]
     retry: list[str] = []
     rcom: list[str] = []
     if f.backoff:
         w1 = f.streak_waits[1].value or 0.0
         wmax = max((e.value or 0.0) for e in f.streak_waits.values())
-        base = max(0.001, w1 / 0.75)
+        base = _clamp(w1 / 0.75, 0.001, _MAX_DURATION)
         retry += ["mode: backoff", f"base: {duration_text(round(base, 3))}",
-                  f"max: {duration_text(round(max(base, wmax / 0.75), 3))}"]
+                  f"max: {duration_text(round(_clamp(wmax / 0.75, base, _MAX_DURATION), 3))}"]
         rcom.append("waits grow across consecutive failures: " + ", ".join(
-            f"#{k} {duration_text(e.value or 0)}" for k, e in f.streak_waits.items()) + " (base = first wait / 0.75)")
+            f"#{k} {duration_text(e.value or 0)} (n={e.n})" for k, e in f.streak_waits.items())
+            + "; base = first wait / 0.75 (RFC 5626 uniform [W/2, W])")
     elif waits or f.timeout_wait.observed:
         main = max(waits, key=lambda e: e.n) if waits else f.timeout_wait
-        retry += ["mode: fixed", f"interval: {duration_text(round(main.value or 0.0, 3))}"]
+        retry += ["mode: fixed", f"interval: {duration_text(round(_clamp(main.value or 0.0, 0.0, _MAX_DURATION), 3))}"]
         rcom.append(f"{main.name} {main.comment()}")
         if waits and f.timeout_wait.observed and abs((f.timeout_wait.value or 0) - (main.value or 0)) > 1.0:
-            retry.append(f"timeout_interval: {duration_text(round(f.timeout_wait.value or 0.0, 3))}")
+            retry.append(f"timeout_interval: {duration_text(round(_clamp(f.timeout_wait.value or 0.0, 0.0, _MAX_DURATION), 3))}")
             rcom.append("timeout " + f.timeout_wait.comment())
     if f.retry_after_honoured.observed:
         retry.append(f"honour_retry_after: {'true' if (f.retry_after_honoured.value or 0) >= 0.5 else 'false'}")
@@ -1247,12 +1280,16 @@ def _fleet_yaml(f: FleetInference, add: Callable[[str], None]) -> None:
         add(f"      # retry: {prof} (no failed REGISTER was retried in the capture)")
     for code, e in f.error_waits.items():
         add(f"      # wait after {code}: {e.comment()}")
-    if f.keepalive_kind != "none" and f.keepalive_interval.observed:
-        hi = f.keepalive_interval.quantiles[4] if f.keepalive_interval.quantiles else f.keepalive_interval.value
-        lo = f.keepalive_interval.quantiles[0] if f.keepalive_interval.quantiles else f.keepalive_interval.value
-        randomize = round(min(1.0, max(0.0, lo / hi if hi else 1.0)), 2)
-        add(f"      keepalive: {{kind: {f.keepalive_kind}, interval: {duration_text(round(hi, 3))}, randomize: {randomize}}}"
-            f"{_c('interval p95, randomize p5/p95; ' + f.keepalive_interval.comment())}")
+    if f.timeout_wait.observed:
+        add(f"      # wait after a timeout: {f.timeout_wait.comment()}")
+    ka = f.keepalive_interval
+    if f.keepalive_kind != "none" and ka.observed:
+        hi = ka.quantiles[4] if ka.quantiles else (ka.value or 0.0)
+        lo = ka.quantiles[0] if ka.quantiles else (ka.value or 0.0)
+        hi_c = _clamp(round(hi, 3), 0.01, 86400.0)
+        randomize = round(_clamp(lo / hi if hi > 0 else 1.0, 0.0, 1.0), 2)
+        add(f"      keepalive: {{kind: {f.keepalive_kind}, interval: {duration_text(hi_c)}, randomize: {randomize:g}}}"
+            f"{_c('interval = p95, randomize = p5/p95; ' + ka.comment())}")
     else:
         add(f"      # keepalive: {prof} (no CRLF or OPTIONS ping from the phones)")
     if f.auth_challenges or f.proactive_auth:
@@ -1271,25 +1308,33 @@ def _registrar_yaml(inf: Inference, add: Callable[[str], None]) -> None:
     else:
         add(f"  data: none{_c('no KDMQ replication seen (shared storage cannot be seen on the wire)')}")
     if r.latency.observed:
-        add(f"  service_time: {{dist: exponential, mean: {duration_text(max(1e-6, round(r.latency.value, 6)))}}}"
+        mean = _clamp(round(r.latency.value or 0.0, 6), 1e-6, 3600.0)
+        add(f"  service_time: {{dist: exponential, mean: {duration_text(mean)}}}"
             f"{_c('latency ' + r.latency.comment() + ' (includes the network round trip and queueing at the observed load)')}")
     else:
         add(f"  # service_time: from profile {r.profile} because not observed")
+    lowest = min((g for _q, g in r.grants), default=None)
+    min_exp: tuple[float, str] | None = None
     if r.min_expires.observed:
-        add(f"  min_expires: {duration_text(r.min_expires.value)}{_c('423 ' + r.min_expires.comment())}")
+        min_exp = (r.min_expires.value or 0.0, "423 " + r.min_expires.comment())
     elif r.min_granted_above_request is not None:
-        add(f"  min_expires: {duration_text(r.min_granted_above_request)}{_c(r.grant_rule)}")
+        min_exp = (r.min_granted_above_request, r.grant_rule)
+    elif lowest is not None and lowest < 60:
+        min_exp = (lowest, f"granted {duration_text(lowest)}, so min_expires is at most that; {r.grant_rule}")
+    max_exp = r.max_expires
+    if max_exp is not None and max_exp > 0:
+        if min_exp is None or min_exp[0] > max_exp:
+            min_exp = (min(max_exp, lowest if lowest is not None else max_exp),
+                       "at most max_expires (the schema requires it)")
+    if min_exp is not None:
+        add(f"  min_expires: {duration_text(_clamp(min_exp[0], 0.0, _MAX_EXPIRES))}{_c(min_exp[1])}")
     else:
-        low = min((q for q, _g in r.grants), default=None)
-        if low is not None and low < 60:
-            add(f"  min_expires: {duration_text(low)}{_c(f'granted {duration_text(low)} as requested, so min_expires <= it; {r.grant_rule}')}")
-        else:
-            add(f"  # min_expires: from profile {r.profile} ({r.grant_rule})")
-    if r.max_expires is not None:
-        add(f"  max_expires: {duration_text(r.max_expires)}{_c(r.grant_rule)}")
+        add(f"  # min_expires: from profile {r.profile} ({r.grant_rule})")
+    if max_exp is not None and max_exp > 0:
+        add(f"  max_expires: {duration_text(_clamp(max_exp, min_exp[0] if min_exp else 0.0, _MAX_EXPIRES))}{_c(r.grant_rule)}")
     if r.expires_range:
-        add(f"  expires_range: {r.expires_range:g}{_c(r.grant_rule)}")
-    for node, n in r.answered_by.items():
+        add(f"  expires_range: {_clamp(r.expires_range, 0.0, 100.0):g}{_c(r.grant_rule)}")
+    for node, n in list(r.answered_by.items())[:20]:
         lat = r.latency_by_node.get(node)
         add(f"  # answered by {node}: {n} final responses" + (f"; latency {lat.comment()}" if lat else ""))
 
@@ -1298,36 +1343,50 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
     h = inf.ha
     add("ha:")
     if h.stack != "keepalived":
-        add(f"  profile: keepalived{_c('no VRRP advert in the capture: keepalived profile defaults' + (f' ({h.stack} traffic seen)' if h.stack else ''))}")
+        seen = f" ({h.stack} traffic seen)" if h.stack else ""
+        add(f"  profile: keepalived{_c('no VRRP advert in the capture: the keepalived profile' + seen)}")
         return
     add(f"  profile: keepalived{_c(f'VRRP adverts seen, VIP {inf.vip}')}")
-    vrrp = [f"version: {h.version}"]
+    version = h.version if h.version in (2, 3) else 2
+    vrrp = [f"version: {version}"]
     com = [f"VRID {h.vrid}"]
     if h.advert_int.observed:
         adv = h.advert_int.value or 1.0
-        adv = round(adv) if h.version == 2 else round(adv * 100) / 100
-        vrrp.append(f"advert_int: {duration_text(max(adv, 0.01))}")
+        adv = _clamp(round(adv), 1, 255) if version == 2 else _clamp(round(adv * 100) / 100, 0.01, 40.95)
+        vrrp.append(f"advert_int: {duration_text(adv)}")
         com.append(f"advert field {h.advert_int.comment()}; measured gap {h.advert_gap.comment()}")
     if h.garp_repeat.observed:
-        vrrp.append(f"garp_master_repeat: {int(round(h.garp_repeat.value))}")
+        vrrp.append(f"garp_master_repeat: {int(_clamp(round(h.garp_repeat.value or 1), 1, 100))}")
         com.append(f"GARPs per burst {h.garp_repeat.comment()}")
     if h.garp_second_delay.observed:
-        vrrp.append(f"garp_master_delay: {duration_text(round(h.garp_second_delay.value, 1))}")
+        vrrp.append(f"garp_master_delay: {duration_text(round(_clamp(h.garp_second_delay.value or 0.0, 0.0, 3600.0), 1))}")
         com.append(f"second burst after {h.garp_second_delay.comment()}")
     add(f"  vrrp: {{{', '.join(vrrp)}}}{_c('; '.join(com))}")
     add("  nodes:")
-    ordered = sorted(h.priorities.items(), key=lambda kv: -kv[1])
-    names = "abcdefghij"
-    for i, (ip, prio) in enumerate(ordered[:10]):
+    ordered = sorted(h.priorities.items(), key=lambda kv: -kv[1])[:10]
+    entries: list[tuple[int, str]] = []  # (priority, evidence)
+    for ip, prio in ordered:
         first = next((t for t, m in h.masters if m == ip), None)
-        add(f"    - {{name: {names[i]}, priority: {prio}}}{_c(f'{ip}: advertised priority {prio}' + (f', master from {first:.3f}s' if first is not None else ''))}")
-    if len(ordered) < 2:
-        base = ordered[0][1] if ordered else 100
-        backup = max(1, min(254, base - 100 if base > 100 else base - 1))
-        add(f"    - {{name: {names[len(ordered)]}, priority: {backup}}}{_c('assumption: the backup never advertised, so its priority is not observed')}")
-    for c in h.master_changes:
-        add(f"  # master change at {c['time']:.3f}s: {c['old'] or '?'} -> {c['new']}"
-            + (f", {c['silence']:.3f}s after the old master's last advert" if math.isfinite(c['silence']) else ""))
+        since = f", master from {first:.3f}s" if first is not None else ""
+        entries.append((int(_clamp(prio, 1, 255)), f"{ip}: advertised priority {prio}{since}"))
+    if not entries:
+        entries.append((100, "assumption: no advert with a non-zero priority"))
+    if len(entries) < 2:
+        base = entries[0][0]
+        entries.append((int(_clamp(base - 100 if base > 100 else base - 1, 1, 254)),
+                        "assumption: the backup never advertised, so its priority is not observed"))
+    # the schema wants distinct priorities (VRRP would tie-break on the addresses)
+    prios: list[int] = []
+    for p, _ in entries:
+        prios.append(min(p, prios[-1] - 1) if prios else p)
+    if prios[-1] < 1:
+        prios = [255 - i for i in range(len(prios))]
+    for i, ((p, evidence), q) in enumerate(zip(entries, prios)):
+        note = "" if p == q else f"; made {q} to differ from the node above (VRRP tie-breaks on the address)"
+        add(f"    - {{name: {'abcdefghijk'[i]}, priority: {q}}}{_c(evidence + note)}")
+    for c in h.master_changes[:100]:
+        silence = f", {c['silence']:.3f}s after the old master's last advert" if math.isfinite(c["silence"]) else ""
+        add(f"  # master change at {c['time']:.3f}s: {c['old'] or '?'} -> {c['new']}{silence}")
 
 
 # ---------------------------------------------------------------------------------------------
