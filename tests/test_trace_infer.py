@@ -508,3 +508,29 @@ def test_not_a_capture_is_a_located_error(tmp_path):
     assert r.exit_code == 2 and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["trace", "infer", str(tmp_path / "missing.pcap")])
     assert r.exit_code == 2 and "no such file" in r.output
+
+
+# --------------------------------------------------------------------------- large captures: streamed, pages released
+def test_memory_mapped_reading_gives_the_same_answers(main_capture, inferred, monkeypatch, tmp_path):
+    """A capture above the mapping threshold is read through mmap and its read pages are released
+    as it goes (benchmarks/infer_memory.py measures the resident set); the answers do not change."""
+    import simsip.trace.pcap as pcap
+    from simsip.trace import import_trace
+
+    released = []
+    real = pcap._release
+
+    def spy(data, done, pos):
+        out = real(data, done, pos)
+        if out != done:
+            released.append(out)
+        return out
+
+    monkeypatch.setattr(pcap, "_MAP_THRESHOLD", 1)
+    monkeypatch.setattr(pcap, "_RELEASE_STEP", 4096)
+    monkeypatch.setattr(pcap, "_release", spy)
+    again = infer_scenario(main_capture[0])
+    assert released, "no page was released"
+    assert again.scenario_yaml("x") == inferred.scenario_yaml("x")
+    pcap_file = write(tmp_path, "small", vrrp_pair(30.0, crash=None))
+    assert len(import_trace(pcap_file).events) == 30

@@ -46,7 +46,7 @@ from typing import Any
 
 from simsip.protocols import transactions
 
-from .importer import _CAPTURE_SUFFIXES, _RST, _SYN, _deduplicate, _inputs, _TcpDirection
+from .importer import _RST, _SYN, _inputs, _TcpDirection
 from .pcap import Datagram, Record, TraceError, decode_record, parse_vrrp, read_capture
 from .sip import SipMessage, looks_like_sip, parse_sip
 
@@ -397,6 +397,26 @@ def _records(files: list[Path], skipped: dict[str, int], progress: Callable[[int
 
 def _bump(skipped: dict[str, int], reason: str, n: int = 1) -> None:
     skipped[reason] = skipped.get(reason, 0) + n
+
+
+def _dedup(datagrams: Iterable[Datagram], window: float, skipped: dict[str, int]) -> Iterator[Datagram]:
+    """Drop copies of one packet captured on several interfaces within ``window`` s (as the importer
+    does), keyed on a hash of the payload so the state stays small on a long capture."""
+    if window <= 0:
+        yield from datagrams
+        return
+    last_seen: dict[tuple[Any, ...], float] = {}
+    for d in datagrams:
+        key = (d.proto, d.src_ip, d.dst_ip, d.sport, d.dport, d.tcp_seq, d.tcp_flags, len(d.payload), hash(d.payload))
+        previous = last_seen.get(key)
+        last_seen[key] = d.time
+        if previous is not None and d.time - previous <= window:
+            _bump(skipped, "duplicate")
+            continue
+        if len(last_seen) > 20_000:
+            horizon = d.time - window
+            last_seen = {k: t for k, t in last_seen.items() if t >= horizon}
+        yield d
 
 
 # ---------------------------------------------------------------------------------------------
@@ -807,7 +827,7 @@ def infer_scenario(
     last_tcp: dict = {}
     counter = [0]
     gen = _records(files, skipped, progress, garp, counter)
-    for d in _deduplicate(gen, dedup_window, skipped):
+    for d in _dedup(gen, dedup_window, skipped):
         inf.datagram(d, skipped, streams, last_tcp)
         if len(streams) > 100_000:  # bound the reassembly state: drop the oldest directions
             for key in list(streams)[: len(streams) // 2]:

@@ -170,6 +170,21 @@ def _map(path: Path) -> bytes | mmap.mmap:
 
 
 _MAP_THRESHOLD = 1 << 24  # 16 MiB
+_RELEASE_STEP = 1 << 25  # give back the pages of a mapped capture every 32 MiB read
+
+
+def _release(data: bytes | mmap.mmap, released: int, pos: int) -> int:
+    """Drop the already-read pages of a memory-mapped capture from this process (they stay in the
+    page cache), so reading a capture of gigabytes keeps a bounded resident set. Returns the new
+    released offset."""
+    if pos - released < _RELEASE_STEP or not isinstance(data, mmap.mmap) or not hasattr(data, "madvise"):
+        return released
+    upto = (pos // mmap.PAGESIZE) * mmap.PAGESIZE
+    try:
+        data.madvise(mmap.MADV_DONTNEED, released, upto - released)
+    except (OSError, ValueError, AttributeError):  # not on this platform: the pages stay until the end
+        return pos
+    return upto
 
 
 def _bump(skipped: dict[str, int], reason: str, n: int = 1) -> None:
@@ -187,6 +202,7 @@ def _read_pcap(path: Path, data: bytes, skipped: dict[str, int]) -> Iterator[Rec
     def records() -> Iterator[Record]:
         pos = 24
         end = len(data)
+        released = 0
         while pos < end:
             if pos + 16 > end:
                 _bump(skipped, "truncated")
@@ -201,6 +217,7 @@ def _read_pcap(path: Path, data: bytes, skipped: dict[str, int]) -> Iterator[Rec
                 return
             yield Record(sec + frac * tick, linktype, data[pos : pos + caplen])
             pos += caplen
+            released = _release(data, released, pos)
 
     return records()
 
@@ -228,6 +245,7 @@ def _read_pcapng(path: Path, data: bytes, skipped: dict[str, int]) -> Iterator[R
         interfaces: list[_Interface] = []
         pos = 0
         end = len(data)
+        released = 0
         while pos < end:
             if pos + 12 > end:
                 _bump(skipped, "truncated")
@@ -263,6 +281,7 @@ def _read_pcapng(path: Path, data: bytes, skipped: dict[str, int]) -> Iterator[R
                 record = _parse_packet_block(btype, body, endian, interfaces, skipped)
                 if record is not None:
                     yield record
+                released = _release(data, released, pos)
             elif btype == _BT_SPB:
                 # Simple Packet Blocks carry no timestamp: they cannot be placed on the time axis.
                 _bump(skipped, "no_timestamp")
