@@ -534,3 +534,44 @@ def test_memory_mapped_reading_gives_the_same_answers(main_capture, inferred, mo
     assert again.scenario_yaml("x") == inferred.scenario_yaml("x")
     pcap_file = write(tmp_path, "small", vrrp_pair(30.0, crash=None))
     assert len(import_trace(pcap_file).events) == 30
+
+
+# --------------------------------------------------------------------------- registrar rules, NAT, OPTIONS keep-alives
+def test_min_expires_423_grant_cap_nat_and_options_keepalives(tmp_path):
+    """Ten AORs behind one NAT address (distinct ports); each first asks for 30 s and gets 423 with
+    Min-Expires 90, then asks for 3600 s and is granted 600 s (max_expires); OPTIONS pings every 25 s."""
+    nat, frames = "192.0.2.7", []
+
+    def pkt(t, src, sport, dst, dport, payload):
+        frames.append((T0 + t, ether(udp(src, sport, dst, dport, payload))))
+
+    for k in range(10):
+        aor, port, cid = f"nat{k}", 20000 + k, f"nat{k}-c"
+        t = 3.0 * k
+        pkt(t, nat, port, VIP, 5060, sip_register(aor, nat, cid, 1, f"z9hG4bK-n{k}-1", 30, "Grandstream GXP2170 1.0.11.23"))
+        pkt(t + 0.001, VIP, 5060, nat, port, sip_response(aor, nat, cid, 1, f"z9hG4bK-n{k}-1", 423, min_expires=90))
+        cseq = 2
+        t += 0.05
+        while t < 3000:
+            br = f"z9hG4bK-n{k}-{cseq}"
+            pkt(t, nat, port, VIP, 5060, sip_register(aor, nat, cid, cseq, br, 3600, "Grandstream GXP2170 1.0.11.23"))
+            pkt(t + 0.001, VIP, 5060, nat, port, sip_response(aor, nat, cid, cseq, br, 200, 600))
+            for j in range(1, 20):
+                if 25.0 * j < 0.9 * 600:
+                    ping = (f"OPTIONS sip:{VIP} SIP/2.0\r\nVia: SIP/2.0/UDP {nat}:{port};branch=z9hG4bK-o{k}-{cseq}-{j}\r\n"
+                            f"From: <sip:{aor}@{VIP}>;tag=o\r\nTo: <sip:{VIP}>\r\nCall-ID: o{k}-{cseq}-{j}\r\n"
+                            "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+                    pkt(t + 25.0 * j, nat, port, VIP, 5060, ping)
+            cseq += 1
+            t += 0.001 + 0.9 * 600
+    inf = infer_scenario(write(tmp_path, "nat", frames))
+    (f,) = inf.fleets
+    assert (f.phones, f.addresses, f.profile) == (10, 1, "grandstream")
+    assert inf.registrar.min_expires.value == 90 and inf.registrar.min_expires.n == 10
+    assert inf.registrar.max_expires == 600
+    assert abs(f.refresh_fraction.value - 0.9) < 1e-3
+    assert f.error_waits == {}  # a 423 is answered at once with a longer expiry: not a failure
+    assert f.keepalive_kind == "options" and abs(f.keepalive_interval.value - 25.0) < 0.01
+    scn = load_config_text(inf.scenario_yaml())
+    assert scn.registrar.min_expires == 90 and scn.registrar.max_expires == 600
+    assert scn.fleets[0].phone.keepalive.kind == "options"
