@@ -445,10 +445,22 @@ def test_tcp_fleet_reassembled(tmp_path):
         frames.append((T0 + t + 0.003, ether(tcp(VIP, 5060, "10.0.3.1", 40000, seq_srv, ok))))
         seq_phone += len(reg)
         seq_srv += len(ok)
+        for j in (1, 2):  # CRLF keep-alives on the connection every 12 s
+            frames.append((T0 + t + 12.0 * j, ether(tcp("10.0.3.1", 40000, VIP, 5060, seq_phone, b"\r\n\r\n"))))
+            seq_phone += 4
         t += 0.003 + 60 * 0.5
     (f,) = infer_scenario(write(tmp_path, "tcp", frames)).fleets
     assert (f.transport, f.profile, f.phones) == ("tcp", "microsip", 1)
     assert f.refresh_fraction.n == 5 and abs(f.refresh_fraction.value - 0.5) < 1e-3
+    assert f.keepalive_kind == "crlf" and f.keepalive_interval.quantiles[0] == pytest.approx(12.0, abs=1e-3)
+
+
+def test_heartbeat_and_corosync_are_recognised(tmp_path):
+    hb = [(T0 + k, ether(udp(NODE_A, 694, NODE_B, 694, b"t=status"))) for k in range(5)]
+    inf = infer_scenario(write(tmp_path, "hb", hb))
+    assert inf.ha.stack == "heartbeat" and "(heartbeat traffic seen)" in inf.scenario_yaml()
+    cs = [(T0 + k, ether(udp(NODE_A, 5405, NODE_B, 5405, b"\x00" * 40))) for k in range(5)]
+    assert infer_scenario(write(tmp_path, "cs", cs)).ha.stack == "pacemaker"
 
 
 # --------------------------------------------------------------------------- the recorded lab runs

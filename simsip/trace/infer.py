@@ -553,6 +553,8 @@ class _Inferer:
             else:
                 return
         else:
+            if d.payload and not d.payload.strip(b"\r\n"):  # RFC 5626 CRLF ping on a TCP/TLS flow
+                self.ping(t, d.src, "crlf")
             frames = streams.setdefault(key, _TcpDirection()).feed(d, skipped)
             last_tcp[key] = d
         for frame in frames:
