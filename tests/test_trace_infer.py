@@ -495,6 +495,11 @@ def test_lab_runs_match_their_config(run):
     assert scn.registrar.data == ("replicated" if truth.registrar.data == "replicated" else "none")
     assert [(x.kind, round(x.at, 1)) for x in scn.faults] == [(x.kind, round(x.at, 1)) for x in truth.faults]
     assert scn.fleets[0].phases == tf.phases
+    # a master that releases the VIP itself (priority-0 advert) had a track_script
+    assert (scn.ha.health_check is not None) == (truth.ha.health_check is not None)
+    if truth.ha.health_check is not None:
+        hc, th = scn.ha.health_check, truth.ha.health_check
+        assert (hc.kind, hc.interval, hc.fall, hc.rise) == (th.kind, th.interval, th.fall, th.rise)
     assert scn.fleets[0].count == tf.count
 
 

@@ -281,6 +281,7 @@ class HaInference:
     garp_repeat: Estimate
     garp_second_delay: Estimate
     priority_zero: int
+    priority_zero_times: tuple[tuple[float, str], ...]  # (time, address): a master releasing the VIP
     other: dict[str, int]  # heartbeat / corosync packets
 
 
@@ -506,6 +507,7 @@ class _Inferer:
         self.masters: list[tuple[float, str]] = []
         self.changes: list[dict[str, Any]] = []
         self.prio_zero = 0
+        self.prio_zero_times: list[tuple[float, str]] = []
         self.other: Counter = Counter()
         self.first = math.nan
         self.last = math.nan
@@ -732,6 +734,8 @@ class _Inferer:
         src = d.src_ip
         if advert.priority == 0:
             self.prio_zero += 1
+            if len(self.prio_zero_times) < 1000:
+                self.prio_zero_times.append((t, src))
             if src == self.master:
                 self.master = ""
             self.master_last[src] = t
@@ -1116,7 +1120,8 @@ def _ha(inf: _Inferer, garp: list[tuple[float, str, str]], t0: float) -> HaInfer
         priorities={ip: c.most_common(1)[0][0] for ip, c in inf.priorities.items()},
         virtual_ips=vips, masters=tuple((t - t0, ip) for t, ip in inf.masters), master_changes=changes,
         garp_bursts=tuple(bursts), garp_repeat=repeat, garp_second_delay=second_delay,
-        priority_zero=inf.prio_zero, other=dict(inf.other),
+        priority_zero=inf.prio_zero, priority_zero_times=tuple((t - t0, ip) for t, ip in inf.prio_zero_times),
+        other=dict(inf.other),
     )
 
 
@@ -1384,6 +1389,12 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
         vrrp.append(f"garp_master_delay: {duration_text(round(_clamp(h.garp_second_delay.value or 0.0, 0.0, 3600.0), 1))}")
         com.append(f"second burst after {h.garp_second_delay.comment()}")
     add(f"  vrrp: {{{', '.join(vrrp)}}}{_c('; '.join(com))}")
+    if h.priority_zero_times:
+        t, ip = h.priority_zero_times[0]
+        add("  health_check: {kind: socket, interval: 1s, fall: 1, rise: 1}"
+            + _c(f"{h.priority_zero} priority-0 advert(s), first from {ip} at {t:.3f}s: the master released the VIP "
+                 "itself (a track_script put it in FAULT, or keepalived was stopped); kind, interval, fall, rise "
+                 "from the keepalived defaults because not observed"))
     add("  nodes:")
     ordered = sorted(h.priorities.items(), key=lambda kv: -kv[1])[:10]
     entries: list[tuple[int, str]] = []  # (priority, evidence)
