@@ -503,8 +503,15 @@ def test_lab_runs_match_their_config(run):
     assert scn.fleets[0].count == tf.count
 
 
+_HC_EDGE = pytest.mark.xfail(strict=True, reason=(
+    "the health check's exec_time is not on the wire; with exec_time 0 the validation's check-phase "
+    "alignment (simsip.lab.bridge) lands the simulated check one interval early: VIP move 0.61 s vs 1.61 s "
+    "(with the lab config's assumed 10 ms it passes)"))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("run", ["udp-none", "udp-none-short"])
+@pytest.mark.parametrize("run", [pytest.param(r, marks=_HC_EDGE) if r == "process-crash-healthcheck" else r
+                                 for r in LAB_RUNS])
 def test_round_trip_infer_simulate_validate(run, tmp_path):
     from simsip.validate import validate
 

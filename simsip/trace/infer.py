@@ -160,7 +160,7 @@ class _Samples:
     def __init__(self) -> None:
         self.n = 0
         self.values: list[float] = []
-        self._rng = random.Random(0x5153)
+        self._rng: random.Random | None = None  # made when the reservoir first overflows
 
     def add(self, x: float) -> None:
         if not math.isfinite(x):
@@ -169,6 +169,8 @@ class _Samples:
         if len(self.values) < MAX_SAMPLES:
             self.values.append(x)
         else:
+            if self._rng is None:
+                self._rng = random.Random(0x5153)
             j = self._rng.randrange(self.n)
             if j < MAX_SAMPLES:
                 self.values[j] = x
