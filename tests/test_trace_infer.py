@@ -599,3 +599,30 @@ def test_min_expires_423_grant_cap_nat_and_options_keepalives(tmp_path):
     scn = load_config_text(inf.scenario_yaml())
     assert scn.registrar.min_expires == 90 and scn.registrar.max_expires == 600
     assert scn.fleets[0].phone.keepalive.kind == "options"
+
+
+def test_split_brain_and_priority_zero_release(tmp_path):
+    """Both nodes advertise from 100 s to 130 s (split brain: no change of master is counted); at
+    200 s the master sends a priority-0 advert and the backup takes over after its Skew_Time."""
+    frames = []
+    for k in range(300):
+        t = 0.2 + k
+        if t < 200:
+            frames.append((T0 + t, ether(vrrp(NODE_A, 2, 51, 150, 1))))
+        if 100 <= t < 130:
+            frames.append((T0 + t + 0.3, ether(vrrp(NODE_B, 2, 51, 90, 1))))
+    frames.append((T0 + 200.0, ether(vrrp(NODE_A, 2, 51, 0, 1))))
+    skew = (256 - 90) / 256
+    for k in range(90):
+        frames.append((T0 + 200.0 + skew + k, ether(vrrp(NODE_B, 2, 51, 90, 1))))
+    inf = infer_scenario(write(tmp_path, "sb", frames))
+    h = inf.ha
+    (dual,) = h.dual_masters
+    assert abs(dual["start"] - 100.3) < 0.01 and abs(dual["end"] - 129.3) < 0.01  # B: 100.5–129.5 s, less the first packet's 0.2 s
+    (change,) = h.master_changes
+    assert change["old"] == NODE_A and change["new"] == NODE_B and abs(change["silence"] - skew) < 1e-3
+    assert h.priority_zero == 1
+    (fault,) = inf.faults
+    assert fault["kind"] == "process_crash" and abs(fault["at"] - 199.3) < 0.01  # capture clock: first packet at 0.2 s
+    scn = load_config_text(inf.scenario_yaml())
+    assert scn.ha.health_check is not None and scn.faults[0].kind == "process_crash"

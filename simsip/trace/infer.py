@@ -284,6 +284,7 @@ class HaInference:
     garp_second_delay: Estimate
     priority_zero: int
     priority_zero_times: tuple[tuple[float, str], ...]  # (time, address): a master releasing the VIP
+    dual_masters: tuple[dict[str, Any], ...]  # start, end, nodes: two masters advertising at once
     other: dict[str, int]  # heartbeat / corosync packets
 
 
@@ -510,6 +511,7 @@ class _Inferer:
         self.changes: list[dict[str, Any]] = []
         self.prio_zero = 0
         self.prio_zero_times: list[tuple[float, str]] = []
+        self.dual: list[list[Any]] = []  # [first, last, master, other]: both advertising
         self.other: Counter = Counter()
         self.first = math.nan
         self.last = math.nan
@@ -743,9 +745,19 @@ class _Inferer:
             self.master_last[src] = t
             return
         self.priorities.setdefault(src, Counter())[advert.priority] += 1
+        adv = max(advert.advert_int, 0.01)
         last = self.master_last.get(src)
-        if last is not None and src == self.master and t - last < 3 * max(advert.advert_int, 0.01):
+        if last is not None and src == self.master and t - last < 3 * adv:
             self.advert_gap.add(t - last)
+        if src != self.master and self.master and t - self.master_last.get(self.master, -math.inf) <= 1.5 * adv:
+            # the current master is still advertising: two masters at once (split brain)
+            if not self.dual or t - self.dual[-1][1] > 1.5 * adv:
+                if len(self.dual) < 1000:
+                    self.dual.append([t, t, self.master, src])
+            else:
+                self.dual[-1][1] = t
+            self.master_last[src] = t
+            return
         if src != self.master:
             old = self.master
             silence = t - self.master_last[old] if old and old in self.master_last else math.nan
@@ -753,8 +765,9 @@ class _Inferer:
                 prev = self.masters[-1][1]
                 silence = t - self.master_last.get(prev, math.nan)
                 old = prev if prev != src else ""
-            self.masters.append((t, src))
-            if len(self.masters) > 1 and old != src:
+            if len(self.masters) < 10_000:
+                self.masters.append((t, src))
+            if len(self.masters) > 1 and old != src and len(self.changes) < 10_000:
                 self.changes.append({"time": t, "old": old, "new": src, "silence": silence,
                                      "old_last_advert": self.master_last.get(old, math.nan)})
             self.master = src
@@ -871,7 +884,7 @@ def infer_scenario(
         notes.append(f"scenario clock: the run's t0_epoch (meta.json), {origin - t0:.3f}s after the first packet")
     if not inf.phones:
         notes.append("no REGISTER seen: fleet values fall back to the generic-udp profile")
-    faults = _faults(metas, ha, t0)
+    faults = _faults(metas, ha, t0, origin - t0)
     measured = None
     measured_note = ""
     total = sum(f.stat().st_size for f in files)
@@ -1123,6 +1136,7 @@ def _ha(inf: _Inferer, garp: list[tuple[float, str, str]], t0: float) -> HaInfer
         virtual_ips=vips, masters=tuple((t - t0, ip) for t, ip in inf.masters), master_changes=changes,
         garp_bursts=tuple(bursts), garp_repeat=repeat, garp_second_delay=second_delay,
         priority_zero=inf.prio_zero, priority_zero_times=tuple((t - t0, ip) for t, ip in inf.prio_zero_times),
+        dual_masters=tuple({"start": a - t0, "end": b - t0, "nodes": (m, o)} for a, b, m, o in inf.dual),
         other=dict(inf.other),
     )
 
@@ -1137,7 +1151,8 @@ def _origin(meta: dict[str, Any], t0: float) -> float:
     return t0
 
 
-def _faults(metas: list[tuple[Path, dict[str, Any]]], ha: HaInference, t0: float) -> tuple[dict[str, Any], ...]:
+def _faults(metas: list[tuple[Path, dict[str, Any]]], ha: HaInference, t0: float,
+            shift: float = 0.0) -> tuple[dict[str, Any], ...]:
     """The run directory's recorded faults (trace-relative), else a master crash where the master went silent."""
     from .importer import TraceImport
 
@@ -1161,11 +1176,17 @@ def _faults(metas: list[tuple[Path, dict[str, Any]]], ha: HaInference, t0: float
         if out:
             return tuple(out)
     out = []
+    released = {ip: t for t, ip in reversed(ha.priority_zero_times)}  # first priority-0 advert per node
     for c in ha.master_changes:
-        if c["old"] and math.isfinite(c["old_last_advert"]):
+        t_zero = released.get(c["old"])
+        if t_zero is not None and t_zero <= c["time"]:
+            out.append({"kind": "process_crash", "node": "master", "at": max(0.0, t_zero - 0.5 - shift),
+                        "evidence": f"inferred: master {c['old']} released the VIP (priority-0 advert at {t_zero:.3f}s; "
+                                    f"half a 1 s check interval before it), {c['new']} advertised at {c['time']:.3f}s"})
+        elif c["old"] and math.isfinite(c["old_last_advert"]):
             # the old master's last advert, plus half an advert interval: the fault is somewhere in between
             adv = ha.advert_int.value or 1.0
-            out.append({"kind": "node_crash", "node": "master", "at": c["old_last_advert"] + adv / 2,
+            out.append({"kind": "node_crash", "node": "master", "at": c["old_last_advert"] + adv / 2 - shift,
                         "evidence": f"inferred: master {c['old']} silent after {c['old_last_advert']:.3f}s, "
                                     f"{c['new']} advertised at {c['time']:.3f}s"})
     return tuple(out)
@@ -1419,6 +1440,8 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
     for i, ((p, evidence), q) in enumerate(zip(entries, prios)):
         note = "" if p == q else f"; made {q} to differ from the node above (VRRP tie-breaks on the address)"
         add(f"    - {{name: {'abcdefghijk'[i]}, priority: {q}}}{_c(evidence + note)}")
+    for d in h.dual_masters[:100]:
+        add(f"  # two masters advertising from {d['start']:.3f}s to {d['end']:.3f}s: {d['nodes'][0]} and {d['nodes'][1]} (split brain)")
     for c in h.master_changes[:100]:
         silence = f", {c['silence']:.3f}s after the old master's last advert" if math.isfinite(c["silence"]) else ""
         add(f"  # master change at {c['time']:.3f}s: {c['old'] or '?'} -> {c['new']}{silence}")
