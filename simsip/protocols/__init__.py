@@ -25,6 +25,7 @@ from simsip.protocols.cluster import (
     heartbeat_detection,
     heartbeat_detection_window,
     heartbeat_initdead,
+    pacemaker_fails_back,
 )
 from simsip.protocols.queueing import erlang_b, erlang_c, erlang_c_wait, steady_register_rate
 from simsip.protocols.registration import (
@@ -51,20 +52,24 @@ from simsip.protocols.transactions import (
     transaction_timeout,
 )
 from simsip.protocols.vrrp import (
+    backup_accepts,
+    effective_priority,
     expected_takeover,
     master_down_interval,
     skew_time,
     takeover_after_crash,
     takeover_window,
+    track_contribution,
 )
 
 __all__ = [
     "skew_time", "master_down_interval", "takeover_after_crash", "takeover_window", "expected_takeover",
+    "track_contribution", "effective_priority", "backup_accepts",
     "timer_f", "retransmit_interval", "send_time", "timer_e_schedule", "sipp_timeout", "transaction_timeout",
     "clamp_expiry", "spread_expiry", "grant_expiry", "retry_after_header", "refresh_interval", "backoff_window", "retry_wait",
     "retry_wait_draws", "restart_timer_applies", "failure_wait", "failure_draws", "keepalive_interval",
     "keepalive_timeout",
     "corosync_token_timeout", "corosync_detection", "heartbeat_initdead", "heartbeat_detection",
-    "heartbeat_detection_window",
+    "heartbeat_detection_window", "pacemaker_fails_back",
     "steady_register_rate", "erlang_b", "erlang_c", "erlang_c_wait",
 ]
