@@ -16,9 +16,9 @@ from dataclasses import asdict
 
 from simsip.config.schema import Scenario
 
-HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold")
+HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold", "weighted", "cloud")
 FAULTS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
-          "phone_link_down", "db_crash", "db_replica_down")
+          "phone_link_down", "db_crash", "db_replica_down", "ha_stop")
 MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults")
 
 _BASE = {
@@ -80,6 +80,18 @@ def _ha(doc: dict, stack: str) -> None:
         ha["kind"] = "pacemaker"
         ha["corosync"] = {"token": "1s"}
         ha["pacemaker"] = {"fence_time": "3s", "monitor_interval": "5s", "stop_time": "500ms"}
+    elif stack == "weighted":
+        # a weighted track_script that covers the priority gap (150 − 60 < 100), periodic GARPs,
+        # and on every other cell a virtual MAC
+        ha["health_check"] = {"kind": "sip", "interval": "1s", "fall": 2, "rise": 1, "weight": -60}
+        ha["vrrp"].update({"garp_master_refresh": "7s", "garp_master_repeat": 2})
+        if (FAULTS.index(doc["_fault"]) + MIXES.index(doc["_mix"])) % 2:
+            ha["vrrp"]["use_vmac"] = True
+    elif stack == "cloud":
+        # track_process (weighted on every other cell) and a VIP moved by a cloud API
+        weight = -60 if (FAULTS.index(doc["_fault"]) + MIXES.index(doc["_mix"])) % 2 else 0
+        ha["health_check"] = {"kind": "process", "terminate_delay": "300ms", "weight": weight}
+        ha["vrrp"].update({"vip_move": "api", "api_latency": {"dist": "exponential", "mean": "2s"}})
     elif stack == "cold":
         ha["kind"] = "pacemaker"
         ha["standby"] = "cold"
@@ -116,7 +128,9 @@ def matrix_doc(stack: str, fault: str, mix: str, scale: int = 1) -> dict:
     _mix(doc, mix)
     for f in doc["fleets"]:
         f["count"] *= scale
+    doc["_fault"], doc["_mix"] = fault, mix
     _ha(doc, stack)
+    del doc["_fault"], doc["_mix"]
     _data(doc, fault, k)
     doc["faults"] = [{"kind": fault, "node": "master", "at": "61s", "repair_after": "47s"},
                      {"kind": "node_crash", "node": "master", "at": "150s", "repair_after": "30s"}]

@@ -320,6 +320,25 @@ class Vrrp(Frozen):
     first_advert: Duration | None = Field(
         None, ge=0, description="When the initial master sends its first advert after t=0 (null: a random phase)."
     )
+    garp_master_refresh: Duration = Field(
+        0.0, ge=0, le=86400,
+        description="A master repeats its GARPs this often (vrrp_garp_master_refresh; 0 = never, keepalived's default).",
+    )
+    garp_master_refresh_repeat: int = Field(
+        1, ge=1, le=100, description="GARPs per periodic refresh (vrrp_garp_master_refresh_repeat, default 1)."
+    )
+    use_vmac: bool = Field(
+        False, description="The VIP carries the virtual MAC 00:00:5e:00:01:VRID (use_vmac): hosts' ARP entries "
+        "never change, the switch learns the new master from its first packet, a missed GARP costs nothing.",
+    )
+    vip_move: Literal["garp", "api"] = Field(
+        "garp", description="How the VIP reaches the new master: GARPs on a LAN, or (api) a notify_master script "
+        "that asks a cloud API to move the address; GARPs then have no effect.",
+    )
+    api_latency: Dist = Field(
+        default_factory=lambda: Dist(mean=5.0),
+        description="vip_move api: from becoming master until the cloud routes the VIP to it (assumption: 5 s).",
+    )
 
     @model_validator(mode="after")
     def _v2(self) -> "Vrrp":
@@ -339,16 +358,27 @@ class Vrrp(Frozen):
 
 
 class HealthCheck(Frozen):
-    """keepalived ``vrrp_script``/``track_script`` on each node, checking the local registrar.
+    """keepalived ``vrrp_script``/``track_script`` (or ``track_process``) on each node, checking the local registrar.
 
     Checks run every ``interval``; ``fall`` consecutive failures put the instance in FAULT (weight
     0, keepalived's default), which releases the VIP with a priority-0 advert: the backup takes
     over after its Skew_Time. ``kind: socket`` (the registrar's UDP socket is bound) detects a
     crashed process but not a hung one; ``kind: sip`` (an OPTIONS probe with ``timeout``) detects
-    both. ``rise`` consecutive successes end the FAULT.
+    both. ``rise`` consecutive successes end the FAULT. ``kind: process`` is ``vrrp_track_process``:
+    no polling — keepalived hears the process exit (and start) from the kernel's process events,
+    ``event_latency`` later, plus ``terminate_delay`` (``fork_delay`` on a start); a hung process
+    still runs, so it is not detected.
+
+    A non-zero ``weight`` changes the priority instead of entering FAULT: w > 0 is added while the
+    check passes, w < 0 while it fails (``reverse`` flips the sign), the result clamped to 1..254
+    (keepalived ``vrrp_track.c``). The master keeps advertising at the lowered priority; a
+    preempting backup discards those adverts and takes over only when its Master_Down_Timer,
+    counted from the last advert it accepted, runs out. A weight that does not bring the master
+    strictly below the backup, or ``preempt: false``, never moves the VIP. A priority-255 node
+    ignores a weighted check (keepalived drops it).
     """
 
-    kind: Literal["socket", "sip"] = Field("socket", description="What the script checks.")
+    kind: Literal["socket", "sip", "process"] = Field("socket", description="What is checked (process: track_process).")
     interval: Duration = Field(1.0, gt=0, description="vrrp_script interval (keepalived default 1 s).")
     fall: int = Field(1, ge=1, le=100, description="Failures before FAULT (keepalived default 1).")
     rise: int = Field(1, ge=1, le=100, description="Successes before recovering (keepalived default 1).")
@@ -357,6 +387,31 @@ class HealthCheck(Frozen):
     first_check: Duration | None = Field(
         None, ge=0, description="When each node's first check runs after t=0 (null: a random phase of the interval)."
     )
+    weight: int = Field(
+        0, ge=-253, le=253,
+        description="0: a failed check means FAULT (keepalived's default); else added to the priority (see above).",
+    )
+    reverse: bool = Field(False, description="Reverse the weight's sign (track_script ... weight W reverse).")
+    terminate_delay: Duration = Field(
+        0.0, ge=0, description="process kind: wait after the process exits before it counts as down (default 0)."
+    )
+    fork_delay: Duration = Field(
+        0.0, ge=0, description="process kind: wait after the process starts before it counts as up (default 0)."
+    )
+    event_latency: Duration = Field(
+        0.02, ge=0, description="process kind: process event to keepalived's reaction (assumption: ~20 ms, acassen/keepalived#2599)."
+    )
+
+    @model_validator(mode="after")
+    def _reverse(self) -> "HealthCheck":
+        if self.reverse and self.weight == 0:
+            raise _located(("reverse",), "reverse with weight 0 puts the node in FAULT while its registrar is "
+                           "healthy (keepalived 'weight 0 reverse'); simsip does not model that — give a weight")
+        return self
+
+    def contribution(self, ok: bool) -> int:
+        """What the check adds to the priority now (:func:`~simsip.protocols.track_contribution`)."""
+        return vrrp.track_contribution(self.weight, ok, self.reverse)
 
 
 class Heartbeat(Frozen):
@@ -408,9 +463,22 @@ class Pacemaker(Frozen):
     stonith_timeout: Duration = Field(60.0, gt=0, description="A fence slower than this fails (pacemaker default 60 s).")
     monitor_interval: Duration = Field(10.0, gt=0, description="Registrar resource monitor interval (IPaddr2 advertises 10 s).")
     migration_threshold: int = Field(1_000_000, ge=1, description="Local failures before the resource moves (INFINITY).")
-    resource_stickiness: bool = Field(False, description="Stay on the current node when the preferred one returns.")
+    resource_stickiness: int = Field(
+        0, ge=0, le=1_000_000,
+        description="Score for staying on the current node (pacemaker's default 0; new RHEL 9 clusters set 1).",
+    )
+    location_score: int = Field(
+        1_000_000, ge=0, le=1_000_000,
+        description="Score of a location constraint preferring the highest-priority node (0: none; 1000000 = INFINITY, "
+        "pcs's default score for 'prefers'). Resources move back when it beats resource_stickiness.",
+    )
     ip_start_time: Duration = Field(0.0, ge=0, description="IPaddr2 start (its 5 ARPs 200 ms apart start at once).")
     stop_time: Dist = Field(default_factory=lambda: Dist(mean=1.0), description="Stopping the registrar resource (assumption: 1 s).")
+
+    @property
+    def fails_back(self) -> bool:
+        """Resources return to the preferred node when it rejoins (:func:`~simsip.protocols.pacemaker_fails_back`)."""
+        return cluster.pacemaker_fails_back(self.location_score, self.resource_stickiness)
 
 
 class Ha(Frozen):
@@ -442,6 +510,15 @@ class Ha(Frozen):
         prios = [n.priority for n in self.nodes]
         if len(set(prios)) != len(prios):
             raise ValueError(f"node priorities must differ (VRRP would tie-break on addresses), got {prios}")
+        hc = self.health_check
+        if hc is not None and self.kind != "keepalived":
+            if hc.weight != 0:
+                raise _located(("health_check", "weight"), f"a weighted check adjusts a VRRP priority; ha.kind is {self.kind!r}")
+            if hc.kind == "process":
+                raise _located(("health_check", "kind"), f"track_process is keepalived's; ha.kind is {self.kind!r}")
+        v = self.vrrp
+        if v.use_vmac and v.vip_move == "api":
+            raise _located(("vrrp", "use_vmac"), "use_vmac needs a LAN; vip_move api is a cloud VIP moved by an API")
         return self
 
 
