@@ -176,6 +176,35 @@ def test_failback_after_a_weighted_check_recovers():
     assert a_back == [pytest.approx(last_b + _mdi(101), abs=1e-9)]
 
 
+def test_a_backups_own_priority_change_moves_its_down_timer():
+    """vrrp_set_effective_priority: in BACKUP the down timer moves by the change of
+    Master_Down_Interval. B's check fails at 20.3 s (its registrar died at 20 s) just as the
+    master crashed (20 s): B's timer, armed by the 19.5 s advert, now ends at 19.5 + MDI(80)."""
+    cfg = _cfg(101, 100, check={"weight": -20},
+               faults=[{"kind": "process_crash", "node": "b", "at": "20s"},
+                       {"kind": "node_crash", "node": "a", "at": "20s"}])
+    log = Model(cfg).run()
+    assert (20.0 + CHECK_PHASE, "b", "priority 80") in log.checks
+    (takeover,) = _masters(log, "b")
+    assert takeover == pytest.approx(19.5 + _mdi(80), abs=1e-9)
+    assert takeover != pytest.approx(19.5 + _mdi(100), abs=1e-6)
+
+
+def test_screening_uses_the_effective_priority():
+    from simsip.analytic import NotScreenable, screen
+
+    base = dict(ha={"vrrp": {"version": 2, "advert_int": "1s"},
+                    "nodes": [{"name": "a", "priority": 101}, {"name": "b", "priority": 100}]},
+                faults=[{"kind": "node_crash", "node": "master", "at": "60s"}])
+    plain = screen(scenario(**base))
+    base["ha"]["health_check"] = {"weight": 50}  # B passes at 150: its skew is (256-150)/256
+    weighted = screen(scenario(**base))
+    assert plain["vip_move_time"] - weighted["vip_move_time"] == pytest.approx(50 / 256, abs=1e-9)
+    base["ha"]["vrrp"]["vip_move"] = "api"
+    with pytest.raises(NotScreenable):
+        screen(scenario(**base))
+
+
 # --------------------------------------------------------------------------- track_process
 @pytest.mark.parametrize("weight,terminate_delay", [(0, 0.0), (0, 0.5), (-20, 0.0)])
 def test_track_process_is_event_driven(weight, terminate_delay):
@@ -309,3 +338,21 @@ def test_each_ha_profile_says_which_default_it_follows():
             mine = [v for path, v in vals.items() if path == p or path.startswith(p + ".")]
             assert mine, (name, p)
             assert all(not v.default and v.source for v in mine), (name, p)
+
+
+# --------------------------------------------------------------------------- the lab
+def test_the_lab_realises_ha_stop_and_refuses_what_it_cannot():
+    from simsip.lab.bridge import LabUnsupported, spec_from_scenario
+
+    base = dict(duration="90s", ha={"nodes": [{"name": "a", "priority": 101}, {"name": "b", "priority": 100}]},
+                fleets=[{"name": "f", "count": 20, "phases": "even",
+                         "phone": {"expires": "60s", "timers": {"max_retransmissions": 9}}}])
+    spec = spec_from_scenario(scenario(**base, faults=[{"kind": "ha_stop", "node": "master", "at": "20s",
+                                                          "repair_after": "10s"}]))
+    assert [f.kind for f in spec.faults] == ["ha_stop"]
+    for extra, word in (({"health_check": {"weight": -20}}, "weight"), ({"vrrp": {"use_vmac": True}}, "use_vmac"),
+                        ({"vrrp": {"garp_master_refresh": "10s"}}, "garp_master_refresh"),
+                        ({"vrrp": {"vip_move": "api"}}, "vip_move")):
+        ha = {**base["ha"], **extra}
+        with pytest.raises(LabUnsupported, match=word):
+            spec_from_scenario(scenario(**{**base, "ha": ha}))
