@@ -356,3 +356,35 @@ def test_the_lab_realises_ha_stop_and_refuses_what_it_cannot():
         ha = {**base["ha"], **extra}
         with pytest.raises(LabUnsupported, match=word):
             spec_from_scenario(scenario(**{**base, "ha": ha}))
+
+
+def _recorded_ha_stop(tmp_path):
+    import tarfile
+
+    from tests.conftest import ROOT
+
+    with tarfile.open(ROOT / "examples" / "lab" / "ha-stop.tar.xz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    return tmp_path / "ha-stop"
+
+
+def test_recorded_lab_run_of_a_keepalived_sigterm_validates(tmp_path):
+    """The real lab (keepalived 2.2.7): SIGTERM on the master, the backup (priority 100) is master
+    0.61 s later — its Skew_Time — and the model, run on the lab's timeline, agrees."""
+    import json
+
+    from simsip.api import load_config
+    from simsip.validate import validate
+
+    run = _recorded_ha_stop(tmp_path)
+    meta = json.loads((run / "meta.json").read_text())
+    (fault,) = [f for f in json.loads((run / "faults.json").read_text()) if f["action"] == "fault"]
+    b_master = next(t for t, st, _ in meta["transitions"]["b"] if st == "MASTER")
+    assert b_master - fault["epoch"] == pytest.approx(_skew(100), abs=0.02)
+    rep = validate(run / "config.yaml", run, replications=20)
+    assert rep.passed, f"out of tolerance: {rep.failures}\n{rep.table.to_string()}"
+    # negative control: the same run against a model that crashes the node instead must fail
+    cfg = load_config(run / "config.yaml")
+    crash = cfg.model_copy(update={"faults": (cfg.faults[0].model_copy(update={"kind": "node_crash"}),)})
+    wrong = validate(crash, run, replications=5)
+    assert not wrong.passed and any("VIP move" in f for f in wrong.failures)
