@@ -205,6 +205,23 @@ def test_screening_uses_the_effective_priority():
         screen(scenario(**base))
 
 
+def test_preempt_delay_counts_from_the_first_lower_advert():
+    """vrrp_state_backup: with preempt_delay D the backup accepts lower adverts for D from the first
+    one it saw (the timer starts there), then discards them. A weighted failure at 20.3 s: the first
+    lowered advert is the 20.5 s one, so the backup accepts up to 20.5 + D − 1 and takes over MDI
+    after that — not MDI after the last advert before the failure, as a delay counted from
+    start-up (long over) would give."""
+    d = 10.0
+    cfg = _cfg(101, 100, check={"weight": -20}, vrrp={"preempt_delay": f"{d}s"})
+    log = Model(cfg).run()
+    (takeover,) = _masters(log, "b")
+    first_lowered = 20.5
+    assert takeover == pytest.approx(first_lowered + d - 1.0 + _mdi(100), abs=1e-9)
+    # control: without the delay, MDI after the last full-priority advert (19.5 s)
+    (plain,) = _masters(Model(_cfg(101, 100, check={"weight": -20})).run(), "b")
+    assert plain == pytest.approx(19.5 + _mdi(100), abs=1e-9)
+
+
 # --------------------------------------------------------------------------- track_process
 @pytest.mark.parametrize("weight,terminate_delay", [(0, 0.0), (0, 0.5), (-20, 0.0)])
 def test_track_process_is_event_driven(weight, terminate_delay):

@@ -8,8 +8,9 @@ a higher priority takes over sooner. A crash sends nothing, so the takeover come
 after the master's *last* advert — between MDI − advert_int and MDI after the crash.
 
 Preemption: a backup with a higher priority ignores adverts from a lower-priority master and so
-takes over after its own down timer; with ``preempt_delay`` it accepts them for that long after
-start-up first. The displaced master sees a higher-priority advert and steps down; a master that
+takes over after its own down timer; with ``preempt_delay`` it accepts them for that long first,
+counted from the first lower-priority advert it sees in BACKUP (keepalived ``vrrp_state_backup``:
+the preempt timer starts there, stops on a higher advert and is cleared on entering BACKUP). The displaced master sees a higher-priority advert and steps down; a master that
 hears a *lower*-priority master (a healed split brain) re-announces the VIP with GARPs.
 keepalived starts every instance as BACKUP (unless priority 255) — a repaired node therefore waits
 one Master_Down_Interval before it preempts, which is the second outage of a failback.
@@ -94,7 +95,7 @@ class VrrpInstance(HaInstance):
         self.base = priority  # the configured priority; ``priority`` is the effective one
         self.contribution = 0  # what weighted trackers add now
         self.down_deadline = float("inf")
-        self.started_at = 0.0
+        self.preempt_time: float | None = None  # preempt_delay runs out then (None: not started)
         self.proc: simpy.Process | None = None
         self.wake: simpy.Event | None = None
         self.term = 0  # counts this instance's periods as master (timers of an old one are void)
@@ -123,7 +124,6 @@ class VrrpInstance(HaInstance):
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
         """Start keepalived on this node (``as_master``: already elected at t=0)."""
         now = self.env.now
-        self.started_at = now
         self.fault_reasons.clear()
         if as_master:
             self.term += 1
@@ -138,6 +138,7 @@ class VrrpInstance(HaInstance):
     def _enter_backup(self, now: float) -> None:
         self._stop_proc()
         self._set(BACKUP)
+        self.preempt_time = None
         self.down_deadline = now if self.base == rules.PRIORITY_OWNER else now + self.mdi
         self.proc = self.clock.process(self._backup_loop())
 
@@ -183,7 +184,6 @@ class VrrpInstance(HaInstance):
             return
         self.fault_reasons.discard(reason)
         if not self.fault_reasons:
-            self.started_at = self.env.now
             self._enter_backup(self.env.now)
 
     # ------------------------------------------------------------------ processes
@@ -284,11 +284,18 @@ class VrrpInstance(HaInstance):
         if self.state == BACKUP:
             if priority == 0:
                 self._reset(now + self.skew)
-            elif (rules.backup_accepts(priority, self.priority, self.cfg.preempt)
-                  or now < self.started_at + self.cfg.preempt_delay):
-                self._reset(now + self.mdi)
-            # else: a lower-priority master and we preempt: discard it, our timer runs on from the
-            # last advert we accepted (keepalived vrrp_state_backup: "received lower priority advert")
+            else:
+                delay = self.cfg.preempt_delay if self.cfg.preempt else 0.0
+                holding = delay > 0 and (self.preempt_time is None or self.preempt_time > now)
+                if rules.backup_accepts(priority, self.priority, self.cfg.preempt) or holding:
+                    self._reset(now + self.mdi)
+                    if delay > 0:
+                        if priority >= self.priority:
+                            self.preempt_time = None  # "stop preempt delay"
+                        elif self.preempt_time is None:
+                            self.preempt_time = now + delay  # "start preempt delay"
+                # else: a lower-priority master and we preempt: discard it, our timer runs on from
+                # the last advert we accepted (vrrp_state_backup: "received lower priority advert")
         elif self.state == MASTER:
             if priority == 0:
                 return
