@@ -281,6 +281,17 @@ def test_heartbeat_and_pacemaker_clean_stop():
     assert not any("fence" in msg for _, _, msg in log.checks)  # a clean leave is not fenced
 
 
+def test_pacemaker_started_again_before_its_clean_stop_finished_rejoins_after_it():
+    pm = scenario(duration="90s", fleets=[{"name": "f", "count": 20}],
+                  ha={"kind": "pacemaker", "pacemaker": {"stop_time": "2s", "ip_start_time": "0s"},
+                      "nodes": [{"name": "a", "priority": 101}, {"name": "b", "priority": 100}]},
+                  faults=[{"kind": "ha_stop", "node": "a", "at": "20s", "repair_after": "500ms"}])
+    log = Model(pm).run()
+    assert (22.0, "a", "down") in log.vrrp and (22.0, "a", "backup") in log.vrrp  # left, then rejoined
+    assert _masters(log, "b") == [22.0]
+    assert [t for t in _masters(log, "a") if t > 0]  # and took the resources back (stickiness 0)
+
+
 # --------------------------------------------------------------------------- announcing the VIP
 def test_garp_master_refresh_schedule():
     cfg = _cfg(101, 100, vrrp={"garp_master_refresh": "10s"}, faults=[{"kind": "node_crash", "node": "a", "at": "32s"}])

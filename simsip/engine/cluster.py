@@ -259,8 +259,11 @@ class PacemakerInstance(_ClusterInstance):
         self.rnd = streams(f"pacemaker.{name}.monitor")
         self.monitor: simpy.Process | None = None
         self.failcount = 0
+        self.leaving = False  # a clean stop is stopping the resources here
+        self.rejoin = False  # started again before that stop finished: rejoin right after it
 
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
+        self.leaving = self.rejoin = False
         now = self._begin(as_master)
         self.monitor = self.clock.process(self._monitor(self.rnd.random() * self.pm.monitor_interval))
         if last_advert is None:  # a (re)joining node: membership forms, the cluster may move resources back
@@ -358,14 +361,18 @@ class PacemakerInstance(_ClusterInstance):
             self._set(DOWN)
             return
         epoch = self._epoch()
+        self.leaving = True
 
         def stopped() -> None:
+            self.leaving = False
             if self._epoch() != epoch or self.state == DOWN:
                 return
             self.pending = False
             self.fault_reasons.clear()
             self._set(DOWN)
             self._resources_freed()
+            if self.rejoin:  # the operator started it again meanwhile
+                self.start(as_master=False)
 
         self.clock.call_at(self.env.now + self.stop_time(), stopped)
 

@@ -94,7 +94,11 @@ class NodeActions:
 
     def start_ha(self, node: int, t: float) -> None:
         """The HA daemon is started again on a running node: as a backup, like after a boot."""
-        if not self.topo.node_up[node] or self.ha[node].state != DOWN:
+        inst = self.ha[node]
+        if getattr(inst, "leaving", False):
+            inst.rejoin = True  # pacemaker is still stopping the resources: rejoin when it is done
+            return
+        if not self.topo.node_up[node] or inst.state != DOWN:
             return
         self.ha[node].start(as_master=False)
         if self.checks:
