@@ -289,8 +289,27 @@ TIMESERIES = Table(
                "or to the VIP while it was VRRP master).", when="for every node that received one"),
         Family("queue_", "<node>", "int64", "requests", "Most REGISTERs waiting for a worker of the node during the step.",
                when=_WHEN_MODEL),
-        Family("rejected_", "<node>", "int64", "requests", "REGISTERs the node refused because its queue was full.",
+        Family("rejected_", "<node>", "int64", "requests", "REGISTERs the node refused because its queue was full "
+               "(with `registrar.udp_buffer`: the kernel's receive-buffer drops, `Udp: RcvbufErrors`).",
                when=_WHEN_MODEL),
+        Family("served_", "<node>", "int64", "requests",
+               "REGISTERs a worker of the node processed to the end (binding saved, 200 sent), duplicates included.",
+               when=_WHEN_MODEL),
+        Family("duplicates_", "<node>", "int64", "requests",
+               "Copies of a transaction a worker had already read that were processed again in full (a stateless "
+               "registrar: each costs a service time and gets its own 200).", when=_WHEN_MODEL),
+        Family("absorbed_", "<node>", "int64", "requests",
+               "Retransmissions a stateful front matched to their transaction: dropped, or answered with the stored "
+               "reply.", when="in a simulation with `registrar.transactions: stateful`"),
+        Family("wait_ms_", "<node>", "int64", "ms",
+               "Longest queueing delay (arrival to a worker reading it, whole milliseconds) of a REGISTER that "
+               "arrived in the step.", when=_WHEN_MODEL),
+        Family("ignored_", "<node>", "int64", "requests",
+               "REGISTERs the node ignored (UDP) or answered 503 (TCP/TLS) during its taskprocessor overload alert.",
+               when="in a simulation with `registrar.overload: taskprocessor`"),
+        Family("overload_", "<node>", "int64", "",
+               "1 if the node's taskprocessor overload alert was raised at some time in the step, else 0.",
+               when="in a simulation with `registrar.overload: taskprocessor`"),
         Column("resp_2xx", "int64", "responses", "2xx responses to REGISTER (received by phones; a trace: seen from the VIP)."),
         Column("resp_4xx", "int64", "responses", "4xx responses to REGISTER."),
         Column("resp_503", "int64", "responses", "503 responses to REGISTER."),

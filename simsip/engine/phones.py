@@ -424,6 +424,10 @@ class PhoneBank:
         """Replies port: the trip of one reply back to a phone (its delay, or LOST), drawn now."""
         return self.net.reply_path()
 
+    def reliable(self, p: int) -> bool:
+        """Replies port: does phone ``p`` send over TCP/TLS (not UDP)?"""
+        return self.any_reliable and self.fleet(p).reliable
+
     def _timer(self, p: int, tx: int) -> None:
         if self.tx[p] != tx:
             return  # transaction already ended
@@ -509,7 +513,7 @@ class PhoneBank:
             return
         if status == 503:
             self._cause = CAUSE_503
-        self._fail(p, t, fp, OUT_FAILURE, retry_after)
+        self._fail(p, t, fp, OUT_FAILURE, retry_after, status=status)
 
     def _timeout(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         self.tx[p] = NO_TX
@@ -520,7 +524,8 @@ class PhoneBank:
         self._fail(p, now, fp, OUT_TIMEOUT, 0.0, timeout=True)
 
     # ------------------------------------------------------------------ retry rules
-    def _fail(self, p: int, t: float, fp: FleetParams, outcome: float, retry_after: float, timeout: bool = False) -> None:
+    def _fail(self, p: int, t: float, fp: FleetParams, outcome: float, retry_after: float, timeout: bool = False,
+              status: int = 0) -> None:
         log = self.log
         log.ph_t.append(t)
         log.ph_p.append(p)
@@ -536,7 +541,7 @@ class PhoneBank:
         n = self.failures[p]
         self.failures[p] = n + 1
         kw = dict(timeout=timeout, transport=transport, server_failure=cause == CAUSE_503,
-                  restart_timer=self.restart_timer)
+                  restart_timer=self.restart_timer, status=status)
         need_u, need_r = failure_draws(fp.retry, n, **kw)
         rnd = self.retry_rnd.random
         u = rnd(p) if need_u else 0.0
@@ -809,7 +814,7 @@ class PhoneBank:
         self.counters["auth_challenges"] += 1
         nonce = self.pending.pop(p, None)
         if self.auth_retry[p]:  # fresh credentials refused again: a failure
-            self._fail(p, t, fp, OUT_FAILURE, 0.0)
+            self._fail(p, t, fp, OUT_FAILURE, 0.0, status=401)
             return
         if nonce is not None:
             self.nonce_node[p], self.nonce_ep[p], self.nonce_t[p] = nonce
