@@ -19,7 +19,7 @@ from simsip.config.schema import Scenario
 HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold")
 FAULTS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
           "phone_link_down", "db_crash", "db_replica_down")
-MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults")
+MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults", "overload")
 
 _BASE = {
     "name": "twin",
@@ -65,8 +65,25 @@ def _mix(doc: dict, mix: str) -> None:
         doc["fleets"] = [_fleet("udp", 60, calls_per_hour="30/h")]
         doc["random_faults"] = [{"kind": "node_crash", "node": "any", "mtbf": "70s", "mttr": "20s"},
                                 {"kind": "process_crash", "node": "master", "mtbf": "90s", "mttr": "10s"}]
+    elif mix == "overload":
+        # a boot storm into a receive buffer of a few REGISTERs, slow workers (queueing beyond T1):
+        # kernel drops, duplicates or absorbed retransmissions, and (UDP + TCP) the taskprocessor alert
+        doc["fleets"] = [dict(_fleet("udp", 50), start="boot_storm", boot_window="3s"),
+                         dict(_fleet("tcp", 20, transport="tcp"), start="boot_storm", boot_window="3s")]
+        doc["registrar"].update({"service_time": {"dist": "exponential", "mean": "150ms"},
+                                 "udp_buffer": {"sizing": "rmem_default", "rmem_default": 9216, "truesize": 2304}})
     else:  # pragma: no cover
         raise ValueError(mix)
+
+
+def _overload(doc: dict, k: int) -> None:
+    """The overload mix's front: stateless or stateful, with or without the taskprocessor alert."""
+    reg = doc["registrar"]
+    reg["transactions"] = ("stateless", "stateful")[k % 2]
+    if k % 2:
+        reg.update({"retransmission_cost": 0.2, "absorb_window": "2s"})
+    if k % 3 != 1:
+        reg.update({"overload": "taskprocessor", "overload_high": 4, "overload_low": 2})
 
 
 def _ha(doc: dict, stack: str) -> None:
@@ -118,9 +135,14 @@ def matrix_doc(stack: str, fault: str, mix: str, scale: int = 1) -> dict:
         f["count"] *= scale
     _ha(doc, stack)
     _data(doc, fault, k)
+    if mix == "overload":
+        _overload(doc, k)
     doc["faults"] = [{"kind": fault, "node": "master", "at": "61s", "repair_after": "47s"},
                      {"kind": "node_crash", "node": "master", "at": "150s", "repair_after": "30s"}]
-    if mix != "random_faults" and k % 3 == 0:
+    # no digest auth in the overload mix: the engine reads a phone's credentials when a worker
+    # finishes, not those the copy carried, so a stale duplicate completes differently once
+    # applied ahead (a known inexactness, left for a separate change)
+    if mix not in ("random_faults", "overload") and k % 3 == 0:
         doc["auth"] = {"enabled": True}
     if k % 5 == 0:
         doc["network"]["loss"] = 0.02
