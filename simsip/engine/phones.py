@@ -236,8 +236,12 @@ class PhoneBank:
             self.cred_node = array("q", [-1]) * n
             self.cred_ep = array("q", [0]) * n
             self.cred_t = array("d", [0.0]) * n
+            # the credentials each copy carries are those attached when its transaction began: the
+            # current transaction's and the one before (a copy still on its way when the phone moved on)
+            self.cred_tx = array("q", [NO_TX]) * n
+            self.prev_cred: dict[int, tuple[int, int, int, float]] = {}  # phone -> (tx, node, epoch, t)
             self.auth_retry = array("b", [0]) * n
-            self.pending: dict[int, tuple[int, int, float]] = {}
+            self.pending: dict[tuple[int, int], tuple[int, int, float]] = {}  # (phone, tx) -> nonce of its 401
             self.r401_bins = self.log.bin("resp_401")
             self.counters["auth_challenges"] = 0
         self.keepalives = Keepalives(self) if any(fp.ka_detects for fp in self.params) else None
@@ -487,6 +491,8 @@ class PhoneBank:
     def _response(self, p: int, tx: int, t: float, status: int, granted: float, retry_after: float) -> None:
         if self.tx[p] != tx:
             self.stray += 1  # a late reply to a copy of a transaction that already ended
+            if self.auth_on and status == 401:
+                self.pending.pop((p, tx), None)
             return
         self.tx[p] = NO_TX
         fp = self.fleet(p)
@@ -509,7 +515,7 @@ class PhoneBank:
         (self.r503_bins if status == 503 else self.r4_bins).add(t)
         self.failed += 1
         if status == 401 and self.auth_on:
-            self._challenged(p, t, fp)
+            self._challenged(p, tx, t, fp)
             return
         if status == 503:
             self._cause = CAUSE_503
@@ -793,6 +799,9 @@ class PhoneBank:
 
     # ------------------------------------------------------------------ digest auth
     def _attach_credentials(self, p: int, fp: FleetParams) -> None:
+        if self.cred_tx[p] != NO_TX:
+            self.prev_cred[p] = (self.cred_tx[p], self.cred_node[p], self.cred_ep[p], self.cred_t[p])
+        self.cred_tx[p] = self.tx[p]
         if self.auth_retry[p] or (fp.nonce_reuse and self.nonce_node[p] >= 0):
             self.cred_node[p] = self.nonce_node[p]
             self.cred_ep[p] = self.nonce_ep[p]
@@ -800,19 +809,31 @@ class PhoneBank:
         else:
             self.cred_node[p] = -1
 
-    def _authorized(self, p: int, node: int, epoch: int, now: float) -> bool:
-        """Registrar hook: does the REGISTER carry credentials for a nonce ``node`` accepts?"""
-        cn = self.cred_node[p]
-        if cn >= 0 and (self.shared_secret or (cn == node and self.cred_ep[p] == epoch)):
-            if not self.nonce_life or now - self.cred_t[p] < self.nonce_life:
-                return True
-        self.pending[p] = (node, epoch, now)  # the nonce this 401 carries
+    def carried(self, p: int, tx: int) -> tuple[int, int, float] | None:
+        """Replies port: the credentials (nonce node, its process epoch, issue time) a copy of
+        transaction ``tx`` carries, read when it reaches the registrar; None: none."""
+        if self.cred_tx[p] == tx:
+            return (self.cred_node[p], self.cred_ep[p], self.cred_t[p]) if self.cred_node[p] >= 0 else None
+        prev = self.prev_cred.get(p)
+        if prev is not None and prev[0] == tx and prev[1] >= 0:
+            return prev[1:]
+        return None
+
+    def _authorized(self, p: int, tx: int, cred, node: int, epoch: int, now: float) -> bool:
+        """Registrar hook: do the credentials the copy carried (:meth:`carried`) answer a nonce
+        ``node`` accepts?"""
+        if cred is not None:
+            cn, cep, ct = cred
+            if self.shared_secret or (cn == node and cep == epoch):
+                if not self.nonce_life or now - ct < self.nonce_life:
+                    return True
+        self.pending[(p, tx)] = (node, epoch, now)  # the nonce this 401 carries
         return False
 
-    def _challenged(self, p: int, t: float, fp: FleetParams) -> None:
+    def _challenged(self, p: int, tx: int, t: float, fp: FleetParams) -> None:
         self.r401_bins.add(t)
         self.counters["auth_challenges"] += 1
-        nonce = self.pending.pop(p, None)
+        nonce = self.pending.pop((p, tx), None)
         if self.auth_retry[p]:  # fresh credentials refused again: a failure
             self._fail(p, t, fp, OUT_FAILURE, 0.0, status=401)
             return

@@ -473,6 +473,7 @@ class RegistrarNode:
         granted = grant_expiry(requested, cfg.min_expires, cfg.max_expires, cfg.expires_range,
                                self.rnd.random() if cfg.expires_range else 0.0)
         back = replies.path()
+        cred = replies.carried(phone, tx) if replies.authorized is not None else None
         lags = [self.lag() for _ in self.peers] if self.replicated else None
         db = self.database
         db_lag = db.draw_lag() if db is not None else 0.0
@@ -480,9 +481,10 @@ class RegistrarNode:
         if finish < self.horizon.until and quiet and (db is None or not db.holds(finish)):
             # Nothing can stop, restart or reroute this node before the worker finishes, and the
             # phone has nothing of its own before then: complete now, stamped at ``finish``.
-            self.complete(phone, tx, granted, topo.proc_epoch[i], finish, back, lags, db_lag)
+            self.complete(phone, tx, granted, topo.proc_epoch[i], finish, back, lags, db_lag, cred)
         else:
-            self.sim.call_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag)
+            self.sim.call_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
+                             cred)
 
     def _absorb(self, phone: int, tx: int, now: float, b: int) -> bool:
         """Stateful front: a retransmission of the transaction last read for ``phone``. It waits in
@@ -527,16 +529,18 @@ class RegistrarNode:
             self.tsx_status[phone] = status
             self.tsx_granted[phone] = granted
 
-    def _complete_event(self, phone, tx, granted, epoch, back, lags, db_lag) -> None:
-        self.complete(phone, tx, granted, epoch, self.sim.env._now, back, lags, db_lag)
+    def _complete_event(self, phone, tx, granted, epoch, back, lags, db_lag, cred) -> None:
+        self.complete(phone, tx, granted, epoch, self.sim.env._now, back, lags, db_lag, cred)
 
-    def complete(self, phone: int, tx: int, granted: float, epoch: int, now: float, back: float, lags, db_lag) -> None:
-        """A worker finishes a REGISTER at ``now``: save the binding and answer 200."""
+    def complete(self, phone: int, tx: int, granted: float, epoch: int, now: float, back: float, lags, db_lag,
+                 cred=None) -> None:
+        """A worker finishes a REGISTER at ``now``: save the binding and answer 200 (``cred``: the
+        digest credentials the copy carried, read on arrival)."""
         replies = self.replies
         if epoch != self.epoch or self.hung:  # the process died or hung meanwhile: no reply
             replies.lost(phone, tx)
             return
-        if replies.authorized is not None and not replies.authorized(phone, self.index, epoch, now):
+        if replies.authorized is not None and not replies.authorized(phone, tx, cred, self.index, epoch, now):
             if self.stateful:
                 self._store_reply(phone, tx, 401, 0.0)
             replies.reply(phone, tx, now, 401, 0.0, 0.0, back)  # digest challenge, no binding
