@@ -240,6 +240,7 @@ def _storm(path, **registrar):
     return storm_figures(res.timeseries)["node-a"], res.timeseries
 
 
+@pytest.mark.extensive  # runs the example twice (10 min of 6000 phones)
 def test_stateless_storm_collapses_and_stateful_storm_clears():
     collapse, ts_a = _storm(EXAMPLES / "register-storm.yaml")
     clears, ts_b = _storm(EXAMPLES / "register-storm-stateful.yaml")
@@ -252,6 +253,7 @@ def test_stateless_storm_collapses_and_stateful_storm_clears():
     assert ts_a["resp_2xx"].iloc[late].sum() / 300.0 < 0.8 * 200.0
 
 
+@pytest.mark.extensive
 def test_stateless_storm_clears_with_kamailios_stock_buffer():
     stock, _ = _storm(EXAMPLES / "register-storm.yaml", udp_buffer=UdpBuffer())
     assert stock["cleared"] == 1
