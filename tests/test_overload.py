@@ -258,3 +258,11 @@ def test_stateless_storm_clears_with_kamailios_stock_buffer():
     stock, _ = _storm(EXAMPLES / "register-storm.yaml", udp_buffer=UdpBuffer())
     assert stock["cleared"] == 1
     assert stock["queueing_delay_max"] < 185 / 250 + 0.5  # under a second of work in 185 REGISTERs
+
+
+def test_taskprocessor_rule_is_a_hysteresis():
+    assert overload.taskprocessor_alert(False, 499) is False
+    assert overload.taskprocessor_alert(False, 500) is True  # the push that reaches high water
+    assert overload.taskprocessor_alert(True, 451) is True  # between the levels: unchanged
+    assert overload.taskprocessor_alert(False, 451) is False
+    assert overload.taskprocessor_alert(True, 450) is False  # the pop that reaches low water

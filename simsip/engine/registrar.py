@@ -37,6 +37,7 @@ from heapq import heappop, heappush
 from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler
 from simsip.engine.records import RunLog, StoreLog
+from simsip.protocols.overload import taskprocessor_alert
 from simsip.protocols.registration import grant_expiry, retry_after_header
 
 NEVER = float("-inf")
@@ -377,7 +378,7 @@ class RegistrarNode:
                 waiting = self.waiting
                 while waiting and waiting[0] <= h and self.alert:
                     t0 = waiting.popleft()
-                    if len(waiting) <= self.low:
+                    if not taskprocessor_alert(True, len(waiting), self.high, self.low):
                         self._clear_alert(t0)
                 if self.alert:
                     self._clear_alert(h)
@@ -410,11 +411,11 @@ class RegistrarNode:
             return
         waiting = self.waiting
         if self.alarm:
-            low = self.low
+            high, low = self.high, self.low
             while waiting and waiting[0] <= now:
                 t0 = waiting.popleft()
-                if self.alert and len(waiting) <= low:  # a pop brought the queue to low water
-                    self._clear_alert(t0)
+                if self.alert and not taskprocessor_alert(True, len(waiting), high, low):
+                    self._clear_alert(t0)  # a pop brought the queue to low water
             if self.alert:
                 # Asterisk's distributor: during the alert a new request is ignored over UDP, and
                 # answered 503 without Retry-After over TCP/TLS
@@ -458,7 +459,7 @@ class RegistrarNode:
         if start > now:
             waiting.append(start)
             self.wait_bins.max(now, int((start - now) * 1000.0))
-            if self.alarm and len(waiting) >= self.high:
+            if self.alarm and not self.alert and taskprocessor_alert(False, len(waiting), self.high, self.low):
                 self._raise_alert(now)
         if self.record_waits:
             self.waits.append(start - now)
@@ -503,7 +504,7 @@ class RegistrarNode:
         if read > now:
             self.waiting.append(read)
             self.wait_bins.max(now, int((read - now) * 1000.0))
-            if self.alarm and len(self.waiting) >= self.high:
+            if self.alarm and not self.alert and taskprocessor_alert(False, len(self.waiting), self.high, self.low):
                 self._raise_alert(now)
         self.absorbed += 1
         self.absorb_bins.add(now)
