@@ -304,6 +304,9 @@ TIMESERIES = Table(
         Family("wait_ms_", "<node>", "int64", "ms",
                "Longest queueing delay (arrival to a worker reading it, whole milliseconds) of a REGISTER that "
                "arrived in the step.", when=_WHEN_MODEL),
+        Family("pike_", "<node>", "int64", "requests",
+               "REGISTERs dropped by the per-source rate limit (Kamailio pike, or its ipban) when a worker read them.",
+               when="in a simulation with `registrar.pike`"),
         Family("ignored_", "<node>", "int64", "requests",
                "REGISTERs the node ignored (UDP) or answered 503 (TCP/TLS) during its taskprocessor overload alert.",
                when="in a simulation with `registrar.overload: taskprocessor`"),

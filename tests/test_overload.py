@@ -266,3 +266,50 @@ def test_taskprocessor_rule_is_a_hysteresis():
     assert overload.taskprocessor_alert(True, 451) is True  # between the levels: unchanged
     assert overload.taskprocessor_alert(False, 451) is False
     assert overload.taskprocessor_alert(True, 450) is False  # the pop that reaches low water
+
+
+# --------------------------------------------------------------------------- pike
+def test_pike_rule_blocks_at_the_density_and_unblocks_after_a_quiet_unit():
+    st = [0, 0, 0, False]
+    assert [overload.pike_hit(st, 0.1, 2.0, 3) for _ in range(4)] == [False, False, True, True]
+    assert overload.pike_hit(st, 2.5, 2.0, 3) is True  # the previous unit had 4 hits: still red
+    st2 = [0, 0, 0, False]
+    overload.pike_hit(st2, 0.0, 2.0, 3)
+    overload.pike_hit(st2, 0.0, 2.0, 3)
+    assert overload.pike_hit(st2, 2.1, 2.0, 3) is False  # new unit: prev 2 < 3, curr 1
+    st3 = [0, 0, 0, False]
+    for _ in range(5):
+        overload.pike_hit(st3, 0.0, 2.0, 3)
+    assert overload.pike_hit(st3, 4.1, 2.0, 3) is False  # an empty unit in between unblocks
+
+
+def _office(group, density=30, ban="0s", n=40):
+    return scenario(duration="10s", output={"resolution": "100ms", "report": False},
+                    fleets=[{"name": "office", "count": n, "start": "boot_storm", "boot_window": "0s",
+                             "phone": {"expires": "3600s", "nat_group": group}}],
+                    registrar={"workers": 4, "service_time": "1ms", "queue_limit": 2000,
+                               "pike": {"reqs_density_per_unit": density, "ban_time": ban}})
+
+
+def test_pike_blocks_a_nated_office_from_its_30th_request():
+    log = Model(_office(40)).run()
+    # one source: the 30th REGISTER of the unit turns it red; it and the 10 after it are dropped
+    pike, ok = _bins(log, "pike_a"), _bins(log, "resp_2xx")
+    assert pike[0] == 40 - 29
+    # their retransmissions at 0.5 and 1.5 s find the source red; unit [0, 2 s) counted 62 hits, so
+    # the swap at 2 s keeps it red and the 3.5 s copies are dropped too; unit [2, 4 s) counted 11 < 30:
+    # the swap at 4 s unblocks it, and the copies sent at 7.5 s get through
+    assert pike[5] == pike[15] == pike[35] == 11 and pike[36:].sum() == 0
+    assert ok[:75].sum() == 29 and ok[75:].sum() == 11
+
+
+def test_negative_control_phones_with_their_own_addresses_pass_pike():
+    log = Model(_office(1)).run()
+    assert _bins(log, "pike_a").sum() == 0
+    assert log.counters["transactions_succeeded"] == 40
+
+
+def test_kamailio_cfg_ipban_keeps_a_blocked_office_out_for_ban_time():
+    log = Model(_office(40, ban="300s")).run()
+    assert _bins(log, "resp_2xx").sum() == 29  # the 7.5 s copies meet the ban, not pike
+    assert _bins(log, "pike_a")[75] == 11

@@ -222,6 +222,11 @@ class PhoneProfile(Frozen):
     startup_delay: Duration = Field(
         0.0, ge=0, le=3600, description="Random wait in [0, delay] before the first REGISTER after boot (Yealink reg_surge_prevention)."
     )
+    nat_group: int = Field(
+        1, ge=1, le=1_000_000,
+        description="Phones that share one public source IP (a NATed office): a per-source rate limit such as "
+        "Kamailio pike counts them as one source. 1: every phone has its own address.",
+    )
 
 
 class Fleet(Frozen):
@@ -300,6 +305,24 @@ class UdpBuffer(Frozen):
         return overload_rules.udp_queue_capacity(self.rcvbuf, self.truesize)
 
 
+class Pike(Frozen):
+    """Kamailio ``pike``: a per-source-IP flood limit checked when a worker reads a request.
+
+    Hits are counted per ``sampling_time_unit`` (the module's swap timer; its phase is assumed 0);
+    an address becomes *red* at the hit that brings the current or the previous unit to
+    ``reqs_density_per_unit``, and is unblocked at the first swap whose finished unit stayed below
+    it (``src/modules/pike``: ``pike_check_req``, ``mark_node``, ``refresh_node``). A blocked request
+    is dropped without reply (the ``kamailio.cfg`` REQINIT route: ``exit``); that route also bans the
+    address for ``ban_time`` in the ``ipban`` htable (autoexpire 300 s) when WITH_ANTIFLOOD is set.
+    """
+
+    sampling_time_unit: Duration = Field(2.0, gt=0, le=3600, description="pike sampling_time_unit (default 2 s).")
+    reqs_density_per_unit: int = Field(30, ge=1, le=1_000_000, description="pike reqs_density_per_unit (default 30).")
+    ban_time: Duration = Field(
+        0.0, ge=0, description="Ban a blocked address this long (kamailio.cfg WITH_ANTIFLOOD ipban autoexpire 300 s; 0: pike only)."
+    )
+
+
 class Registrar(Frozen):
     """The registrar software on every HA node (Kamailio-like by default, see models/registrars)."""
 
@@ -334,6 +357,9 @@ class Registrar(Frozen):
         description="taskprocessor: Asterisk's overload alert — raised when the queue reaches overload_high, "
         "cleared at overload_low; meanwhile new UDP requests are ignored and TCP/TLS ones get 503 without "
         "Retry-After (res_pjsip pjsip_distributor.c).",
+    )
+    pike: Pike | None = Field(
+        None, description="A per-source-IP rate limit in the request route (Kamailio pike); null: none."
     )
     overload_high: int = Field(500, ge=1, le=10_000_000, description="Taskprocessor high-water level (Asterisk 500).")
     overload_low: int = Field(450, ge=0, le=10_000_000, description="Taskprocessor low-water level (Asterisk 90 % of high: 450).")

@@ -111,6 +111,7 @@ class FleetParams:
         self.failover = ph.failover
         self.nonce_reuse = ph.auth.nonce_reuse
         self.startup_delay = ph.startup_delay
+        self.nat_group = ph.nat_group
         self.rto_min = self.rto_max = self.syn_rto = 0.0
         self.tls_rtts = 0
         # dual registration: a second registration per phone, held by a "virtual phone" slot
@@ -429,6 +430,13 @@ class PhoneBank:
     def path(self) -> float:
         """Replies port: the trip of one reply back to a phone (its delay, or LOST), drawn now."""
         return self.net.reply_path()
+
+    def source(self, p: int) -> int:
+        """Replies port: phone ``p``'s public source address, as a number (``nat_group`` phones of
+        a fleet share one)."""
+        fp = self.fleet(p)
+        q = p - fp.first if p < fp.first + fp.count else p - fp.second
+        return (fp.index << 40) | (q // fp.nat_group)
 
     def reliable(self, p: int) -> bool:
         """Replies port: does phone ``p`` send over TCP/TLS (not UDP)?"""

@@ -37,7 +37,7 @@ from heapq import heappop, heappush
 from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler
 from simsip.engine.records import RunLog, StoreLog
-from simsip.protocols.overload import taskprocessor_alert
+from simsip.protocols.overload import pike_hit, taskprocessor_alert
 from simsip.protocols.registration import grant_expiry, retry_after_header
 
 NEVER = float("-inf")
@@ -191,6 +191,12 @@ class RegistrarNode:
             self.tsx_status = array("l", [0]) * n  # the reply it sent (0: none yet)
             self.tsx_granted = array("d", [0.0]) * n
             self.absorb_bins = log.bin(f"absorbed_{name}")
+        self.pike = cfg.pike
+        self.pike_state: dict[int, list] = {}  # source -> [unit, previous hits, current hits, red]
+        self.banned: dict[int, float] = {}  # source -> banned until (kamailio.cfg ipban)
+        self.pike_blocked = 0
+        if self.pike is not None:
+            self.pike_bins = log.bin(f"pike_{name}")
         self.alarm = cfg.overload == "taskprocessor"
         self.alert = False
         self.alert_since = 0.0
@@ -202,6 +208,8 @@ class RegistrarNode:
             self.alert_bins = log.bin(f"overload_{name}")
 
     def _forget_transactions(self) -> None:
+        self.pike_state.clear()  # pike's tree and the htable live in the process's shared memory
+        self.banned.clear()
         n = len(self.last_tx)
         self.last_tx = array("q", [-1]) * n
         if self.stateful:
@@ -369,6 +377,8 @@ class RegistrarNode:
         c[f"loaded_{self.name}"] = self.loaded
         c[f"unflushed_lost_{self.name}"] = self.unflushed_lost
         c[f"duplicates_{self.name}"] = self.duplicates
+        if self.pike is not None:
+            c[f"pike_blocked_{self.name}"] = self.pike_blocked
         if self.stateful:
             c[f"absorbed_{self.name}"] = self.absorbed
         if self.alarm:
@@ -445,6 +455,8 @@ class RegistrarNode:
             else:
                 replies.lost(phone, tx)
             return
+        if self.pike is not None and self._pike_blocks(phone, tx, now):
+            return
         if phone >= len(self.last_tx):
             self._grow_tx(phone)
         again = self.last_tx[phone] == tx  # a copy of a transaction a worker already read
@@ -486,6 +498,34 @@ class RegistrarNode:
         else:
             self.sim.call_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
                              cred)
+
+    def _pike_blocks(self, phone: int, tx: int, now: float) -> bool:
+        """Kamailio's REQINIT route when a worker reads the request: a banned source is dropped, else
+        pike counts the hit (:func:`~simsip.protocols.overload.pike_hit`) and a red source is dropped
+        (and banned for ``ban_time``). A dropped request has waited in the queue like any other."""
+        free = self.free_at[0]
+        read = now if free < now else free
+        pk = self.pike
+        src = self.replies.source(phone)
+        if pk.ban_time and self.banned.get(src, NEVER) > read:
+            blocked = True
+        else:
+            st = self.pike_state.get(src)
+            if st is None:
+                st = self.pike_state[src] = [int(read // pk.sampling_time_unit), 0, 0, False]
+            blocked = pike_hit(st, read, pk.sampling_time_unit, pk.reqs_density_per_unit)
+            if blocked and pk.ban_time:
+                self.banned[src] = read + pk.ban_time
+        if not blocked:
+            return False
+        heappop(self.free_at)
+        heappush(self.free_at, read)
+        if read > now:
+            self.waiting.append(read)
+        self.pike_blocked += 1
+        self.pike_bins.add(now)
+        self.replies.lost(phone, tx)  # no reply: the phone's own timer goes on
+        return True
 
     def _absorb(self, phone: int, tx: int, now: float, b: int) -> bool:
         """Stateful front: a retransmission of the transaction last read for ``phone``. It waits in

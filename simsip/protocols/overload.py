@@ -107,6 +107,28 @@ def taskprocessor_alert(alert: bool, queued: int, high: int = TASKPROCESSOR_HIGH
     return alert
 
 
-__all__ = ["RMEM_DEFAULT", "RMEM_MAX", "KAMAILIO_MAXBUFFER", "KAMAILIO_BUFFER_INCREMENT", "SOCK_MIN_RCVBUF",
+def pike_hit(state: list, t: float, unit: float, density: int) -> bool:
+    """One request from a source at time ``t`` through Kamailio pike; True: blocked.
+
+    ``state`` is the source's ``[unit index, previous-unit hits, current-unit hits, red]``, updated
+    in place. At every swap (multiples of ``unit``) the current count becomes the previous one and a
+    red source whose finished unit stayed below ``density`` is unblocked; a hit that brings either
+    count to ``density`` turns the source red (``mark_node``, ``refresh_node``).
+    """
+    k = int(t // unit)
+    if k != state[0]:
+        prev = state[2] if k == state[0] + 1 else 0  # two or more swaps: the last finished unit was empty
+        if state[3] and state[2] < density:  # the first swap unblocks after a quiet unit
+            state[3] = False
+        if state[3] and prev < density:  # a later swap saw an empty unit
+            state[3] = False
+        state[0], state[1], state[2] = k, prev, 0
+    state[2] += 1
+    if not state[3] and (state[2] >= density or state[1] >= density):
+        state[3] = True
+    return state[3]
+
+
+__all__ = ["pike_hit", "RMEM_DEFAULT", "RMEM_MAX", "KAMAILIO_MAXBUFFER", "KAMAILIO_BUFFER_INCREMENT", "SOCK_MIN_RCVBUF",
            "TASKPROCESSOR_HIGH_WATER", "TASKPROCESSOR_LOW_WATER", "setsockopt_rcvbuf", "kamailio_rcvbuf",
            "udp_queue_capacity", "taskprocessor_alert"]
