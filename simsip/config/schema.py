@@ -311,7 +311,7 @@ class Pike(Frozen):
     Hits are counted per ``sampling_time_unit`` (the module's swap timer; its phase is assumed 0);
     an address becomes *red* at the hit that brings the current or the previous unit to
     ``reqs_density_per_unit``, and is unblocked at the first swap whose finished unit stayed below
-    it (``src/modules/pike``: ``pike_check_req``, ``mark_node``, ``refresh_node``). A blocked request
+    it (``src/modules/pike``: ``pike_check_req``, ``ip_tree.c`` ``mark_node``/``is_hot_leaf``, ``refresh_node``). A blocked request
     is dropped without reply (the ``kamailio.cfg`` REQINIT route: ``exit``); that route also bans the
     address for ``ban_time`` in the ``ipban`` htable (autoexpire 300 s) when WITH_ANTIFLOOD is set.
     """
