@@ -10,7 +10,9 @@ Each module starts with the domain concept and its source (RFC, product document
   ``max_expires``, ``expires_range``), the phone's refresh interval, its retry wait after a
   failure (RFC 5626 backoff, product rules, Retry-After, Restart-Timer) and flow keep-alives;
 * :mod:`~simsip.protocols.cluster` — heartbeat's and corosync's failure detection;
-* :mod:`~simsip.protocols.queueing` — the steady REGISTER rate and Erlang C.
+* :mod:`~simsip.protocols.queueing` — the steady REGISTER rate and Erlang C;
+* :mod:`~simsip.protocols.overload` — the kernel's UDP receive buffer (Kamailio's SO_RCVBUF
+  probing, floor(B/truesize) + 1 datagrams) and Asterisk's taskprocessor high/low-water alert.
 
 Nothing here imports simpy or the config: the inputs are plain numbers and strings (the retry
 rule is read through its attributes), the outputs floats in seconds. Where a rule is random the
@@ -27,6 +29,7 @@ from simsip.protocols.cluster import (
     heartbeat_initdead,
     pacemaker_fails_back,
 )
+from simsip.protocols.overload import kamailio_rcvbuf, setsockopt_rcvbuf, taskprocessor_alert, udp_queue_capacity
 from simsip.protocols.queueing import erlang_b, erlang_c, erlang_c_wait, steady_register_rate
 from simsip.protocols.registration import (
     backoff_window,
@@ -72,4 +75,5 @@ __all__ = [
     "corosync_token_timeout", "corosync_detection", "heartbeat_initdead", "heartbeat_detection",
     "heartbeat_detection_window", "pacemaker_fails_back",
     "steady_register_rate", "erlang_b", "erlang_c", "erlang_c_wait",
+    "setsockopt_rcvbuf", "kamailio_rcvbuf", "udp_queue_capacity", "taskprocessor_alert",
 ]
