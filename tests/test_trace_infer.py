@@ -626,3 +626,27 @@ def test_split_brain_and_priority_zero_release(tmp_path):
     assert fault["kind"] == "process_crash" and abs(fault["at"] - 199.3) < 0.01  # capture clock: first packet at 0.2 s
     scn = load_config_text(inf.scenario_yaml())
     assert scn.ha.health_check is not None and scn.faults[0].kind == "process_crash"
+
+
+@pytest.mark.parametrize("rule", ["margin", "percent"])
+def test_margin_or_percent_told_apart_when_grants_differ(rule, tmp_path):
+    """The registrar grants 300, 450 or 600 s (three groups of phones, one User-Agent): phones that
+    refresh 30 s before expiry (margin) and phones that refresh at 80 % (percent) are told apart."""
+    frames = []
+    for i, granted in enumerate((300, 450, 600)):
+        fraction = 1 - 30 / granted if rule == "margin" else 0.8
+        spec = FleetSpec(phones=6, subnet=f"10.0.{20 + i}.", expires=600, granted=granted, fraction=fraction,
+                         jitter=0.0, keepalive=None, seed=i)
+        frames += fleet_frames(spec, RegistrarSpec(), 3000.0)
+    (f,) = infer_scenario(write(tmp_path, rule, frames)).fleets
+    assert f.refresh_mode == rule
+    if rule == "margin":
+        assert abs(f.refresh_margin.value - 30.0) < 0.01
+    else:
+        assert abs(f.refresh_fraction.value - 0.8) < 1e-3
+    assert inf_rule_line(f, tmp_path, frames) == rule
+
+
+def inf_rule_line(f, tmp_path, frames) -> str:
+    scn = load_config_text(infer_scenario(write(tmp_path, "again", frames)).scenario_yaml())
+    return scn.fleets[0].phone.refresh.mode
