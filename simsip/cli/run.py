@@ -34,6 +34,8 @@ TWINS = {
 HEADLINE = [
     "unreachable_phone_seconds",
     "phones_affected",
+    "phones_not_recovered",
+    "phones_not_recovered_share",
     "recovery_median",
     "recovery_p95",
     "recovery_max",
@@ -57,6 +59,7 @@ def run(
     """Simulate a scenario, print the key results and write the run directory."""
     from simsip.api import load_config, simulate
     from simsip.config.loader import ConfigError
+    from simsip.metrics import censoring_note, show_value
 
     try:
         cfg = load_config(config, set_, seed=seed, replications=replications)
@@ -89,11 +92,14 @@ def run(
     table.add_column("unit")
     for k in HEADLINE:
         f = summ["figures"].get(k)
-        if f is None or f["mean"] is None or f["n"] == 0:
+        if f is None or f["n"] == 0 or (f["mean"] is None and not f.get("not_reached")):
             continue
-        ci = f"{fmt(f['ci_low'])} – {fmt(f['ci_high'])}" if f["n"] > 1 else ""
-        table.add_row(k, fmt(f["mean"]), ci, f["unit"])
+        ci = f"{fmt(f['ci_low'])} – {fmt(f['ci_high'])}" if f["n"] > 1 and not f.get("not_reached") else ""
+        table.add_row(k, show_value(f, fmt), ci, f["unit"])
     console.print(table)
+    note = censoring_note(summ["figures"])
+    if note:
+        err_console.print(f"[yellow]warning[/]: {escape(note)}")
     console.print(f"written: {out_dir}/ (summary.json, timeseries, outages, recovery, report.html) in {res.runtime_s:.1f}s")
 
 

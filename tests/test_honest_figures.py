@@ -1,0 +1,189 @@
+"""Figures that must not mislead: censored recovery, intervals within the support, detection times,
+report building once per run and linear in the events (issue 14, "Wrong or misleading numbers").
+
+Each check has a negative control: the naive computation the figure used to be must give the
+wrong answer on the same data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from simsip.api import simulate
+from simsip.metrics import ci95, km_quantile, km_survival, recovery_figures
+from tests.conftest import scenario
+
+# ------------------------------------------------------------------------------ Kaplan–Meier
+
+
+def test_km_by_hand():
+    # recovered at 1, 2, 3; two phones censored at 2.5 and 10 (not recovered by their run end)
+    t = np.array([1.0, 2.0, np.nan, 3.0, np.nan])
+    c = np.array([10.0, 10.0, 2.5, 10.0, 10.0])
+    ev, s = km_survival(t, c)
+    # S(1) = 4/5, S(2) = 4/5 * 3/4, S(3) = 0.6 * 1/2 (two at risk at 3: the phone at 3 and the one censored at 10)
+    assert ev.tolist() == [1.0, 2.0, 3.0]
+    assert s == pytest.approx([0.8, 0.6, 0.3])
+    assert km_quantile(t, c, 0.5) == 3.0
+    assert km_quantile(t, c, 0.95) == math.inf  # S never falls to 5 %: beyond the run end
+    # negative control: the median of the recovered phones alone (what the figure was) is 2
+    assert np.median(t[~np.isnan(t)]) != km_quantile(t, c, 0.5)
+
+
+def test_km_without_censoring_is_the_sample_quantile():
+    rng = np.random.default_rng(3)
+    t = rng.exponential(30.0, 500)
+    for q in (0.5, 0.95, 0.99):
+        assert km_quantile(t, np.full(t.size, 1e9), q) == pytest.approx(np.quantile(t, q))
+    f = recovery_figures(t, np.full(t.size, 1e9))
+    assert f["phones_not_recovered"] == 0 and f["recovery_max"] == pytest.approx(t.max())
+
+
+def test_km_recovers_an_exponential_median_under_censoring():
+    # recovery ~ Exp(mean 100 s), the run ends 80 s after the fault: 55 % are censored. The true
+    # median is 100 ln 2 = 69.3 s, inside the run: KM finds it; the recovered phones alone say ~37 s.
+    rng = np.random.default_rng(11)
+    x = rng.exponential(100.0, 20000)
+    t = np.where(x <= 80.0, x, np.nan)
+    med = km_quantile(t, np.full(x.size, 80.0), 0.5)
+    assert med == pytest.approx(100 * math.log(2), rel=0.03)
+    naive = np.median(t[~np.isnan(t)])
+    assert abs(naive - 100 * math.log(2)) > 20  # negative control
+
+
+# ------------------------------------------------------------------------------ censored runs
+
+def _long_expiry(**over):
+    # the issue's case: expiry 1 h, 10 min run, master crash at 2 min: most phones never come back
+    kw = dict(duration="10min", replications=2, fleets=[{"name": "f", "count": 200, "phone": {"expires": "3600s"}}],
+              faults=[{"node": "master", "at": "2min", "repair_after": "2min"}])
+    return scenario(**{**kw, **over})
+
+
+def test_censored_recovery_is_visible_in_the_summary(tmp_path):
+    res = simulate(_long_expiry(), out=tmp_path / "run")
+    rec = res.recovery[res.recovery["cause"] == "fault"]
+    never = int(rec["recovery_time"].isna().sum())
+    assert never > len(rec) / 2  # most phones are censored
+    figs = json.loads((tmp_path / "run" / "summary.json").read_text())["figures"]
+    assert figs["phones_not_recovered"]["mean"] == pytest.approx(never / 2)
+    assert figs["phones_not_recovered_share"]["mean"] == pytest.approx(never / len(rec), rel=0.01)
+    for k in ("recovery_median", "recovery_p95", "recovery_max", "recovery_mean"):
+        assert figs[k]["mean"] is None and figs[k]["not_reached"] == 2, (k, figs[k])
+        assert figs[k]["not_recovered"] == pytest.approx(never / 2)
+    # negative control: the old figure, the median of the recovered phones only, is a finite number
+    done = rec["recovery_time"].dropna().to_numpy()
+    assert done.size and math.isfinite(float(np.median(done)))
+
+
+def test_censored_recovery_in_the_report_and_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from simsip.cli import app
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text(
+        "name: long\nduration: 10min\nreplications: 1\nfleets:\n  - name: desk\n    count: 200\n"
+        "    profile: generic-udp\n    phone: {expires: 3600s}\nregistrar: {profile: kamailio, data: none}\n"
+        "ha: {profile: keepalived}\nfaults:\n  - {kind: node_crash, node: master, at: 2min, repair_after: 2min}\n"
+    )
+    r = CliRunner().invoke(app, ["run", str(cfg), "-o", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    assert "> run end" in r.output and "phones_not_recovered" in r.output
+    assert "still unreachable at the end" in r.output  # the warning
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert 'class="banner"' in page and "still unreachable at the end of the run" in page
+    assert "not recovered by the run end" in page  # the recovery curve says where it stops
+
+
+def test_no_banner_when_every_phone_recovers(tmp_path):
+    res = simulate(scenario(faults=[{"node": "master", "at": "60s"}], output={"report": True}), out=tmp_path / "r")
+    assert res.summary["figures"]["phones_not_recovered"]["mean"] == 0
+    assert math.isfinite(res.summary["figures"]["recovery_median"]["mean"])
+    assert 'class="banner"' not in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_verdict_sentence_opens_the_report():
+    from simsip.report.run_page import verdict
+
+    res = simulate(_long_expiry(replications=1))
+    v = verdict(res)
+    assert "crash" in v and "200" in v and "still unreachable at the end of the run" in v
+    res2 = simulate(scenario(faults=[{"node": "master", "at": "60s"}]))
+    v2 = verdict(res2)
+    assert "median" in v2 and "still unreachable" not in v2
+
+
+# ------------------------------------------------------------------------------ intervals
+
+def test_intervals_respect_the_support():
+    x = [0.1, 0.2, 13.0]  # a skewed non-negative figure over three replications
+    plain = ci95(x)
+    assert plain["ci_low"] < 0  # negative control: Student-t goes below zero
+    ci = ci95(x, name="peak_register_rate")
+    assert 0 < ci["ci_low"] <= ci["mean"] <= ci["ci_high"] and ci["method"] == "nonnegative"
+    assert ci95([0.0, 0.0, 0.0], name="timeouts")[("ci_low")] == 0.0
+    frac = ci95([0.01, 0.02, 0.9], name="min_reachable_fraction")
+    assert 0 < frac["ci_low"] and frac["ci_high"] < 1
+    assert ci95([0.01, 0.02, 0.9])["ci_low"] < 0  # negative control
+
+
+def test_log_interval_covers_the_mean_of_skewed_data():
+    # coverage of the log-transformed interval for exponential data, n = 10 (nominal 95 %)
+    rng = np.random.default_rng(5)
+    hits = 0
+    for _ in range(2000):
+        ci = ci95(list(rng.exponential(2.0, 10)), support="nonnegative")
+        hits += ci["ci_low"] <= 2.0 <= ci["ci_high"]
+    assert 0.90 <= hits / 2000 <= 0.975, hits / 2000
+
+
+def test_summary_says_which_interval():
+    res = simulate(scenario(replications=2, faults=[{"node": "master", "at": "60s"}]))
+    s = res.summary
+    assert "intervals" in s and s["figures"]["peak_register_rate"]["method"] == "nonnegative"
+    for k, f in s["figures"].items():
+        if f["method"] == "nonnegative" and f["ci_low"] is not None and math.isfinite(f["ci_low"]):
+            assert f["ci_low"] >= 0, (k, f)
+
+
+# ------------------------------------------------------------------------------ detection time
+
+def test_heartbeat_detection_precedes_the_takeover():
+    cfg = scenario(duration="200s", replications=3,
+                   ha={"kind": "heartbeat", "nodes": [{"name": "a", "priority": 150}, {"name": "b", "priority": 100}],
+                       "heartbeat": {"keepalive": "1s", "deadtime": "10s", "takeover_time": "500ms"}},
+                   faults=[{"node": "a", "at": "60s"}])
+    f = simulate(cfg).faults
+    f = f[f["cause"] == "fault"]
+    # the survivor declares the peer dead, then runs the resource scripts for takeover_time
+    assert np.allclose(f["vip_move_time"] - f["detection_time"], 0.5, atol=0.05), f[["detection_time", "vip_move_time"]]
+    assert ((f["detection_time"] > 9 - 1e-9) & (f["detection_time"] <= 10 + 1e-9)).all()
+
+
+# ------------------------------------------------------------------------------ report building
+
+def test_report_is_built_once_per_run(tmp_path, monkeypatch):
+    import simsip.report as rep
+
+    calls = []
+    real = rep.write_report
+    monkeypatch.setattr(rep, "write_report", lambda *a, **k: calls.append(1) or real(*a, **k))
+    simulate(scenario(replications=3, output={"report": True}), out=tmp_path / "r")
+    assert len(calls) == 1 and (tmp_path / "r" / "report.html").is_file()
+
+
+def test_timeline_figures_do_not_grow_a_trace_per_event():
+    from simsip.report.run_page import build_figures
+
+    faults = [{"node": "master", "at": f"{20 + 20 * i}s", "repair_after": "5s"} for i in range(12)]
+    res = simulate(scenario(duration="300s", faults=faults))
+    figs = build_figures(res)
+    assert len(res.vip) > 12
+    # one trace per lane, not one per VIP span; one shape per event, added in one assignment
+    assert len(figs["vip_owner"].data) <= 2 + 3 + 1
+    assert len(figs["reachable"].layout.shapes) == len(res.faults) + int((res.vip["time"] > 0).sum())
