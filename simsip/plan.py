@@ -376,7 +376,7 @@ def plan(spec_or_path: "str | os.PathLike | PlanSpec | dict", *, out: str | os.P
         srow = scr.loc[scr["combination"] == comb].iloc[0]
         row = {"candidate": k, "combination": comb, **{c: srow[c] for c in var_cols}}
         for f in figs:
-            st = ci95([float(x) for x in g[f].tolist()])
+            st = ci95([float(x) for x in g[f].tolist()], name=f)
             row[f"{f}_mean"], row[f"{f}_ci_low"], row[f"{f}_ci_high"] = st["mean"], st["ci_low"], st["ci_high"]
         worst = -math.inf
         all_ci, all_mean = True, True

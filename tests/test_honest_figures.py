@@ -187,3 +187,51 @@ def test_timeline_figures_do_not_grow_a_trace_per_event():
     # one trace per lane, not one per VIP span; one shape per event, added in one assignment
     assert len(figs["vip_owner"].data) <= 2 + 3 + 1
     assert len(figs["reachable"].layout.shapes) == len(res.faults) + int((res.vip["time"] > 0).sum())
+
+
+# ------------------------------------------------------------------------------ sweep figures
+
+def _three_factor_points():
+    import itertools
+
+    import pandas as pd
+
+    rows = []
+    for expires, advert, data in itertools.product([60, 120, 300], [1, 3], ["none", "shared"]):
+        loss = expires * 80.0 * (3.0 if data == "none" else 1.0) + advert
+        rows.append({"point": len(rows), "phone.expires": expires, "vrrp.advert_int": advert, "registrar.data": data,
+                     "unreachable_phone_seconds_mean": loss, "unreachable_phone_seconds_ci_low": loss * 0.9,
+                     "unreachable_phone_seconds_ci_high": loss * 1.1, "steady_register_rate_mean": 1000.0 / expires})
+    return pd.DataFrame(rows)
+
+
+def test_sweep_figures_never_pool_over_a_design_factor():
+    from simsip.report.sweep_page import SweepData, build_sweep_figures
+
+    pts = _three_factor_points()
+    data = SweepData("s", pts, factor_columns=["phone.expires", "vrrp.advert_int", "registrar.data"])
+    figs = build_sweep_figures(data)
+    values = set(np.round(pts["unreachable_phone_seconds_mean"], 6))
+    heat = {k: f for k, f in figs.items() if k.startswith("heatmap") and not k.startswith("heatmap_load")}
+    assert len(heat) == 2  # one per level of the data mode
+    for k, f in heat.items():
+        z = np.asarray(f.data[0].z, dtype=float)
+        assert set(np.round(z[np.isfinite(z)], 6)) <= values, k  # every cell is a point of the design
+        assert "registrar.data=" in f.layout.title.text, f.layout.title.text
+    for k, f in figs.items():
+        if k.startswith("ci_bands"):
+            assert "registrar.data=" in f.layout.title.text or "fixed at" in f.layout.title.text, k
+    # negative control: pooling over the data mode (what the page did) plots designs that do not exist
+    pooled = pts.groupby(["vrrp.advert_int", "phone.expires"])["unreachable_phone_seconds_mean"].mean()
+    assert not set(np.round(pooled, 6)) <= values
+
+
+def test_many_levels_of_a_third_factor_are_fixed_and_said():
+    import pandas as pd
+
+    from simsip.report.sweep_page import design_slices
+
+    pts = pd.DataFrame([{"a": a, "b": b, "c": c, "loss_mean": a + b + 10 * c}
+                        for a in range(3) for b in range(3) for c in range(9)])
+    (words, sub), = design_slices(pts, ["a", "b"], ["a", "b", "c"], "loss", max_facets=6)
+    assert words == "fixed at c=0" and sub["c"].nunique() == 1 and len(sub) == 9

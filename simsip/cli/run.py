@@ -106,6 +106,7 @@ def run(
 def _run_variants(cfg, out_dir: Path) -> None:
     from simsip.compare import KEY_FIGURES, simulate_variants, write_comparison
     from simsip.config.loader import ConfigError
+    from simsip.metrics import censoring_note, show_value
 
     console.print(f"simsip: [bold]{escape(cfg.name)}[/] — {len(cfg.variants)} variants, {cfg.phones} phones, "
                   f"{cfg.replications} replication(s), seed {cfg.seed}")
@@ -125,11 +126,15 @@ def _run_variants(cfg, out_dir: Path) -> None:
     for name in results:
         table.add_column(escape(name), justify="right")
     for k in KEY_FIGURES:
-        vals = [r.summary["figures"].get(k, {}).get("mean") for r in results.values()]
-        if all(v is None for v in vals):
+        stats = [r.summary["figures"].get(k) for r in results.values()]
+        if all(f is None or (f["mean"] is None and not f.get("not_reached")) for f in stats):
             continue
-        table.add_row(k, *[fmt(v) for v in vals])
+        table.add_row(k, *[show_value(f, fmt) for f in stats])
     console.print(table)
+    for name, r in results.items():
+        note = censoring_note(r.summary["figures"])
+        if note:
+            err_console.print(f"[yellow]warning[/]: {escape(name)}: {escape(note)}")
     console.print(f"written: {escape(str(out_dir))}/<variant>/ and comparison.csv, comparison.html")
 
 
