@@ -235,3 +235,53 @@ def test_many_levels_of_a_third_factor_are_fixed_and_said():
                         for a in range(3) for b in range(3) for c in range(9)])
     (words, sub), = design_slices(pts, ["a", "b"], ["a", "b", "c"], "loss", max_facets=6)
     assert words == "fixed at c=0" and sub["c"].nunique() == 1 and len(sub) == 9
+
+
+# ------------------------------------------------------------------------------ dropped settings
+
+_BASE = ("name: t\nduration: 5min\nfleets:\n  - name: desk\n    count: 10\n    profile: generic-udp\n{phone}"
+         "registrar: {{profile: kamailio}}\nha: {{profile: keepalived}}\n{variants}")
+
+
+@pytest.mark.parametrize("value", ["[]", "false", "0", "x", "[expires: 60s]"])
+def test_a_phone_section_that_is_not_a_mapping_is_an_error(value):
+    from simsip.config.loader import ConfigError, load_config_text
+
+    with pytest.raises(ConfigError) as e:
+        load_config_text(_BASE.format(phone=f"    phone: {value}\n", variants=""), "s.yaml")
+    assert "s.yaml:7" in str(e.value) and "fleets[0].phone" in str(e.value), str(e.value)
+
+
+def test_a_phone_mapping_still_merges_over_the_profile():  # negative control of the test above
+    from simsip.config.loader import load_config_text
+
+    scn = load_config_text(_BASE.format(phone="    phone: {expires: 77s}\n", variants=""), "s.yaml")
+    assert scn.fleets[0].phone.expires == 77.0 and scn.fleets[0].profile == "generic-udp"
+
+
+def test_check_validates_variant_overrides_as_run_does(tmp_path):
+    from typer.testing import CliRunner
+
+    from simsip.cli import app
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(_BASE.format(phone="", variants="variants:\n  - name: a\n    overrides:\n      dta: 1\n"))
+    r = CliRunner().invoke(app, ["check", str(bad)])
+    assert r.exit_code == 2 and "dta" in r.output and "bad.yaml:12" in r.output, r.output
+    good = tmp_path / "good.yaml"
+    good.write_text(_BASE.format(phone="", variants="variants:\n  - name: a\n    overrides:\n      duration: 6min\n"))
+    assert CliRunner().invoke(app, ["check", str(good)]).exit_code == 0
+
+
+def test_a_profile_named_in_a_variant_is_applied():
+    import yaml
+
+    from simsip.config.loader import ConfigError, expand_variants, load_config_text, models_dir
+
+    text = _BASE.format(phone="", variants="variants:\n  - name: dmq\n    overrides:\n      registrar: {profile: kamailio-dmq}\n")
+    scn = load_config_text(text, "s.yaml")
+    (_, v), = expand_variants(scn)
+    prof = yaml.safe_load((models_dir() / "registrars" / "kamailio-dmq.yaml").read_text())["registrar"]
+    assert v.registrar.profile == "kamailio-dmq" and v.registrar.data == prof["data"] != scn.registrar.data
+    with pytest.raises(ConfigError, match="unknown registrar profile 'asterisk'"):
+        load_config_text(text.replace("kamailio-dmq", "asterisk"), "s.yaml")
