@@ -285,3 +285,53 @@ def test_a_profile_named_in_a_variant_is_applied():
     assert v.registrar.profile == "kamailio-dmq" and v.registrar.data == prof["data"] != scn.registrar.data
     with pytest.raises(ConfigError, match="unknown registrar profile 'asterisk'"):
         load_config_text(text.replace("kamailio-dmq", "asterisk"), "s.yaml")
+
+
+# ------------------------------------------------------------------------------ plan SLOs and settings
+
+@pytest.mark.parametrize("slo", ["recovery_p99 <= 30/s", "recovery_p99 <= nan", "steady_register_rate <= 30s",
+                                 "unreachable_phone_seconds <= 10s", "recovery_p95 <= inf"])
+def test_nonsense_slos_are_refused(tmp_path, slo):
+    from simsip.config.loader import ConfigError
+    from simsip.plan import load_plan
+
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\nbase: {duration: 10s, fleets: [{name: f, count: 1}]}\n"
+                 "variables:\n  - {path: fleets.f.phone.expires, values: [60s]}\n"
+                 f"slo:\n  - {slo}\n")
+    with pytest.raises(ConfigError) as e:
+        load_plan(p)
+    assert f"{p}:" in str(e.value) and "slo" in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("slo", ["recovery_p99 <= 30s", "recovery_p99 <= 30", "steady_register_rate <= 8/s",
+                                 "unreachable_phone_seconds <= 5000", "peak_load_vs_capacity <= 0.8"])
+def test_sensible_slos_are_accepted(tmp_path, slo):  # negative control of the test above
+    from simsip.plan import load_plan
+
+    p = tmp_path / "ok.yaml"
+    p.write_text("name: x\nbase: {duration: 10s, fleets: [{name: f, count: 1}]}\n"
+                 "variables:\n  - {path: fleets.f.phone.expires, values: [60s]}\n"
+                 f"slo:\n  - {slo}\n")
+    load_plan(p)
+
+
+def test_recommended_settings_paste_back_into_set():
+    from simsip.plan import as_set
+    from simsip.sweep import Factor
+    from simsip.units import parse_duration
+
+    f = Factor(path="fleets.desk.phone.expires", values=["60s", "120s"])
+    s = as_set(f, 120.0)  # the resolved scenario holds float seconds
+    assert s == "fleets.desk.phone.expires=120s"
+    assert parse_duration(s.split("=", 1)[1]) == 120.0
+    assert as_set(Factor(path="ha.vrrp.advert_int", range=["0.5s", "3s"], levels=3), 1.75) == "ha.vrrp.advert_int=1.75s"
+    assert as_set(Factor(path="registrar.workers", values=[1, 2, 4]), 4) == "registrar.workers=4"
+    assert as_set(Factor(path="registrar.data", values=["none", "shared"]), "shared") == "registrar.data=shared"
+    # and the string really is accepted by --set
+    from simsip.config.loader import load_config
+
+    from tests.conftest import EXAMPLES
+
+    cfg = load_config(EXAMPLES / "quickstart.yaml", [s])
+    assert cfg.fleets[0].phone.expires == 120.0
