@@ -335,3 +335,26 @@ def test_recommended_settings_paste_back_into_set():
 
     cfg = load_config(EXAMPLES / "quickstart.yaml", [s])
     assert cfg.fleets[0].phone.expires == 120.0
+
+
+# ------------------------------------------------------------------------------ trace import
+
+def test_a_wrong_vip_is_warned_about():
+    from simsip.trace import measure_trace
+    from tests.conftest import EXAMPLES
+
+    wrong = measure_trace(EXAMPLES / "lab" / "udp-none", vip="10.1.2.3")
+    assert wrong.metrics.unreachable_phone_seconds == 0
+    assert any("10.1.2.3" in w and "--vip" in w for w in wrong.metrics.warnings), wrong.metrics.warnings
+    right = measure_trace(EXAMPLES / "lab" / "udp-none", vip="10.99.0.10")  # negative control
+    assert right.metrics.unreachable_phone_seconds > 0 and not right.metrics.warnings
+
+
+def test_trace_cli_prints_the_warning():
+    from typer.testing import CliRunner
+
+    from simsip.cli import app
+    from tests.conftest import EXAMPLES
+
+    r = CliRunner().invoke(app, ["trace", "import", str(EXAMPLES / "lab" / "udp-none"), "--vip", "10.1.2.3"])
+    assert r.exit_code == 0 and "warning" in r.output and "check --vip" in r.output, r.output
