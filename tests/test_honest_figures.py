@@ -358,3 +358,29 @@ def test_trace_cli_prints_the_warning():
 
     r = CliRunner().invoke(app, ["trace", "import", str(EXAMPLES / "lab" / "udp-none"), "--vip", "10.1.2.3"])
     assert r.exit_code == 0 and "warning" in r.output and "check --vip" in r.output, r.output
+
+
+def test_a_failed_run_says_truthfully_what_it_wrote(tmp_path):
+    from simsip.cli.run import _what_was_written
+
+    assert _what_was_written(tmp_path / "nothing") == "nothing was written"
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "summary.json").write_text('{"replications_done": 0, "status": "error"}')
+    assert _what_was_written(d).startswith("no replication finished")
+    (d / "summary.json").write_text('{"replications_done": 2, "status": "error"}')
+    assert "partial results (2 finished" in _what_was_written(d)
+
+
+def test_many_fleets_share_one_node_in_the_topology():
+    from simsip.report.scenario import MAX_FLEETS_DRAWN, topology_figure
+
+    fleets = [{"name": f"f{i}", "count": 2, "phone": {"expires": "60s"}} for i in range(40)]
+    fig = topology_figure(scenario(fleets=fleets))
+    fleet_trace = next(t for t in fig.data if t.name == "phone fleets")
+    assert len(fleet_trace.x) == MAX_FLEETS_DRAWN + 1
+    assert "28 more fleets" in fleet_trace.text[-1] and "56 phones" in fleet_trace.text[-1]
+    assert fig.layout.height <= 260 + 120 * (MAX_FLEETS_DRAWN + 1)
+    # negative control: a few fleets are all drawn
+    few = topology_figure(scenario(fleets=fleets[:3]))
+    assert len(next(t for t in few.data if t.name == "phone fleets").x) == 3

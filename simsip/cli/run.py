@@ -80,9 +80,7 @@ def run(
         err_console.print(f"[yellow]interrupted[/]: finished replications written to {escape(str(out_dir))}")
         raise typer.Exit(130)
     except Exception as exc:
-        err_console.print(
-            f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}"
-        )
+        err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; {_what_was_written(out_dir)}')}")
         raise typer.Exit(1)
     summ = res.summary
     table = Table(title=f"{escape(cfg.name)}: key results (mean, 95 % CI over {summ['replications_done']} replication(s))")
@@ -103,6 +101,24 @@ def run(
     console.print(f"written: {out_dir}/ (summary.json, timeseries, outages, recovery, report.html) in {res.runtime_s:.1f}s")
 
 
+def _what_was_written(out_dir: Path) -> str:
+    """What a failed run left on disk, said truthfully (read back from the directory)."""
+    found = sorted(out_dir.glob("*/summary.json")) if out_dir.is_dir() else []
+    if (out_dir / "summary.json").is_file():
+        found = [out_dir / "summary.json"]
+    done = 0
+    for p in found:
+        try:
+            done += int(json.loads(p.read_text(encoding="utf-8")).get("replications_done") or 0)
+        except (OSError, ValueError, AttributeError):
+            pass
+    if done:
+        return f"partial results ({done} finished replication(s)) in {out_dir}"
+    if found:
+        return f"no replication finished; the error is recorded in {found[0]}"
+    return "nothing was written"
+
+
 def _run_variants(cfg, out_dir: Path) -> None:
     from simsip.compare import KEY_FIGURES, simulate_variants, write_comparison
     from simsip.config.loader import ConfigError
@@ -118,7 +134,7 @@ def _run_variants(cfg, out_dir: Path) -> None:
     except ConfigError as exc:
         fail(exc.problems)
     except Exception as exc:
-        err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}")
+        err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; {_what_was_written(out_dir)}')}")
         raise typer.Exit(1)
     write_comparison(results, out_dir)
     table = Table(title=f"{escape(cfg.name)}: variants side by side (mean over replications)")

@@ -444,7 +444,7 @@ def key_figures_figure(figures: Mapping[str, FigureStat], replications: int | st
 
 # =============================================================================== the page
 FIGURE_CAPTIONS = {
-    "topology": "Phone fleets register through the virtual IP; keepalived decides which registrar node serves it. "
+    "topology": "Phone fleets register through the virtual IP; the HA stack decides which registrar node serves it. "
                 "Where the registrations live decides what a new master knows. Red outline: a node with a scheduled fault.",
     "key_figures": "Means over replications with 95 % confidence intervals (Student-t on the log of the mean, so "
                    "never below zero); few replications give wide intervals. A recovery figure beyond the run end is "
