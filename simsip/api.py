@@ -108,7 +108,7 @@ class Results:
 
     @property
     def summary(self) -> dict:
-        from simsip import __version__
+        from simsip._version import __version__
 
         figures = summarize_figures([r.figures for r in self.reps])
         return {
