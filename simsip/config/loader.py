@@ -579,17 +579,29 @@ def expand_variants(scn: Scenario, where: dict | None = None) -> list[tuple[str,
     base = scn.model_dump(mode="json")
     base.pop("variants", None)
     out = []
+    where = where or {}
     for i, v in enumerate(scn.variants):
         doc = Located(copy.deepcopy(base), {})
         at = ("variants", i, "overrides")
-        located = {p[len(at):]: w for p, w in (where or {}).items() if p[:len(at)] == at}
-        over = Located(copy.deepcopy(v.overrides), {(): f"variants[{i}].overrides", **located})
+        vwhere = where.get(at) or where.get(("variants", i)) or where.get(("variants",)) or f"variants[{i}].overrides"
+        located = {p[len(at):]: w for p, w in where.items() if p[:len(at)] == at}
+        over = Located(copy.deepcopy(v.overrides), {(): vwhere, **located})
+        label = f"variants[{i}] ({v.name})"
+
+        def named(problems: list[str], default: str = vwhere) -> list[str]:
+            # 'file:line: variants[i] (name): key: problem' — the location first, as everywhere
+            out_ = []
+            for p in problems:
+                loc, sep, rest = p.partition(": ")
+                out_.append(f"{loc}: {label}: {rest}" if sep and ":" in loc else f"{default}: {label}: {p}")
+            return out_
+
         try:
             _apply_profiles(over)
         except ConfigError as exc:
-            raise ConfigError([f"variants[{i}] ({v.name}): " + p for p in exc.problems]) from None
+            raise ConfigError(named(exc.problems)) from None
         except (TypeError, AttributeError, KeyError) as exc:
-            raise ConfigError([f"variants[{i}] ({v.name}): cannot apply profiles: {exc}"]) from None
+            raise ConfigError(named([f"cannot apply profiles: {exc}"])) from None
         _merge(doc, over)
         doc.data["name"] = f"{scn.name}/{v.name}"
         if v.description:
@@ -597,9 +609,9 @@ def expand_variants(scn: Scenario, where: dict | None = None) -> list[tuple[str,
         try:
             vs = Scenario.model_validate(doc.data, context={"strict_units": True})
         except ValidationError as exc:
-            raise ConfigError([f"variants[{i}] ({v.name}): " + p for p in format_validation(exc, doc, f"variants[{i}]")]) from None
+            raise ConfigError(named(format_validation(exc, doc, vwhere))) from None
         out.append((v.name, vs))
     names = [n for n, _ in out]
     if len(set(names)) != len(names):
-        raise ConfigError([f"variants: names must be unique, got {names}"])
+        raise ConfigError([f"{where.get(('variants',)) or 'variants'}: variants: names must be unique, got {names}"])
     return out
