@@ -384,3 +384,22 @@ def test_many_fleets_share_one_node_in_the_topology():
     # negative control: a few fleets are all drawn
     few = topology_figure(scenario(fleets=fleets[:3]))
     assert len(next(t for t in few.data if t.name == "phone fleets").x) == 3
+
+
+def test_sweep_page_shows_points_beyond_the_run_end():
+    from simsip.report.sweep_page import SweepData, build_sweep_figures, render_sweep_report
+
+    pts = _three_factor_points()
+    pts["recovery_p95_mean"] = np.where(pts["phone.expires"] == 300, np.inf, 50.0)
+    pts["phones_not_recovered_mean"] = np.where(pts["phone.expires"] == 300, 120.0, 0.0)
+    data = SweepData("s", pts, factor_columns=["phone.expires", "vrrp.advert_int", "registrar.data"])
+    page = render_sweep_report(data)
+    assert 'class="banner"' in page and "phones_not_recovered" in page
+    from simsip.report.sweep_page import heatmap_figure
+
+    f = heatmap_figure(pts[pts["registrar.data"] == "none"], "phone.expires", "vrrp.advert_int", "recovery_p95")
+    assert any("> run end" in row for row in f.data[0].text)
+    assert build_sweep_figures(data)  # renders with inf values
+    # negative control: no banner when every phone recovered
+    pts["phones_not_recovered_mean"] = 0.0
+    assert 'class="banner"' not in render_sweep_report(SweepData("s", pts, factor_columns=list(pts.columns[1:4])))

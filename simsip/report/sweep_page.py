@@ -218,9 +218,12 @@ def heatmap_figure(table: pd.DataFrame, x: str, y: str, z: str, title: str | Non
     :func:`design_slices`, so each cell is one point of the design)."""
     zc = metric_col(table, z) or z
     piv = table.groupby([y, x], dropna=False)[zc].mean().unstack(x)
-    fig = go.Figure(go.Heatmap(z=piv.to_numpy(dtype=float), x=[label(v) for v in piv.columns], y=[label(v) for v in piv.index],
-                               colorscale="RdYlGn_r", colorbar=dict(title=z),
-                               text=[[fmt(v) for v in row] for row in piv.to_numpy(dtype=float)], texttemplate="%{text}",
+    zv = piv.to_numpy(dtype=float)
+    # a recovery figure beyond the run end is +inf: no colour, said in the cell
+    text = [["> run end" if v == np.inf else fmt(v) for v in row] for row in zv]
+    fig = go.Figure(go.Heatmap(z=np.where(np.isinf(zv), np.nan, zv), x=[label(v) for v in piv.columns],
+                               y=[label(v) for v in piv.index], colorscale="RdYlGn_r", colorbar=dict(title=z),
+                               text=text, texttemplate="%{text}",
                                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{z}=%{{z:.4g}}<extra></extra>"))
     return layout(fig, title or f"{z} (mean over replications) by {x} and {y}", xaxis_title=x, yaxis_title=y,
                   xaxis_type="category", yaxis_type="category")
@@ -381,11 +384,20 @@ def render_sweep_report(sweep: Any) -> str:
     intro = (f"{len(pts):,} points" + (f" × {reps} replications" if reps else "")
              + f"; factors {', '.join(data.factor_columns) or 'none found'}; common random numbers: {crn}. "
              f"Figures: {', '.join(figures) or 'none found'}.")
+    intro += (" Intervals: 95 % Student-t on the log of the mean (on the logit for shares), so never outside a "
+              "figure's range; recovery figures are Kaplan–Meier, '> run end' (inf in the tables) where not reached.")
     body = [f"<h1>simsip sweep: {html.escape(data.name)}</h1>", f'<div class="msg">{html.escape(intro)}</div>']
+    nrc = metric_col(pts, "phones_not_recovered") if len(pts) else None
+    if nrc is not None and (pts[nrc] > 0).any():
+        k = int((pts[nrc] > 0).sum())
+        body.append(f'<p class="banner"><b>Not all phones recovered.</b> At {k:,} of {len(pts):,} points some affected '
+                    f"phones were still unreachable at the end of the run (up to {pts[nrc].max():,.0f} on average); "
+                    "their recovery figures account for them (Kaplan–Meier) and show '> run end' where not reached. "
+                    "The points table lists phones_not_recovered.</p>")
     body += [figure_block(n, f, SWEEP_CAPTIONS.get(n.split("__")[0], "")) for n, f in figs.items()]
     if len(pts):
         cols = [c for c in ("point", *data.factor_columns) if c in pts.columns]
-        for f in (loss, load, STORM_FIGURE):
+        for f in (loss, load, STORM_FIGURE, "phones_not_recovered"):
             if f is None:
                 continue
             for c in (f"{f}_mean", f"{f}_ci_low", f"{f}_ci_high") if f == loss else (f"{f}_mean",):

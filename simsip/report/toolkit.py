@@ -57,6 +57,8 @@ def fmt(v: Any) -> str:
     """A number in a table cell: thousands separated when large, 3 significant digits otherwise."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
+    if isinstance(v, float) and v == math.inf:  # a recovery figure not reached within the run
+        return "> run end"
     if isinstance(v, (int, float)) and abs(v) >= 100:
         return f"{v:,.0f}"
     if isinstance(v, (int, float)):
