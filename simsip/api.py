@@ -32,7 +32,7 @@ from simsip.config.loader import ConfigError, resolved_yaml
 from simsip.config.loader import load_config as _load_config
 from simsip.config.schema import Scenario
 from simsip.io import atomic_table, atomic_text
-from simsip.metrics import FIGURE_HELP, RepMetrics, ci95, compute
+from simsip.metrics import INTERVAL_METHODS, RepMetrics, compute, summarize_figures
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), *, seed: int | None = None,
@@ -110,12 +110,7 @@ class Results:
     def summary(self) -> dict:
         from simsip._version import __version__
 
-        figures = {}
-        keys = list(dict.fromkeys(k for r in self.reps for k in r.figures))
-        for k in keys:
-            stats = ci95([r.figures.get(k, math.nan) for r in self.reps])
-            unit, help_ = FIGURE_HELP.get(k, ("", ""))
-            figures[k] = {**stats, "unit": unit, "help": help_}
+        figures = summarize_figures([r.figures for r in self.reps])
         return {
             "scenario": self.config.name,
             "status": self.status,
@@ -126,6 +121,9 @@ class Results:
             "simsip_version": __version__,
             "python": platform.python_version(),
             "runtime_s": round(self.runtime_s, 3),
+            "intervals": INTERVAL_METHODS,
+            "recovery_quantiles": "Kaplan–Meier: phones not recovered by the run end are right-censored there; "
+                                  "mean null with not_reached > 0 means beyond the run end",
             "figures": figures,
         }
 
@@ -136,8 +134,8 @@ class Results:
         return build_figures(self)
 
     # ------------------------------------------------------------------ writing
-    def write(self, out_dir: str | os.PathLike) -> Path:
-        """Write (or rewrite) the run directory atomically, file by file."""
+    def write(self, out_dir: str | os.PathLike, report: bool = True) -> Path:
+        """Write (or rewrite) the run directory atomically, file by file (``report``: also the page)."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.out_dir = out
@@ -150,7 +148,7 @@ class Results:
             tables["recovery"] = self.recovery
         for name, df in tables.items():
             _atomic_table(out / f"{name}.{fmt}", df, fmt)
-        if self.config.output.report and self.reps:
+        if report and self.config.output.report and self.reps:
             from simsip.report import write_report
 
             write_report(self, out / "report.html")
@@ -204,8 +202,8 @@ def simulate(
             calls = model.streams.generator("calls")
             res.reps.append(compute(cfg, log, r, calls))
             res.runtime_s = time.perf_counter() - t_start
-            if out is not None:
-                res.write(out)
+            if out is not None:  # the tables after every replication; the page once, when the run ends
+                res.write(out, report=False)
             if progress:
                 progress(r + 1, cfg.replications)
     except KeyboardInterrupt:

@@ -43,7 +43,8 @@ def comparison_table(results: dict) -> pd.DataFrame:
             if f is None:
                 continue
             rows.append({"variant": name, "figure": k, "mean": f["mean"], "ci_low": f["ci_low"], "ci_high": f["ci_high"],
-                         "unit": f["unit"], "n": f["n"]})
+                         "unit": f["unit"], "n": f["n"], "not_reached": f.get("not_reached", 0),
+                         "not_recovered": f.get("not_recovered"), "not_recovered_share": f.get("not_recovered_share")})
     return pd.DataFrame(rows)
 
 

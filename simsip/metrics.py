@@ -314,6 +314,73 @@ def _q(x: np.ndarray, q: float) -> float:
     return float(np.quantile(x, q)) if x.size else float("nan")
 
 
+def km_survival(times: np.ndarray, censor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan–Meier (product-limit) estimate of P(recovery time > t).
+
+    ``times`` are recovery times, NaN for a phone not recovered by the run end; ``censor`` is, per
+    phone, the time from its disturbance to the run end (where a NaN is censored). Returns the
+    distinct recovery times and the survival just after each.
+    """
+    t = np.asarray(times, dtype=float)
+    c = np.asarray(censor, dtype=float)
+    obs = ~np.isnan(t)
+    x = np.where(obs, t, c)
+    if x.size == 0:
+        return np.zeros(0), np.zeros(0)
+    # at a tie an event comes before a censoring (the usual convention)
+    order = np.lexsort((~obs, x))
+    x, obs = x[order], obs[order]
+    at_risk = x.size - np.arange(x.size)
+    ev_t, first = np.unique(x[obs], return_index=True) if obs.any() else (np.zeros(0), np.zeros(0, dtype=int))
+    if ev_t.size == 0:
+        return ev_t, np.zeros(0)
+    idx = np.flatnonzero(obs)
+    d = np.bincount(np.searchsorted(ev_t, x[idx]), minlength=ev_t.size)
+    n_risk = at_risk[idx[np.r_[0, np.cumsum(d)[:-1]]]]
+    return ev_t, np.cumprod(1.0 - d / n_risk)
+
+
+def km_quantile(times: np.ndarray, censor: np.ndarray, q: float) -> float:
+    """The q-quantile of recovery time accounting for phones not recovered by the run end.
+
+    With no censored phone this is the ordinary sample quantile (``numpy.quantile``, linear);
+    otherwise the Kaplan–Meier quantile, the first time the estimated share still unrecovered
+    falls to 1 - q or below; ``inf`` when it never does within the run ("> run end"). NaN when no
+    phone was affected.
+    """
+    t = np.asarray(times, dtype=float)
+    if t.size == 0:
+        return math.nan
+    if not np.isnan(t).any():
+        return float(np.quantile(t, q))
+    ev_t, surv = km_survival(t, censor)
+    k = np.flatnonzero(surv <= 1.0 - q + 1e-12)
+    return float(ev_t[k[0]]) if k.size else math.inf
+
+
+def recovery_figures(times: np.ndarray, censor: np.ndarray) -> dict[str, float]:
+    """Recovery figures of one replication; a phone not recovered by the run end is censored.
+
+    Quantiles are Kaplan–Meier (:func:`km_quantile`); the mean and the maximum are only known when
+    every affected phone recovered, else they are ``inf`` (more than the run shows).
+    """
+    t = np.asarray(times, dtype=float)
+    done = t[~np.isnan(t)]
+    cens = int(np.isnan(t).sum())
+    out = {"phones_affected": float(t.size), "phones_not_recovered": float(cens),
+           "phones_not_recovered_share": cens / t.size if t.size else math.nan}
+    if t.size == 0:
+        out.update(recovery_mean=math.nan, recovery_median=math.nan, recovery_p95=math.nan, recovery_p99=math.nan,
+                   recovery_max=math.nan)
+        return out
+    out["recovery_mean"] = float(done.mean()) if cens == 0 else math.inf
+    out["recovery_median"] = km_quantile(t, censor, 0.5)
+    out["recovery_p95"] = km_quantile(t, censor, 0.95)
+    out["recovery_p99"] = km_quantile(t, censor, 0.99)
+    out["recovery_max"] = float(done.max()) if cens == 0 else math.inf
+    return out
+
+
 def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.Generator) -> RepMetrics:
     H = log.horizon
     res = log.res
@@ -400,47 +467,58 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
                 f.repair_time - f.time if f.repair_time is not None else math.nan) for f in log.faults]
     disturb += [(t, "repair", -1, node, kind, math.nan) for t, node, kind in log.repairs]
     disturb.sort(key=lambda x: x[0])
+    # each outage belongs to the last disturbance at or before its start (one pass: linear in the
+    # outages and the disturbances); a phone's recovery is the end of its first such outage
+    dt = np.array([d[0] for d in disturb], dtype=float)
     rec_rows = []
     fault_rows = []
+    if dt.size and op.size:
+        di = np.searchsorted(dt, os_, side="right") - 1
+        # several disturbances at one instant: the window belongs to the last of them
+        keep = di >= 0
+        order = np.lexsort((os_[keep], op[keep], di[keep]))
+        sel = np.flatnonzero(keep)[order]
+        dsel, psel = di[sel], op[sel]
+        first = np.ones(sel.size, dtype=bool)
+        first[1:] = (dsel[1:] != dsel[:-1]) | (psel[1:] != psel[:-1])
+        sel, dsel = sel[first], dsel[first]
+        if sel.size:
+            causes = np.array([d[1] for d in disturb], dtype=object)
+            fidx = np.array([d[2] for d in disturb], dtype=np.int64)
+            rec_rows.append(pd.DataFrame({
+                "replication": replication, "disturbance": dsel, "cause": causes[dsel], "fault": fidx[dsel],
+                "time": dt[dsel], "phone": op[sel], "fleet": fleet_names[fleet_of[op[sel]]],
+                "recovery_time": oe[sel] - dt[dsel],
+            }))
     vip_moves = [(a, node) for a, b, node in serving]
-    for i, (t0, cause, fidx, node, kind, repair_after) in enumerate(disturb):
-        t1 = disturb[i + 1][0] if i + 1 < len(disturb) else H
-        k = (os_ >= t0) & (os_ < t1)
-        if k.any():
-            pp = op[k]
-            first = np.ones(pp.size, dtype=bool)
-            first[1:] = pp[1:] != pp[:-1]
-            sel = np.flatnonzero(k)[first]
-            rt = oe[sel] - t0
-            rec_rows.append(
-                pd.DataFrame(
-                    {
-                        "replication": replication,
-                        "disturbance": i,
-                        "cause": cause,
-                        "fault": fidx,
-                        "time": t0,
-                        "phone": op[sel],
-                        "fleet": fleet_names[fleet_of[op[sel]]],
-                        "recovery_time": rt,
-                    }
-                )
-            )
-        before = next((nd for a, b, nd in serving if a <= t0 < b), -1)
-        before = before if before >= 0 else next((nd for a, nd in reversed(vip_moves) if a < t0 and nd >= 0), -1)
+    vip_t = np.array([a for a, _ in vip_moves], dtype=float)
+    ha_log = sorted(log.vrrp)
+    ha_t = np.array([x[0] for x in ha_log], dtype=float)
+    # a stack without VRRP states says when it declared a peer dead or a monitor failed
+    notes = sorted(getattr(log, "checks", []) or [])
+    note_t = np.array([x[0] for x in notes], dtype=float)
+    for i, (t0, cause, fidx_i, node, kind, repair_after) in enumerate(disturb):
+        j0 = int(np.searchsorted(vip_t, t0, side="left"))
+        before = next((nd for a, b, nd in serving[max(j0 - 1, 0):j0 + 1] if a <= t0 < b), -1)
+        before = before if before >= 0 else next((nd for a, nd in reversed(vip_moves[:j0]) if a < t0 and nd >= 0), -1)
         # the VIP moves when a node other than the one serving before the disturbance serves
-        move = next(((a, nd) for a, nd in vip_moves if a >= t0 and nd >= 0 and nd != before), (math.nan, -1))
-        restored = next((a for a, nd in vip_moves if a >= t0 and nd >= 0), math.nan)
-        acted = next(
-            (tv for tv, nm, st in sorted(log.vrrp) if tv >= t0 and ((st == "master" and nm != node) or (nm == node and st == "fault"))),
-            math.nan,
-        )
+        move = next(((a, nd) for a, nd in vip_moves[j0:] if nd >= 0 and nd != before), (math.nan, -1))
+        restored = next((a for a, nd in vip_moves[j0:] if nd >= 0), math.nan)
+        k0 = int(np.searchsorted(ha_t, t0, side="left"))
+        acted = next((tv for tv, nm, st in ha_log[k0:]
+                      if (st == "master" and nm != node) or (nm == node and st == "fault")), math.nan)
+        n0 = int(np.searchsorted(note_t, t0, side="left"))
+        noted = next((tv for tv, nm, what in notes[n0:]
+                      if (nm != node and what == f"peer {node} dead") or (nm == node and what == "monitor failed")),
+                     math.nan)
+        if not math.isnan(noted) and (math.isnan(acted) or noted < acted):
+            acted = noted
         fault_rows.append(
             {
                 "replication": replication,
                 "disturbance": i,
                 "cause": cause,
-                "fault": fidx,
+                "fault": fidx_i,
                 "kind": kind,
                 "node": node,
                 "time": t0,
@@ -466,22 +544,22 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fig: dict[str, float] = {}
     fig["phones"] = float(n)
     fig["unreachable_phone_seconds"] = unreach_total
-    fr = recovery[recovery["cause"] == "fault"]["recovery_time"].to_numpy(dtype=float) if len(recovery) else np.zeros(0)
-    frv = fr[~np.isnan(fr)]
-    fig["phones_affected"] = float(fr.size)
-    fig["phones_not_recovered"] = float(np.isnan(fr).sum())
-    fig["recovery_mean"] = float(frv.mean()) if frv.size else math.nan
-    fig["recovery_median"] = _q(frv, 0.5)
-    fig["recovery_p95"] = _q(frv, 0.95)
-    fig["recovery_p99"] = _q(frv, 0.99)
-    fig["recovery_max"] = float(frv.max()) if frv.size else math.nan
+    # recovery after faults, with the phones still unreachable at the run end as right-censored
+    # observations (censored at H - fault time): Kaplan–Meier quantiles, +inf when not reached
+    if len(recovery):
+        rf = recovery[recovery["cause"] == "fault"]
+        fr = rf["recovery_time"].to_numpy(dtype=float)
+        fcens = H - rf["time"].to_numpy(dtype=float)
+    else:
+        fr, fcens = np.zeros(0), np.zeros(0)
+    fig.update(recovery_figures(fr, fcens))
     # loss attributable to faults: outage time inside fault windows
+    # the windows partition [first disturbance, H): the outage time after the first one
     fault_loss = 0.0
-    for i, (t0, *_) in enumerate(disturb):
-        t1 = disturb[i + 1][0] if i + 1 < len(disturb) else H
-        a = np.maximum(os_, t0)
-        b = np.minimum(np.where(np.isnan(oe), H, oe), t1)
-        fault_loss += float(np.clip(b - a, 0, None).sum())
+    if dt.size:
+        a = np.maximum(os_, dt[0])
+        b = np.where(np.isnan(oe), H, oe)
+        fault_loss = float(np.clip(b - a, 0, None).sum())
     fig["unreachable_phone_seconds_after_disturbances"] = fault_loss
     fig["min_reachable_fraction"] = float(reach.min() / n) if n else math.nan
     fig["vip_move_time"] = float(faults[faults["cause"] == "fault"]["vip_move_time"].mean()) if len(faults) else math.nan
@@ -524,34 +602,116 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters))
 
 
-def ci95(values: list[float]) -> dict[str, float]:
-    """Mean and Student-t 95 % confidence interval over replications."""
+#: How :func:`ci95` builds an interval for a figure of each support (said in ``summary.json``).
+INTERVAL_METHODS = {
+    "real": "Student-t 95 % interval of the mean",
+    "nonnegative": "Student-t 95 % interval on the log of the mean (delta method), back-transformed: never below 0",
+    "fraction": "Student-t 95 % interval on the logit of the mean (delta method), back-transformed: within [0, 1]",
+}
+
+
+def ci95(values: list[float], name: str | None = None, support: str | None = None) -> dict[str, float]:
+    """Mean and 95 % confidence interval over replications, respecting the figure's support.
+
+    ``support`` (or, from ``name``, :data:`FIGURE_SUPPORT`): ``real`` — the Student-t interval;
+    ``nonnegative`` — the t interval of log(mean) (delta method, se/mean), back-transformed, so it
+    never goes below 0 (a mean of 0 over all-zero values gives [0, 0]); ``fraction`` — the same on
+    the logit scale, within [0, 1]. Without either, ``real``. NaN values are dropped; ``inf``
+    values (a recovery quantile beyond the run end) are counted in ``not_reached`` and make the
+    mean and interval ``inf``. ``method`` names the interval.
+    """
+    kind = support or FIGURE_SUPPORT.get(name or "", "real")
     x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    out = {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan, "n": int(x.size)}
+    out = {"mean": math.nan, "ci_low": math.nan, "ci_high": math.nan, "half_width": math.nan, "n": int(x.size),
+           "not_reached": int(np.isinf(x).sum()), "method": kind}
     if x.size == 0:
+        return out
+    if np.isinf(x).any():
+        out.update(mean=math.inf, ci_low=math.inf, ci_high=math.inf)
         return out
     m = float(x.mean())
     out["mean"] = m
-    if x.size >= 2:
-        from scipy.stats import t as student_t
-
-        hw = float(student_t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
-        out.update(ci_low=m - hw, ci_high=m + hw, half_width=hw)
-    else:
+    if x.size < 2:
         out.update(ci_low=m, ci_high=m, half_width=0.0)
+        return out
+    from scipy.stats import t as student_t
+
+    tq = float(student_t.ppf(0.975, x.size - 1))
+    se = float(x.std(ddof=1) / math.sqrt(x.size))
+    if kind == "nonnegative" and m > 0:
+        f = math.exp(tq * se / m)
+        lo, hi = m / f, m * f
+    elif kind == "fraction" and 0 < m < 1:
+        z = math.log(m / (1 - m))
+        w = tq * se / (m * (1 - m))
+        lo, hi = 1 / (1 + math.exp(-(z - w))), 1 / (1 + math.exp(-(z + w)))
+    elif kind in ("nonnegative", "fraction"):  # the mean sits on the edge of the support: every value is there
+        lo = hi = m
+    else:
+        lo, hi = m - tq * se, m + tq * se
+    out.update(ci_low=lo, ci_high=hi, half_width=(hi - lo) / 2)
     return out
+
+
+#: Recovery figures: each is shown with the count and share of phones not recovered by the run end.
+RECOVERY_FIGURES = ("recovery_mean", "recovery_median", "recovery_p95", "recovery_p99", "recovery_max")
+
+
+def summarize_figures(per_rep: list[dict[str, float]]) -> dict[str, dict]:
+    """``summary.json``'s ``figures``: per figure, :func:`ci95` over replications with unit and help.
+
+    Every recovery figure carries ``not_recovered`` and ``not_recovered_share`` (means over
+    replications of the phones still unreachable at the end of the run).
+    """
+    keys = list(dict.fromkeys(k for r in per_rep for k in r))
+    out: dict[str, dict] = {}
+    for k in keys:
+        stats = ci95([r.get(k, math.nan) for r in per_rep], name=k)
+        unit, help_ = FIGURE_HELP.get(k, ("", ""))
+        out[k] = {**stats, "unit": unit, "help": help_}
+    nr = ci95([r.get("phones_not_recovered", math.nan) for r in per_rep])["mean"]
+    share = ci95([r.get("phones_not_recovered_share", math.nan) for r in per_rep])["mean"]
+    for k in RECOVERY_FIGURES:
+        if k in out:
+            out[k]["not_recovered"] = nr
+            out[k]["not_recovered_share"] = share
+    return out
+
+
+def censoring_note(figures: dict[str, dict]) -> str | None:
+    """A sentence when some affected phones had not recovered by the run end (None otherwise)."""
+    f = figures.get("phones_not_recovered") or {}
+    a = figures.get("phones_affected") or {}
+    nr, aff = f.get("mean"), a.get("mean")
+    if not isinstance(nr, (int, float)) or not isinstance(aff, (int, float)) or not nr or math.isnan(nr) or not aff:
+        return None
+    return (f"{nr:,.0f} of {aff:,.0f} affected phones ({100 * nr / aff:.0f} %) were still unreachable at the end of "
+            f"the run: recovery figures account for them (Kaplan–Meier); a figure shown as '> run end' is not "
+            f"reached within the run — run longer to measure it.")
+
+
+def show_value(f: dict | None, fmt) -> str:
+    """A summary figure's mean for people: '> run end' when beyond the run (in k of n replications)."""
+    if not f:
+        return "–"
+    k, n, m = int(f.get("not_reached") or 0), int(f.get("n") or 0), f.get("mean")
+    if k:
+        return "> run end" if k == n else f"> run end ({k} of {n} replications)"
+    return fmt(m)
 
 
 FIGURE_HELP = {
     "unreachable_phone_seconds": ("phone·s", "Sum over phones of the time no serving node held a valid binding"),
     "unreachable_phone_seconds_after_disturbances": ("phone·s", "Unreachable time after faults and failbacks"),
     "phones_affected": ("phones", "Phones that became unreachable after a fault"),
-    "phones_not_recovered": ("phones", "Affected phones still unreachable at the end of the run"),
-    "recovery_mean": ("s", "Mean time from a fault until an affected phone is reachable again"),
-    "recovery_median": ("s", "Median recovery time"),
-    "recovery_p95": ("s", "95th percentile recovery time"),
-    "recovery_p99": ("s", "99th percentile recovery time"),
-    "recovery_max": ("s", "Longest recovery time"),
+    "phones_not_recovered": ("phones", "Affected phones still unreachable at the end of the run (censored)"),
+    "phones_not_recovered_share": ("", "Share of the affected phones still unreachable at the end of the run"),
+    "recovery_mean": ("s", "Mean time from a fault until an affected phone is reachable again (> run end if any "
+                           "phone did not recover)"),
+    "recovery_median": ("s", "Median recovery time (Kaplan–Meier: phones not recovered by the run end counted)"),
+    "recovery_p95": ("s", "95th percentile recovery time (Kaplan–Meier)"),
+    "recovery_p99": ("s", "99th percentile recovery time (Kaplan–Meier)"),
+    "recovery_max": ("s", "Longest recovery time (> run end if any phone did not recover)"),
     "vip_move_time": ("s", "Fault until another node serves the VIP"),
     "failback_vip_move_time": ("s", "Repair until the VIP moves (preemption)"),
     "detection_time": ("s", "Fault until the HA stack acts (a backup becomes master or the node enters FAULT)"),
@@ -576,6 +736,11 @@ FIGURE_HELP = {
     "calls_total_expected": ("calls", "Expected incoming calls in the run"),
     "phones": ("phones", "Phones in the scenario"),
 }
+
+#: Where each figure lives, for its confidence interval (:func:`ci95`); all are counts, times,
+#: rates or sums, so never negative; shares are within [0, 1].
+FIGURE_SUPPORT = {k: "nonnegative" for k in FIGURE_HELP}
+FIGURE_SUPPORT.update(min_reachable_fraction="fraction", phones_not_recovered_share="fraction")
 
 #: The figures that tell designs apart, in the order a comparison lists them (``simsip run`` of a
 #: scenario with variants, the comparison page).

@@ -61,6 +61,7 @@ from simsip.sweep import (
     _Spec,
     _quantity,
     _resolve_path,
+    _written,
     atomic_table,
     atomic_text,
     factor_levels,
@@ -81,6 +82,7 @@ class Constraint(_Spec):
     op: Literal["<=", ">=", "<", ">"]
     limit: float
     text: str = ""
+    kind: str | None = None  # the limit's unit: 'duration', 'rate' or None (a bare number)
 
     @property
     def upper(self) -> bool:
@@ -107,20 +109,60 @@ def parse_constraint(item: Any) -> Constraint:
         if num is None:
             raise ValueError(f"limit {lim!r} is not a number or a quantity with a unit")
         return Constraint(figure=item.get("figure", ""), op=item.get("op", "<="), limit=num,
-                          text=f"{item.get('figure')} {item.get('op', '<=')} {lim}")
+                          text=f"{item.get('figure')} {item.get('op', '<=')} {lim}", kind=_quantity(lim)[1])
     if not isinstance(item, str):
         raise ValueError(f"write a constraint as 'figure <= limit', got {item!r}")
     m = _CONSTRAINT.match(item)
     if not m:
         raise ValueError(f"cannot read {item!r}: write 'figure <= limit' (e.g. 'recovery_p99 <= 60s')")
     fig, op, raw = m.groups()
-    num, _ = _quantity(raw)
+    num, kind = _quantity(raw)
     if num is None:
         try:
             num = float(raw)
         except ValueError:
             raise ValueError(f"limit {raw!r} is not a number or a quantity with a unit ('60s', '10/s')") from None
-    return Constraint(figure=fig, op=op, limit=num, text=item.strip())
+    return Constraint(figure=fig, op=op, limit=num, text=item.strip(), kind=kind)
+
+
+#: The unit kind a figure's limit may carry, from the figure's unit (other figures take a bare number).
+_LIMIT_KIND = {"s": "duration", "1/s": "rate"}
+
+
+def check_constraint(c: Constraint) -> None:
+    """A limit must be a finite number, in the figure's own kind of unit (no rate on a duration)."""
+    if not math.isfinite(c.limit):
+        raise ValueError(f"{c.text!r}: the limit must be a finite number, got {c.limit}")
+    unit = FIGURE_HELP.get(c.figure, ("",))[0]
+    want = _LIMIT_KIND.get(unit)
+    if c.kind is not None and c.kind != want:
+        if want is None:
+            raise ValueError(f"{c.text!r}: {c.figure} is a count or sum{' in ' + unit if unit else ''}, not a "
+                             f"{c.kind}: write a bare number")
+        example = "60s" if want == "duration" else "10/s"
+        raise ValueError(f"{c.text!r}: {c.figure} is a {want} ({unit}), the limit is a {c.kind}: write e.g. "
+                         f"'{c.figure} {c.op} {example}'")
+
+
+def _unit(c: dict) -> str:
+    """' s', ' 1/s' or '' after a constraint's number in a message."""
+    return f" {c['unit']}" if c.get("unit") else ""
+
+
+def as_set(f: Factor, value: Any) -> str:
+    """``path=value`` for ``--set``: a duration or rate written with its unit, as the variable's
+    values (or range) were written in the plan."""
+    first = (f.values or list(f.range or ()))[:1]
+    kind = _quantity(first[0])[1] if first else None
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif kind is not None and isinstance(value, (int, float)):
+        text = _written(float(value), kind, False)
+    elif isinstance(value, float) and value.is_integer() and isinstance(first[0] if first else None, int):
+        text = str(int(value))
+    else:
+        text = str(value)
+    return f"{f.path}={text}"
 
 
 class Sensitivity(_Spec):
@@ -155,6 +197,7 @@ class PlanSpec(_Spec):
             c = parse_constraint(item)
             if c.figure not in FIGURE_HELP and c.figure not in SCREENED_FIGURES:
                 raise ValueError(f"unknown figure {c.figure!r} in {item!r} (figures: {', '.join(sorted(FIGURE_HELP))})")
+            check_constraint(c)
             out.append(c)
         return out
 
@@ -376,7 +419,7 @@ def plan(spec_or_path: "str | os.PathLike | PlanSpec | dict", *, out: str | os.P
         srow = scr.loc[scr["combination"] == comb].iloc[0]
         row = {"candidate": k, "combination": comb, **{c: srow[c] for c in var_cols}}
         for f in figs:
-            st = ci95([float(x) for x in g[f].tolist()])
+            st = ci95([float(x) for x in g[f].tolist()], name=f)
             row[f"{f}_mean"], row[f"{f}_ci_low"], row[f"{f}_ci_high"] = st["mean"], st["ci_low"], st["ci_high"]
         worst = -math.inf
         all_ci, all_mean = True, True
@@ -402,10 +445,11 @@ def plan(spec_or_path: "str | os.PathLike | PlanSpec | dict", *, out: str | os.P
 
     def describe(row: pd.Series) -> dict[str, Any]:
         d: dict[str, Any] = {"candidate": int(row["candidate"]), "combination": int(row["combination"]),
-                             "settings": {c: _json(row[c]) for c in var_cols}, "constraints": []}
+                             "settings": {c: _json(row[c]) for c in var_cols},
+                             "set": [as_set(f, _json(row[f.column])) for f in spec.variables], "constraints": []}
         for c in cons:
             d["constraints"].append({
-                "slo": c.text, "figure": c.figure, "limit": c.limit,
+                "slo": c.text, "figure": c.figure, "limit": c.limit, "unit": FIGURE_HELP.get(c.figure, ("",))[0],
                 "mean": _json(row.get(f"{c.figure}_mean")), "ci_low": _json(row.get(f"{c.figure}_ci_low")),
                 "ci_high": _json(row.get(f"{c.figure}_ci_high")),
                 "margin": _json(row.get(f"margin[{c.text}]")),
@@ -420,12 +464,12 @@ def plan(spec_or_path: "str | os.PathLike | PlanSpec | dict", *, out: str | os.P
         rec = describe(best)
         rec["confidence"] = ("every constrained figure's 95 % CI bound over "
                              f"{spec.replications} replications meets its limit (one-sided ≥ 97.5 % each)")
-        settings = ", ".join(f"{k}={v}" for k, v in rec["settings"].items())
+        settings = " ".join(f"--set {x}" for x in rec["set"])
         tight = min(rec["constraints"], key=lambda x: (x["margin"] if x["margin"] is not None else math.inf)
                     / (abs(x["limit"]) or 1))
         status = "feasible"
         message = (f"Recommended: {settings}. Tightest constraint: {tight['slo']} "
-                   f"(95 % CI bound {_fmt(tight['ci_high'])}, margin {_fmt(tight['margin'])}). {len(feas)} of {len(cands)} simulated candidates satisfy the SLO.")
+                   f"(95 % CI bound {_fmt(tight['ci_high'])}{_unit(tight)}, margin {_fmt(tight['margin'])}{_unit(tight)}). {len(feas)} of {len(cands)} simulated candidates satisfy the SLO.")
         centre = best
     else:
         status = "infeasible"
@@ -433,9 +477,10 @@ def plan(spec_or_path: "str | os.PathLike | PlanSpec | dict", *, out: str | os.P
         closest = describe(worst_row)
         misses = [x for x in closest["constraints"] if not x["met_by_ci"]]
         miss_txt = "; ".join(
-            f"{x['slo']}: CI bound {_fmt(x['ci_high'] if x['margin'] is not None else None)} misses by {_fmt(-x['margin'] if x['margin'] is not None else None)}"
+            f"{x['slo']}: CI bound {_fmt(x['ci_high'] if x['margin'] is not None else None)}{_unit(x)} misses by "
+            f"{_fmt(-x['margin'] if x['margin'] is not None else None)}{_unit(x)}"
             for x in misses)
-        settings = ", ".join(f"{k}={v}" for k, v in closest["settings"].items())
+        settings = " ".join(f"--set {x}" for x in closest["set"])
         message = (f"No setting satisfies the SLO. {len(scr)} combinations screened "
                    f"({int(scr['screen_ok'].sum())} passed screening), {len(cands)} simulated; none meets every "
                    f"constraint. Closest: {settings} — {miss_txt}.")

@@ -436,7 +436,7 @@ def _ci_columns(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         row: dict[str, Any] = {c: g[c].iloc[0] for c in keys}
         row["replications"] = int(len(g))
         for f in figs:
-            st = ci95([float(x) for x in g[f].tolist()])
+            st = ci95([float(x) for x in g[f].tolist()], name=f)
             row[f"{f}_mean"] = st["mean"]
             row[f"{f}_ci_low"] = st["ci_low"]
             row[f"{f}_ci_high"] = st["ci_high"]

@@ -34,6 +34,8 @@ TWINS = {
 HEADLINE = [
     "unreachable_phone_seconds",
     "phones_affected",
+    "phones_not_recovered",
+    "phones_not_recovered_share",
     "recovery_median",
     "recovery_p95",
     "recovery_max",
@@ -57,6 +59,7 @@ def run(
     """Simulate a scenario, print the key results and write the run directory."""
     from simsip.api import load_config, simulate
     from simsip.config.loader import ConfigError
+    from simsip.metrics import censoring_note, show_value
 
     try:
         cfg = load_config(config, set_, seed=seed, replications=replications)
@@ -77,9 +80,7 @@ def run(
         err_console.print(f"[yellow]interrupted[/]: finished replications written to {escape(str(out_dir))}")
         raise typer.Exit(130)
     except Exception as exc:
-        err_console.print(
-            f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}"
-        )
+        err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; {_what_was_written(out_dir)}')}")
         raise typer.Exit(1)
     summ = res.summary
     table = Table(title=f"{escape(cfg.name)}: key results (mean, 95 % CI over {summ['replications_done']} replication(s))")
@@ -89,17 +90,39 @@ def run(
     table.add_column("unit")
     for k in HEADLINE:
         f = summ["figures"].get(k)
-        if f is None or f["mean"] is None or f["n"] == 0:
+        if f is None or f["n"] == 0 or (f["mean"] is None and not f.get("not_reached")):
             continue
-        ci = f"{fmt(f['ci_low'])} – {fmt(f['ci_high'])}" if f["n"] > 1 else ""
-        table.add_row(k, fmt(f["mean"]), ci, f["unit"])
+        ci = f"{fmt(f['ci_low'])} – {fmt(f['ci_high'])}" if f["n"] > 1 and not f.get("not_reached") else ""
+        table.add_row(k, show_value(f, fmt), ci, f["unit"])
     console.print(table)
+    note = censoring_note(summ["figures"])
+    if note:
+        err_console.print(f"[yellow]warning[/]: {escape(note)}")
     console.print(f"written: {out_dir}/ (summary.json, timeseries, outages, recovery, report.html) in {res.runtime_s:.1f}s")
+
+
+def _what_was_written(out_dir: Path) -> str:
+    """What a failed run left on disk, said truthfully (read back from the directory)."""
+    found = sorted(out_dir.glob("*/summary.json")) if out_dir.is_dir() else []
+    if (out_dir / "summary.json").is_file():
+        found = [out_dir / "summary.json"]
+    done = 0
+    for p in found:
+        try:
+            done += int(json.loads(p.read_text(encoding="utf-8")).get("replications_done") or 0)
+        except (OSError, ValueError, AttributeError):
+            pass
+    if done:
+        return f"partial results ({done} finished replication(s)) in {out_dir}"
+    if found:
+        return f"no replication finished; the error is recorded in {found[0]}"
+    return "nothing was written"
 
 
 def _run_variants(cfg, out_dir: Path) -> None:
     from simsip.compare import KEY_FIGURES, simulate_variants, write_comparison
     from simsip.config.loader import ConfigError
+    from simsip.metrics import censoring_note, show_value
 
     console.print(f"simsip: [bold]{escape(cfg.name)}[/] — {len(cfg.variants)} variants, {cfg.phones} phones, "
                   f"{cfg.replications} replication(s), seed {cfg.seed}")
@@ -111,7 +134,7 @@ def _run_variants(cfg, out_dir: Path) -> None:
     except ConfigError as exc:
         fail(exc.problems)
     except Exception as exc:
-        err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}")
+        err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; {_what_was_written(out_dir)}')}")
         raise typer.Exit(1)
     write_comparison(results, out_dir)
     table = Table(title=f"{escape(cfg.name)}: variants side by side (mean over replications)")
@@ -119,11 +142,15 @@ def _run_variants(cfg, out_dir: Path) -> None:
     for name in results:
         table.add_column(escape(name), justify="right")
     for k in KEY_FIGURES:
-        vals = [r.summary["figures"].get(k, {}).get("mean") for r in results.values()]
-        if all(v is None for v in vals):
+        stats = [r.summary["figures"].get(k) for r in results.values()]
+        if all(f is None or (f["mean"] is None and not f.get("not_reached")) for f in stats):
             continue
-        table.add_row(k, *[fmt(v) for v in vals])
+        table.add_row(k, *[show_value(f, fmt) for f in stats])
     console.print(table)
+    for name, r in results.items():
+        note = censoring_note(r.summary["figures"])
+        if note:
+            err_console.print(f"[yellow]warning[/]: {escape(name)}: {escape(note)}")
     console.print(f"written: {escape(str(out_dir))}/<variant>/ and comparison.csv, comparison.html")
 
 

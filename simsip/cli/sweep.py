@@ -89,12 +89,13 @@ def plan_command(
     table.add_column("mean", justify="right")
     table.add_column("95 % CI", justify="right")
     table.add_column("margin", justify="right")
+    table.add_column("unit")
     table.add_column("met")
     pick = res.recommendation or res.closest
     for c in pick["constraints"] if pick else []:
         f = lambda v: "–" if v is None else f"{v:.4g}"  # noqa: E731
         table.add_row(escape(c["slo"]), f(c["mean"]), f"{f(c['ci_low'])} – {f(c['ci_high'])}", f(c["margin"]),
-                      "yes" if c["met_by_ci"] else "[red]no[/]")
+                      escape(c.get("unit") or ""), "yes" if c["met_by_ci"] else "[red]no[/]")
     console.print(table)
     style = "bold green" if res.status == "feasible" else "bold red"
     console.print(f"[{style}]{'FEASIBLE' if res.status == 'feasible' else 'INFEASIBLE'}[/]: " + escape(res.message),

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
-from simsip.cli._output import console, fail
+from simsip.cli._output import console, err_console, fail
 
 app = typer.Typer(no_args_is_help=True, help="Packet traces: import captures into event tables and metrics.")
 
@@ -48,9 +49,20 @@ def trace_import(
         f"{met.unreachable_phone_seconds:,.1f}; retransmissions {met.retransmissions}; timeouts {met.timeouts}"
     )
     if len(met.recovery):
-        rt = met.recovery["recovery_time"].dropna()
-        if len(rt):
-            console.print(f"recovery: median {rt.median():.2f}s, p95 {rt.quantile(0.95):.2f}s, max {rt.max():.2f}s")
+        from simsip.metrics import recovery_figures
+
+        rec = met.recovery[met.recovery["cause"] == "fault"] if (met.recovery["cause"] == "fault").any() else met.recovery
+        fig = recovery_figures(rec["recovery_time"].to_numpy(dtype=float), met.end - rec["time"].to_numpy(dtype=float))
+
+        def show(v: float) -> str:
+            return "> capture end" if v == float("inf") else f"{v:.2f}s"
+
+        never = int(fig["phones_not_recovered"])
+        console.print(f"recovery: median {show(fig['recovery_median'])}, p95 {show(fig['recovery_p95'])}, "
+                      f"max {show(fig['recovery_max'])}; not recovered by the end of the capture: {never} of "
+                      f"{int(fig['phones_affected'])}", highlight=False)
+    for w in met.warnings:
+        err_console.print(f"[yellow]warning[/]: {escape(w)}", highlight=False)
     if out is not None:
         write_trace_tables(trace, out)
         console.print(f"written: {out}/")

@@ -301,12 +301,15 @@ def _apply_profiles(doc: Located) -> None:
     if isinstance(fleets, list):
         for i, fl in enumerate(fleets):
             if isinstance(fl, dict) and fl.get("profile") is not None:
+                if fl.get("phone") is not None and not isinstance(fl["phone"], dict):
+                    continue  # 'phone: false' / a list / a string: left for validation to report, never replaced
                 at = ("fleets", i, "profile")
                 prof = _load_profile("phones", fl["profile"], "phone", doc.where.get(at, "fleets"), at)
                 _merge_at(doc, ("fleets", i, "phone"), prof)
     for key, kind in (("registrar", "registrars"), ("ha", "ha"), ("database", "databases")):
         sec = d.get(key)
         if isinstance(sec, dict) and sec.get("profile") is not None:
+            # (a section that is not a mapping is left for validation to report)
             prof = _load_profile(kind, sec["profile"], key, doc.where.get((key, "profile"), key), (key, "profile"))
             _merge_at(doc, (key,), prof)
 
@@ -470,12 +473,17 @@ def format_validation(exc: ValidationError, doc: Located, default_source: str) -
 
 
 def validate(doc: Located, source: str) -> Scenario:
+    """The validated scenario; its ``variants:`` are expanded and validated too, exactly as ``run``
+    does (so ``check`` finds a bad override)."""
     if not isinstance(doc.data, dict):
         raise ConfigError([f"{source}:1: a scenario must be a mapping of keys (name, duration, fleets, ...)"])
     try:
-        return Scenario.model_validate(doc.data, context={"strict_units": True})
+        scn = Scenario.model_validate(doc.data, context={"strict_units": True})
     except ValidationError as exc:
         raise ConfigError(format_validation(exc, doc, source)) from None
+    if scn.variants:
+        expand_variants(scn, doc.where)
+    return scn
 
 
 def load_document(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = ()) -> Located:
@@ -558,19 +566,42 @@ def json_schema() -> dict:
     return schema
 
 
-def expand_variants(scn: Scenario) -> list[tuple[str, Scenario]]:
+def expand_variants(scn: Scenario, where: dict | None = None) -> list[tuple[str, Scenario]]:
     """The scenarios a ``variants:`` section describes: each is the base with its overrides merged.
 
-    Without variants, the scenario itself (named by the scenario). Errors name the variant.
+    A ``profile:`` named in an override (a fleet's, the registrar's, the HA stack's, the
+    database's) is applied under that override, as in the base document. Without variants, the
+    scenario itself (named by the scenario). Errors name the variant, and the file and line when
+    ``where`` (the document's key locations) is given.
     """
     if not scn.variants:
         return [(scn.name, scn)]
     base = scn.model_dump(mode="json")
     base.pop("variants", None)
     out = []
+    where = where or {}
     for i, v in enumerate(scn.variants):
         doc = Located(copy.deepcopy(base), {})
-        over = Located(copy.deepcopy(v.overrides), {(): f"variants[{i}].overrides"})
+        at = ("variants", i, "overrides")
+        vwhere = where.get(at) or where.get(("variants", i)) or where.get(("variants",)) or f"variants[{i}].overrides"
+        located = {p[len(at):]: w for p, w in where.items() if p[:len(at)] == at}
+        over = Located(copy.deepcopy(v.overrides), {(): vwhere, **located})
+        label = f"variants[{i}] ({v.name})"
+
+        def named(problems: list[str], default: str = vwhere) -> list[str]:
+            # 'file:line: variants[i] (name): key: problem' — the location first, as everywhere
+            out_ = []
+            for p in problems:
+                loc, sep, rest = p.partition(": ")
+                out_.append(f"{loc}: {label}: {rest}" if sep and ":" in loc else f"{default}: {label}: {p}")
+            return out_
+
+        try:
+            _apply_profiles(over)
+        except ConfigError as exc:
+            raise ConfigError(named(exc.problems)) from None
+        except (TypeError, AttributeError, KeyError) as exc:
+            raise ConfigError(named([f"cannot apply profiles: {exc}"])) from None
         _merge(doc, over)
         doc.data["name"] = f"{scn.name}/{v.name}"
         if v.description:
@@ -578,9 +609,9 @@ def expand_variants(scn: Scenario) -> list[tuple[str, Scenario]]:
         try:
             vs = Scenario.model_validate(doc.data, context={"strict_units": True})
         except ValidationError as exc:
-            raise ConfigError([f"variants[{i}] ({v.name}): " + p for p in format_validation(exc, doc, f"variants[{i}]")]) from None
+            raise ConfigError(named(format_validation(exc, doc, vwhere))) from None
         out.append((v.name, vs))
     names = [n for n, _ in out]
     if len(set(names)) != len(names):
-        raise ConfigError([f"variants: names must be unique, got {names}"])
+        raise ConfigError([f"{where.get(('variants',)) or 'variants'}: variants: names must be unique, got {names}"])
     return out

@@ -10,6 +10,7 @@ overlays their reachable-phones timelines. Every function takes ``{label: Result
 from __future__ import annotations
 
 import html
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,7 +20,7 @@ import plotly.graph_objects as go
 
 from simsip.metrics import COMPARISON_FIGURES
 
-from .run_page import as_run_data
+from .run_page import as_run_data, censoring_banner, verdict
 from .toolkit import COLORS, figure_block, fmt, layout, page, write_page
 
 NOTEBOOK_FIGURES = ("unreachable_phone_seconds", "phones_affected", "recovery_median", "recovery_p95", "vip_move_time",
@@ -37,9 +38,9 @@ def compare_figure(results_by_label: Mapping[str, Any], column: str = "reachable
             fig.add_trace(go.Scatter(x=ts["time"], y=ts[column], name=str(name), line=dict(color=COLORS[i % len(COLORS)])))
         if i == 0:
             faults = run.faults[run.faults["replication"] == replication]
-            for _, f in faults.iterrows():
-                fig.add_vline(x=float(f["time"]), line=dict(color="#d62728" if f["cause"] == "fault" else "#ff7f0e",
-                                                            dash="dash", width=1))
+            fig.update_layout(shapes=[dict(type="line", xref="x", yref="y domain", x0=float(t), x1=float(t), y0=0, y1=1,
+                                           line=dict(color="#d62728" if c == "fault" else "#ff7f0e", dash="dash", width=1))
+                                      for t, c in zip(faults["time"], faults["cause"])])
     return layout(fig, f"{column} over time, compared (replication {replication})", xaxis_title="time (s)",
                   yaxis_title=column, legend=dict(orientation="h", y=-0.2))
 
@@ -55,8 +56,10 @@ def compare_table(results_by_label: Mapping[str, Any], figures: Sequence[str] = 
             if f is None:
                 col[k] = "–"
                 continue
-            ci = f" [{fmt(f.ci_low)}, {fmt(f.ci_high)}]" if f.n > 1 else ""
-            col[k] = f"{fmt(f.mean)}{ci}"
+            ci = f" [{fmt(f.ci_low)}, {fmt(f.ci_high)}]" if f.n > 1 and not f.not_reached else ""
+            cens = (f" ({fmt(f.not_recovered)} not recovered by the run end)"
+                    if math.isfinite(f.not_recovered) and f.not_recovered > 0 else "")
+            col[k] = f"{f.shown()}{ci}{cens}"
         rows[str(name)] = col
     return pd.DataFrame(rows)
 
@@ -80,6 +83,10 @@ def render_comparison_report(results_by_label: Mapping[str, Any], figures: Seque
         f"<h1>simsip: {html.escape(title)} — variants side by side</h1>",
         f'<p class="sub">{len(runs)} variants on the same phones and the same faults (common random numbers): '
         f'{html.escape(", ".join(runs))}.</p>',
+        "<ul>" + "".join(f"<li><b>{html.escape(str(n))}</b>: {html.escape(verdict(r))}</li>" for n, r in runs.items())
+        + "</ul>",
+        *[censoring_banner(r).replace("<b>Not all phones recovered.</b>", f"<b>{html.escape(str(n))}: not all phones "
+                                      "recovered.</b>") for n, r in runs.items()],
         "<h2>Key figures</h2><p>Mean and 95 % confidence interval over replications.</p>",
         table.to_html(border=0, classes="tbl") if len(table) else "<p>No figures.</p>",
         "<h2>Timelines</h2>",

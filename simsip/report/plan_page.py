@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .sweep_page import heatmap_figure
+from .sweep_page import design_slices, heatmap_figure
 from .toolkit import COLORS, ReportError, figure_block, label, layout, page, table_block, write_page
 
 
@@ -205,8 +205,11 @@ def build_plan_figures(plan_result: Any) -> dict[str, go.Figure]:
     scr = data.screen
     num = [c for c in data.variables if c in scr and pd.api.types.is_numeric_dtype(scr[c]) and scr[c].nunique() > 1]
     if len(num) >= 2:
-        figs["heatmap"] = heatmap_figure(scr, num[0], num[1], "est_unreachable_phone_seconds",
-                                         title=f"Screened loss (closed form, phone·s) by {num[0]} and {num[1]}")
+        (words, sub), = design_slices(scr, num[:2], list(data.variables), "est_unreachable_phone_seconds",
+                                      max_facets=0)
+        figs["heatmap"] = heatmap_figure(sub, num[0], num[1], "est_unreachable_phone_seconds",
+                                         title=f"Screened loss (closed form, phone·s) by {num[0]} and {num[1]}"
+                                               + (f" — {words}" if words else ""))
     if len(data.candidates) and data.variables:
         figs["candidates_ci"] = candidates_figure(data.candidates, data.constraints)
     return figs
@@ -218,7 +221,8 @@ PLAN_CAPTIONS = {
               "orange marginal, red infeasible); star: the recommendation.",
     "tornado": "How far the first objective moves when one variable moves one level either way from the "
                "recommended (or closest) setting.",
-    "heatmap": "The screened loss estimate over the first two numeric variables (other variables averaged).",
+    "heatmap": "The screened loss estimate over the first two numeric variables; every other variable is fixed at "
+               "the level of the least-loss combination, as the title says (never averaged over).",
     "candidates_ci": "Below the dashed line a constraint is met; a candidate is feasible when every interval's "
                      "relevant bound is.",
 }

@@ -29,6 +29,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from simsip.config.schema import Scenario
+from simsip.metrics import censoring_note, km_survival
 from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, VIP, TableError, read_table
 
 from .scenario import scenario_sentences, topology_figure
@@ -38,7 +39,12 @@ from .toolkit import COLORS, ReportError, figure_block, fmt, human, layout, page
 # =============================================================================== run data
 @dataclass(frozen=True)
 class FigureStat:
-    """One key figure over the replications: mean and Student-t 95 % interval (NaN when unknown)."""
+    """One key figure over the replications: mean and 95 % interval (NaN when unknown).
+
+    ``not_reached``: replications where the figure lies beyond the run end (a recovery quantile
+    that the phones not recovered by then keep from being reached); ``not_recovered`` and
+    ``not_recovered_share`` (recovery figures): phones still unreachable at the end of the run.
+    """
 
     mean: float
     ci_low: float
@@ -46,6 +52,16 @@ class FigureStat:
     n: int
     unit: str = ""
     help: str = ""
+    not_reached: int = 0
+    not_recovered: float = math.nan
+    not_recovered_share: float = math.nan
+    method: str = ""
+
+    def shown(self) -> str:
+        """The mean for people, '> run end' when it lies beyond the run (in k of n replications)."""
+        if self.not_reached:
+            return "> run end" if self.not_reached >= self.n else f"> run end ({self.not_reached} of {self.n} replications)"
+        return fmt(self.mean)
 
     @classmethod
     def from_summary(cls, d: Mapping[str, Any]) -> "FigureStat":
@@ -55,7 +71,8 @@ class FigureStat:
             return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
 
         return cls(num("mean"), num("ci_low"), num("ci_high"), int(d.get("n") or 0), str(d.get("unit") or ""),
-                   str(d.get("help") or ""))
+                   str(d.get("help") or ""), int(num("not_reached")) if math.isfinite(num("not_reached")) else 0,
+                   num("not_recovered"), num("not_recovered_share"), str(d.get("method") or ""))
 
 
 @dataclass
@@ -197,23 +214,43 @@ def _capacity(run: RunData) -> float:
 
 
 # =============================================================================== timelines
+#: At most this many events get a text label on a timeline (every one keeps its line).
+MAX_EVENT_LABELS = 30
+
+
 def _mark_events(fig: go.Figure, faults: pd.DataFrame, vip: pd.DataFrame, row: int | None = None) -> None:
-    """Dashed lines at faults (red) and repairs (orange), dotted grey lines at VIP moves."""
-    kw = dict(row=row, col=1) if row else {}
-    for _, f in faults.iterrows():
-        cause = str(f["cause"] or "fault")
+    """Dashed lines at faults (red) and repairs (orange), dotted grey lines at VIP moves.
+
+    The lines and labels are added to the layout in one assignment (plotly's ``add_vline``
+    re-validates every shape already there, which is quadratic in the number of faults).
+    """
+    axis = "" if not row or row == 1 else str(row)
+    xref, yref = f"x{axis}", f"y{axis} domain"
+    shapes, notes = [], []
+    ft = faults["time"].to_numpy(dtype=float) if len(faults) else np.zeros(0)
+    causes = [str(c or "fault") for c in faults["cause"]] if len(faults) else []
+    nodes = [str(n) for n in faults["node"]] if len(faults) else []
+    label_faults = (not row or row == 1) and len(ft) <= MAX_EVENT_LABELS
+    for t, cause, node in zip(ft, causes, nodes):
         color = "#d62728" if cause == "fault" else "#ff7f0e"
-        fig.add_vline(x=float(f["time"]), line=dict(color=color, dash="dash", width=1), **kw)
-        if not row or row == 1:
-            fig.add_annotation(x=float(f["time"]), y=1.02, yref="paper", text=f"{cause} {f['node']}",
-                               showarrow=False, font=dict(size=10, color=color))
-    for _, v in vip.iterrows():
-        if float(v["time"]) <= 0:
+        shapes.append(dict(type="line", xref=xref, yref=yref, x0=float(t), x1=float(t), y0=0, y1=1,
+                           line=dict(color=color, dash="dash", width=1)))
+        if label_faults:
+            notes.append(dict(x=float(t), y=1.02, xref=xref, yref="paper", text=f"{cause} {node}", showarrow=False,
+                              font=dict(size=10, color=color)))
+    vt = vip["time"].to_numpy(dtype=float) if len(vip) else np.zeros(0)
+    vn = [str(n) for n in vip["node"]] if len(vip) else []
+    label_vip = not row and len(vt) <= MAX_EVENT_LABELS
+    for t, node in zip(vt, vn):
+        if t <= 0:
             continue
-        fig.add_vline(x=float(v["time"]), line=dict(color="#7f7f7f", dash="dot", width=1), **kw)
-        if not row and v["node"]:  # the unserved gap is seconds long: its label would sit on the move's
-            fig.add_annotation(x=float(v["time"]), y=0.96, yref="paper", text=f"VIP → {v['node']}", showarrow=False,
-                               xanchor="left", font=dict(size=9, color="#555"))
+        shapes.append(dict(type="line", xref=xref, yref=yref, x0=float(t), x1=float(t), y0=0, y1=1,
+                           line=dict(color="#7f7f7f", dash="dot", width=1)))
+        if label_vip and node:  # the unserved gap is seconds long: its label would sit on the move's
+            notes.append(dict(x=float(t), y=0.96, xref=xref, yref="paper", text=f"VIP → {node}", showarrow=False,
+                              xanchor="left", font=dict(size=9, color="#555")))
+    if shapes:
+        fig.update_layout(shapes=list(fig.layout.shapes) + shapes, annotations=list(fig.layout.annotations) + notes)
 
 
 def reachable_figure(timeseries: pd.DataFrame, faults: pd.DataFrame, vip: pd.DataFrame, phones: int,
@@ -273,21 +310,22 @@ def vip_owner_figure(vip: pd.DataFrame, timeseries: pd.DataFrame, faults: pd.Dat
     lanes = list(nodes) + ["(nobody)"]
     color_of = {n: COLORS[i % len(COLORS)] for i, n in enumerate(nodes)}
     color_of["(nobody)"] = "#bbbbbb"
-    shown: set[str] = set()
     times = v["time"].to_numpy(dtype=float)
-    for i, (_, row) in enumerate(v.iterrows()):
-        a = float(row["time"])
+    spans: dict[str, list] = {}  # one trace per lane (None between spans): linear in the VIP moves
+    for i, node in enumerate(v["node"].tolist()):
+        a = float(times[i])
         b = float(times[i + 1]) if i + 1 < len(times) else horizon
         if b <= a:
             continue
-        lane = str(row["node"]) or "(nobody)"
+        lane = str(node) or "(nobody)"
         if lane not in lanes:
             lanes.insert(len(lanes) - 1, lane)
             color_of[lane] = COLORS[len(color_of) % len(COLORS)]
-        fig.add_trace(go.Scatter(x=[a, b], y=[lane, lane], mode="lines", line=dict(width=18, color=color_of[lane]),
-                                 name=lane, legendgroup=lane, showlegend=lane not in shown,
+        spans.setdefault(lane, []).extend([a, b, None])
+    for lane, xs in spans.items():
+        fig.add_trace(go.Scatter(x=xs, y=[lane if x is not None else None for x in xs], mode="lines",
+                                 line=dict(width=18, color=color_of[lane]), name=lane, legendgroup=lane,
                                  hovertemplate=f"{lane}: %{{x:.2f}} s<extra></extra>"), row=1, col=1)
-        shown.add(lane)
     if not len(v):
         fig.add_trace(go.Scatter(x=[0, horizon], y=["(nobody)", "(nobody)"], mode="lines",
                                  line=dict(width=18, color="#bbbbbb"), name="no VIP record"), row=1, col=1)
@@ -341,25 +379,42 @@ def bindings_figure(timeseries: pd.DataFrame, faults: pd.DataFrame, vip: pd.Data
                   yaxis_title="bindings", yaxis_range=[0, max(phones, 1) * 1.1], legend=dict(orientation="h", y=-0.2))
 
 
-def recovery_cdf_figure(recovery: pd.DataFrame) -> go.Figure:
-    """Per disturbance, the fraction of affected phones reachable again within x seconds."""
+def recovery_cdf_figure(recovery: pd.DataFrame, horizon: float | None = None) -> go.Figure:
+    """Per disturbance, the share of affected phones reachable again within x seconds.
+
+    A phone still unreachable at the end of the run is censored there (Kaplan–Meier, so several
+    replications pool correctly); the curve ends at the run end and says how many never came back.
+    """
+
     fig = go.Figure()
     i = 0
     for (cause, key), grp in recovery.groupby(["cause", "fault"]):
-        x = np.sort(grp["recovery_time"].dropna().to_numpy(dtype=float))
-        if not x.size:
+        rt = grp["recovery_time"].to_numpy(dtype=float)
+        if not rt.size:
             continue
-        y = np.arange(1, x.size + 1) / len(grp)
+        end = (horizon - grp["time"].to_numpy(dtype=float)) if horizon is not None else np.full(rt.size, np.nanmax(rt, initial=0.0))
+        ev, surv = km_survival(rt, end)
+        never = int(np.isnan(rt).sum())
         name = f"after fault {key}" if cause == "fault" else "after the repair (failback)"
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(shape="hv", color=COLORS[i % len(COLORS)],
-                                                                   dash="solid" if cause == "fault" else "dash"),
-                                 name=f"{name} ({len(grp):,} phone-recoveries)"))
+        label = f"{name} ({len(grp):,} phone-recoveries"
+        label += f"; {never:,} ({100 * never / rt.size:.0f} %) not recovered by the run end)" if never else ")"
+        x, y = list(ev), list(1.0 - surv)
+        if never and horizon is not None:  # flat to the run end: the share that never came back stays visible
+            x.append(float(np.max(end)))
+            y.append(y[-1] if y else 0.0)
+        color = COLORS[i % len(COLORS)]
+        fig.add_trace(go.Scatter(x=[0.0] + x, y=[0.0] + y, mode="lines",
+                                 line=dict(shape="hv", color=color, dash="solid" if cause == "fault" else "dash"),
+                                 name=label))
+        if never and x:
+            fig.add_annotation(x=x[-1], y=y[-1], text=f"{100 * never / rt.size:.0f} % not recovered by the run end",
+                               showarrow=True, arrowhead=2, ax=-40, ay=-30, font=dict(color="#b35900", size=11))
         i += 1
     if not fig.data:
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=dict(color="#bbb"), name="no phone lost reachability"))
     fig.add_hline(y=0.95, line=dict(color="#999", dash="dot", width=1), annotation_text="95 %")
-    return layout(fig, "Recovery time after each disturbance (CDF over affected phones, all replications)",
-                  xaxis_title="seconds from disturbance to reachable", yaxis_title="fraction of affected phones",
+    return layout(fig, "Recovery time after each disturbance (share of affected phones, all replications)",
+                  xaxis_title="seconds from disturbance to reachable", yaxis_title="share of affected phones reachable again",
                   yaxis_range=[0, 1.02], legend=dict(orientation="h", y=-0.2))
 
 
@@ -372,7 +427,7 @@ def key_figures_figure(figures: Mapping[str, FigureStat], replications: int | st
     names, means, lo, hi = [], [], [], []
     for k in TIME_FIGURES:
         f = figures.get(k)
-        if f is None or not math.isfinite(f.mean):
+        if f is None or not math.isfinite(f.mean) or f.not_reached:
             continue
         names.append(k)
         means.append(f.mean)
@@ -389,9 +444,11 @@ def key_figures_figure(figures: Mapping[str, FigureStat], replications: int | st
 
 # =============================================================================== the page
 FIGURE_CAPTIONS = {
-    "topology": "Phone fleets register through the virtual IP; keepalived decides which registrar node serves it. "
+    "topology": "Phone fleets register through the virtual IP; the HA stack decides which registrar node serves it. "
                 "Where the registrations live decides what a new master knows. Red outline: a node with a scheduled fault.",
-    "key_figures": "Means over replications with Student-t 95 % confidence intervals; few replications give wide intervals.",
+    "key_figures": "Means over replications with 95 % confidence intervals (Student-t on the log of the mean, so "
+                   "never below zero); few replications give wide intervals. A recovery figure beyond the run end is "
+                   "left out.",
     "reachable": "A phone is reachable when the node serving the VIP holds an unexpired binding for it. Dashed red: "
                  "faults; orange: repairs; dotted grey: VIP moves. The gap between 'registered' and 'reachable' is "
                  "phones that believe they are registered but cannot be called.",
@@ -400,7 +457,9 @@ FIGURE_CAPTIONS = {
     "conflicts": "Phones whose binding sits only on a node that does not serve the VIP, or whose bindings differ between nodes.",
     "bindings": "Bindings each store holds (expired ones stay until the purge timer). A new master starting near zero is "
                 "the no-replication loss window.",
-    "recovery_cdf": "For each disturbance, the share of affected phones reachable again within x seconds (pooled over replications).",
+    "recovery_cdf": "For each disturbance, the share of affected phones reachable again within x seconds (pooled over "
+                    "replications; Kaplan–Meier, phones still unreachable at the end of the run are censored there, so "
+                    "a curve that stays below 100 % is phones that never came back within the run).",
 }
 
 _SECTIONS = (("The scenario", ("topology",)), ("Key figures", ("key_figures",)),
@@ -426,7 +485,7 @@ def build_figures(results: Any) -> dict[str, go.Figure]:
     figs["register_rate"] = rate_figure(ts, faults, vip, _capacity(run), _resolution(run))
     figs["conflicts"] = conflicts_figure(ts, faults, vip)
     figs["bindings"] = bindings_figure(ts, faults, vip, phones)
-    figs["recovery_cdf"] = recovery_cdf_figure(run.recovery)
+    figs["recovery_cdf"] = recovery_cdf_figure(run.recovery, horizon)
     return figs
 
 
@@ -443,11 +502,65 @@ def scenario_words(run: RunData) -> list[str]:
 def _key_table(figures: Mapping[str, FigureStat]) -> str:
     rows = []
     for k, f in figures.items():
-        ci = f"[{fmt(f.ci_low)}, {fmt(f.ci_high)}]" if f.n > 1 else ""
-        rows.append(f"<tr><td>{html.escape(k)}</td><td class=num>{fmt(f.mean)}</td><td class=num>{ci}</td>"
-                    f"<td>{html.escape(f.unit)}</td><td>{html.escape(f.help)}</td></tr>")
-    return ("<table><tr><th>figure</th><th>mean</th><th>95 % CI</th><th>unit</th><th>meaning</th></tr>"
-            + "".join(rows) + "</table>")
+        ci = f"[{fmt(f.ci_low)}, {fmt(f.ci_high)}]" if f.n > 1 and not f.not_reached else ""
+        cens = ""
+        if math.isfinite(f.not_recovered):
+            cens = f"{fmt(f.not_recovered)}" + (f" ({100 * f.not_recovered_share:.0f} %)"
+                                                if math.isfinite(f.not_recovered_share) else "")
+        rows.append(f"<tr><td>{html.escape(k)}</td><td class=num>{html.escape(f.shown())}</td><td class=num>{ci}</td>"
+                    f"<td class=num>{cens}</td><td>{html.escape(f.unit)}</td><td>{html.escape(f.help)}</td></tr>")
+    return ("<table><tr><th>figure</th><th>mean</th><th>95 % CI</th><th>not recovered by the run end</th>"
+            "<th>unit</th><th>meaning</th></tr>" + "".join(rows) + "</table>")
+
+
+def _fault_lead(run: RunData) -> str:
+    """The disturbance a verdict speaks of: 'a node crash of the master', or 'N faults (...)'."""
+    f = run.faults
+    f = f[(f["cause"] == "fault") & (f["replication"] == f["replication"].min())] if len(f) else f
+    if not len(f):
+        return ""
+    kinds = list(dict.fromkeys(str(k).replace("_", " ") for k in f["kind"]))
+    if len(f) == 1:
+        node = str(f["node"].iloc[0])
+        scheduled = run.scenario.faults if run.scenario is not None else []
+        who = scheduled[0].node if len(scheduled) == 1 and scheduled[0].node in ("master", "backup") else node
+        return f"a {kinds[0]} of {'the ' + who if who in ('master', 'backup') else 'node ' + who}"
+    return f"{len(f)} faults ({', '.join(kinds)})"
+
+
+def verdict(results: Any) -> str:
+    """The run in one sentence: what the faults did to the phones, censoring said plainly."""
+    run = as_run_data(results)
+    phones = _phones(run)
+    lead = _fault_lead(run)
+    loss = run.figure("unreachable_phone_seconds")
+    if not lead:
+        return (f"With no fault, {phones:,} phones add up to {fmt(loss)} unreachable phone-seconds "
+                f"(mean over {run.replications_done} replication(s)).")
+    aff = run.figure("phones_affected")
+    med = run.figures.get("recovery_median")
+    if not math.isfinite(aff) or aff == 0:
+        return f"{lead[0].upper()}{lead[1:]} leaves no phone unreachable."
+    if med is not None and med.not_reached:
+        how = "for more than the rest of the run (median recovery beyond the run end)"
+    else:
+        how = f"for a median {human(med.mean) if med is not None and math.isfinite(med.mean) else '?'}"
+    s = f"{lead[0].upper()}{lead[1:]} leaves {aff:,.0f} of {phones:,} phones unreachable {how}"
+    nr = run.figure("phones_not_recovered")
+    if math.isfinite(nr) and nr > 0:
+        s += f"; {100 * nr / max(phones, 1):.0f} % of all phones are still unreachable at the end of the run"
+    else:
+        mx = run.figures.get("recovery_max")
+        if mx is not None and math.isfinite(mx.mean):
+            s += f"; all are reachable again within {human(mx.mean)}"
+    return s + f" (mean over {run.replications_done} replication(s))."
+
+
+def censoring_banner(run: RunData) -> str:
+    """The banner a page shows when phones were still unreachable at the end of the run ('' if none)."""
+
+    note = censoring_note({k: {"mean": v.mean} for k, v in run.figures.items()})
+    return f'<p class="banner"><b>Not all phones recovered.</b> {html.escape(note)}</p>' if note else ""
 
 
 def render_run_report(results: Any, figures: Mapping[str, go.Figure] | None = None) -> str:
@@ -456,7 +569,8 @@ def render_run_report(results: Any, figures: Mapping[str, go.Figure] | None = No
     figs = dict(figures) if figures is not None else build_figures(run)
     status = "" if run.status == "ok" else (
         f"<p class=err>Run {html.escape(run.status)}: {html.escape(str(run.error))}</p>")
-    body = [f"<h1>simsip: {html.escape(run.name)}</h1>", f'<p class="sub">{html.escape(run.description)}</p>', status]
+    body = [f"<h1>simsip: {html.escape(run.name)}</h1>", f'<p class="sub">{html.escape(run.description)}</p>', status,
+            f'<p class="verdict">{html.escape(verdict(run))}</p>', censoring_banner(run)]
     words = "".join(f"<li>{w}</li>" for w in scenario_words(run))
     used: set[str] = set()
     for title, names in _SECTIONS:

@@ -25,6 +25,10 @@ from .toolkit import count, human, layout
 
 
 # =============================================================================== topology
+#: Fleets drawn one by one in the topology; beyond, the others share one node.
+MAX_FLEETS_DRAWN = 12
+
+
 def topology_graph(scenario: Scenario) -> Any:
     """The deployment as a layered networkx graph: fleets → VIP → nodes → binding stores.
 
@@ -36,15 +40,21 @@ def topology_graph(scenario: Scenario) -> Any:
     g = nx.DiGraph()
     ha, reg = scenario.ha, scenario.registrar
     vrrp = ha.vrrp
-    for f in scenario.fleets:
+    drawn = list(scenario.fleets[:MAX_FLEETS_DRAWN]) if len(scenario.fleets) > MAX_FLEETS_DRAWN + 1 else list(scenario.fleets)
+    for f in drawn:
         g.add_node(f"fleet:{f.name}", layer=0, kind="fleet",
                    label=f"<b>{html.escape(f.name)}</b><br>{count(f.count)} phones<br>{html.escape(f.profile or 'custom')}, "
                          f"expires {human(f.phone.expires)}")
+    rest = scenario.fleets[len(drawn):]
+    if rest:  # one node for the others: the drawing stays readable (and quick) with hundreds of fleets
+        g.add_node("fleet:(more)", layer=0, kind="fleet",
+                   label=f"<b>{len(rest):,} more fleets</b><br>{count(sum(f.count for f in rest))} phones")
     hc = ha.health_check
     g.add_node("vip", layer=1, kind="vip",
-               label=f"<b>VIP</b><br>keepalived VRRPv{vrrp.version}<br>advert {human(vrrp.advert_int)}"
-                     f"{', preempt' if vrrp.preempt else ', nopreempt'}"
-                     + (f"<br>track_script {hc.kind}" if hc is not None else ""))
+               label=(f"<b>VIP</b><br>keepalived VRRPv{vrrp.version}<br>advert {human(vrrp.advert_int)}"
+                      f"{', preempt' if vrrp.preempt else ', nopreempt'}"
+                      + (f"<br>track_script {hc.kind}" if hc is not None else "")) if ha.kind == "keepalived"
+               else f"<b>VIP</b><br>{_stack_label(ha)}")
     nodes = list(ha.nodes)
     top = max((n.priority for n in nodes), default=100)
     faulted: dict[str, list[str]] = {}
@@ -58,8 +68,10 @@ def topology_graph(scenario: Scenario) -> Any:
                    label=f"<b>{html.escape(n.name)}</b><br>priority {n.priority} ({role})<br>"
                          f"{html.escape(reg.profile or 'registrar')}, {reg.workers} workers"
                          + "".join(f"<br>⚡ {html.escape(x)}" for x in extra))
-    for f in scenario.fleets:
+    for f in drawn:
         g.add_edge(f"fleet:{f.name}", "vip", label="REGISTER (UDP)", style="solid")
+    if rest:
+        g.add_edge("fleet:(more)", "vip", label="REGISTER (UDP)", style="solid")
     for n in nodes:
         g.add_edge("vip", f"node:{n.name}", label="", style="solid")
     for a, b in zip(nodes, nodes[1:]):
@@ -116,14 +128,15 @@ def topology_figure(scenario: Scenario) -> go.Figure:
         if xs:
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
                                      line=dict(color=style_color[style], width=2, dash=style)))
+    notes = []  # added in one assignment: plotly's add_annotation is quadratic in the annotations
     for a, b, d in g.edges(data=True):
         if not d.get("label"):
             continue
         (x0, y0), (x1, y1) = pos[a], pos[b]
         same_layer = abs(x0 - x1) < 1e-9
-        fig.add_annotation(x=x0 + bracket + 0.02 if same_layer else (x0 + x1) / 2, y=(y0 + y1) / 2 + (0 if same_layer else 0.08),
-                           text=d["label"].replace(", ", "<br>") if same_layer else d["label"], showarrow=False,
-                           font=dict(size=10, color=style_color[d["style"]]), xanchor="left" if same_layer else "center")
+        notes.append(dict(x=x0 + bracket + 0.02 if same_layer else (x0 + x1) / 2, y=(y0 + y1) / 2 + (0 if same_layer else 0.08),
+                          text=d["label"].replace(", ", "<br>") if same_layer else d["label"], showarrow=False,
+                          font=dict(size=10, color=style_color[d["style"]]), xanchor="left" if same_layer else "center"))
     kind_color = {"fleet": "#1f77b4", "vip": "#ff7f0e", "node": "#2ca02c", "store": "#8c564b"}
     kind_symbol = {"fleet": "circle", "vip": "diamond", "node": "square", "store": "hexagon"}
     for kind in ("fleet", "vip", "node", "store"):
@@ -142,7 +155,8 @@ def topology_figure(scenario: Scenario) -> go.Figure:
     fig.update_xaxes(visible=False, range=[-0.45, 3.75])
     fig.update_yaxes(visible=False, range=[ymin - 0.9, ymax + 0.45])
     for i, title in enumerate(("phones", "virtual IP", "registrar nodes", "registrations")):
-        fig.add_annotation(x=i, y=ymax + 0.38, text=f"<i>{title}</i>", showarrow=False, font=dict(size=11, color="#777"))
+        notes.append(dict(x=i, y=ymax + 0.38, text=f"<i>{title}</i>", showarrow=False, font=dict(size=11, color="#777")))
+    fig.update_layout(annotations=notes)
     return layout(fig, f"Deployment: {scenario.name} (registration data: {scenario.registrar.data})",
                   height=260 + 120 * max(len(v) for v in layers.values()), legend=dict(orientation="h", y=-0.05))
 
@@ -174,6 +188,15 @@ def _retry_words(retry: Any) -> str:
     return s + (f" (± {human(retry.spread)})" if retry.spread else " (no jitter)")
 
 
+def _stack_label(ha: Any) -> str:
+    """The HA stack in a few words (heartbeat and pacemaker; keepalived is described in full)."""
+    if ha.kind == "heartbeat":
+        hb = ha.heartbeat
+        return f"heartbeat (keepalive {human(hb.keepalive)}, deadtime {human(hb.deadtime)})"
+    cs = ha.corosync
+    return f"corosync/pacemaker (token {human(cs.token)}, stonith {'on' if ha.pacemaker.stonith_enabled else 'off'})"
+
+
 def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
     """The scenario as a few plain sentences (HTML): fleets, VIP and nodes, registrar, network, faults."""
     out: list[str] = []
@@ -193,16 +216,21 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
     reg, ha = scn.registrar, scn.ha
     vrrp = ha.vrrp
     node_txt = ", ".join(f"{html.escape(n.name)} (priority {n.priority})" for n in ha.nodes)
+    if ha.kind != "keepalived":
+        out.append(f"They register to a virtual IP that {_stack_label(ha)} moves between {len(ha.nodes)} registrar "
+                   f"nodes: {node_txt}.")
     s = (f"They register to a virtual IP that keepalived (VRRPv{vrrp.version}, advert every "
          f"{human(vrrp.advert_int)}, {'preempt' if vrrp.preempt else 'nopreempt'}"
          f"{', preempt_delay ' + human(vrrp.preempt_delay) if vrrp.preempt_delay else ''}) "
          f"moves between {len(ha.nodes)} registrar nodes: {node_txt}.")
-    if len(ha.nodes) > 1:
+    if ha.kind != "keepalived":
+        s = ""
+    elif len(ha.nodes) > 1:
         backups = sorted(ha.nodes, key=lambda n: -n.priority)[1:]
         mdi = ", ".join(f"{html.escape(n.name)} {vrrp.master_down_interval(n.priority):.3g} s" for n in backups)
         s += f" A backup takes over when no advert came for its Master_Down_Interval ({mdi})."
     hc = ha.health_check
-    if hc is not None:
+    if hc is not None and ha.kind == "keepalived":
         what = ("A track_process watches the registrar's process" if hc.kind == "process" else
                 f"A track_script ({hc.kind}) checks the local registrar every {human(hc.interval)}")
         fails = "its exit" if hc.kind == "process" else f"{hc.fall} failure(s)"
@@ -212,7 +240,8 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
             s += (f" {what} with weight {hc.weight}{' reverse' if hc.reverse else ''}: {fails} change the "
                   "node's priority instead of FAULT, so the VIP moves only if that brings the master below a "
                   "preempting backup, and then after the backup's own Master_Down_Interval.")
-    out.append(s)
+    if s:
+        out.append(s)
     out.append(f"Each node runs {html.escape(reg.profile or 'the registrar')} with {reg.workers} workers"
                + (f" (capacity ≈ {capacity:,.0f} REGISTER/s)" if math.isfinite(capacity) else "")
                + f"; registration data: <b>{html.escape(reg.data)}</b> — " + DATA_WORDS.get(reg.data, "") + ".")

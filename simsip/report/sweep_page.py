@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -177,13 +178,52 @@ def load_sweep(run_dir: str | os.PathLike) -> SweepData:
 
 
 # =============================================================================== figures
+MAX_FACETS = 6  # levels of a third factor drawn as separate figures; beyond, it is fixed at one level
+
+
+def design_slices(points: pd.DataFrame, axes: Sequence[str], factors: Sequence[str], loss: str | None,
+                  max_facets: int = MAX_FACETS) -> list[tuple[str, pd.DataFrame]]:
+    """Split the points so a figure over ``axes`` never pools over another factor of the design.
+
+    The first other factor that varies is a facet (one figure per level) when it has at most
+    ``max_facets`` levels; every further one (or that one, if it has more levels) is fixed at the
+    level of the point with the least ``loss``. Returns ``[(words, points)]``: the words say which
+    factor is faceted and which are fixed, for the figure's title.
+    """
+    others = [f for f in factors if f not in axes and f in points.columns and points[f].nunique(dropna=True) > 1]
+    if not others:
+        return [("", points)]
+    facet = others[0] if points[others[0]].nunique(dropna=True) <= max_facets else None
+    fixed = [f for f in others if f != facet]
+    sub = points
+    words = []
+    if fixed:
+        lc = metric_col(points, loss) if loss else None
+        best = points.loc[points[lc].idxmin()] if lc is not None and points[lc].notna().any() else points.iloc[0]
+        for f in fixed:
+            sub = sub[sub[f] == best[f]] if pd.notna(best[f]) else sub[sub[f].isna()]
+            words.append(f"{f}={label(best[f])}")
+    fixed_words = f"fixed at {', '.join(words)}" if words else ""
+    if facet is None:
+        return [(fixed_words, sub)]
+    out = []
+    for level, df in sub.groupby(facet, sort=True, dropna=False):
+        lv = level[0] if isinstance(level, tuple) else level
+        out.append(("; ".join(w for w in (f"{facet}={label(lv)}", fixed_words) if w), df))
+    return out
+
+
 def heatmap_figure(table: pd.DataFrame, x: str, y: str, z: str, title: str | None = None) -> go.Figure:
-    """Mean of ``z`` over a grid of two factors (other factors averaged out)."""
+    """Mean of ``z`` over a grid of two factors (pass the points of one slice of the other factors,
+    :func:`design_slices`, so each cell is one point of the design)."""
     zc = metric_col(table, z) or z
     piv = table.groupby([y, x], dropna=False)[zc].mean().unstack(x)
-    fig = go.Figure(go.Heatmap(z=piv.to_numpy(dtype=float), x=[label(v) for v in piv.columns], y=[label(v) for v in piv.index],
-                               colorscale="RdYlGn_r", colorbar=dict(title=z),
-                               text=[[fmt(v) for v in row] for row in piv.to_numpy(dtype=float)], texttemplate="%{text}",
+    zv = piv.to_numpy(dtype=float)
+    # a recovery figure beyond the run end is +inf: no colour, said in the cell
+    text = [["> run end" if v == np.inf else fmt(v) for v in row] for row in zv]
+    fig = go.Figure(go.Heatmap(z=np.where(np.isinf(zv), np.nan, zv), x=[label(v) for v in piv.columns],
+                               y=[label(v) for v in piv.index], colorscale="RdYlGn_r", colorbar=dict(title=z),
+                               text=text, texttemplate="%{text}",
                                hovertemplate=f"{x}=%{{x}}<br>{y}=%{{y}}<br>{z}=%{{z:.4g}}<extra></extra>"))
     return layout(fig, title or f"{z} (mean over replications) by {x} and {y}", xaxis_title=x, yaxis_title=y,
                   xaxis_type="category", yaxis_type="category")
@@ -194,8 +234,10 @@ def ci_band_figure(points: pd.DataFrame, x: str, figure: str = "unreachable_phon
     """Mean and 95 % CI of ``figure`` against factor ``x`` (one band per level of ``group``)."""
     fig = go.Figure()
     groups = [(None, points)] if group is None else list(points.groupby(group, sort=True))
+    shown_note = ""
     if len(groups) > max_groups:
         idx = np.linspace(0, len(groups) - 1, max_groups).round().astype(int)
+        shown_note = f" ({len(set(idx.tolist()))} of {len(groups)} levels of {group} shown)"
         groups = [groups[i] for i in sorted(set(idx.tolist()))]
     cols = [f"{figure}_mean", f"{figure}_ci_low", f"{figure}_ci_high"]
     for i, (g, df) in enumerate(groups):
@@ -207,7 +249,7 @@ def ci_band_figure(points: pd.DataFrame, x: str, figure: str = "unreachable_phon
                                  fill="toself", line=dict(width=0), fillcolor=rgba(c, 0.18), hoverinfo="skip",
                                  showlegend=False))
         fig.add_trace(go.Scatter(x=xs, y=d[cols[0]], mode="lines+markers", name=name, line=dict(color=c)))
-    return layout(fig, f"{figure}: mean and 95 % CI against {x}", xaxis_title=x, yaxis_title=figure,
+    return layout(fig, f"{figure}: mean and 95 % CI against {x}{shown_note}", xaxis_title=x, yaxis_title=figure,
                   legend=dict(orientation="h", y=-0.2))
 
 
@@ -284,17 +326,32 @@ def build_sweep_figures(sweep: Any) -> dict[str, go.Figure]:
         return figs
     loss, load = _loss_load(pts)
     grid = data.varying
+    def name(base: str, words: str, n: int) -> str:  # a file-name-safe key (exported as <name>.png)
+        return base if n == 1 else base + "__" + re.sub(r"[^A-Za-z0-9_.-]+", "-", words).strip("-")
+
     if loss and len(grid) >= 2:
-        figs["heatmap"] = heatmap_figure(pts, grid[0], grid[1], loss)
-        if load:
-            figs["heatmap_load"] = heatmap_figure(pts, grid[0], grid[1], load)
+        slices = design_slices(pts, grid[:2], grid, loss)
+        for words, sub in slices:
+            where = f" — {words}" if words else ""
+            figs[name("heatmap", words, len(slices))] = heatmap_figure(
+                sub, grid[0], grid[1], loss, f"{loss} (mean over replications) by {grid[0]} and {grid[1]}{where}")
+            if load:
+                figs[name("heatmap_load", words, len(slices))] = heatmap_figure(
+                    sub, grid[0], grid[1], load, f"{load} (mean over replications) by {grid[0]} and {grid[1]}{where}")
     if loss and grid and ci_cols(pts, loss)[0]:
         num = [c for c in grid if pd.api.types.is_numeric_dtype(pts[c])]
         x = num[0] if num else grid[0]
         other = next((c for c in grid if c != x), None)
-        figs["ci_bands"] = ci_band_figure(pts, x, loss, other)
-        if ci_cols(pts, STORM_FIGURE)[0]:
-            figs["ci_bands_load"] = ci_band_figure(pts, x, STORM_FIGURE, other)
+        slices = design_slices(pts, [c for c in (x, other) if c], grid, loss)
+        for words, sub in slices:
+            where = f" — {words}" if words else ""
+            f1 = ci_band_figure(sub, x, loss, other)
+            f1.update_layout(title_text=f"{loss}: mean and 95 % CI against {x}{where}")
+            figs[name("ci_bands", words, len(slices))] = f1
+            if ci_cols(pts, STORM_FIGURE)[0]:
+                f2 = ci_band_figure(sub, x, STORM_FIGURE, other)
+                f2.update_layout(title_text=f"{STORM_FIGURE}: mean and 95 % CI against {x}{where}")
+                figs[name("ci_bands_load", words, len(slices))] = f2
     if loss and len(grid) == 1:
         figs["tradeoff"] = tradeoff_figure(pts, grid[0], loss, load or loss)
     if loss and load:
@@ -303,10 +360,12 @@ def build_sweep_figures(sweep: Any) -> dict[str, go.Figure]:
 
 
 SWEEP_CAPTIONS = {
-    "heatmap": "The loss figure's mean over replications for each pair of levels of the first two factors "
-               "(other factors averaged).",
+    "heatmap": "The loss figure's mean over replications for each pair of levels of the first two factors; each "
+               "cell is one point of the design: a third factor is drawn as one figure per level and any further "
+               "factor is fixed at the level of the best point, as the title says (never averaged over).",
     "heatmap_load": "The same grid for the steady REGISTER load: what the loss is traded against.",
-    "ci_bands": "Mean and 95 % confidence interval over replications against one factor, one band per level of the next.",
+    "ci_bands": "Mean and 95 % confidence interval over replications against one factor, one band per level of the "
+                "next; the other factors are faceted or fixed as the title says (never averaged over).",
     "ci_bands_load": "The REGISTER storm's peak rate against the same factor.",
     "tradeoff": "Loss and load against the one factor that varies.",
     "pareto": "Every point's loss against its load; the front joins the points no other point beats on both.",
@@ -325,11 +384,20 @@ def render_sweep_report(sweep: Any) -> str:
     intro = (f"{len(pts):,} points" + (f" × {reps} replications" if reps else "")
              + f"; factors {', '.join(data.factor_columns) or 'none found'}; common random numbers: {crn}. "
              f"Figures: {', '.join(figures) or 'none found'}.")
+    intro += (" Intervals: 95 % Student-t on the log of the mean (on the logit for shares), so never outside a "
+              "figure's range; recovery figures are Kaplan–Meier, '> run end' (inf in the tables) where not reached.")
     body = [f"<h1>simsip sweep: {html.escape(data.name)}</h1>", f'<div class="msg">{html.escape(intro)}</div>']
-    body += [figure_block(n, f, SWEEP_CAPTIONS.get(n, "")) for n, f in figs.items()]
+    nrc = metric_col(pts, "phones_not_recovered") if len(pts) else None
+    if nrc is not None and (pts[nrc] > 0).any():
+        k = int((pts[nrc] > 0).sum())
+        body.append(f'<p class="banner"><b>Not all phones recovered.</b> At {k:,} of {len(pts):,} points some affected '
+                    f"phones were still unreachable at the end of the run (up to {pts[nrc].max():,.0f} on average); "
+                    "their recovery figures account for them (Kaplan–Meier) and show '> run end' where not reached. "
+                    "The points table lists phones_not_recovered.</p>")
+    body += [figure_block(n, f, SWEEP_CAPTIONS.get(n.split("__")[0], "")) for n, f in figs.items()]
     if len(pts):
         cols = [c for c in ("point", *data.factor_columns) if c in pts.columns]
-        for f in (loss, load, STORM_FIGURE):
+        for f in (loss, load, STORM_FIGURE, "phones_not_recovered"):
             if f is None:
                 continue
             for c in (f"{f}_mean", f"{f}_ci_low", f"{f}_ci_high") if f == loss else (f"{f}_mean",):

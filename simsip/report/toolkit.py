@@ -28,7 +28,9 @@ h1{margin-bottom:0}.sub{color:#666;margin-top:4px}table{border-collapse:collapse
 td,th{border:1px solid #ddd;padding:3px 8px;font-size:13px;text-align:left}th{background:#f4f4f4}
 td.num{text-align:right;font-variant-numeric:tabular-nums}.err{color:#b00;font-weight:bold}
 .cap{color:#555;font-size:13px;margin:-4px 0 18px 0}.fig{margin-top:14px}ul.words li{margin:4px 0}
-.msg{padding:8px;background:#f4f4f4;margin-top:10px}"""
+.msg{padding:8px;background:#f4f4f4;margin-top:10px}
+.banner{padding:8px 12px;background:#fff4e5;border-left:4px solid #e67e00;margin:10px 0}
+.verdict{font-size:17px;margin:12px 0}"""
 
 
 class ReportError(ValueError):
@@ -55,6 +57,8 @@ def fmt(v: Any) -> str:
     """A number in a table cell: thousands separated when large, 3 significant digits otherwise."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
+    if isinstance(v, float) and v == math.inf:  # a recovery figure not reached within the run
+        return "> run end"
     if isinstance(v, (int, float)) and abs(v) >= 100:
         return f"{v:,.0f}"
     if isinstance(v, (int, float)):

@@ -7,7 +7,7 @@ records); :func:`write_trace_tables` writes ``events.csv`` and the metric tables
 asks::
 
     >>> from simsip.trace import measure_trace, write_trace_tables
-    >>> t = measure_trace("examples/lab/udp-none", vip="10.99.0.100")
+    >>> t = measure_trace("examples/lab/udp-none", vip="10.99.0.10")
     >>> t.metrics.unreachable_phone_seconds, t.metrics.recovery.head()
     >>> write_trace_tables(t, "events/")
 """

@@ -89,6 +89,8 @@ class TraceMetrics:
     reachability_source: str  # "probe", "register" or "none"
     end: float
     phones: tuple[str, ...] = field(default=())
+    #: what makes the figures doubtful, for people (e.g. a --vip no SIP packet was sent to)
+    warnings: tuple[str, ...] = field(default=())
 
     @property
     def vip_move_times(self) -> list[float]:
@@ -133,12 +135,19 @@ def trace_metrics(
     vip_rows = _vip_table(masters, ev, fault_times)
 
     sip = ev[ev["kind"].isin(["request", "response"])]
+    warnings: list[str] = []
     if vip is not None:
         src_host = sip["src"].map(_host)
         dst_host = sip["dst"].map(_host)
         keep = ((sip["kind"] == "request") & (dst_host == vip)) | (
             (sip["kind"] == "response") & (src_host == vip)
         )
+        if len(sip) and not keep.any():
+            seen = dst_host[sip["kind"] == "request"].value_counts().head(5)
+            warnings.append(
+                f"no SIP request in the capture was sent to the VIP {vip} ({len(sip)} SIP packets left out); "
+                f"requests went to {', '.join(f'{h} ({n})' for h, n in seen.items()) or 'nowhere'}: "
+                "check --vip: these figures measure nothing")
         sip = sip[keep]
     requests = sip[sip["kind"] == "request"]
     responses = sip[sip["kind"] == "response"]
@@ -163,6 +172,8 @@ def trace_metrics(
     else:
         source = "none"
         timelines = {}
+        warnings.append("no OPTIONS probe answered and no REGISTER granted: reachability cannot be measured "
+                        "(0 unreachable phone-seconds means no evidence, not no loss)")
 
     outages = _outages(timelines)
     recovery = _recovery(outages, [d.time for d in disturbances], [d.cause for d in disturbances])
@@ -238,6 +249,7 @@ def trace_metrics(
         },
         retransmissions=int(reg_req["retransmission"].sum()),
         timeouts=len(timeouts_at),
+        warnings=tuple(warnings),
         unreachable_phone_seconds=unreachable,
         reachability_source=source,
         end=t_end,
