@@ -7,9 +7,19 @@
 >>> res.timeseries.head(); res.figures()["reachable"].show()
 
 Replications run one after another with run numbers 0..n-1; each has its own named random
-streams, so adding replications never changes the earlier ones. ``simulate(..., out=DIR)`` writes
-the run directory as it goes: after every replication the summary and tables are rewritten
-atomically, so a crash or Ctrl-C leaves every finished replication on disk, with the error.
+streams, so adding replications never changes the earlier ones.
+
+``simulate(..., out=DIR)`` writes the run directory as a unit, so it never claims more than it holds:
+
+1. ``summary.json`` with ``status: running`` first (and the tables of any earlier run in DIR removed);
+2. each finished replication's tables atomically in ``parts/<replication>/``, then the summary's
+   ``replications_done``;
+3. at the end the combined tables and ``report.html``, and ``summary.json`` with ``status: ok`` last
+   (the parts are removed after that).
+
+Ctrl-C and SIGTERM end the run the same way (``status: interrupted``, the finished replications
+combined), an exception with ``status: error``. A run killed outright (``kill -9``, power loss)
+stays ``status: running``: ``simsip report`` refuses it (:func:`run_state`).
 """
 
 from __future__ import annotations
@@ -18,11 +28,16 @@ import json
 import math
 import os
 import platform
+import shutil
+import signal
+import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -126,6 +141,8 @@ class Results:
             "simsip_version": __version__,
             "python": platform.python_version(),
             "runtime_s": round(self.runtime_s, 3),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
             "figures": figures,
         }
 
@@ -136,25 +153,138 @@ class Results:
         return build_figures(self)
 
     # ------------------------------------------------------------------ writing
-    def write(self, out_dir: str | os.PathLike) -> Path:
-        """Write (or rewrite) the run directory atomically, file by file."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.out_dir = out
-        fmt = self.config.output.format
-        _atomic_text(out / "config.resolved.yaml", resolved_yaml(self.config))
-        _atomic_text(out / "summary.json", json.dumps(_jsonable(self.summary), indent=2) + "\n")
+    def _tables(self) -> dict[str, pd.DataFrame]:
         tables = {"timeseries": self.timeseries, "faults": self.faults, "vip": self.vip, "replications": self.per_replication}
         if self.config.output.per_phone:
             tables["outages"] = self.outages
             tables["recovery"] = self.recovery
-        for name, df in tables.items():
+        return tables
+
+    def write(self, out_dir: str | os.PathLike) -> Path:
+        """Write (or rewrite) the whole run directory, file by file atomically, the summary last."""
+        out = Path(out_dir)
+        _make_dir(out)
+        self.out_dir = out
+        fmt = self.config.output.format
+        _atomic_text(out / "config.resolved.yaml", resolved_yaml(self.config))
+        for name, df in self._tables().items():
             _atomic_table(out / f"{name}.{fmt}", df, fmt)
         if self.config.output.report and self.reps:
             from simsip.report import write_report
 
             write_report(self, out / "report.html")
+        self._write_summary(out)
         return out
+
+    def _write_summary(self, out: Path) -> None:
+        _atomic_text(out / "summary.json", json.dumps(_jsonable(self.summary), indent=2) + "\n")
+
+    def _start(self, out: Path) -> None:
+        """Step 1 of a run directory: ``status: running``, nothing of an earlier run left."""
+        _make_dir(out)
+        self.out_dir = out
+        self.status = "running"
+        for p in out.glob(".*.tmp"):  # a write cut short by kill -9
+            p.unlink(missing_ok=True)
+        shutil.rmtree(out / "parts", ignore_errors=True)
+        for name in (*_TABLE_FILES, "report.html"):
+            for p in out.glob(f"{name}.*") if name != "report.html" else [out / name]:
+                if p.suffix in (".csv", ".parquet", ".html"):
+                    p.unlink(missing_ok=True)
+        _atomic_text(out / "config.resolved.yaml", resolved_yaml(self.config))
+        self._write_summary(out)
+
+    def _write_part(self, out: Path, rep: RepMetrics) -> None:
+        """Step 2: one finished replication's tables, then the summary that counts it."""
+        fmt = self.config.output.format
+        part = out / "parts" / f"{rep.replication:06d}"
+        names = ["timeseries", "faults", "vip"] + (["outages", "recovery"] if self.config.output.per_phone else [])
+        for name in names:
+            _atomic_table(part / f"{name}.{fmt}", getattr(rep, name), fmt)
+        self._write_summary(out)
+
+    def _finish(self, out: Path, status: str) -> None:
+        """Step 3: the combined tables and the page, the summary with the final status last."""
+        self.status = status
+        self.write(out)
+        shutil.rmtree(out / "parts", ignore_errors=True)
+
+
+_TABLE_FILES = ("timeseries", "outages", "recovery", "faults", "vip", "replications")
+
+
+class RunIncomplete(Exception):
+    """A run directory whose run was killed before it finished (or is still running)."""
+
+
+def run_state(summary: dict, run_dir: str | os.PathLike) -> str | None:
+    """Why a run directory's files cannot be trusted as a whole (``None``: they can).
+
+    ``status: running`` in ``summary.json`` means the run is still going, or its process was killed
+    outright before it could finish (``kill -9``, power loss): its tables may disagree.
+    """
+    if summary.get("status") != "running":
+        return None
+    pid, host = summary.get("pid"), summary.get("host")
+    alive = False
+    if isinstance(pid, int) and host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+    done = summary.get("replications_done")
+    if alive:
+        return (f"{run_dir}: the run is still going (status running, pid {pid}, {done} replication(s) done); "
+                "wait for it to finish")
+    return (f"{run_dir}: incomplete run (status running, {done} replication(s) done): its process was killed "
+            "before it finished (kill -9 or a crash), so its files may disagree; run it again")
+
+
+def _make_dir(out: Path) -> None:
+    """Create a run directory; a path that is a file or not writable is the user's to fix."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError([f"{out}: output path exists and is not a directory (choose another --out)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{out}: cannot create the output directory: {exc.strerror or exc}"]) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ConfigError([f"{out}: output directory is not writable (choose another --out)"])
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) received: handled like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt), so they
+    end a run the way Ctrl-C does: finished work kept, status recorded. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):  # noqa: ANN001
+        raise Terminated(signum)
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, _raise)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def _jsonable(x):
@@ -196,33 +326,68 @@ def simulate(
     cfg = config if isinstance(config, Scenario) else load_config(config)
     cfg = _with_run_options(cfg, seed, replications)
     res = Results(config=cfg, seed=cfg.seed)
+    out_dir = Path(out) if out is not None else None
     t_start = time.perf_counter()
+    if out_dir is not None:
+        res._start(out_dir)
     try:
-        for r in range(cfg.replications):
-            model = Model(cfg, replication=r)
-            log = model.run()
-            calls = model.streams.generator("calls")
-            res.reps.append(compute(cfg, log, r, calls))
-            res.runtime_s = time.perf_counter() - t_start
-            if out is not None:
-                res.write(out)
-            if progress:
-                progress(r + 1, cfg.replications)
-    except KeyboardInterrupt:
-        res.status = "interrupted"
-        res.error = "interrupted by the user (Ctrl-C) after %d replication(s)" % len(res.reps)
+        with terminate_as_interrupt():
+            for r in range(cfg.replications):
+                model = Model(cfg, replication=r)
+                log = model.run()
+                calls = model.streams.generator("calls")
+                res.reps.append(compute(cfg, log, r, calls))
+                res.runtime_s = time.perf_counter() - t_start
+                if out_dir is not None:
+                    res._write_part(out_dir, res.reps[-1])
+                if progress:
+                    progress(r + 1, cfg.replications)
+    except KeyboardInterrupt as exc:
+        what = f"signal {exc.signum}" if isinstance(exc, Terminated) else "the user (Ctrl-C)"
+        res.error = f"interrupted by {what} after %d replication(s)" % len(res.reps)
         res.runtime_s = time.perf_counter() - t_start
-        if out is not None:
-            res.write(out)
+        if out_dir is not None:
+            with _no_interrupts():
+                res._finish(out_dir, "interrupted")
+        res.status = "interrupted"
         raise
     except Exception as exc:
-        res.status = "error"
         res.error = f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=8)
         res.runtime_s = time.perf_counter() - t_start
-        if out is not None:
-            res.write(out)
+        if out_dir is not None:
+            with _no_interrupts():
+                res._finish(out_dir, "error")
+        res.status = "error"
         raise
     res.runtime_s = time.perf_counter() - t_start
-    if out is not None:
-        res.write(out)
+    res.status = "ok"
+    if out_dir is not None:
+        with terminate_as_interrupt():
+            try:
+                res._finish(out_dir, "ok")
+            except KeyboardInterrupt:  # while combining: the replications are all done, say so
+                res.error = "interrupted while writing the combined tables"
+                with _no_interrupts():
+                    res._finish(out_dir, "interrupted")
+                res.status = "interrupted"
+                raise
     return res
+
+
+@contextmanager
+def _no_interrupts() -> Iterator[None]:
+    """A second Ctrl-C or SIGTERM must not cut the final writes short (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)

@@ -3,6 +3,9 @@
 Every writer goes to a temporary file in the same directory, is flushed to disk, and replaces the
 target with one ``os.replace`` — so a crash, ``kill -9`` or Ctrl-C in the middle of a write leaves
 what was there before, and resumable sweeps can trust every file they find.
+
+A result file gets the mode any other file the user creates gets (0666 less the umask), not the
+0600 of a private temporary file.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ from typing import Callable
 import pandas as pd
 
 
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back; there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> None:
     """Call ``writer(tmp_path)``, fsync the result, and move it over ``path`` atomically."""
     path = Path(path)
@@ -25,6 +35,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> None
         writer(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:

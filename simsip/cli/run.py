@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from simsip.cli._output import console, err_console, fail, fmt
+from simsip.cli._output import console, err_console, fail, fmt, interrupt_code
 
 app = typer.Typer()
 
@@ -73,9 +73,11 @@ def run(
 
     try:
         res = simulate(cfg, out=out_dir, progress=progress)
-    except KeyboardInterrupt:
+    except ConfigError as exc:  # e.g. --out is a file or not writable
+        fail(exc.problems)
+    except KeyboardInterrupt as exc:
         err_console.print(f"[yellow]interrupted[/]: finished replications written to {escape(str(out_dir))}")
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_code(exc))
     except Exception as exc:
         err_console.print(
             f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; partial results in {out_dir}')}"
@@ -105,9 +107,9 @@ def _run_variants(cfg, out_dir: Path) -> None:
                   f"{cfg.replications} replication(s), seed {cfg.seed}")
     try:
         results = simulate_variants(cfg, out=out_dir)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err_console.print(f"[yellow]interrupted[/]: finished variants written to {escape(str(out_dir))}")
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_code(exc))
     except ConfigError as exc:
         fail(exc.problems)
     except Exception as exc:
