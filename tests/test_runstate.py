@@ -129,3 +129,54 @@ def test_run_out_is_a_file_exit_2(tmp_path):
     assert "not a directory" in res.output.lower() and str(f) in res.output
     res = CliRunner().invoke(app, ["run", str(cfg), "--out", str(f)])
     assert res.exit_code == 2 and "not a directory" in res.output, res.output
+
+
+# --------------------------------------------------------------------------- validate: no lying passes
+LAB_RUN = Path(__file__).resolve().parents[1] / "examples" / "lab" / "udp-none"
+
+
+def _copy_run(tmp_path: Path) -> Path:
+    import shutil
+
+    d = tmp_path / "lab-run"
+    shutil.copytree(LAB_RUN, d)
+    return d
+
+
+@pytest.mark.parametrize("status", ["running", "error: LabInterrupted: signal 15"])
+def test_validate_refuses_an_interrupted_lab_run(tmp_path, status):
+    d = _copy_run(tmp_path)
+    meta = json.loads((d / "meta.json").read_text())
+    meta["status"] = status
+    (d / "meta.json").write_text(json.dumps(meta))
+    res = CliRunner().invoke(app, ["validate", str(d / "config.yaml"), str(d), "--replications", "2"])
+    assert res.exit_code == 2, res.output
+    assert "incomplete lab run" in res.output and "Traceback" not in res.output
+
+
+def test_validate_refuses_a_run_that_never_reached_its_fault(tmp_path):
+    d = _copy_run(tmp_path)
+    (d / "faults.json").write_text("[]")  # killed before the fault: nothing recorded
+    res = CliRunner().invoke(app, ["validate", str(d / "config.yaml"), str(d), "--replications", "2"])
+    assert res.exit_code == 2, res.output
+    assert "0 of the 1 faults" in res.output
+
+
+def test_a_metric_that_cannot_be_computed_fails(tmp_path):
+    """A run whose spec and record both hold no fault: every gated metric is '– vs –', a failure."""
+    from simsip.validate import _gate, validate
+
+    d = _copy_run(tmp_path)
+    meta = json.loads((d / "meta.json").read_text())
+    meta["spec"]["faults"] = []
+    (d / "meta.json").write_text(json.dumps(meta))
+    (d / "faults.json").write_text("[]")
+    rep = validate(d / "config.yaml", d, replications=2)
+    assert not rep.passed
+    assert {"recovery median (s)", "recovery p95 (s)", "recovery KS statistic"} <= set(rep.failures)
+    # the gate itself, with a negative control
+    assert _gate("recovery_median", float("nan"), float("nan"))[1] is False
+    assert _gate("recovery_median", 10.0, float("nan"))[1] is False
+    assert _gate("vip_move_time", 3.0, 3.2)[1] is True
+    assert _gate("ks_statistic", float("nan"), float("nan"))[1] is False
+    assert _gate("ks_statistic", float("nan"), 0.1)[1] is True
