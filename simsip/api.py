@@ -29,15 +29,12 @@ import math
 import os
 import platform
 import shutil
-import signal
 import socket
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -46,7 +43,7 @@ from pydantic import ValidationError
 from simsip.config.loader import ConfigError, resolved_yaml
 from simsip.config.loader import load_config as _load_config
 from simsip.config.schema import Scenario
-from simsip.io import atomic_table, atomic_text
+from simsip.io import Terminated, atomic_table, atomic_text, no_interrupts, output_dir_problem, terminate_as_interrupt
 from simsip.metrics import FIGURE_HELP, RepMetrics, ci95, compute
 
 
@@ -213,10 +210,6 @@ class Results:
 _TABLE_FILES = ("timeseries", "outages", "recovery", "faults", "vip", "replications")
 
 
-class RunIncomplete(Exception):
-    """A run directory whose run was killed before it finished (or is still running)."""
-
-
 def run_state(summary: dict, run_dir: str | os.PathLike) -> str | None:
     """Why a run directory's files cannot be trusted as a whole (``None``: they can).
 
@@ -245,46 +238,9 @@ def run_state(summary: dict, run_dir: str | os.PathLike) -> str | None:
 
 def _make_dir(out: Path) -> None:
     """Create a run directory; a path that is a file or not writable is the user's to fix."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConfigError([f"{out}: output path exists and is not a directory (choose another --out)"]) from None
-    except OSError as exc:
-        raise ConfigError([f"{out}: cannot create the output directory: {exc.strerror or exc}"]) from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise ConfigError([f"{out}: output directory is not writable (choose another --out)"])
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (or SIGHUP) received: handled like Ctrl-C."""
-
-    def __init__(self, signum: int):
-        super().__init__(f"signal {signum}")
-        self.signum = signum
-
-
-@contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Inside the block, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt), so they
-    end a run the way Ctrl-C does: finished work kept, status recorded. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum, frame):  # noqa: ANN001
-        raise Terminated(signum)
-
-    old = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        try:
-            old[sig] = signal.signal(sig, _raise)
-        except (ValueError, OSError):
-            pass
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+    problem = output_dir_problem(out)
+    if problem:
+        raise ConfigError([problem])
 
 
 def _jsonable(x):
@@ -347,7 +303,7 @@ def simulate(
         res.error = f"interrupted by {what} after %d replication(s)" % len(res.reps)
         res.runtime_s = time.perf_counter() - t_start
         if out_dir is not None:
-            with _no_interrupts():
+            with no_interrupts():
                 res._finish(out_dir, "interrupted")
         res.status = "interrupted"
         raise
@@ -355,7 +311,7 @@ def simulate(
         res.error = f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=8)
         res.runtime_s = time.perf_counter() - t_start
         if out_dir is not None:
-            with _no_interrupts():
+            with no_interrupts():
                 res._finish(out_dir, "error")
         res.status = "error"
         raise
@@ -367,27 +323,8 @@ def simulate(
                 res._finish(out_dir, "ok")
             except KeyboardInterrupt:  # while combining: the replications are all done, say so
                 res.error = "interrupted while writing the combined tables"
-                with _no_interrupts():
+                with no_interrupts():
                     res._finish(out_dir, "interrupted")
                 res.status = "interrupted"
                 raise
     return res
-
-
-@contextmanager
-def _no_interrupts() -> Iterator[None]:
-    """A second Ctrl-C or SIGTERM must not cut the final writes short (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
-            old[sig] = signal.signal(sig, signal.SIG_IGN)
-        except (ValueError, OSError):
-            pass
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)

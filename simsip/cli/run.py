@@ -136,7 +136,14 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write t
 
     text = json.dumps(json_schema(), indent=2)
     if out:
-        out.write_text(text + "\n")
+        from simsip.io import atomic_text
+
+        if out.is_dir():
+            fail(f"{out}: is a directory (give a file name, e.g. {out / 'simsip.schema.json'})")
+        try:
+            atomic_text(out, text + "\n")
+        except OSError as exc:
+            fail(f"{out}: cannot write: {exc.strerror or exc} (choose another --out)")
     else:
         sys.stdout.write(text + "\n")
 

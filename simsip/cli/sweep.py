@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from simsip.cli._output import console, err_console, fail
+from simsip.cli._output import console, err_console, fail, interrupt_code
 
 app = typer.Typer()
 
@@ -50,10 +50,10 @@ def sweep_command(
         res = sweep(prep, workers=workers, out=out_dir, dask=dask, fresh=fresh, progress="auto")
     except ConfigError as exc:
         fail(exc.problems)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM
         err_console.print(f"[yellow]interrupted[/]: finished points are in {escape(str(out_dir))}/points; "
                           "run the same command again to resume")
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_code(exc))
     if len(res.points):  # the report page is the caller's: sweep() keeps only the results
         from simsip.report import write_sweep_report
 

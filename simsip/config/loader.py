@@ -84,6 +84,9 @@ def _yaml_problem(exc: yaml.YAMLError, source: str, text: str) -> _YamlSyntaxErr
     return _YamlSyntaxError([f"{source}{line}: not valid YAML: {problem}"])
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse_yaml(text: str, source: str) -> Located:
     """Parse one YAML document keeping ``file:line`` for every key path.
 
@@ -113,6 +116,14 @@ def parse_yaml(text: str, source: str) -> Located:
             return f"{source}:{node.start_mark.line + 1}"
 
         def construct(node: yaml.Node, path: Path_) -> Any:
+            value = _construct(node, path)
+            if isinstance(value, str) and _SURROGATE.search(value):  # "\udc80": no file can hold it
+                shown = value.encode("utf-8", "backslashreplace").decode()
+                raise ConfigError([f"{line(node)}: {_fmt_path(path)}: value '{shown}': a lone surrogate escape is "
+                                   "not a character (allowed: text in UTF-8)"])
+            return value
+
+        def _construct(node: yaml.Node, path: Path_) -> Any:
             try:
                 return loader.construct_object(node, deep=True)
             except yaml.YAMLError:
