@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from simsip.config.loader import ConfigError, resolved_yaml
 from simsip.config.loader import load_config as _load_config
 from simsip.config.schema import Scenario
-from simsip.io import Terminated, atomic_table, atomic_text, no_interrupts, output_dir_problem, terminate_as_interrupt
+from simsip.io import Terminated, atomic_table, atomic_text, no_interrupts, output_dir_problem, run_state, terminate_as_interrupt  # noqa: F401
 from simsip.metrics import FIGURE_HELP, RepMetrics, ci95, compute
 
 
@@ -208,32 +208,6 @@ class Results:
 
 
 _TABLE_FILES = ("timeseries", "outages", "recovery", "faults", "vip", "replications")
-
-
-def run_state(summary: dict, run_dir: str | os.PathLike) -> str | None:
-    """Why a run directory's files cannot be trusted as a whole (``None``: they can).
-
-    ``status: running`` in ``summary.json`` means the run is still going, or its process was killed
-    outright before it could finish (``kill -9``, power loss): its tables may disagree.
-    """
-    if summary.get("status") != "running":
-        return None
-    pid, host = summary.get("pid"), summary.get("host")
-    alive = False
-    if isinstance(pid, int) and host == socket.gethostname():
-        try:
-            os.kill(pid, 0)
-            alive = True
-        except ProcessLookupError:
-            alive = False
-        except PermissionError:
-            alive = True
-    done = summary.get("replications_done")
-    if alive:
-        return (f"{run_dir}: the run is still going (status running, pid {pid}, {done} replication(s) done); "
-                "wait for it to finish")
-    return (f"{run_dir}: incomplete run (status running, {done} replication(s) done): its process was killed "
-            "before it finished (kill -9 or a crash), so its files may disagree; run it again")
 
 
 def _make_dir(out: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -135,3 +136,29 @@ def no_interrupts() -> Iterator[None]:
     finally:
         for sig, h in old.items():
             signal.signal(sig, h)
+
+
+def run_state(summary: dict, run_dir: str | os.PathLike) -> str | None:
+    """Why a run directory's files cannot be trusted as a whole (``None``: they can).
+
+    ``status: running`` in ``summary.json`` means the run is still going, or its process was killed
+    outright before it could finish (``kill -9``, power loss): its tables may disagree.
+    """
+    if summary.get("status") != "running":
+        return None
+    pid, host = summary.get("pid"), summary.get("host")
+    alive = False
+    if isinstance(pid, int) and host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+    done = summary.get("replications_done")
+    if alive:
+        return (f"{run_dir}: the run is still going (status running, pid {pid}, {done} replication(s) done); "
+                "wait for it to finish")
+    return (f"{run_dir}: incomplete run (status running, {done} replication(s) done): its process was killed "
+            "before it finished (kill -9 or a crash), so its files may disagree; run it again")
