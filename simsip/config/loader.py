@@ -47,11 +47,22 @@ class Located:
 
 
 def models_dir() -> Path:
-    """The model library: $SIMSIP_MODELS, else ``models/`` beside the package."""
+    """The model library: ``$SIMSIP_MODELS``, else the one shipped inside the package.
+
+    The package's copy is the data package ``simsip/_library`` (in a checkout a link to the
+    repository's ``models/``; in a wheel the files themselves), found with :mod:`importlib.resources`
+    so that an installed simsip finds it from any working directory.
+    """
     env = os.environ.get("SIMSIP_MODELS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "models"
+    from importlib.resources import files
+
+    lib = files("simsip") / "_library"
+    if not isinstance(lib, Path):  # e.g. a zipped install: the library must be plain files
+        raise ConfigError([f"the model library inside the package ({lib}) is not a directory on disk; "
+                           "set SIMSIP_MODELS=/path/to/models"])
+    return lib.resolve()
 
 
 # ----------------------------------------------------------------------------- YAML
