@@ -57,7 +57,9 @@ def test_next_run_reaps_a_dead_run_only(tmp_path):
         owner.kill()
         owner.wait()
         time.sleep(0.3)
-        got = ownership.reap_dead_runs()
+        from simsip.lab.runner import cleanup_stale
+
+        got = ownership.reap_dead_runs(cleanup_stale)
         assert dead in got["runs"] and live not in got["runs"] and unowned not in got["runs"]
         assert unowned in got["unowned"]
         assert f"simsip-{dead}-a" in got["deleted_namespaces"] and _gone(dead)

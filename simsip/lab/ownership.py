@@ -4,7 +4,8 @@ a dead run's leftovers from a live run's and remove them itself.
 Each ``simsip lab run`` holds an exclusive ``flock`` on ``/run/simsip-lab/<run_id>.lock`` from
 before it creates its first namespace until its teardown is done. The kernel drops the lock when
 the process dies, however it dies (``kill -9`` included), so a lock file nobody holds names a dead
-run: :func:`reap_dead_runs` (called by every lab run before it builds anything) kills the
+run: :func:`reap_dead_runs` (called by every lab run before it builds anything, with the runner's
+``cleanup_stale``) kills the
 processes left in that run's ``simsip-<run_id>-*`` namespaces and deletes them, by run id — never
 anything of a run that is alive. Namespaces with no lock file (an older simsip, or made by hand)
 are reported, not touched: ``simsip lab cleanup`` removes them.
@@ -16,6 +17,7 @@ import fcntl
 import os
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from .topology import PREFIX, list_lab_namespaces
 
@@ -91,13 +93,12 @@ def dead_runs() -> tuple[list[str], list[str]]:
     return dead, unowned
 
 
-def reap_dead_runs() -> dict[str, list]:
-    """Remove what dead lab runs left (their processes and namespaces, then their lock files).
+def reap_dead_runs(cleanup_stale: Callable[[str], dict]) -> dict[str, list]:
+    """Remove what dead lab runs left with ``cleanup_stale(run_id)`` (the runner's: kill the processes
+    in the run's namespaces, delete them), then their lock files.
 
     Returns ``{"runs": [...], "killed_pids": [...], "deleted_namespaces": [...], "unowned": [...]}``.
     """
-    from .runner import cleanup_stale
-
     dead, unowned = dead_runs()
     out: dict[str, list] = {"runs": [], "killed_pids": [], "deleted_namespaces": [], "unowned": unowned}
     for rid in dead:

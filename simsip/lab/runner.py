@@ -412,7 +412,7 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lab = Lab(spec, out_dir)
-    reaped = ownership.reap_dead_runs()  # a dead run's namespaces and processes go first
+    reaped = ownership.reap_dead_runs(cleanup_stale)  # a dead run's namespaces and processes go first
     if reaped["runs"]:
         say(f"removed the leftovers of dead lab run(s) {', '.join(reaped['runs'])}: "
             f"{len(reaped['deleted_namespaces'])} namespace(s), {len(reaped['killed_pids'])} process(es)")
