@@ -53,6 +53,8 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed (overrides the config)."),
     replications: Optional[int] = typer.Option(None, "--replications", "-r", help="Replications (overrides the config)."),
     set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Run even when the estimate exceeds this machine's memory or the time budget."),
+    time_budget: str = typer.Option("1h", "--time-budget", help="Refuse a run estimated to take longer (e.g. 30min, 8h)."),
 ) -> None:
     """Simulate a scenario, print the key results and write the run directory."""
     from simsip.api import load_config, simulate
@@ -62,6 +64,7 @@ def run(
         cfg = load_config(config, set_, seed=seed, replications=replications)
     except ConfigError as exc:
         fail(exc.problems)
+    _check_estimate(cfg, config, time_budget, force)
     out_dir = out or Path("runs") / f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     if cfg.variants:
         _run_variants(cfg, out_dir)
@@ -97,6 +100,28 @@ def run(
         table.add_row(k, fmt(f["mean"]), ci, f["unit"])
     console.print(table)
     console.print(f"written: {out_dir}/ (summary.json, timeseries, outages, recovery, report.html) in {res.runtime_s:.1f}s")
+
+
+def _check_estimate(cfg, config: Path, time_budget: str, force: bool) -> None:
+    """Refuse (exit 2) a run estimated above this machine's memory or the time budget, unless --force;
+    show the estimate when the run is big enough to care."""
+    from simsip.estimate import check, estimate
+    from simsip.units import UnitError, parse_duration
+
+    try:
+        budget = float(parse_duration(time_budget))
+        if not budget > 0:
+            raise ValueError
+    except (UnitError, ValueError, TypeError):
+        fail(f"--time-budget: value {time_budget!r}: a duration with a unit (allowed: > 0, e.g. 30min, 8h)")
+    runs = max(1, len(cfg.variants))  # every variant is a run of the same size
+    problems = check(cfg, time_budget=budget / runs, source=str(config))
+    if problems and not force:
+        fail(problems)
+    est = estimate(cfg)
+    if problems or est.total_seconds * runs > 60 or est.peak_bytes > 2**30:
+        err_console.print(f"estimate: {escape(est.describe())}" + (" — running anyway (--force)" if problems else ""),
+                          highlight=False, soft_wrap=True)
 
 
 def _run_variants(cfg, out_dir: Path) -> None:
