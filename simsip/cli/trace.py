@@ -42,8 +42,10 @@ def trace_import(
             fail(problem)
     try:
         trace = measure_trace(path, vip=vip, resolution=resolution)
-    except (TraceError, ValueError) as exc:
+    except TraceError as exc:
         fail(str(exc))
+    except ValueError as exc:  # e.g. a capture spanning more time-series steps than can be held
+        fail(f"{path}: {exc}")
     imp, met = trace.imported, trace.metrics
     console.print(f"{path}: {imp.packets} packets, {len(imp.events)} SIP/VRRP events, duration {imp.duration:.1f}s")
     if imp.skipped:
