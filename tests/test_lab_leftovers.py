@@ -77,3 +77,53 @@ def test_next_run_reaps_a_dead_run_only(tmp_path):
         for r in (dead, live, unowned):
             subprocess.run(["ip", "netns", "del", f"simsip-{r}-a"], capture_output=True)
             (ownership.lock_dir() / f"{r}.lock").unlink(missing_ok=True)
+
+
+def test_kill_9_of_a_real_lab_run_is_cleaned_by_the_next(tmp_path):
+    """kill -9 of `simsip lab run` mid-scenario: its namespaces and processes stay, its meta.json says
+    running; the reaping every lab run does first removes them all."""
+    from pathlib import Path
+
+    from simsip.lab import check_requirements, leftovers
+    from simsip.lab import ownership
+    from simsip.lab.runner import cleanup_stale
+
+    problems = check_requirements()
+    if problems:
+        from tests.conftest import missing_requirement
+
+        missing_requirement("lab packages missing (run lab/install.sh): " + "; ".join(problems))
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "lab"
+    p = subprocess.Popen([sys.executable, "-m", "simsip.cli", "lab", "run", str(root / "examples/lab/udp-none/config.yaml"),
+                          "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    rid = None
+    try:
+        meta = out / "meta.json"
+        t0 = time.time()
+        while time.time() - t0 < 120 and rid is None:
+            if meta.exists():
+                import json
+
+                rid = json.loads(meta.read_text())["run_id"]
+            time.sleep(0.1)
+        assert rid, "the lab run did not start"
+        while time.time() - t0 < 120 and len(leftovers(rid)["pids"]) < 5:
+            time.sleep(0.2)
+        left = leftovers(rid)
+        assert left["namespaces"] and left["pids"], left
+        os.kill(p.pid, 9)  # the runner only: what it started stays behind
+        p.wait(timeout=30)
+        time.sleep(0.5)
+        assert leftovers(rid)["namespaces"], "nothing was left behind to clean"
+        import json
+
+        assert json.loads(meta.read_text())["status"] == "running"
+        got = ownership.reap_dead_runs(cleanup_stale)
+        assert rid in got["runs"]
+        assert leftovers(rid) == {"namespaces": [], "pids": []}
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if rid:
+            cleanup_stale(rid)

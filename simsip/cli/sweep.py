@@ -79,6 +79,9 @@ def plan_command(
         res = plan(spec, out=out_dir, workers=workers, dask=dask, progress=True)
     except ConfigError as exc:
         fail(exc.problems)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: a plan keeps nothing half-done
+        err_console.print("[yellow]interrupted[/]: the plan was stopped before its recommendation; run it again")
+        raise typer.Exit(interrupt_code(exc))
     from simsip.report import write_plan_report  # the page is the caller's: plan() keeps only the results
 
     write_plan_report(res, out_dir / "report.html")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from simsip import faults as fault_table
+from simsip.io import atomic_text
 
 from . import configs, ownership
 from .check import check_requirements
@@ -419,9 +420,11 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
     if reaped["unowned"]:
         say(f"note: simsip namespaces of run(s) {', '.join(reaped['unowned'])} have no owner lock (an older simsip?); "
             "`simsip lab cleanup` removes them")
-    owner = ownership.claim(lab.run_id)  # held until the teardown is done; the kernel drops it if we die
     meta: dict = {"spec": spec.to_dict(), "run_id": lab.run_id, "vip": VIP, "addresses": dict(ADDR),
                   "versions": tool_versions(spec.baresip > 0), "started_epoch": time.time(), "status": "running"}
+    owner = ownership.claim(lab.run_id)  # held until the teardown is done; the kernel drops it if we die
+    # status running first: a run killed outright leaves a record that says so (validate refuses it)
+    atomic_text(out_dir / "meta.json", json.dumps(meta, indent=2))
     old_handlers = {}
 
     def _on_signal(signum, frame):  # noqa: ANN001
