@@ -44,7 +44,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from simsip._version import __version__  # noqa: E402
 
 #: public name -> (module, attribute in it)
 _API: dict[str, tuple[str, str]] = {

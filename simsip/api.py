@@ -120,7 +120,7 @@ class Results:
 
     @property
     def summary(self) -> dict:
-        from simsip import __version__
+        from simsip._version import __version__
 
         figures = {}
         keys = list(dict.fromkeys(k for r in self.reps for k in r.figures))

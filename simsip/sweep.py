@@ -513,7 +513,7 @@ def open_sweep_dir(out: Path, prep: PreparedSweep, fresh: bool) -> set[int]:
     (out / "points").mkdir(parents=True, exist_ok=True)
     for tmp in (out / "points").glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
-    from simsip import __version__
+    from simsip._version import __version__
 
     manifest = {
         "kind": "simsip-sweep",

@@ -55,3 +55,19 @@ def scenario(**over) -> Scenario:
 @pytest.fixture
 def make_scenario():
     return scenario
+
+
+# ns-3's quick vs extensive split: `pytest -m "not extensive"` is the quick tier (a few minutes);
+# the whole suite (what CI runs) adds the lab, the notebooks, the browser, the sweep and plan
+# examples and the full exact-vs-fast twin matrix.
+_EXTENSIVE_FILES = {"test_lab.py", "test_notebooks.py", "test_report_browser.py", "test_examples.py",
+                    "test_lab_leftovers.py", "test_dask_real.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = item.path.name if hasattr(item, "path") else ""
+        cell = getattr(item, "callspec", None)
+        twin_cell = name == "test_twin_runs.py" and cell is not None and "cid" in cell.params
+        if name in _EXTENSIVE_FILES or (twin_cell and not str(cell.params["cid"]).endswith("-plain")):
+            item.add_marker(pytest.mark.extensive)

@@ -77,7 +77,7 @@ def test_dns_lookup_follows_the_phones_failover_time(timer_f, counts):
     assert len(rec) == 200
     n = 200
     for k, rt in rec.items():
-        u = (k + 0.5) / n  # even phases: phone k last refreshed u·R before t=0
+        u = (int(k) + 0.5) / n  # even phases: phone k last refreshed u·R before t=0
         nxt = (1.0 - u) * R
         while nxt < T0:
             nxt += R + 0.003  # each success comes ~3 ms (two delays + service) after its refresh

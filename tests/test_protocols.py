@@ -147,28 +147,44 @@ def test_grant_kamailio_rules():
     assert registration.grant_expiry(30.0, 60.0, 0.0, 50.0, 0.5) == 45.0
 
 
-def test_grant_matches_todays_registrar_complete():
-    """RegistrarNode.complete (engine) grants what grant_expiry computes with the same draw."""
-    from simsip.engine.registrar import RegistrarNode
+def test_the_registrar_grants_the_protocol_grant():
+    """A real RegistrarNode, on its ports (a topology, a clock, a stand-in replies port and a
+    stream that hands out ``u``), grants what grant_expiry computes with the same draw."""
+    from simsip.engine.core import ControlClock, Horizon, Sim
+    from simsip.engine.records import RunLog, StoreLog
+    from simsip.engine.registrar import RegistrarNode, Store
+    from simsip.engine.topology import Topology
 
     cases = [(30.0, 60.0, 0.0, 0.0), (7200.0, 60.0, 3600.0, 0.0), (3600.0, 60.0, 0.0, 20.0), (10.0, 0.0, 0.0, 35.5),
              (5000.0, 100.0, 4000.0, 99.0)]
     for requested, lo, hi, rng in cases:
         for u in (0.0, 0.123456789, 0.5, 0.987654321):
-            replies, draws = [], []
+            granted, draws = [], []
 
-            def random(u=u):
-                draws.append(u)
-                return u
+            class Stream:
+                def __init__(self, name):
+                    self.name = name
 
-            node = types.SimpleNamespace(
-                epoch=0, hung=False, auth_check=None, persist="memory", storage=None, served=0, replicated=False,
-                cfg=Registrar(min_expires=lo, max_expires=hi, expires_range=rng),
-                rnd=types.SimpleNamespace(random=random), store=types.SimpleNamespace(save=lambda *a: None),
-                model=types.SimpleNamespace(database=None, phones=types.SimpleNamespace(
-                    reply=lambda p, tx, t, status, granted, ra: replies.append(granted))))
-            RegistrarNode.complete(node, 0, 0, requested, 0, 0.0)
-            assert replies == [registration.grant_expiry(requested, lo, hi, rng, u)]
+                def random(self, u=u):
+                    if self.name.endswith(".grant"):
+                        draws.append(u)
+                    return u
+
+            log = RunLog(horizon=10.0, res=1.0, node_names=["a"])
+            topo = Topology(["a"], [100], log)
+            topo.ha_state[0] = "master"
+            sim = Sim()
+            hz = Horizon(10.0)
+            cfg = Registrar(min_expires=lo, max_expires=hi, expires_range=rng, service_time="1ms")
+            node = RegistrarNode(0, "a", cfg, Store(0, 1, StoreLog()), log, sim=sim, clock=ControlClock(sim, hz),
+                                 topo=topo, streams=Stream, horizon=hz)
+            node.replies = types.SimpleNamespace(
+                hold=lambda p, tx, finish: True, path=lambda: 0.001, lost=lambda p, tx: None, extra_work=None,
+                authorized=None, stopped=None,
+                reply=lambda p, tx, t, status, g, ra, back, ahead=True: granted.append(g))
+            node.receive(0, 0, requested, 0.0)
+            sim.run(until=10.0)
+            assert granted == [registration.grant_expiry(requested, lo, hi, rng, u)]
             assert len(draws) == (1 if rng else 0)  # the engine draws only with expires_range
 
 
@@ -295,13 +311,13 @@ retry_rules = st.builds(
 
 
 class _Draws:
-    """A stand-in for a random stream: hands out the given values in order and counts them."""
+    """A stand-in for a (per-phone) random stream: hands out the given values in order and counts them."""
 
     def __init__(self, values):
         self.values = list(values)
         self.taken = 0
 
-    def random(self):
+    def random(self, phone=None):
         v = self.values[self.taken]
         self.taken += 1
         return v

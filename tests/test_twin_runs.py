@@ -109,3 +109,16 @@ def test_fenced_node_keeps_no_binding_saved_after_its_store_was_cleared():
             back = min([t for t, name, kind in log.repairs if t > t_f] + [log.horizon])
             t = np.frombuffer(st.t, dtype=np.float64)
             assert not ((t > t_f) & (t < back)).any(), f"{cid}: a save on fenced {node} in ({t_f}, {back})"
+
+
+def test_the_event_loop_refuses_an_event_in_the_past():
+    """An effect applied ahead must never schedule behind the clock: the loop raises instead of
+    silently running time backwards (what a held semi-sync reply once did to a phone's timer)."""
+    from simsip.engine.core import Sim
+
+    sim = Sim()
+    seen = []
+    sim.call_at(5.0, lambda: sim.call_at(1.0, seen.append, "late"))
+    with pytest.raises(RuntimeError, match="in the past"):
+        sim.run(until=10.0)
+    assert seen == []

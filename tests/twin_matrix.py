@@ -19,7 +19,7 @@ from simsip.config.schema import Scenario
 HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold")
 FAULTS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
           "phone_link_down", "db_crash", "db_replica_down")
-MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults")
+MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults", "storm")
 
 _BASE = {
     "name": "twin",
@@ -65,6 +65,12 @@ def _mix(doc: dict, mix: str) -> None:
         doc["fleets"] = [_fleet("udp", 60, calls_per_hour="30/h")]
         doc["random_faults"] = [{"kind": "node_crash", "node": "any", "mtbf": "70s", "mttr": "20s"},
                                 {"kind": "process_crash", "node": "master", "mtbf": "90s", "mttr": "10s"}]
+    elif mix == "storm":
+        # a boot storm into slow workers with digest auth: queueing far beyond T1, retransmitted
+        # copies completing out of order on several workers, every completion challenged first
+        doc["fleets"] = [dict(_fleet("boot", 150), start="boot_storm", boot_window="3s"), _fleet("udp", 40)]
+        doc["registrar"].update({"workers": 3, "service_time": {"dist": "exponential", "mean": "15ms"}})
+        doc["auth"] = {"enabled": True, "nonce_lifetime": "40s"}
     else:  # pragma: no cover
         raise ValueError(mix)
 

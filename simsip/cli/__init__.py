@@ -30,7 +30,7 @@ _about = typer.Typer()
 @_about.command()
 def version() -> None:
     """Print the simsip version."""
-    from simsip import __version__
+    from simsip._version import __version__
 
     console.print(__version__)
 

@@ -91,8 +91,12 @@ class Sim:
 
     @staticmethod
     def _loop(env, q, call, until: float) -> None:
+        now = env._now
         while q and q[0][0] < until:
-            env._now, _, _, ev = heappop(q)
+            t, _, _, ev = heappop(q)
+            if t < now:
+                raise RuntimeError(f"an event was scheduled in the past ({t!r} < now {now!r}): {ev!r}")
+            env._now = now = t
             if ev.__class__ is call:
                 ev.fn(*ev.args)
                 continue

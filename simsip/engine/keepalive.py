@@ -21,21 +21,17 @@ a failed flow makes the phone re-register at once.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from simsip.protocols.registration import keepalive_interval
 from simsip.protocols.transactions import retransmit_interval
 
-if TYPE_CHECKING:  # pragma: no cover
-    from simsip.engine.phones import PhoneBank
 
 OK, RESET, TIMEOUT = 0, 1, 2
 
 
 class Keepalives:
-    def __init__(self, bank: "PhoneBank"):
+    def __init__(self, bank):  # bank: the PhoneBank that owns this part (simsip.engine.phones)
         self.bank = bank
         self.sim = bank.sim
         n = bank.n

@@ -14,16 +14,12 @@ is part of the phones' data path and hands each REGISTER to the chosen node's ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from simsip.config.schema import LoadBalancer as LbCfg
 
-if TYPE_CHECKING:  # pragma: no cover
-    from simsip.engine.phones import PhoneBank
 
 
 class Balancer:
-    def __init__(self, bank: "PhoneBank", cfg: LbCfg, clock):
+    def __init__(self, bank, cfg: LbCfg, clock):  # bank: the PhoneBank that owns the balancer
         self.bank = bank
         self.topo = bank.topo
         self.sim = bank.sim

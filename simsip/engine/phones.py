@@ -413,12 +413,14 @@ class PhoneBank:
 
     def hold(self, p: int, tx: int, finish: float) -> bool:
         """Replies port: a worker holds the request until ``finish``. Arms the phone's timer if it
-        fires before then; True if nothing of the phone's that the completion reads (its digest
-        credentials) can change before ``finish``."""
+        fires before then; True if nothing of the phone's that the completion reads or writes (its
+        digest credentials and challenge) can change before ``finish``."""
         if finish > self.deadline[p]:
             self.ensure_timer(p, tx)
             return not self.auth_on
-        return True
+        # with digest auth, a completion records the nonce it challenges with: only one copy of the
+        # request may be in flight (no timer armed) for that to be order-independent
+        return not (self.auth_on and self.timer_tx[p] == tx)
 
     def path(self) -> float:
         """Replies port: the trip of one reply back to a phone (its delay, or LOST), drawn now."""

@@ -409,7 +409,9 @@ class RegistrarNode:
         if t_ack > now:
             # a semi-sync write held until the timeout: every held write is acknowledged at that
             # instant, so the replies leave then, in the order the writes completed, and land
-            # together (never applied ahead: equal-time responses keep their order)
+            # together (never applied ahead: equal-time responses keep their order). The phone
+            # hears nothing until then: its timer runs meanwhile.
+            replies.hold(phone, tx, t_ack)
             self.sim.call_at(t_ack, replies.reply, phone, tx, t_ack, 200, granted, 0.0, back, False)
         else:
             replies.reply(phone, tx, t_ack, 200, granted, 0.0, back)
