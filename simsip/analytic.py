@@ -77,7 +77,7 @@ import numpy as np
 from simsip.protocols.queueing import erlang_c, erlang_c_wait, steady_register_rate
 from simsip.protocols.registration import backoff_window, grant_expiry
 from simsip.protocols.transactions import timer_e_schedule
-from simsip.protocols.vrrp import expected_takeover, master_down_interval
+from simsip.protocols.vrrp import effective_priority, expected_takeover, master_down_interval
 from simsip.protocols.vrrp import skew_time as vrrp_skew
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -157,7 +157,11 @@ def screen(cfg: "Scenario") -> dict[str, float]:
     if crash[0].node not in ("master", max(cfg.ha.nodes, key=lambda n: n.priority).name):
         raise NotScreenable("screening covers a crash of the VIP master only")
     vr = cfg.ha.vrrp
-    prios = sorted((n.priority for n in cfg.ha.nodes), reverse=True)
+    if vr.vip_move != "garp":
+        raise NotScreenable("screening covers a VIP moved by GARP only (vip_move: garp)")
+    hc = cfg.ha.health_check
+    share = hc.contribution(True) if hc is not None else 0  # a weighted check passing at equilibrium
+    prios = sorted((effective_priority(n.priority, n.priority + share) for n in cfg.ha.nodes), reverse=True)
     mdi = master_down_interval(vr.version, prios[1], vr.advert_int, vr.down_timer_adverts)
     adv_delay = vr.advert_delay.expected
     t0 = crash[0].at

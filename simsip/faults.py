@@ -6,7 +6,9 @@ when adverts or heartbeats stop. A *process crash* kills the registrar but leave
 running: without a health check the VIP stays on a node that answers nothing. A *hang* is worse:
 the socket stays bound, so even a socket check passes. A *link down* isolates the node; a
 *partition* isolates the nodes from each other (split brain); a *phone link down* cuts the phones
-from a node the HA daemons still see as healthy. The database under a shared store can lose its
+from a node the HA daemons still see as healthy. An *HA stop* is the planned case: the HA daemon
+is stopped cleanly and says so (keepalived's priority-0 advert), so the backup need not wait out
+its down timer. The database under a shared store can lose its
 primary or its replica.
 
 Each :class:`FaultKind` holds everything about one kind: what it means (the schema's help and the
@@ -91,6 +93,14 @@ KINDS: tuple[FaultKind, ...] = (
         apply=lambda a, n, t: a.partition(t), repair=lambda a, n, t: a.heal(t),
         cluster_wide=True, random=True, lab="partition",
         lab_apply=lambda lab, n, f: lab.topo.partition(), lab_repair=lambda lab, n, f: lab.topo.heal()),
+    FaultKind(
+        "ha_stop", "the HA daemon is stopped cleanly (SIGTERM: planned maintenance, a reboot's shutdown); the "
+        "registrar keeps running. keepalived's master sends a priority-0 advert (takeover after the backup's "
+        "Skew_Time); heartbeat hands its resources over; pacemaker stops them and a peer starts them, no fencing",
+        "has its HA daemon stopped cleanly (priority-0 advert / resources handed over)",
+        apply=lambda a, n, t: a.stop_ha(n, t), repair=lambda a, n, t: a.start_ha(n, t),
+        lab="ha_stop",
+        lab_apply=lambda lab, n, f: lab.stop_keepalived(n), lab_repair=lambda lab, n, f: lab.start_keepalived_again(n)),
     FaultKind(
         "phone_link_down", "the phones (and the call ingress) cannot reach the node; the nodes still hear each other",
         "is cut off from the phones (the HA daemons still see it healthy)",

@@ -593,3 +593,67 @@ COMPARISON_FIGURES = (
     "calls_failed_expected",
     "loss_minutes_per_phone_year",
 )
+
+
+# =============================================================================== storm figures
+#: What :func:`storm_figures` returns per node: name -> (unit, meaning).
+STORM_FIGURES = {
+    "offered_peak": ("1/s", "Most REGISTER copies per second that reached the node (register_rx)"),
+    "served_peak": ("1/s", "Most REGISTERs per second its workers processed to the end (served)"),
+    "offered_total": ("requests", "REGISTER copies that reached the node"),
+    "served_total": ("requests", "REGISTERs processed to the end, duplicates included"),
+    "kernel_drops": ("requests", "REGISTERs refused because the queue (the UDP receive buffer) was full"),
+    "duplicates": ("requests", "Copies processed again in full: duplicate 200s of a stateless registrar"),
+    "absorbed": ("requests", "Retransmissions a stateful front matched to their transaction"),
+    "ignored": ("requests", "REGISTERs ignored (UDP) or answered 503 (TCP) during the taskprocessor alert"),
+    "queueing_delay_max": ("s", "Longest wait of a REGISTER for a worker"),
+    "overload_end": ("s", "End of the last step in which the node was overloaded (NaN: never overloaded)"),
+    "cleared": ("", "1 if the overload ended at least `settle` before the end of the run, else 0"),
+}
+
+
+def storm_figures(timeseries: pd.DataFrame, *, t1: float = 0.5, settle: float = 60.0,
+                  replication: int | None = None) -> dict[str, dict[str, float]]:
+    """Per node, how a REGISTER storm went (:data:`STORM_FIGURES`), from one replication's timeseries.
+
+    A step is *overloaded* at a node when it refused a REGISTER (queue or receive buffer full),
+    ignored one (taskprocessor alert), its alert was raised, or a REGISTER waited at least ``t1``
+    (the phones' T1: beyond it every phone retransmits). The storm *cleared* when the last
+    overloaded step ends at least ``settle`` seconds before the end of the run: a storm that keeps
+    the node saturated to the end (congestion collapse) did not.
+    """
+    ts = timeseries
+    if replication is None:
+        replication = int(ts["replication"].min()) if len(ts) else 0
+    ts = ts[ts["replication"] == replication]
+    if not len(ts):
+        return {}
+    t = ts["time"].to_numpy(dtype=float)
+    res = float(t[1] - t[0]) if len(t) > 1 else 1.0
+    end = float(t[-1]) + res
+    nodes = [c[len("register_rx_"):] for c in TIMESERIES.members(ts, "register_rx_")]
+    out: dict[str, dict[str, float]] = {}
+
+    def col(name: str) -> np.ndarray:
+        return ts[name].to_numpy(dtype=float) if name in ts.columns else np.zeros(len(ts))
+
+    for node in nodes:
+        rx, served = col(f"register_rx_{node}"), col(f"served_{node}")
+        drops, ignored, alert = col(f"rejected_{node}"), col(f"ignored_{node}"), col(f"overload_{node}")
+        wait = col(f"wait_ms_{node}") / 1000.0
+        over = (drops > 0) | (ignored > 0) | (alert > 0) | (wait >= t1)
+        last = float(t[np.flatnonzero(over)[-1]] + res) if over.any() else float("nan")
+        out[node] = {
+            "offered_peak": float(rx.max() / res),
+            "served_peak": float(served.max() / res),
+            "offered_total": float(rx.sum()),
+            "served_total": float(served.sum()),
+            "kernel_drops": float(drops.sum()),
+            "duplicates": float(col(f"duplicates_{node}").sum()),
+            "absorbed": float(col(f"absorbed_{node}").sum()),
+            "ignored": float(ignored.sum()),
+            "queueing_delay_max": float(wait.max()),
+            "overload_end": last,
+            "cleared": float(not over.any() or last <= end - settle),
+        }
+    return out

@@ -179,7 +179,8 @@ def test_profile_merges_with_fleet_overrides(tmp_path):
     assert plain.profile is None and plain.phone.expires == 3600.0 and plain.phone.description == ""
     # registrar / ha profiles merge the same way
     assert scn.registrar.workers == 2
-    assert scn.registrar.queue_limit == 2000
+    assert scn.registrar.udp_buffer.sizing == "kamailio"  # the kernel buffer, not a message count
+    assert scn.registrar.queue_capacity == 425984 // 2304 + 1
     assert scn.registrar.service_time.dist == "exponential"
     assert scn.registrar.service_time.mean == pytest.approx(0.002)
     assert scn.ha.vrrp.advert_int == 2.0
@@ -293,7 +294,7 @@ ERROR_CASES = {
     "unknown_key": (
         BASE + "      colour: red  #<\n",
         "fleets[0].phone.colour",
-        ["unknown key 'colour'", "allowed: auth, calls_per_hour, description, expires, failover, keepalive, refresh, retry, startup_delay, timers, transport"],
+        ["unknown key 'colour'", "allowed: auth, calls_per_hour, description, expires, failover, keepalive, nat_group, refresh, retry, startup_delay, timers, transport"],
     ),
     "unknown_top_key": (
         BASE + "colr: red  #<\n",

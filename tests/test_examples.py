@@ -37,3 +37,34 @@ def test_long_expiry_trades_load_for_loss():
     assert short["steady_register_rate"]["mean"] == pytest.approx(1000 / 108, rel=0.15)
     assert long["steady_register_rate"]["mean"] == pytest.approx(1000 / 3240, rel=0.35)
     assert long["recovery_median"]["mean"] > 10 * short["recovery_median"]["mean"]
+
+
+def test_weighted_check_example_contrast():
+    """examples/README.md: weight 0 < weighted (backup's own down timer) < never (below the gap or
+    nopreempt: until the repair); track_process the fastest."""
+    from simsip.compare import simulate_variants
+
+    res = simulate_variants(load_config(EXAMPLES / "weighted-check.yaml"), replications=2)
+    fig = {name: r.summary["figures"] for name, r in res.items()}
+    vip = {n: f["vip_move_time"]["mean"] for n, f in fig.items()}
+    skew = (256 - 100) / 256
+    assert vip["track-process"] == pytest.approx(0.02 + skew, abs=1e-6)
+    assert skew < vip["fault"] <= 1.0 + skew + 1e-9  # next check (interval 1 s) + skew
+    # weighted: MDI after the last accepted advert, which left at most one advert interval before the
+    # detection, itself at most one check interval after the crash: (MDI - 1, MDI + 1]
+    assert vip["weighted"] > vip["fault"] + 1.5
+    assert 3 + skew - 1.0 - 1e-9 <= vip["weighted"] <= 1.0 + 3 + skew + 1e-9
+    for never in ("below-gap", "nopreempt"):
+        assert vip[never] != vip[never]  # NaN: the VIP never moved
+        assert fig[never]["recovery_median"]["mean"] >= 120.0  # until the repair
+
+
+def test_planned_maintenance_example_contrast():
+    from simsip.compare import simulate_variants
+
+    res = simulate_variants(load_config(EXAMPLES / "planned-maintenance.yaml"), replications=2)
+    fig = {name: r.summary["figures"] for name, r in res.items()}
+    skew = (256 - 100) / 256
+    assert fig["ha-stop"]["vip_move_time"]["mean"] == pytest.approx(skew, abs=1e-9)
+    assert 3 + skew - 1.0 <= fig["crash"]["vip_move_time"]["mean"] <= 3 + skew
+    assert fig["pacemaker"]["failback_vip_move_time"]["mean"] != fig["pacemaker"]["failback_vip_move_time"]["mean"]

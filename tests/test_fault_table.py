@@ -54,7 +54,7 @@ def test_lab_realisations_match_the_lab_actions():
     from simsip.lab.runner import Lab
 
     expected = {"node_crash": ("crash_node", "reboot_node"), "process_crash": ("kill_registrar", "start_registrar_again"),
-                "restart": ("stop_registrar", "finish_restart")}
+                "restart": ("stop_registrar", "finish_restart"), "ha_stop": ("stop_keepalived", "start_keepalived_again")}
     for lab_name, (a, r) in expected.items():
         rec = _Recorder()
         k = fault_table.by_lab(lab_name)
@@ -77,6 +77,7 @@ def test_database_fault_without_a_shared_store_is_a_located_error():
 
 @pytest.mark.parametrize("kind,serving_after", [
     ("node_crash", "b"), ("link_down", "b"), ("process_crash", "a"), ("process_hang", "a"), ("phone_link_down", None),
+    ("ha_stop", "b"),
 ])
 def test_each_kind_does_what_its_words_say(kind, serving_after):
     """Without a health check: a crash or link loss moves the VIP; a process fault leaves the VIP on
@@ -93,4 +94,4 @@ def test_each_kind_does_what_its_words_say(kind, serving_after):
     else:
         assert last == serving_after
     owners = [st for t, n, st in log.vrrp if n == "b" and st == "master"]
-    assert bool(owners) == (kind in ("node_crash", "link_down"))
+    assert bool(owners) == (kind in ("node_crash", "link_down", "ha_stop"))

@@ -101,9 +101,9 @@ def test_503_retry_after_honoured():
     fails = []
     orig = m.phones._fail
 
-    def fail(p, t, fp, outcome, retry_after, timeout=False):
+    def fail(p, t, fp, outcome, retry_after, timeout=False, status=0):
         fails.append((p, t, retry_after))
-        orig(p, t, fp, outcome, retry_after, timeout)
+        orig(p, t, fp, outcome, retry_after, timeout, status=status)
 
     m.phones._fail = fail
     starts = []

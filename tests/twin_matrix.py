@@ -16,10 +16,10 @@ from dataclasses import asdict
 
 from simsip.config.schema import Scenario
 
-HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold")
+HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold", "weighted", "cloud")
 FAULTS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
-          "phone_link_down", "db_crash", "db_replica_down")
-MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults", "storm")
+          "phone_link_down", "db_crash", "db_replica_down", "ha_stop")
+MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults", "storm", "overload")
 
 _BASE = {
     "name": "twin",
@@ -71,8 +71,28 @@ def _mix(doc: dict, mix: str) -> None:
         doc["fleets"] = [dict(_fleet("boot", 150), start="boot_storm", boot_window="3s"), _fleet("udp", 40)]
         doc["registrar"].update({"workers": 3, "service_time": {"dist": "exponential", "mean": "15ms"}})
         doc["auth"] = {"enabled": True, "nonce_lifetime": "40s"}
+    elif mix == "overload":
+        # a boot storm into a receive buffer of a few REGISTERs, slow workers (queueing beyond T1):
+        # kernel drops, duplicates or absorbed retransmissions, and (UDP + TCP) the taskprocessor alert
+        doc["fleets"] = [dict(_fleet("udp", 50), start="boot_storm", boot_window="3s"),
+                         dict(_fleet("tcp", 20, transport="tcp"), start="boot_storm", boot_window="3s")]
+        doc["registrar"].update({"service_time": {"dist": "exponential", "mean": "150ms"},
+                                 "udp_buffer": {"sizing": "rmem_default", "rmem_default": 9216, "truesize": 2304}})
     else:  # pragma: no cover
         raise ValueError(mix)
+
+
+def _overload(doc: dict, k: int) -> None:
+    """The overload mix's front: stateless or stateful, with or without the taskprocessor alert."""
+    reg = doc["registrar"]
+    reg["transactions"] = ("stateless", "stateful")[k % 2]
+    if k % 2:
+        reg.update({"retransmission_cost": 0.2, "absorb_window": "2s"})
+    if k % 3 != 1:
+        reg.update({"overload": "taskprocessor", "overload_high": 4, "overload_low": 2})
+    if k % 2 == 0:  # a NATed office behind pike (and, every other cell, kamailio.cfg's ipban)
+        reg["pike"] = {"reqs_density_per_unit": 6, "ban_time": "20s" if k % 4 == 0 else "0s"}
+        doc["fleets"][0]["phone"]["nat_group"] = 10
 
 
 def _ha(doc: dict, stack: str) -> None:
@@ -86,6 +106,18 @@ def _ha(doc: dict, stack: str) -> None:
         ha["kind"] = "pacemaker"
         ha["corosync"] = {"token": "1s"}
         ha["pacemaker"] = {"fence_time": "3s", "monitor_interval": "5s", "stop_time": "500ms"}
+    elif stack == "weighted":
+        # a weighted track_script that covers the priority gap (150 − 60 < 100), periodic GARPs,
+        # and on every other cell a virtual MAC
+        ha["health_check"] = {"kind": "sip", "interval": "1s", "fall": 2, "rise": 1, "weight": -60}
+        ha["vrrp"].update({"garp_master_refresh": "7s", "garp_master_repeat": 2})
+        if (FAULTS.index(doc["_fault"]) + MIXES.index(doc["_mix"])) % 2:
+            ha["vrrp"]["use_vmac"] = True
+    elif stack == "cloud":
+        # track_process (weighted on every other cell) and a VIP moved by a cloud API
+        weight = -60 if (FAULTS.index(doc["_fault"]) + MIXES.index(doc["_mix"])) % 2 else 0
+        ha["health_check"] = {"kind": "process", "terminate_delay": "300ms", "weight": weight}
+        ha["vrrp"].update({"vip_move": "api", "api_latency": {"dist": "exponential", "mean": "2s"}})
     elif stack == "cold":
         ha["kind"] = "pacemaker"
         ha["standby"] = "cold"
@@ -122,8 +154,12 @@ def matrix_doc(stack: str, fault: str, mix: str, scale: int = 1) -> dict:
     _mix(doc, mix)
     for f in doc["fleets"]:
         f["count"] *= scale
+    doc["_fault"], doc["_mix"] = fault, mix
     _ha(doc, stack)
+    del doc["_fault"], doc["_mix"]
     _data(doc, fault, k)
+    if mix == "overload":
+        _overload(doc, k)
     doc["faults"] = [{"kind": fault, "node": "master", "at": "61s", "repair_after": "47s"},
                      {"kind": "node_crash", "node": "master", "at": "150s", "repair_after": "30s"}]
     if mix != "random_faults" and k % 3 == 0:

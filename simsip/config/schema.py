@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from simsip import faults as fault_table
 from simsip.config.types import Dist, Duration, Frozen, Rate
 from simsip.protocols import cluster, registration, transactions, vrrp
+from simsip.protocols import overload as overload_rules
 
 
 def _located(at: tuple, problem: str) -> PydanticCustomError:
@@ -113,11 +114,30 @@ class RetryRule(Frozen):
         description="After a server failure wait uniform in [0, Restart-Timer] before the first retry "
         "(draft-shen-soc-avalanche-restart-overload; the value is the scenario's restart_timer).",
     )
+    retry_codes: tuple[int, ...] | None = Field(
+        None,
+        description="Failure responses (status codes) that follow this rule (Cisco Retry Reg RSC, pjsua's "
+        "408/480/5xx/6xx list); any other failure response gets other_codes. null: every response. Local "
+        "timeouts and transport errors always follow the rule.",
+    )
+    other_codes: Literal["long_interval", "give_up"] = Field(
+        "long_interval",
+        description="A failure response not in retry_codes: wait long_interval (Cisco Reg Retry Long Intvl) or "
+        "stop registering (pjsua after a 403).",
+    )
+    code_waits: dict[int, Duration] = Field(
+        default_factory=dict,
+        description="Fixed waits after particular failure responses, before every other step "
+        "(Grandstream: 403 → 1200 s). Retry-After still applies on top when honoured.",
+    )
 
     @model_validator(mode="after")
     def _order(self) -> "RetryRule":
         if self.max < self.base:
             raise ValueError(f"backoff max ({self.max}s) must be >= base ({self.base}s)")
+        for code in (*(self.retry_codes or ()), *self.code_waits):
+            if not 300 <= code <= 699:
+                raise ValueError(f"retry code {code} is not a failure response (300-699)")
         return self
 
 
@@ -202,6 +222,11 @@ class PhoneProfile(Frozen):
     startup_delay: Duration = Field(
         0.0, ge=0, le=3600, description="Random wait in [0, delay] before the first REGISTER after boot (Yealink reg_surge_prevention)."
     )
+    nat_group: int = Field(
+        1, ge=1, le=1_000_000,
+        description="Phones that share one public source IP (a NATed office): a per-source rate limit such as "
+        "Kamailio pike counts them as one source. 1: every phone has its own address.",
+    )
 
 
 class Fleet(Frozen):
@@ -241,6 +266,63 @@ class Replication(Frozen):
     sync_rate: Rate = Field(10000.0, gt=0, description="Bindings per second transferred by a full sync (assumption).")
 
 
+class UdpBuffer(Frozen):
+    """The kernel's UDP receive buffer in front of the registrar's workers, in bytes.
+
+    Every queued REGISTER is charged its skb ``truesize``; the kernel drops a datagram when the
+    memory already charged exceeds the socket's ``sk_rcvbuf``, so floor(rcvbuf/truesize) + 1
+    REGISTERs wait (Linux ``__udp_enqueue_schedule_skb``). ``sizing: kamailio`` is Kamailio's
+    start-up probing (``udp_init`` → ``probe_max_receive_buffer``: raise SO_RCVBUF up to
+    ``maxbuffer``, each request capped at ``rmem_max`` and doubled by the kernel);
+    ``rmem_default``: a socket nobody resizes (``net.core.rmem_default``). See
+    :mod:`simsip.protocols.overload`.
+    """
+
+    sizing: Literal["kamailio", "rmem_default"] = Field(
+        "kamailio", description="How the socket's buffer is sized: Kamailio's SO_RCVBUF probing, or the kernel default."
+    )
+    rmem_default: int = Field(212_992, ge=256, le=1 << 30, description="net.core.rmem_default in bytes (Linux default 212992).")
+    rmem_max: int = Field(212_992, ge=256, le=1 << 30, description="net.core.rmem_max in bytes (Linux default 212992).")
+    maxbuffer: int = Field(
+        256 * 1024, ge=2048, le=1 << 30, description="Kamailio maxbuffer: the largest SO_RCVBUF it asks for (MAX_RECV_BUFFER_SIZE 256 KiB)."
+    )
+    truesize: int = Field(
+        2304, ge=256, le=65536,
+        description="Bytes one queued REGISTER is charged (skb truesize; assumption: a 2 KiB receive buffer plus "
+        "sk_buff overhead; read it as Recv-Q / queued datagrams in `ss -uanm`).",
+    )
+
+    @property
+    def rcvbuf(self) -> int:
+        """The socket's sk_rcvbuf in bytes (:func:`~simsip.protocols.overload.kamailio_rcvbuf`)."""
+        if self.sizing == "kamailio":
+            return overload_rules.kamailio_rcvbuf(self.rmem_default, self.rmem_max, self.maxbuffer)
+        return self.rmem_default
+
+    @property
+    def capacity(self) -> int:
+        """REGISTERs the buffer holds before the kernel drops (:func:`~simsip.protocols.overload.udp_queue_capacity`)."""
+        return overload_rules.udp_queue_capacity(self.rcvbuf, self.truesize)
+
+
+class Pike(Frozen):
+    """Kamailio ``pike``: a per-source-IP flood limit checked when a worker reads a request.
+
+    Hits are counted per ``sampling_time_unit`` (the module's swap timer; its phase is assumed 0);
+    an address becomes *red* at the hit that brings the current or the previous unit to
+    ``reqs_density_per_unit``, and is unblocked at the first swap whose finished unit stayed below
+    it (``src/modules/pike``: ``pike_check_req``, ``ip_tree.c`` ``mark_node``/``is_hot_leaf``, ``refresh_node``). A blocked request
+    is dropped without reply (the ``kamailio.cfg`` REQINIT route: ``exit``); that route also bans the
+    address for ``ban_time`` in the ``ipban`` htable (autoexpire 300 s) when WITH_ANTIFLOOD is set.
+    """
+
+    sampling_time_unit: Duration = Field(2.0, gt=0, le=3600, description="pike sampling_time_unit (default 2 s).")
+    reqs_density_per_unit: int = Field(30, ge=1, le=1_000_000, description="pike reqs_density_per_unit (default 30).")
+    ban_time: Duration = Field(
+        0.0, ge=0, description="Ban a blocked address this long (kamailio.cfg WITH_ANTIFLOOD ipban autoexpire 300 s; 0: pike only)."
+    )
+
+
 class Registrar(Frozen):
     """The registrar software on every HA node (Kamailio-like by default, see models/registrars)."""
 
@@ -251,6 +333,36 @@ class Registrar(Frozen):
         description="Time a worker spends on one REGISTER (assumption: 2 ms exponential).",
     )
     queue_limit: int = Field(1000, ge=0, le=10_000_000, description="REGISTERs waiting beyond the busy workers.")
+    udp_buffer: UdpBuffer | None = Field(
+        None, description="Bound the queue by the kernel's UDP receive buffer in bytes instead of queue_limit (null: queue_limit)."
+    )
+    transactions: Literal["stateless", "stateful"] = Field(
+        "stateless",
+        description="stateless: every copy a worker reads is processed and answered again (Kamailio save() without "
+        "t_newtran); stateful: a retransmission of a transaction already read is absorbed, or answered with the "
+        "stored reply once it was sent (Kamailio tm t_newtran, the pjsip transaction layer).",
+    )
+    retransmission_cost: float = Field(
+        0.0, ge=0, le=10,
+        description="stateful: worker time to match a retransmission to its transaction, as a multiple of a "
+        "service-time draw (assumption: 0; tm parses the message and looks up its hash table).",
+    )
+    absorb_window: Duration = Field(
+        5.0, ge=0,
+        description="stateful: how long after its reply a transaction still absorbs retransmissions (Kamailio tm "
+        "wt_timer 5 s; pjsip Timer J 64·T1 = 32 s); later copies are processed as new.",
+    )
+    overload: Literal["none", "taskprocessor"] = Field(
+        "none",
+        description="taskprocessor: Asterisk's overload alert — raised when the queue reaches overload_high, "
+        "cleared at overload_low; meanwhile new UDP requests are ignored and TCP/TLS ones get 503 without "
+        "Retry-After (res_pjsip pjsip_distributor.c).",
+    )
+    pike: Pike | None = Field(
+        None, description="A per-source-IP rate limit in the request route (Kamailio pike); null: none."
+    )
+    overload_high: int = Field(500, ge=1, le=10_000_000, description="Taskprocessor high-water level (Asterisk 500).")
+    overload_low: int = Field(450, ge=0, le=10_000_000, description="Taskprocessor low-water level (Asterisk 90 % of high: 450).")
     when_full: Literal["drop", "reply_503"] = Field("drop", description="Overload: drop, or answer 503.")
     retry_after: Duration = Field(0.0, ge=0, description="Retry-After on 503 (0 = header absent).")
     retry_after_max: Duration | None = Field(
@@ -287,7 +399,14 @@ class Registrar(Frozen):
             raise ValueError("retry_after_max must be >= retry_after")
         if self.max_expires and self.max_expires < self.min_expires:
             raise ValueError("max_expires must be 0 (no limit) or >= min_expires")
+        if self.overload_low >= self.overload_high:
+            raise ValueError("overload_low must be < overload_high")
         return self
+
+    @property
+    def queue_capacity(self) -> int:
+        """REGISTERs that may wait for a worker: the UDP buffer's capacity when set, else queue_limit."""
+        return self.udp_buffer.capacity if self.udp_buffer is not None else self.queue_limit
 
     def grant(self, requested: float) -> float:
         """The expiry the registrar grants for a requested one, before expires_range
@@ -320,6 +439,25 @@ class Vrrp(Frozen):
     first_advert: Duration | None = Field(
         None, ge=0, description="When the initial master sends its first advert after t=0 (null: a random phase)."
     )
+    garp_master_refresh: Duration = Field(
+        0.0, ge=0, le=86400,
+        description="A master repeats its GARPs this often (vrrp_garp_master_refresh; 0 = never, keepalived's default).",
+    )
+    garp_master_refresh_repeat: int = Field(
+        1, ge=1, le=100, description="GARPs per periodic refresh (vrrp_garp_master_refresh_repeat, default 1)."
+    )
+    use_vmac: bool = Field(
+        False, description="The VIP carries the virtual MAC 00:00:5e:00:01:VRID (use_vmac): hosts' ARP entries "
+        "never change, the switch learns the new master from its first packet, a missed GARP costs nothing.",
+    )
+    vip_move: Literal["garp", "api"] = Field(
+        "garp", description="How the VIP reaches the new master: GARPs on a LAN, or (api) a notify_master script "
+        "that asks a cloud API to move the address; GARPs then have no effect.",
+    )
+    api_latency: Dist = Field(
+        default_factory=lambda: Dist(mean=5.0),
+        description="vip_move api: from becoming master until the cloud routes the VIP to it (assumption: 5 s).",
+    )
 
     @model_validator(mode="after")
     def _v2(self) -> "Vrrp":
@@ -339,16 +477,27 @@ class Vrrp(Frozen):
 
 
 class HealthCheck(Frozen):
-    """keepalived ``vrrp_script``/``track_script`` on each node, checking the local registrar.
+    """keepalived ``vrrp_script``/``track_script`` (or ``track_process``) on each node, checking the local registrar.
 
     Checks run every ``interval``; ``fall`` consecutive failures put the instance in FAULT (weight
     0, keepalived's default), which releases the VIP with a priority-0 advert: the backup takes
     over after its Skew_Time. ``kind: socket`` (the registrar's UDP socket is bound) detects a
     crashed process but not a hung one; ``kind: sip`` (an OPTIONS probe with ``timeout``) detects
-    both. ``rise`` consecutive successes end the FAULT.
+    both. ``rise`` consecutive successes end the FAULT. ``kind: process`` is ``vrrp_track_process``:
+    no polling — keepalived hears the process exit (and start) from the kernel's process events,
+    ``event_latency`` later, plus ``terminate_delay`` (``fork_delay`` on a start); a hung process
+    still runs, so it is not detected.
+
+    A non-zero ``weight`` changes the priority instead of entering FAULT: w > 0 is added while the
+    check passes, w < 0 while it fails (``reverse`` flips the sign), the result clamped to 1..254
+    (keepalived ``vrrp_track.c``). The master keeps advertising at the lowered priority; a
+    preempting backup discards those adverts and takes over only when its Master_Down_Timer,
+    counted from the last advert it accepted, runs out. A weight that does not bring the master
+    strictly below the backup, or ``preempt: false``, never moves the VIP. A priority-255 node
+    ignores a weighted check (keepalived drops it).
     """
 
-    kind: Literal["socket", "sip"] = Field("socket", description="What the script checks.")
+    kind: Literal["socket", "sip", "process"] = Field("socket", description="What is checked (process: track_process).")
     interval: Duration = Field(1.0, gt=0, description="vrrp_script interval (keepalived default 1 s).")
     fall: int = Field(1, ge=1, le=100, description="Failures before FAULT (keepalived default 1).")
     rise: int = Field(1, ge=1, le=100, description="Successes before recovering (keepalived default 1).")
@@ -357,6 +506,31 @@ class HealthCheck(Frozen):
     first_check: Duration | None = Field(
         None, ge=0, description="When each node's first check runs after t=0 (null: a random phase of the interval)."
     )
+    weight: int = Field(
+        0, ge=-253, le=253,
+        description="0: a failed check means FAULT (keepalived's default); else added to the priority (see above).",
+    )
+    reverse: bool = Field(False, description="Reverse the weight's sign (track_script ... weight W reverse).")
+    terminate_delay: Duration = Field(
+        0.0, ge=0, description="process kind: wait after the process exits before it counts as down (default 0)."
+    )
+    fork_delay: Duration = Field(
+        0.0, ge=0, description="process kind: wait after the process starts before it counts as up (default 0)."
+    )
+    event_latency: Duration = Field(
+        0.02, ge=0, description="process kind: process event to keepalived's reaction (assumption: ~20 ms, acassen/keepalived#2599)."
+    )
+
+    @model_validator(mode="after")
+    def _reverse(self) -> "HealthCheck":
+        if self.reverse and self.weight == 0:
+            raise _located(("reverse",), "reverse with weight 0 puts the node in FAULT while its registrar is "
+                           "healthy (keepalived 'weight 0 reverse'); simsip does not model that — give a weight")
+        return self
+
+    def contribution(self, ok: bool) -> int:
+        """What the check adds to the priority now (:func:`~simsip.protocols.track_contribution`)."""
+        return vrrp.track_contribution(self.weight, ok, self.reverse)
 
 
 class Heartbeat(Frozen):
@@ -408,9 +582,22 @@ class Pacemaker(Frozen):
     stonith_timeout: Duration = Field(60.0, gt=0, description="A fence slower than this fails (pacemaker default 60 s).")
     monitor_interval: Duration = Field(10.0, gt=0, description="Registrar resource monitor interval (IPaddr2 advertises 10 s).")
     migration_threshold: int = Field(1_000_000, ge=1, description="Local failures before the resource moves (INFINITY).")
-    resource_stickiness: bool = Field(False, description="Stay on the current node when the preferred one returns.")
+    resource_stickiness: int = Field(
+        0, ge=0, le=1_000_000,
+        description="Score for staying on the current node (pacemaker's default 0; new RHEL 9 clusters set 1).",
+    )
+    location_score: int = Field(
+        1_000_000, ge=0, le=1_000_000,
+        description="Score of a location constraint preferring the highest-priority node (0: none; 1000000 = INFINITY, "
+        "pcs's default score for 'prefers'). Resources move back when it beats resource_stickiness.",
+    )
     ip_start_time: Duration = Field(0.0, ge=0, description="IPaddr2 start (its 5 ARPs 200 ms apart start at once).")
     stop_time: Dist = Field(default_factory=lambda: Dist(mean=1.0), description="Stopping the registrar resource (assumption: 1 s).")
+
+    @property
+    def fails_back(self) -> bool:
+        """Resources return to the preferred node when it rejoins (:func:`~simsip.protocols.pacemaker_fails_back`)."""
+        return cluster.pacemaker_fails_back(self.location_score, self.resource_stickiness)
 
 
 class Ha(Frozen):
@@ -442,6 +629,15 @@ class Ha(Frozen):
         prios = [n.priority for n in self.nodes]
         if len(set(prios)) != len(prios):
             raise ValueError(f"node priorities must differ (VRRP would tie-break on addresses), got {prios}")
+        hc = self.health_check
+        if hc is not None and self.kind != "keepalived":
+            if hc.weight != 0:
+                raise _located(("health_check", "weight"), f"a weighted check adjusts a VRRP priority; ha.kind is {self.kind!r}")
+            if hc.kind == "process":
+                raise _located(("health_check", "kind"), f"track_process is keepalived's; ha.kind is {self.kind!r}")
+        v = self.vrrp
+        if v.use_vmac and v.vip_move == "api":
+            raise _located(("vrrp", "use_vmac"), "use_vmac needs a LAN; vip_move api is a cloud VIP moved by an API")
         return self
 
 

@@ -14,8 +14,10 @@ and then *start resources* (the IP address, and in a cold standby the registrar)
   ``stonith_timeout`` and retried), and only then start the resources. A partition in a two-node
   cluster becomes a fence race that one side wins — the other is powered off. A failed registrar
   *process* is found by the resource monitor (every ``monitor_interval``) and restarted in place,
-  or moved after ``migration_threshold`` failures. Without ``resource_stickiness`` the resources
-  return to the preferred node when it rejoins (stop, then start: the failback outage).
+  or moved after ``migration_threshold`` failures. When the preferred node rejoins the resources
+  return to it (stop, then start: the failback outage) only if its ``location_score`` beats the
+  ``resource_stickiness`` (pacemaker's default 0 with a preference: they return; new RHEL 9
+  clusters' 1 without one: they stay).
 
 Instances expose the same interface as :class:`~simsip.engine.vrrp.VrrpInstance` (``state``,
 ``start``, ``crash``, ``fault``, ``clear_fault``) so the rest of the model is stack-agnostic. What
@@ -84,6 +86,15 @@ class _ClusterInstance(HaInstance):
         self._set(DOWN)
 
     def _stop(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def stop(self) -> None:
+        """The cluster daemon is stopped cleanly (planned): see each stack's ``_leave``."""
+        if self.state == DOWN:
+            return
+        self._leave()
+
+    def _leave(self) -> None:  # pragma: no cover - overridden
         pass
 
     def fault(self, reason: str) -> None:
@@ -218,6 +229,20 @@ class HeartbeatInstance(_ClusterInstance):
     def _rejoined(self) -> None:
         pass
 
+    def _leave(self) -> None:
+        """``service heartbeat stop``: the node gives its resources up and tells its peers it is
+        leaving, so they take over at once (their takeover scripts) instead of after deadtime."""
+        was = self.state == MASTER
+        self._stop()
+        self.pending = False
+        self.fault_reasons.clear()
+        self._set(DOWN)
+        for p in self._peers():
+            if p.state != DOWN and self.topo.path_up(self.index, p.index):
+                p.deadline[self.index] = math.inf  # the shutdown message: no "peer dead" later
+        if was:
+            self._resources_freed()
+
 
 class PacemakerInstance(_ClusterInstance):
     """One node of a corosync/pacemaker cluster (the registrar and the VIP are resources)."""
@@ -234,8 +259,11 @@ class PacemakerInstance(_ClusterInstance):
         self.rnd = streams(f"pacemaker.{name}.monitor")
         self.monitor: simpy.Process | None = None
         self.failcount = 0
+        self.leaving = False  # a clean stop is stopping the resources here
+        self.rejoin = False  # started again before that stop finished: rejoin right after it
 
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
+        self.leaving = self.rejoin = False
         now = self._begin(as_master)
         self.monitor = self.clock.process(self._monitor(self.rnd.random() * self.pm.monitor_interval))
         if last_advert is None:  # a (re)joining node: membership forms, the cluster may move resources back
@@ -286,7 +314,7 @@ class PacemakerInstance(_ClusterInstance):
 
     def _joined(self) -> None:
         """After (re)joining: without stickiness, resources move back to the preferred node."""
-        if self.state != BACKUP or self.pm.resource_stickiness:
+        if self.state != BACKUP or not self.pm.fails_back:
             return
         holder = next((n for n in self.group if n.state == MASTER and self.topo.path_up(self.index, n.index)), None)
         if holder is None or holder.priority >= self.priority:
@@ -322,6 +350,31 @@ class PacemakerInstance(_ClusterInstance):
             if p is not self and p.state == BACKUP and self.topo.path_up(self.index, p.index):
                 p._recover_resources(exclude=self.index)
                 break
+
+    def _leave(self) -> None:
+        """``pcs cluster stop``: pacemaker stops the resources here (``stop_time``), then the node
+        leaves the membership cleanly — no fencing — and a peer starts them (``ip_start_time``)."""
+        self._stop()
+        if self.state != MASTER:
+            self.pending = False
+            self.fault_reasons.clear()
+            self._set(DOWN)
+            return
+        epoch = self._epoch()
+        self.leaving = True
+
+        def stopped() -> None:
+            self.leaving = False
+            if self._epoch() != epoch or self.state == DOWN:
+                return
+            self.pending = False
+            self.fault_reasons.clear()
+            self._set(DOWN)
+            self._resources_freed()
+            if self.rejoin:  # the operator started it again meanwhile
+                self.start(as_master=False)
+
+        self.clock.call_at(self.env.now + self.stop_time(), stopped)
 
 
 def start_group(instances: list[_ClusterInstance], period: float, rnd) -> int:

@@ -121,7 +121,8 @@ class Model:
         if ha.health_check is not None:
             self.checks.extend(
                 HealthCheck(i, n.name, ha.health_check, check=regs[i].check_ok, instance=self.vrrp[i], topo=topo,
-                            clock=clock, log=log, streams=streams)
+                            clock=clock, log=log, streams=streams,
+                            process=lambda r=regs[i]: r.up or r.starting)  # its process exists (hung too)
                 for i, n in enumerate(nodes)
             )
 
@@ -145,6 +146,8 @@ class Model:
         cfg = self.cfg
         ha = cfg.ha
         # the HA stack at equilibrium: the highest-priority node holds the VIP
+        for check in self.checks:
+            check.prime()  # weighted checks' share of the priority at equilibrium
         if ha.kind == "keepalived":
             master = vrrp.start_group(self.vrrp, ha.vrrp, self.streams("vrrp.phase"))
         else:
@@ -152,7 +155,7 @@ class Model:
             master = cluster.start_group(self.vrrp, period, self.streams("vrrp.phase"))
         hc = ha.health_check
         for check in self.checks:
-            check.start(None if hc.first_check is None else hc.first_check % hc.interval)
+            check.start(None if hc.first_check is None else hc.first_check % hc.interval, initial=True)
         if ha.standby == "cold":
             for r in self.registrars:
                 if r.index != master:

@@ -7,7 +7,8 @@ released, so hosts that never hear the new master's GARPs are orphaned; a pacema
 notices the lost member after the corosync detection time. Repairing it boots everything again —
 the HA daemon as a backup, the registrar unless it is a cold standby. A fence (STONITH) is a crash
 the cluster orders. A process fault touches the registrar only; a link fault the node's link (and
-keepalived's interface tracking); a partition every pair of nodes.
+keepalived's interface tracking); a partition every pair of nodes. Stopping the HA daemon alone
+(``stop_ha``) leaves the node and its registrar running.
 
 :class:`NodeActions` is the one place these effects are spelled out; the fault table
 (:mod:`simsip.faults`) maps each fault kind's apply and repair onto them, cluster managers fence
@@ -81,6 +82,28 @@ class NodeActions:
         if self.topo.node_up[node]:
             self.topo.fenced.add(node)
             self.crash_node(node, t)
+
+    # ------------------------------------------------------------------ the HA daemon alone
+    def stop_ha(self, node: int, t: float) -> None:
+        """The HA daemon is stopped cleanly (SIGTERM); the node and its registrar keep running.
+        keepalived's track scripts stop with it."""
+        if self.checks:
+            self.checks[node].stop()
+        self.ha[node].stop()
+        self.topo.changed(t)
+
+    def start_ha(self, node: int, t: float) -> None:
+        """The HA daemon is started again on a running node: as a backup, like after a boot."""
+        inst = self.ha[node]
+        if getattr(inst, "leaving", False):
+            inst.rejoin = True  # pacemaker is still stopping the resources: rejoin when it is done
+            return
+        if not self.topo.node_up[node] or inst.state != DOWN:
+            return
+        self.ha[node].start(as_master=False)
+        if self.checks:
+            self.checks[node].start()
+        self.topo.changed(t)
 
     # ------------------------------------------------------------------ the registrar process
     def stop_registrar(self, node: int, t: float) -> None:

@@ -111,6 +111,7 @@ class FleetParams:
         self.failover = ph.failover
         self.nonce_reuse = ph.auth.nonce_reuse
         self.startup_delay = ph.startup_delay
+        self.nat_group = ph.nat_group
         self.rto_min = self.rto_max = self.syn_rto = 0.0
         self.tls_rtts = 0
         # dual registration: a second registration per phone, held by a "virtual phone" slot
@@ -236,8 +237,12 @@ class PhoneBank:
             self.cred_node = array("q", [-1]) * n
             self.cred_ep = array("q", [0]) * n
             self.cred_t = array("d", [0.0]) * n
+            # the credentials each copy carries are those attached when its transaction began: the
+            # current transaction's and the one before (a copy still on its way when the phone moved on)
+            self.cred_tx = array("q", [NO_TX]) * n
+            self.prev_cred: dict[int, tuple[int, int, int, float]] = {}  # phone -> (tx, node, epoch, t)
             self.auth_retry = array("b", [0]) * n
-            self.pending: dict[int, tuple[int, int, float]] = {}
+            self.pending: dict[tuple[int, int], tuple[int, int, float]] = {}  # (phone, tx) -> nonce of its 401
             self.r401_bins = self.log.bin("resp_401")
             self.counters["auth_challenges"] = 0
         self.keepalives = Keepalives(self) if any(fp.ka_detects for fp in self.params) else None
@@ -426,6 +431,17 @@ class PhoneBank:
         """Replies port: the trip of one reply back to a phone (its delay, or LOST), drawn now."""
         return self.net.reply_path()
 
+    def source(self, p: int) -> int:
+        """Replies port: phone ``p``'s public source address, as a number (``nat_group`` phones of
+        a fleet share one)."""
+        fp = self.fleet(p)
+        q = p - fp.first if p < fp.first + fp.count else p - fp.second
+        return (fp.index << 40) | (q // fp.nat_group)
+
+    def reliable(self, p: int) -> bool:
+        """Replies port: does phone ``p`` send over TCP/TLS (not UDP)?"""
+        return self.any_reliable and self.fleet(p).reliable
+
     def _timer(self, p: int, tx: int) -> None:
         if self.tx[p] != tx:
             return  # transaction already ended
@@ -485,6 +501,8 @@ class PhoneBank:
     def _response(self, p: int, tx: int, t: float, status: int, granted: float, retry_after: float) -> None:
         if self.tx[p] != tx:
             self.stray += 1  # a late reply to a copy of a transaction that already ended
+            if self.auth_on and status == 401:
+                self.pending.pop((p, tx), None)
             return
         self.tx[p] = NO_TX
         fp = self.fleet(p)
@@ -507,11 +525,11 @@ class PhoneBank:
         (self.r503_bins if status == 503 else self.r4_bins).add(t)
         self.failed += 1
         if status == 401 and self.auth_on:
-            self._challenged(p, t, fp)
+            self._challenged(p, tx, t, fp)
             return
         if status == 503:
             self._cause = CAUSE_503
-        self._fail(p, t, fp, OUT_FAILURE, retry_after)
+        self._fail(p, t, fp, OUT_FAILURE, retry_after, status=status)
 
     def _timeout(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         self.tx[p] = NO_TX
@@ -522,7 +540,8 @@ class PhoneBank:
         self._fail(p, now, fp, OUT_TIMEOUT, 0.0, timeout=True)
 
     # ------------------------------------------------------------------ retry rules
-    def _fail(self, p: int, t: float, fp: FleetParams, outcome: float, retry_after: float, timeout: bool = False) -> None:
+    def _fail(self, p: int, t: float, fp: FleetParams, outcome: float, retry_after: float, timeout: bool = False,
+              status: int = 0) -> None:
         log = self.log
         log.ph_t.append(t)
         log.ph_p.append(p)
@@ -538,7 +557,7 @@ class PhoneBank:
         n = self.failures[p]
         self.failures[p] = n + 1
         kw = dict(timeout=timeout, transport=transport, server_failure=cause == CAUSE_503,
-                  restart_timer=self.restart_timer)
+                  restart_timer=self.restart_timer, status=status)
         need_u, need_r = failure_draws(fp.retry, n, **kw)
         rnd = self.retry_rnd.random
         u = rnd(p) if need_u else 0.0
@@ -790,6 +809,9 @@ class PhoneBank:
 
     # ------------------------------------------------------------------ digest auth
     def _attach_credentials(self, p: int, fp: FleetParams) -> None:
+        if self.cred_tx[p] != NO_TX:
+            self.prev_cred[p] = (self.cred_tx[p], self.cred_node[p], self.cred_ep[p], self.cred_t[p])
+        self.cred_tx[p] = self.tx[p]
         if self.auth_retry[p] or (fp.nonce_reuse and self.nonce_node[p] >= 0):
             self.cred_node[p] = self.nonce_node[p]
             self.cred_ep[p] = self.nonce_ep[p]
@@ -797,21 +819,33 @@ class PhoneBank:
         else:
             self.cred_node[p] = -1
 
-    def _authorized(self, p: int, node: int, epoch: int, now: float) -> bool:
-        """Registrar hook: does the REGISTER carry credentials for a nonce ``node`` accepts?"""
-        cn = self.cred_node[p]
-        if cn >= 0 and (self.shared_secret or (cn == node and self.cred_ep[p] == epoch)):
-            if not self.nonce_life or now - self.cred_t[p] < self.nonce_life:
-                return True
-        self.pending[p] = (node, epoch, now)  # the nonce this 401 carries
+    def carried(self, p: int, tx: int) -> tuple[int, int, float] | None:
+        """Replies port: the credentials (nonce node, its process epoch, issue time) a copy of
+        transaction ``tx`` carries, read when it reaches the registrar; None: none."""
+        if self.cred_tx[p] == tx:
+            return (self.cred_node[p], self.cred_ep[p], self.cred_t[p]) if self.cred_node[p] >= 0 else None
+        prev = self.prev_cred.get(p)
+        if prev is not None and prev[0] == tx and prev[1] >= 0:
+            return prev[1:]
+        return None
+
+    def _authorized(self, p: int, tx: int, cred, node: int, epoch: int, now: float) -> bool:
+        """Registrar hook: do the credentials the copy carried (:meth:`carried`) answer a nonce
+        ``node`` accepts?"""
+        if cred is not None:
+            cn, cep, ct = cred
+            if self.shared_secret or (cn == node and cep == epoch):
+                if not self.nonce_life or now - ct < self.nonce_life:
+                    return True
+        self.pending[(p, tx)] = (node, epoch, now)  # the nonce this 401 carries
         return False
 
-    def _challenged(self, p: int, t: float, fp: FleetParams) -> None:
+    def _challenged(self, p: int, tx: int, t: float, fp: FleetParams) -> None:
         self.r401_bins.add(t)
         self.counters["auth_challenges"] += 1
-        nonce = self.pending.pop(p, None)
+        nonce = self.pending.pop((p, tx), None)
         if self.auth_retry[p]:  # fresh credentials refused again: a failure
-            self._fail(p, t, fp, OUT_FAILURE, 0.0)
+            self._fail(p, t, fp, OUT_FAILURE, 0.0, status=401)
             return
         if nonce is not None:
             self.nonce_node[p], self.nonce_ep[p], self.nonce_t[p] = nonce

@@ -28,6 +28,7 @@ path) and the control clock (its own start-up and flush timers).
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 
 import numpy as np
@@ -36,6 +37,7 @@ from heapq import heappop, heappush
 from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler
 from simsip.engine.records import RunLog, StoreLog
+from simsip.protocols.overload import pike_hit, taskprocessor_alert
 from simsip.protocols.registration import grant_expiry, retry_after_header
 
 NEVER = float("-inf")
@@ -140,7 +142,7 @@ class RegistrarNode:
         self.workers = cfg.workers
         self.free_at = [0.0] * cfg.workers  # heap of worker free times
         self.waiting: deque[float] = deque()  # start times of queued requests (non-decreasing)
-        self.queue_limit = cfg.queue_limit
+        self.queue_limit = cfg.queue_capacity  # queue_limit, or what the UDP receive buffer holds
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
         self.rnd = streams(f"registrar.{name}.grant")
         self.timer_rnd = streams(f"registrar.{name}.timer")
@@ -167,6 +169,70 @@ class RegistrarNode:
         self.unflushed_lost = 0
         self.starting = False
         self.last_flush = 0.0
+        self._init_overload(cfg, log)
+
+    def _init_overload(self, cfg: RegistrarCfg, log: RunLog) -> None:
+        """The storm mechanisms: per-phone memory of the last transaction read (duplicates; the
+        stateful front's stored reply), Asterisk's taskprocessor alert, and their records."""
+        name = self.name
+        self.served_bins = log.bin(f"served_{name}")
+        self.dup_bins = log.bin(f"duplicates_{name}")
+        self.wait_bins = log.bin(f"wait_ms_{name}")
+        self.duplicates = 0
+        self.absorbed = 0
+        self.ignored = 0
+        n = len(self.store.until)
+        self.last_tx = array("q", [-1]) * n  # the transaction a worker last read, per phone
+        self.stateful = cfg.transactions == "stateful"
+        if self.stateful:
+            self.rtx_cost = cfg.retransmission_cost
+            self.absorb_window = cfg.absorb_window
+            self.tsx_finish = array("d", [0.0]) * n  # when the worker answers last_tx
+            self.tsx_status = array("l", [0]) * n  # the reply it sent (0: none yet)
+            self.tsx_granted = array("d", [0.0]) * n
+            self.absorb_bins = log.bin(f"absorbed_{name}")
+        self.pike = cfg.pike
+        self.pike_state: dict[int, list] = {}  # source -> [unit, previous hits, current hits, red]
+        self.banned: dict[int, float] = {}  # source -> banned until (kamailio.cfg ipban)
+        self.pike_blocked = 0
+        if self.pike is not None:
+            self.pike_bins = log.bin(f"pike_{name}")
+        self.alarm = cfg.overload == "taskprocessor"
+        self.alert = False
+        self.alert_since = 0.0
+        self.alerts: list[tuple[float, float]] = []  # (raised, cleared) intervals of the alert
+        if self.alarm:
+            self.high = cfg.overload_high
+            self.low = cfg.overload_low
+            self.ignore_bins = log.bin(f"ignored_{name}")
+            self.alert_bins = log.bin(f"overload_{name}")
+
+    def _forget_transactions(self) -> None:
+        self.pike_state.clear()  # pike's tree and the htable live in the process's shared memory
+        self.banned.clear()
+        n = len(self.last_tx)
+        self.last_tx = array("q", [-1]) * n
+        if self.stateful:
+            self.tsx_status = array("l", [0]) * n
+
+    def _grow_tx(self, phone: int) -> None:
+        extra = phone + 1 - len(self.last_tx)
+        self.last_tx.extend([-1] * extra)
+        if self.stateful:
+            self.tsx_finish.extend([0.0] * extra)
+            self.tsx_status.extend([0] * extra)
+            self.tsx_granted.extend([0.0] * extra)
+
+    def _raise_alert(self, t: float) -> None:
+        self.alert = True
+        self.alert_since = t
+
+    def _clear_alert(self, t: float) -> None:
+        self.alert = False
+        self.alerts.append((self.alert_since, t))
+        b = self.alert_bins
+        for i in range(max(0, int(self.alert_since * b.inv)), min(b.n, int(t * b.inv) + 1)):
+            b.v[i] = 1
 
     # the process facts live in the topology, where the HA stack, the phones and the metrics read them
     @property
@@ -203,6 +269,9 @@ class RegistrarNode:
         self.starting = False
         self._bump()
         self.waiting.clear()
+        self._forget_transactions()
+        if self.alert:
+            self._clear_alert(t)
         self.unflushed_lost += len(self.dirty)
         self.dirty.clear()  # write-back rows not yet flushed die with the process
         if self.replies is not None and self.replies.stopped is not None:
@@ -242,6 +311,9 @@ class RegistrarNode:
         self._bump()
         self.free_at = [t] * self.workers
         self.waiting.clear()
+        self._forget_transactions()
+        if self.alert:
+            self._clear_alert(t)
         if self.storage is not None and self.persist in ("write_through", "write_back"):
             mine = self.store.until
             for p, u in enumerate(self.storage.until):
@@ -304,6 +376,24 @@ class RegistrarNode:
         c[f"rejected_{self.name}"] = self.rejected
         c[f"loaded_{self.name}"] = self.loaded
         c[f"unflushed_lost_{self.name}"] = self.unflushed_lost
+        c[f"duplicates_{self.name}"] = self.duplicates
+        if self.pike is not None:
+            c[f"pike_blocked_{self.name}"] = self.pike_blocked
+        if self.stateful:
+            c[f"absorbed_{self.name}"] = self.absorbed
+        if self.alarm:
+            c[f"ignored_{self.name}"] = self.ignored
+            if self.alert:  # the queue may have drained since the last arrival: pop what started
+                h = self.log.horizon
+                waiting = self.waiting
+                while waiting and waiting[0] <= h and self.alert:
+                    t0 = waiting.popleft()
+                    if not taskprocessor_alert(True, len(waiting), self.high, self.low):
+                        self._clear_alert(t0)
+                if self.alert:
+                    self._clear_alert(h)
+                    self.alerts[-1] = (self.alerts[-1][0], float("inf"))  # still raised at the end
+            c[f"overload_alerts_{self.name}"] = len(self.alerts)
         if self.replicated:
             c[f"replicas_sent_{self.name}"] = self.replicas_sent
             c[f"replicas_lost_{self.name}"] = self.replicas_lost
@@ -330,8 +420,25 @@ class RegistrarNode:
             replies.lost(phone, tx)
             return
         waiting = self.waiting
-        while waiting and waiting[0] <= now:
-            waiting.popleft()
+        if self.alarm:
+            high, low = self.high, self.low
+            while waiting and waiting[0] <= now:
+                t0 = waiting.popleft()
+                if self.alert and not taskprocessor_alert(True, len(waiting), high, low):
+                    self._clear_alert(t0)  # a pop brought the queue to low water
+            if self.alert:
+                # Asterisk's distributor: during the alert a new request is ignored over UDP, and
+                # answered 503 without Retry-After over TCP/TLS
+                self.ignored += 1
+                self.ignore_bins.add(now)
+                if replies.reliable(phone):
+                    replies.reply(phone, tx, now, 503, 0.0, 0.0, replies.path())
+                else:
+                    replies.lost(phone, tx)
+                return
+        else:
+            while waiting and waiting[0] <= now:
+                waiting.popleft()
         qlen = len(waiting)
         if qlen:
             qv = self.queue_bins.v
@@ -348,6 +455,13 @@ class RegistrarNode:
             else:
                 replies.lost(phone, tx)
             return
+        if self.pike is not None and self._pike_blocks(phone, tx, now):
+            return
+        if phone >= len(self.last_tx):
+            self._grow_tx(phone)
+        again = self.last_tx[phone] == tx  # a copy of a transaction a worker already read
+        if again and self.stateful and self._absorb(phone, tx, now, b):
+            return
         free = heappop(self.free_at)
         start = now if free < now else free
         finish = start + self.service()
@@ -356,12 +470,23 @@ class RegistrarNode:
         heappush(self.free_at, finish)
         if start > now:
             waiting.append(start)
+            self.wait_bins.max(now, int((start - now) * 1000.0))
+            if self.alarm and not self.alert and taskprocessor_alert(False, len(waiting), self.high, self.low):
+                self._raise_alert(now)
         if self.record_waits:
             self.waits.append(start - now)
+        self.last_tx[phone] = tx
+        if again:  # stateless: the whole REGISTER is processed, and answered, once more
+            self.duplicates += 1
+            self.dup_bins.add(now)
+        if self.stateful:
+            self.tsx_finish[phone] = finish
+            self.tsx_status[phone] = 0
         # everything random about the outcome is drawn now, in arrival order
         granted = grant_expiry(requested, cfg.min_expires, cfg.max_expires, cfg.expires_range,
                                self.rnd.random() if cfg.expires_range else 0.0)
         back = replies.path()
+        cred = replies.carried(phone, tx) if replies.authorized is not None else None
         lags = [self.lag() for _ in self.peers] if self.replicated else None
         db = self.database
         db_lag = db.draw_lag() if db is not None else 0.0
@@ -369,20 +494,96 @@ class RegistrarNode:
         if finish < self.horizon.until and quiet and (db is None or not db.holds(finish)):
             # Nothing can stop, restart or reroute this node before the worker finishes, and the
             # phone has nothing of its own before then: complete now, stamped at ``finish``.
-            self.complete(phone, tx, granted, topo.proc_epoch[i], finish, back, lags, db_lag)
+            self.complete(phone, tx, granted, topo.proc_epoch[i], finish, back, lags, db_lag, cred)
         else:
-            self.sim.call_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag)
+            self.sim.call_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
+                             cred)
 
-    def _complete_event(self, phone, tx, granted, epoch, back, lags, db_lag) -> None:
-        self.complete(phone, tx, granted, epoch, self.sim.env._now, back, lags, db_lag)
+    def _pike_blocks(self, phone: int, tx: int, now: float) -> bool:
+        """Kamailio's REQINIT route when a worker reads the request: a banned source is dropped, else
+        pike counts the hit (:func:`~simsip.protocols.overload.pike_hit`) and a red source is dropped
+        (and banned for ``ban_time``). A dropped request has waited in the queue like any other."""
+        free = self.free_at[0]
+        read = now if free < now else free
+        pk = self.pike
+        src = self.replies.source(phone)
+        if pk.ban_time and self.banned.get(src, NEVER) > read:
+            blocked = True
+        else:
+            st = self.pike_state.get(src)
+            if st is None:
+                st = self.pike_state[src] = [int(read // pk.sampling_time_unit), 0, 0, False]
+            blocked = pike_hit(st, read, pk.sampling_time_unit, pk.reqs_density_per_unit)
+            if blocked and pk.ban_time:
+                self.banned[src] = read + pk.ban_time
+        if not blocked:
+            return False
+        heappop(self.free_at)
+        heappush(self.free_at, read)
+        if read > now:
+            self.waiting.append(read)
+        self.pike_blocked += 1
+        self.pike_bins.add(now)
+        self.replies.lost(phone, tx)  # no reply: the phone's own timer goes on
+        return True
 
-    def complete(self, phone: int, tx: int, granted: float, epoch: int, now: float, back: float, lags, db_lag) -> None:
-        """A worker finishes a REGISTER at ``now``: save the binding and answer 200."""
+    def _absorb(self, phone: int, tx: int, now: float, b: int) -> bool:
+        """Stateful front: a retransmission of the transaction last read for ``phone``. It waits in
+        the queue like any request; the worker that reads it matches it to the transaction (at
+        ``retransmission_cost``) and drops it while the transaction is still being processed, or
+        sends the stored reply again once it was sent. False: the transaction is gone (more than
+        ``absorb_window`` after its reply) and the copy is processed as a new request."""
+        finish = self.tsx_finish[phone]
+        free = self.free_at[0]
+        read = now if free < now else free
+        if read > finish + self.absorb_window:
+            return False
+        heappop(self.free_at)
+        end = read + self.rtx_cost * self.service() if self.rtx_cost else read
+        heappush(self.free_at, end)
+        if read > now:
+            self.waiting.append(read)
+            self.wait_bins.max(now, int((read - now) * 1000.0))
+            if self.alarm and not self.alert and taskprocessor_alert(False, len(self.waiting), self.high, self.low):
+                self._raise_alert(now)
+        self.absorbed += 1
+        self.absorb_bins.add(now)
+        replies = self.replies
+        if read < finish:
+            replies.lost(phone, tx)  # absorbed: the phone's own timer goes on
+        else:
+            self.sim.call_at(end, self._resend, phone, tx, self.topo.proc_epoch[self.index], replies.path())
+        return True
+
+    def _resend(self, phone: int, tx: int, epoch: int, back: float) -> None:
+        """The stored final reply of ``phone``'s transaction goes out again (tm's retransmission of
+        the last reply; never applied ahead: it reads what the completion stored)."""
+        replies = self.replies
+        status = self.tsx_status[phone] if phone < len(self.tsx_status) else 0
+        if epoch != self.epoch or self.hung or self.last_tx[phone] != tx or status <= 0:
+            replies.lost(phone, tx)
+            return
+        replies.reply(phone, tx, self.sim.env._now, status, self.tsx_granted[phone], 0.0, back)
+
+    def _store_reply(self, phone: int, tx: int, status: int, granted: float) -> None:
+        if self.stateful and self.last_tx[phone] == tx:
+            self.tsx_status[phone] = status
+            self.tsx_granted[phone] = granted
+
+    def _complete_event(self, phone, tx, granted, epoch, back, lags, db_lag, cred) -> None:
+        self.complete(phone, tx, granted, epoch, self.sim.env._now, back, lags, db_lag, cred)
+
+    def complete(self, phone: int, tx: int, granted: float, epoch: int, now: float, back: float, lags, db_lag,
+                 cred=None) -> None:
+        """A worker finishes a REGISTER at ``now``: save the binding and answer 200 (``cred``: the
+        digest credentials the copy carried, read on arrival)."""
         replies = self.replies
         if epoch != self.epoch or self.hung:  # the process died or hung meanwhile: no reply
             replies.lost(phone, tx)
             return
-        if replies.authorized is not None and not replies.authorized(phone, self.index, epoch, now):
+        if replies.authorized is not None and not replies.authorized(phone, tx, cred, self.index, epoch, now):
+            if self.stateful:
+                self._store_reply(phone, tx, 401, 0.0)
             replies.reply(phone, tx, now, 401, 0.0, 0.0, back)  # digest challenge, no binding
             return
         cfg = self.cfg
@@ -391,6 +592,8 @@ class RegistrarNode:
         if db is not None:
             t_ack = db.admit(now)
             if t_ack is None:  # the database refuses the write: 500 Server Internal Error
+                if self.stateful:
+                    self._store_reply(phone, tx, 500, 0.0)
                 replies.reply(phone, tx, now, 500, 0.0, 0.0, back)
                 return
         until = now + granted + cfg.lookup_grace
@@ -402,6 +605,9 @@ class RegistrarNode:
             elif self.storage is not None:
                 self.storage.write(now, phone, until)
         self.served += 1
+        self.served_bins.add(now)
+        if self.stateful:
+            self._store_reply(phone, tx, 200, granted)
         if lags is not None:
             self._replicate(now, phone, until, lags)
         if db is not None:

@@ -8,15 +8,30 @@ a higher priority takes over sooner. A crash sends nothing, so the takeover come
 after the master's *last* advert — between MDI − advert_int and MDI after the crash.
 
 Preemption: a backup with a higher priority ignores adverts from a lower-priority master and so
-takes over after its own down timer; with ``preempt_delay`` it accepts them for that long after
-start-up first. The displaced master sees a higher-priority advert and steps down; a master that
+takes over after its own down timer; with ``preempt_delay`` it accepts them for that long first,
+counted from the first lower-priority advert it sees in BACKUP (keepalived ``vrrp_state_backup``:
+the preempt timer starts there, stops on a higher advert and is cleared on entering BACKUP). The displaced master sees a higher-priority advert and steps down; a master that
 hears a *lower*-priority master (a healed split brain) re-announces the VIP with GARPs.
 keepalived starts every instance as BACKUP (unless priority 255) — a repaired node therefore waits
 one Master_Down_Interval before it preempts, which is the second outage of a failback.
 
 FAULT: a failed ``track_script`` (health check) or a downed interface puts the instance in FAULT.
 A master entering FAULT sends a priority-0 advert (if its link is up), so the backup takes over
-after only its Skew_Time; leaving FAULT the instance starts again as BACKUP.
+after only its Skew_Time; leaving FAULT the instance starts again as BACKUP. A clean stop of
+keepalived (SIGTERM: ``vrrp_terminate_phase1`` → ``restore_vrrp_interfaces`` in keepalived's
+``vrrp/vrrp_daemon.c``/``vrrp.c``) also sends priority 0 and removes the VIP.
+
+Weighted checks (``weight`` ≠ 0) change the *effective* priority instead (``track``; the rules in
+:mod:`simsip.protocols.vrrp`): the master keeps advertising at the new priority; a backup accepts
+an advert of at least its own priority (RFC 3768 §6.4.2, keepalived ``vrrp_state_backup``) and
+discards a lower one, so its timer runs on from the last advert it accepted. In BACKUP a change
+of our own priority moves the down timer by the change of Master_Down_Interval (the skew
+depends on it: ``vrrp_set_effective_priority``).
+
+Announcing the VIP: GARP bursts on becoming master (and ``garp_master_refresh``); with
+``use_vmac`` the address keeps one virtual MAC, so every host follows the new master at once and a
+missed GARP costs nothing; with ``vip_move: api`` a notify script asks a cloud API to move the
+address, which takes ``api_latency`` and ignores GARPs.
 
 Each instance is a SimPy process; a node crash interrupts it (``simpy.Interrupt``). Instances see
 each other (their *group*) and the nodes through the topology; they announce the VIP through the
@@ -32,6 +47,7 @@ import simpy
 from simsip.config.schema import Vrrp
 from simsip.engine.dists import sampler
 from simsip.engine.topology import BACKUP, DOWN, FAULT, MASTER
+from simsip.protocols import vrrp as rules
 
 __all__ = ["BACKUP", "DOWN", "FAULT", "MASTER", "HaInstance", "VrrpInstance", "HealthCheck", "start_group"]
 
@@ -76,23 +92,44 @@ class VrrpInstance(HaInstance):
     def __init__(self, index: int, name: str, priority: int, cfg: Vrrp, *, streams, **ports):
         super().__init__(index, name, priority, **ports)
         self.cfg = cfg
+        self.base = priority  # the configured priority; ``priority`` is the effective one
+        self.contribution = 0  # what weighted trackers add now
         self.down_deadline = float("inf")
-        self.started_at = 0.0
+        self.preempt_time: float | None = None  # preempt_delay runs out then (None: not started)
         self.proc: simpy.Process | None = None
         self.wake: simpy.Event | None = None
+        self.term = 0  # counts this instance's periods as master (timers of an old one are void)
         self.advert_delay = sampler(cfg.advert_delay, streams(f"vrrp.{name}.delay"))
+        self.api_latency = sampler(cfg.api_latency, streams(f"vrrp.{name}.api")) if cfg.vip_move == "api" else None
         self.mdi = cfg.master_down_interval(priority)
         self.skew = cfg.skew(priority)
+
+    # ------------------------------------------------------------------ weighted tracking
+    def track(self, contribution: int) -> None:
+        """A weighted tracker now adds ``contribution`` to the base priority."""
+        self.contribution = contribution
+        new = rules.effective_priority(self.base, self.base + contribution)
+        if new == self.priority:
+            return
+        old_mdi = self.mdi
+        self.priority = new
+        self.topo.priority[self.index] = new
+        self.mdi = self.cfg.master_down_interval(new)
+        self.skew = self.cfg.skew(new)
+        self.log.checks.append((self.env.now, self.name, f"priority {new}"))
+        if self.state == BACKUP and self.down_deadline != float("inf"):
+            self._reset(self.down_deadline + (self.mdi - old_mdi))
 
     # ------------------------------------------------------------------ life cycle
     def start(self, as_master: bool = False, last_advert: float | None = None) -> None:
         """Start keepalived on this node (``as_master``: already elected at t=0)."""
         now = self.env.now
-        self.started_at = now
         self.fault_reasons.clear()
         if as_master:
+            self.term += 1
             self._set(MASTER)
             self.garp(self.index, now, self.cfg.garp_master_repeat, initial=True)
+            self._refresh_garps(now)
             first = (last_advert + self.cfg.advert_int) if last_advert is not None else now
             self.proc = self.clock.process(self._master_loop(first))
         else:
@@ -101,7 +138,8 @@ class VrrpInstance(HaInstance):
     def _enter_backup(self, now: float) -> None:
         self._stop_proc()
         self._set(BACKUP)
-        self.down_deadline = now if self.priority == 255 else now + self.mdi
+        self.preempt_time = None
+        self.down_deadline = now if self.base == rules.PRIORITY_OWNER else now + self.mdi
         self.proc = self.clock.process(self._backup_loop())
 
     def _stop_proc(self) -> None:
@@ -112,6 +150,18 @@ class VrrpInstance(HaInstance):
 
     def crash(self) -> None:
         self._stop_proc()
+        self._set(DOWN)
+
+    def stop(self) -> None:
+        """keepalived is stopped cleanly (SIGTERM): a master sends a priority-0 advert and removes
+        the VIP (``restore_vrrp_interfaces``), then the daemon is gone."""
+        if self.state == DOWN:
+            return
+        was_master = self.state == MASTER
+        self._stop_proc()
+        if was_master:
+            self._send_advert(0)
+        self.fault_reasons.clear()
         self._set(DOWN)
 
     # ------------------------------------------------------------------ FAULT
@@ -134,7 +184,6 @@ class VrrpInstance(HaInstance):
             return
         self.fault_reasons.discard(reason)
         if not self.fault_reasons:
-            self.started_at = self.env.now
             self._enter_backup(self.env.now)
 
     # ------------------------------------------------------------------ processes
@@ -154,19 +203,56 @@ class VrrpInstance(HaInstance):
 
     def _become_master(self) -> None:
         now = self.env.now
+        self.term += 1
         self._set(MASTER)
         self._announce(now)
         self.proc = self.clock.process(self._master_loop(now))
 
     def _announce(self, now: float) -> None:
-        """A burst of GARPs now and another ``garp_master_delay`` later."""
-        self.garp(self.index, now, self.cfg.garp_master_repeat)
+        """A burst of GARPs now and another ``garp_master_delay`` later (then every
+        ``garp_master_refresh``); with ``vip_move: api`` the cloud API call instead."""
+        if self.api_latency is not None:
+            self.clock.call_at(now + self.api_latency(), self._api_moved, self._epoch(), self.term)
+            return
+        self._garp(now, self.cfg.garp_master_repeat)
         if self.cfg.garp_master_delay > 0:
-            self.clock.call_at(now + self.cfg.garp_master_delay, self._second_garp, self._epoch())
+            self.clock.call_at(now + self.cfg.garp_master_delay, self._second_garp, self._epoch(), self.term)
+        self._refresh_garps(now)
 
-    def _second_garp(self, epoch: int) -> None:
-        if self.state == MASTER and self._epoch() == epoch:
-            self.garp(self.index, self.env.now, self.cfg.garp_master_repeat)
+    def _garp(self, now: float, repeat: int) -> None:
+        """One burst. With ``use_vmac`` the hosts' entries hold the virtual MAC, which the switch
+        now learns on this node: everyone follows, whatever GARPs are lost."""
+        if self.cfg.use_vmac:
+            if self.topo.link_ok(self.index):
+                self.garp(self.index, now, repeat, initial=True)  # initial: no GARP can be missed
+        else:
+            self.garp(self.index, now, repeat)
+
+    def _mine(self, epoch: int, term: int) -> bool:
+        return self.state == MASTER and self._epoch() == epoch and self.term == term
+
+    def _second_garp(self, epoch: int, term: int) -> None:
+        if self._mine(epoch, term):
+            self._garp(self.env.now, self.cfg.garp_master_repeat)
+
+    def _refresh_garps(self, now: float) -> None:
+        """keepalived's first refresh comes ``garp_master_delay + garp_master_refresh`` after
+        becoming master (``vrrp_state_become_master``), then every ``garp_master_refresh``."""
+        if self.cfg.garp_master_refresh > 0 and self.api_latency is None:
+            first = now + self.cfg.garp_master_delay + self.cfg.garp_master_refresh
+            self.clock.call_at(first, self._refresh_garp, self._epoch(), self.term)
+
+    def _refresh_garp(self, epoch: int, term: int) -> None:
+        if self._mine(epoch, term):
+            now = self.env.now
+            self._garp(now, self.cfg.garp_master_refresh_repeat)
+            self.clock.call_at(now + self.cfg.garp_master_refresh, self._refresh_garp, epoch, term)
+
+    def _api_moved(self, epoch: int, term: int) -> None:
+        """The cloud API has moved the VIP here: every host's packets now reach this node."""
+        if self._mine(epoch, term) and self.topo.link_ok(self.index):
+            self.log.checks.append((self.env.now, self.name, "api moved the vip"))
+            self.garp(self.index, self.env.now, 1, initial=True)
 
     def _master_loop(self, first_advert: float):
         try:
@@ -198,18 +284,31 @@ class VrrpInstance(HaInstance):
         if self.state == BACKUP:
             if priority == 0:
                 self._reset(now + self.skew)
-            elif not self.cfg.preempt or self._higher(priority, src) or now < self.started_at + self.cfg.preempt_delay:
-                self._reset(now + self.mdi)
-            # else: a lower-priority master and we preempt: ignore it, our timer runs out
+            else:
+                delay = self.cfg.preempt_delay if self.cfg.preempt else 0.0
+                holding = delay > 0 and (self.preempt_time is None or self.preempt_time > now)
+                if rules.backup_accepts(priority, self.priority, self.cfg.preempt) or holding:
+                    self._reset(now + self.mdi)
+                    if delay > 0:
+                        if priority >= self.priority:
+                            self.preempt_time = None  # "stop preempt delay"
+                        elif self.preempt_time is None:
+                            self.preempt_time = now + delay  # "start preempt delay"
+                # else: a lower-priority master and we preempt: discard it, our timer runs on from
+                # the last advert we accepted (vrrp_state_backup: "received lower priority advert")
         elif self.state == MASTER:
             if priority == 0:
                 return
             if self._higher(priority, src):
                 self._enter_backup(now)  # step down
+            elif self.api_latency is not None:
+                # a cloud VIP: the notify_master_rx_lower_pri script takes the address back
+                self._send_advert(self.priority)
+                self.clock.call_at(now + self.api_latency(), self._api_moved, self._epoch(), self.term)
             elif self.cfg.garp_lower_prio:
                 # two masters (healed split brain): assert ourselves with an advert and GARPs
                 self._send_advert(self.priority)
-                self.garp(self.index, now, self.cfg.garp_master_repeat)
+                self._garp(now, self.cfg.garp_master_repeat)
 
     def _reset(self, deadline: float) -> None:
         earlier = deadline < self.down_deadline
@@ -219,38 +318,87 @@ class VrrpInstance(HaInstance):
 
 
 class HealthCheck:
-    """keepalived ``vrrp_script`` on one node: periodic checks of the local registrar.
+    """keepalived ``vrrp_script`` (or ``vrrp_track_process``) on one node, tracking the local registrar.
 
-    ``check(kind)`` is the registrar's answer (socket bound / OPTIONS answered); ``instance`` the
-    node's VRRP instance that a failed check puts in FAULT.
+    ``check(kind)`` is the registrar's answer (socket bound / OPTIONS answered); ``process()`` says
+    whether its process exists (``kind: process``, told through the topology's change
+    notifications — keepalived hears the kernel's process events, it does not poll). ``instance``
+    is the node's VRRP instance: weight 0 puts it in FAULT, a weight changes its priority.
+
+    A weighted script's state after a (re)start is unknown until its first result, which counts
+    at once in either direction (keepalived ``SCRIPT_INIT_STATE_INIT``: "one success is enough",
+    vrrp_scheduler.c); at t=0 the cluster runs at equilibrium with every check passing.
     """
 
-    def __init__(self, node: int, name: str, cfg, *, check: Callable[[str], bool], instance, topo, clock, log, streams):
+    def __init__(self, node: int, name: str, cfg, *, check: Callable[[str], bool], instance, topo, clock, log, streams,
+                 process: Callable[[], bool] | None = None):
         self.clock = clock
         self.env = clock.env
         self.topo = topo
         self.log = log
         self.node = node
+        self.name = name
         self.check = check
+        self.process = process
         self.instance = instance
         self.cfg = cfg
         self.fails = 0
         self.oks = 0
         self.failed = False
+        self.ok: bool | None = True  # a weighted check's last verdict (None: none since the start)
         self.proc: simpy.Process | None = None
+        self.running = False
         self.rnd = streams(f"healthcheck.{name}")
+        self.seen = True  # process kind: the process state keepalived last acted on
+        self.pending: bool | None = None  # process kind: the state a delay timer is waiting to confirm
+        if cfg.kind == "process":
+            topo.subscribers.append(self._process_event)
 
-    def start(self, phase: float | None = None) -> None:
+    @property
+    def weighted(self) -> bool:
+        return self.cfg.weight != 0
+
+    @property
+    def inert(self) -> bool:
+        """keepalived drops a weighted script on a priority-255 instance (vrrp.c vrrp_complete_instance)."""
+        return self.cfg.weight != 0 and getattr(self.instance, "base", 0) == rules.PRIORITY_OWNER
+
+    def prime(self) -> None:
+        """Equilibrium at t=0: every check passes (a weighted one's share is in the priority)."""
+        if self.weighted and not self.inert:
+            self.instance.track(self.cfg.contribution(True))
+
+    def start(self, phase: float | None = None, initial: bool = False) -> None:
+        if self.inert:
+            return
         self.fails = self.oks = 0
         self.failed = False
+        self.running = True
+        self.pending = None
+        if self.cfg.kind == "process":
+            self.seen = self.process()
+            self.ok = self.seen
+            if self.weighted:  # keepalived reads /proc at start: the state is known at once
+                self.instance.track(self.cfg.contribution(self.seen))
+            elif not self.seen:
+                self.failed = True
+                self.instance.fault("track_process")
+            return
+        if not initial and self.weighted:
+            self.ok = None
+            self.instance.track(0)
+        else:
+            self.ok = True
         first = self.rnd.random() * self.cfg.interval if phase is None else phase
         self.proc = self.clock.process(self._loop(first))
 
     def stop(self) -> None:
+        self.running = False
         if self.proc is not None and self.proc.is_alive:
             self.proc.interrupt("stop")
         self.proc = None
 
+    # ------------------------------------------------------------------ vrrp_script (polled)
     def _loop(self, first: float):
         try:
             yield self.clock.timeout(first)
@@ -259,38 +407,76 @@ class HealthCheck:
                 if ok:
                     self.oks += 1
                     self.fails = 0
-                    if self.failed and self.oks >= self.cfg.rise:
-                        self.failed = False
-                        self._report(False)
                 else:
                     self.fails += 1
                     self.oks = 0
-                    if not self.failed and self.fails >= self.cfg.fall:
-                        self.failed = True
-                        self._report(True)
+                if self.weighted:
+                    if self.ok is None or (ok and not self.ok and self.oks >= self.cfg.rise) or (
+                            not ok and self.ok and self.fails >= self.cfg.fall):
+                        self.ok = ok
+                        self._report(not ok)
+                elif ok:
+                    if self.failed and self.oks >= self.cfg.rise:
+                        self.failed = False
+                        self._report(False)
+                elif not self.failed and self.fails >= self.cfg.fall:
+                    self.failed = True
+                    self._report(True)
                 yield self.clock.timeout(self.cfg.interval)
         except simpy.Interrupt:
             return
 
-    def _report(self, failed: bool) -> None:
+    def _report(self, failed: bool, reason: str = "track_script", delay: float | None = None) -> None:
         v = self.instance
         epoch = self.topo.epoch[self.node]
 
         def apply() -> None:
             if self.topo.epoch[self.node] != epoch:
                 return
-            if failed:
-                self.log.checks.append((self.env.now, v.name, "fail"))
-                v.fault("track_script")
+            self.log.checks.append((self.env.now, v.name, "fail" if failed else "ok"))
+            if self.weighted:
+                v.track(self.cfg.contribution(not failed))
+            elif failed:
+                v.fault(reason)
             else:
-                self.log.checks.append((self.env.now, v.name, "ok"))
-                v.clear_fault("track_script")
+                v.clear_fault(reason)
 
-        delay = self.cfg.exec_time + (self.cfg.timeout if (failed and self.cfg.kind == "sip") else 0.0)
+        if delay is None:
+            delay = self.cfg.exec_time + (self.cfg.timeout if (failed and self.cfg.kind == "sip") else 0.0)
         if delay > 0:
             self.clock.call_at(self.env.now + delay, apply)
         else:
             apply()
+
+    # ------------------------------------------------------------------ vrrp_track_process (events)
+    def _process_event(self, t: float) -> None:
+        """Told of every topology change: did the registrar's process exit or start?"""
+        if not self.running:
+            return
+        now_up = self.process()
+        if now_up == self.seen and self.pending is None:
+            return
+        if self.pending is not None:
+            if now_up == self.pending:
+                return  # already waiting to confirm this state
+            if now_up == self.seen:
+                self.pending = None  # back before the delay ran out (keepalived cancels the timer)
+                return
+        self.pending = now_up
+        delay = self.cfg.event_latency + (self.cfg.fork_delay if now_up else self.cfg.terminate_delay)
+        epoch = self.topo.epoch[self.node]
+        self.clock.call_at(t + delay, self._process_settled, now_up, epoch)
+
+    def _process_settled(self, now_up: bool, epoch: int) -> None:
+        if not self.running or self.topo.epoch[self.node] != epoch or self.pending != now_up:
+            return
+        self.pending = None
+        if self.process() != now_up or self.seen == now_up:
+            return
+        self.seen = now_up
+        self.ok = now_up
+        self.failed = not now_up
+        self._report(not now_up, reason="track_process", delay=0.0)
 
 
 def start_group(instances: list[VrrpInstance], vcfg: Vrrp, rnd) -> int:

@@ -178,6 +178,16 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     if hc is not None and hc.kind != "socket":
         out.append(f"ha.health_check.kind: {hc.kind!r}; the lab's track_script checks the Kamailio "
                    "UDP socket only (kind: socket)")
+    if hc is not None and hc.weight != 0:
+        out.append(f"ha.health_check.weight: {hc.weight}; the lab's track_script has weight 0 (FAULT on "
+                   "failure)")
+    if v.garp_master_refresh > 0:
+        out.append(f"ha.vrrp.garp_master_refresh: {_s(v.garp_master_refresh)}; the lab's keepalived sends "
+                   "no periodic GARP (keepalived's default 0)")
+    if v.use_vmac:
+        out.append("ha.vrrp.use_vmac: true; the lab's keepalived runs without a virtual MAC")
+    if v.vip_move != "garp":
+        out.append(f"ha.vrrp.vip_move: {v.vip_move!r}; the lab is one LAN bridge: the VIP moves by GARP")
     # ---- network
     nw = cfg.network
     if nw.delay.expected > MAX_LAB_DELAY or (nw.delay.dist == "uniform" and nw.delay.high > MAX_LAB_DELAY):

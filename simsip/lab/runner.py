@@ -378,6 +378,15 @@ class Lab:
         if not self.procs.alive(f"kamailio-{node}"):
             self.start_kamailio(node)
 
+    def stop_keepalived(self, node: str) -> None:
+        """ha_stop: SIGTERM keepalived (systemctl stop): its master sends priority 0 and removes the VIP."""
+        self.procs.stop(f"keepalived-{node}", signal.SIGTERM, timeout=5)
+
+    def start_keepalived_again(self, node: str) -> None:
+        """ha_stop repaired: keepalived starts again (as BACKUP below priority 255)."""
+        if not self.procs.alive(f"keepalived-{node}"):
+            self.start_keepalived(node)
+
     def record(self, f: Fault, node: str, action: str, epoch: float) -> None:
         assert self.t0 is not None
         self.fault_log.append({

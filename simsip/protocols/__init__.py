@@ -10,7 +10,9 @@ Each module starts with the domain concept and its source (RFC, product document
   ``max_expires``, ``expires_range``), the phone's refresh interval, its retry wait after a
   failure (RFC 5626 backoff, product rules, Retry-After, Restart-Timer) and flow keep-alives;
 * :mod:`~simsip.protocols.cluster` — heartbeat's and corosync's failure detection;
-* :mod:`~simsip.protocols.queueing` — the steady REGISTER rate and Erlang C.
+* :mod:`~simsip.protocols.queueing` — the steady REGISTER rate and Erlang C;
+* :mod:`~simsip.protocols.overload` — the kernel's UDP receive buffer (Kamailio's SO_RCVBUF
+  probing, floor(B/truesize) + 1 datagrams) and Asterisk's taskprocessor high/low-water alert.
 
 Nothing here imports simpy or the config: the inputs are plain numbers and strings (the retry
 rule is read through its attributes), the outputs floats in seconds. Where a rule is random the
@@ -25,7 +27,9 @@ from simsip.protocols.cluster import (
     heartbeat_detection,
     heartbeat_detection_window,
     heartbeat_initdead,
+    pacemaker_fails_back,
 )
+from simsip.protocols.overload import kamailio_rcvbuf, setsockopt_rcvbuf, taskprocessor_alert, udp_queue_capacity
 from simsip.protocols.queueing import erlang_b, erlang_c, erlang_c_wait, steady_register_rate
 from simsip.protocols.registration import (
     backoff_window,
@@ -51,20 +55,25 @@ from simsip.protocols.transactions import (
     transaction_timeout,
 )
 from simsip.protocols.vrrp import (
+    backup_accepts,
+    effective_priority,
     expected_takeover,
     master_down_interval,
     skew_time,
     takeover_after_crash,
     takeover_window,
+    track_contribution,
 )
 
 __all__ = [
     "skew_time", "master_down_interval", "takeover_after_crash", "takeover_window", "expected_takeover",
+    "track_contribution", "effective_priority", "backup_accepts",
     "timer_f", "retransmit_interval", "send_time", "timer_e_schedule", "sipp_timeout", "transaction_timeout",
     "clamp_expiry", "spread_expiry", "grant_expiry", "retry_after_header", "refresh_interval", "backoff_window", "retry_wait",
     "retry_wait_draws", "restart_timer_applies", "failure_wait", "failure_draws", "keepalive_interval",
     "keepalive_timeout",
     "corosync_token_timeout", "corosync_detection", "heartbeat_initdead", "heartbeat_detection",
-    "heartbeat_detection_window",
+    "heartbeat_detection_window", "pacemaker_fails_back",
     "steady_register_rate", "erlang_b", "erlang_c", "erlang_c_wait",
+    "setsockopt_rcvbuf", "kamailio_rcvbuf", "udp_queue_capacity", "taskprocessor_alert",
 ]

@@ -12,6 +12,14 @@ token timeout — ``token`` plus ``token_coefficient`` for each node beyond two 
 ``consensus`` timeout (by default 1.2 × that token timeout), after which the survivors form the
 new membership (``join``, 50 ms). Pacemaker only then fences and starts resources.
 
+**Pacemaker placement** after a failed node rejoins: each node's score for the resources is the
+sum of the constraints that prefer it, and the node they currently run on adds the
+``resource-stickiness``. They move back to the preferred node only if its location score beats
+the stickiness (RHEL 9 HA guide §12.4: "if the location constraint score is higher than the
+resource-stickiness value, the cluster may still move healthy resources"). Pacemaker's own
+default stickiness is 0; clusters newly created on RHEL 9 default it to 1, so without a location
+preference nothing moves back.
+
 Every function is pure; a random phase is passed in as a uniform draw ``u`` in [0, 1).
 """
 
@@ -59,5 +67,15 @@ def heartbeat_detection_window(deadtime: float, keepalive: float) -> tuple[float
     return (deadtime - keepalive, deadtime)
 
 
-__all__ = ["CONSENSUS_PER_TOKEN", "corosync_token_timeout", "corosync_detection", "heartbeat_initdead",
+def pacemaker_fails_back(location_score: int, resource_stickiness: int) -> bool:
+    """Do the resources move back to the preferred node when it rejoins? Only if its location
+    score beats the stickiness of the current node (ties stay: nothing gains by moving).
+
+    >>> pacemaker_fails_back(1_000_000, 0), pacemaker_fails_back(0, 1), pacemaker_fails_back(100, 200)
+    (True, False, False)
+    """
+    return location_score > resource_stickiness
+
+
+__all__ = ["CONSENSUS_PER_TOKEN", "pacemaker_fails_back", "corosync_token_timeout", "corosync_detection", "heartbeat_initdead",
            "heartbeat_detection", "heartbeat_detection_window"]

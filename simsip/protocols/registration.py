@@ -25,6 +25,12 @@ send N/R REGISTERs per second (:func:`simsip.protocols.queueing.steady_register_
 error) the phone waits and starts a new transaction. With n consecutive failures before this one
 (n = 0: the first), the rule of :class:`simsip.config.schema.RetryRule` is, in this order:
 
+0. a failure *response* (``status``; not a local timeout or a transport error) listed in
+   ``code_waits`` waits that long (Grandstream "Retry wait upon 403 Forbidden" 1200 s); one not
+   listed in ``retry_codes`` (when set) waits ``long_interval`` or gives up (``other_codes``):
+   Cisco SPA/MPP retry at "Reg Retry Intvl" only the codes of "Retry Reg RSC" (blank by default)
+   and wait "Reg Retry Long Intvl" 1200 s after any other failure response; pjsua retries only
+   after 408, 480, 500, 502, 503, 504 and 6xx (``pjsua_acc.c`` ``regc_cb``) and otherwise stops;
 1. after ``max_attempts`` consecutive failures (0 = never; counted again from there) the phone
    waits ``long_interval`` (Cisco "Reg Retry Long Intvl") or gives up (``after_max: give_up``);
 2. the first transport error in a row waits ``transport_error_interval`` if set (Linphone: 0);
@@ -141,6 +147,12 @@ class RetryRuleFields(Protocol):
     def transport_error_interval(self) -> float | None: ...
     @property
     def honour_restart_timer(self) -> bool: ...
+    @property
+    def retry_codes(self) -> tuple[int, ...] | None: ...
+    @property
+    def other_codes(self) -> str: ...
+    @property
+    def code_waits(self) -> dict[int, float]: ...
 
 
 def backoff_window(n: int, base: float, max_wait: float, exponent_offset: int = 0) -> float:
@@ -149,8 +161,23 @@ def backoff_window(n: int, base: float, max_wait: float, exponent_offset: int = 
     return max_wait if w > max_wait else w
 
 
-def _retry_branch(rule: RetryRuleFields, n: int, timeout: bool, transport: bool) -> str:
+def _code_branch(rule: RetryRuleFields, status: int) -> str | None:
+    """Step 0: the branch a failure response's status code decides, or None (the rule goes on)."""
+    waits = getattr(rule, "code_waits", None)
+    if waits and status in waits:
+        return "code_wait"
+    codes = getattr(rule, "retry_codes", None)
+    if codes is not None and status not in codes:
+        return "give_up" if rule.other_codes == "give_up" else "long_interval"
+    return None
+
+
+def _retry_branch(rule: RetryRuleFields, n: int, timeout: bool, transport: bool, status: int = 0) -> str:
     """Which step of the rule decides the wait (see the module docstring)."""
+    if status and not timeout and not transport:
+        branch = _code_branch(rule, status)
+        if branch is not None:
+            return branch
     if rule.max_attempts and n + 1 >= rule.max_attempts and (n + 1) % rule.max_attempts == 0:
         return "give_up" if rule.after_max == "give_up" else "long_interval"
     if transport and n == 0 and rule.transport_error_interval is not None:
@@ -160,22 +187,26 @@ def _retry_branch(rule: RetryRuleFields, n: int, timeout: bool, transport: bool)
     return "backoff" if rule.mode == "backoff" else "fixed"
 
 
-def retry_wait_draws(rule: RetryRuleFields, n: int, *, timeout: bool = False, transport: bool = False) -> bool:
+def retry_wait_draws(rule: RetryRuleFields, n: int, *, timeout: bool = False, transport: bool = False,
+                     status: int = 0) -> bool:
     """Does :func:`retry_wait` use its draw ``u`` for this failure (backoff, or a fixed wait with spread)?"""
-    branch = _retry_branch(rule, n, timeout, transport)
+    branch = _retry_branch(rule, n, timeout, transport, status)
     return branch == "backoff" or (branch == "fixed" and bool(rule.spread))
 
 
 def retry_wait(rule: RetryRuleFields, n: int, *, timeout: bool = False, transport: bool = False,
-               u: float = 0.0) -> float | None:
+               u: float = 0.0, status: int = 0) -> float | None:
     """Seconds to wait after a failure with ``n`` consecutive failures before it; None: give up.
 
     ``timeout``: the transaction timed out (Timer F); ``transport``: a transport error (TCP reset,
-    connection refused or closed); ``u``: a uniform draw in [0, 1), used by backoff and spread.
+    connection refused or closed); ``status``: the failure response's code (0: none, e.g. a
+    timeout); ``u``: a uniform draw in [0, 1), used by backoff and spread.
     """
-    branch = _retry_branch(rule, n, timeout, transport)
+    branch = _retry_branch(rule, n, timeout, transport, status)
     if branch == "give_up":
         return None
+    if branch == "code_wait":
+        return rule.code_waits[status]
     if branch == "long_interval":
         return rule.long_interval
     if branch == "transport_error_interval":
@@ -201,25 +232,25 @@ def restart_timer_applies(rule: RetryRuleFields, n: int, restart_timer: float, *
 
 
 def failure_draws(rule: RetryRuleFields, n: int, *, timeout: bool = False, transport: bool = False,
-                  server_failure: bool = False, restart_timer: float = 0.0) -> tuple[bool, bool]:
+                  server_failure: bool = False, restart_timer: float = 0.0, status: int = 0) -> tuple[bool, bool]:
     """Which draws :func:`failure_wait` uses, in the order a simulator takes them: (``u``, ``u_restart``)."""
-    if _retry_branch(rule, n, timeout, transport) == "give_up":
+    if _retry_branch(rule, n, timeout, transport, status) == "give_up":
         return (False, False)
-    return (retry_wait_draws(rule, n, timeout=timeout, transport=transport),
+    return (retry_wait_draws(rule, n, timeout=timeout, transport=transport, status=status),
             restart_timer_applies(rule, n, restart_timer, timeout=timeout, transport=transport,
                                   server_failure=server_failure))
 
 
 def failure_wait(rule: RetryRuleFields, n: int, *, timeout: bool = False, transport: bool = False,
                  server_failure: bool = False, restart_timer: float = 0.0, retry_after: float = 0.0,
-                 u: float = 0.0, u_restart: float = 0.0) -> float | None:
+                 u: float = 0.0, u_restart: float = 0.0, status: int = 0) -> float | None:
     """The whole wait after a failed REGISTER (None: the phone gives up).
 
-    :func:`retry_wait` with draw ``u``; then, when :func:`restart_timer_applies`,
+    :func:`retry_wait` with draw ``u`` (and the response's ``status``: step 0); then, when :func:`restart_timer_applies`,
     ``u_restart``·Restart-Timer instead; then at least ``retry_after`` (a 503's Retry-After, 0 =
     absent) when the rule honours it.
     """
-    wait = retry_wait(rule, n, timeout=timeout, transport=transport, u=u)
+    wait = retry_wait(rule, n, timeout=timeout, transport=transport, u=u, status=status)
     if wait is None:
         return None
     if restart_timer_applies(rule, n, restart_timer, timeout=timeout, transport=transport,

@@ -24,11 +24,30 @@ crash. The crash instant is independent of the advertisement clock, so ψ is uni
 the takeover falls in the window (MDI − A, MDI], on average MDI − A/2 after the crash.
 Advertisements that take δ to reach the backup shift all of this by δ.
 
+**Weighted tracking** (keepalived ``track_script``/``track_process`` with ``weight`` w ≠ 0) changes
+the priority instead of entering FAULT. A tracker adds ``w·m`` (m = −1 with ``reverse``, else 1)
+while it is OK if w > 0, and while it has failed if w < 0 (``process_script_update_priority``,
+``initialise_track_script_state`` in keepalived ``vrrp/vrrp_track.c``). The *effective* priority,
+the one advertised and used for Skew_Time, is that total clamped to 1..254
+(``vrrp_set_effective_priority``); an address owner (priority 255) never changes it (keepalived
+drops a weighted script on such an instance, ``vrrp_complete_instance`` in ``vrrp/vrrp.c``).
+
+A master whose priority drops keeps advertising at the lower priority. A backup accepts an
+advert whose priority is at least its own (or always, with ``nopreempt``) and restarts its
+Master_Down_Timer; it *discards* a lower one and lets its timer run on (``vrrp_state_backup``,
+RFC 3768 §6.4.2). So a weighted failure moves the VIP only if it brings the master strictly
+below a preempting backup, and then only Master_Down_Interval after the last advert the backup
+accepted — not the Skew_Time a priority-0 advert (FAULT, or a clean stop) gives.
+
 Every function is pure: numbers in, numbers out, no randomness drawn (a random phase is passed in
 as a uniform draw ``u`` in [0, 1)).
 """
 
 from __future__ import annotations
+
+#: the address owner's priority (never adjusted) and the highest a tracked priority reaches
+PRIORITY_OWNER = 255
+PRIORITY_MAX_TRACKED = 254
 
 #: RFC 3768 / RFC 5798: advertisement intervals in a Master_Down_Interval
 DOWN_TIMER_ADVERTS = 3
@@ -74,5 +93,42 @@ def expected_takeover(mdi: float, advert_int: float, advert_delay: float = 0.0) 
     return mdi - advert_int / 2.0 + advert_delay
 
 
-__all__ = ["DOWN_TIMER_ADVERTS", "skew_time", "master_down_interval", "takeover_after_crash", "takeover_window",
+def track_contribution(weight: int, ok: bool, reverse: bool = False) -> int:
+    """What one weighted tracker adds to the priority (keepalived vrrp_track.c).
+
+    w > 0 adds w·m while the tracker is OK; w < 0 adds w·m while it has failed (m = −1 with
+    ``reverse``). Weight 0 never changes the priority (it means FAULT instead).
+
+    >>> track_contribution(-20, ok=False), track_contribution(-20, ok=True), track_contribution(10, ok=True)
+    (-20, 0, 10)
+    >>> track_contribution(10, ok=True, reverse=True), track_contribution(-20, ok=False, reverse=True)
+    (-10, 20)
+    """
+    m = -1 if reverse else 1
+    if ok:
+        return weight * m if weight > 0 else 0
+    return weight * m if weight < 0 else 0
+
+
+def effective_priority(base: int, total: int) -> int:
+    """The advertised priority: ``total`` (base + trackers) clamped to 1..254; 255 stays 255
+    (keepalived ``vrrp_set_effective_priority``).
+
+    >>> effective_priority(101, 81), effective_priority(100, -30), effective_priority(200, 300), effective_priority(255, 200)
+    (81, 1, 254, 255)
+    """
+    if base == PRIORITY_OWNER:
+        return PRIORITY_OWNER
+    return min(max(total, 1), PRIORITY_MAX_TRACKED)
+
+
+def backup_accepts(advert_priority: int, own_priority: int, preempt: bool = True) -> bool:
+    """Does a backup accept an advert (restart its Master_Down_Timer)? RFC 3768 §6.4.2 and
+    keepalived ``vrrp_state_backup``: yes if it is at least our priority, or if we do not preempt.
+    (Priority 0 is a release: the timer is set to Skew_Time instead.)"""
+    return (not preempt) or advert_priority >= own_priority
+
+
+__all__ = ["DOWN_TIMER_ADVERTS", "PRIORITY_OWNER", "PRIORITY_MAX_TRACKED", "track_contribution",
+           "effective_priority", "backup_accepts", "skew_time", "master_down_interval", "takeover_after_crash", "takeover_window",
            "expected_takeover"]

@@ -203,8 +203,15 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
         s += f" A backup takes over when no advert came for its Master_Down_Interval ({mdi})."
     hc = ha.health_check
     if hc is not None:
-        s += (f" A track_script ({hc.kind}) checks the local registrar every {human(hc.interval)}; "
-              f"{hc.fall} failure(s) put the node in FAULT and release the VIP.")
+        what = ("A track_process watches the registrar's process" if hc.kind == "process" else
+                f"A track_script ({hc.kind}) checks the local registrar every {human(hc.interval)}")
+        fails = "its exit" if hc.kind == "process" else f"{hc.fall} failure(s)"
+        if hc.weight == 0:
+            s += f" {what}; {fails} put the node in FAULT and release the VIP (a priority-0 advert)."
+        else:
+            s += (f" {what} with weight {hc.weight}{' reverse' if hc.reverse else ''}: {fails} change the "
+                  "node's priority instead of FAULT, so the VIP moves only if that brings the master below a "
+                  "preempting backup, and then after the backup's own Master_Down_Interval.")
     out.append(s)
     out.append(f"Each node runs {html.escape(reg.profile or 'the registrar')} with {reg.workers} workers"
                + (f" (capacity ≈ {capacity:,.0f} REGISTER/s)" if math.isfinite(capacity) else "")

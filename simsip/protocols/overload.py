@@ -1,0 +1,134 @@
+"""Registrar overload as the products implement it: the kernel's UDP receive buffer, Kamailio's
+buffer probing, and Asterisk's taskprocessor high/low-water alert.
+
+**The UDP receive buffer.** A UDP registrar's workers read REGISTERs from one socket; what waits
+for a free worker waits in the socket's receive queue, which the kernel bounds in *bytes*: every
+queued datagram is charged its skb ``truesize`` (payload plus buffer and ``sk_buff`` overhead,
+about 1–2 KiB for a REGISTER), and a datagram is dropped (``Udp: RcvbufErrors``) when the memory
+already charged exceeds ``sk_rcvbuf``; "always allow at least a packet" (Linux
+``net/ipv4/udp.c`` ``__udp_enqueue_schedule_skb``: ``if (rmem > sk->sk_rcvbuf) goto drop``,
+tested before the new datagram is charged). With k datagrams of truesize s queued the next one is
+taken while k·s ≤ B, so the queue holds ``floor(B/s) + 1`` datagrams (:func:`udp_queue_capacity`).
+
+``sk_rcvbuf`` starts at ``net.core.rmem_default`` (212 992 B); ``setsockopt(SO_RCVBUF, v)`` sets it
+to ``2·min(v, net.core.rmem_max)`` (the kernel doubles the request for its bookkeeping overhead,
+socket(7); ``net/core/sock.c`` ``__sock_set_rcvbuf``). Kamailio raises it at start-up
+(``src/core/udp_server.c`` ``udp_init`` → ``probe_max_receive_buffer``): from the initial value it
+doubles the request while it stays within ``maxbuffer`` (core parameter, default
+``MAX_RECV_BUFFER_SIZE`` 256 KiB, ``udp_server.h``), then adds ``BUFFER_INCREMENT`` 2048 B at a
+time until the request would pass ``maxbuffer`` or a read-back shows the request had no effect
+(:func:`kamailio_rcvbuf`). With the distribution defaults (rmem_max 212 992 B) that ends at
+2·212 992 = 425 984 B: about 185 REGISTERs of 2304 B truesize.
+
+**Asterisk's overload alert.** Every Asterisk taskprocessor counts its queued tasks; when a push
+brings the count to ``high`` (``AST_TASKPROCESSOR_HIGH_WATER_LEVEL`` 500, ``taskprocessor.h``) it
+raises the global alert, and it clears it when a pop brings the count down to ``low`` (90 % of
+high: 450, ``main/taskprocessor.c``). While any alert is raised res_pjsip's distributor
+(``res/res_pjsip/pjsip_distributor.c`` ``distributor()``, ``taskprocessor_overload_trigger =
+global`` by default) *ignores* every new out-of-dialog request that arrived over UDP ("rely on the
+peer's transport layer to retransmit") and answers one over TCP/TLS ``503`` without Retry-After
+(:func:`taskprocessor_alert`).
+
+Every function is pure.
+"""
+
+from __future__ import annotations
+
+#: Linux default ``net.core.rmem_default`` and ``net.core.rmem_max`` (bytes)
+RMEM_DEFAULT = 212_992
+RMEM_MAX = 212_992
+#: Kamailio ``MAX_RECV_BUFFER_SIZE`` (the default of the ``maxbuffer`` core parameter) and
+#: ``BUFFER_INCREMENT`` (``src/core/udp_server.h``, ``config.h``)
+KAMAILIO_MAXBUFFER = 256 * 1024
+KAMAILIO_BUFFER_INCREMENT = 2048
+#: Linux ``SOCK_MIN_RCVBUF`` (2·(2048 + sizeof(struct sk_buff)), rounded: the floor of a set buffer)
+SOCK_MIN_RCVBUF = 2304
+#: Asterisk taskprocessor high-water level and the low-water level it derives (90 %)
+TASKPROCESSOR_HIGH_WATER = 500
+TASKPROCESSOR_LOW_WATER = 450
+
+
+def setsockopt_rcvbuf(requested: int, rmem_max: int = RMEM_MAX) -> int:
+    """``sk_rcvbuf`` after ``setsockopt(SO_RCVBUF, requested)``: 2·min(requested, rmem_max), at least
+    SOCK_MIN_RCVBUF (Linux ``__sock_set_rcvbuf``); ``getsockopt`` reads this doubled value back."""
+    v = min(int(requested), int(rmem_max))
+    return max(2 * v, SOCK_MIN_RCVBUF)
+
+
+def kamailio_rcvbuf(rmem_default: int = RMEM_DEFAULT, rmem_max: int = RMEM_MAX,
+                    maxbuffer: int = KAMAILIO_MAXBUFFER) -> int:
+    """The receive buffer a Kamailio UDP socket ends with: ``probe_max_receive_buffer`` run against
+    the Linux rule of :func:`setsockopt_rcvbuf`, starting from ``rmem_default``.
+
+    >>> kamailio_rcvbuf()
+    425984
+    >>> kamailio_rcvbuf(rmem_max=8 * 1024 * 1024)
+    524288
+    """
+    current = int(rmem_default)  # getsockopt on a fresh socket: sk_rcvbuf = rmem_default
+    optval = current if current else KAMAILIO_BUFFER_INCREMENT
+    phase = 0
+    while True:
+        optval = optval * 2 if phase == 0 else optval + KAMAILIO_BUFFER_INCREMENT
+        if optval > maxbuffer:
+            if phase == 1:
+                break
+            phase = 1
+            optval //= 2
+            continue
+        after = setsockopt_rcvbuf(optval, rmem_max)  # Linux never refuses: it caps
+        if after < optval:  # "setting SO_RCVBUF has no effect"
+            current = after
+            if phase == 0:
+                phase = 1
+                optval //= 2
+                continue
+            break
+        current = after
+    return current
+
+
+def udp_queue_capacity(rcvbuf: int, truesize: int) -> int:
+    """Datagrams of ``truesize`` bytes a socket with ``sk_rcvbuf`` = ``rcvbuf`` holds before the
+    kernel drops: one is taken while the memory already charged is ≤ rcvbuf, so floor(B/s) + 1."""
+    if truesize <= 0:
+        raise ValueError("truesize must be > 0")
+    return int(rcvbuf) // int(truesize) + 1
+
+
+def taskprocessor_alert(alert: bool, queued: int, high: int = TASKPROCESSOR_HIGH_WATER,
+                        low: int = TASKPROCESSOR_LOW_WATER) -> bool:
+    """The alert after the queue reached ``queued`` tasks: raised at ``queued ≥ high`` (a push),
+    cleared at ``queued ≤ low`` (a pop), otherwise unchanged (the hysteresis between them)."""
+    if queued >= high:
+        return True
+    if queued <= low:
+        return False
+    return alert
+
+
+def pike_hit(state: list, t: float, unit: float, density: int) -> bool:
+    """One request from a source at time ``t`` through Kamailio pike; True: blocked.
+
+    ``state`` is the source's ``[unit index, previous-unit hits, current-unit hits, red]``, updated
+    in place. At every swap (multiples of ``unit``) the current count becomes the previous one and a
+    red source whose finished unit stayed below ``density`` is unblocked; a hit that brings either
+    count to ``density`` turns the source red (``mark_node``, ``refresh_node``).
+    """
+    k = int(t // unit)
+    if k != state[0]:
+        prev = state[2] if k == state[0] + 1 else 0  # two or more swaps: the last finished unit was empty
+        if state[3] and state[2] < density:  # the first swap unblocks after a quiet unit
+            state[3] = False
+        if state[3] and prev < density:  # a later swap saw an empty unit
+            state[3] = False
+        state[0], state[1], state[2] = k, prev, 0
+    state[2] += 1
+    if not state[3] and (state[2] >= density or state[1] >= density):
+        state[3] = True
+    return state[3]
+
+
+__all__ = ["pike_hit", "RMEM_DEFAULT", "RMEM_MAX", "KAMAILIO_MAXBUFFER", "KAMAILIO_BUFFER_INCREMENT", "SOCK_MIN_RCVBUF",
+           "TASKPROCESSOR_HIGH_WATER", "TASKPROCESSOR_LOW_WATER", "setsockopt_rcvbuf", "kamailio_rcvbuf",
+           "udp_queue_capacity", "taskprocessor_alert"]

@@ -1,0 +1,315 @@
+"""Registrar overload as the products implement it, each mechanism against its closed form or rule:
+the kernel's UDP receive buffer (bytes, truesize), Kamailio's SO_RCVBUF probing, stateless vs
+stateful handling of retransmissions, Asterisk's taskprocessor alert, phone retry by response
+code, and the storm example that clears vs the one that does not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from simsip.api import load_config, simulate
+from simsip.config.schema import Registrar, RetryRule, UdpBuffer
+from simsip.engine.model import Model
+from simsip.metrics import storm_figures
+from simsip.protocols import overload, registration
+from tests.conftest import EXAMPLES, scenario
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def _bins(log, name):
+    return np.asarray(log.bins[name].v) if name in log.bins else np.zeros(1, dtype=int)
+
+
+# --------------------------------------------------------------------------- the receive buffer
+def test_linux_setsockopt_doubles_the_request_capped_at_rmem_max():
+    assert overload.setsockopt_rcvbuf(100_000, rmem_max=212_992) == 200_000
+    assert overload.setsockopt_rcvbuf(1 << 20, rmem_max=212_992) == 2 * 212_992
+    assert overload.setsockopt_rcvbuf(10, rmem_max=212_992) == overload.SOCK_MIN_RCVBUF
+
+
+@pytest.mark.parametrize("rmem_max", [100_000, 212_992, 250_000, 262_144, 8 << 20])
+def test_kamailio_probe_ends_at_twice_its_last_request_capped_at_rmem_max(rmem_max):
+    """probe_max_receive_buffer from rmem_default 212992 (more than half of maxbuffer 256 KiB):
+    doubling fails at once, then +2048 B steps up to 212992 + 24·2048 = 262144 = maxbuffer; Linux
+    keeps 2·min(request, rmem_max), which never reads back smaller than the request here."""
+    last = 212_992 + ((262_144 - 212_992) // 2048) * 2048
+    assert last == 262_144
+    assert overload.kamailio_rcvbuf(212_992, rmem_max, 262_144) == 2 * min(last, rmem_max)
+
+
+def test_kamailio_probe_doubles_from_a_small_default_and_stops_at_maxbuffer():
+    # from 16 KiB the request doubles to 128 KiB (256 KiB would pass maxbuffer), then steps by 2 KiB
+    assert overload.kamailio_rcvbuf(16_384, 8 << 20, 262_144) == 2 * 262_144
+    # a default already above maxbuffer: Kamailio never calls setsockopt
+    assert overload.kamailio_rcvbuf(600_000, 8 << 20, 262_144) == 600_000
+
+
+def test_buffer_of_B_bytes_holds_floor_B_over_s_plus_one():
+    assert overload.udp_queue_capacity(425_984, 2304) == 425_984 // 2304 + 1 == 185
+    assert overload.udp_queue_capacity(23_040, 2304) == 11  # exactly 10 truesizes: one more fits
+    assert UdpBuffer().capacity == 185
+    assert Registrar(udp_buffer={"sizing": "rmem_default", "rmem_default": 23_040}).queue_capacity == 11
+    assert Registrar(queue_limit=7).queue_capacity == 7  # no buffer: the message count
+
+
+def _burst(n, registrar, **phone):
+    """n phones whose first REGISTERs all reach node a 1 ms after t=0; one 10 s worker."""
+    reg = {"workers": 1, "service_time": "10s", "min_expires": "10s"}
+    reg.update(registrar)
+    return scenario(duration="20s", output={"resolution": "100ms", "report": False},
+                    fleets=[{"name": "f", "count": n, "start": "boot_storm", "boot_window": "0s",
+                             "phone": {"expires": "60s", **phone}}],
+                    registrar=reg)
+
+
+def test_deterministic_burst_drops_exactly_what_the_buffer_cannot_hold():
+    B, s, n = 23_040, 2304, 50
+    cfg = _burst(n, {"udp_buffer": {"sizing": "rmem_default", "rmem_default": B, "truesize": s}})
+    log = Model(cfg).run()
+    held = B // s + 1
+    rejected = _bins(log, "rejected_a")
+    assert rejected[0] == n - 1 - held  # one in the worker, `held` in the buffer, the rest dropped
+    assert _bins(log, "queue_a")[0] == held
+    assert rejected[5] == n  # every retransmission at T1 finds the buffer still full
+
+
+def test_negative_control_a_message_queue_of_2000_drops_nothing():
+    log = Model(_burst(50, {"queue_limit": 2000})).run()
+    assert _bins(log, "rejected_a").sum() == 0
+
+
+# --------------------------------------------------------------------------- stateless vs stateful
+def _slow(front, n=20, window="60s"):
+    """n phones at once, one 300 ms worker: the k-th waits 0.3·k s, far beyond T1 for most. A
+    retransmission waits behind every first copy, so the transaction must outlive its reply by up
+    to 6 s to absorb it (``absorb_window``; Kamailio's wt_timer is 5 s)."""
+    return scenario(duration="60s", fleets=[{"name": "f", "count": n, "start": "boot_storm", "boot_window": "0s",
+                                             "phone": {"expires": "3600s"}}],
+                    registrar={"workers": 1, "service_time": "300ms", "queue_limit": 2000, "transactions": front,
+                               "absorb_window": window})
+
+
+def test_stateless_registrar_serves_every_copy_that_arrives():
+    log = Model(_slow("stateless")).run()
+    rx, served = _bins(log, "register_rx_a").sum(), _bins(log, "served_a").sum()
+    assert rx > 40  # queueing beyond T1: the phones retransmitted
+    assert served == rx  # every copy saved and answered (none dropped, none still queued)
+    assert _bins(log, "duplicates_a").sum() == rx - 20
+    assert log.counters["stray_responses"] == rx - 20  # the duplicate 200s the phones ignore
+
+
+def test_stateful_front_serves_each_transaction_once():
+    log = Model(_slow("stateful")).run()
+    rx = _bins(log, "register_rx_a").sum()
+    assert rx > 40
+    assert _bins(log, "served_a").sum() == 20  # one save per transaction
+    assert _bins(log, "absorbed_a").sum() == rx - 20
+    assert _bins(log, "duplicates_a").sum() == 0
+    assert log.counters["transactions_succeeded"] == 20
+
+
+def test_a_transaction_gone_after_absorb_window_is_processed_again():
+    """With wt_timer 5 s, a copy read more than 5 s after its transaction's reply is a new request."""
+    log = Model(_slow("stateful", window="5s")).run()
+    served, absorbed = _bins(log, "served_a").sum(), _bins(log, "absorbed_a").sum()
+    assert served > 20 and served == 20 + _bins(log, "duplicates_a").sum()
+    assert served + absorbed == _bins(log, "register_rx_a").sum()
+
+
+def test_stateful_front_resends_the_stored_reply_to_a_late_retransmission():
+    """A copy read after the reply left gets that reply again (here: lost replies force it)."""
+    cfg = _slow("stateful", n=5)
+    cfg = cfg.model_copy(update={"network": cfg.network.model_copy(update={"loss": 0.3})})
+    log = Model(cfg).run()
+    assert _bins(log, "served_a").sum() <= log.counters["transactions_started"]
+    assert log.counters["transactions_succeeded"] == 5
+
+
+# --------------------------------------------------------------------------- Asterisk's alert
+def _alert(transport="udp"):
+    """600 phones at once into one 20 ms worker; the alert at 4 queued, cleared at 2 (scaled 500/450)."""
+    return scenario(duration="20s", output={"resolution": "100ms", "report": False},
+                    fleets=[{"name": "f", "count": 600, "start": "boot_storm", "boot_window": "0s",
+                             "phone": {"expires": "3600s", "transport": transport,
+                                       "retry": {"interval": "60s"}}}],
+                    registrar={"workers": 1, "service_time": "20ms", "queue_limit": 10_000_000,
+                               "overload": "taskprocessor", "overload_high": 500, "overload_low": 450})
+
+
+def test_taskprocessor_alert_rises_at_high_water_and_clears_at_low_water():
+    m = Model(_alert())
+    log = m.run()
+    node = m.registrars[0]
+    ignored = _bins(log, "ignored_a")
+    # 1 in the worker, 500 queued (the push that reaches 500 raises the alert), 99 ignored
+    assert ignored[0] == 600 - 1 - 500
+    raised, cleared = node.alerts[0]
+    assert raised == pytest.approx(0.001)
+    # the pop that brings the queue to 450: the 50th queued request starts at 0.001 + 50·20 ms
+    assert cleared == pytest.approx(0.001 + 50 * 0.020)
+    # every retransmission at T1 (sent 0.5 s, lands 0.501 s) meets the alert; phones whose 200
+    # (1 ms there, 20 ms per REGISTER, 1 ms back) came before 0.5 s sent none
+    answered = int((0.5 - 0.002) // 0.020)
+    assert ignored[5] == 600 - answered
+    assert _bins(log, "overload_a")[:10].all() and _bins(log, "overload_a")[11] == 0
+    assert _bins(log, "resp_503").sum() == 0  # UDP requests are ignored, never answered
+
+
+def test_taskprocessor_alert_answers_tcp_503_without_retry_after():
+    m = Model(_alert("tcp"))
+    log = m.run()
+    assert _bins(log, "ignored_a").sum() > 0
+    assert _bins(log, "resp_503").sum() == _bins(log, "ignored_a").sum()
+
+
+def test_negative_control_no_alert_ignores_nothing():
+    cfg = _alert()
+    cfg = cfg.model_copy(update={"registrar": cfg.registrar.model_copy(update={"overload": "none"})})
+    log = Model(cfg).run()
+    assert "ignored_a" not in log.bins and log.counters.get("ignored_a") is None
+
+
+# --------------------------------------------------------------------------- phones per response code
+def _profile_retry(name):
+    return RetryRule.model_validate(yaml.safe_load((MODELS / "phones" / f"{name}.yaml").read_text())["phone"]["retry"])
+
+
+def test_cisco_blank_retry_reg_rsc_waits_the_long_interval_after_any_failure_response():
+    rule = _profile_retry("cisco-mpp")
+    for status in (403, 500, 503):
+        assert registration.failure_wait(rule, 0, status=status) == 1200.0
+    assert registration.failure_wait(rule, 0, timeout=True) == 30.0  # a timeout is not a response
+    assert registration.failure_wait(rule, 0, status=503, retry_after=1500.0) == 1500.0  # Retry-After honoured
+
+
+def test_cisco_phone_waits_1200s_after_a_503():
+    phone = yaml.safe_load((MODELS / "phones" / "cisco-mpp.yaml").read_text())["phone"]
+    phone.pop("description")
+    cfg = scenario(duration="1500s", fleets=[{"name": "f", "count": 1, "start": "boot_storm", "boot_window": "0s",
+                                              "phone": phone}],
+                   registrar={"workers": 1, "queue_limit": 0, "when_full": "reply_503", "min_expires": "10s"})
+    m = Model(cfg)
+    starts = []
+    orig = m.phones.begin
+
+    def begin(p, gen):
+        if gen == m.phones.gen[p]:
+            starts.append(m.sim.now)
+        orig(p, gen)
+
+    m.phones.begin = begin
+    m.run()
+    # 503 after 1 ms there and 1 ms back: the next attempt 1200 s later (not 30 s)
+    assert starts[:2] == [0.0, pytest.approx(0.002 + 1200.0)]
+
+
+def test_grandstream_waits_1200s_after_403_only():
+    rule = _profile_retry("grandstream")
+    assert registration.failure_wait(rule, 0, status=403) == 1200.0
+    assert registration.failure_wait(rule, 0, status=503) == 20.0
+    assert registration.failure_wait(rule, 0, timeout=True) == 20.0
+
+
+def test_pjsua_retries_only_temporary_failures():
+    rule = _profile_retry("pjsua")
+    assert registration.failure_wait(rule, 0, status=403) is None  # not retried
+    assert registration.failure_wait(rule, 0, status=401) is None
+    assert registration.failure_draws(rule, 0, status=403) == (False, False)  # no draw consumed
+    assert registration.failure_wait(rule, 0, status=503, u=0.5) == pytest.approx(5.0)  # 0 + U[0, 10]
+    assert registration.failure_wait(rule, 1, status=600, u=0.5) == pytest.approx(300.0)
+    assert registration.failure_wait(rule, 1, timeout=True, u=0.0) == pytest.approx(290.0)
+
+
+def test_rules_without_codes_are_unchanged():
+    rule = RetryRule()
+    for status in (0, 403, 503):
+        assert registration.failure_wait(rule, 0, status=status) == 30.0
+
+
+# --------------------------------------------------------------------------- the storm example
+def _storm(path, **registrar):
+    cfg = load_config(path)
+    if registrar:
+        cfg = cfg.model_copy(update={"registrar": cfg.registrar.model_copy(update=registrar)})
+    res = simulate(cfg, replications=1)
+    return storm_figures(res.timeseries)["node-a"], res.timeseries
+
+
+@pytest.mark.extensive  # runs the example twice (10 min of 6000 phones)
+def test_stateless_storm_collapses_and_stateful_storm_clears():
+    collapse, ts_a = _storm(EXAMPLES / "register-storm.yaml")
+    clears, ts_b = _storm(EXAMPLES / "register-storm-stateful.yaml")
+    assert collapse["cleared"] == 0 and collapse["overload_end"] == pytest.approx(600.0)  # negative control
+    assert collapse["duplicates"] > 0.3 * collapse["served_total"]
+    assert clears["cleared"] == 1 and clears["overload_end"] <= 120.0
+    # demand after the storm is 6000 phones / 30 s = 200 REGISTER/s: only the stateful front meets it
+    late = slice(30, 60)  # the last 5 minutes (10 s steps)
+    assert ts_b["resp_2xx"].iloc[late].sum() / 300.0 == pytest.approx(200.0, rel=0.02)
+    assert ts_a["resp_2xx"].iloc[late].sum() / 300.0 < 0.8 * 200.0
+
+
+@pytest.mark.extensive
+def test_stateless_storm_clears_with_kamailios_stock_buffer():
+    stock, _ = _storm(EXAMPLES / "register-storm.yaml", udp_buffer=UdpBuffer())
+    assert stock["cleared"] == 1
+    assert stock["queueing_delay_max"] < 185 / 250 + 0.5  # under a second of work in 185 REGISTERs
+
+
+def test_taskprocessor_rule_is_a_hysteresis():
+    assert overload.taskprocessor_alert(False, 499) is False
+    assert overload.taskprocessor_alert(False, 500) is True  # the push that reaches high water
+    assert overload.taskprocessor_alert(True, 451) is True  # between the levels: unchanged
+    assert overload.taskprocessor_alert(False, 451) is False
+    assert overload.taskprocessor_alert(True, 450) is False  # the pop that reaches low water
+
+
+# --------------------------------------------------------------------------- pike
+def test_pike_rule_blocks_at_the_density_and_unblocks_after_a_quiet_unit():
+    st = [0, 0, 0, False]
+    assert [overload.pike_hit(st, 0.1, 2.0, 3) for _ in range(4)] == [False, False, True, True]
+    assert overload.pike_hit(st, 2.5, 2.0, 3) is True  # the previous unit had 4 hits: still red
+    st2 = [0, 0, 0, False]
+    overload.pike_hit(st2, 0.0, 2.0, 3)
+    overload.pike_hit(st2, 0.0, 2.0, 3)
+    assert overload.pike_hit(st2, 2.1, 2.0, 3) is False  # new unit: prev 2 < 3, curr 1
+    st3 = [0, 0, 0, False]
+    for _ in range(5):
+        overload.pike_hit(st3, 0.0, 2.0, 3)
+    assert overload.pike_hit(st3, 4.1, 2.0, 3) is False  # an empty unit in between unblocks
+
+
+def _office(group, density=30, ban="0s", n=40):
+    return scenario(duration="10s", output={"resolution": "100ms", "report": False},
+                    fleets=[{"name": "office", "count": n, "start": "boot_storm", "boot_window": "0s",
+                             "phone": {"expires": "3600s", "nat_group": group}}],
+                    registrar={"workers": 4, "service_time": "1ms", "queue_limit": 2000,
+                               "pike": {"reqs_density_per_unit": density, "ban_time": ban}})
+
+
+def test_pike_blocks_a_nated_office_from_its_30th_request():
+    log = Model(_office(40)).run()
+    # one source: the 30th REGISTER of the unit turns it red; it and the 10 after it are dropped
+    pike, ok = _bins(log, "pike_a"), _bins(log, "resp_2xx")
+    assert pike[0] == 40 - 29
+    # their retransmissions at 0.5 and 1.5 s find the source red; unit [0, 2 s) counted 62 hits, so
+    # the swap at 2 s keeps it red and the 3.5 s copies are dropped too; unit [2, 4 s) counted 11 < 30:
+    # the swap at 4 s unblocks it, and the copies sent at 7.5 s get through
+    assert pike[5] == pike[15] == pike[35] == 11 and pike[36:].sum() == 0
+    assert ok[:75].sum() == 29 and ok[75:].sum() == 11
+
+
+def test_negative_control_phones_with_their_own_addresses_pass_pike():
+    log = Model(_office(1)).run()
+    assert _bins(log, "pike_a").sum() == 0
+    assert log.counters["transactions_succeeded"] == 40
+
+
+def test_kamailio_cfg_ipban_keeps_a_blocked_office_out_for_ban_time():
+    log = Model(_office(40, ban="300s")).run()
+    assert _bins(log, "resp_2xx").sum() == 29  # the 7.5 s copies meet the ban, not pike
+    assert _bins(log, "pike_a")[75] == 11
