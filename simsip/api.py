@@ -7,9 +7,19 @@
 >>> res.timeseries.head(); res.figures()["reachable"].show()
 
 Replications run one after another with run numbers 0..n-1; each has its own named random
-streams, so adding replications never changes the earlier ones. ``simulate(..., out=DIR)`` writes
-the run directory as it goes: after every replication the summary and tables are rewritten
-atomically, so a crash or Ctrl-C leaves every finished replication on disk, with the error.
+streams, so adding replications never changes the earlier ones.
+
+``simulate(..., out=DIR)`` writes the run directory as a unit, so it never claims more than it holds:
+
+1. ``summary.json`` with ``status: running`` first (and the tables of any earlier run in DIR removed);
+2. each finished replication's tables atomically in ``parts/<replication>/``, then the summary's
+   ``replications_done``;
+3. at the end the combined tables and ``report.html``, and ``summary.json`` with ``status: ok`` last
+   (the parts are removed after that).
+
+Ctrl-C and SIGTERM end the run the same way (``status: interrupted``, the finished replications
+combined), an exception with ``status: error``. A run killed outright (``kill -9``, power loss)
+stays ``status: running``: ``simsip report`` refuses it (:func:`run_state`).
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ import json
 import math
 import os
 import platform
+import shutil
+import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -31,8 +43,8 @@ from pydantic import ValidationError
 from simsip.config.loader import ConfigError, resolved_yaml
 from simsip.config.loader import load_config as _load_config
 from simsip.config.schema import Scenario
-from simsip.io import atomic_table, atomic_text
-from simsip.metrics import INTERVAL_METHODS, RepMetrics, compute, summarize_figures
+from simsip.io import Terminated, atomic_table, atomic_text, no_interrupts, output_dir_problem, run_state, terminate_as_interrupt  # noqa: F401
+from simsip.metrics import FIGURE_HELP, INTERVAL_METHODS, RepMetrics, ci95, compute, summarize_figures  # noqa: F401
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), *, seed: int | None = None,
@@ -124,6 +136,8 @@ class Results:
             "intervals": INTERVAL_METHODS,
             "recovery_quantiles": "Kaplan–Meier: phones not recovered by the run end are right-censored there; "
                                   "mean null with not_reached > 0 means beyond the run end",
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
             "figures": figures,
         }
 
@@ -134,25 +148,72 @@ class Results:
         return build_figures(self)
 
     # ------------------------------------------------------------------ writing
-    def write(self, out_dir: str | os.PathLike, report: bool = True) -> Path:
-        """Write (or rewrite) the run directory atomically, file by file (``report``: also the page)."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        self.out_dir = out
-        fmt = self.config.output.format
-        _atomic_text(out / "config.resolved.yaml", resolved_yaml(self.config))
-        _atomic_text(out / "summary.json", json.dumps(_jsonable(self.summary), indent=2) + "\n")
+    def _tables(self) -> dict[str, pd.DataFrame]:
         tables = {"timeseries": self.timeseries, "faults": self.faults, "vip": self.vip, "replications": self.per_replication}
         if self.config.output.per_phone:
             tables["outages"] = self.outages
             tables["recovery"] = self.recovery
-        for name, df in tables.items():
+        return tables
+
+    def write(self, out_dir: str | os.PathLike, report: bool = True) -> Path:
+        """Write (or rewrite) the whole run directory, file by file atomically, the summary last
+        (``report``: also the page)."""
+        out = Path(out_dir)
+        _make_dir(out)
+        self.out_dir = out
+        fmt = self.config.output.format
+        _atomic_text(out / "config.resolved.yaml", resolved_yaml(self.config))
+        for name, df in self._tables().items():
             _atomic_table(out / f"{name}.{fmt}", df, fmt)
         if report and self.config.output.report and self.reps:
             from simsip.report import write_report
 
             write_report(self, out / "report.html")
+        self._write_summary(out)
         return out
+
+    def _write_summary(self, out: Path) -> None:
+        _atomic_text(out / "summary.json", json.dumps(_jsonable(self.summary), indent=2) + "\n")
+
+    def _start(self, out: Path) -> None:
+        """Step 1 of a run directory: ``status: running``, nothing of an earlier run left."""
+        _make_dir(out)
+        self.out_dir = out
+        self.status = "running"
+        for p in out.glob(".*.tmp"):  # a write cut short by kill -9
+            p.unlink(missing_ok=True)
+        shutil.rmtree(out / "parts", ignore_errors=True)
+        for name in (*_TABLE_FILES, "report.html"):
+            for p in out.glob(f"{name}.*") if name != "report.html" else [out / name]:
+                if p.suffix in (".csv", ".parquet", ".html"):
+                    p.unlink(missing_ok=True)
+        _atomic_text(out / "config.resolved.yaml", resolved_yaml(self.config))
+        self._write_summary(out)
+
+    def _write_part(self, out: Path, rep: RepMetrics) -> None:
+        """Step 2: one finished replication's tables, then the summary that counts it."""
+        fmt = self.config.output.format
+        part = out / "parts" / f"{rep.replication:06d}"
+        names = ["timeseries", "faults", "vip"] + (["outages", "recovery"] if self.config.output.per_phone else [])
+        for name in names:
+            _atomic_table(part / f"{name}.{fmt}", getattr(rep, name), fmt)
+        self._write_summary(out)
+
+    def _finish(self, out: Path, status: str) -> None:
+        """Step 3: the combined tables and the page, the summary with the final status last."""
+        self.status = status
+        self.write(out)
+        shutil.rmtree(out / "parts", ignore_errors=True)
+
+
+_TABLE_FILES = ("timeseries", "outages", "recovery", "faults", "vip", "replications")
+
+
+def _make_dir(out: Path) -> None:
+    """Create a run directory; a path that is a file or not writable is the user's to fix."""
+    problem = output_dir_problem(out)
+    if problem:
+        raise ConfigError([problem])
 
 
 def _jsonable(x):
@@ -194,33 +255,49 @@ def simulate(
     cfg = config if isinstance(config, Scenario) else load_config(config)
     cfg = _with_run_options(cfg, seed, replications)
     res = Results(config=cfg, seed=cfg.seed)
+    out_dir = Path(out) if out is not None else None
     t_start = time.perf_counter()
+    if out_dir is not None:
+        res._start(out_dir)
     try:
-        for r in range(cfg.replications):
-            model = Model(cfg, replication=r)
-            log = model.run()
-            calls = model.streams.generator("calls")
-            res.reps.append(compute(cfg, log, r, calls))
-            res.runtime_s = time.perf_counter() - t_start
-            if out is not None:  # the tables after every replication; the page once, when the run ends
-                res.write(out, report=False)
-            if progress:
-                progress(r + 1, cfg.replications)
-    except KeyboardInterrupt:
-        res.status = "interrupted"
-        res.error = "interrupted by the user (Ctrl-C) after %d replication(s)" % len(res.reps)
+        with terminate_as_interrupt():
+            for r in range(cfg.replications):
+                model = Model(cfg, replication=r)
+                log = model.run()
+                calls = model.streams.generator("calls")
+                res.reps.append(compute(cfg, log, r, calls))
+                res.runtime_s = time.perf_counter() - t_start
+                if out_dir is not None:
+                    res._write_part(out_dir, res.reps[-1])
+                if progress:
+                    progress(r + 1, cfg.replications)
+    except KeyboardInterrupt as exc:
+        what = f"signal {exc.signum}" if isinstance(exc, Terminated) else "the user (Ctrl-C)"
+        res.error = f"interrupted by {what} after %d replication(s)" % len(res.reps)
         res.runtime_s = time.perf_counter() - t_start
-        if out is not None:
-            res.write(out)
+        if out_dir is not None:
+            with no_interrupts():
+                res._finish(out_dir, "interrupted")
+        res.status = "interrupted"
         raise
     except Exception as exc:
-        res.status = "error"
         res.error = f"{type(exc).__name__}: {exc}\n" + traceback.format_exc(limit=8)
         res.runtime_s = time.perf_counter() - t_start
-        if out is not None:
-            res.write(out)
+        if out_dir is not None:
+            with no_interrupts():
+                res._finish(out_dir, "error")
+        res.status = "error"
         raise
     res.runtime_s = time.perf_counter() - t_start
-    if out is not None:
-        res.write(out)
+    res.status = "ok"
+    if out_dir is not None:
+        with terminate_as_interrupt():
+            try:
+                res._finish(out_dir, "ok")
+            except KeyboardInterrupt:  # while combining: the replications are all done, say so
+                res.error = "interrupted while writing the combined tables"
+                with no_interrupts():
+                    res._finish(out_dir, "interrupted")
+                res.status = "interrupted"
+                raise
     return res

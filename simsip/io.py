@@ -3,16 +3,57 @@
 Every writer goes to a temporary file in the same directory, is flushed to disk, and replaces the
 target with one ``os.replace`` — so a crash, ``kill -9`` or Ctrl-C in the middle of a write leaves
 what was there before, and resumable sweeps can trust every file they find.
+
+SIGTERM and SIGHUP end a run, sweep or plan the way Ctrl-C does (:func:`terminate_as_interrupt`),
+so what is computed is kept and the status recorded; :func:`no_interrupts` keeps a second signal
+from cutting the final writes short.
+
+A result file gets the mode any other file the user creates gets (0666 less the umask), not the
+0600 of a private temporary file.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back; there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def output_dir_problem(out: str | os.PathLike) -> str | None:
+    """Create the output directory ``out``; what is wrong with it when that fails (``None``: ready).
+
+    The message names the path and what to do, for a located user error (a path that is a file,
+    a directory that cannot be created or written)."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        return f"{out}: output path exists and is not a directory (choose another --out)"
+    except NotADirectoryError:
+        return f"{out}: output path is inside a file, not a directory (choose another --out)"
+    except OSError as exc:
+        return f"{out}: cannot create the output directory: {exc.strerror or exc} (choose another --out)"
+    probe = out / f".simsip-write-test-{os.getpid()}"
+    try:  # os.access lies for root and on read-only mounts: try it
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        return f"{out}: output directory is not writable: {exc.strerror or exc} (choose another --out)"
+    return None
 
 
 def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> None:
@@ -25,6 +66,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> None
         writer(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -43,3 +85,80 @@ def atomic_table(path: str | os.PathLike, df: pd.DataFrame, fmt: str = "csv", **
         atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     else:
         atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, **csv_kw))
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or SIGHUP) received: handled like Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Inside the block, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt), so they
+    end a run the way Ctrl-C does: finished work kept, status recorded. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):  # noqa: ANN001
+        raise Terminated(signum)
+
+    old = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, _raise)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+@contextmanager
+def no_interrupts() -> Iterator[None]:
+    """A second Ctrl-C or SIGTERM must not cut the final writes short (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        try:
+            old[sig] = signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def run_state(summary: dict, run_dir: str | os.PathLike) -> str | None:
+    """Why a run directory's files cannot be trusted as a whole (``None``: they can).
+
+    ``status: running`` in ``summary.json`` means the run is still going, or its process was killed
+    outright before it could finish (``kill -9``, power loss): its tables may disagree.
+    """
+    if summary.get("status") != "running":
+        return None
+    pid, host = summary.get("pid"), summary.get("host")
+    alive = False
+    if isinstance(pid, int) and host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+            alive = True
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+    done = summary.get("replications_done")
+    if alive:
+        return (f"{run_dir}: the run is still going (status running, pid {pid}, {done} replication(s) done); "
+                "wait for it to finish")
+    return (f"{run_dir}: incomplete run (status running, {done} replication(s) done): its process was killed "
+            "before it finished (kill -9 or a crash), so its files may disagree; run it again")

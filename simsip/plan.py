@@ -54,6 +54,7 @@ from pydantic import Field, field_validator, model_validator
 from simsip.analytic import SCREENED_FIGURES, NotScreenable, screen
 from simsip.config.loader import ConfigError, resolved_yaml
 from simsip.config.schema import Scenario
+from simsip.io import output_dir_problem
 from simsip.metrics import FIGURE_HELP, ci95
 from simsip.sweep import (
     BaseScenario,
@@ -206,6 +207,14 @@ class PlanSpec(_Spec):
         for i, f in enumerate(self.variables):
             if f.range is not None and f.levels is None:
                 raise ValueError(f"variables[{i}] ({f.path}): a range needs 'levels' (the planner screens a grid)")
+        known = set(FIGURE_HELP) | set(SCREENED_FIGURES) | {f.column for f in self.variables}
+        for i, o in enumerate(self.objectives):  # an unknown objective is the user's, not a KeyError later
+            if o not in known:
+                raise ValueError(f"objectives[{i}]: unknown objective {o!r} (allowed: a figure — "
+                                 f"{', '.join(sorted(FIGURE_HELP))} — or a variable's column)")
+        fig = self.sensitivity.figure
+        if fig is not None and fig not in known:
+            raise ValueError(f"sensitivity.figure: unknown figure {fig!r} (allowed: {', '.join(sorted(FIGURE_HELP))})")
         return self
 
     @property
@@ -322,6 +331,14 @@ def plan(spec_or_path: "str | os.PathLike | PlanSpec | dict", *, out: str | os.P
     """
     t_start = time.perf_counter()
     spec, base, source = load_plan(spec_or_path)
+    if out is not None:  # before any work: an output path that is a file or read-only is the user's
+        problem = output_dir_problem(out)
+        if problem:
+            raise ConfigError([problem])
+    if dask:
+        from simsip.sweep import check_dask_address
+
+        check_dask_address(dask)
     cons = spec.constraints
     var_cols = [f.column for f in spec.variables]
     levels = [factor_levels(f) for f in spec.variables]

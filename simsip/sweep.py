@@ -52,6 +52,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -64,7 +65,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from simsip.io import atomic_text, atomic_write
+from simsip.io import atomic_text, atomic_write, output_dir_problem, terminate_as_interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simsip.config.loader import (
@@ -488,6 +489,9 @@ def _point_file(out: Path, k: int) -> Path:
 def open_sweep_dir(out: Path, prep: PreparedSweep, fresh: bool) -> set[int]:
     """Create or reopen a sweep directory; the points already done (refuses a different sweep)."""
     man_path = out / "manifest.json"
+    problem = output_dir_problem(out)
+    if problem:
+        raise ConfigError([problem])
     if man_path.exists() and not fresh:
         try:
             man = json.loads(man_path.read_text())
@@ -529,7 +533,101 @@ def open_sweep_dir(out: Path, prep: PreparedSweep, fresh: bool) -> set[int]:
         "points": [{"point": k, **ov} for k, ov in enumerate(prep.overrides)],
     }
     atomic_text(out / "sweep.resolved.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+    reap_stray_workers(out)
     return {k for k in range(prep.n_points) if _point_file(out, k).exists()}
+
+
+def read_point(out: Path, k: int) -> pd.DataFrame | None:
+    """A finished point's rows, or ``None`` when its file is unreadable or not point ``k``'s (then it
+    is set aside as ``<file>.corrupt`` with a message naming it, and the point is computed again)."""
+    path = _point_file(out, k)
+    problem = None
+    try:
+        df = pd.read_parquet(path)
+        if "point" not in df.columns or not len(df) or not (df["point"] == k).all():
+            problem = f"it does not hold point {k}'s rows"
+    except Exception as exc:  # pyarrow raises a zoo of types for a damaged file
+        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if problem is None:
+        return df
+    bad = path.with_name(path.name + ".corrupt")
+    try:
+        os.replace(path, bad)
+    except OSError:
+        bad = path
+    log.warning("%s: unreadable point file (%s); set aside as %s, point %d is computed again", path, problem, bad.name, k)
+    print(f"warning: {path}: unreadable point file ({problem}); set aside as {bad.name}, point {k} is computed again",
+          file=sys.stderr)
+    return None
+
+
+# ----------------------------------------------------------------------------- worker lifecycle
+_PR_SET_PDEATHSIG = 1
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time (field 22 of /proc/PID/stat): with the PID, it names one process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _worker_init(registry: str | None, parent: int) -> None:
+    """Runs first in every local worker: die with the sweep (Linux parent-death signal), and leave
+    a note so that a later sweep in the same directory can reap a worker that outlived it."""
+    import signal as _signal
+
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(_signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the registry below is the safety net
+        pass
+    if os.getppid() != parent:  # the sweep died before prctl took effect
+        os._exit(1)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)  # Ctrl-C is the sweep's to handle, not the workers'
+    if registry:
+        d = Path(registry)
+        d.mkdir(parents=True, exist_ok=True)
+        me = os.getpid()
+        (d / str(me)).write_text(json.dumps({"pid": me, "start": _start_time(me), "parent": parent,
+                                             "parent_start": _start_time(parent)}))
+
+
+def _workers_dir(out: Path) -> Path:
+    return out / ".workers"
+
+
+def reap_stray_workers(out: Path) -> list[int]:
+    """Kill the local workers of an earlier sweep in ``out`` whose sweep process is gone (by PID and
+    start time, so a reused PID is never hit); returns their PIDs."""
+    import signal as _signal
+
+    killed = []
+    d = _workers_dir(out)
+    for note in sorted(d.glob("*")) if d.is_dir() else []:
+        try:
+            info = json.loads(note.read_text())
+            pid, start = int(info["pid"]), info["start"]
+            parent, parent_start = int(info["parent"]), info["parent_start"]
+        except (OSError, ValueError, KeyError, TypeError):
+            note.unlink(missing_ok=True)
+            continue
+        if parent_start is not None and _start_time(parent) == parent_start:
+            continue  # that sweep is still running (in another process): not a stray
+        if start is not None and _start_time(pid) == start:
+            try:
+                os.kill(pid, _signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        note.unlink(missing_ok=True)
+    if killed:
+        print(f"{out}: killed {len(killed)} worker process(es) left by an earlier sweep that was killed: "
+              f"{', '.join(map(str, killed))}", file=sys.stderr)
+    return killed
 
 
 # ----------------------------------------------------------------------------- progress
@@ -570,29 +668,45 @@ class _Progress:
 
 # ----------------------------------------------------------------------------- executors
 def _execute(tasks: list[tuple[int, dict, dict]], on_done: Callable[[int, pd.DataFrame], None],
-             workers: int | None, dask: str | None) -> None:
+             workers: int | None, dask: str | None, registry: Path | None = None) -> None:
     if not tasks:
         return
-    if dask:
-        _execute_dask(tasks, on_done, workers, dask)
-        return
-    n = (os.cpu_count() or 1) if workers is None else int(workers)
-    if n <= 1 or len(tasks) == 1:
-        for k, cfg, fv in tasks:
-            on_done(k, run_point(k, cfg, fv))
-        return
-    with ProcessPoolExecutor(max_workers=min(n, len(tasks))) as pool:
-        pending = {pool.submit(run_point, k, cfg, fv): k for k, cfg, fv in tasks}
-        try:
-            while pending:
-                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in sorted(done, key=lambda f: pending[f]):
-                    k = pending.pop(fut)
-                    on_done(k, fut.result())
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+    with terminate_as_interrupt():  # SIGTERM ends a sweep the way Ctrl-C does: finished points kept
+        if dask:
+            _execute_dask(tasks, on_done, workers, dask)
+            return
+        n = (os.cpu_count() or 1) if workers is None else int(workers)
+        if n <= 1 or len(tasks) == 1:
+            for k, cfg, fv in tasks:
+                on_done(k, run_point(k, cfg, fv))
+            return
+        _execute_pool(tasks, on_done, min(n, len(tasks)), registry)
+
+
+def _execute_pool(tasks, on_done, n: int, registry: Path | None) -> None:
+    """Local worker processes that die with the sweep (and are stopped at once when it is interrupted)."""
+    pool = ProcessPoolExecutor(max_workers=n, initializer=_worker_init,
+                               initargs=(str(registry) if registry else None, os.getpid()))
+    pending = {pool.submit(run_point, k, cfg, fv): k for k, cfg, fv in tasks}
+    try:
+        while pending:
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=lambda f: pending[f]):
+                k = pending.pop(fut)
+                on_done(k, fut.result())
+    except BaseException:
+        for fut in pending:
+            fut.cancel()
+        for proc in list(getattr(pool, "_processes", {}).values()):  # do not wait for running points
+            try:
+                proc.kill()
+            except (OSError, ValueError):
+                pass
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if registry is not None:
+            shutil.rmtree(registry, ignore_errors=True)
 
 
 def _execute_dask(tasks, on_done, workers, address: str) -> None:
@@ -606,7 +720,7 @@ def _execute_dask(tasks, on_done, workers, address: str) -> None:
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(address)
+        client = _dask_client(Client, address)
     try:
         futs = [client.submit(run_point, k, cfg, fv, key=f"simsip-point-{k}-{os.getpid()}-{id(tasks)}", pure=False)
                 for k, cfg, fv in tasks]
@@ -617,6 +731,30 @@ def _execute_dask(tasks, on_done, workers, address: str) -> None:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+_DASK_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx|inproc)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:[0-9]{1,5})?$")
+
+
+def check_dask_address(address: str) -> None:
+    """Refuse a malformed ``--dask`` value with what is allowed (before anything runs)."""
+    if address == "local":
+        return
+    m = _DASK_ADDRESS.match(address)
+    port = int(m.group(3)[1:]) if m and m.group(3) else 8786
+    if m is None or not 0 < port < 65536:
+        raise ConfigError([f"--dask: value {address!r}: not a Dask scheduler address (allowed: 'local', or "
+                           "tcp://HOST:PORT of a running `dask scheduler`, e.g. tcp://127.0.0.1:8786)"])
+
+
+def _dask_client(Client, address: str, timeout: float = 10.0):
+    check_dask_address(address)
+    try:
+        return Client(address, timeout=f"{timeout:g}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError([f"--dask: value {address!r}: cannot reach a Dask scheduler there within {timeout:g} s "
+                           f"({msg}); start one with `dask scheduler`, or use --dask local"]) from None
 
 
 # ----------------------------------------------------------------------------- the sweep
@@ -638,10 +776,16 @@ def sweep(spec_or_path: "str | os.PathLike | SweepSpec | dict", *, workers: int 
     frames: dict[int, pd.DataFrame] = {}
     out_dir = Path(out) if out is not None else None
     done: set[int] = set()
+    if dask:
+        check_dask_address(dask)
     if out_dir is not None:
         done = open_sweep_dir(out_dir, prep, fresh)
         for k in sorted(done):
-            frames[k] = pd.read_parquet(_point_file(out_dir, k))
+            df = read_point(out_dir, k)
+            if df is None:
+                done.discard(k)
+            else:
+                frames[k] = df
     tasks = [(k, prep.configs[k], prep.factor_values[k]) for k in range(prep.n_points) if k not in done]
     bar = _Progress(prep.n_points, len(done), progress, prep.spec.name)
     if done and progress:
@@ -654,7 +798,7 @@ def sweep(spec_or_path: "str | os.PathLike | SweepSpec | dict", *, workers: int 
         bar.step(k)
 
     try:
-        _execute(tasks, on_done, workers, dask)
+        _execute(tasks, on_done, workers, dask, registry=_workers_dir(out_dir) if out_dir is not None else None)
     finally:
         bar.close()
     runs, points = tidy([frames[k] for k in sorted(frames)], factor_cols)

@@ -97,15 +97,33 @@ def _open_run(run_dir: str | Path) -> _LabRun:
     for name in ("meta.json", "faults.json", "prober.csv"):
         if not (run_dir / name).is_file():
             raise ValueError(f"{run_dir}: missing {name} (not a recorded simsip lab run)")
-    tr = import_trace(run_dir)
     meta = _json(run_dir / "meta.json")
     faults = _json(run_dir / "faults.json")
+    _require_complete(run_dir, meta, faults)
+    tr = import_trace(run_dir)
     t0 = lab_t0(run_dir, tr.t0_epoch)
     pr = pd.read_csv(run_dir / "prober.csv")
     rounds = pr.groupby("round")["sent_epoch"].min().sort_index().to_numpy(dtype=float)
     grid = rounds - float(meta["t0_epoch"])
     dist = sorted((float(f["scenario_time"]), "fault" if f["action"] == "fault" else "repair") for f in faults)
     return _LabRun(run_dir, tr, meta, faults, t0, grid, dist)
+
+
+def _require_complete(run_dir: Path, meta: Any, faults: Any) -> None:
+    """Refuse a lab run that did not reach the end of its scenario (interrupted, failed, or
+    with fewer faults and repairs recorded than its spec schedules): there is nothing to validate."""
+    if not isinstance(meta, dict) or not isinstance(faults, list):
+        raise ValueError(f"{run_dir}: meta.json / faults.json are not a recorded simsip lab run")
+    status = meta.get("status")
+    if status != "ok":
+        raise ValueError(f"{run_dir}: incomplete lab run (meta.json status {status!r}): it did not reach the end "
+                         "of its scenario, so there is nothing to validate; record it again with simsip lab run")
+    planned = (meta.get("spec") or {}).get("faults") or []
+    want = sum(1 + (f.get("repair_after") is not None) for f in planned if isinstance(f, dict))
+    got = sum(1 for f in faults if isinstance(f, dict) and f.get("action") in ("fault", "repair"))
+    if got < want:
+        raise ValueError(f"{run_dir}: incomplete lab run: {got} of the {want} faults and repairs its spec schedules "
+                         "were recorded (faults.json); record it again with simsip lab run")
 
 
 # ------------------------------------------------------------------------------------------
@@ -355,13 +373,18 @@ def _fmt(v: Any) -> str:
     return f"{float(v):.3g}" if abs(float(v)) < 1000 else f"{float(v):,.0f}"
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, (float, np.floating)) and math.isnan(float(v)))
+
+
 def _gate(metric: str, lab: float, sim: float) -> tuple[str, bool]:
+    """(tolerance text, pass). A gated metric that cannot be computed on either side (no phone
+    recovered, no VIP move, no fault reached) is a failure, never a pass."""
     rel, ab = TOLERANCES[metric]
-    if metric == "ks_statistic":
-        return f"≤ {ab:g}", bool(sim <= ab)
-    if any(isinstance(v, float) and math.isnan(v) for v in (lab, sim)):
-        return _tol_text(rel, ab), bool(isinstance(lab, float) and isinstance(sim, float)
-                                        and math.isnan(lab) and math.isnan(sim))
+    if metric == "ks_statistic":  # the model-vs-lab statistic itself (its "lab" column is empty)
+        return f"≤ {ab:g}", bool(not _missing(sim) and sim <= ab)
+    if _missing(lab) or _missing(sim):
+        return _tol_text(rel, ab) + " (not computable: fails)", False
     return _tol_text(rel, ab), bool(abs(sim - lab) <= max(rel * abs(lab), ab) + 1e-9)
 
 
@@ -477,7 +500,7 @@ def validate(
     if lab_clean.size and sim_clean.size:
         ks = float(ks_2samp(lab_clean, sim_clean).statistic)
     elif not lab_clean.size and not sim_clean.size:
-        ks = 0.0
+        ks = math.nan  # no recovery on either side: nothing to compare, which is not agreement
     else:
         ks = 1.0
     add("recovery KS statistic", "ks_statistic", math.nan, ks)

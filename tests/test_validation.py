@@ -155,7 +155,7 @@ def test_lab_run_cli_refuses_cleanly(tmp_path):
 
 # --------------------------------------------------------------------------- (ii) shipped runs
 #: Runs whose mechanism the simulator does not (yet) reproduce; the reason names the mechanism.
-#: strict=False: when the engine catches up, the case simply XPASSes. Tolerances are never loosened.
+#: strict: when the engine catches up, the XPASS fails until the entry is removed. Tolerances are never loosened.
 PENDING: dict[str, str] = {}
 
 
@@ -164,7 +164,7 @@ def _params():
     for run in RUNS:
         marks = []
         if run.name in PENDING:
-            marks.append(pytest.mark.xfail(strict=False, reason=f"model feature pending: {PENDING[run.name]}"))
+            marks.append(pytest.mark.xfail(strict=True, reason=f"model feature pending: {PENDING[run.name]}"))
         out.append(pytest.param(run, id=run.name, marks=marks))
     return out
 
@@ -231,7 +231,9 @@ def _lab_skip() -> str | None:
 def test_lab_from_scratch_validates_and_leaves_nothing(tmp_path):
     reason = _lab_skip()
     if reason:
-        pytest.skip(reason)
+        from tests.conftest import missing_requirement
+
+        missing_requirement(reason)  # a failure under CI=true
     from simsip.lab import leftovers
     from simsip.cli.lab import app as lab_app
 

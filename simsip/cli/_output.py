@@ -33,3 +33,9 @@ def fmt(v) -> str:
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     return f"{v:.3g}"
+
+
+def interrupt_code(exc: BaseException) -> int:
+    """The exit code of a command ended by Ctrl-C (130) or by SIGTERM/SIGHUP (128 + the signal)."""
+    signum = getattr(exc, "signum", None)
+    return 128 + int(signum) if isinstance(signum, int) else 130

@@ -39,3 +39,5 @@ def report_command(
                 console.print(f"{fmt}: {len(paths)} figure(s) in {fig_dir}")
     except ReportError as exc:
         fail(str(exc))
+    except OSError as exc:  # --out is a directory, or where it goes is not writable
+        fail(f"{out or run_dir / 'report.html'}: cannot write the report: {exc.strerror or exc} (choose another --out)")

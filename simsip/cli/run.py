@@ -19,7 +19,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from simsip.cli._output import console, err_console, fail, fmt
+from simsip.cli._output import console, err_console, fail, fmt, interrupt_code
 
 app = typer.Typer()
 
@@ -55,6 +55,8 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Run seed (overrides the config)."),
     replications: Optional[int] = typer.Option(None, "--replications", "-r", help="Replications (overrides the config)."),
     set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Run even when the estimate exceeds this machine's memory or the time budget."),
+    time_budget: str = typer.Option("1h", "--time-budget", help="Refuse a run estimated to take longer (e.g. 30min, 8h)."),
 ) -> None:
     """Simulate a scenario, print the key results and write the run directory."""
     from simsip.api import load_config, simulate
@@ -65,6 +67,7 @@ def run(
         cfg = load_config(config, set_, seed=seed, replications=replications)
     except ConfigError as exc:
         fail(exc.problems)
+    _check_estimate(cfg, config, time_budget, force)
     out_dir = out or Path("runs") / f"{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     if cfg.variants:
         _run_variants(cfg, out_dir)
@@ -76,9 +79,11 @@ def run(
 
     try:
         res = simulate(cfg, out=out_dir, progress=progress)
-    except KeyboardInterrupt:
+    except ConfigError as exc:  # e.g. --out is a file or not writable
+        fail(exc.problems)
+    except KeyboardInterrupt as exc:
         err_console.print(f"[yellow]interrupted[/]: finished replications written to {escape(str(out_dir))}")
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_code(exc))
     except Exception as exc:
         err_console.print(f"[bold red]run failed[/]: {escape(f'{type(exc).__name__}: {exc}; {_what_was_written(out_dir)}')}")
         raise typer.Exit(1)
@@ -119,6 +124,28 @@ def _what_was_written(out_dir: Path) -> str:
     return "nothing was written"
 
 
+def _check_estimate(cfg, config: Path, time_budget: str, force: bool) -> None:
+    """Refuse (exit 2) a run estimated above this machine's memory or the time budget, unless --force;
+    show the estimate when the run is big enough to care."""
+    from simsip.estimate import check, estimate
+    from simsip.units import UnitError, parse_duration
+
+    try:
+        budget = float(parse_duration(time_budget))
+        if not budget > 0:
+            raise ValueError
+    except (UnitError, ValueError, TypeError):
+        fail(f"--time-budget: value {time_budget!r}: a duration with a unit (allowed: > 0, e.g. 30min, 8h)")
+    runs = max(1, len(cfg.variants))  # every variant is a run of the same size
+    problems = check(cfg, time_budget=budget / runs, source=str(config))
+    if problems and not force:
+        fail(problems)
+    est = estimate(cfg)
+    if problems or est.total_seconds * runs > 60 or est.peak_bytes > 2**30:
+        err_console.print(f"estimate: {escape(est.describe())}" + (" — running anyway (--force)" if problems else ""),
+                          highlight=False, soft_wrap=True)
+
+
 def _run_variants(cfg, out_dir: Path) -> None:
     from simsip.compare import KEY_FIGURES, simulate_variants, write_comparison
     from simsip.config.loader import ConfigError
@@ -128,9 +155,9 @@ def _run_variants(cfg, out_dir: Path) -> None:
                   f"{cfg.replications} replication(s), seed {cfg.seed}")
     try:
         results = simulate_variants(cfg, out=out_dir)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         err_console.print(f"[yellow]interrupted[/]: finished variants written to {escape(str(out_dir))}")
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_code(exc))
     except ConfigError as exc:
         fail(exc.problems)
     except Exception as exc:
@@ -161,7 +188,14 @@ def schema(out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write t
 
     text = json.dumps(json_schema(), indent=2)
     if out:
-        out.write_text(text + "\n")
+        from simsip.io import atomic_text
+
+        if out.is_dir():
+            fail(f"{out}: is a directory (give a file name, e.g. {out / 'simsip.schema.json'})")
+        try:
+            atomic_text(out, text + "\n")
+        except OSError as exc:
+            fail(f"{out}: cannot write: {exc.strerror or exc} (choose another --out)")
     else:
         sys.stdout.write(text + "\n")
 

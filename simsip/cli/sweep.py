@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from simsip.cli._output import console, err_console, fail
+from simsip.cli._output import console, err_console, fail, interrupt_code
 
 app = typer.Typer()
 
@@ -50,10 +50,10 @@ def sweep_command(
         res = sweep(prep, workers=workers, out=out_dir, dask=dask, fresh=fresh, progress="auto")
     except ConfigError as exc:
         fail(exc.problems)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM
         err_console.print(f"[yellow]interrupted[/]: finished points are in {escape(str(out_dir))}/points; "
                           "run the same command again to resume")
-        raise typer.Exit(130)
+        raise typer.Exit(interrupt_code(exc))
     if len(res.points):  # the report page is the caller's: sweep() keeps only the results
         from simsip.report import write_sweep_report
 
@@ -79,6 +79,9 @@ def plan_command(
         res = plan(spec, out=out_dir, workers=workers, dask=dask, progress=True)
     except ConfigError as exc:
         fail(exc.problems)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: a plan keeps nothing half-done
+        err_console.print("[yellow]interrupted[/]: the plan was stopped before its recommendation; run it again")
+        raise typer.Exit(interrupt_code(exc))
     from simsip.report import write_plan_report  # the page is the caller's: plan() keeps only the results
 
     write_plan_report(res, out_dir / "report.html")

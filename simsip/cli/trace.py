@@ -33,13 +33,23 @@ def trace_import(
     resolution: float = typer.Option(1.0, "--resolution", help="Time-series step in seconds."),
 ) -> None:
     """Import a capture: a tidy SIP/VRRP event table, skipped-packet counts, and the simulator's metrics."""
+    from simsip.io import output_dir_problem
     from simsip.trace.measure import measure_trace, write_trace_tables
     from simsip.trace.pcap import TraceError
 
+    if not (resolution > 0 and resolution < float("inf")):
+        fail(f"--resolution: value {resolution:g}: the time-series step must be a positive number of seconds "
+             "(allowed: > 0, e.g. 1 or 0.1)")
+    if out is not None:
+        problem = output_dir_problem(out)
+        if problem:
+            fail(problem)
     try:
         trace = measure_trace(path, vip=vip, resolution=resolution)
     except TraceError as exc:
         fail(str(exc))
+    except ValueError as exc:  # e.g. a capture spanning more time-series steps than can be held
+        fail(f"{path}: {exc}")
     imp, met = trace.imported, trace.metrics
     console.print(f"{path}: {imp.packets} packets, {len(imp.events)} SIP/VRRP events, duration {imp.duration:.1f}s")
     if imp.skipped:
@@ -64,7 +74,10 @@ def trace_import(
     for w in met.warnings:
         err_console.print(f"[yellow]warning[/]: {escape(w)}", highlight=False)
     if out is not None:
-        write_trace_tables(trace, out)
+        try:
+            write_trace_tables(trace, out)
+        except OSError as exc:
+            fail(f"{exc.filename or out}: cannot write: {exc.strerror or exc}")
         console.print(f"written: {out}/")
 
 

@@ -47,11 +47,22 @@ class Located:
 
 
 def models_dir() -> Path:
-    """The model library: $SIMSIP_MODELS, else ``models/`` beside the package."""
+    """The model library: ``$SIMSIP_MODELS``, else the one shipped inside the package.
+
+    The package's copy is the data package ``simsip/_library`` (in a checkout a link to the
+    repository's ``models/``; in a wheel the files themselves), found with :mod:`importlib.resources`
+    so that an installed simsip finds it from any working directory.
+    """
     env = os.environ.get("SIMSIP_MODELS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "models"
+    from importlib.resources import files
+
+    lib = files("simsip") / "_library"
+    if not isinstance(lib, Path):  # e.g. a zipped install: the library must be plain files
+        raise ConfigError([f"the model library inside the package ({lib}) is not a directory on disk; "
+                           "set SIMSIP_MODELS=/path/to/models"])
+    return lib.resolve()
 
 
 # ----------------------------------------------------------------------------- YAML
@@ -84,6 +95,9 @@ def _yaml_problem(exc: yaml.YAMLError, source: str, text: str) -> _YamlSyntaxErr
     return _YamlSyntaxError([f"{source}{line}: not valid YAML: {problem}"])
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse_yaml(text: str, source: str) -> Located:
     """Parse one YAML document keeping ``file:line`` for every key path.
 
@@ -113,6 +127,14 @@ def parse_yaml(text: str, source: str) -> Located:
             return f"{source}:{node.start_mark.line + 1}"
 
         def construct(node: yaml.Node, path: Path_) -> Any:
+            value = _construct(node, path)
+            if isinstance(value, str) and _SURROGATE.search(value):  # "\udc80": no file can hold it
+                shown = value.encode("utf-8", "backslashreplace").decode()
+                raise ConfigError([f"{line(node)}: {_fmt_path(path)}: value '{shown}': a lone surrogate escape is "
+                                   "not a character (allowed: text in UTF-8)"])
+            return value
+
+        def _construct(node: yaml.Node, path: Path_) -> Any:
             try:
                 return loader.construct_object(node, deep=True)
             except yaml.YAMLError:

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Callable
 
 from simsip import faults as fault_table
+from simsip.io import atomic_text
 
-from . import configs
+from . import configs, ownership
 from .check import check_requirements
 from .spec import Fault, LabSpec
 from .topology import ADDR, NODES, PREFIX, VIP, LabError, Topology, list_lab_namespaces, netns_pids, sh
@@ -421,8 +422,18 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lab = Lab(spec, out_dir)
+    reaped = ownership.reap_dead_runs(cleanup_stale)  # a dead run's namespaces and processes go first
+    if reaped["runs"]:
+        say(f"removed the leftovers of dead lab run(s) {', '.join(reaped['runs'])}: "
+            f"{len(reaped['deleted_namespaces'])} namespace(s), {len(reaped['killed_pids'])} process(es)")
+    if reaped["unowned"]:
+        say(f"note: simsip namespaces of run(s) {', '.join(reaped['unowned'])} have no owner lock (an older simsip?); "
+            "`simsip lab cleanup` removes them")
     meta: dict = {"spec": spec.to_dict(), "run_id": lab.run_id, "vip": VIP, "addresses": dict(ADDR),
                   "versions": tool_versions(spec.baresip > 0), "started_epoch": time.time(), "status": "running"}
+    owner = ownership.claim(lab.run_id)  # held until the teardown is done; the kernel drops it if we die
+    # status running first: a run killed outright leaves a record that says so (validate refuses it)
+    atomic_text(out_dir / "meta.json", json.dumps(meta, indent=2))
     old_handlers = {}
 
     def _on_signal(signum, frame):  # noqa: ANN001
@@ -518,6 +529,7 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
             (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))
             for s, h in old_handlers.items():
                 signal.signal(s, h)
+            ownership.release(owner, lab.run_id)
     return out_dir
 
 

@@ -151,6 +151,11 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
         summary = json.loads(summ_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ReportError(f"{summ_path}: cannot read: {exc}") from None
+    from simsip.io import run_state  # a run killed before it finished: its files may disagree
+
+    why = run_state(summary, d) if isinstance(summary, dict) else f"{summ_path}: not a run summary"
+    if why:
+        raise ReportError(why)
     cfg_path = d / "config.resolved.yaml"
     scenario = None
     if cfg_path.is_file():

@@ -132,6 +132,7 @@ def import_trace(path: str | Path, *, dedup_window: float = 0.005) -> TraceImpor
                 _bump(skipped, decoded)
             else:
                 datagrams.append(decoded)
+    datagrams, times = _drop_bogus_times(datagrams, times, skipped)
     t0 = min(times) if times else 0.0
     datagrams.sort(key=lambda d: d.time)  # stable: file order kept for equal times
     rows = _events(_deduplicate(datagrams, dedup_window, skipped), skipped)
@@ -144,6 +145,24 @@ def import_trace(path: str | Path, *, dedup_window: float = 0.005) -> TraceImpor
         files=tuple(files),
         meta=meta,
     )
+
+
+#: a packet further than this from the capture's median time has a bogus timestamp (a clock
+#: reset to 1970, a corrupted record header): it is counted as ``bad_timestamp`` and dropped
+MAX_TIME_FROM_MEDIAN = 30 * 86400.0
+
+
+def _drop_bogus_times(datagrams: list[Datagram], times: list[float], skipped: dict[str, int]
+                      ) -> tuple[list[Datagram], list[float]]:
+    if not times:
+        return datagrams, times
+    mid = sorted(times)[len(times) // 2]
+    lo, hi = mid - MAX_TIME_FROM_MEDIAN, mid + MAX_TIME_FROM_MEDIAN
+    kept = [d for d in datagrams if lo <= d.time <= hi]
+    good = [t for t in times if lo <= t <= hi]
+    if len(good) < len(times):
+        _bump(skipped, "bad_timestamp", len(times) - len(good))
+    return kept, good
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,6 +45,11 @@ def measure_trace(path: str | os.PathLike, *, vip: str | None = None, resolution
     """Import a capture or lab run directory and compute its metrics (``vip``: the VIP address, to
     tell probes and registrars apart; ``resolution``: time-series step in seconds). Raises
     :class:`~simsip.trace.TraceError` for a file that is not a capture."""
+    import math
+
+    if not isinstance(resolution, (int, float)) or not math.isfinite(resolution) or resolution <= 0:
+        raise ValueError(f"resolution: value {resolution!r}: the time-series step must be a positive number of "
+                         "seconds (allowed: > 0)")
     imp = import_trace(path)
     met = trace_metrics(imp.events, vip=vip, faults=imp.faults() or None, resolution=resolution)
     return MeasuredTrace(imp, met)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import mmap
 import os
 import socket
+import math
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -215,7 +216,9 @@ def _read_pcap(path: Path, data: bytes, skipped: dict[str, int]) -> Iterator[Rec
             if pos + caplen > end:
                 _bump(skipped, "truncated")
                 return
-            yield Record(sec + frac * tick, linktype, data[pos : pos + caplen])
+            # a fraction of a second >= 1 s (usec >= 10**6, nsec >= 10**9) is a bogus timestamp
+            t = sec + frac * tick if frac * tick < 1.0 else math.nan
+            yield Record(t, linktype, data[pos : pos + caplen])
             pos += caplen
             released = _release(data, released, pos)
 
