@@ -392,6 +392,20 @@ class Registrar(Frozen):
         default_factory=lambda: Dist(mean=2.0), description="Registrar start-up before it loads bindings (assumption: 2 s)."
     )
     load_rate: Rate = Field(20000.0, gt=0, description="Bindings per second loaded from storage at start (assumption).")
+    restore_expiry: Literal["absolute", "fresh"] = Field(
+        "absolute",
+        description="What a binding loaded from storage at start is valid until: absolute = the expiry it was saved "
+        "with (usrloc, Asterisk PJSIP: location.c stores expiration_time); fresh = its granted expiry plus "
+        "lookup_grace counted from the restart, however old the entry (chan_sip reg_source_db: expire + 10 s). "
+        "An entry whose expiry passed while the process ran was deleted and is not restored.",
+    )
+    prune_reliable_on_boot: bool = Field(
+        False,
+        description="At start, delete stored bindings of TCP/TLS phones instead of loading them (Asterisk PJSIP "
+        "prune_on_boot: a contact rewritten to its reliable connection's source address cannot survive a restart, "
+        "res_pjsip.c ast_sip_will_uri_survive_restart; location.c ast_sip_location_prune_boot_contacts; assumes "
+        "rewrite_contact=yes or phones whose Contact is their source address).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "Registrar":
