@@ -132,8 +132,12 @@ def _data(doc: dict, fault: str, k: int) -> None:
     reg = doc["registrar"]
     if fault in ("db_crash", "db_replica_down"):
         reg["data"] = "shared"
-        doc["database"] = {"replication": ("async", "semisync", "sync")[k % 3], "failover_time": "8s",
-                           "semisync_timeout": "3s"}
+        mode = ("async", "semisync", "sync")[k % 3]
+        if mode == "sync" and (k // 3) % 2:  # half the synchronous cells are a Galera cluster
+            mode = "galera"
+        doc["database"] = {"replication": mode, "failover_time": "8s", "semisync_timeout": "3s",
+                           "nodes": 2 + (k // 6) % 2, "suspect_timeout": "4s",
+                           "bootstrap_after": (None, "20s")[(k // 2) % 2]}
         return
     if "persistence" in reg:
         return
