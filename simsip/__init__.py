@@ -19,7 +19,8 @@ scenario, one run                ``load_config``, ``simulate``, ``Results``, ``s
 sweeps and plans                 ``run_sweep``, ``SweepResult``, ``run_plan``, ``PlanResult``,
                                  ``write_plan`` (their result tables)
 packet traces                    ``import_trace``, ``trace_metrics``, ``measure_trace``,
-                                 ``write_trace_tables``, ``TraceError``
+                                 ``write_trace_tables``, ``infer_scenario``, ``write_inference``,
+                                 ``TraceError``
 the model against the lab        ``calibrate``, ``calibration_overrides``, ``validate_run``,
                                  ``ValidationReport``, ``validation_doc``, ``recorded_runs``
 report writers                   ``write_report``, ``write_report_dir``, ``export_static``,
@@ -69,6 +70,8 @@ _API: dict[str, tuple[str, str]] = {
     "trace_metrics": ("simsip.trace", "trace_metrics"),
     "measure_trace": ("simsip.trace", "measure_trace"),
     "write_trace_tables": ("simsip.trace", "write_trace_tables"),
+    "infer_scenario": ("simsip.trace", "infer_scenario"),
+    "write_inference": ("simsip.trace", "write_inference"),
     "TraceError": ("simsip.trace", "TraceError"),
     # the model against the lab
     "calibrate": ("simsip.validate", "calibrate"),
@@ -120,5 +123,6 @@ if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers; at run ti
     from simsip.sweep import SweepResult
     from simsip.sweep import sweep as run_sweep
     from simsip.trace import TraceError, import_trace, measure_trace, trace_metrics, write_trace_tables
+    from simsip.trace import infer_scenario, write_inference
     from simsip.validate import ValidationReport, calibrate, calibration_overrides, recorded_runs, validation_doc
     from simsip.validate import validate as validate_run

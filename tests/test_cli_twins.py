@@ -99,6 +99,7 @@ CALLS = [
     (["sweep", EXAMPLES / "sweeps" / "expiry-vs-advert.yaml", "--out", "{tmp}/s"], "simsip.sweep:sweep", {}),
     (["plan", EXAMPLES / "plans" / "impossible-slo.yaml", "--out", "{tmp}/p"], "simsip.plan:plan", {}),
     (["trace", "import", LAB_RUN], "simsip.trace.measure:measure_trace", {}),
+    (["trace", "infer", LAB_RUN], "simsip.trace.infer:infer_scenario", {}),
     (["models", "list"], "simsip.models:profiles", {}),
     (["models", "show", "pjsua"], "simsip.models:profile_values", {}),
     (["lab", "install"], "simsip.lab.scenario:install_packages", {}),

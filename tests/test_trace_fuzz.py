@@ -227,3 +227,96 @@ def test_metrics_accept_minimal_foreign_table():
     )
     m = trace_metrics(ev, vip=VIP)
     assert m.reachability_source == "probe" and m.timeseries["reachable"].iloc[0] == 1
+
+
+# --------------------------------------------------------------------------- simsip trace infer on the same damage
+INFER_FUZZ = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def _infer_bytes(data: bytes, suffix: str = ".pcap"):
+    """infer_scenario on the bytes; the only exception allowed is TraceError, and the scenario it
+    writes must validate (``simsip run`` would take it)."""
+    from simsip.config.loader import load_config_text
+    from simsip.trace import infer_scenario
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"fuzz{suffix}"
+        path.write_bytes(data)
+        try:
+            inf = infer_scenario(path, measure=False)
+        except TraceError as exc:
+            assert "fuzz" in str(exc)
+            return None
+    assert all(isinstance(k, str) and v > 0 for k, v in inf.skipped.items())
+    load_config_text(inf.scenario_yaml("fuzz"))
+    return inf
+
+
+@INFER_FUZZ
+@given(fmt=st.sampled_from(["pcap", "pcapng"]), data=st.data())
+def test_infer_truncated_capture(fmt, data):
+    full = VALID_FILES[fmt]
+    cut = data.draw(st.integers(min_value=0, max_value=len(full) - 1), label="cut")
+    inf = _infer_bytes(full[:cut], "." + fmt)
+    if inf is None:
+        assert cut < HEADER_LEN[fmt]
+
+
+@INFER_FUZZ
+@given(blob=st.binary(max_size=600))
+def test_infer_random_bytes(blob):
+    _infer_bytes(blob)
+
+
+@INFER_FUZZ
+@given(fmt=st.sampled_from(["pcap", "pcapng"]), blob=st.binary(max_size=800))
+def test_infer_random_bytes_after_valid_header(fmt, blob):
+    assert _infer_bytes(VALID_FILES[fmt][: HEADER_LEN[fmt]] + blob, "." + fmt) is not None
+
+
+@INFER_FUZZ
+@given(
+    mutations=st.lists(st.tuples(st.integers(0, len(VALID) - 1), _mutation), min_size=1, max_size=6),
+    linktype=st.sampled_from([dpkt.pcap.DLT_EN10MB, 113, 276, 101, 0]),
+    fmt=st.sampled_from(["pcap", "pcapng"]),
+)
+def test_infer_mutated_packets(mutations, linktype, fmt):
+    frames = [list(f) for f in VALID]
+    for index, (op, pos, value) in mutations:
+        frames[index][1] = _mutate(frames[index][1], op, pos, value)
+    if linktype != dpkt.pcap.DLT_EN10MB:
+        frames = [[t, _relink(f[14:], linktype)] for t, f in frames]
+    writer = pcap_bytes if fmt == "pcap" else pcapng_bytes
+    inf = _infer_bytes(writer([tuple(f) for f in frames], linktype=linktype), "." + fmt)
+    assert inf is not None and inf.packets == len(VALID)
+
+
+_HOSTILE_VALUES = st.sampled_from(["0", "-5", "1e300", "99999999999999", "nan", "abc", "4294967296", "", "60"])
+
+
+@INFER_FUZZ
+@given(expires=_HOSTILE_VALUES, granted=_HOSTILE_VALUES, retry_after=_HOSTILE_VALUES,
+       ua=st.text(max_size=40), advert=st.integers(0, 255), prio=st.integers(0, 255),
+       status=st.sampled_from([200, 401, 423, 503, 600]), gap=st.floats(0, 1e6))
+def test_infer_hostile_sip_and_vrrp_values(expires, granted, retry_after, ua, advert, prio, status, gap):
+    """Absurd header values, any User-Agent text (NUL, NEL, U+2028), odd VRRP fields: the scenario
+    still validates."""
+    ua_bytes = ua.encode("utf-8", "surrogatepass").replace(b"\r", b"").replace(b"\n", b"")
+    frames = []
+    for k in range(3):
+        cid, br = "hostile", f"z9hG4bK-h{k}"
+        reg = register("ph1", PHONE_IP, cid, k + 1, br).replace(b"Expires: 60", b"Expires: " + expires.encode())
+        reg = reg.replace(b"Content-Length", b"User-Agent: " + ua_bytes + b"\r\nContent-Length")
+        ok = register_ok("ph1", PHONE_IP, cid, k + 1, br, status=status).replace(b"expires=60", b"expires=" + granted.encode())
+        ok = ok.replace(b"l: 0", b"Retry-After: " + retry_after.encode() + b"\r\nMin-Expires: " + granted.encode() + b"\r\nl: 0")
+        t = T0 + k * min(gap, 1e6)
+        frames.append((t, ether(udp(PHONE_IP, 5060, VIP, 5060, reg))))
+        frames.append((t + 0.001, ether(udp(VIP, 5060, PHONE_IP, 5060, ok))))
+        frames.append((t + 0.002, ether(vrrp(NODE_A if k % 2 else NODE_B, 2 + k % 2, 51, prio, advert / (1 if k % 2 == 0 else 100)))))
+        frames.append((t + 0.003, ether(udp(PHONE_IP, 5060, VIP, 5060, b"\r\n\r\n"))))
+    frames.sort(key=lambda f: f[0])
+    assert _infer_bytes(pcap_bytes(frames)) is not None

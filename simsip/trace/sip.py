@@ -304,6 +304,8 @@ def _canonical(name: str) -> str:
 
 def _split_list(value: str) -> list[str]:
     """Split a comma-separated header value, ignoring commas inside quotes and ``<...>``."""
+    if '"' not in value and "<" not in value:  # fast path (Via, CSeq, ...): nothing can hide a comma
+        return [item.strip() for item in value.split(",")]
     items: list[str] = []
     depth = 0
     quoted = False
