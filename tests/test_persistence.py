@@ -124,3 +124,18 @@ def test_chansip_does_not_restore_what_expired_while_it_ran():
     assert reg._loadable(2e9, False) == []
     reg.stopped_at = 100.0
     assert len(reg._loadable(2e9, False)) == N
+
+
+def test_pjsip_tells_the_phone_the_remaining_lifetime():
+    """res_pjsip_registrar.c:310: the 200's Contact expires is the whole seconds left after the
+    save, E − 1; the phone believes it for E − 1 and refreshes at 50 % of that."""
+    log = Model(_cfg(duration="200s", down="1000s")).run()  # node a crashes at 100 s
+    v = np.array(log.ph_v, dtype=np.float64)
+    t = np.array(log.ph_t, dtype=np.float64)
+    after = (t > 0) & (t < 100)  # 2xx received from the running node a
+    assert after.sum() > 0.2 * N and np.allclose(v[after] - t[after], E - 1)
+    # negative control: the grant itself
+    g = Model(_cfg(duration="200s", down="1000s", reply_expires="granted")).run()
+    gv, gt = np.array(g.ph_v, dtype=np.float64), np.array(g.ph_t, dtype=np.float64)
+    sel = (gt > 0) & (gt < 100)
+    assert np.allclose(gv[sel] - gt[sel], E)

@@ -147,7 +147,8 @@ def _data(doc: dict, fault: str, k: int) -> None:
     elif choice == 2:
         # astdb-like restarts: half the cells restore a fresh expiry (chan_sip), all prune TCP/TLS (PJSIP)
         reg.update({"persistence": "write_back", "flush_interval": "7s", "start_time": "1s",
-                    "restore_expiry": ("absolute", "fresh")[(k // 4) % 2], "prune_reliable_on_boot": True})
+                    "restore_expiry": ("absolute", "fresh")[(k // 4) % 2], "prune_reliable_on_boot": True,
+                    "reply_expires": ("granted", "remaining")[(k // 8) % 2]})
     elif choice == 3:
         reg.update({"when_full": "reply_503", "queue_limit": 3, "retry_after": "2s", "expires_range": 20})
 

@@ -399,6 +399,12 @@ class Registrar(Frozen):
         "lookup_grace counted from the restart, however old the entry (chan_sip reg_source_db: expire + 10 s). "
         "An entry whose expiry passed while the process ran was deleted and is not restored.",
     )
+    reply_expires: Literal["granted", "remaining"] = Field(
+        "granted",
+        description="The expires the 200 tells the phone: the grant, or (remaining) the contact's remaining lifetime "
+        "in whole seconds after the save, E − 1 (Asterisk PJSIP res_pjsip_registrar.c:310); the phone refreshes "
+        "from it. The equilibrium start uses the grant.",
+    )
     prune_reliable_on_boot: bool = Field(
         False,
         description="At start, delete stored bindings of TCP/TLS phones instead of loading them (Asterisk PJSIP "

@@ -38,7 +38,7 @@ from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler
 from simsip.engine.records import RunLog, StoreLog
 from simsip.protocols.overload import pike_hit, taskprocessor_alert
-from simsip.protocols.registration import grant_expiry, retry_after_header
+from simsip.protocols.registration import grant_expiry, reported_expiry, retry_after_header
 
 NEVER = float("-inf")
 
@@ -644,6 +644,8 @@ class RegistrarNode:
                 self.storage.write(now, phone, until)
         self.served += 1
         self.served_bins.add(now)
+        if cfg.reply_expires != "granted":
+            granted = reported_expiry(granted, cfg.reply_expires)  # what the 200's Contact says
         if self.stateful:
             self._store_reply(phone, tx, 200, granted)
         if lags is not None:
