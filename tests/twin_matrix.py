@@ -132,8 +132,12 @@ def _data(doc: dict, fault: str, k: int) -> None:
     reg = doc["registrar"]
     if fault in ("db_crash", "db_replica_down"):
         reg["data"] = "shared"
-        doc["database"] = {"replication": ("async", "semisync", "sync")[k % 3], "failover_time": "8s",
-                           "semisync_timeout": "3s"}
+        mode = ("async", "semisync", "sync")[k % 3]
+        if mode == "sync" and (k // 3) % 2:  # half the synchronous cells are a Galera cluster
+            mode = "galera"
+        doc["database"] = {"replication": mode, "failover_time": "8s", "semisync_timeout": "3s",
+                           "nodes": 2 + (k // 6) % 2, "suspect_timeout": "4s",
+                           "bootstrap_after": (None, "20s")[(k // 2) % 2]}
         return
     if "persistence" in reg:
         return
@@ -141,7 +145,10 @@ def _data(doc: dict, fault: str, k: int) -> None:
     if choice == 1:
         reg.update({"data": "replicated", "replication": {"lag": {"dist": "exponential", "mean": "20ms"}}})
     elif choice == 2:
-        reg.update({"persistence": "write_back", "flush_interval": "7s", "start_time": "1s"})
+        # astdb-like restarts: half the cells restore a fresh expiry (chan_sip), all prune TCP/TLS (PJSIP)
+        reg.update({"persistence": "write_back", "flush_interval": "7s", "start_time": "1s",
+                    "restore_expiry": ("absolute", "fresh")[(k // 4) % 2], "prune_reliable_on_boot": True,
+                    "reply_expires": ("granted", "remaining")[(k // 8) % 2]})
     elif choice == 3:
         reg.update({"when_full": "reply_503", "queue_limit": 3, "retry_after": "2s", "expires_range": 20})
 

@@ -392,6 +392,26 @@ class Registrar(Frozen):
         default_factory=lambda: Dist(mean=2.0), description="Registrar start-up before it loads bindings (assumption: 2 s)."
     )
     load_rate: Rate = Field(20000.0, gt=0, description="Bindings per second loaded from storage at start (assumption).")
+    restore_expiry: Literal["absolute", "fresh"] = Field(
+        "absolute",
+        description="What a binding loaded from storage at start is valid until: absolute = the expiry it was saved "
+        "with (usrloc, Asterisk PJSIP: location.c stores expiration_time); fresh = its granted expiry plus "
+        "lookup_grace counted from the restart, however old the entry (chan_sip reg_source_db: expire + 10 s). "
+        "An entry whose expiry passed while the process ran was deleted and is not restored.",
+    )
+    reply_expires: Literal["granted", "remaining"] = Field(
+        "granted",
+        description="The expires the 200 tells the phone: the grant, or (remaining) the contact's remaining lifetime "
+        "in whole seconds after the save, E − 1 (Asterisk PJSIP res_pjsip_registrar.c:310); the phone refreshes "
+        "from it. The equilibrium start uses the grant.",
+    )
+    prune_reliable_on_boot: bool = Field(
+        False,
+        description="At start, delete stored bindings of TCP/TLS phones instead of loading them (Asterisk PJSIP "
+        "prune_on_boot: a contact rewritten to its reliable connection's source address cannot survive a restart, "
+        "res_pjsip.c ast_sip_will_uri_survive_restart; location.c ast_sip_location_prune_boot_contacts; assumes "
+        "rewrite_contact=yes or phones whose Contact is their source address).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> "Registrar":
@@ -798,12 +818,35 @@ class Database(Frozen):
     of the primary loses the writes still in flight); ``semisync`` waits for the replica's ack
     but, when the replica stops answering, blocks writes for ``semisync_timeout`` and then
     *silently reverts to async* (MySQL rpl_semi_sync_source_timeout 10 s); ``sync`` never loses a
-    write but fails writes while the replica is down. When the primary dies, the replica is
-    promoted after ``failover_time``; meanwhile the registrars can neither save nor look up.
+    write but fails writes while the replica is down; ``galera`` is a quorum cluster of ``nodes``
+    voting members: losing one stalls writes for ``suspect_timeout`` (the view change), after which
+    a majority goes on writing, and a minority (2 nodes, no arbitrator) refuses every query until
+    the member returns or ``bootstrap_after``. When the primary dies, the replica is promoted after
+    ``failover_time``; meanwhile the registrars can neither save nor look up.
     """
 
     profile: str | None = Field(None, description="Database profile from models/databases (merged).")
-    replication: Literal["none", "async", "semisync", "sync"] = Field("none", description="Primary → replica replication.")
+    replication: Literal["none", "async", "semisync", "sync", "galera"] = Field(
+        "none",
+        description="Primary → replica replication; galera: a virtually synchronous cluster of `nodes` voting "
+        "members with quorum (a lost member stalls writes for suspect_timeout; without a majority the survivors "
+        "refuse every query).",
+    )
+    nodes: int = Field(
+        3, ge=2, le=64,
+        description="galera: voting members (data nodes plus garbd arbitrators); a member's loss keeps quorum only if "
+        "the rest are more than half (3 or more; 2 without an arbitrator lose it).",
+    )
+    suspect_timeout: Duration = Field(
+        5.0, gt=0,
+        description="galera: evs.suspect_timeout (PT5S): a silent member is suspected and evicted; writes wait for "
+        "that view change.",
+    )
+    bootstrap_after: Duration | None = Field(
+        None, ge=0,
+        description="galera without quorum: an operator sets pc.bootstrap=true this long after the loss (null: never; "
+        "the cluster re-forms by itself when the lost member returns).",
+    )
     lag: Dist = Field(default_factory=lambda: Dist(dist="exponential", mean=0.005),
                       description="Async apply lag on the replica (assumption: 5 ms; no published figure).")
     semisync_timeout: Duration = Field(10.0, gt=0, description="Semi-sync ack wait before reverting to async (MySQL 10 s).")

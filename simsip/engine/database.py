@@ -13,6 +13,17 @@ unreachable and every REGISTER fails (500).
 A registrar draws a write's replication lag when the REGISTER arrives (:meth:`draw_lag`), so the
 order in which completions are processed never changes the lags. Promotion after a primary crash
 runs on the control clock; the replica keeps the latest-stamped value of each binding.
+
+``galera`` (PXC/MariaDB Galera, percona/pxc-docs crash-recovery.md, wsrep-provider-index.md): the
+cluster has ``nodes`` voting members. When one that the registrars do not write to dies (the
+"replica"), writes stall until it is suspected and evicted, ``suspect_timeout`` later (the stalled
+writes are acknowledged together then, as under semi-sync). If the rest are more than half, writes
+go on (Scenario 4); if not (2 nodes without garbd) the survivor becomes non-primary: every write
+fails at once (simplification: Galera would hang it until the view change, then fail it) and
+lookups fail from the view change on ("ERROR 1047 WSREP has not yet prepared node"), until the
+member returns ("the cluster is formed again automatically", Scenario 5) or an operator
+bootstraps it (``bootstrap_after``: pc.bootstrap=true). A dead primary of a 2-node cluster is
+likewise never replaced until that bootstrap.
 """
 
 from __future__ import annotations
@@ -46,6 +57,13 @@ class Database:
         self.lost_writes = 0
         self.failed_writes = 0
         self.disk: list[float] | None = None
+        self.galera = self.mode == "galera"
+        self.quorate = True  # galera: the node the registrars use is in the primary component
+        self.non_primary_since: float | None = None
+
+    def _majority(self, alive: int) -> bool:
+        """Galera's quorum: the members still in touch are more than half of the last view."""
+        return 2 * alive > self.cfg.nodes
 
     def sync_initial(self) -> None:
         if self.replica is not None:
@@ -61,7 +79,7 @@ class Database:
         """Would a write issued at ``t`` wait for the semi-sync timeout? All such writes are
         acknowledged at the same instant, so their completions are never applied ahead (the order
         of equal-time replies is the order of the completions)."""
-        return self.mode == "semisync" and not self.replica_up and t < self.block_until
+        return self.mode in ("semisync", "galera") and not self.replica_up and t < self.block_until
 
     def draw_lag(self) -> float:
         """The replication lag of one write, drawn when its REGISTER arrives."""
@@ -75,10 +93,10 @@ class Database:
     # ------------------------------------------------------------------ writes
     def admit(self, now: float) -> float | None:
         """When a write issued now is acknowledged (None: it fails)."""
-        if not self.primary_up or (self.mode == "sync" and not self.replica_up):
+        if not self.primary_up or not self.quorate or (self.mode == "sync" and not self.replica_up):
             self.failed_writes += 1
             return None
-        if self.mode == "semisync" and not self.replica_up and now < self.block_until:
+        if self.mode in ("semisync", "galera") and not self.replica_up and now < self.block_until:
             return self.block_until  # waiting for an ack that never comes, until the timeout
         return now
 
@@ -107,7 +125,13 @@ class Database:
         self.disk = list(self.store.until)  # what the dead primary had committed
         self.store.clear(t)  # nothing can be looked up
         if self.replica is not None and self.replica_up:
-            self.clock.call_at(t + self.cfg.failover_time, self._promote, self.epoch)
+            if self.galera and not self._majority(self.cfg.nodes - 1):
+                # the survivor alone is not a primary component: nothing to fail over to until bootstrapped
+                if self.cfg.bootstrap_after is not None:
+                    self.clock.call_at(t + max(self.cfg.failover_time, self.cfg.bootstrap_after), self._promote,
+                                       self.epoch)
+            else:
+                self.clock.call_at(t + self.cfg.failover_time, self._promote, self.epoch)
         self.topo.changed(t)
 
     def _promote(self, epoch: int) -> None:
@@ -148,10 +172,41 @@ class Database:
         self.inflight = 0
         if self.mode == "semisync":
             self.block_until = t + self.cfg.semisync_timeout
+        elif self.galera:
+            self.block_until = t + self.cfg.suspect_timeout  # writes wait for the view change
+            if not self._majority(self.cfg.nodes - 1):
+                self.quorate = False  # writes fail from now on (see the module notes)
+                self.non_primary_since = t
+                self.clock.call_at(self.block_until, self._non_primary, self.epoch)
+                if self.cfg.bootstrap_after is not None:
+                    self.clock.call_at(t + self.cfg.bootstrap_after, self._regain_quorum, self.epoch)
+
+    def _non_primary(self, epoch: int) -> None:
+        """The view change: the survivor is non-primary and answers no query, lookups included."""
+        if epoch != self.epoch or self.quorate or not self.primary_up:
+            return
+        t = self.sim.env._now
+        self.disk = list(self.store.until)
+        self.store.clear(t)
+        self.log.checks.append((t, "database", "non-primary (no quorum)"))
+        self.topo.changed(t)
+
+    def _regain_quorum(self, epoch: int) -> None:
+        if epoch != self.epoch or self.quorate:
+            return
+        t = self.sim.env._now
+        self.quorate = True
+        if self.disk is not None and self.primary_up:
+            self._load(t, self.disk)
+            self.disk = None
+        self.log.checks.append((t, "database", "primary component again"))
+        self.topo.changed(t)
 
     def replica_repaired(self, t: float) -> None:
         if self.replica is None:
             return
+        if self.galera and not self.quorate:
+            self._regain_quorum(self.epoch)  # the member is back: the primary component re-forms
         self.replica = list(self.store.until)  # catches up from the primary
         self.replica_at = list(self.store.at)
         self.replica_up = True

@@ -38,7 +38,7 @@ from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler
 from simsip.engine.records import RunLog, StoreLog
 from simsip.protocols.overload import pike_hit, taskprocessor_alert
-from simsip.protocols.registration import grant_expiry, retry_after_header
+from simsip.protocols.registration import grant_expiry, reported_expiry, retry_after_header
 
 NEVER = float("-inf")
 
@@ -168,6 +168,8 @@ class RegistrarNode:
         self.loaded = 0
         self.unflushed_lost = 0
         self.starting = False
+        self.stopped_at = NEVER  # when the process last stopped (chan_sip: what it had not yet expired)
+        self.pruned = 0
         self.last_flush = 0.0
         self._init_overload(cfg, log)
 
@@ -264,6 +266,8 @@ class RegistrarNode:
     def crash(self, t: float) -> None:
         """The registrar process stops: in-flight work is lost, and memory unless the store is shared
         (or is the database itself, usrloc db_mode 3)."""
+        if self.up:
+            self.stopped_at = t
         self.up = False
         self.hung = False
         self.starting = False
@@ -291,9 +295,7 @@ class RegistrarNode:
         self.starting = True
         epoch = self._bump()
         delay = self.start_delay()
-        n_load = 0
-        if self.storage is not None and self.persist in ("write_through", "write_back"):
-            n_load = sum(1 for u in self.storage.until if u > t + delay)
+        n_load = len(self._loadable(t + delay, False))
         ready = t + delay + n_load / self.cfg.load_rate
         self.clock.call_at(ready, self._started, epoch)
 
@@ -314,15 +316,49 @@ class RegistrarNode:
         self._forget_transactions()
         if self.alert:
             self._clear_alert(t)
-        if self.storage is not None and self.persist in ("write_through", "write_back"):
-            mine = self.store.until
-            for p, u in enumerate(self.storage.until):
-                if u > t and u > mine[p]:
-                    self.store.save(t, p, u)
-                    self.loaded += 1
+        mine = self.store.until
+        for p, u in self._loadable(t, True):
+            if u > mine[p]:
+                self.store.save(t, p, u)
+                self.loaded += 1
         if self.replicated and self.cfg.replication.sync_on_start:
             self._full_sync(t)
         self.topo.changed(t)
+
+    def _loadable(self, t: float, prune: bool) -> list[tuple[int, float]]:
+        """The bindings a start at ``t`` loads from storage, as (phone, valid until).
+
+        ``restore_expiry: absolute`` keeps each entry's saved expiry (loaded if it is still in the
+        future); ``fresh`` (chan_sip ``reg_source_db``) re-arms it for the granted expiry plus
+        ``lookup_grace`` from ``t`` — the stored entry's ``until - at`` — for every entry that had
+        not expired while the process last ran (those were deleted). With
+        ``prune_reliable_on_boot`` the entries of TCP/TLS phones are deleted instead (``prune``:
+        really delete them; False only counts, for the start-up time).
+        """
+        st = self.storage
+        if st is None or self.persist not in ("write_through", "write_back"):
+            return []
+        cfg = self.cfg
+        fresh = cfg.restore_expiry == "fresh"
+        reliable = self.replies.reliable if cfg.prune_reliable_on_boot and self.replies is not None else None
+        stopped = self.stopped_at
+        out = []
+        until, at = st.until, st.at
+        for p, u in enumerate(until):
+            if u == NEVER:
+                continue
+            if reliable is not None and reliable(p):
+                if prune:
+                    st.write(t, p, NEVER)  # ast_sip_location_prune_boot_contacts deletes it
+                    self.pruned += 1
+                continue
+            if fresh:
+                if u <= stopped:
+                    continue  # expired while the process ran: expire_register deleted it from astdb
+                u = t + (u - at[p])
+            if u > t:
+                out.append((p, u))
+        return out
 
     def stop_for_standby(self, t: float) -> None:
         """Cold standby: the cluster stops the resource where it no longer runs."""
@@ -375,6 +411,8 @@ class RegistrarNode:
         c[f"served_{self.name}"] = self.served
         c[f"rejected_{self.name}"] = self.rejected
         c[f"loaded_{self.name}"] = self.loaded
+        if self.cfg.prune_reliable_on_boot:
+            c[f"pruned_{self.name}"] = self.pruned
         c[f"unflushed_lost_{self.name}"] = self.unflushed_lost
         c[f"duplicates_{self.name}"] = self.duplicates
         if self.pike is not None:
@@ -606,6 +644,8 @@ class RegistrarNode:
                 self.storage.write(now, phone, until)
         self.served += 1
         self.served_bins.add(now)
+        if cfg.reply_expires != "granted":
+            granted = reported_expiry(granted, cfg.reply_expires)  # what the 200's Contact says
         if self.stateful:
             self._store_reply(phone, tx, 200, granted)
         if lags is not None:

@@ -56,6 +56,8 @@ draw only then and keep its random streams as they were.
 
 from __future__ import annotations
 
+import math
+
 from typing import Protocol
 
 REFRESH_MODES = ("percent", "margin", "half_or_margin")
@@ -86,6 +88,17 @@ def grant_expiry(requested: float, min_expires: float, max_expires: float, expir
                  u: float = 0.0) -> float:
     """The registrar's grant: :func:`clamp_expiry`, then the ``expires_range`` spread with draw ``u``."""
     return spread_expiry(clamp_expiry(requested, min_expires, max_expires), expires_range, u)
+
+
+def reported_expiry(granted: float, rule: str = "granted") -> float:
+    """The expires the 200 OK tells the phone for its contact. ``granted``: the grant itself;
+    ``remaining`` (Asterisk PJSIP, res_pjsip_registrar.c:310 ``hdr->expires =
+    ast_tvdiff_ms(contact->expiration_time, ast_tvnow()) / 1000``): the contact's remaining lifetime
+    in whole seconds, taken after the save, so a little time has always passed: ceil(granted) − 1
+    (E − 1 for a whole-second E)."""
+    if rule == "remaining":
+        return max(0.0, float(math.ceil(granted) - 1))
+    return granted
 
 
 def retry_after_header(retry_after: float, retry_after_max: float | None, u: float) -> float:
