@@ -40,14 +40,15 @@ def test_fast_paths_do_apply_ahead():
     for name, scn in (("fast", cfg), ("exact", EXACT[cid])):
         m = Model(scn)
         n = 0
-        orig = m.sim.call_at
+        for attr in ("call_at", "phone_at"):
+            orig = getattr(m.sim, attr)
 
-        def counting(*a, _orig=orig):
-            nonlocal n
-            n += 1
-            return _orig(*a)
+            def counting(*a, _orig=orig):
+                nonlocal n
+                n += 1
+                return _orig(*a)
 
-        m.sim.call_at = counting
+            setattr(m.sim, attr, counting)
         m.run()
         counts[name] = n
     assert counts["fast"] < 0.7 * counts["exact"], counts
@@ -122,3 +123,17 @@ def test_the_event_loop_refuses_an_event_in_the_past():
     with pytest.raises(RuntimeError, match="in the past"):
         sim.run(until=10.0)
     assert seen == []
+
+
+def test_simultaneous_phone_events_run_in_phone_order_whatever_the_scheduling_order():
+    """The tie rule that keeps the twins identical when many phones act at one instant."""
+    from simsip.engine.core import Sim
+
+    seen = []
+    sim = Sim()
+    for p in (7, 3, 5):
+        sim.phone_at(1.0, lambda q: seen.append(("phone", q)), p)
+    sim.call_at(1.0, lambda: seen.append(("control", None)))
+    sim.phone_at(1.0, lambda q: seen.append(("phone-again", q)), 3)
+    sim.run(until=2.0)
+    assert seen == [("control", None), ("phone", 3), ("phone-again", 3), ("phone", 5), ("phone", 7)]

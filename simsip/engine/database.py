@@ -105,11 +105,11 @@ class Database:
             return
         if self.mode == "async" or (self.mode == "semisync" and not self.replica_up):
             self.inflight += 1
-            self.sim.call_at(now + lag, self._apply, self.epoch, now, phone, until)
+            self.sim.phone_at(now + lag, self._apply, phone, self.epoch, now, until)
         else:  # sync, or semi-sync with a healthy replica: on the replica before the ack
             self._set_replica(now, phone, until)
 
-    def _apply(self, epoch: int, t_write: float, phone: int, until: float) -> None:
+    def _apply(self, phone: int, epoch: int, t_write: float, until: float) -> None:
         if epoch != self.epoch:
             return  # counted as lost when the primary died
         self.inflight -= 1

@@ -92,7 +92,7 @@ class Keepalives:
         self.watch[idle] = 1
         gen = self.gen
         fire = self.fire
-        call_at = self.sim.call_at
+        call_at = self.sim.phone_at
         for p, tn in zip(idle.tolist(), nxt.tolist()):
             g = gen[p] + 1
             gen[p] = g
@@ -106,7 +106,7 @@ class Keepalives:
         fp = bank.fleet(p)
         nxt = now + self._interval(fp)
         self.next[p] = nxt
-        self.sim.call_at(nxt, self.fire, p, g)
+        self.sim.phone_at(nxt, self.fire, p, g)
         if self.ping_t0[p] >= 0 or bank.tx[p] >= 0 or not bank.has_flow(p, fp):
             return  # a ping or a REGISTER is under way, or there is no flow to test
         self.pings += 1
@@ -118,7 +118,7 @@ class Keepalives:
         net = bank.net
         node = bank.node_for(p, now, fp)
         if node != -1 and not (net.loss and net.lost()):
-            self.sim.call_at(now + net.delay(), self._arrive, p, g, t0, node)
+            self.sim.phone_at(now + net.delay(), self._arrive, p, g, t0, node)
         # next retransmission: TCP (rto_min doubling) or Timer E (T1 doubling, capped at T2)
         if fp.reliable:
             iv = retransmit_interval(k, fp.rto_min, fp.rto_max)
@@ -127,9 +127,9 @@ class Keepalives:
         t_next = now + iv
         end = t0 + fp.ka_timeout
         if t_next < end:
-            self.sim.call_at(t_next, self._retransmit, p, g, t0, k + 1)
+            self.sim.phone_at(t_next, self._retransmit, p, g, t0, k + 1)
         else:
-            self.sim.call_at(end, self._result, p, g, t0, TIMEOUT)
+            self.sim.phone_at(end, self._result, p, g, t0, TIMEOUT)
 
     def _retransmit(self, p: int, g: int, t0: float, k: int) -> None:
         if g != self.gen[p] or self.ping_t0[p] != t0:
@@ -144,15 +144,15 @@ class Keepalives:
         now = self.sim.env._now
         back = now + bank.net.delay()
         if node == bank.LB:
-            self.sim.call_at(back, self._result, p, g, t0, OK)  # the balancer answers itself
+            self.sim.phone_at(back, self._result, p, g, t0, OK)  # the balancer answers itself
             return
         if not bank.host_ok(node, fp.direct):
             return  # silence
         topo = bank.topo
         if fp.reliable and not bank.conn_valid(p, node):
-            self.sim.call_at(back, self._result, p, g, t0, RESET)
+            self.sim.phone_at(back, self._result, p, g, t0, RESET)
         elif topo.proc_up[node] and not topo.proc_hung[node]:
-            self.sim.call_at(back, self._result, p, g, t0, OK)
+            self.sim.phone_at(back, self._result, p, g, t0, OK)
 
     def _result(self, p: int, g: int, t0: float, outcome: int) -> None:
         if g != self.gen[p] or self.ping_t0[p] != t0:

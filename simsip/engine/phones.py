@@ -404,13 +404,13 @@ class PhoneBank:
                 self.receivers[node](p, tx, fp.expires, t_a)
                 return
             self.unfolded_until = t_a
-        self.sim.call_at(t_a, self.receivers[node], p, tx, fp.expires)
+        self.sim.phone_at(t_a, self.receivers[node], p, tx, fp.expires)
 
     def ensure_timer(self, p: int, tx: int) -> None:
         """Make sure Timer E/F is pending for transaction ``tx`` of phone ``p``."""
         if self.tx[p] == tx and self.timer_tx[p] != tx:
             self.timer_tx[p] = tx
-            self.sim.call_at(self.deadline[p], self._timer, p, tx)
+            self.sim.phone_at(self.deadline[p], self._timer, p, tx)
 
     def lost(self, p: int, tx: int) -> None:
         """Replies port: a copy of the request or its reply is gone; only the timer can move on."""
@@ -470,7 +470,7 @@ class PhoneBank:
         self.interval[p] = iv
         d = now + iv
         self.deadline[p] = d if d < end else end
-        self.sim.call_at(self.deadline[p], self._timer, p, tx)
+        self.sim.phone_at(self.deadline[p], self._timer, p, tx)
 
     def reply(self, p: int, tx: int, t_sent: float, status: int, granted: float, retry_after: float,
               back: float, ahead: bool = True) -> None:
@@ -493,7 +493,7 @@ class PhoneBank:
             return
         if t_r > self.deadline[p]:
             self.ensure_timer(p, tx)
-        self.sim.call_at(t_r, self._response_now, p, tx, status, granted, retry_after)
+        self.sim.phone_at(t_r, self._response_now, p, tx, status, granted, retry_after)
 
     def _response_now(self, p: int, tx: int, status: int, granted: float, retry_after: float) -> None:
         self._response(p, tx, self.sim.env._now, status, granted, retry_after)
@@ -518,7 +518,7 @@ class PhoneBank:
             ri = fp.refresh_cache.get(granted)
             if ri is None:
                 ri = fp.refresh_cache[granted] = fp.refresh.interval(granted)
-            self.sim.call_at(t + ri, self.begin, p, self.gen[p])
+            self.sim.phone_at(t + ri, self.begin, p, self.gen[p])
             if not fp.plain or self.auth_on:
                 self._succeeded_adv(p, fp)
             return
@@ -566,7 +566,7 @@ class PhoneBank:
         if wait is None:
             self.gave_up += 1
             return
-        self.sim.call_at(t + wait, self.begin, p, self.gen[p])
+        self.sim.phone_at(t + wait, self.begin, p, self.gen[p])
 
     def retry_wait(self, fp: FleetParams, n: int, timeout: bool, transport: bool = False, p: int = 0) -> float | None:
         """Seconds phone ``p`` waits after its (n+1)-th consecutive failure; None = give up
@@ -634,9 +634,9 @@ class PhoneBank:
         if t_a is None:
             return
         if node == LB:
-            self.sim.call_at(t_a, self.lb.arrive, p, tx, fp.expires)
+            self.sim.phone_at(t_a, self.lb.arrive, p, tx, fp.expires)
         else:
-            self.sim.call_at(t_a, self._direct_arrive, p, tx, node, fp.expires)
+            self.sim.phone_at(t_a, self._direct_arrive, p, tx, node, fp.expires)
 
     def _depart(self, p: int, tx: int, now: float, node: int) -> float | None:
         """A packet of phone ``p`` leaves now for ``node``: its arrival time, or None if it is lost
@@ -666,7 +666,7 @@ class PhoneBank:
         t_a = self._depart(p, tx, now, node)
         if t_a is None:
             return
-        self.sim.call_at(t_a, self._syn_arrive if syn else self._seg_arrive, p, tx, node)
+        self.sim.phone_at(t_a, self._syn_arrive if syn else self._seg_arrive, p, tx, node)
 
     def _syn_arrive(self, p: int, tx: int, node: int) -> None:
         if self.tx[p] != tx or self.tstate[p] != T_SYN:
@@ -679,7 +679,7 @@ class PhoneBank:
         net = self.net
         if node != LB and not self.topo.proc_up[node]:
             self.tstate[p] = T_IDLE  # nothing listens: reset, connection refused
-            self.sim.call_at(now + net.delay(), self._transport_error, p, tx)
+            self.sim.phone_at(now + net.delay(), self._transport_error, p, tx)
             return
         self.conn[p] = node
         if node != LB:
@@ -697,7 +697,7 @@ class PhoneBank:
         self.deadline[p] = d if d < end else end
         self.ensure_timer(p, tx)
         self.sends[p] += 1
-        self.sim.call_at(t_req + net.delay(), self._seg_arrive, p, tx, node)
+        self.sim.phone_at(t_req + net.delay(), self._seg_arrive, p, tx, node)
 
     def _seg_arrive(self, p: int, tx: int, node: int) -> None:
         if self.tx[p] != tx or self.tstate[p] != T_SEG:
@@ -718,7 +718,7 @@ class PhoneBank:
             return
         # the host holds the address but not this connection: reset
         self.tstate[p] = T_IDLE
-        self.sim.call_at(self.sim.env._now + self.net.delay(), self._transport_error, p, tx)
+        self.sim.phone_at(self.sim.env._now + self.net.delay(), self._transport_error, p, tx)
 
     def _rel_timer(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         end = self.tx_start[p] + fp.timer_f
@@ -728,7 +728,7 @@ class PhoneBank:
         st = self.tstate[p]
         if st == T_DONE or st == T_IDLE or now < self.deadline[p] - 1e-9:
             nd = self.deadline[p] if st == T_SYN or st == T_SEG else end
-            self.sim.call_at(nd if nd > now else end, self._timer, p, tx)
+            self.sim.phone_at(nd if nd > now else end, self._timer, p, tx)
             return
         self._rearm(p, tx, now, fp.rto_max, end)  # TCP RTO: double up to its maximum
         self.counters["tcp_retransmissions"] += 1
@@ -765,7 +765,7 @@ class PhoneBank:
                 continue
             self._close(p)
             self.counters["connections_closed_by_peer"] += 1
-            self.sim.call_at(t + self.net.delay(), self._closed_by_peer, p, self.tx[p], self.gen[p])
+            self.sim.phone_at(t + self.net.delay(), self._closed_by_peer, p, self.tx[p], self.gen[p])
 
     def _closed_by_peer(self, p: int, tx: int, gen: int) -> None:
         if tx != NO_TX:
@@ -779,7 +779,7 @@ class PhoneBank:
         if wait is None:
             return
         self.gen[p] += 1
-        self.sim.call_at(self.sim.env._now + wait, self.begin, p, self.gen[p])
+        self.sim.phone_at(self.sim.env._now + wait, self.begin, p, self.gen[p])
 
     def flow_failed(self, p: int, now: float) -> None:
         """A keep-alive found the flow dead: drop the connection and re-register at once."""
@@ -789,7 +789,7 @@ class PhoneBank:
         if self.tx[p] != NO_TX:
             return  # a REGISTER is under way and finds out by itself
         self.gen[p] += 1
-        self.sim.call_at(now, self.begin, p, self.gen[p])
+        self.sim.phone_at(now, self.begin, p, self.gen[p])
 
     def changed(self, t: float) -> None:
         """Topology subscriber: something changed at ``t`` (keep-alives start watching flows)."""
@@ -852,7 +852,7 @@ class PhoneBank:
         self.auth_retry[p] = 1
         if fp.dns:
             self.fo_cont[p] = 1  # the authenticated REGISTER goes to the same target
-        self.sim.call_at(t, self.begin, p, self.gen[p])
+        self.sim.phone_at(t, self.begin, p, self.gen[p])
 
     def _succeeded_adv(self, p: int, fp: FleetParams) -> None:
         if self.auth_on:
@@ -922,7 +922,7 @@ class PhoneBank:
                 w = self.retry_wait(fp, self.failures[p], timeout, transport, p)
                 wait = 0.0 if w is None else w
             self.fo_cont[p] = 1
-            self.sim.call_at(t + wait, self.begin, p, self.gen[p])
+            self.sim.phone_at(t + wait, self.begin, p, self.gen[p])
             return True
         self.tfail[p] = 0
         pos = self.dns_pos[p] + 1
@@ -934,7 +934,7 @@ class PhoneBank:
             if fp.reliable:
                 self._close(p)
             self.fo_cont[p] = 1
-            self.sim.call_at(t, self.begin, p, self.gen[p])
+            self.sim.phone_at(t, self.begin, p, self.gen[p])
             return True
         self.dns_pos[p] = 0  # the whole list failed: start over after the retry rule's wait
         if fp.reliable:

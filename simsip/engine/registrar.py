@@ -534,7 +534,7 @@ class RegistrarNode:
             # phone has nothing of its own before then: complete now, stamped at ``finish``.
             self.complete(phone, tx, granted, topo.proc_epoch[i], finish, back, lags, db_lag, cred)
         else:
-            self.sim.call_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
+            self.sim.phone_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
                              cred)
 
     def _pike_blocks(self, phone: int, tx: int, now: float) -> bool:
@@ -590,7 +590,7 @@ class RegistrarNode:
         if read < finish:
             replies.lost(phone, tx)  # absorbed: the phone's own timer goes on
         else:
-            self.sim.call_at(end, self._resend, phone, tx, self.topo.proc_epoch[self.index], replies.path())
+            self.sim.phone_at(end, self._resend, phone, tx, self.topo.proc_epoch[self.index], replies.path())
         return True
 
     def _resend(self, phone: int, tx: int, epoch: int, back: float) -> None:
@@ -658,7 +658,7 @@ class RegistrarNode:
             # together (never applied ahead: equal-time responses keep their order). The phone
             # hears nothing until then: its timer runs meanwhile.
             replies.hold(phone, tx, t_ack)
-            self.sim.call_at(t_ack, replies.reply, phone, tx, t_ack, 200, granted, 0.0, back, False)
+            self.sim.phone_at(t_ack, replies.reply, phone, tx, t_ack, 200, granted, 0.0, back, False)
         else:
             replies.reply(phone, tx, t_ack, 200, granted, 0.0, back)
 
@@ -668,9 +668,9 @@ class RegistrarNode:
         epoch = self.epoch
         for peer, lag in zip(self.peers, lags):
             self.replicas_sent += 1
-            self.sim.call_at(now + lag, peer.apply_replica, self.index, epoch, phone, until)
+            self.sim.phone_at(now + lag, peer.apply_replica, phone, self.index, epoch, until)
 
-    def apply_replica(self, src: int, src_epoch: int, phone: int, until: float) -> None:
+    def apply_replica(self, phone: int, src: int, src_epoch: int, until: float) -> None:
         topo = self.topo
         if (
             topo.proc_epoch[src] != src_epoch  # the sender died before the update left it
