@@ -96,46 +96,38 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
+def _signal_handlers(signals: tuple, handler) -> Iterator[None]:
+    """Inside the block ``handler`` handles ``signals``; the old handlers come back after it.
+    Main thread only (elsewhere Python cannot set handlers: the block runs unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {}
+    for sig in signals:
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _raise_terminated(signum, frame):  # noqa: ANN001
+    raise Terminated(signum)
+
+
+def terminate_as_interrupt():
     """Inside the block, SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt), so they
     end a run the way Ctrl-C does: finished work kept, status recorded. Main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum, frame):  # noqa: ANN001
-        raise Terminated(signum)
-
-    old = {}
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        try:
-            old[sig] = signal.signal(sig, _raise)
-        except (ValueError, OSError):
-            pass
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+    return _signal_handlers((signal.SIGTERM, signal.SIGHUP), _raise_terminated)
 
 
-@contextmanager
-def no_interrupts() -> Iterator[None]:
+def no_interrupts():
     """A second Ctrl-C or SIGTERM must not cut the final writes short (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = {}
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        try:
-            old[sig] = signal.signal(sig, signal.SIG_IGN)
-        except (ValueError, OSError):
-            pass
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
+    return _signal_handlers((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), signal.SIG_IGN)
 
 
 def run_state(summary: dict, run_dir: str | os.PathLike) -> str | None:

@@ -118,9 +118,9 @@ def _check_renders(text: str, tmp_path: Path, min_figures: int) -> None:
 
 
 def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
-    from simsip.report import report_cli
+    from simsip.report import write_report_dir
 
-    page = report_cli(run_dir, out=tmp_path / "report.html")  # the `simsip report RUN_DIR` path
+    page = write_report_dir(run_dir, tmp_path / "report.html")  # the `simsip report RUN_DIR` path
     text = page.read_text(encoding="utf-8")
     _check_renders(text, tmp_path, 8)
 

@@ -11,7 +11,7 @@ one HTML file with plotly.js embedded, written atomically:
 * :func:`write_comparison_report` — variants of a scenario side by side;
 * :func:`write_sweep_report` — a sweep (``simsip sweep`` and ``simsip report SWEEP_DIR``: same page);
 * :func:`write_plan_report` — a capacity plan;
-* :func:`write_report_dir` / :func:`report_cli` — any of them rebuilt from a directory;
+* :func:`write_report_dir` — any of them rebuilt from a directory;
 * :func:`export_static` — PNG/SVG of each figure for slides.
 
 The figures are library functions too (:func:`build_figures`, :func:`compare_figure`,
@@ -22,7 +22,7 @@ one toolkit (:mod:`~simsip.report.toolkit`: look, number formats, HTML shell).
 from __future__ import annotations
 
 from .comparison_page import compare_figure, compare_table, render_comparison_report, write_comparison_report
-from .directory import render_dir, report_cli, write_report_dir
+from .directory import render_dir, write_report_dir
 from .export import chromium_args, export_static, figures_of, find_chromium
 from .plan_page import (
     Limit,
@@ -82,7 +82,7 @@ __all__ = [
     "figures_of", "find_chromium", "heatmap_figure", "is_plan_dir", "is_sweep_dir", "key_figures_figure", "load_run",
     "load_sweep", "pareto_figure", "pareto_mask", "plan_pareto_figure", "rate_figure", "reachable_figure",
     "recovery_cdf_figure", "render_comparison_report", "render_dir", "render_plan_report", "render_report",
-    "render_run_report", "render_sweep_report", "report_cli", "scenario_sentences", "scenario_words",
+    "render_run_report", "render_sweep_report", "scenario_sentences", "scenario_words",
     "topology_figure", "topology_graph", "tornado_figure", "vip_owner_figure", "write_comparison_report",
     "write_plan_report", "write_report", "write_report_dir", "write_run_report", "write_sweep_report",
 ]

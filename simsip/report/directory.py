@@ -34,21 +34,3 @@ def write_report_dir(run_dir: str | os.PathLike, out: str | os.PathLike | None =
     """Rebuild the page of a run, sweep or plan directory; it goes to ``out`` or ``DIR/report.html``."""
     page = render_dir(run_dir)
     return write_page(Path(out) if out is not None else Path(run_dir) / "report.html", page)
-
-
-def report_cli(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, static: bool = False) -> Path:
-    """``simsip report DIR [--out FILE] [--static]``: rebuild the HTML page (and PNG+SVG figures).
-
-    Prints where things went; raises :class:`ReportError` (a user mistake: print it, exit 2).
-    """
-    from rich.console import Console
-
-    console = Console()
-    path = write_report_dir(run_dir, out)
-    console.print(f"report: {path}")
-    if static:
-        fig_dir = path.parent / "figures"
-        for fmt in ("png", "svg"):
-            paths = export_static(run_dir, fig_dir, fmt=fmt)
-            console.print(f"{fmt}: {len(paths)} figure(s) in {fig_dir}")
-    return path
