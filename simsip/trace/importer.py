@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,7 +135,7 @@ def import_trace(path: str | Path, *, dedup_window: float = 0.005) -> TraceImpor
     datagrams, times = _drop_bogus_times(datagrams, times, skipped)
     t0 = min(times) if times else 0.0
     datagrams.sort(key=lambda d: d.time)  # stable: file order kept for equal times
-    rows = _events(_deduplicate(datagrams, dedup_window, skipped), skipped)
+    rows = _events(deduplicate(datagrams, dedup_window, skipped), skipped)
     events = _frame(rows, t0)
     return TraceImport(
         events=events,
@@ -208,22 +208,28 @@ def _fault_times(value: Any, t0_epoch: float) -> list[float]:
     return out
 
 
-def _deduplicate(
-    datagrams: list[Datagram], window: float, skipped: dict[str, int]
-) -> Iterable[Datagram]:
-    """Drop copies of the same packet captured on several interfaces within ``window`` s."""
+def deduplicate(
+    datagrams: Iterable[Datagram], window: float, skipped: dict[str, int], *, hashed: bool = False,
+    keep: int = 50_000,
+) -> Iterator[Datagram]:
+    """Drop copies of the same packet captured on several interfaces within ``window`` s.
+
+    ``hashed``: key on the payload's length and hash instead of the payload itself, so the state
+    stays small on a long capture (``simsip trace infer``); ``keep`` bounds the remembered keys
+    (older than the window are forgotten once there are more)."""
     if window <= 0:
         yield from datagrams
         return
     last_seen: dict[tuple[Any, ...], float] = {}
     for d in datagrams:
-        key = (d.proto, d.src_ip, d.dst_ip, d.sport, d.dport, d.tcp_seq, d.tcp_flags, d.payload)
+        payload = (len(d.payload), hash(d.payload)) if hashed else d.payload
+        key = (d.proto, d.src_ip, d.dst_ip, d.sport, d.dport, d.tcp_seq, d.tcp_flags, payload)
         previous = last_seen.get(key)
         last_seen[key] = d.time
         if previous is not None and d.time - previous <= window:
             _bump(skipped, "duplicate")
             continue
-        if len(last_seen) > 50_000:
+        if len(last_seen) > keep:
             horizon = d.time - window
             last_seen = {k: t for k, t in last_seen.items() if t >= horizon}
         yield d

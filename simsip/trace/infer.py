@@ -46,7 +46,7 @@ from typing import Any
 
 from simsip.protocols import transactions
 
-from .importer import _RST, _SYN, _inputs, _TcpDirection
+from .importer import _RST, _SYN, _inputs, _TcpDirection, deduplicate
 from .pcap import Datagram, Record, TraceError, decode_record, parse_vrrp, read_capture
 from .sip import SipMessage, looks_like_sip, parse_sip
 
@@ -404,23 +404,9 @@ def _bump(skipped: dict[str, int], reason: str, n: int = 1) -> None:
 
 
 def _dedup(datagrams: Iterable[Datagram], window: float, skipped: dict[str, int]) -> Iterator[Datagram]:
-    """Drop copies of one packet captured on several interfaces within ``window`` s (as the importer
-    does), keyed on a hash of the payload so the state stays small on a long capture."""
-    if window <= 0:
-        yield from datagrams
-        return
-    last_seen: dict[tuple[Any, ...], float] = {}
-    for d in datagrams:
-        key = (d.proto, d.src_ip, d.dst_ip, d.sport, d.dport, d.tcp_seq, d.tcp_flags, len(d.payload), hash(d.payload))
-        previous = last_seen.get(key)
-        last_seen[key] = d.time
-        if previous is not None and d.time - previous <= window:
-            _bump(skipped, "duplicate")
-            continue
-        if len(last_seen) > 20_000:
-            horizon = d.time - window
-            last_seen = {k: t for k, t in last_seen.items() if t >= horizon}
-        yield d
+    """Drop copies of one packet captured on several interfaces within ``window`` s, as the importer
+    does, keyed on a hash of the payload so the state stays small on a long capture."""
+    return deduplicate(datagrams, window, skipped, hashed=True, keep=20_000)
 
 
 # ---------------------------------------------------------------------------------------------
