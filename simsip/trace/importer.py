@@ -40,7 +40,7 @@ from simsip.tables import EVENTS
 
 from .metrics import TraceFault
 from .pcap import Datagram, TraceError, decode_record, parse_vrrp, read_capture
-from .sip import SipMessage, looks_like_sip, parse_sip
+from .sip import SipMessage, datagram_sip, looks_like_sip, parse_sip
 
 __all__ = ["EVENT_COLUMNS", "EVENT_DTYPES", "TraceImport", "import_trace"]
 
@@ -398,12 +398,8 @@ def _events(datagrams: Iterable[Datagram], skipped: dict[str, int]) -> list[dict
             if not d.payload.strip(b"\r\n\x00 "):
                 _bump(skipped, "sip_keepalive" if d.payload else "not_sip")
                 continue
-            if not looks_like_sip(d.payload):
-                _bump(skipped, "not_sip")
-                continue
-            msg = parse_sip(d.payload)
+            msg = datagram_sip(d.payload, skipped)
             if msg is None:
-                _bump(skipped, "bad_sip")
                 continue
             rows.append(_sip_row(d, msg))
         else:

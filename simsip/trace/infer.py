@@ -48,7 +48,7 @@ from simsip.protocols import transactions
 
 from .importer import _RST, _SYN, _inputs, _TcpDirection, deduplicate
 from .pcap import Datagram, Record, TraceError, decode_record, parse_vrrp, read_capture
-from .sip import SipMessage, looks_like_sip, parse_sip
+from .sip import SipMessage, datagram_sip, parse_sip
 
 __all__ = ["Estimate", "FleetInference", "HaInference", "Inference", "RegistrarInference", "infer_scenario",
            "write_inference"]
@@ -525,12 +525,8 @@ class _Inferer:
             if d.payload and not d.payload.strip(b"\r\n\x00 "):
                 self.ping(t, d.src, "crlf")
                 return
-            if not looks_like_sip(d.payload):
-                _bump(skipped, "not_sip")
-                return
-            msg = parse_sip(d.payload)
+            msg = datagram_sip(d.payload, skipped)
             if msg is None:
-                _bump(skipped, "bad_sip")
                 return
             self.sip(t, d, msg)
             return

@@ -187,6 +187,18 @@ def looks_like_sip(data: bytes) -> bool:
     return line.startswith(b"SIP/2.0 ") or line.endswith(b" SIP/2.0")
 
 
+def datagram_sip(data: bytes, skipped: dict[str, int]) -> SipMessage | None:
+    """A UDP datagram's SIP message, or None with the reason counted in ``skipped``
+    (``not_sip``: no SIP start line; ``bad_sip``: a start line but no usable message)."""
+    if not looks_like_sip(data):
+        skipped["not_sip"] = skipped.get("not_sip", 0) + 1
+        return None
+    msg = parse_sip(data)
+    if msg is None:
+        skipped["bad_sip"] = skipped.get("bad_sip", 0) + 1
+    return msg
+
+
 def parse_sip(data: bytes) -> SipMessage | None:
     """Parse one SIP message; ``None`` if ``data`` is not a usable SIP message. Never raises."""
     try:
