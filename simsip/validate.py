@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from simsip.config.schema import Scenario
+from simsip.io import RUN_ARCHIVE, unpacked_run
 
 __all__ = ["TOLERANCES", "ValidationReport", "calibrate", "validate", "validation_doc", "recorded_runs",
            "calibration_overrides"]
@@ -93,7 +94,7 @@ def _open_run(run_dir: str | Path) -> _LabRun:
     from simsip.lab.bridge import lab_t0
     from simsip.trace import import_trace
 
-    run_dir = Path(run_dir)
+    run_dir = unpacked_run(run_dir)
     for name in ("meta.json", "faults.json", "prober.csv"):
         if not (run_dir / name).is_file():
             raise ValueError(f"{run_dir}: missing {name} (not a recorded simsip lab run)")
@@ -542,13 +543,14 @@ def validate(
 # ------------------------------------------------------------------------------------------
 def recorded_runs(examples: str | Path = "examples/lab") -> list[tuple[Path, Path]]:
     """(config.yaml, run directory) of every recorded run (a folder with ``config.yaml`` and
-    ``meta.json``) directly under ``examples``, sorted by name; empty when there are none (or no
-    such directory)."""
+    ``meta.json``, or with ``config.yaml`` and the run's files packed in ``run.tar.xz``) directly
+    under ``examples``, sorted by name; empty when there are none (or no such directory). The run
+    directory is the one to read the files from (an archive is unpacked into a cache)."""
     root = Path(examples)
     if not root.is_dir():
         return []
-    return [(d / "config.yaml", d) for d in sorted(root.iterdir())
-            if (d / "config.yaml").is_file() and (d / "meta.json").is_file()]
+    return [(d / "config.yaml", unpacked_run(d)) for d in sorted(root.iterdir())
+            if (d / "config.yaml").is_file() and ((d / "meta.json").is_file() or (d / RUN_ARCHIVE).is_file())]
 
 
 def validation_doc(

@@ -17,12 +17,13 @@ import pytest
 from typer.testing import CliRunner
 
 from simsip.config.loader import load_config, load_config_text
+from simsip.io import unpacked_run
 from simsip.lab.bridge import LabUnsupported, spec_from_scenario
 from simsip.validate import TOLERANCES, calibrate, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_EXAMPLES = ROOT / "examples" / "lab"
-RUNS = sorted(p for p in LAB_EXAMPLES.iterdir() if (p / "config.yaml").is_file() and (p / "meta.json").is_file())
+RUNS = sorted(p for p in LAB_EXAMPLES.iterdir() if (p / "config.yaml").is_file() and (p / "run.tar.xz").is_file())
 
 
 # --------------------------------------------------------------------------- (i) the mapping
@@ -174,9 +175,10 @@ def test_examples_present():
     assert {"udp-none", "udp-none-short", "dmq", "process-crash-healthcheck", "split-brain", "udp-none-long"} <= names
     total = sum(f.stat().st_size for r in RUNS for f in r.rglob("*") if f.is_file())
     assert total < 5_000_000, f"examples/lab is {total / 1e6:.1f} MB"
-    for r in RUNS:
-        assert not (r / "logs").exists()
-        assert {"config.yaml", "capture.pcapng", "prober.csv", "faults.json", "meta.json"} <= {f.name for f in r.iterdir()}
+    for r in RUNS:  # shipped: a readable config and the run's files, xz-packed; nothing else
+        assert {f.name for f in r.iterdir()} == {"config.yaml", "run.tar.xz"}
+        files = {f.name for f in unpacked_run(r).iterdir()}
+        assert {"capture.pcapng", "prober.csv", "faults.json", "meta.json"} <= files and "logs" not in files
 
 
 @pytest.mark.parametrize("run", _params())
