@@ -207,10 +207,26 @@ def calibrate(run_dir: str | Path) -> dict:
     arp = [g for g in arp if 0 <= g < float(np.median(sip_gaps)) / 2]
     delay = float(min(arp)) if arp else DEFAULT_LAB_DELAY
     service = max(float(np.median(sip_gaps)) - delay, 1e-6)
-    return {
+    # dmq_usrloc: each save sends a KDMQ request to the peer (from usrloc's contact callback, inside
+    # save(): it is on the wire before the phone's 200 OK); the peer's 200 to it comes back after
+    # it applied the update, so request -> 200 bounds the replication lag from above
+    kd = pre[pre["method"] == "KDMQ"]
+    kreq = kd[kd["kind"] == "request"].groupby(["call_id", "cseq"])["time"].min()
+    kok = kd[(kd["kind"] == "response") & (kd["status"] == 200)].groupby(["call_id", "cseq"])["time"].min()
+    kgaps = (pd.concat([kreq.rename("req"), kok.rename("ok")], axis=1, join="inner")
+             .eval("ok - req").to_numpy(dtype=float))
+    kgaps = kgaps[kgaps >= 0]
+    out: dict = {
         "network.delay": f"{delay:.6f}s",
         "registrar.service_time": {"dist": "constant", "mean": f"{service:.6f}s"},
+    }
+    if kgaps.size:
+        out["registrar.replication.lag"] = {"dist": "constant", "mean": f"{float(np.median(kgaps)):.6f}s"}
+    return {
+        **out,
         "_evidence": {
+            "kdmq_pairs": int(kgaps.size),
+            "kdmq_gap_median_s": float(np.median(kgaps)) if kgaps.size else None,
             "window": f"capture start .. first fault (scenario t={first_fault:g} s)",
             "register_pairs": int(sip_gaps.size),
             "register_gap_median_s": float(np.median(sip_gaps)),
@@ -237,6 +253,8 @@ def calibration_overrides(cal: dict) -> list[str]:
 def _apply_calibration(data: dict, cal: dict) -> None:
     data["network"]["delay"] = {"dist": "constant", "mean": cal["network.delay"]}
     data["registrar"]["service_time"] = dict(cal["registrar.service_time"])
+    if "registrar.replication.lag" in cal and data["registrar"].get("data") == "replicated":
+        data["registrar"]["replication"]["lag"] = dict(cal["registrar.replication.lag"])
 
 
 # ------------------------------------------------------------------------------------------
@@ -386,6 +404,8 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "peak_register_pps": (0.15, 0.0),
     "timeouts": (0.15, 0.0),
     "retransmissions": (0.15, 0.0),
+    "duplicates": (0.15, 0.0),
+    "kernel_drops": (0.15, 0.0),
     "ks_statistic": (0.0, 0.15),  # the statistic itself must be ≤ 0.15
 }
 #: Replay (mechanism check on the lab's own phases): tighter.
@@ -397,6 +417,8 @@ REPLAY_TOLERANCES: dict[str, tuple[float, float]] = {
     "peak_register_pps": (0.15, 0.0),
     "timeouts": (0.10, 0.0),
     "retransmissions": (0.10, 0.0),
+    "duplicates": (0.10, 0.0),
+    "kernel_drops": (0.10, 0.0),
     "ks_statistic": (0.0, 0.15),
 }
 #: the predictive interval: the model's 5th to 95th percentile over replications
@@ -458,6 +480,8 @@ class _Side:
     peak_pps: float
     timeouts: float
     retransmissions: float
+    duplicates: float = math.nan   # extra 200 OKs: copies of a transaction answered again
+    kernel_drops: float = math.nan  # UDP receive-buffer drops at the nodes (RcvbufErrors)
 
 
 @dataclass
@@ -650,7 +674,16 @@ def _lab_side(run: _LabRun, cfg: Scenario, tm: Any, grid: np.ndarray, dists: lis
         end = t + limit
         if (cid, cs) not in answered and first_fault <= end < dur:
             to += 1
-    return _Side(outs, fault_moves, rereg, losses, peak, float(to), rtx), aors
+    # a stateless registrar answers every copy it reads: extra 200s per transaction (scenario window)
+    resp = ok[(ok["time"] - run.t0 >= 0) & (ok["time"] - run.t0 < dur)]
+    per_tx = resp.groupby(["call_id", "cseq"]).size()
+    dups = float((per_tx - 1).clip(lower=0).sum())
+    drops = math.nan
+    snmp = run.meta.get("udp_snmp") or {}
+    if snmp and all(isinstance(v, dict) and "t0" in v and "end" in v for v in snmp.values()):
+        drops = float(sum(int((v["end"] or {}).get("RcvbufErrors", 0)) - int((v["t0"] or {}).get("RcvbufErrors", 0))
+                          for v in snmp.values()))
+    return _Side(outs, fault_moves, rereg, losses, peak, float(to), rtx, dups, drops), aors
 
 
 def _model_side(log: Any, rep_metrics: Any, cfg: Scenario, grid_model: np.ndarray, dists: list[tuple[float, str]],
@@ -679,7 +712,9 @@ def _model_side(log: Any, rep_metrics: Any, cfg: Scenario, grid_model: np.ndarra
     k_f = math.floor(first_fault - shift)
     rtx = float(ts.loc[(tm >= k_f - 1e-9) & inside, "retransmissions"].sum())
     tos = float(((v == -2.0) & (t >= first_fault) & (t < dur) & (p < n0)).sum())
-    return _Side(outs, moves, rereg, _window_loss(outs, dists, dur), peak, tos, rtx)
+    dups = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("duplicates_")))
+    drops = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("rejected_")))
+    return _Side(outs, moves, rereg, _window_loss(outs, dists, dur), peak, tos, rtx, dups, drops)
 
 
 def validate(
@@ -747,8 +782,11 @@ def validate(
         notes.append(f"replay: first_advert {scn.ha.vrrp.first_advert:.3f} s and the refresh phases taken from the "
                      f"capture (timeline shifted {shift:+.3f} s), fault times as applied")
     if cal:
+        lag = cal.get("registrar.replication.lag")
         notes.append(f"calibrated on the capture before the first fault: network.delay {cal['network.delay']}, "
-                     f"registrar service time {cal['registrar.service_time']['mean']}")
+                     f"registrar service time {cal['registrar.service_time']['mean']}"
+                     + (f", replication lag {lag['mean']} (KDMQ request → the peer's 200, "
+                        f"{cal['_evidence']['kdmq_pairs']} pairs)" if lag and base.registrar.data == "replicated" else ""))
     lab, aors = _lab_side(run, base, tm, grid, dists, dur, shift, notes)
     grid_model = grid - shift
     sides: list[_Side] = []
@@ -817,6 +855,11 @@ def validate(
     add("REGISTER timeouts after the first fault", "timeouts", lab.timeouts, [s.timeouts for s in sides], 1.0)
     add("REGISTER retransmissions after the first fault", "retransmissions", lab.retransmissions,
         [s.retransmissions for s in sides], 1.0)
+    add("duplicate 200 OKs (copies of a transaction answered again)", "duplicates", lab.duplicates,
+        [s.duplicates for s in sides], 1.0)
+    if not math.isnan(lab.kernel_drops):
+        add("kernel UDP receive-buffer drops at the nodes (RcvbufErrors)", "kernel_drops", lab.kernel_drops,
+            [s.kernel_drops for s in sides], 1.0)
     table = pd.DataFrame(rows, columns=["metric", "key", "lab", "sim", "lo", "hi", "pit", "tolerance",
                                         "in_interval", "within_tolerance", "pass"])
     for c in ("in_interval", "within_tolerance", "pass"):
