@@ -32,11 +32,13 @@ from simsip.config.loader import models_dir
 from simsip.config.types import field_at, model_of
 
 #: library folder → section key in the file ("" for deployments: the whole file is a scenario)
-KINDS: dict[str, str] = {"phones": "phone", "registrars": "registrar", "ha": "ha", "databases": "database", "deployments": ""}
+KINDS: dict[str, str] = {"phones": "phone", "registrars": "registrar", "ha": "ha", "databases": "database",
+                         "trunks": "trunk", "sbcs": "sbc", "deployments": ""}
 
 #: library folder → how a scenario refers to a profile of that kind
 USE_AS: dict[str, str] = {"phones": "fleets[].profile: {n}", "registrars": "registrar.profile: {n}",
-                          "ha": "ha.profile: {n}", "databases": "database.profile: {n}", "deployments": "extends: {n}"}
+                          "ha": "ha.profile: {n}", "databases": "database.profile: {n}", "trunks": "trunks[].profile: {n}",
+                          "sbcs": "sbc.profile: {n}", "deployments": "extends: {n}"}
 
 
 def section_model(kind: str) -> Any:
@@ -44,7 +46,7 @@ def section_model(kind: str) -> Any:
     from simsip.config import schema
 
     return {"phones": schema.PhoneProfile, "registrars": schema.Registrar, "ha": schema.Ha, "databases": schema.Database,
-            "deployments": schema.Scenario}[kind]
+            "trunks": schema.Trunk, "sbcs": schema.Sbc, "deployments": schema.Scenario}[kind]
 
 
 @dataclass
