@@ -3,8 +3,9 @@
 A phone's registration behaviour (requested expiry, when it refreshes, how it retransmits and
 retries), a registrar's (expiry clamps, grace after expiry, purge timer, where bindings live) and
 keepalived's timers decide how much registration a failover loses. ``models/`` holds them per
-product: ``phones/``, ``registrars/``, ``ha/``, ``databases/`` (each a YAML file with its section —
-``phone:``, ``registrar:``, ``ha:`` or ``database:`` — and a ``sources:`` mapping that cites, for
+product: ``phones/``, ``registrars/``, ``ha/``, ``databases/``, ``trunks/`` (the PBX's registration to
+its provider), ``sbcs/`` (a registration-caching SBC) (each a YAML file with its section — ``phone:``,
+``registrar:``, ``ha:``, ``database:``, ``trunk:`` or ``sbc:`` — and a ``sources:`` mapping that cites, for
 every value, where it was read or says that it is an assumption), and ``deployments/``: complete
 small scenarios to start from with ``extends: <name>``.
 

@@ -128,6 +128,9 @@ def test_trunk_failover_example_contrast():
     assert down["provider-403"] == pytest.approx(900.0 - 120.0)
     assert f["provider-403"]["trunk_calls_failed_expected"]["mean"] == pytest.approx(780.0 / 6)
     assert 170.0 - 120.0 < down["forbidden-retry"] <= 170.0 + 30.0 + 10.05 - 120.0
+    # the VIP as Contact: the old binding (refreshed every 590 s, granted 600 s) lasts 10..600 s more
+    per_rep = res["contact-vip-403"].per_replication["trunk_unregistered_seconds"]
+    assert ((per_rep >= 900 - 720) & (per_rep <= 900 - 130 + 10)).all()
 
 
 def test_sbc_caching_example_contrast():
