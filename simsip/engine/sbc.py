@@ -43,7 +43,9 @@ class CachingSbc:
         self.last_fwd = array("d", [-math.inf]) * n  # last_reg_ts: the last forward that got a 2xx
         self.e_out = array("d", [0.0]) * n  # upstream lifetime from that 2xx
         self.fwd_tx = array("q", [-1]) * n  # the transaction last forwarded
-        self.fwd_at: dict[int, float] = {}  # transaction -> when it was forwarded
+        # transaction -> when it was forwarded (kept for the run: a reply may come late, after the phone
+        # moved on, and still teach the SBC; one entry per forward, a few per phone and hour)
+        self.fwd_at: dict[int, float] = {}
         self.pending: dict[int, list[tuple[float, float, float]]] = {}  # phone -> (valid from, last_fwd, e_out)
         self.absorbed = 0
         self.forwarded = 0
@@ -152,7 +154,7 @@ class Upstream:
     def __init__(self, bank, sbc: CachingSbc, behind: np.ndarray):
         self._bank = bank
         self._sbc = sbc
-        self._behind = behind  # per phone slot: behind the SBC
+        self._behind = bytearray(np.asarray(behind, dtype=np.uint8).tobytes())  # per phone slot: behind the SBC
         for name in ("lost", "hold", "path", "source", "reliable", "carried", "authorized", "extra_work", "stopped"):
             if hasattr(bank, name):
                 setattr(self, name, getattr(bank, name))
