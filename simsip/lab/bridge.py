@@ -34,6 +34,7 @@ from typing import Any
 
 from simsip import faults as fault_table
 from simsip.config.schema import Scenario
+from simsip.io import unpacked_run
 from simsip.protocols.registration import refresh_interval
 from simsip.protocols.transactions import sipp_timeout
 
@@ -359,7 +360,7 @@ def _read_json(path: Path) -> Any:
 
 def lab_t0(run_dir: str | Path, trace_t0_epoch: float) -> float:
     """Scenario t=0 of a recorded run in trace seconds (``meta.json`` t0_epoch − capture start)."""
-    meta = _read_json(Path(run_dir) / "meta.json")
+    meta = _read_json(unpacked_run(run_dir) / "meta.json")
     if "t0_epoch" not in meta:
         raise ValueError(f"{run_dir}/meta.json has no t0_epoch (not a simsip lab run?)")
     return float(meta["t0_epoch"]) - float(trace_t0_epoch)
@@ -402,7 +403,7 @@ def refresh_phase_shift(cfg: Scenario, run_dir: str | Path, trace=None) -> float
     """
     from simsip.trace import import_trace
 
-    run_dir = Path(run_dir)
+    run_dir = unpacked_run(run_dir)
     tr = trace if trace is not None else import_trace(run_dir)
     meta = _read_json(run_dir / "meta.json")
     t0 = lab_t0(run_dir, tr.t0_epoch)
@@ -445,7 +446,7 @@ def scenario_for_lab_run(cfg: Scenario, run_dir: str | Path, trace=None, shift: 
     """
     from simsip.trace import import_trace
 
-    run_dir = Path(run_dir)
+    run_dir = unpacked_run(run_dir)
     tr = trace if trace is not None else import_trace(run_dir)
     meta = _read_json(run_dir / "meta.json")
     t0 = lab_t0(run_dir, tr.t0_epoch)
