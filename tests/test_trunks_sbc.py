@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import simsip
+from simsip import simulate
 from simsip.config.loader import ConfigError, load_config_text
 from simsip.config.schema import Scenario
 from simsip.engine.model import Model
@@ -82,6 +83,21 @@ def test_after_a_failover_the_trunk_is_down_until_the_new_node_registers():
     down2 = trunk_down_intervals([(s, u, n) for _, s, u, n in log2.trunk_regs],
                                  [(t, n) for t, _, n in log2.trunk_nodes], cfg2.duration, "vip")
     assert [c for _, _, c in down2] == ["no_node"]
+
+
+def test_mean_trunk_gap_matches_the_closed_form():
+    """Over many failovers the trunk is down for the VIP move + start_delay + (max + 1) / 2 (the mean of
+    1..max whole seconds) + half the provider round trip; and every single gap is such a whole number
+    plus 50 ms (negative control: a continuous delay, or one that can be 0, fails this)."""
+    cfg = scenario(fleets=[{"name": "desk", "count": 5}], duration="150s",
+                   trunks=[{"name": "itsp", "max_random_initial_delay": "10s", "provider_rtt": "100ms"}])
+    res = simulate(cfg, replications=120)
+    per = res.per_replication
+    gap = per["trunk_unregistered_seconds"] - per["vip_move_time"]
+    expected = tr.mean_initial_delay(10) + 0.05
+    se = gap.std(ddof=1) / len(gap) ** 0.5
+    assert abs(gap.mean() - expected) < 3 * se, (gap.mean(), expected, se)
+    assert set(gap.round(6)) <= {round(k + 0.05, 6) for k in range(1, 11)}  # whole seconds 1..10
 
 
 def test_a_provider_that_never_answers_makes_asterisk_give_up_after_max_retries():

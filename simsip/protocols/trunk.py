@@ -40,6 +40,12 @@ def initial_delay(max_random_initial_delay: float, u: float) -> float:
     return float((int(u * m) if m > 0 else 0) + 1)
 
 
+def mean_initial_delay(max_random_initial_delay: float) -> float:
+    """Closed form: the mean of :func:`initial_delay`, (max + 1) / 2 for max >= 1, else 1 s."""
+    m = int(max_random_initial_delay)
+    return (m + 1) / 2 if m > 0 else 1.0
+
+
 def refresh_after(granted: float) -> float:
     """Seconds from a 2xx to the next REGISTER: ``expiration - REREGISTER_BUFFER_TIME``, at least 0."""
     return max(granted - REREGISTER_BUFFER_TIME, 0.0)
@@ -103,5 +109,5 @@ def sbc_cycle(expires_out: float, e: float, refresh_interval: float) -> float:
     return math.ceil(gap / refresh_interval - 1e-9) * refresh_interval
 
 
-__all__ = ["REREGISTER_BUFFER_TIME", "initial_delay", "refresh_after", "is_temporal", "after_failure",
+__all__ = ["REREGISTER_BUFFER_TIME", "initial_delay", "mean_initial_delay", "refresh_after", "is_temporal", "after_failure",
            "give_up_time", "sbc_forwards", "sbc_upstream_expires", "sbc_expires_out", "sbc_cycle"]
