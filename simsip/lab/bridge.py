@@ -78,6 +78,8 @@ def _s(x: float) -> str:
 def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist reads best
     out: list[str] = []
     # ---- fleets / phones
+    if cfg.trunks:
+        out.append(f"trunks: {len(cfg.trunks)} trunk registration(s); the lab has no PBX registering to a provider")
     if not (len(cfg.fleets) == 1 or (len(cfg.fleets) == 2 and cfg.fleets[1].profile == BARESIP_PROFILE)):
         out.append(f"fleets: {len(cfg.fleets)} fleets; the lab runs one SIPp fleet, optionally followed "
                    f"by one fleet with `profile: {BARESIP_PROFILE}` (real baresip UAs)")
@@ -95,6 +97,9 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
         if fl.start != "equilibrium":
             out.append(f"{p}.start: {fl.start!r}; the lab starts phones evenly over one refresh "
                        "interval during the warm-up (equilibrium), it has no boot storm")
+        if fl.server == "sbc":
+            out.append(f"{p}.server: 'sbc'; the lab has no registration-caching SBC (its SIPp phones register "
+                       "to the VIP)")
         if fl.phases != "even":
             out.append(f"{p}.phases: {fl.phases!r}; SIPp starts phone k at k·R/N, i.e. even phases — "
                        "set `phases: even`")
