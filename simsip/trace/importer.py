@@ -40,7 +40,7 @@ from simsip.tables import EVENTS
 
 from .metrics import TraceFault
 from .pcap import Datagram, TraceError, decode_record, parse_vrrp, read_capture
-from .sip import SipMessage, datagram_sip, looks_like_sip, parse_sip
+from .sip import SipMessage, datagram_sip, looks_like_sip, parse_sip, unreadable
 
 __all__ = ["EVENT_COLUMNS", "EVENT_DTYPES", "TraceImport", "import_trace"]
 
@@ -255,9 +255,20 @@ class _TcpDirection:
     buffer: bytearray = field(default_factory=bytearray)
     pending: dict[int, bytes] = field(default_factory=dict)
     resync: bool = False
+    #: "hep" or "tls" once the direction's first payload shows SIP that cannot be read; every later
+    #: segment is counted under it (:func:`~simsip.trace.sip.unreadable`), none is reassembled
+    unreadable: str = ""
+    checked: bool = False
 
     def feed(self, seg: Datagram, skipped: dict[str, int]) -> list[bytes]:
         """Add a segment; return the SIP messages it completed."""
+        if seg.payload and not self.checked:
+            self.checked = True
+            self.unreadable = unreadable(seg.payload, (seg.sport, seg.dport)) or ""
+        if self.unreadable:
+            if seg.payload:
+                _bump(skipped, self.unreadable)
+            return []
         if seg.tcp_flags & _SYN:
             self.next_seq = (seg.tcp_seq + 1) & 0xFFFFFFFF
             self.buffer.clear()
@@ -283,6 +294,8 @@ class _TcpDirection:
     def flush(self, skipped: dict[str, int]) -> list[bytes]:
         """End of capture: skip over remaining gaps and frame what can still be framed."""
         out: list[bytes] = []
+        if self.unreadable:
+            return out
         while self.pending:
             self._skip_gap(skipped)
             self._drain()
@@ -398,7 +411,7 @@ def _events(datagrams: Iterable[Datagram], skipped: dict[str, int]) -> list[dict
             if not d.payload.strip(b"\r\n\x00 "):
                 _bump(skipped, "sip_keepalive" if d.payload else "not_sip")
                 continue
-            msg = datagram_sip(d.payload, skipped)
+            msg = datagram_sip(d.payload, skipped, (d.sport, d.dport))
             if msg is None:
                 continue
             rows.append(_sip_row(d, msg))

@@ -48,7 +48,7 @@ from simsip.protocols import transactions
 
 from .importer import _RST, _SYN, _inputs, _TcpDirection, deduplicate
 from .pcap import Datagram, Record, TraceError, decode_record, parse_vrrp, read_capture
-from .sip import SipMessage, datagram_sip, parse_sip
+from .sip import SipMessage, datagram_sip, parse_sip, unreadable_notes
 
 __all__ = ["Estimate", "FleetInference", "HaInference", "Inference", "RegistrarInference", "infer_scenario",
            "write_inference"]
@@ -525,7 +525,7 @@ class _Inferer:
             if d.payload and not d.payload.strip(b"\r\n\x00 "):
                 self.ping(t, d.src, "crlf")
                 return
-            msg = datagram_sip(d.payload, skipped)
+            msg = datagram_sip(d.payload, skipped, (d.sport, d.dport))
             if msg is None:
                 return
             self.sip(t, d, msg)
@@ -864,6 +864,7 @@ def infer_scenario(
     notes: list[str] = []
     if origin != t0:
         notes.append(f"scenario clock: the run's t0_epoch (meta.json), {origin - t0:.3f}s after the first packet")
+    notes.extend(unreadable_notes(skipped))
     if not inf.phones:
         notes.append("no REGISTER seen: fleet values fall back to the generic-udp profile")
     faults = _faults(metas, ha, t0, origin - t0)
