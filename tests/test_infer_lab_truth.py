@@ -1,0 +1,121 @@
+"""``simsip trace infer`` against a real-lab capture with known ground truth, and baresip against its profile.
+
+``tests/data/infer-truth`` is one run of the real lab (``simsip lab run
+tests/data/infer-truth/config.yaml``, 79 s on the project's machine; the capture is stored
+xz-compressed, 39 KB): 20 SIPp phones refreshing at 70 % of a 20 s expiry, giving up after 5
+retransmissions (timeout 15.5 s) and retrying 6 s after a failure, next to 3 real baresip 1.0.0 UAs
+(Debian's package); the master's Kamailio is killed at 6 s and restarted at 34 s with no health
+check, so the VIP stays on the dead process and REGISTERs time out.
+
+The inferred SIPp values must be within stated tolerances of the configured ones; the inferred
+baresip values are compared with ``models/phones/baresip.yaml`` (the profile cites this capture
+for what it shows: refresh point, T1, T2, no keep-alives). What the run cannot show — baresip's
+failwait backoff, which starts 30–60 s after a failure, later than a lab run this short — must be
+said to be not observed, not invented.
+"""
+
+from __future__ import annotations
+
+import lzma
+import shutil
+from pathlib import Path
+
+import pytest
+
+from simsip.config.loader import load_config, load_config_text
+from simsip.trace import infer_scenario
+from simsip.units import parse_duration
+
+DATA = Path(__file__).parent / "data" / "infer-truth"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("infer-truth")
+    for name in ("config.yaml", "meta.json", "faults.json"):
+        shutil.copy2(DATA / name, d / name)
+    (d / "capture.pcapng").write_bytes(lzma.decompress((DATA / "capture.pcapng.xz").read_bytes()))
+    return d
+
+
+@pytest.fixture(scope="module")
+def inferred(run_dir):
+    return infer_scenario(run_dir)
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return load_config(DATA / "config.yaml")
+
+
+def _fleet(inf, ua: str):
+    return next(f for f in inf.fleets if f.user_agent.startswith(ua))
+
+
+def test_sipp_fleet_matches_its_configuration(inferred, truth):
+    f, tf = _fleet(inferred, "simsip-lab"), truth.fleets[0]
+    assert f.phones == tf.count and f.requested_expires.value == f.granted_expires.value == tf.phone.expires
+    # refresh point: within 0.5 % of the expiry, per refresh and per phone (one value per phone)
+    assert abs(f.refresh_fraction.value - tf.phone.refresh.percent / 100) < 0.005
+    assert f.refresh_per_phone.n == tf.count
+    assert abs(f.refresh_per_phone.value - tf.phone.refresh.percent / 100) < 0.005
+    # the retry interval after a timeout: within 0.1 s; SIPp's retransmission limit exactly
+    assert f.timeout_wait.n >= tf.count  # every phone's REGISTER timed out at least once
+    assert abs(f.timeout_wait.value - tf.phone.retry.interval) < 0.1
+    assert f.max_retransmissions.value == tf.phone.timers.max_retransmissions
+    assert abs(f.t1.value - tf.phone.timers.t1) < 0.01 and abs(f.t2.value - tf.phone.timers.t2) < 0.02
+    assert f.keepalive_kind == "none" and f.backoff is not True
+
+
+def test_inferred_scenario_carries_the_configured_values(inferred, truth):
+    scn = load_config_text(inferred.scenario_yaml("infer-truth"))
+    sipp, bare = scn.fleets
+    tf = truth.fleets[0]
+    assert sipp.phone.refresh.mode == "percent" and abs(sipp.phone.refresh.percent - 70) < 0.5
+    assert sipp.phone.retry.mode == "fixed" and abs(sipp.phone.retry.interval - tf.phone.retry.interval) < 0.1
+    assert sipp.phone.timers.max_retransmissions == 5
+    assert bare.profile == "baresip" and bare.count == truth.fleets[1].count
+    assert [(x.kind, round(x.at, 1), round(x.repair_after, 1)) for x in scn.faults] == [("process_crash", 6.0, 28.0)]
+    assert [n.priority for n in scn.ha.nodes][0] == 200 and scn.ha.vrrp.advert_int == 1.0
+
+
+def test_baresip_agrees_with_its_profile(inferred):
+    from simsip.models import profile_values
+
+    prof = {v.path: v for v in profile_values("baresip")}
+    f = _fleet(inferred, "baresip")
+    assert f.profile == "baresip" and f.phones == 3
+    # refresh at 90 % of the granted expiry (libre's rwait), within 0.5 %
+    assert abs(f.refresh_fraction.value * 100 - prof["refresh.percent"].value) < 0.5
+    assert abs(f.refresh_per_phone.value * 100 - prof["refresh.percent"].value) < 0.5 and f.refresh_per_phone.n == 3
+    # RFC 3261 timers: T1 500 ms, T2 4 s
+    assert abs(f.t1.value - parse_duration(prof["timers.t1"].value)) < 0.01
+    assert abs(f.t2.value - parse_duration(prof["timers.t2"].value)) < 0.02
+    # no keep-alives
+    assert prof["keepalive.kind"].value == "none" and f.keepalive_kind == "none"
+    # the profile cites this capture for what it shows
+    for key in ("refresh.percent", "timers.t1", "timers.t2", "keepalive.kind"):
+        assert "tests/data/infer-truth" in prof[key].source, key
+
+
+def test_what_the_run_cannot_show_is_not_invented(inferred):
+    f = _fleet(inferred, "baresip")
+    # the outage (28 s) is shorter than Timer F (32 s): baresip's retransmissions reached the
+    # restarted Kamailio, so no baresip transaction failed and its backoff is not observed
+    assert not f.timeout_wait.observed and not f.error_waits and f.backoff is None
+    text = inferred.scenario_yaml("x")
+    assert "# retry: from profile baresip because not observed" in text
+
+
+def test_report_page_of_the_lab_capture(inferred, tmp_path):
+    from simsip.report import write_inference_report
+
+    from test_infer_report import _figure_json, _titles
+
+    page = write_inference_report(inferred, tmp_path / "lab.html").read_text(encoding="utf-8")
+    refresh = _titles(_figure_json(page, "refresh"))
+    assert any(t.startswith("fleet simsip-lab (20 phones, udp) — n=20, median 0.7,") for t in refresh), refresh
+    retry = _titles(_figure_json(page, "retry"))
+    assert any("simsip-lab" in t and "after a timeout — n=" in t and "median 6.01 s" in t for t in retry), retry
+    assert 'id="fig-recovery"' in page  # the phones' recovery after the restart, from trace import's metrics
+    assert 'id="missing-backoff"' in page or 'id="panel-backoff"' not in page
