@@ -77,6 +77,10 @@ def test_inferred_scenario_carries_the_configured_values(inferred, truth):
     assert bare.profile == "baresip" and bare.count == truth.fleets[1].count
     assert [(x.kind, round(x.at, 1), round(x.repair_after, 1)) for x in scn.faults] == [("process_crash", 6.0, 28.0)]
     assert [n.priority for n in scn.ha.nodes][0] == 200 and scn.ha.vrrp.advert_int == 1.0
+    # the lab's keepalived sends 5 GARPs at the takeover and 5 more 5 s later (garp_master_repeat/delay)
+    h = inferred.ha
+    assert h.garp_repeat.value == 5 and abs(h.garp_second_delay.value - 5.0) < 0.1
+    assert scn.ha.vrrp.garp_master_repeat == 5 and scn.ha.vrrp.garp_master_delay == 5.0
 
 
 def test_baresip_agrees_with_its_profile(inferred):

@@ -99,7 +99,8 @@ def test_every_distribution_figure_is_there_with_its_numbers(inferred, text):
     assert "n=" in prio["layout"]["title"]["text"]
     fail = _figure_json(text, "failover")
     names = " ".join(t["name"] for t in fail["data"])
-    assert "last advert" in names and "GARPs per burst" in names and "n=" in names
+    assert "last advert" in names and "second GARP burst" in names and "n=" in names
+    assert "Gratuitous ARP bursts: n=2, of 5 GARP(s) each" in text
 
 
 def test_not_observed_panels_say_why(inferred, text):
@@ -170,3 +171,15 @@ def test_python_twin_writes_the_same_page(inferred, tmp_path):
     assert simsip.write_inference_report is write_inference_report
     page = simsip.write_inference_report(inferred, tmp_path / "twin.html", "main")
     assert page.read_text(encoding="utf-8") == render_inference_report(inferred, "main")
+
+
+def test_priority_zero_release_is_drawn_with_the_priorities(tmp_path):
+    from trace_builders import NODE_A, NODE_B, T0, ether, vrrp, vrrp_frames
+
+    frames = (vrrp_frames(NODE_A, 0.0, 20.0, 1.0, priority=150) + [(T0 + 20.0, ether(vrrp(NODE_A, 2, 51, 0, 1.0)))]
+              + vrrp_frames(NODE_B, 20.6, 40.0, 1.0, priority=100))
+    inf = infer_scenario(write(tmp_path, "release", frames))
+    fig = _figure_json(render_inference_report(inf, "release"), "vrrp_priority")
+    bars = {t["name"]: dict(zip(t["x"], t["y"])) for t in fig["data"]}
+    assert bars == {"priority 150": {NODE_A: 20}, "priority 100": {NODE_B: 20}, "priority 0": {NODE_A: 1}}
+    assert "n=41 adverts" in fig["layout"]["title"]["text"]

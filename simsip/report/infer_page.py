@@ -269,7 +269,10 @@ def vrrp_priority_panel(inf: Any) -> InferencePanel:
     if not h.priority_counts and not h.priorities:
         why = f"no VRRP advert ({h.stack} traffic seen instead)" if h.stack else "no VRRP advert in the capture"
         return InferencePanel("vrrp_priority", title, None, "", [("VRRP", why)])
-    counts = h.priority_counts or {ip: {p: 1} for ip, p in h.priorities.items()}
+    counts = {ip: dict(c) for ip, c in (h.priority_counts or {ip: {p: 1} for ip, p in h.priorities.items()}).items()}
+    for _t, ip in h.priority_zero_times:  # a master releasing the VIP (FAULT, or keepalived stopped)
+        counts.setdefault(ip, {})
+        counts[ip][0] = counts[ip].get(0, 0) + 1
     first_master = {}
     for t, ip in h.masters:
         first_master.setdefault(ip, t)
@@ -316,33 +319,39 @@ def failover_panel(inf: Any) -> InferencePanel:
             for k, (t, v) in enumerate(zip(ft["time"], ft[col])):
                 if math.isfinite(float(v)):
                     series.setdefault(f"fault → {name}", []).append((float(v), f"fault {k} at {float(t):.1f} s"))
-    for k, b in enumerate(h.garp_bursts[:200]):
-        series.setdefault("GARPs per burst", []).append((float(b["count"]), f"burst at {b['time']:.1f} s ({b['ip']})"))
     if h.garp_second_delay.observed:
         series["first → second GARP burst"] = [(float(x), "") for x in h.garp_second_delay.samples]
     title = "Failover measurements"
-    if not series:
+    garps = ""
+    if h.garp_bursts:
+        sizes = sorted({int(b["count"]) for b in h.garp_bursts})
+        garps = (f" Gratuitous ARP bursts: n={len(h.garp_bursts)}, of {', '.join(map(str, sizes))} GARP(s) each, first at "
+                 f"{h.garp_bursts[0]['time']:.1f} s.")
+    if not series and not h.garp_bursts:
         why = ("no change of VRRP master, no gratuitous ARP and no measured fault in the capture"
                + ("" if m is not None else f" ({inf.measured_note or 'failover metrics not computed'})"))
         return InferencePanel("failover", title, None, "", [("failover", why)])
     from simsip.trace.infer import estimate
 
+    if not series:
+        return InferencePanel("failover", title, None, "", [("failover", "no change of VRRP master and no measured "
+                                                             "fault in the capture." + garps)])
     fig = go.Figure()
     names = list(series)
     for i, name in enumerate(names):
         vals = [v for v, _ in series[name]]
-        e = estimate(name, vals, unit="" if name.startswith("GARPs") else "s")
+        e = estimate(name, vals, unit="s")
         label = f"{name} — {stat_line(e)}"
         fig.add_trace(go.Scatter(x=vals, y=[name] * len(vals), mode="markers", name=_esc(label),
                                  text=[_esc(t) for _, t in series[name]],
                                  marker=dict(size=10, color=COLORS[i % len(COLORS)], opacity=0.8),
                                  hovertemplate="%{x:.3g}: %{text}<extra></extra>"))
-    layout(fig, title, xaxis_title="seconds (GARPs per burst: a count)", yaxis=dict(autorange="reversed"),
+    layout(fig, title, xaxis_title="seconds", yaxis=dict(autorange="reversed"),
            height=220 + 45 * len(names), legend=dict(orientation="h", y=-0.3), showlegend=True)
-    caption = ("Each marker is one failover (or one GARP burst); n counts them and an interval needs at least 3. "
+    caption = ("Each marker is one failover; n counts them and an interval needs at least 3. "
                "Silence: from the old master's last advert to the new master's first (Master_Down_Interval minus "
                "the fault's phase in the advert cycle). Detection, VIP move and service restored are simsip trace "
-               "import's measurements from the fault time.")
+               "import's measurements from the fault time." + garps)
     missing = [] if m is not None else [("detection, VIP move, service restored", inf.measured_note or "not measured")]
     return InferencePanel("failover", title, fig, caption, missing)
 

@@ -7,7 +7,8 @@ holds three kinds of traffic the metrics need:
 
 * SIP requests and responses (over UDP, or TCP streams split by ``Content-Length``),
 * VRRP advertisements (only the current VRRP master sends them),
-* everything else, which is counted by reason in :attr:`TraceImport.skipped` and dropped.
+* everything else, which is counted by reason in :attr:`TraceImport.skipped` and dropped (SIP
+  that cannot be read — HEP-encapsulated, TLS-encrypted — under ``hep`` and ``tls``).
 
 :func:`import_trace` returns one row per SIP message / VRRP advertisement with the columns declared
 in :data:`simsip.tables.EVENTS` (:data:`EVENT_COLUMNS`; ``docs/design.md`` is generated from it),

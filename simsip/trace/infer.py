@@ -6,7 +6,9 @@ event table of :func:`~simsip.trace.import_trace` is never built — and returns
 :class:`Inference`: every inferred value is an :class:`Estimate` with the number of observations
 behind it, a 95 % interval (order statistics around the median) or "not observed", and the
 evidence in words. :meth:`Inference.scenario_yaml` writes a scenario that ``simsip run`` accepts,
-each value commented with its evidence, or with the profile it falls back to.
+each value commented with its evidence, or with the profile it falls back to; each ``Estimate``
+keeps a bounded sample of its observations, from which :mod:`simsip.report.infer_page` draws the
+distributions (``simsip trace infer --out X.yaml`` writes that page as ``X.html``).
 
 What is read from the wire:
 
