@@ -183,3 +183,24 @@ def test_priority_zero_release_is_drawn_with_the_priorities(tmp_path):
     bars = {t["name"]: dict(zip(t["x"], t["y"])) for t in fig["data"]}
     assert bars == {"priority 150": {NODE_A: 20}, "priority 100": {NODE_B: 20}, "priority 0": {NODE_A: 1}}
     assert "n=41 adverts" in fig["layout"]["title"]["text"]
+
+
+@pytest.mark.parametrize("case", ["empty", "one-unanswered", "heartbeat", "calm"])
+def test_degenerate_captures_give_a_page_not_a_traceback(case, tmp_path):
+    from trace_builders import NODE_A, NODE_B, T0, ether, udp
+
+    from test_trace_infer import sip_register
+
+    frames = {
+        "empty": [(T0, ether(udp("10.0.9.1", 1234, "10.0.9.2", 4321, b"\x00\x01 not sip")))],
+        "one-unanswered": [(T0, ether(udp("10.0.1.1", 5060, "10.0.0.100", 5060,
+                                          sip_register("a", "10.0.1.1", "c", 1, "z9hG4bK-1", 60, "X/1"))))],
+        "heartbeat": [(T0 + k, ether(udp(NODE_A, 694, NODE_B, 694, b"t=status"))) for k in range(5)],
+        "calm": fleet_frames(FleetSpec(keepalive=None, phones=5), RegistrarSpec(), 400.0),
+    }[case]
+    inf = infer_scenario(write(tmp_path, case, frames))
+    text = render_inference_report(inf, case)
+    panels = inference_panels(inf)
+    assert all(p.observed or f'id="panel-{p.name}"' in text for p in panels)  # every section: a figure or why not
+    if case == "heartbeat":
+        assert "heartbeat traffic seen instead" in text
