@@ -53,6 +53,12 @@ def _fleet(inf, ua: str):
 
 
 def test_sipp_fleet_matches_its_configuration(inferred, truth):
+    assert_sipp_matches(inferred, truth)
+
+
+def assert_sipp_matches(inferred, truth) -> None:
+    """The SIPp fleet's inferred values within tolerance of the configured ones (also run on a
+    fresh lab run by ``tests/test_lab.py::test_infer_ground_truth_live``)."""
     f, tf = _fleet(inferred, "simsip-lab"), truth.fleets[0]
     assert f.phones == tf.count and f.requested_expires.value == f.granted_expires.value == tf.phone.expires
     # refresh point: within 0.5 % of the expiry, per refresh and per phone (one value per phone)
@@ -84,6 +90,18 @@ def test_inferred_scenario_carries_the_configured_values(inferred, truth):
 
 
 def test_baresip_agrees_with_its_profile(inferred):
+    assert_baresip_matches_profile(inferred)
+    # the profile cites this capture for what it shows
+    from simsip.models import profile_values
+
+    prof = {v.path: v for v in profile_values("baresip")}
+    for key in ("refresh.percent", "timers.t1", "timers.t2", "keepalive.kind"):
+        assert "tests/data/infer-truth" in prof[key].source, key
+
+
+def assert_baresip_matches_profile(inferred) -> None:
+    """The real baresip UAs' inferred refresh point, T1, T2 and keep-alives agree with
+    ``models/phones/baresip.yaml``."""
     from simsip.models import profile_values
 
     prof = {v.path: v for v in profile_values("baresip")}
@@ -97,9 +115,6 @@ def test_baresip_agrees_with_its_profile(inferred):
     assert abs(f.t2.value - parse_duration(prof["timers.t2"].value)) < 0.02
     # no keep-alives
     assert prof["keepalive.kind"].value == "none" and f.keepalive_kind == "none"
-    # the profile cites this capture for what it shows
-    for key in ("refresh.percent", "timers.t1", "timers.t2", "keepalive.kind"):
-        assert "tests/data/infer-truth" in prof[key].source, key
 
 
 def test_what_the_run_cannot_show_is_not_invented(inferred):
