@@ -17,6 +17,7 @@ said to be not observed, not invented.
 from __future__ import annotations
 
 import lzma
+import re
 import shutil
 from pathlib import Path
 
@@ -138,3 +139,31 @@ def test_report_page_of_the_lab_capture(inferred, tmp_path):
     assert any("simsip-lab" in t and "after a timeout — n=" in t and "median 6.01 s" in t for t in retry), retry
     assert 'id="fig-recovery"' in page  # the phones' recovery after the restart, from trace import's metrics
     assert 'id="missing-backoff"' in page or 'id="panel-backoff"' not in page
+
+
+@pytest.mark.slow
+def test_round_trip_inferred_forecast_matches_the_configured_one(inferred, truth):
+    """Simulating the inferred scenario forecasts what simulating the configured one does, within
+    the validation tolerances (recovery median ±max(10 %, 2 s), p95 ±max(15 %, 3 s), unreachable
+    phone-seconds ±15 %): what inference leaves out does not change the answer. (Model vs this lab
+    run is ``simsip validate``'s business; it needs the run's prober.csv, not stored here.)"""
+    from simsip.api import simulate
+    from simsip.config.loader import load_config_text
+
+    text = inferred.scenario_yaml("infer-truth")
+    want = simulate(truth, replications=5, seed=3).summary["figures"]
+
+    def off(yaml_text: str) -> list[str]:
+        got = simulate(load_config_text(yaml_text), replications=5, seed=3).summary["figures"]
+        out = []
+        for key, rel, floor in (("recovery_median", 0.10, 2.0), ("recovery_p95", 0.15, 3.0),
+                                ("unreachable_phone_seconds", 0.15, 0.0)):
+            a, b = got[key]["mean"], want[key]["mean"]
+            if abs(a - b) > max(rel * abs(b), floor):
+                out.append(f"{key}: {a:.4g} vs {b:.4g}")
+        return out
+
+    assert off(text) == []
+    # negative control: a wrong retry interval (15 s instead of the inferred 6 s) is caught
+    wrong, n = re.subn(r"retry: \{mode: fixed, interval: [0-9.]+s\}", "retry: {mode: fixed, interval: 15s}", text)
+    assert n == 1 and off(wrong)
