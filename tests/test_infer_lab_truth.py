@@ -167,3 +167,19 @@ def test_round_trip_inferred_forecast_matches_the_configured_one(inferred, truth
     # negative control: a wrong retry interval (15 s instead of the inferred 6 s) is caught
     wrong, n = re.subn(r"retry: \{mode: fixed, interval: [0-9.]+s\}", "retry: {mode: fixed, interval: 15s}", text)
     assert n == 1 and off(wrong)
+
+
+@pytest.mark.slow
+def test_validation_sees_no_vip_move_where_there_was_none(run_dir, truth):
+    """The VIP stays on the master (its Kamailio died, keepalived did not notice): validation must
+    not read the teardown's keepalived transitions (the backup is MASTER for 0.4 s after the run,
+    while the lab stops the nodes) as the fault's VIP move."""
+    from simsip.validate import validate
+
+    (run_dir / "prober.csv").write_bytes(lzma.decompress((DATA / "prober.csv.xz").read_bytes()))
+    table = validate(DATA / "config.yaml", run_dir, replications=3).table
+    move = table[table["metric"].str.startswith("VIP move time")]
+    assert len(move) == 1 and move["lab"].isna().all(), move.to_string()
+    # the recovery itself (phones re-registering after the restart) is still compared
+    rec = table[table["metric"] == "recovery median (s)"]
+    assert rec["lab"].iloc[0] == pytest.approx(30.0, abs=1.0) and bool(rec["pass"].iloc[0])
