@@ -76,7 +76,7 @@ def _value(x: float, unit: str, scale: float = 1.0) -> str:
         return human(x)
     if unit == "ms":
         return f"{x * scale:.3g} ms"
-    return f"{x * scale:.3g}"
+    return f"{x * scale:.4g}"
 
 
 def stat_line(e: Any, unit: str | None = None) -> str:
@@ -107,11 +107,6 @@ def distribution_figure(title: str, rows: Sequence[tuple[str, Any]], x_title: st
         u = e.unit if unit is None else unit
         scale = 1000.0 if u == "ms" else 1.0
         xs = np.asarray(e.samples if e.samples else [e.value], dtype=float) * scale
-        bins: dict[str, Any] = {"nbinsx": min(60, max(5, int(math.sqrt(len(xs))) * 2))}
-        if bin_size is not None and x_range is not None:
-            bins = {"xbins": dict(start=x_range[0], end=x_range[1], size=bin_size)}
-        fig.add_trace(go.Histogram(x=xs.tolist(), name=_esc(label), marker=dict(color=rgba(color, 0.75)), showlegend=False,
-                                   hovertemplate="%{x}: %{y} observations<extra></extra>", **bins), row=i, col=1)
         if x_range is not None:
             lo_x, hi_x = x_range[0], max(x_range[1], float(xs.max()) * 1.02)
         else:
@@ -122,6 +117,11 @@ def distribution_figure(title: str, rows: Sequence[tuple[str, Any]], x_title: st
                 lo_x = max(lo_x, 0.0)
             edge = 0.04 * (hi_x - lo_x)
             lo_x, hi_x = lo_x - edge, hi_x + edge
+        # bins by the axis shown, so a tight cluster is a visible bar, not a hairline under the median
+        size = bin_size if bin_size is not None else (hi_x - lo_x) / min(60, max(10, int(math.sqrt(len(xs))) * 2))
+        fig.add_trace(go.Histogram(x=xs.tolist(), name=_esc(label), marker=dict(color=rgba(color, 0.75)),
+                                   showlegend=False, xbins=dict(start=lo_x, end=hi_x, size=size),
+                                   hovertemplate="%{x}: %{y} observations<extra></extra>"), row=i, col=1)
         fig.update_xaxes(range=[lo_x, hi_x], row=i, col=1)
         axis = "" if i == 1 else str(i)
         shapes = []
