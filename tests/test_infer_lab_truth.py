@@ -134,7 +134,7 @@ def test_report_page_of_the_lab_capture(inferred, tmp_path):
 
     page = write_inference_report(inferred, tmp_path / "lab.html").read_text(encoding="utf-8")
     refresh = _titles(_figure_json(page, "refresh"))
-    assert any(t.startswith("fleet simsip-lab (20 phones, udp) — n=20, median 0.7,") for t in refresh), refresh
+    assert any(t.startswith("fleet simsip-lab (20 phones, udp) — n=20, median 0.700") for t in refresh), refresh
     retry = _titles(_figure_json(page, "retry"))
     assert any("simsip-lab" in t and "after a timeout — n=" in t and "median 6.01 s" in t for t in retry), retry
     assert 'id="fig-recovery"' in page  # the phones' recovery after the restart, from trace import's metrics
