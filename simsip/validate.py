@@ -329,12 +329,16 @@ def _notify_move(run: _LabRun, t_fault: float) -> float:
     if fault is None:
         return math.nan
     epoch = float(fault["epoch"])
+    # only within the run: the teardown stops the master's keepalived first, and the backup's
+    # brief MASTER before its own stop is no VIP move of the fault
+    t0, dur = run.meta.get("t0_epoch"), (run.meta.get("spec") or {}).get("duration")
+    end = float(t0) + float(dur) if all(isinstance(v, (int, float)) for v in (t0, dur)) else math.inf
     best = math.inf
     for node, trans in (run.meta.get("transitions") or {}).items():
         if node == fault.get("node"):
             continue
         for when, state, *_ in trans:
-            if state == "MASTER" and when >= epoch:
+            if state == "MASTER" and epoch <= when <= end:
                 best = min(best, float(when))
     return best - epoch if math.isfinite(best) else math.nan
 

@@ -100,6 +100,7 @@ CALLS = [
     (["plan", EXAMPLES / "plans" / "impossible-slo.yaml", "--out", "{tmp}/p"], "simsip.plan:plan", {}),
     (["trace", "import", LAB_RUN], "simsip.trace.measure:measure_trace", {}),
     (["trace", "infer", LAB_RUN], "simsip.trace.infer:infer_scenario", {}),
+    (["trace", "infer", LAB_RUN, "--out", "{tmp}/i.yaml"], "simsip.report.infer_page:write_inference_report", {}),
     (["models", "list"], "simsip.models:profiles", {}),
     (["models", "show", "pjsua"], "simsip.models:profile_values", {}),
     (["models", "assumptions", "--key", "refresh"], "simsip.models:assumptions", {}),

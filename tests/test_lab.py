@@ -333,3 +333,20 @@ def test_baresip_uas_refresh_and_backoff_across_master_crash(tmp_path):
     for name, pid in meta["pids"].items():
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), name
     assert elapsed < 150
+
+
+# --------------------------------------------------------------------------- trace infer ground truth, live
+def test_infer_ground_truth_live(tmp_path):
+    """Record tests/data/infer-truth afresh (SIPp refresh 70 %, K=5, retry 6 s; 3 baresip UAs;
+    the master's Kamailio down 6–34 s; ≈ 80 s) and infer from it: the same checks as the stored
+    capture's (tests/test_infer_lab_truth.py), so a new SIPp, baresip or Kamailio is caught."""
+    from simsip.config.loader import load_config
+    from simsip.lab import run_scenario
+    from simsip.trace import infer_scenario
+    from tests.test_infer_lab_truth import DATA, assert_baresip_matches_profile, assert_sipp_matches
+
+    base = Path(os.environ.get("SIMSIP_LAB_OUT", tmp_path))
+    out = run_scenario(DATA / "config.yaml", base / f"infer-truth-{int(time.time())}")
+    inf = infer_scenario(out)
+    assert_sipp_matches(inf, load_config(DATA / "config.yaml"))
+    assert_baresip_matches_profile(inf)
