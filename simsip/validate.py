@@ -682,8 +682,12 @@ def _lab_side(run: _LabRun, cfg: Scenario, tm: Any, grid: np.ndarray, dists: lis
     first_fault = min((t for t, c in dists if c == "fault"), default=math.inf)
     k_f = math.floor(first_fault - shift) + shift  # the model's 1 s bin the fault falls in, on the lab clock
     rtx = float(((req["retransmission"].to_numpy(dtype=bool)) & (rt >= k_f) & (rt < dur)).sum())
+    # SIPp ends a transaction after the lab's configured retransmissions (the lab's truth, whatever
+    # the scenario under test assumes)
+    spec = run.meta.get("spec") or {}
     ph = cfg.fleets[0].phone.timers
-    limit = sipp_timeout(ph.t1, ph.t2, int(ph.max_retransmissions or 0))
+    limit = sipp_timeout(float(spec.get("t1", ph.t1)), float(spec.get("t2", ph.t2)),
+                         int(spec.get("max_retrans", ph.max_retransmissions or 0)))
     firsts = req[~req["retransmission"].astype(bool)]
     answered = set(zip(*[ev.loc[ev["kind"] == "response", c] for c in ("call_id", "cseq")]))
     to = 0
