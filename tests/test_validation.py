@@ -7,6 +7,7 @@ the lab packages only) is recorded through the CLI, validated, and leaves nothin
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -183,11 +184,17 @@ def test_examples_present():
         assert {"capture.pcapng", "prober.csv", "faults.json", "meta.json"} <= files and "logs" not in files
 
 
+@functools.lru_cache(maxsize=None)
+def _forecast(run: Path):
+    """The forecast of a shipped run (computed once per test session: several tests judge it)."""
+    return validate(run / "config.yaml", run)
+
+
 @pytest.mark.parametrize("run", _params(PENDING))
 def test_shipped_run_is_forecast(run):
     """The model, knowing only the configured scenario, predicts the lab run: every gated metric inside
     the model's 90 % interval over 100 replications and within its point tolerance."""
-    rep = validate(run / "config.yaml", run)
+    rep = _forecast(run)
     assert rep.mode == "forecast" and rep.replications == 100
     assert rep.table["tolerance"].str.len().gt(0).all()
     assert rep.passed, f"{run.name}: {rep.failures}\n{rep.table.to_string()}"
@@ -293,6 +300,7 @@ def test_negative_control_is_caught(control):
         applied.append(run.name)
         if not rep.passed:
             caught.append(run.name)
+            break  # caught: the gate can fail; the doc's table counts every run
     assert applied, f"{control}: applies to none of the shipped runs — record a run it can be checked on"
     assert caught, f"{control}: the forecast gate passes the perturbed model on all of {applied}"
 
@@ -303,12 +311,13 @@ def test_calibration_coverage_is_reported_and_sane():
     refresh 10 % early the same check fails."""
     from simsip.validate import _perturb_refresh, calibration_table
 
-    runs = _passing_runs()
-    good = calibration_table([validate(r / "config.yaml", r) for r in runs])
+    runs = list(RUNS)  # every run, misses included (a passing run has every value inside by definition)
+    good = calibration_table([_forecast(r) for r in runs])
     assert len(good) >= 5 * len(runs)
     share = good["in_interval"].mean()
     assert share >= 0.8, good.to_string()
-    bad = calibration_table([validate(_perturb_refresh(load_config(r / "config.yaml")), r) for r in runs])
+    some = runs[:: max(1, len(runs) // 5)]  # the control on about five runs spread over the list
+    bad = calibration_table([validate(_perturb_refresh(load_config(r / "config.yaml")), r) for r in some])
     assert bad["in_interval"].mean() < 0.8 <= share
     assert bad["in_interval"].mean() < share - 0.15
 
