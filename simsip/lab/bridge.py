@@ -1,12 +1,15 @@
 """From a simulator scenario to a real-lab run, and back.
 
-The real lab (``simsip.lab``) is a fixed shape: one SIPp process playing N UDP phones whose
+The real lab (``simsip.lab``) is a fixed shape: one SIPp process playing N UDP or TCP phones whose
 refreshes are spread evenly over one refresh interval (plus, when a second fleet has
 ``profile: baresip``, up to 10 real baresip UAs with baresip's own refresh and RFC 5626
 backoff), two Kamailio registrars (memory only, DMQ replication, or a shared PostgreSQL
-location table) behind one keepalived VRRP pair on an idle
+location table; ``registrar.workers`` children, a constant ``registrar.service_time`` as a
+usleep per REGISTER, ``udp_buffer.maxbuffer``) behind one keepalived VRRP pair (optionally a
+track_script, weighted or not) on an idle
 Linux bridge, an OPTIONS prober that asks the VIP holder "do you have a binding for this AOR?"
-every ``lab.probe_interval`` seconds, and a fault injector. A simsip :class:`~simsip.config.schema.
+every ``lab.probe_interval`` seconds, and a fault injector (faults at a random phase of the
+advert timer; a repaired node crash reboots the node). A simsip :class:`~simsip.config.schema.
 Scenario` can describe much more (many fleets, backoff retries, lossy networks, overload replies,
 SIP health checks, hung processes, three-node clusters...). This module maps the part of a
 scenario the lab can *really* realise onto a :class:`~simsip.lab.spec.LabSpec` and refuses the rest

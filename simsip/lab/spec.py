@@ -23,11 +23,13 @@ PROBE_PORTS = (5060, 5061)
 class Fault:
     """One fault: ``kind`` on ``node`` at scenario time ``at``; repaired ``repair_after`` s later.
 
-    kinds: node_crash (link down + SIGKILL of kamailio and keepalived; repair = reboot: VIP
-    flushed, link up, both restarted), process_crash (SIGKILL of kamailio; repair = start it),
-    link_down (node's switch port down; repair = up), partition (the two nodes drop each other's
-    traffic, node given is ignored; repair = heal), restart (SIGTERM kamailio and start it again
-    after ``repair_after`` or at once).
+    kinds: node_crash (link down + SIGKILL of kamailio and keepalived; repair = reboot as an
+    operator restarts the node: VIP flushed, link up, Kamailio started and listening, then
+    keepalived, which comes up as BACKUP and preempts — or, with nopreempt, stays backup),
+    process_crash (SIGKILL of kamailio; repair = start it, empty), link_down (node's switch port
+    down; repair = up), partition (the two nodes drop each other's traffic, node given is
+    ignored; repair = heal), restart (SIGTERM kamailio and start it again after ``repair_after``
+    or at once), ha_stop (SIGTERM keepalived: a priority-0 advert; repair = start it again).
     """
 
     kind: str
@@ -56,6 +58,18 @@ def _as_fault(f: Any) -> Fault:
 
 @dataclass(frozen=True)
 class LabSpec:
+    """One lab run, as :func:`simsip.lab.bridge.spec_from_scenario` maps a scenario onto it.
+
+    Phones: one SIPp process (``transport`` udp: one socket, Timer E retransmissions from ``t1``
+    capped at ``t2``, ``max_retrans`` K; tcp: one connection per phone, each REGISTER sent once and
+    ``timeout`` waited for). Registrar: two Kamailio nodes with ``workers`` children, an optional
+    constant ``service_time`` (usleep per REGISTER) and ``maxbuffer``; ``rmem_default``/``rmem_max``
+    are what the node namespaces must see (checked, not set: not per netns on the lab's kernel).
+    keepalived: VRRP ``vrrp_version``/``advert_int``/priorities/preempt, an optional track_script
+    (``track_interval``, fall/rise, ``track_weight`` [``track_reverse``]). The runner waits a random
+    U[0, advert_int) after the first MASTER before phones and prober start (meta ``phase_delay``).
+    """
+
     # phones
     phones: int = 20
     expires: float = 60.0                 # requested Expires
