@@ -145,6 +145,72 @@ def test_spec_refuses_listing_every_problem():
     assert "process_hang" in joined and "backoff" in joined and "600" in joined
 
 
+def test_spec_maps_registrar_capacity_tcp_and_weighted_check():
+    text = textwrap.dedent("""
+        name: capacity
+        duration: 60s
+        fleets:
+          - name: f
+            count: 200
+            phases: even
+            phone:
+              transport: tcp
+              expires: 120s
+              refresh: {mode: percent, percent: 50}
+              timers: {t1: 250ms}
+              retry: {mode: fixed, interval: 10s}
+        registrar:
+          workers: 3
+          service_time: {dist: constant, mean: 8ms}
+          udp_buffer: {rmem_default: 212992, rmem_max: 4194304, maxbuffer: 131072}
+        ha:
+          health_check: {kind: socket, interval: 1s, fall: 1, rise: 1, weight: -30}
+          nodes: [{name: a, priority: 200}, {name: b, priority: 100}]
+        faults:
+          - {kind: node_crash, node: master, at: 10s, repair_after: 20s}
+    """)
+    cfg = load_config_text(text)
+    spec = spec_from_scenario(cfg)
+    assert (spec.workers, spec.service_time, spec.probe_port) == (3, 0.008, 5061)
+    assert (spec.rmem_default, spec.rmem_max, spec.maxbuffer) == (212992, 4194304, 131072)
+    assert spec.transport == "tcp" and spec.timeout == pytest.approx(16.0)  # Timer F = 64·T1
+    assert (spec.track_weight, spec.track_reverse) == (-30, False)
+    assert [(f.kind, f.repair_after) for f in spec.faults] == [("node_crash", 20.0)]
+    # a service time that is not constant is not realised (Kamailio's own speed), and says so
+    expo = load_config_text(text.replace("{dist: constant, mean: 8ms}", "{dist: exponential, mean: 8ms}"))
+    assert (spec_from_scenario(expo).service_time, spec_from_scenario(expo).probe_port) == (0.0, 5060)
+    from simsip.lab.bridge import mapping_notes
+
+    assert any("not realised" in n and "service_time" in n for n in mapping_notes(expo))
+    assert any("usleep(8000)" in n for n in mapping_notes(cfg))
+    assert any("reconnect" in n for n in mapping_notes(cfg))
+
+
+def test_spec_refuses_what_the_lab_registrar_and_phones_cannot_do():
+    base = textwrap.dedent("""
+        name: refused
+        duration: 60s
+        fleets:
+          - name: f
+            count: 20
+            phases: even
+            phone: {transport: tls, expires: 60s, timers: {max_retransmissions: 9}}
+        registrar:
+          workers: 64
+          transactions: stateful
+          service_time: 2s
+          udp_buffer: {sizing: rmem_default}
+        faults:
+          - {kind: node_crash, node: master, at: 10s}
+    """)
+    with pytest.raises(LabUnsupported) as ei:
+        spec_from_scenario(load_config_text(base))
+    problems = ei.value.problems
+    for path in ("fleets[0].phone.transport", "registrar.workers", "registrar.transactions",
+                 "registrar.service_time", "registrar.udp_buffer.sizing"):
+        assert any(p.startswith(path) for p in problems), f"{path} not in {problems}"
+
+
 def test_lab_run_cli_refuses_cleanly(tmp_path):
     from simsip.cli.lab import app as lab_app
 

@@ -1,12 +1,15 @@
 """From a simulator scenario to a real-lab run, and back.
 
-The real lab (``simsip.lab``) is a fixed shape: one SIPp process playing N UDP phones whose
+The real lab (``simsip.lab``) is a fixed shape: one SIPp process playing N UDP or TCP phones whose
 refreshes are spread evenly over one refresh interval (plus, when a second fleet has
 ``profile: baresip``, up to 10 real baresip UAs with baresip's own refresh and RFC 5626
 backoff), two Kamailio registrars (memory only, DMQ replication, or a shared PostgreSQL
-location table) behind one keepalived VRRP pair on an idle
+location table; ``registrar.workers`` children, a constant ``registrar.service_time`` as a
+usleep per REGISTER, ``udp_buffer.maxbuffer``) behind one keepalived VRRP pair (optionally a
+track_script, weighted or not) on an idle
 Linux bridge, an OPTIONS prober that asks the VIP holder "do you have a binding for this AOR?"
-every ``lab.probe_interval`` seconds, and a fault injector. A simsip :class:`~simsip.config.schema.
+every ``lab.probe_interval`` seconds, and a fault injector (faults at a random phase of the
+advert timer; a repaired node crash reboots the node). A simsip :class:`~simsip.config.schema.
 Scenario` can describe much more (many fleets, backoff retries, lossy networks, overload replies,
 SIP health checks, hung processes, three-node clusters...). This module maps the part of a
 scenario the lab can *really* realise onto a :class:`~simsip.lab.spec.LabSpec` and refuses the rest
@@ -38,7 +41,7 @@ from simsip.io import unpacked_run
 from simsip.protocols.registration import refresh_interval
 from simsip.protocols.transactions import sipp_timeout
 
-from .spec import MAX_BARESIP, Fault, LabSpec
+from .spec import MAX_BARESIP, MAX_WORKERS, Fault, LabSpec
 
 __all__ = ["LabUnsupported", "spec_from_scenario", "mapping_notes", "scenario_for_lab_run",
            "MAX_LAB_PHONES", "MAX_LAB_DELAY", "lab_t0", "first_advert_phase", "refresh_phase_shift"]
@@ -103,8 +106,9 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
         if fl.phases != "even":
             out.append(f"{p}.phases: {fl.phases!r}; SIPp starts phone k at k·R/N, i.e. even phases — "
                        "set `phases: even`")
-        if ph.transport != "udp":
-            out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's SIPp phones use UDP only")
+        if ph.transport not in ("udp", "tcp"):
+            out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's SIPp phones use UDP or TCP "
+                       "(SIPp -t u1 / -t tn), no TLS")
         if ph.calls_per_hour > 0:
             out.append(f"{p}.phone.calls_per_hour: {ph.calls_per_hour * 3600:g}/h; the lab places no "
                        "calls (reachability is probed with OPTIONS at the registrar)")
@@ -121,7 +125,9 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
             out.append(f"{p}.phone.refresh.min_interval: {_s(rf.min_interval)} exceeds the refresh "
                        f"interval ({_s(interval)}); SIPp has no minimum refresh interval")
         tm = ph.timers
-        if tm.max_retransmissions is None:
+        if ph.transport == "tcp":
+            pass  # SIPp sends once over TCP and waits Timer F (timers.timeout) for the 200
+        elif tm.max_retransmissions is None:
             out.append(f"{p}.phone.timers.max_retransmissions: null (Timer F {_s(tm.timeout)} alone); "
                        "SIPp has no Timer F, it ends a transaction after -max_retrans K retransmissions "
                        f"— set it (K=9 times out at {_s(sipp_timeout(tm.t1, tm.t2, 9))} at T1 500 ms)")
@@ -159,6 +165,19 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     if rg.lookup_grace > 0:
         out.append(f"registrar.lookup_grace: {_s(rg.lookup_grace)}; Kamailio's registered() has no "
                    "grace after expiry")
+    if rg.transactions != "stateless":
+        out.append(f"registrar.transactions: {rg.transactions!r}; the lab's Kamailio calls save() without "
+                   "t_newtran() (stateless: every retransmission it reads is saved and answered again)")
+    if rg.workers > MAX_WORKERS:
+        out.append(f"registrar.workers: {rg.workers}; the lab runs at most {MAX_WORKERS} Kamailio children "
+                   "per socket (2-core machine)")
+    st = rg.service_time
+    if st.dist == "constant" and st.mean > 1.0:
+        out.append(f"registrar.service_time: {_s(st.mean)}; the lab's usleep() per REGISTER is at most 1 s")
+    ub = rg.udp_buffer
+    if ub is not None and ub.sizing != "kamailio":
+        out.append(f"registrar.udp_buffer.sizing: {ub.sizing!r}; the lab's Kamailio always probes SO_RCVBUF "
+                   "up to maxbuffer at start-up (sizing: kamailio)")
     if rg.data == "replicated" and not rg.replication.sync_on_start:
         out.append("registrar.replication.sync_on_start: false; the lab's dmq_usrloc runs with sync 1")
     # ---- HA
@@ -184,9 +203,8 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     if hc is not None and hc.kind != "socket":
         out.append(f"ha.health_check.kind: {hc.kind!r}; the lab's track_script checks the Kamailio "
                    "UDP socket only (kind: socket)")
-    if hc is not None and hc.weight != 0:
-        out.append(f"ha.health_check.weight: {hc.weight}; the lab's track_script has weight 0 (FAULT on "
-                   "failure)")
+    if hc is not None and not -253 <= hc.weight <= 253:
+        out.append(f"ha.health_check.weight: {hc.weight}; keepalived's track_script weight is -253..253")
     if v.garp_master_refresh > 0:
         out.append(f"ha.vrrp.garp_master_refresh: {_s(v.garp_master_refresh)}; the lab's keepalived sends "
                    "no periodic GARP (keepalived's default 0)")
@@ -286,6 +304,11 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
     variant = {"none": "memory", "replicated": "dmq", "shared": "shared_db"}[rg.data]
     v = cfg.ha.vrrp
     hc = cfg.ha.health_check
+    st = rg.service_time
+    # a constant service time is a usleep() per REGISTER; any other distribution is not realised
+    # (the lab's Kamailio then runs at its own speed, see mapping_notes)
+    service = float(st.mean) if st.dist == "constant" else 0.0
+    ub = rg.udp_buffer
     faults = tuple(
         Fault(kind=_FAULT_KINDS[f.kind], node=nodes.get(f.node, f.node), at=float(f.at),
               repair_after=None if f.repair_after is None else float(f.repair_after))
@@ -298,12 +321,22 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         refresh_margin=margin,
         t1=float(ph.timers.t1),
         t2=float(ph.timers.t2),
-        max_retrans=int(ph.timers.max_retransmissions),  # type: ignore[arg-type]
+        max_retrans=9 if ph.timers.max_retransmissions is None else int(ph.timers.max_retransmissions),
+        transport=ph.transport,
+        tcp_timeout=float(ph.timers.timeout) if ph.transport == "tcp" else None,
         retry_interval=float(ph.retry.interval),
         baresip=cfg.fleets[1].count if len(cfg.fleets) == 2 else 0,
         variant=variant,
         min_expires=min_exp,
         max_expires=max_exp,
+        workers=int(rg.workers),
+        service_time=service,
+        rmem_default=None if ub is None else int(ub.rmem_default),
+        rmem_max=None if ub is None else int(ub.rmem_max),
+        maxbuffer=None if ub is None else int(ub.maxbuffer),
+        # a registrar slowed on purpose gets a probe socket of its own (5061, one worker), so the
+        # prober's rounds neither queue with REGISTERs nor take their workers or buffer
+        probe_port=5061 if service > 0 else 5060,
         vrrp_version=v.version,
         advert_int=float(v.advert_int),
         priority_a=cfg.ha.nodes[0].priority,
@@ -315,6 +348,8 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         track_interval=None if hc is None else float(hc.interval),
         track_fall=1 if hc is None else hc.fall,
         track_rise=1 if hc is None else hc.rise,
+        track_weight=0 if hc is None else int(hc.weight),
+        track_reverse=False if hc is None else bool(hc.reverse),
         probe_interval=float(cfg.lab.probe_interval),
         faults=faults,
         duration=float(cfg.duration),
@@ -326,14 +361,38 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
 def mapping_notes(cfg: Scenario) -> list[str]:
     """Scenario items the lab realises its own way (not errors; say them next to a lab run)."""
     rg = cfg.registrar
+    st = rg.service_time
+    if st.dist == "constant" and st.mean > 0:
+        service = (f"registrar.service_time ({st.mean * 1000:g} ms, constant): usleep({int(round(st.mean * 1e6))}) "
+                   "(cfgutils) in the REGISTER branch before save(); the real per-REGISTER time is a little "
+                   "longer (save, reply, log, sleep overshoot) — measure it in busy seconds of the capture; "
+                   "the OPTIONS prober then asks a socket of its own (VIP:5061, one worker)")
+    else:
+        service = (f"registrar.service_time ({st.dist}, mean {st.expected * 1000:g} ms): not realised — only a "
+                   "constant service time becomes a usleep(); the lab's Kamailio runs at its own speed "
+                   "(~0.1 ms per REGISTER; `simsip calibrate RUN_DIR` measures it)")
+    ub = rg.udp_buffer
+    if ub is None:
+        buffer = (f"registrar.queue_limit ({rg.queue_limit}): not realised — the lab's queue is the kernel's UDP "
+                  "receive buffer (this kernel's rmem_default/rmem_max, Kamailio's default maxbuffer); "
+                  "give registrar.udp_buffer to say it")
+    else:
+        buffer = (f"registrar.udp_buffer: maxbuffer {ub.maxbuffer} B becomes Kamailio's maxbuffer; rmem_default "
+                  f"{ub.rmem_default} B / rmem_max {ub.rmem_max} B are checked against the node namespace's "
+                  "net.core values when the run starts (not settable per network namespace on this kernel: "
+                  f"read-only there); truesize ({ub.truesize} B) is the kernel's — the run records "
+                  "`ss -uanm` (rb, drops) and Udp RcvbufErrors per node")
     notes = [
-        f"registrar.workers ({rg.workers}), service_time (mean {rg.service_time.expected * 1000:g} ms), "
-        f"queue_limit ({rg.queue_limit}): ignored — the lab runs a real Kamailio (children=2); "
-        "`simsip calibrate RUN_DIR` measures its service time",
+        f"registrar.workers ({rg.workers}): Kamailio children={rg.workers} (UDP workers per listen socket"
+        + (", and tcp_children" if any(f.phone.transport == "tcp" for f in cfg.fleets[:1]) else "") + ")",
+        service,
+        buffer,
         f"registrar.removal_interval ({_s(rg.removal_interval)}): the lab's usrloc timer_interval is 5 s "
         "(reachability does not depend on it: registered() checks the expiry itself)",
-        "ha.vrrp.first_advert: the lab's advert phase is whatever keepalived starts with; "
-        "scenario_for_lab_run() reads it back from the capture",
+        "ha.vrrp.first_advert: random in the lab — the runner waits U[0, advert_int) (meta.json phase_delay) "
+        "after the first MASTER before it starts phones and prober, so t=0 and the faults fall at a random "
+        "phase of the advert timer while SIPp's refresh phases relative to t=0 stay as configured; "
+        "scenario_for_lab_run() (replay) reads the phase back from the capture",
         "network.arp timers: the lab's namespaces use the Linux defaults the simulator defaults to",
         "seed/replications/output: ignored — one lab run is one replication",
     ]
@@ -344,8 +403,21 @@ def mapping_notes(cfg: Scenario) -> list[str]:
         hc = cfg.ha.health_check
         notes.append(f"ha.health_check.timeout ({_s(hc.timeout)}) / exec_time ({_s(hc.exec_time)}): the "
                      f"lab's track_script times out after max(1 s, interval) and takes a few ms")
-    if cfg.fleets and cfg.fleets[0].phone.timers.timer_f is not None:
+    ph0 = cfg.fleets[0].phone if cfg.fleets else None
+    if ph0 is not None and ph0.transport == "tcp":
+        notes.append(
+            f"fleets[0].phone.transport tcp: SIPp -t tn (one connection per phone) sends each REGISTER once "
+            f"and waits timers.timeout ({_s(ph0.timers.timeout)}) for the 200; t2/max_retransmissions are "
+            "unused. A reset (the new master answering a segment of a connection it never had) does not end "
+            "SIPp's transaction: it reconnects (-max_reconnect -1, -reconnect_close false, -reconnect_sleep 0) "
+            "and the phone waits out its timeout, then retry.interval — retry.transport_error_interval is not "
+            "realised. network.tcp (rto_min, syn_rto) is the lab kernel's own")
+    elif ph0 is not None and ph0.timers.timer_f is not None:
         notes.append("timers.timer_f: SIPp ends transactions by max_retransmissions only")
+    if cfg.ha.health_check is not None and cfg.ha.health_check.weight:
+        hc = cfg.ha.health_check
+        notes.append(f"ha.health_check.weight {hc.weight}{' reverse' if hc.reverse else ''}: keepalived "
+                     "vrrp_script weight (priority adjusted, no FAULT)")
     return notes
 
 
