@@ -452,7 +452,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     no_conn = None
     if getattr(log, "conns", None) is not None:  # what the connection rule takes away
         _, ws, we = reachable_intervals(log, lookup, dns_targets, connections=False)
-        no_conn = (count_at(ws, we, grid) - reach, float((we - ws).sum() - (re_ - rs).sum()))
+        held = count_at(ws, we, grid)  # a binding on the serving node, with or without the connection
+        no_conn = (held - reach, float((we - ws).sum() - (re_ - rs).sum()))
     reg_s, reg_e = registered_intervals(log)
     registered = count_at(reg_s, reg_e, grid)
     ts = {"replication": replication, "time": grid, "registered": registered, "reachable": reach}
@@ -479,7 +480,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         for a, b, node in serving:
             if node >= 0:
                 served |= (grid >= a) & (grid < b)
-        misplaced = np.where(served, union - reach, 0)
+        # (a binding on the serving node without its phone's connection is not misplaced: no_connection)
+        misplaced = np.where(served, union - (reach if no_conn is None else held), 0)
         div = np.zeros(nb, dtype=np.int64)
         for i in range(len(segs)):
             for j in range(i + 1, len(segs)):

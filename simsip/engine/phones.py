@@ -26,7 +26,12 @@ Beyond that plain case (UDP to the VIP), each fleet may use:
   dead node) is retransmitted by TCP (``rto_min`` doubling, not Timer E) until Timer F. A
   registrar process that stops on a live node closes its connections (FIN): those phones
   re-register per the same rule.
-* **Keep-alives** (:mod:`simsip.engine.keepalive`): a failed flow makes the phone re-register.
+* **Connection-bound bindings** (``Scenario.connection_bound``: TCP/TLS behind NAT, or a rewritten
+  contact): every connection gets an id; the run log's ``conns`` keeps where and when each opened
+  and ended and over which one each binding was registered (the ``contact`` hook), and the
+  metrics let a binding reach its phone only while its node holds that connection.
+* **Keep-alives** (:mod:`simsip.engine.keepalive`): a failed flow makes the phone re-register
+  (``keepalive_tcp`` over TCP/TLS where the product has its own).
 * **DNS** (``server: dns_srv``/``dns_a``, :mod:`simsip.engine.dns`): phones address nodes
   directly, in their own RFC 2782 order, moving to the next target after ``retry_counts`` failed
   attempts and returning per the failback mode.
@@ -43,7 +48,7 @@ Beyond that plain case (UDP to the VIP), each fleet may use:
 The bank is the registrars' *replies* port: a registrar tells it a copy is lost (:meth:`lost`),
 that it holds a request until a worker finishes (:meth:`hold` — the phone arms its own timer if
 it must), and sends a final response over a path drawn on arrival (:meth:`path`, :meth:`reply`);
-the phone-side hooks ``authorized``, ``extra_work`` and ``stopped`` are None where unused. The
+the phone-side hooks ``authorized``, ``extra_work``, ``stopped`` and ``contact`` are None where unused. The
 bank reads node facts from the topology, sends through the network port and hands REGISTERs to
 the registrars' ``receive`` functions (``receivers``). Retry waits draw from per-phone streams,
 so a phone's numbers do not depend on the order in which the engine processes other phones.

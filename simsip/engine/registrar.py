@@ -18,7 +18,11 @@ The binding store is a per-phone array of "valid until" times. With ``data: none
 its own store, lost when the process stops; with ``data: shared`` all nodes read and write one
 store that survives crashes; with ``data: replicated`` every save is sent to the peers (DMQ-like).
 Every copy of a binding (store, persistent storage, database replica) keeps the save with the
-latest time stamp, whatever order saves are applied in.
+latest time stamp, whatever order saves are applied in. With ``max_contacts`` a store also counts
+each connection-bound phone's contacts (:class:`Contacts`; a new connection is a new contact):
+one too many is refused with ``contacts_full_status`` unless ``remove_existing``; the count is
+replicated with the save, cleared with the store, and not rebuilt from storage or a database
+failover (those bindings count as no contact until the phone registers again).
 
 The node talks to the phones only through its *replies* port (lost, held until, reply, and the
 phone-side hooks for digest auth, TLS handshake work and closed connections), to its siblings
