@@ -817,6 +817,7 @@ FIGURE_SUPPORT.update(min_reachable_fraction="fraction", phones_not_recovered_sh
 #: scenario with variants, the comparison page).
 COMPARISON_FIGURES = (
     "unreachable_phone_seconds",
+    "unreachable_no_connection_phone_seconds",
     "phones_affected",
     "recovery_median",
     "recovery_p95",

@@ -178,3 +178,45 @@ def test_pjsua_keeps_alive_its_tls_flow_every_90s_and_its_udp_one_every_15s():
     cfg = load(yaml.safe_dump(doc), "pj")
     assert cfg.fleets[0].phone.flow_keepalive.interval == 15.0
     assert cfg.fleets[1].phone.flow_keepalive.interval == 90.0
+
+
+# ----------------------------------------------------------------------------- the planner's screen
+def test_the_keepalive_residual_has_the_renewal_mean():
+    from simsip.analytic import keepalive_residual_quantiles
+
+    q = (np.arange(20000) + 0.5) / 20000
+    for a in (0.5, 0.8, 1.0):
+        assert keepalive_residual_quantiles(90.0, a, q).mean() == pytest.approx(_residual_mean(90.0, a), rel=1e-3)
+
+
+def test_the_screen_counts_natted_tls_phones_out_until_they_reconnect():
+    from simsip.analytic import NotScreenable, screen
+
+    cfg = _cfg({"keepalive": KA}, {"data": "replicated"})
+    est = screen(cfg)
+    sim = simulate(cfg).summary["figures"]
+    assert est["recovery_mean"] == pytest.approx(sim["recovery_mean"]["mean"], rel=0.1)
+    assert est["unreachable_phone_seconds"] == pytest.approx(sim["unreachable_phone_seconds"]["mean"], rel=0.1)
+    # negative control: not behind NAT the screen gives the VIP move, the old (UDP-like) answer
+    lan = screen(_cfg({"keepalive": KA, "nat": False}, {"data": "replicated"}))
+    assert lan["recovery_mean"] < 0.1 * est["recovery_mean"]
+    # a contact limit that refuses the reconnected phones is left to the simulation
+    with pytest.raises(NotScreenable, match="contact limit"):
+        screen(_cfg({"keepalive": KA}, {"data": "shared", "max_contacts": 1}))
+
+
+def test_the_plan_finds_that_replication_buys_nothing_for_natted_tls_phones(tmp_path):
+    """examples/plans/tls-keepalive.yaml: the screened and simulated loss is the same with and without
+    DMQ; only the keep-alive interval decides (15 s meets the SLO, 60 s and 90 s do not)."""
+    from simsip.plan import plan
+    from tests.conftest import EXAMPLES
+
+    res = plan(EXAMPLES / "plans" / "tls-keepalive.yaml", out=tmp_path, workers=1)
+    scr = res.screen
+    col = "fleets.soft.phone.keepalive_tcp.interval"
+    by = scr.pivot(index=col, columns="registrar.data", values="est_unreachable_phone_seconds")
+    assert np.allclose(by["none"], by["replicated"])
+    ok = scr.groupby(col)["screen_ok"].all()
+    assert ok[15.0] and ok[30.0] and not ok[60.0] and not ok[90.0]
+    assert res.status == "feasible"
+    assert res.recommendation["settings"][col] == 15.0
