@@ -220,3 +220,17 @@ def test_the_plan_finds_that_replication_buys_nothing_for_natted_tls_phones(tmp_
     assert ok[15.0] and ok[30.0] and not ok[60.0] and not ok[90.0]
     assert res.status == "feasible"
     assert res.recommendation["settings"][col] == 15.0
+
+
+def test_the_report_draws_the_phones_without_their_connection_and_says_why():
+    from simsip.report.run_page import reachable_figure
+    from simsip.report.scenario import scenario_sentences
+
+    cfg = _cfg({"keepalive": KA}, {"data": "shared", "max_contacts": 1, "remove_existing": True}, n=100)
+    res = simulate(cfg)
+    fig = reachable_figure(res.timeseries, res.faults, res.vip, cfg.phones)
+    assert any("no connection" in (t.name or "") for t in fig.data)
+    text = " ".join(scenario_sentences(cfg))
+    assert "only over the connection it registered on" in text and "at most 1 contact" in text
+    lan = _cfg({"keepalive": KA, "nat": False}, {"data": "shared"}, n=100)
+    assert "only over the connection" not in " ".join(scenario_sentences(lan))
