@@ -55,7 +55,7 @@ def test_fast_paths_do_apply_ahead():
 
 
 CONTROL_CELLS = ["pacemaker-partition-plain", "keepalived-node_crash-plain", "cold-process_crash-plain",
-                 "keepalived-db_crash-plain", "heartbeat-link_down-keepalives"]
+                 "keepalived-db_crash-plain", "heartbeat-link_down-keepalives", "keepalived-node_crash-tcp_nat"]
 
 
 @pytest.mark.parametrize("cid", CONTROL_CELLS)
