@@ -236,7 +236,8 @@ class PhoneProfile(Frozen):
         False,
         description="Behind NAT (or a firewall, or not listening on its Contact): no one can open a connection to the "
         "phone. Over tcp/tls its binding then reaches it only over the connection it registered on, held by the node "
-        "that accepted it; a new master has none until the phone reconnects (keep-alive or REGISTER finds the reset); RFC 5626 outbound flows are bound the same way. "
+        "that accepted it; a new master has none until the phone reconnects (keep-alive or REGISTER finds the reset); "
+        "RFC 5626 outbound flows are bound the same way. "
         "No effect over UDP (the NAT binding to the VIP's address stays usable). Assumption false: phones on the "
         "registrar's LAN or VPN.",
     )
