@@ -17,14 +17,14 @@ number that land in its unreachable time is Poisson with mean rate × unreachabl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from simsip.config.schema import Scenario
 from simsip.engine.records import RunLog
-from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, VIP
+from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, TRUNK_OUTAGES, VIP
 
 
 @dataclass
@@ -39,6 +39,8 @@ class RepMetrics:
     vip: pd.DataFrame
     figures: dict[str, float]
     counters: dict[str, int]
+    trunk_outages: pd.DataFrame = field(default_factory=TRUNK_OUTAGES.empty)
+    storm: dict[str, dict[str, float]] = field(default_factory=dict)  # :func:`storm_figures` per node
 
 
 def _sorted_saves(log):
@@ -667,7 +669,90 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fig["calls_failed_expected"] = mean_failed
         fig["calls_failed"] = float(calls_rng.poisson(mean_failed))
         fig["calls_total_expected"] = float(sum(f.count * f.phone.calls_per_hour for f in cfg.fleets) * H)
-    return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters))
+    trunk_out = TRUNK_OUTAGES.empty()
+    if cfg.trunks:
+        trunk_out = trunk_outages(cfg, log, replication)
+        fig.update(trunk_figures(cfg, log, trunk_out, calls_rng))
+    storm = storm_figures(timeseries, t1=min(f.phone.timers.t1 for f in cfg.fleets), replication=replication)
+    return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters), trunk_out, storm)
+
+
+# =============================================================================== trunks
+def trunk_down_intervals(regs: list[tuple[float, float, int]], nodes: list[tuple[float, int]], horizon: float,
+                         contact: str) -> list[tuple[float, float, str]]:
+    """(start, end, cause) of each interval in [0, horizon) during which a trunk takes no inbound call.
+
+    ``regs``: the provider's saves (time, binding expiry, node), the latest save replacing the binding;
+    ``nodes``: (time, node running the registration or -1) from t=0. A call at t succeeds when the
+    provider's binding is live (saved at or before t, expiring after t) and it reaches the node that
+    holds the VIP: that very node with ``contact: node``, any node with ``contact: vip``.
+    """
+    regs = sorted(regs)
+    nodes = sorted(nodes, key=lambda x: x[0])
+    cuts = {0.0, horizon}
+    cuts.update(t for t, u, _ in regs if 0 <= t < horizon)
+    cuts.update(u for t, u, _ in regs if 0 <= u < horizon)
+    cuts.update(t for t, _ in nodes if 0 <= t < horizon)
+    cuts = sorted(cuts)
+    reg_t = [r[0] for r in regs]
+    node_t = [x[0] for x in nodes]
+    out: list[tuple[float, float, str]] = []
+    from bisect import bisect_right
+
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if b <= a:
+            continue
+        i = bisect_right(node_t, a) - 1
+        cur = nodes[i][1] if i >= 0 else -1
+        j = bisect_right(reg_t, a) - 1
+        live = j >= 0 and regs[j][1] > a
+        if cur < 0:
+            cause = "no_node"
+        elif not live:
+            cause = "unregistered"
+        elif contact == "node" and regs[j][2] != cur:
+            cause = "wrong_node"
+        else:
+            cause = ""
+        if not cause:
+            continue
+        if out and out[-1][1] == a and out[-1][2] == cause:
+            out[-1] = (out[-1][0], b, cause)
+        else:
+            out.append((a, b, cause))
+    return out
+
+
+def trunk_outages(cfg: Scenario, log: RunLog, replication: int) -> pd.DataFrame:
+    """The ``trunk_outages`` table of one replication (:data:`simsip.tables.TRUNK_OUTAGES`)."""
+    H = log.horizon
+    rows: dict[str, list] = {c: [] for c in ("replication", "trunk", "start", "end", "duration", "cause")}
+    for k, t in enumerate(cfg.trunks):
+        regs = [(s, u, n) for i, s, u, n in log.trunk_regs if i == k]
+        nodes = [(tt, n) for tt, i, n in log.trunk_nodes if i == k]
+        for a, b, cause in trunk_down_intervals(regs, nodes, H, t.contact):
+            rows["replication"].append(replication)
+            rows["trunk"].append(t.name)
+            rows["start"].append(a)
+            rows["end"].append(b if b < H else math.nan)
+            rows["duration"].append(b - a)
+            rows["cause"].append(cause)
+    return TRUNK_OUTAGES.conform(rows)
+
+
+def trunk_figures(cfg: Scenario, log: RunLog, outages: pd.DataFrame, calls_rng: np.random.Generator) -> dict[str, float]:
+    """Trunk figures of one replication: seconds without inbound calls, failed DID calls (expected:
+    rate × down time; sampled: Poisson), registrations Asterisk gave up."""
+    fig: dict[str, float] = {}
+    down = outages.groupby("trunk")["duration"].sum() if len(outages) else pd.Series(dtype=float)
+    total = float(down.sum()) if len(down) else 0.0
+    fig["trunk_unregistered_seconds"] = total
+    expected = float(sum(t.calls_per_hour * float(down.get(t.name, 0.0)) for t in cfg.trunks))
+    if any(t.calls_per_hour for t in cfg.trunks):
+        fig["trunk_calls_failed_expected"] = expected
+        fig["trunk_calls_failed"] = float(calls_rng.poisson(expected))
+    fig["trunk_registrations_given_up"] = float(sum(1 for _, _, c in log.trunk_responses if c < 0))
+    return fig
 
 
 #: How :func:`ci95` builds an interval for a figure of each support (said in ``summary.json``).
@@ -806,6 +891,11 @@ FIGURE_HELP = {
     "calls_failed_expected": ("calls", "Expected failed incoming calls (rate × unreachable time)"),
     "calls_total_expected": ("calls", "Expected incoming calls in the run"),
     "phones": ("phones", "Phones in the scenario"),
+    "trunk_unregistered_seconds": ("s", "Sum over trunks of the time inbound DID calls fail (no live provider binding "
+                                        "reaching the node that holds the VIP)"),
+    "trunk_calls_failed": ("calls", "Inbound DID calls that found the trunk unregistered (sampled)"),
+    "trunk_calls_failed_expected": ("calls", "Expected failed inbound DID calls (trunk call rate × unregistered time)"),
+    "trunk_registrations_given_up": ("", "Trunk registrations Asterisk stopped for good (max_retries, a fatal code)"),
 }
 
 #: Where each figure lives, for its confidence interval (:func:`ci95`); all are counts, times,
@@ -829,6 +919,8 @@ COMPARISON_FIGURES = (
     "split_brain_seconds",
     "calls_failed_expected",
     "loss_minutes_per_phone_year",
+    "trunk_unregistered_seconds",
+    "trunk_calls_failed_expected",
 )
 
 
@@ -847,6 +939,20 @@ STORM_FIGURES = {
     "overload_end": ("s", "End of the last step in which the node was overloaded (NaN: never overloaded)"),
     "cleared": ("", "1 if the overload ended at least `settle` before the end of the run, else 0"),
 }
+
+
+def summarize_storm(per_rep: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, dict]]:
+    """``summary.json``'s ``storm``: per node and :data:`STORM_FIGURES` figure, :func:`ci95` over
+    replications (every figure is nonnegative) with unit and help."""
+    nodes = list(dict.fromkeys(n for r in per_rep for n in r))
+    out: dict[str, dict[str, dict]] = {}
+    for node in nodes:
+        out[node] = {}
+        for k, (unit, help_) in STORM_FIGURES.items():
+            vals = [r[node][k] for r in per_rep if node in r and k in r[node]]
+            out[node][k] = {**ci95(vals, support="fraction" if k == "cleared" else "nonnegative"),
+                            "unit": unit, "help": help_}
+    return out
 
 
 def storm_figures(timeseries: pd.DataFrame, *, t1: float = 0.5, settle: float = 60.0,

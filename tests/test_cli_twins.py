@@ -102,6 +102,7 @@ CALLS = [
     (["trace", "infer", LAB_RUN], "simsip.trace.infer:infer_scenario", {}),
     (["models", "list"], "simsip.models:profiles", {}),
     (["models", "show", "pjsua"], "simsip.models:profile_values", {}),
+    (["models", "assumptions", "--key", "refresh"], "simsip.models:assumptions", {}),
     (["lab", "install"], "simsip.lab.scenario:install_packages", {}),
     (["lab", "check"], "simsip.lab.check:check_requirements", {}),
     (["lab", "run", LAB_RUN / "config.yaml", "--out", "{tmp}/l"], "simsip.lab.scenario:run_scenario",

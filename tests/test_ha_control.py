@@ -387,13 +387,10 @@ def test_the_lab_realises_ha_stop_and_refuses_what_it_cannot():
 
 
 def _recorded_ha_stop(tmp_path):
-    import tarfile
-
+    from simsip.io import unpacked_run
     from tests.conftest import ROOT
 
-    with tarfile.open(ROOT / "examples" / "lab" / "ha-stop.tar.xz") as tar:
-        tar.extractall(tmp_path, filter="data")
-    return tmp_path / "ha-stop"
+    return unpacked_run(ROOT / "examples" / "lab" / "ha-stop")
 
 
 def test_recorded_lab_run_of_a_keepalived_sigterm_validates(tmp_path):
@@ -403,16 +400,18 @@ def test_recorded_lab_run_of_a_keepalived_sigterm_validates(tmp_path):
 
     from simsip.api import load_config
     from simsip.validate import validate
+    from tests.conftest import ROOT
 
     run = _recorded_ha_stop(tmp_path)
     meta = json.loads((run / "meta.json").read_text())
     (fault,) = [f for f in json.loads((run / "faults.json").read_text()) if f["action"] == "fault"]
     b_master = next(t for t, st, _ in meta["transitions"]["b"] if st == "MASTER")
     assert b_master - fault["epoch"] == pytest.approx(_skew(100), abs=0.02)
-    rep = validate(run / "config.yaml", run, replications=20)
+    config = ROOT / "examples" / "lab" / "ha-stop" / "config.yaml"
+    rep = validate(config, run, replications=20)
     assert rep.passed, f"out of tolerance: {rep.failures}\n{rep.table.to_string()}"
     # negative control: the same run against a model that crashes the node instead must fail
-    cfg = load_config(run / "config.yaml")
+    cfg = load_config(config)
     crash = cfg.model_copy(update={"faults": (cfg.faults[0].model_copy(update={"kind": "node_crash"}),)})
     wrong = validate(crash, run, replications=5)
     assert not wrong.passed and any("VIP move" in f for f in wrong.failures)

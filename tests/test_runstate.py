@@ -138,8 +138,11 @@ LAB_RUN = Path(__file__).resolve().parents[1] / "examples" / "lab" / "udp-none"
 def _copy_run(tmp_path: Path) -> Path:
     import shutil
 
+    from simsip.io import unpacked_run
+
     d = tmp_path / "lab-run"
-    shutil.copytree(LAB_RUN, d)
+    shutil.copytree(unpacked_run(LAB_RUN), d)
+    shutil.copyfile(LAB_RUN / "config.yaml", d / "config.yaml")
     return d
 
 

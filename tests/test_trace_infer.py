@@ -32,7 +32,7 @@ from tests.conftest import EXAMPLES
 from trace_builders import MAC_A, MAC_B, NODE_A, NODE_B, T0, VIP, ether, ipv4, udp, vrrp, write_pcap, write_pcapng
 
 LAB = EXAMPLES / "lab"
-LAB_RUNS = sorted(p.name for p in LAB.iterdir() if (p / "capture.pcapng").is_file())
+LAB_RUNS = sorted(p.name for p in LAB.iterdir() if (p / "run.tar.xz").is_file())
 
 
 # --------------------------------------------------------------------------- a small phone simulator

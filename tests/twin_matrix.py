@@ -20,7 +20,7 @@ HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold", "weighted", "cloud"
 FAULTS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
           "phone_link_down", "db_crash", "db_replica_down", "ha_stop")
 MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults", "storm", "overload",
-         "tcp_nat")
+         "sbc_trunks", "tcp_nat")
 
 _BASE = {
     "name": "twin",
@@ -85,6 +85,17 @@ def _mix(doc: dict, mix: str) -> None:
                          dict(_fleet("tcp", 20, transport="tcp"), start="boot_storm", boot_window="3s")]
         doc["registrar"].update({"service_time": {"dist": "exponential", "mean": "150ms"},
                                  "udp_buffer": {"sizing": "rmem_default", "rmem_default": 9216, "truesize": 2304}})
+    elif mix == "sbc_trunks":
+        # a caching SBC (forwards every other refresh) next to a VIP fleet, and two trunk
+        # registrations whose provider fails for a while (timeouts until Asterisk gives up; 403s)
+        doc["fleets"] = [dict(_fleet("sbc", 40), server="sbc"), _fleet("udp", 30)]
+        doc["sbc"] = {"outgoing_expires": "100s"}
+        doc["trunks"] = [
+            {"name": "itsp", "expiration": "60s", "max_random_initial_delay": "5s", "retry_interval": "20s",
+             "max_retries": 1, "calls_per_hour": "60/h", "outages": [{"at": "70s", "duration": "50s"}]},
+            {"name": "backup", "expiration": "40s", "contact": "vip", "forbidden_retry_interval": "15s",
+             "start_delay": "2s", "outages": [{"at": "100s", "duration": "30s", "code": 403}]},
+        ]
     else:  # pragma: no cover
         raise ValueError(mix)
 
@@ -190,7 +201,7 @@ def matrix_doc(stack: str, fault: str, mix: str, scale: int = 1) -> dict:
         _contact_limit(doc, k)
     doc["faults"] = [{"kind": fault, "node": "master", "at": "61s", "repair_after": "47s"},
                      {"kind": "node_crash", "node": "master", "at": "150s", "repair_after": "30s"}]
-    if mix != "random_faults" and k % 3 == 0:
+    if mix not in ("random_faults", "sbc_trunks") and k % 3 == 0:
         doc["auth"] = {"enabled": True}
     if k % 5 == 0:
         doc["network"]["loss"] = 0.02
@@ -227,7 +238,8 @@ def canonical(log) -> dict:
     out: dict = {}
     out["phones"] = sorted(zip(log.ph_t, log.ph_p, log.ph_v))
     out["stores"] = [(sorted(zip(s.t, s.phone, s.until)), list(s.clears)) for s in log.stores]
-    for name in ("serving", "vrrp", "adverts", "garps", "checks", "syncs", "repairs", "availability"):
+    for name in ("serving", "vrrp", "adverts", "garps", "checks", "syncs", "repairs", "availability",
+                 "trunk_nodes", "trunk_regs", "trunk_responses"):
         out[name] = list(getattr(log, name, []) or [])
     out["faults"] = [asdict(f) for f in log.faults]
     out["counters"] = dict(sorted(log.counters.items()))

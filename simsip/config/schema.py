@@ -266,10 +266,11 @@ class Fleet(Frozen):
         description="Equilibrium phases: random (independent uniform) or even (phone k at k·R/N, like a SIPp lab).",
     )
     boot_window: Duration = Field(60.0, ge=0, description="Boot storm: first REGISTERs uniform in [0, window].")
-    server: Literal["vip", "dns_srv", "dns_a", "lb"] = Field(
+    server: Literal["vip", "dns_srv", "dns_a", "lb", "sbc"] = Field(
         "vip",
         description="How the phones find the registrar: the VRRP VIP; DNS SRV targets (dns.srv, RFC 3263); DNS round "
-        "robin A records (dns.a: random pick, no health); a load balancer/SBC in front (load_balancer).",
+        "robin A records (dns.a: random pick, no health); a load balancer/SBC in front (load_balancer); a registration-"
+        "caching SBC in front of the VIP (sbc: answers refreshes itself, UDP only).",
     )
 
 
@@ -785,6 +786,82 @@ class LoadBalancer(Frozen):
     retry_after: Duration = Field(0.0, ge=0, description="Retry-After on the balancer's own 503 (0 = absent).")
 
 
+class Sbc(Frozen):
+    """An SBC with registration caching in front of the VIP (OpenSIPS mid_registrar, contact throttling).
+
+    Phones of fleets with ``server: sbc`` register with the SBC (it never fails). It forwards a
+    phone's REGISTER to the VIP, asking ``max(e, outgoing_expires)``, when it does not hold the phone's
+    contact or when the time since its last forwarded REGISTER reaches the upstream lifetime minus the
+    phone's expiry ``e``; otherwise it absorbs the REGISTER with its own 200 at once. Calls reach a
+    phone through the registrar's binding, so after a registrar failover that lost bindings the gap is
+    set by the SBC's next forward, not by the phones' refreshes. Assumptions: the SBC sits next to the
+    registrars (no delay between them), relays copies of a forwarded REGISTER one for one, grants the
+    phones the expiry the registrar would (``registrar.grant``), and does not notice a failover.
+    """
+
+    profile: str | None = Field(None, description="SBC profile from models/sbcs (merged).")
+    outgoing_expires: Duration = Field(
+        3600.0, gt=0, le=30 * 86400,
+        description="Upstream expiry the SBC asks for (mid_registrar outgoing_expires, default 3600 s).",
+    )
+
+
+class ProviderOutage(Frozen):
+    """A window during which the trunk provider does not accept REGISTERs."""
+
+    at: Duration = Field(..., ge=0, description="When the provider starts refusing.")
+    duration: Duration = Field(..., gt=0, description="How long it refuses.")
+    code: int = Field(
+        408, ge=300, le=699,
+        description="What a REGISTER gets meanwhile: 408 = no answer (a local timeout after the trunk's timeout), "
+        "or the provider's final response code (403, 401, 503, ...).",
+    )
+    retry_after: Duration = Field(0.0, ge=0, description="Retry-After on that response (0 = absent).")
+
+
+class Trunk(Frozen):
+    """The PBX's registration to its SIP provider (Asterisk res_pjsip_outbound_registration).
+
+    The registration runs on the node that holds the VIP with its PBX process answering: when a node
+    takes over (or its PBX restarts) it registers from scratch, the first REGISTER 1..
+    ``max_random_initial_delay`` whole seconds after ``start_delay``; then it refreshes
+    ``expiration - 10`` s after each 2xx and handles failures by Asterisk's rules (``retry_interval``,
+    ``forbidden_retry_interval``, ``fatal_retry_interval``, ``max_retries``, ``auth_rejection_permanent``).
+    The provider keeps the last binding until it expires. An inbound DID call succeeds while a binding
+    is live and it reaches the node serving the VIP: with ``contact: node`` only the node that registered
+    it (a NAT mapping or the node's own address in the Contact), with ``contact: vip`` any node holding
+    the VIP.
+    """
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Trunk name.")
+    profile: str | None = Field(None, description="Trunk profile from models/trunks (merged).")
+    expiration: Duration = Field(3600.0, gt=0, le=30 * 86400, description="Requested expiry (Asterisk expiration 3600).")
+    max_random_initial_delay: Duration = Field(
+        10.0, ge=0, le=86400, description="Random delay of the first REGISTER: whole seconds 1..this (Asterisk 10)."
+    )
+    retry_interval: Duration = Field(60.0, ge=0, description="Wait after a temporal failure (Asterisk 60; 0 = never retry).")
+    forbidden_retry_interval: Duration = Field(0.0, ge=0, description="Wait after a 403 (Asterisk 0 = stop).")
+    fatal_retry_interval: Duration = Field(0.0, ge=0, description="Wait after another fatal response (Asterisk 0 = stop).")
+    max_retries: int = Field(10, ge=0, le=1_000_000, description="Retries before giving up for good (Asterisk 10).")
+    auth_rejection_permanent: bool = Field(True, description="A refused 401/407 stops the registration (Asterisk yes).")
+    timeout: Duration = Field(32.0, gt=0, le=3600, description="REGISTER transaction timeout (pjsip timer_b 32 s).")
+    start_delay: Duration = Field(
+        0.0, ge=0, description="From taking the VIP to the registration starting (a notify script reloading the module; "
+        "assumption: 0)."
+    )
+    provider_rtt: Duration = Field(0.05, ge=0, le=60, description="Round trip to the provider (assumption: 50 ms).")
+    provider_expires: Duration | None = Field(
+        None, gt=0, description="Expiry the provider grants (null: as requested; assumption)."
+    )
+    contact: Literal["node", "vip"] = Field(
+        "node", description="Where the provider sends calls: the node that registered (NAT mapping, own address; "
+        "assumption) or the VIP."
+    )
+    calls_per_hour: Rate = Field(0.0, ge=0, description="Inbound DID calls on this trunk (Poisson), e.g. '120/h'.")
+    outages: tuple[ProviderOutage, ...] = Field(default_factory=tuple, max_length=1000,
+                                                description="Windows during which the provider refuses REGISTERs.")
+
+
 class Calls(Frozen):
     """How an incoming call finds a phone, i.e. which node's bindings decide *reachable*.
 
@@ -932,6 +1009,9 @@ class Scenario(Frozen):
     output: Output = Field(default_factory=Output)
     dns: Dns = Field(default_factory=Dns, description="DNS records for fleets with server dns_srv/dns_a.")
     load_balancer: LoadBalancer | None = Field(None, description="Dispatcher/SBC for fleets with server lb.")
+    sbc: Sbc | None = Field(None, description="Registration-caching SBC for fleets with server sbc.")
+    trunks: tuple[Trunk, ...] = Field(default_factory=tuple, max_length=100,
+                                      description="The PBX's own registrations to SIP providers (inbound DID calls).")
     auth: Auth = Field(default_factory=Auth, description="Digest authentication at the registrar.")
     calls: Calls = Field(default_factory=Calls, description="How incoming calls find a phone (reachability).")
     restart_timer: Duration = Field(
@@ -978,9 +1058,9 @@ class Scenario(Frozen):
     def connection_bound(self, fleet: Fleet) -> bool:
         """Does a binding of this fleet reach its phones only over the connection it registered on?
         TCP/TLS phones behind NAT (``phone.nat``), or whose contact the registrar rewrites to the
-        connection's source address (``registrar.rewrite_contact``); a balancer in front holds the
-        phones' connections itself (``server: lb`` is never bound)."""
-        return (fleet.phone.transport != "udp" and fleet.server != "lb"
+        connection's source address (``registrar.rewrite_contact``); a balancer or SBC in front holds
+        the phones' connections itself (``server: lb`` or ``sbc`` is never bound)."""
+        return (fleet.phone.transport != "udp" and fleet.server in ("vip", "dns_srv", "dns_a")
                 and (fleet.phone.nat or self.registrar.rewrite_contact))
 
     @model_validator(mode="after")
@@ -1003,6 +1083,18 @@ class Scenario(Frozen):
                 raise _located(("fleets", i, "server"), "dns_a needs dns.a records")
             if f.server == "lb" and self.load_balancer is None:
                 raise _located(("fleets", i, "server"), "lb needs a load_balancer section")
+            if f.server == "sbc":
+                if self.sbc is None:
+                    raise _located(("fleets", i, "server"), "sbc needs an sbc section")
+                if f.phone.transport != "udp":
+                    raise _located(("fleets", i, "phone", "transport"),
+                                   f"{f.phone.transport}: a fleet behind the caching SBC must use udp")
+                if f.phone.keepalive.kind == "options":
+                    raise _located(("fleets", i, "phone", "keepalive", "kind"),
+                                   "options keep-alives are not modelled behind the caching SBC (allowed: none, crlf)")
+                if self.auth.enabled:
+                    raise _located(("auth", "enabled"), "digest auth is not modelled behind the caching SBC "
+                                   f"(fleet {f.name!r} has server sbc)")
             if f.phone.failover.dual_registration:
                 targets = {r.target for r in self.dns.srv} if f.server == "dns_srv" else set(self.dns.a)
                 if f.server not in ("dns_srv", "dns_a") or len(targets) < 2:
@@ -1010,6 +1102,14 @@ class Scenario(Frozen):
                         ("fleets", i, "phone", "failover", "dual_registration"),
                         "dual registration needs server dns_srv or dns_a with two or more distinct targets",
                     )
+        tnames = [t.name for t in self.trunks]
+        for j, t in enumerate(self.trunks):
+            if t.name in tnames[:j]:
+                raise _located(("trunks", j, "name"), f"trunk names must be unique, got {tnames}")
+            for k, o in enumerate(t.outages):
+                if o.at >= self.duration:
+                    raise _located(("trunks", j, "outages", k, "at"),
+                                   f"outage at {o.at:.15g}s is not before the end of the run (duration {self.duration:.15g}s)")
         if self.calls.lookup == "dns" and not (self.dns.srv or self.dns.a):
             raise _located(("calls", "lookup"), "lookup dns needs dns.srv or dns.a records")
         return self

@@ -35,7 +35,8 @@ Beyond that plain case (UDP to the VIP), each fleet may use:
 * **DNS** (``server: dns_srv``/``dns_a``, :mod:`simsip.engine.dns`): phones address nodes
   directly, in their own RFC 2782 order, moving to the next target after ``retry_counts`` failed
   attempts and returning per the failback mode.
-* **A load balancer** (``server: lb``, :mod:`simsip.engine.lb`).
+* **A load balancer** (``server: lb``, :mod:`simsip.engine.lb`), or a registration-caching SBC
+  (``server: sbc``, :mod:`simsip.engine.sbc`; UDP) that answers refreshes itself.
 * **Dual registration** (``failover.dual_registration``, DNS fleets): each phone also keeps a
   second registration, one target further along its list, as a "virtual phone" slot numbered
   after all real phones (own transactions, refresh, retries, failover; same fleet parameters).
@@ -241,6 +242,7 @@ class PhoneBank:
             ttl = cfg.dns.ttl
             self.dns_ttl = ttl
         self.lb = Balancer(self, cfg.load_balancer, self.clock) if any(fp.server == "lb" for fp in self.params) else None
+        self.sbc = None  # the registration-caching SBC (:mod:`simsip.engine.sbc`), set when wired
         # digest auth
         self.auth_on = cfg.auth.enabled
         if self.auth_on:
@@ -354,7 +356,7 @@ class PhoneBank:
         last = -u * intervals  # last successful refresh, uniform in its interval
         grace = self.cfg.registrar.lookup_grace
         ids = np.arange(lo, hi, dtype=np.int64)
-        if initial_store is not None:
+        if initial_store is not None and fp.server != "sbc":  # the SBC places its phones' bindings
             self._initial_bindings(fp, k, ids, last, last + grants + grace, initial_store)
             if fp.bound:  # over which connection (opened below) each of them was registered
                 self._eq_bound.append((k, ids, last + grants + grace))
@@ -619,7 +621,7 @@ class PhoneBank:
         if fp.server == "vip":
             net = self.net
             return net.target(p, now) if net.lossy_arp else net.vip_mac
-        if fp.server == "lb":
+        if fp.server == "lb" or fp.server == "sbc":
             return LB
         return self.orders[self.order_id[p]][self.dns_pos[p]]
 
@@ -679,7 +681,7 @@ class PhoneBank:
         if t_a is None:
             return
         if node == LB:
-            self.sim.phone_at(t_a, self.lb.arrive, p, tx, fp.expires)
+            self.sim.phone_at(t_a, self.sbc.arrive if fp.server == "sbc" else self.lb.arrive, p, tx, fp.expires)
         else:
             self.sim.phone_at(t_a, self._direct_arrive, p, tx, node, fp.expires)
 

@@ -125,6 +125,11 @@ class RunLog:
     syncs: list[tuple[float, int, int]] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     repairs: list[tuple[float, str]] = field(default_factory=list)
+    # trunk registrations (:mod:`simsip.engine.trunks`): (time, trunk, node running it or -1),
+    # (trunk, provider save time, binding expiry, node), (trunk, time, response code or -1 = gave up)
+    trunk_nodes: list[tuple[float, int, int]] = field(default_factory=list)
+    trunk_regs: list[tuple[int, float, float, int]] = field(default_factory=list)
+    trunk_responses: list[tuple[int, float, int]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     bins: dict[str, Bins] = field(default_factory=dict)
     # connection-bound phones' connections and bindings (None: no such fleet)

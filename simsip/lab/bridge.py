@@ -34,6 +34,7 @@ from typing import Any
 
 from simsip import faults as fault_table
 from simsip.config.schema import Scenario
+from simsip.io import unpacked_run
 from simsip.protocols.registration import refresh_interval
 from simsip.protocols.transactions import sipp_timeout
 
@@ -77,6 +78,8 @@ def _s(x: float) -> str:
 def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist reads best
     out: list[str] = []
     # ---- fleets / phones
+    if cfg.trunks:
+        out.append(f"trunks: {len(cfg.trunks)} trunk registration(s); the lab has no PBX registering to a provider")
     if not (len(cfg.fleets) == 1 or (len(cfg.fleets) == 2 and cfg.fleets[1].profile == BARESIP_PROFILE)):
         out.append(f"fleets: {len(cfg.fleets)} fleets; the lab runs one SIPp fleet, optionally followed "
                    f"by one fleet with `profile: {BARESIP_PROFILE}` (real baresip UAs)")
@@ -94,6 +97,9 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
         if fl.start != "equilibrium":
             out.append(f"{p}.start: {fl.start!r}; the lab starts phones evenly over one refresh "
                        "interval during the warm-up (equilibrium), it has no boot storm")
+        if fl.server == "sbc":
+            out.append(f"{p}.server: 'sbc'; the lab has no registration-caching SBC (its SIPp phones register "
+                       "to the VIP)")
         if fl.phases != "even":
             out.append(f"{p}.phases: {fl.phases!r}; SIPp starts phone k at k·R/N, i.e. even phases — "
                        "set `phases: even`")
@@ -354,7 +360,7 @@ def _read_json(path: Path) -> Any:
 
 def lab_t0(run_dir: str | Path, trace_t0_epoch: float) -> float:
     """Scenario t=0 of a recorded run in trace seconds (``meta.json`` t0_epoch − capture start)."""
-    meta = _read_json(Path(run_dir) / "meta.json")
+    meta = _read_json(unpacked_run(run_dir) / "meta.json")
     if "t0_epoch" not in meta:
         raise ValueError(f"{run_dir}/meta.json has no t0_epoch (not a simsip lab run?)")
     return float(meta["t0_epoch"]) - float(trace_t0_epoch)
@@ -397,7 +403,7 @@ def refresh_phase_shift(cfg: Scenario, run_dir: str | Path, trace=None) -> float
     """
     from simsip.trace import import_trace
 
-    run_dir = Path(run_dir)
+    run_dir = unpacked_run(run_dir)
     tr = trace if trace is not None else import_trace(run_dir)
     meta = _read_json(run_dir / "meta.json")
     t0 = lab_t0(run_dir, tr.t0_epoch)
@@ -440,7 +446,7 @@ def scenario_for_lab_run(cfg: Scenario, run_dir: str | Path, trace=None, shift: 
     """
     from simsip.trace import import_trace
 
-    run_dir = Path(run_dir)
+    run_dir = unpacked_run(run_dir)
     tr = trace if trace is not None else import_trace(run_dir)
     meta = _read_json(run_dir / "meta.json")
     t0 = lab_t0(run_dir, tr.t0_epoch)

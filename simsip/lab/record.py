@@ -2,7 +2,8 @@
 
 Each example directory holds a simsip scenario (``config.yaml``, with a ``lab:`` section and
 ``phases: even``). Recording one runs that scenario in the real lab (Kamailio + keepalived + SIPp
-in network namespaces, see :mod:`simsip.lab.runner`) and keeps what validation needs, small:
+in network namespaces, see :mod:`simsip.lab.runner`) and keeps what validation needs, small and
+xz-packed into ``run.tar.xz`` next to the config (:func:`simsip.io.unpacked_run` reads it back):
 
 * ``capture.pcapng`` — the bridge capture from ``keep_before`` seconds before scenario t=0 to the
   end (the warm-up, during which the phones first register, is cut off: it is most of the bytes
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from simsip.config.loader import load_config, resolved_yaml
+from simsip.io import RUN_ARCHIVE
 
 from .bridge import spec_from_scenario
 from .runner import leftovers, run_lab
@@ -54,6 +56,26 @@ def trim_prober(src: Path, dst: Path, since_epoch: float) -> None:
                 wr.writerow(row)
 
 
+def pack_run(src: Path, archive: Path) -> Path:
+    """The run files of ``src`` xz-packed into ``archive`` (flat, fixed order and metadata so that
+    the same files give the same bytes), written atomically."""
+    import io
+    import tarfile
+
+    from simsip.io import atomic_write
+
+    def write(tmp: str) -> None:
+        with tarfile.open(tmp, "w:xz", preset=9) as tar:
+            for name in ("capture.pcapng", "prober.csv", "faults.json", "meta.json"):
+                data = (src / name).read_bytes()
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(data), 0, 0o644
+                tar.addfile(info, io.BytesIO(data))
+
+    atomic_write(archive, write)
+    return archive
+
+
 def record(name: str, examples: Path = EXAMPLES_DIR, keep_before: float = KEEP_BEFORE,
            say: Callable[[str], None] = print) -> Path:
     """Run ``examples/<name>/config.yaml`` in the real lab and (re)write the run files next to it."""
@@ -67,15 +89,19 @@ def record(name: str, examples: Path = EXAMPLES_DIR, keep_before: float = KEEP_B
         if meta.get("status") != "ok":
             raise RuntimeError(f"lab run {name} ended with status {meta.get('status')}")
         cut = float(meta["t0_epoch"]) - keep_before
-        trim_capture(out / "capture.pcapng", ex / "capture.pcapng", cut)
-        trim_prober(out / "prober.csv", ex / "prober.csv", cut)
-        shutil.copyfile(out / "faults.json", ex / "faults.json")
+        keep = Path(tmp) / "keep"
+        keep.mkdir()
+        trim_capture(out / "capture.pcapng", keep / "capture.pcapng", cut)
+        trim_prober(out / "prober.csv", keep / "prober.csv", cut)
+        shutil.copyfile(out / "faults.json", keep / "faults.json")
         meta["capture_cut_epoch"] = cut
         meta["scenario"] = cfg.name
         for k in ("pids",):
             meta.pop(k, None)
-        (ex / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-        (ex / "config.resolved.yaml").unlink(missing_ok=True)
+        (keep / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        pack_run(keep, ex / RUN_ARCHIVE)
+        for stale in ("capture.pcapng", "prober.csv", "faults.json", "meta.json", "config.resolved.yaml"):
+            (ex / stale).unlink(missing_ok=True)  # an older, unpacked recording
         _ = resolved_yaml  # the resolved config is reproducible from config.yaml; not stored
     left = leftovers(meta.get("run_id"))
     if any(left.values()):

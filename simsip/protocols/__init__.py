@@ -12,7 +12,9 @@ Each module starts with the domain concept and its source (RFC, product document
 * :mod:`~simsip.protocols.cluster` — heartbeat's and corosync's failure detection;
 * :mod:`~simsip.protocols.queueing` — the steady REGISTER rate and Erlang C;
 * :mod:`~simsip.protocols.overload` — the kernel's UDP receive buffer (Kamailio's SO_RCVBUF
-  probing, floor(B/truesize) + 1 datagrams) and Asterisk's taskprocessor high/low-water alert.
+  probing, floor(B/truesize) + 1 datagrams) and Asterisk's taskprocessor high/low-water alert;
+* :mod:`~simsip.protocols.trunk` — Asterisk's outbound (trunk) registration (initial random delay,
+  refresh, retry rules) and OpenSIPS mid_registrar's forward-or-absorb rule.
 
 Nothing here imports simpy or the config: the inputs are plain numbers and strings (the retry
 rule is read through its attributes), the outputs floats in seconds. Where a rule is random the

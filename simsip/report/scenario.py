@@ -210,6 +210,15 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
         s += (f"; with the registrar granting {human(granted)} each phone refreshes every <b>{human(r)}</b> — "
               f"without replication a failover leaves a phone unreachable ≈ {human(r / 2)} on average, "
               f"{human(r)} at worst")
+        if f.server == "sbc" and scn.sbc is not None:
+            from simsip.protocols.trunk import sbc_cycle, sbc_expires_out, sbc_upstream_expires
+
+            out_e = scn.sbc.outgoing_expires
+            e_out = sbc_expires_out(scn.registrar.grant(sbc_upstream_expires(granted, out_e)), out_e)
+            cyc = sbc_cycle(e_out, granted, r)
+            s += (f"; they register through a <b>caching SBC</b> that answers their refreshes itself and forwards one "
+                  f"to the registrar every <b>{human(cyc)}</b> (outgoing_expires {human(out_e)}): after a failover that "
+                  f"loses bindings a phone waits ≈ {human(cyc / 2)} on average for the SBC's next forward")
         if f.start == "boot_storm":
             s += f"; they all boot within {human(f.boot_window)} at the start"
         if scn.connection_bound(f):
@@ -259,6 +268,12 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
     delay = scn.network.delay
     out.append(f"The network adds {human(delay.mean)} one-way delay ({delay.dist})"
                f" and loses {100 * float(scn.network.loss):g} % of SIP packets.")
+    for t in scn.trunks:
+        out.append(f"The PBX registers trunk <i>{html.escape(t.name)}</i> to its provider from the node holding the VIP "
+                   f"(expiration {human(t.expiration)}, first REGISTER 1–{human(max(t.max_random_initial_delay, 1))} "
+                   f"after a node takes over, retry every {human(t.retry_interval)} up to {t.max_retries} times); "
+                   f"calls arrive at {'the VIP' if t.contact == 'vip' else 'the node that registered'}"
+                   + (f", {t.calls_per_hour * 3600:g} inbound calls per hour." if t.calls_per_hour else "."))
     if not scn.faults:
         out.append("No faults are scheduled: this run shows the steady state.")
     for f in scn.faults:

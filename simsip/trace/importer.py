@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simsip.io import unpacked_run
 from simsip.tables import EVENTS
 
 from .metrics import TraceFault
@@ -114,7 +115,7 @@ def import_trace(path: str | Path, *, dedup_window: float = 0.005) -> TraceImpor
     ``faults.json``/``meta.json`` as :attr:`TraceImport.meta`. Damaged packets are counted in
     :attr:`TraceImport.skipped`; a file that is not a capture raises :class:`TraceError`.
     """
-    root = Path(path)
+    root = unpacked_run(path)
     files, meta = _inputs(root)
     skipped: dict[str, int] = {}
     datagrams: list[Datagram] = []

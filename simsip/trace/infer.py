@@ -813,7 +813,9 @@ def infer_scenario(
     """
     if isinstance(captures, (str, os.PathLike)):
         captures = [captures]
-    paths = [Path(c) for c in captures]
+    from simsip.io import unpacked_run
+
+    paths = [unpacked_run(c) for c in captures]
     if not paths:
         raise TraceError("no capture given")
     files: list[Path] = []
@@ -1394,7 +1396,11 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
         vrrp.append(f"garp_master_delay: {duration_text(round(_clamp(h.garp_second_delay.value or 0.0, 0.0, 3600.0), 1))}")
         com.append(f"second burst after {h.garp_second_delay.comment()}")
     add(f"  vrrp: {{{', '.join(vrrp)}}}{_c('; '.join(com))}")
-    if h.priority_zero_times:
+    stopped = [f for f in inf.faults if f.get("kind") == "ha_stop"]
+    if h.priority_zero_times and stopped:
+        add(f"  # {h.priority_zero} priority-0 advert(s): keepalived stopped ({len(stopped)} ha_stop fault(s) "
+            "recorded in faults.json), not a failed track_script: no health check inferred")
+    elif h.priority_zero_times:
         t, ip = h.priority_zero_times[0]
         add("  health_check: {kind: socket, interval: 1s, fall: 1, rise: 1}"
             + _c(f"{h.priority_zero} priority-0 advert(s), first from {ip} at {t:.3f}s: the master released the VIP "
