@@ -149,15 +149,65 @@ def dns_lookup_intervals(log: RunLog, targets: list[int]) -> list[tuple[float, f
     return out
 
 
-def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int] | None = None):
+def connection_spans(conns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per connection id: the node that holds it, from when, until when — the phone's first close
+    of it, or the first stop of that node's registrar process after it opened."""
+    node = np.frombuffer(conns.node, dtype=np.int64) if len(conns.node) else np.zeros(0, dtype=np.int64)
+    t0 = np.frombuffer(conns.t0, dtype=np.float64) if len(conns.t0) else np.zeros(0)
+    end = np.full(t0.size, np.inf)
+    if len(conns.close_cid):
+        np.minimum.at(end, np.frombuffer(conns.close_cid, dtype=np.int64), np.frombuffer(conns.close_t, dtype=np.float64))
+    for n in set(node.tolist()):
+        stops = np.sort([t for t, k in conns.stops if k == n])
+        if stops.size:
+            sel = node == n
+            k = np.searchsorted(stops, t0[sel], side="left")
+            end[sel] = np.minimum(end[sel], np.where(k < stops.size, stops[np.minimum(k, stops.size - 1)], np.inf))
+    return node, t0, end
+
+
+def _bound_connection(conns, p: np.ndarray, until: np.ndarray) -> np.ndarray:
+    """The connection each binding (slot p, valid until) was registered over; -1 for a binding of
+    a connection-bound slot without one (e.g. re-armed from storage), -2 for other slots."""
+    out = np.full(p.size, -2, dtype=np.int64)
+    bound = conns.bound[p] if p.size else np.zeros(0, dtype=bool)
+    if not bound.any():
+        return out
+    saved = pd.DataFrame({"p": np.frombuffer(conns.saved_phone, dtype=np.int64) if len(conns.saved_phone) else [],
+                          "u": np.frombuffer(conns.saved_until, dtype=np.float64) if len(conns.saved_until) else [],
+                          "cid": np.frombuffer(conns.saved_cid, dtype=np.int64) if len(conns.saved_cid) else []})
+    saved = saved.drop_duplicates(["p", "u"], keep="last")
+    idx = pd.MultiIndex.from_arrays([saved["p"].to_numpy(dtype=np.int64), saved["u"].to_numpy(dtype=np.float64)])
+    k = idx.get_indexer(pd.MultiIndex.from_arrays([p[bound], until[bound]]))
+    cids = saved["cid"].to_numpy(dtype=np.int64)
+    out[bound] = np.where(k >= 0, cids[np.maximum(k, 0)], -1)
+    return out
+
+
+def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int] | None = None,
+                        connections: bool = True):
     """Per-phone reachable intervals (phone, start, end), sorted by phone then start, merged.
 
     ``lookup`` (``calls.lookup``): ``vip`` — the binding must be on the node serving the VIP;
     ``any_node`` — on any node while its registrar is available; ``dns`` — on the first available
     node of ``dns_targets``. A second registration's binding (dual registration, a slot numbered
     after the phones) counts for its phone.
+
+    A connection-bound binding (``Scenario.connection_bound``: TCP/TLS behind NAT, or a rewritten
+    contact; the run log's ``conns``) reaches its phone only while that node also holds the
+    connection the binding was registered over: a new master with a replicated or shared binding
+    has none until the phone reconnects and registers again. ``connections=False`` ignores that
+    rule (what the loss would be if the node could open a connection to the phone).
     """
-    segs = [_store_segments(s, log.horizon) for s in log.stores]
+    conns = getattr(log, "conns", None) if connections else None
+    if conns is not None:
+        cnode, ct0, cend = connection_spans(conns)
+        segs = []
+        for st in log.stores:
+            p, s, e, u = _store_segments(st, log.horizon, with_until=True)
+            segs.append((p, s, e, _bound_connection(conns, p, u)))
+    else:
+        segs = [_store_segments(s, log.horizon) for s in log.stores]
     if lookup == "any_node":
         windows = [(a, b, node) for node, iv in enumerate(availability_intervals(log)) for a, b in iv]
     elif lookup == "dns":
@@ -168,9 +218,17 @@ def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int]
     for a, b, node in windows:
         if node < 0:
             continue
-        p, s, e = segs[log.store_of_node[node]]
+        seg = segs[log.store_of_node[node]]
+        p, s, e = seg[:3]
         s2 = np.maximum(s, a)
         e2 = np.minimum(e, b)
+        if conns is not None:  # a bound binding: only while this node holds its connection
+            cid = seg[3]
+            bound = cid >= -1
+            c = np.maximum(cid, 0)
+            held = (cid >= 0) & (cnode[c] == node) if cnode.size else np.zeros(cid.size, dtype=bool)
+            s2 = np.where(bound, np.maximum(s2, ct0[c] if ct0.size else 0.0), s2)
+            e2 = np.where(bound, np.where(held, np.minimum(e2, cend[c] if cend.size else 0.0), s2), e2)
         k = e2 > s2
         ps.append(p[k])
         ss.append(s2[k])
@@ -393,9 +451,16 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     rp, rs, re_ = reachable_intervals(log, lookup, dns_targets)
     grid = np.arange(0.0, H - 1e-9, res)  # samples in [0, H)
     reach = count_at(rs, re_, grid)
+    no_conn = None
+    if getattr(log, "conns", None) is not None:  # what the connection rule takes away
+        _, ws, we = reachable_intervals(log, lookup, dns_targets, connections=False)
+        held = count_at(ws, we, grid)  # a binding on the serving node, with or without the connection
+        no_conn = (held - reach, float((we - ws).sum() - (re_ - rs).sum()))
     reg_s, reg_e = registered_intervals(log)
     registered = count_at(reg_s, reg_e, grid)
     ts = {"replication": replication, "time": grid, "registered": registered, "reachable": reach}
+    if no_conn is not None:
+        ts["no_connection"] = no_conn[0]
     nb = grid.size
     for name, b in sorted(log.bins.items()):
         v = np.asarray(b.v[:nb], dtype=np.int64)
@@ -417,7 +482,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         for a, b, node in serving:
             if node >= 0:
                 served |= (grid >= a) & (grid < b)
-        misplaced = np.where(served, union - reach, 0)
+        # (a binding on the serving node without its phone's connection is not misplaced: no_connection)
+        misplaced = np.where(served, union - (reach if no_conn is None else held), 0)
         div = np.zeros(nb, dtype=np.int64)
         for i in range(len(segs)):
             for j in range(i + 1, len(segs)):
@@ -546,6 +612,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fig: dict[str, float] = {}
     fig["phones"] = float(n)
     fig["unreachable_phone_seconds"] = unreach_total
+    if no_conn is not None:
+        fig["unreachable_no_connection_phone_seconds"] = no_conn[1]
     # recovery after faults, with the phones still unreachable at the run end as right-censored
     # observations (censored at H - fault time): Kaplan–Meier quantiles, +inf when not reached
     if len(recovery):
@@ -788,6 +856,9 @@ def show_value(f: dict | None, fmt) -> str:
 FIGURE_HELP = {
     "unreachable_phone_seconds": ("phone·s", "Sum over phones of the time no serving node held a valid binding"),
     "unreachable_phone_seconds_after_disturbances": ("phone·s", "Unreachable time after faults and failbacks"),
+    "unreachable_no_connection_phone_seconds": (
+        "phone·s", "Unreachable time during which the serving node held the binding of a connection-bound (NATed "
+        "TCP/TLS) phone but not its connection"),
     "phones_affected": ("phones", "Phones that became unreachable after a fault"),
     "phones_not_recovered": ("phones", "Affected phones still unreachable at the end of the run (censored)"),
     "phones_not_recovered_share": ("", "Share of the affected phones still unreachable at the end of the run"),
@@ -836,6 +907,7 @@ FIGURE_SUPPORT.update(min_reachable_fraction="fraction", phones_not_recovered_sh
 #: scenario with variants, the comparison page).
 COMPARISON_FIGURES = (
     "unreachable_phone_seconds",
+    "unreachable_no_connection_phone_seconds",
     "phones_affected",
     "recovery_median",
     "recovery_p95",

@@ -283,6 +283,11 @@ TIMESERIES = Table(
         Column("reachable", "int64", "phones",
                "Phones an incoming call would find: the node serving the VIP holds an unexpired binding "
                "(a trace: the prober's answers, else inferred from the 2xx to REGISTER and the VIP moves)."),
+        Column("no_connection", "int64", "phones",
+               "Phones the serving node holds an unexpired binding of but not the connection it was registered over "
+               "(connection-bound TCP/TLS phones: behind NAT, or a rewritten contact): unreachable until they "
+               "reconnect and register again.", required=False,
+               when="in a simulation with connection-bound fleets (`phone.nat` or `registrar.rewrite_contact` over TCP/TLS)"),
         Column("register_tx", "int64", "requests", "REGISTER transactions started by phones (first transmissions, retransmissions not counted)."),
         Family("register_rx_", "<node>", "int64", "requests",
                "REGISTER requests, retransmissions included, that reached the node (a trace: sent to its address, "
@@ -292,6 +297,10 @@ TIMESERIES = Table(
         Family("rejected_", "<node>", "int64", "requests", "REGISTERs the node refused because its queue was full "
                "(with `registrar.udp_buffer`: the kernel's receive-buffer drops, `Udp: RcvbufErrors`).",
                when=_WHEN_MODEL),
+        Family("contacts_full_", "<node>", "int64", "requests",
+               "REGISTERs the node refused (403 or 503) because they would exceed `registrar.max_contacts`: a "
+               "connection-bound phone's new connection is a new contact while the old one is unexpired.",
+               when="in a simulation with `registrar.max_contacts`"),
         Family("served_", "<node>", "int64", "requests",
                "REGISTERs a worker of the node processed to the end (binding saved, 200 sent), duplicates included.",
                when=_WHEN_MODEL),

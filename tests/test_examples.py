@@ -113,6 +113,26 @@ def test_galera_quorum_example_contrast():
     assert n * 25 <= loss["galera-2-bootstrap"] <= n * 35
 
 
+def test_tls_connections_example_contrast():
+    """examples/README.md: the same DMQ pair and TLS fleet. On the LAN the new master reaches every
+    replicated binding once the VIP moves (N·D); behind NAT each binding waits for the phone's
+    reconnection: its pjsua TLS keep-alive every K = 90 s (a fixed interval: residual K/2 after the
+    crash), or without keep-alives its refresh R = E − 5 s (residual R/2). Asterisk on a shared
+    realtime table with max_contacts 1 refuses the reconnected phones' new contacts with 403, which
+    pjsua does not retry; remove_existing brings back the keep-alive case."""
+    from simsip.compare import simulate_variants
+
+    res = simulate_variants(load_config(EXAMPLES / "tls-connections.yaml"), replications=2)
+    fig = {name: r.summary["figures"] for name, r in res.items()}
+    n = 2000
+    d = fig["lan"]["vip_move_time"]["mean"]
+    assert fig["lan"]["unreachable_phone_seconds"]["mean"] == pytest.approx(n * d, rel=0.01)
+    for name in ("nat-keepalive", "realtime-remove-existing"):
+        assert fig[name]["recovery_mean"]["mean"] == pytest.approx(45.0 + d / 2, abs=3.0), name
+    assert fig["nat-refresh-only"]["recovery_mean"]["mean"] == pytest.approx(3595.0 / 2, rel=0.05)
+    assert fig["nat-keepalive"]["unreachable_no_connection_phone_seconds"]["mean"] > 10 * n * d
+    assert fig["realtime-max1"]["phones_not_recovered_share"]["mean"] > 0.9  # 403: pjsua gives up
+
 def test_trunk_failover_example_contrast():
     """examples/README.md: the trunk is down for the VIP move plus Asterisk's 1..10 s initial delay;
     with the VIP as Contact only for the move; a 403 at the failover stops it for good

@@ -20,7 +20,7 @@ HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold", "weighted", "cloud"
 FAULTS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
           "phone_link_down", "db_crash", "db_replica_down", "ha_stop")
 MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults", "storm", "overload",
-         "sbc_trunks")
+         "sbc_trunks", "tcp_nat")
 
 _BASE = {
     "name": "twin",
@@ -48,6 +48,12 @@ def _mix(doc: dict, mix: str) -> None:
     elif mix == "tcp_tls":
         doc["fleets"] = [_fleet("tcp", 30, transport="tcp"), _fleet("tls", 30, transport="tls")]
         doc["network"]["tcp"] = {"tls_handshake_cost": 2.0}
+    elif mix == "tcp_nat":
+        # connection-bound bindings: NATed TLS phones with CRLF keep-alives, NATed TCP phones without
+        # (a new master reaches them only once they reconnect); contacts limited in _contact_limit
+        doc["fleets"] = [_fleet("tls", 30, transport="tls", nat=True, keepalive={"kind": "crlf", "interval": "20s"}),
+                         _fleet("tcp", 30, transport="tcp", nat=True, retry={"interval": "10s", "spread": "4s",
+                                                                             "transport_error_interval": "1s"})]
     elif mix == "dns_plus_plain":
         # a DNS fleet and a VIP fleet share the registrars: arrivals from both must be served in order
         doc["fleets"] = [_fleet("udp", 40), dict(_fleet("srv", 40), server="dns_srv")]
@@ -105,6 +111,18 @@ def _overload(doc: dict, k: int) -> None:
     if k % 2 == 0:  # a NATed office behind pike (and, every other cell, kamailio.cfg's ipban)
         reg["pike"] = {"reqs_density_per_unit": 6, "ban_time": "20s" if k % 4 == 0 else "0s"}
         doc["fleets"][0]["phone"]["nat_group"] = 10
+
+
+def _contact_limit(doc: dict, k: int) -> None:
+    """max_contacts 1 in two cells of three: refused (403 or 503) or the oldest removed; every
+    other cell's contacts are rewritten to the connection's address instead of relying on nat."""
+    reg = doc["registrar"]
+    if k % 3:
+        reg.update({"max_contacts": 1, "remove_existing": k % 3 == 2, "contacts_full_status": (403, 503)[k % 2]})
+    if k % 2:
+        reg["rewrite_contact"] = True
+        for f in doc["fleets"]:
+            f["phone"]["nat"] = False
 
 
 def _ha(doc: dict, stack: str) -> None:
@@ -179,6 +197,8 @@ def matrix_doc(stack: str, fault: str, mix: str, scale: int = 1) -> dict:
     _data(doc, fault, k)
     if mix == "overload":
         _overload(doc, k)
+    if mix == "tcp_nat":
+        _contact_limit(doc, k)
     doc["faults"] = [{"kind": fault, "node": "master", "at": "61s", "repair_after": "47s"},
                      {"kind": "node_crash", "node": "master", "at": "150s", "repair_after": "30s"}]
     if mix not in ("random_faults", "sbc_trunks") and k % 3 == 0:
@@ -225,4 +245,12 @@ def canonical(log) -> dict:
     out["counters"] = dict(sorted(log.counters.items()))
     out["bins"] = {k: list(b.v) for k, b in sorted(log.bins.items())}
     out["error"] = log.error
+    conns = getattr(log, "conns", None)
+    if conns is not None:  # connections by (phone, opened); bindings by the connection they came over
+        key = list(zip(conns.phone, conns.t0, conns.node))
+        out["connections"] = sorted(key)
+        out["connection_closes"] = sorted((key[c], t) for c, t in zip(conns.close_cid, conns.close_t))
+        out["connection_stops"] = sorted(conns.stops)
+        out["bound_saves"] = sorted((p, u, key[c]) for p, u, c in zip(conns.saved_phone, conns.saved_until,
+                                                                      conns.saved_cid))
     return out

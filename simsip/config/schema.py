@@ -217,6 +217,11 @@ class PhoneProfile(Frozen):
     retry: RetryRule = Field(default_factory=RetryRule)
     calls_per_hour: Rate = Field(0.0, ge=0, description="Incoming calls to each phone (Poisson), e.g. '2/h'.")
     keepalive: Keepalive = Field(default_factory=Keepalive, description="Keep-alives after registering.")
+    keepalive_tcp: Keepalive | None = Field(
+        None,
+        description="Keep-alives when the transport is tcp or tls, where a product uses other ones than over UDP "
+        "(pjsip: ka_interval 15 s is UDP-only, the TCP/TLS transport keep-alive is 90 s); null: the same as keepalive.",
+    )
     failover: Failover = Field(default_factory=Failover, description="DNS target failover (fleets with server dns_srv/dns_a).")
     auth: PhoneAuth = Field(default_factory=PhoneAuth, description="Digest authentication behaviour.")
     startup_delay: Duration = Field(
@@ -227,6 +232,22 @@ class PhoneProfile(Frozen):
         description="Phones that share one public source IP (a NATed office): a per-source rate limit such as "
         "Kamailio pike counts them as one source. 1: every phone has its own address.",
     )
+    nat: bool = Field(
+        False,
+        description="Behind NAT (or a firewall, or not listening on its Contact): no one can open a connection to the "
+        "phone. Over tcp/tls its binding then reaches it only over the connection it registered on, held by the node "
+        "that accepted it; a new master has none until the phone reconnects (keep-alive or REGISTER finds the reset); "
+        "RFC 5626 outbound flows are bound the same way. "
+        "No effect over UDP (the NAT binding to the VIP's address stays usable). Assumption false: phones on the "
+        "registrar's LAN or VPN.",
+    )
+
+    @property
+    def flow_keepalive(self) -> Keepalive:
+        """The keep-alives this phone sends over its transport (``keepalive_tcp`` over tcp/tls when set)."""
+        if self.transport != "udp" and self.keepalive_tcp is not None:
+            return self.keepalive_tcp
+        return self.keepalive
 
 
 class Fleet(Frozen):
@@ -406,6 +427,27 @@ class Registrar(Frozen):
         "in whole seconds after the save, E − 1 (Asterisk PJSIP res_pjsip_registrar.c:310); the phone refreshes "
         "from it. The equilibrium start uses the grant.",
     )
+    rewrite_contact: bool = Field(
+        False,
+        description="Store a tcp/tls contact as the source address of the connection it came over (Asterisk "
+        "rewrite_contact=yes; Kamailio fix_nated_contact/set_contact_alias for every phone): the binding then reaches "
+        "the phone only over that connection, NATed or not (see phone.nat).",
+    )
+    max_contacts: int | None = Field(
+        None, ge=1, le=1000,
+        description="Contacts one AOR may hold (null: no limit). A REGISTER that would add one more unexpired "
+        "contact is refused unless remove_existing; a connection-bound phone's new connection is a new contact.",
+    )
+    remove_existing: bool = Field(
+        False,
+        description="When max_contacts would be exceeded, remove the contacts that expire soonest instead of refusing "
+        "(Asterisk aor remove_existing; Kamailio save() flag 0x04 replaces all; OpenSIPS save() flag f).",
+    )
+    contacts_full_status: Literal[403, 503] = Field(
+        503,
+        description="The reply to a REGISTER over max_contacts: 503 (Kamailio/OpenSIPS R_TOO_MANY, 'Too many "
+        "registered contacts') or 403 (Asterisk res_pjsip_registrar).",
+    )
     prune_reliable_on_boot: bool = Field(
         False,
         description="At start, delete stored bindings of TCP/TLS phones instead of loading them (Asterisk PJSIP "
@@ -422,6 +464,8 @@ class Registrar(Frozen):
             raise ValueError("max_expires must be 0 (no limit) or >= min_expires")
         if self.overload_low >= self.overload_high:
             raise ValueError("overload_low must be < overload_high")
+        if self.remove_existing and self.max_contacts is None:
+            raise _located(("remove_existing",), "remove_existing needs max_contacts (there is no limit to make room under)")
         return self
 
     @property
@@ -1010,6 +1054,14 @@ class Scenario(Frozen):
     @property
     def phones(self) -> int:
         return sum(f.count for f in self.fleets)
+
+    def connection_bound(self, fleet: Fleet) -> bool:
+        """Does a binding of this fleet reach its phones only over the connection it registered on?
+        TCP/TLS phones behind NAT (``phone.nat``), or whose contact the registrar rewrites to the
+        connection's source address (``registrar.rewrite_contact``); a balancer or SBC in front holds
+        the phones' connections itself (``server: lb`` or ``sbc`` is never bound)."""
+        return (fleet.phone.transport != "udp" and fleet.server in ("vip", "dns_srv", "dns_a")
+                and (fleet.phone.nat or self.registrar.rewrite_contact))
 
     @model_validator(mode="after")
     def _finding_registrar(self) -> "Scenario":

@@ -33,7 +33,7 @@ from simsip.engine.network import Network
 from simsip.engine.nodes import FaultInjector, NodeActions
 from simsip.engine.phones import PhoneBank
 from simsip.engine.records import RunLog, StoreLog
-from simsip.engine.registrar import RegistrarNode, Storage, Store
+from simsip.engine.registrar import Contacts, RegistrarNode, Storage, Store
 from simsip.engine.sbc import CachingSbc, Upstream
 from simsip.engine.topology import Topology
 from simsip.engine.trunks import TrunkRegistration
@@ -73,6 +73,10 @@ class Model:
             stores = [stores[0]] * len(nodes)
             log.store_of_node = [0] * len(nodes)
             log.stores = [log.stores[0]]
+
+        if reg_cfg.max_contacts is not None and any(cfg.connection_bound(f) for f in cfg.fleets):
+            for st in {id(st): st for st in stores}.values():  # each store counts its phones' contacts
+                st.contacts = Contacts()
 
         self.network = net = Network(cfg.network, n_phones, topo=topo, clock=clock, streams=streams, log=log)
         self.registrars = regs = [

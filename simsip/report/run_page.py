@@ -278,6 +278,10 @@ def reachable_figure(timeseries: pd.DataFrame, faults: pd.DataFrame, vip: pd.Dat
                              line=dict(color=COLORS[0])))
     fig.add_trace(go.Scatter(x=ts["time"], y=ts["registered"], name="registered (phones' own view)",
                              line=dict(color=COLORS[2], dash="dot")))
+    if "no_connection" in ts.columns:  # connection-bound fleets: a binding without its connection
+        fig.add_trace(go.Scatter(x=ts["time"], y=ts["no_connection"],
+                                 name="binding but no connection (unreachable until the phone reconnects)",
+                                 line=dict(color=COLORS[3], dash="dash")))
     _mark_events(fig, _rep(faults, replication), _rep(vip, replication))
     return layout(fig, f"Phones reachable over time (replication {replication})", xaxis_title="time (s)",
                   yaxis_title="phones", yaxis_range=[0, max(phones, 1) * 1.05], legend=dict(orientation="h", y=-0.2))
@@ -488,7 +492,9 @@ FIGURE_CAPTIONS = {
                    "left out.",
     "reachable": "A phone is reachable when the node serving the VIP holds an unexpired binding for it. Dashed red: "
                  "faults; orange: repairs; dotted grey: VIP moves. The gap between 'registered' and 'reachable' is "
-                 "phones that believe they are registered but cannot be called.",
+                 "phones that believe they are registered but cannot be called. For TCP/TLS phones behind NAT (or "
+                 "with rewritten contacts) a binding also needs the connection it was registered on: the dashed "
+                 "purple line counts phones whose binding the serving node holds without that connection.",
     "vip_owner": "Which node answered for the VIP (top) and how many VRRP instances were master (bottom; 2 = split brain).",
     "register_rate": "REGISTER arrivals per second at each node against the registrar's capacity (workers / service time).",
     "conflicts": "Phones whose binding sits only on a node that does not serve the VIP, or whose bindings differ between nodes.",

@@ -221,6 +221,14 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
                   f"loses bindings a phone waits ≈ {human(cyc / 2)} on average for the SBC's next forward")
         if f.start == "boot_storm":
             s += f"; they all boot within {human(f.boot_window)} at the start"
+        if scn.connection_bound(f):
+            ka = ph.flow_keepalive
+            why = "behind NAT" if ph.nat else "with contacts rewritten to their connection"
+            s += (f". Over {ph.transport.upper()} {why}, a binding reaches a phone only over the connection it "
+                  "registered on: a new master holding a replicated or shared binding cannot call the phone until "
+                  "it reconnects — at its next keep-alive"
+                  + (f" (every {human(ka.interval)})" if ka.kind != "none" else " (none: its next refresh or retry)")
+                  + " or REGISTER")
         out.append(s + ".")
     reg, ha = scn.registrar, scn.ha
     vrrp = ha.vrrp
@@ -253,7 +261,10 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
         out.append(s)
     out.append(f"Each node runs {html.escape(reg.profile or 'the registrar')} with {reg.workers} workers"
                + (f" (capacity ≈ {capacity:,.0f} REGISTER/s)" if math.isfinite(capacity) else "")
-               + f"; registration data: <b>{html.escape(reg.data)}</b> — " + DATA_WORDS.get(reg.data, "") + ".")
+               + f"; registration data: <b>{html.escape(reg.data)}</b> — " + DATA_WORDS.get(reg.data, "") + "."
+               + (f" An AOR holds at most {reg.max_contacts} contact(s): one more gets {reg.contacts_full_status}"
+                  + (" (the contacts that expire soonest are removed instead)." if reg.remove_existing else ".")
+                  if reg.max_contacts is not None else ""))
     delay = scn.network.delay
     out.append(f"The network adds {human(delay.mean)} one-way delay ({delay.dist})"
                f" and loses {100 * float(scn.network.loss):g} % of SIP packets.")
