@@ -164,3 +164,23 @@ def test_the_run_refuses_a_receive_buffer_the_kernel_does_not_have():
     assert Lab.check_rmem(_FakeLab(LabSpec(), kernel))["a"] == kernel  # no buffer in the scenario: recorded only
     with pytest.raises(LabError, match=r"udp_buffer\.rmem_max.*212992.*4194304"):
         Lab.check_rmem(_FakeLab(LabSpec(rmem_max=212992), kernel))
+
+
+def test_a_constant_replication_lag_is_a_usleep_on_the_peer_before_it_applies_the_update(tmp_path):
+    from simsip.config.loader import load_config
+    from simsip.lab.bridge import LabUnsupported, spec_from_scenario
+    from simsip.lab.configs import kamailio_cfg
+
+    base = Path(__file__).resolve().parents[1] / "examples" / "lab" / "dmq" / "config.yaml"
+    cfg = load_config(base, ["registrar.replication.lag=25ms"])
+    spec = spec_from_scenario(cfg)
+    assert spec.replication_delay == pytest.approx(0.025)
+    text = kamailio_cfg(spec, "b", tmp_path)
+    assert 'if (is_method("KDMQ")) { usleep(25000); dmq_handle_message(); exit; }' in text
+    assert 'loadmodule "cfgutils.so"' in text
+    # Kamailio's own lag (the profile's 0.25 ms) adds nothing; a random lag above 1 ms cannot be realised
+    own = spec_from_scenario(load_config(base))
+    assert own.replication_delay == 0 and "usleep" not in kamailio_cfg(own, "b", tmp_path)
+    with pytest.raises(LabUnsupported, match="registrar.replication.lag"):
+        spec_from_scenario(load_config(base, ["registrar.replication.lag.dist=exponential",
+                                              "registrar.replication.lag.mean=25ms"]))

@@ -22,7 +22,8 @@ from simsip.io import unpacked_run
 from simsip.lab.bridge import LabUnsupported, spec_from_scenario
 import numpy as np
 
-from simsip.validate import EXPLAINED_MISSES, NEGATIVE_CONTROLS, TOLERANCES, calibrate, negative_control, validate
+from simsip.validate import (EXPLAINED_MISSES, NEGATIVE_CONTROLS, TOLERANCES, UNSEEABLE_CONTROLS, calibrate,
+                             negative_control, validate)
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB_EXAMPLES = ROOT / "examples" / "lab"
@@ -349,8 +350,20 @@ def _passing_runs() -> list[Path]:
     return [r for r in RUNS if r.name not in PENDING]
 
 
-@pytest.mark.parametrize("control", [c if c == "refresh -10%" else pytest.param(c, marks=pytest.mark.extensive)
-                                     for c in NEGATIVE_CONTROLS])
+UNSEEABLE = UNSEEABLE_CONTROLS  # controls no lab run can see (simsip.validate says why); strict xfail
+
+
+def _control_params():
+    out = []
+    for c in NEGATIVE_CONTROLS:
+        marks = [] if c == "refresh -10%" else [pytest.mark.extensive]
+        if c in UNSEEABLE:
+            marks.append(pytest.mark.xfail(strict=True, reason=UNSEEABLE[c]))
+        out.append(pytest.param(c, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("control", _control_params())
 def test_negative_control_is_caught(control):
     """Each perturbed model fails the forecast on at least one shipped run that the true model passes
     (where it applies): a gate that passes them is a defect."""

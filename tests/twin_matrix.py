@@ -173,7 +173,9 @@ def _data(doc: dict, fault: str, k: int) -> None:
         return
     choice = k % 4
     if choice == 1:
-        reg.update({"data": "replicated", "replication": {"lag": {"dist": "exponential", "mean": "20ms"}}})
+        # half the replicated cells hold each update on the sender first (send_delay: an event of its own)
+        reg.update({"data": "replicated", "replication": {"lag": {"dist": "exponential", "mean": "20ms"},
+                                                          "send_delay": ("0s", "150ms")[(k // 4) % 2]}})
     elif choice == 2:
         # astdb-like restarts: half the cells restore a fresh expiry (chan_sip), all prune TCP/TLS (PJSIP)
         reg.update({"persistence": "write_back", "flush_interval": "7s", "start_time": "1s",

@@ -201,6 +201,7 @@ class RegistrarNode:
         self.replicated = cfg.data == "replicated"
         if self.replicated:
             self.lag = sampler(cfg.replication.lag, streams(f"registrar.{name}.replication"))
+        self.send_delay = float(cfg.replication.send_delay) if self.replicated else 0.0
         self.rx_bins = log.bin(f"register_rx_{name}")
         self.queue_bins = log.bin(f"queue_{name}")
         self.reject_bins = log.bin(f"rejected_{name}")
@@ -740,24 +741,39 @@ class RegistrarNode:
 
     # ------------------------------------------------------------------ replication (DMQ-like)
     def _replicate(self, now: float, phone: int, until: float, lags: list[float], snapshot=None) -> None:
-        """Send the save to every peer; each applies it one lag later (asynchronous, after the reply).
+        """Send the save to every peer: it leaves ``send_delay`` after the save (lost if the sender
+        stops or the path is cut before then) and each peer applies it one lag after that (lost only
+        if that peer is not running then: an update on its way arrives even if its sender died).
         ``snapshot``: the phone's contacts after the save (max_contacts), replicated with it."""
-        epoch = self.epoch
+        if self.send_delay > 0:
+            self.sim.phone_at(now + self.send_delay, self._send_replica, phone, self.epoch, until, lags,
+                              None if snapshot is None else dict(snapshot), now)
+            return
+        self._send_replica(phone, self.epoch, until, lags, snapshot, now, now)
+
+    def _send_replica(self, phone: int, epoch: int, until: float, lags: list[float], snapshot, t_save: float,
+                      now: float | None = None) -> None:
+        now = self.sim.env._now if now is None else now
+        topo = self.topo
+        if epoch != topo.proc_epoch[self.index]:  # the process stopped before the update left it
+            for peer in self.peers:
+                peer.replicas_lost += 1
+            return
         for peer, lag in zip(self.peers, lags):
             self.replicas_sent += 1
+            if not topo.path_up(self.index, peer.index):
+                peer.replicas_lost += 1
+                continue
             if snapshot is None:
                 self.sim.phone_at(now + lag, peer.apply_replica, phone, self.index, epoch, until)
             else:
-                self.sim.phone_at(now + lag, peer.apply_replica, phone, self.index, epoch, until, now, dict(snapshot))
+                self.sim.phone_at(now + lag, peer.apply_replica, phone, self.index, epoch, until, t_save, dict(snapshot))
 
     def apply_replica(self, phone: int, src: int, src_epoch: int, until: float, t_origin: float = 0.0,
                       snapshot=None) -> None:
-        topo = self.topo
-        if (
-            topo.proc_epoch[src] != src_epoch  # the sender died before the update left it
-            or not self.up
-            or not topo.path_up(src, self.index)
-        ):
+        """A peer's update arrives (it left the peer ``lag`` ago): applied unless this process is not
+        running."""
+        if not self.up:
             self.replicas_lost += 1
             return
         self.store.save(self.sim.env._now, phone, until)

@@ -53,6 +53,11 @@ MAX_LAB_PHONES = 500
 #: A scenario asking for more than this cannot be realised (the lab adds no netem delay).
 MAX_LAB_DELAY = 0.001
 
+#: dmq_usrloc on the lab's bridge applies a replicated save about 0.2 ms after it (examples/lab/dmq):
+#: a configured replication lag up to this is Kamailio's own, a longer constant one is a usleep() on
+#: the peer before it handles the KDMQ update
+MIN_REPLICATION_DELAY = 0.001
+
 #: A second fleet with this profile is realised by real baresip UAs (``LabSpec.baresip``).
 BARESIP_PROFILE = "baresip"
 
@@ -178,6 +183,14 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     if ub is not None and ub.sizing != "kamailio":
         out.append(f"registrar.udp_buffer.sizing: {ub.sizing!r}; the lab's Kamailio always probes SO_RCVBUF "
                    "up to maxbuffer at start-up (sizing: kamailio)")
+    lag = rg.replication.lag
+    if rg.data == "replicated" and lag.expected > MIN_REPLICATION_DELAY and (lag.dist != "constant" or lag.mean > 1.0):
+        out.append(f"registrar.replication.lag: {lag.dist} with mean {_s(lag.expected)}; the lab realises a "
+                   f"replication lag above {MIN_REPLICATION_DELAY * 1000:g} ms only as a constant of at most 1 s "
+                   "(a usleep() on the peer before it applies the KDMQ update)")
+    if rg.data == "replicated" and rg.replication.send_delay > 0:
+        out.append(f"registrar.replication.send_delay: {_s(rg.replication.send_delay)}; the lab's dmq_usrloc sends "
+                   "each update from inside save() (0), it cannot hold updates on the sender")
     if rg.data == "replicated" and not rg.replication.sync_on_start:
         out.append("registrar.replication.sync_on_start: false; the lab's dmq_usrloc runs with sync 1")
     # ---- HA
@@ -331,6 +344,9 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         max_expires=max_exp,
         workers=int(rg.workers),
         service_time=service,
+        replication_delay=(float(rg.replication.lag.mean) if rg.data == "replicated"
+                           and rg.replication.lag.dist == "constant" and rg.replication.lag.mean > MIN_REPLICATION_DELAY
+                           else 0.0),
         rmem_default=None if ub is None else int(ub.rmem_default),
         rmem_max=None if ub is None else int(ub.rmem_max),
         maxbuffer=None if ub is None else int(ub.maxbuffer),
@@ -397,8 +413,13 @@ def mapping_notes(cfg: Scenario) -> list[str]:
         "seed/replications/output: ignored — one lab run is one replication",
     ]
     if rg.data == "replicated":
-        notes.append(f"registrar.replication.lag (mean {rg.replication.lag.expected * 1000:g} ms) and "
-                     "sync_rate: the lab's dmq_usrloc has its own")
+        lag = rg.replication.lag
+        notes.append((f"registrar.replication.lag (constant {lag.mean * 1000:g} ms): a usleep() on the peer before "
+                      "it applies each KDMQ update, on top of dmq_usrloc's own ~0.2 ms; " if lag.dist == "constant"
+                      and lag.mean > MIN_REPLICATION_DELAY else
+                      f"registrar.replication.lag (mean {lag.expected * 1000:g} ms): dmq_usrloc's own (~0.2 ms on the "
+                      "lab's bridge; `simsip calibrate` measures it); ")
+                     + f"sync_rate ({rg.replication.sync_rate:g}/s): dmq_usrloc's own")
     if cfg.ha.health_check is not None:
         hc = cfg.ha.health_check
         notes.append(f"ha.health_check.timeout ({_s(hc.timeout)}) / exec_time ({_s(hc.exec_time)}): the "

@@ -30,7 +30,8 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
     if v == "shared_db":
         mods.insert(0, "db_postgres")
     usleep_us = int(round(spec.service_time * 1e6))
-    if usleep_us > 0:
+    dmq_us = int(round(spec.replication_delay * 1e6)) if v == "dmq" else 0
+    if usleep_us > 0 or dmq_us > 0:
         mods.append("cfgutils")  # usleep() is a cfgutils function in Kamailio 5.6, not core
     tcp = spec.transport == "tcp"
     lines = [
@@ -81,7 +82,10 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
         ]
     route = ["request_route {"]
     if v == "dmq":
-        route.append('    if (is_method("KDMQ")) { dmq_handle_message(); exit; }')
+        if dmq_us > 0:  # the peer applies each replicated save that much later (registrar.replication.lag)
+            route.append(f'    if (is_method("KDMQ")) {{ usleep({dmq_us}); dmq_handle_message(); exit; }}')
+        else:
+            route.append('    if (is_method("KDMQ")) { dmq_handle_message(); exit; }')
     route += ['    if (is_method("REGISTER")) {']
     if usleep_us > 0:
         route.append(f"        usleep({usleep_us});  # the registrar's known service time")

@@ -95,6 +95,8 @@ class LabSpec:
                                           # workers too when transport is tcp)
     service_time: float = 0.0             # s of usleep() (cfgutils) per REGISTER, before save();
                                           # 0: none, Kamailio at its own speed
+    replication_delay: float = 0.0        # dmq: s of usleep() on the receiving node before it
+                                          # applies a KDMQ update (a slow or loaded peer); 0: none
     rmem_default: int | None = None       # net.core.rmem_default inside each node's namespace
     rmem_max: int | None = None           # net.core.rmem_max there (None: the kernel's default)
     maxbuffer: int | None = None          # Kamailio core maxbuffer (largest SO_RCVBUF it probes for)
