@@ -876,12 +876,15 @@ def validate(
             rr = _recoveries(s.outs, dists)
             sr.append(rr.loc[rr["disturbance"] == i, "recovery_time"].to_numpy(dtype=float))
         info(f"phones unreachable at some probe, {label}", float(lr.size), [x.size for x in sr])
-        if cause == "fault":  # bindings the failover lost: still unreachable two rounds after the VIP moved
+        if cause == "fault":
+            # bindings the failover lost: still unreachable when every phone whose REGISTER was caught in the
+            # outage has had its next retransmission answered (at most T2 after the VIP moved) plus 2 rounds
             mv_lab = lab.vip_moves[fault_k - 1] if fault_k - 1 < len(lab.vip_moves) else math.nan
-            add(f"phones unreachable 2 probe rounds after the VIP moved, {label}", "lost_bindings",
-                _still_down(lab.outs, t, mv_lab, 2 * probe),
+            after = float(base.fleets[0].phone.timers.t2) + 2 * probe
+            add(f"phones unreachable T2 + 2 probe rounds after the VIP moved, {label}", "lost_bindings",
+                _still_down(lab.outs, t, mv_lab, after),
                 [_still_down(s.outs, t, s.vip_moves[fault_k - 1] if fault_k - 1 < len(s.vip_moves) else math.nan,
-                             2 * probe) for s in sides], 1.0)
+                             after) for s in sides], 1.0)
         info(f"reachable again: median, {label} (s)", _km(lr, window, 0.5), [_km(x, window, 0.5) for x in sr])
     add("peak REGISTER packets/s (1 s bins, retransmissions included)", "peak_register_pps", lab.peak_pps,
         [s.peak_pps for s in sides], 1.0)
