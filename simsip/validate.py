@@ -680,7 +680,8 @@ def _lab_side(run: _LabRun, cfg: Scenario, tm: Any, grid: np.ndarray, dists: lis
     edges = np.arange(frac, dur + 1e-9, 1.0)
     peak = float(np.histogram(rt, bins=edges)[0].max()) if edges.size > 1 else 0.0
     first_fault = min((t for t, c in dists if c == "fault"), default=math.inf)
-    k_f = math.floor(first_fault - shift) + shift  # the model's 1 s bin the fault falls in, on the lab clock
+    # the model's 1 s bin the fault falls in, on the lab clock (no fault: nothing counts)
+    k_f = math.floor(first_fault - shift) + shift if math.isfinite(first_fault) else math.inf
     rtx = float(((req["retransmission"].to_numpy(dtype=bool)) & (rt >= k_f) & (rt < dur)).sum())
     # SIPp ends a transaction after the lab's configured retransmissions (the lab's truth, whatever
     # the scenario under test assumes)
@@ -730,7 +731,7 @@ def _model_side(log: Any, rep_metrics: Any, cfg: Scenario, grid_model: np.ndarra
     inside = tm + shift < dur - 1e-9
     peak = float(sent[inside].max()) if inside.any() else 0.0
     first_fault = min((d for d, c in dists if c == "fault"), default=math.inf)
-    k_f = math.floor(first_fault - shift)
+    k_f = math.floor(first_fault - shift) if math.isfinite(first_fault) else math.inf
     rtx = float(ts.loc[(tm >= k_f - 1e-9) & inside, "retransmissions"].sum())
     tos = float(((v == -2.0) & (t >= first_fault) & (t < dur) & (p < n0)).sum())
     dups = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("duplicates_")))
@@ -886,6 +887,10 @@ def validate(
                 [_still_down(s.outs, t, s.vip_moves[fault_k - 1] if fault_k - 1 < len(s.vip_moves) else math.nan,
                              after) for s in sides], 1.0)
         info(f"reachable again: median, {label} (s)", _km(lr, window, 0.5), [_km(x, window, 0.5) for x in sr])
+    if not any(c == "fault" for _, c in dists):  # nothing happened: there is no forecast to judge
+        rows.append({"metric": "faults recorded in the run", "key": "faults", "lab": 0.0, "sim": math.nan,
+                     "lo": math.nan, "hi": math.nan, "pit": math.nan, "in_interval": None, "within_tolerance": False,
+                     "tolerance": "≥ 1 (not computable: fails)", "pass": False})
     add("peak REGISTER packets/s (1 s bins, retransmissions included)", "peak_register_pps", lab.peak_pps,
         [s.peak_pps for s in sides], 1.0)
     add("REGISTER timeouts after the first fault", "timeouts", lab.timeouts, [s.timeouts for s in sides], 1.0)
