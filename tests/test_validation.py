@@ -395,6 +395,9 @@ def test_calibration_coverage_is_reported_and_sane():
     assert len(good) >= 5 * len(runs)
     share = good["in_interval"].mean()
     assert share >= 0.8, good.to_string()
+    informative = good[good["informative"]]  # where the model predicts a spread, not one value
+    assert len(informative) >= 10 and informative["in_interval"].mean() >= 0.8, informative.to_string()
+    assert informative["pit"].between(0.0, 1.0).all()
     some = runs[:: max(1, len(runs) // 5)]  # the control on about five runs spread over the list
     bad = calibration_table([validate(_perturb_refresh(load_config(r / "config.yaml")), r) for r in some])
     assert bad["in_interval"].mean() < 0.8 <= share
@@ -458,3 +461,19 @@ def test_lab_from_scratch_validates_and_leaves_nothing(tmp_path):
     rep = validate(cfg, out)  # a forecast: 100 replications from the configured scenario only
     assert rep.mode == "forecast" and rep.passed, rep.table.to_string()
     assert not math.isnan(rep.table.loc[rep.table["metric"].str.startswith("VIP move"), "lab"].iloc[0])
+
+
+def test_validation_doc_is_current_and_quoted_in_the_readme():
+    """docs/validation.md is the forecast of every shipped run (regenerated when runs change: `simsip
+    validation-doc`), and the README quotes its summary line word for word."""
+    import re
+
+    doc = (ROOT / "docs" / "validation.md").read_text()
+    assert "forecast" in doc.splitlines()[0].lower()
+    for run in RUNS:
+        assert f"## {run.name}\n" in doc, f"docs/validation.md lacks {run.name}: run simsip validation-doc"
+    m = re.search(r"\*\*Summary: (.+?)\*\*", doc, re.S)
+    assert m, "no summary line in docs/validation.md"
+    summary = " ".join(m.group(1).split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert summary in readme, f"README does not quote the summary: {summary}"
