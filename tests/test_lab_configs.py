@@ -40,9 +40,9 @@ def test_capacity_registrar_sleeps_on_register_only(tmp_path):
     reg, rest = route.split('if (is_method("OPTIONS"))', 1)
     assert "usleep(12500);" in reg and reg.index("usleep") < reg.index("save(")
     assert "usleep" not in rest  # probes stay cheap
-    # the probe socket comes last, with one worker of its own
-    assert re.search(r"socket_workers=1\nlisten=udp:" + re.escape(VIP) + r":5061\n", cfg)
-    assert cfg.index("listen=udp:" + VIP + ":5060") < cfg.index("socket_workers=1")
+    # the probe socket comes last, with workers of its own
+    assert re.search(r"socket_workers=2\nlisten=udp:" + re.escape(VIP) + r":5061\n", cfg)
+    assert cfg.index("listen=udp:" + VIP + ":5060") < cfg.index("socket_workers=2")
 
 
 def test_tcp_registrar_listens_on_tcp(tmp_path):
@@ -64,8 +64,9 @@ def test_sipp_phone_udp_retransmits_tcp_waits_timer_f(tmp_path):
     argv = configs.sipp_argv(tcp, tmp_path / "x.xml", tmp_path)
     i = argv.index("-t")
     assert argv[i + 1] == "tn"
-    opts = dict(zip(argv[i + 2:i + 8:2], argv[i + 3:i + 8:2]))
-    assert opts == {"-max_reconnect": "-1", "-reconnect_close": "false", "-reconnect_sleep": "0"}
+    opts = dict(zip(argv[i + 2:i + 10:2], argv[i + 3:i + 10:2]))
+    assert opts == {"-max_reconnect": "-1", "-reconnect_close": "false", "-reconnect_sleep": "0",
+                    "-max_socket": str(tcp.phones + 64)}
     assert configs.sipp_argv(LabSpec(), tmp_path / "x.xml", tmp_path)[argv.index("-t") + 1] == "u1"
 
 

@@ -329,7 +329,7 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         rmem_default=None if ub is None else int(ub.rmem_default),
         rmem_max=None if ub is None else int(ub.rmem_max),
         maxbuffer=None if ub is None else int(ub.maxbuffer),
-        # a registrar slowed on purpose gets a probe socket of its own (5061, one worker), so the
+        # a registrar slowed on purpose gets a probe socket of its own (5061, two workers), so the
         # prober's rounds neither queue with REGISTERs nor take their workers or buffer
         probe_port=5061 if service > 0 else 5060,
         vrrp_version=v.version,
@@ -361,7 +361,7 @@ def mapping_notes(cfg: Scenario) -> list[str]:
         service = (f"registrar.service_time ({st.mean * 1000:g} ms, constant): usleep({int(round(st.mean * 1e6))}) "
                    "(cfgutils) in the REGISTER branch before save(); the real per-REGISTER time is a little "
                    "longer (save, reply, log, sleep overshoot) — measure it in busy seconds of the capture; "
-                   "the OPTIONS prober then asks a socket of its own (VIP:5061, one worker)")
+                   "the OPTIONS prober then asks a socket of its own (VIP:5061, two workers)")
     else:
         service = (f"registrar.service_time ({st.dist}, mean {st.expected * 1000:g} ms): not realised — only a "
                    "constant service time becomes a usleep(); the lab's Kamailio runs at its own speed "

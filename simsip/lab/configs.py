@@ -8,6 +8,8 @@ from pathlib import Path
 from .spec import LabSpec
 from .topology import ADDR, IFACE, VIP
 
+#: Kamailio workers of the prober's own socket (LabSpec.probe_port 5061)
+PROBE_WORKERS = 2
 DB_NAME = "kamailio"
 DB_PORT = 5432
 
@@ -53,9 +55,9 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
     if tcp:
         lines += [f"listen=tcp:{ADDR[node]}:5060", f"listen=tcp:{VIP}:5060"]
     if spec.probe_port != 5060:
-        # the prober's own socket: one worker and its own receive buffer, so that probes
+        # the prober's own socket: workers and a receive buffer of its own, so that probes
         # neither wait behind REGISTERs nor take their workers or buffer
-        lines += ["socket_workers=1", f"listen=udp:{VIP}:{spec.probe_port}"]
+        lines += [f"socket_workers={PROBE_WORKERS}", f"listen=udp:{VIP}:{spec.probe_port}"]
     lines += [
         f'alias="{VIP}"',
         f'mpath="{kamailio_module_dir()}"',
@@ -254,8 +256,10 @@ def sipp_argv(spec: LabSpec, scenario: Path, log_dir: Path) -> list[str]:
         # makes that a fatal error, -reconnect_close true deletes the phone's call, and
         # -reconnect_sleep 1000 ms blocks SIPp's main loop per reset. So: reconnect without
         # limit, keep the call (it waits out its recv timeout, then its retry pause), at once.
+        # -max_socket: SIPp's default 50000 exceeds the open-files limit, which in -t tn mode
+        # makes it exit at start-up (status 1, only the warning in its log).
         transport = ["-t", "tn", "-max_reconnect", "-1", "-reconnect_close", "false",
-                     "-reconnect_sleep", "0"]
+                     "-reconnect_sleep", "0", "-max_socket", str(spec.phones + 64)]
     else:
         transport = ["-t", "u1"]
     return [

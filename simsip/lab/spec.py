@@ -99,7 +99,7 @@ class LabSpec:
     rmem_max: int | None = None           # net.core.rmem_max there (None: the kernel's default)
     maxbuffer: int | None = None          # Kamailio core maxbuffer (largest SO_RCVBUF it probes for)
     probe_port: int = 5060                # the registrar port the OPTIONS prober asks; 5061 is a
-                                          # socket of its own (one worker, own receive buffer) so
+                                          # socket of its own (two workers, own receive buffer) so
                                           # that probes do not queue with REGISTERs
     # keepalived
     vrrp_version: int = 2
