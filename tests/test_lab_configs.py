@@ -45,11 +45,20 @@ def test_capacity_registrar_sleeps_on_register_only(tmp_path):
     assert cfg.index("listen=udp:" + VIP + ":5060") < cfg.index("socket_workers=2")
 
 
-def test_tcp_registrar_listens_on_tcp(tmp_path):
-    cfg = configs.kamailio_cfg(LabSpec(transport="tcp", workers=4), "a", tmp_path)
+@pytest.mark.parametrize("spec", [LabSpec(transport="tcp", workers=4),
+                                  LabSpec(workers=4, baresip=3, baresip_transport="tcp")])
+def test_tcp_registrar_listens_on_tcp(spec, tmp_path):
+    assert spec.tcp
+    cfg = configs.kamailio_cfg(spec, "a", tmp_path)
     assert "disable_tcp" not in cfg and "tcp_children=4" in cfg
     assert f"listen=tcp:{VIP}:5060" in cfg and "listen=tcp:10.99.0.11:5060" in cfg
     assert f"listen=udp:{VIP}:5060" in cfg  # the prober stays on UDP
+    assert not LabSpec(baresip=0, baresip_transport="tcp").tcp  # no UA to use it
+
+
+def test_baresip_account_names_its_transport():
+    assert 'transport=tcp";regint=60' in configs.baresip_accounts(LabSpec(baresip=1, baresip_transport="tcp"), 1)
+    assert 'transport=udp";regint=60' in configs.baresip_accounts(LabSpec(baresip=1), 1)
 
 
 def test_sipp_phone_udp_retransmits_tcp_waits_timer_f(tmp_path):

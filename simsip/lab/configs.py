@@ -34,7 +34,7 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
     usleep_us = int(round(spec.service_time * 1e6))
     if usleep_us > 0:
         mods.append("cfgutils")  # usleep() is a cfgutils function in Kamailio 5.6, not core
-    tcp = spec.transport == "tcp"
+    tcp = spec.tcp
     lines = [
         "#!KAMAILIO",
         "debug=2",
@@ -309,8 +309,9 @@ def baresip_config(spec: LabSpec, k: int) -> str:
 
 
 def baresip_accounts(spec: LabSpec, k: int) -> str:
-    """One account: AOR <user>@VIP, outbound proxy = the VIP over UDP, regint = spec.expires."""
-    return (f'<sip:{baresip_aor(k)}@{VIP}>;outbound="sip:{VIP}:5060;transport=udp"'
+    """One account: AOR <user>@VIP, outbound proxy = the VIP over ``spec.baresip_transport`` (UDP
+    or TCP: one connection per UA), regint = spec.expires."""
+    return (f'<sip:{baresip_aor(k)}@{VIP}>;outbound="sip:{VIP}:5060;transport={spec.baresip_transport}"'
             f";regint={int(spec.expires)}\n")
 
 
