@@ -174,3 +174,18 @@ def test_the_run_refuses_a_receive_buffer_the_kernel_does_not_have():
     assert Lab.check_rmem(_FakeLab(LabSpec(), kernel))["a"] == kernel  # no buffer in the scenario: recorded only
     with pytest.raises(LabError, match=r"udp_buffer\.rmem_max.*212992.*4194304"):
         Lab.check_rmem(_FakeLab(LabSpec(rmem_max=212992), kernel))
+
+
+def test_track_script_logs_every_verdict_with_its_start(tmp_path):
+    """The check's phase (for replay) comes from the script's own log, read into meta.json."""
+    import subprocess
+
+    from simsip.lab.runner import read_checks
+
+    paths = configs.write_scripts(LabSpec(track_interval=1.0), "a", tmp_path)
+    (tmp_path / "kamailio-a.pid").write_text("999999999\n")  # no such process: the check fails
+    assert subprocess.run([str(paths["track"])]).returncode != 0
+    (tmp_path / "checks-a.log").write_text((tmp_path / "checks-a.log").read_text() + "1796176658446415903 1\njunk\n")
+    checks = read_checks(tmp_path / "checks-a.log")
+    assert [ok for _, ok in checks] == [0, 1] and checks[1][0] == pytest.approx(1796176658.446415903)
+    assert read_checks(tmp_path / "none.log") == []

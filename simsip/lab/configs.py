@@ -110,10 +110,13 @@ echo "$(date +%s%N) $3 $4" >> "{out}"
 
 TRACK_SH = """#!/bin/sh
 # healthy while the kamailio whose PID is in the pid file holds its UDP 5060 socket
-# (kill -0 is not enough: a killed but unreaped process still passes it)
-pid=$(cat "{pidfile}" 2>/dev/null) || exit 1
-[ -n "$pid" ] || exit 1
-ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q "pid=$pid,"
+# (kill -0 is not enough: a killed but unreaped process still passes it); every verdict is
+# logged with its start time (ns) so that the check phase can be read back after the run
+start=$(date +%s%N)
+ok=1
+pid=$(cat "{pidfile}" 2>/dev/null) && [ -n "$pid" ] && ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q "pid=$pid," || ok=0
+echo "$start $ok" >> "{log}"
+[ "$ok" = 1 ]
 """
 
 
@@ -124,7 +127,8 @@ def write_scripts(spec: LabSpec, node: str, run_dir: Path) -> dict[str, Path]:
     paths = {"notify": notify}
     if spec.track_interval:
         track = run_dir / f"track-{node}.sh"
-        track.write_text(TRACK_SH.replace("{pidfile}", str(run_dir / f"kamailio-{node}.pid")))
+        track.write_text(TRACK_SH.replace("{pidfile}", str(run_dir / f"kamailio-{node}.pid"))
+                         .replace("{log}", str(run_dir / f"checks-{node}.log")))
         os.chmod(track, 0o755)
         paths["track"] = track
     return paths
