@@ -189,3 +189,22 @@ def test_track_script_logs_every_verdict_with_its_start(tmp_path):
     checks = read_checks(tmp_path / "checks-a.log")
     assert [ok for _, ok in checks] == [0, 1] and checks[1][0] == pytest.approx(1796176658.446415903)
     assert read_checks(tmp_path / "none.log") == []
+
+
+def test_a_recording_ends_at_the_scenario_end(tmp_path):
+    """Capture, prober log and keepalived transitions are cut at t0 + duration: the teardown
+    (keepalived stopped, the backup taking the VIP after the end) is not part of the run."""
+    from simsip.lab.record import scenario_end_epoch, split_teardown, trim_prober
+
+    meta = {"t0_epoch": 1000.0, "spec": {"duration": 60.0},
+            "transitions": {"a": [[1010.0, "FAULT", 200]], "b": [[1013.0, "MASTER", 100], [1061.0, "STOP", 100]]}}
+    end = scenario_end_epoch(meta)
+    assert end == 1060.0
+    split_teardown(meta, end)
+    assert meta["transitions"] == {"a": [[1010.0, "FAULT", 200]], "b": [[1013.0, "MASTER", 100]]}
+    assert meta["teardown_transitions"] == {"a": [], "b": [[1061.0, "STOP", 100]]}
+    src = tmp_path / "p.csv"
+    src.write_text("round,aor,sent_epoch,status,recv_epoch\n0,ph1,996.0,200,996.1\n1,ph1,1001.0,200,1001.1\n"
+                   "2,ph1,1060.5,200,1060.6\n")
+    trim_prober(src, tmp_path / "q.csv", 997.0, end)
+    assert (tmp_path / "q.csv").read_text().splitlines()[1:] == ["1,ph1,1001.0,200,1001.1"]
