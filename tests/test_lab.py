@@ -196,6 +196,16 @@ def test_short_failover_scenario(tmp_path):
     assert max(res["reachable_after"].values()) <= spec.refresh_interval + spec.probe_interval + 1.0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "ok" and meta["teardown_failed_namespaces"] == []
+    # the fault's advert phase is random: the runner waited U[0, advert_int) before the phones
+    assert 0 <= meta["phase_delay"] < spec.advert_int
+    # the kernel's UDP counters per node at t0 and at the end; the new master received datagrams
+    for node in ("a", "b"):
+        snmp = meta["udp_snmp"][node]
+        assert {"InDatagrams", "RcvbufErrors"} <= set(snmp["t0"]) and snmp["end"]["InDatagrams"] >= snmp["t0"]["InDatagrams"]
+        assert snmp["end"]["RcvbufErrors"] == 0  # 20 phones: nothing dropped
+    assert meta["udp_snmp"]["b"]["end"]["InDatagrams"] > meta["udp_snmp"]["b"]["t0"]["InDatagrams"]
+    assert any(s["local"].endswith(":5060") and s["rb"] > 0 for s in meta["udp_sockets"]["b"]["t0"])
+    assert set(meta["kernel_rmem"]["a"]) == {"rmem_default", "rmem_max"}
     lo = leftovers(run_id)  # other lab runs may be going on at the same time
     assert lo["namespaces"] == [] and lo["pids"] == []
     for pid in meta["pids"].values():  # every process the run started is gone

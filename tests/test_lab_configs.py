@@ -40,16 +40,25 @@ def test_capacity_registrar_sleeps_on_register_only(tmp_path):
     reg, rest = route.split('if (is_method("OPTIONS"))', 1)
     assert "usleep(12500);" in reg and reg.index("usleep") < reg.index("save(")
     assert "usleep" not in rest  # probes stay cheap
-    # the probe socket comes last, with one worker of its own
-    assert re.search(r"socket_workers=1\nlisten=udp:" + re.escape(VIP) + r":5061\n", cfg)
-    assert cfg.index("listen=udp:" + VIP + ":5060") < cfg.index("socket_workers=1")
+    # the probe socket comes last, with workers of its own
+    assert re.search(r"socket_workers=2\nlisten=udp:" + re.escape(VIP) + r":5061\n", cfg)
+    assert cfg.index("listen=udp:" + VIP + ":5060") < cfg.index("socket_workers=2")
 
 
-def test_tcp_registrar_listens_on_tcp(tmp_path):
-    cfg = configs.kamailio_cfg(LabSpec(transport="tcp", workers=4), "a", tmp_path)
+@pytest.mark.parametrize("spec", [LabSpec(transport="tcp", workers=4),
+                                  LabSpec(workers=4, baresip=3, baresip_transport="tcp")])
+def test_tcp_registrar_listens_on_tcp(spec, tmp_path):
+    assert spec.tcp
+    cfg = configs.kamailio_cfg(spec, "a", tmp_path)
     assert "disable_tcp" not in cfg and "tcp_children=4" in cfg
     assert f"listen=tcp:{VIP}:5060" in cfg and "listen=tcp:10.99.0.11:5060" in cfg
     assert f"listen=udp:{VIP}:5060" in cfg  # the prober stays on UDP
+    assert not LabSpec(baresip=0, baresip_transport="tcp").tcp  # no UA to use it
+
+
+def test_baresip_account_names_its_transport():
+    assert 'transport=tcp";regint=60' in configs.baresip_accounts(LabSpec(baresip=1, baresip_transport="tcp"), 1)
+    assert 'transport=udp";regint=60' in configs.baresip_accounts(LabSpec(baresip=1), 1)
 
 
 def test_sipp_phone_udp_retransmits_tcp_waits_timer_f(tmp_path):
@@ -64,8 +73,9 @@ def test_sipp_phone_udp_retransmits_tcp_waits_timer_f(tmp_path):
     argv = configs.sipp_argv(tcp, tmp_path / "x.xml", tmp_path)
     i = argv.index("-t")
     assert argv[i + 1] == "tn"
-    opts = dict(zip(argv[i + 2:i + 8:2], argv[i + 3:i + 8:2]))
-    assert opts == {"-max_reconnect": "-1", "-reconnect_close": "false", "-reconnect_sleep": "0"}
+    opts = dict(zip(argv[i + 2:i + 10:2], argv[i + 3:i + 10:2]))
+    assert opts == {"-max_reconnect": "-1", "-reconnect_close": "false", "-reconnect_sleep": "0",
+                    "-max_socket": str(tcp.phones + 64)}
     assert configs.sipp_argv(LabSpec(), tmp_path / "x.xml", tmp_path)[argv.index("-t") + 1] == "u1"
 
 
@@ -184,3 +194,37 @@ def test_a_constant_replication_lag_is_a_usleep_on_the_peer_before_it_applies_th
     with pytest.raises(LabUnsupported, match="registrar.replication.lag"):
         spec_from_scenario(load_config(base, ["registrar.replication.lag.dist=exponential",
                                               "registrar.replication.lag.mean=25ms"]))
+
+
+def test_track_script_logs_every_verdict_with_its_start(tmp_path):
+    """The check's phase (for replay) comes from the script's own log, read into meta.json."""
+    import subprocess
+
+    from simsip.lab.runner import read_checks
+
+    paths = configs.write_scripts(LabSpec(track_interval=1.0), "a", tmp_path)
+    (tmp_path / "kamailio-a.pid").write_text("999999999\n")  # no such process: the check fails
+    assert subprocess.run([str(paths["track"])]).returncode != 0
+    (tmp_path / "checks-a.log").write_text((tmp_path / "checks-a.log").read_text() + "1796176658446415903 1\njunk\n")
+    checks = read_checks(tmp_path / "checks-a.log")
+    assert [ok for _, ok in checks] == [0, 1] and checks[1][0] == pytest.approx(1796176658.446415903)
+    assert read_checks(tmp_path / "none.log") == []
+
+
+def test_a_recording_ends_at_the_scenario_end(tmp_path):
+    """Capture, prober log and keepalived transitions are cut at t0 + duration: the teardown
+    (keepalived stopped, the backup taking the VIP after the end) is not part of the run."""
+    from simsip.lab.record import scenario_end_epoch, split_teardown, trim_prober
+
+    meta = {"t0_epoch": 1000.0, "spec": {"duration": 60.0},
+            "transitions": {"a": [[1010.0, "FAULT", 200]], "b": [[1013.0, "MASTER", 100], [1061.0, "STOP", 100]]}}
+    end = scenario_end_epoch(meta)
+    assert end == 1060.0
+    split_teardown(meta, end)
+    assert meta["transitions"] == {"a": [[1010.0, "FAULT", 200]], "b": [[1013.0, "MASTER", 100]]}
+    assert meta["teardown_transitions"] == {"a": [], "b": [[1061.0, "STOP", 100]]}
+    src = tmp_path / "p.csv"
+    src.write_text("round,aor,sent_epoch,status,recv_epoch\n0,ph1,996.0,200,996.1\n1,ph1,1001.0,200,1001.1\n"
+                   "2,ph1,1060.5,200,1060.6\n")
+    trim_prober(src, tmp_path / "q.csv", 997.0, end)
+    assert (tmp_path / "q.csv").read_text().splitlines()[1:] == ["1,ph1,1001.0,200,1001.1"]

@@ -155,11 +155,14 @@ def test_spec_maps_registrar_capacity_tcp_and_weighted_check():
             count: 200
             phases: even
             phone:
-              transport: tcp
               expires: 120s
               refresh: {mode: percent, percent: 50}
-              timers: {t1: 250ms}
+              timers: {t1: 250ms, max_retransmissions: 7}
               retry: {mode: fixed, interval: 10s}
+          - name: real
+            count: 4
+            profile: baresip
+            phone: {transport: tcp, expires: 120s}
         registrar:
           workers: 3
           service_time: {dist: constant, mean: 8ms}
@@ -174,7 +177,7 @@ def test_spec_maps_registrar_capacity_tcp_and_weighted_check():
     spec = spec_from_scenario(cfg)
     assert (spec.workers, spec.service_time, spec.probe_port) == (3, 0.008, 5061)
     assert (spec.rmem_default, spec.rmem_max, spec.maxbuffer) == (212992, 4194304, 131072)
-    assert spec.transport == "tcp" and spec.timeout == pytest.approx(16.0)  # Timer F = 64·T1
+    assert (spec.transport, spec.baresip, spec.baresip_transport, spec.tcp) == ("udp", 4, "tcp", True)
     assert (spec.track_weight, spec.track_reverse) == (-30, False)
     assert [(f.kind, f.repair_after) for f in spec.faults] == [("node_crash", 20.0)]
     # a service time that is not constant is not realised (Kamailio's own speed), and says so
@@ -184,7 +187,12 @@ def test_spec_maps_registrar_capacity_tcp_and_weighted_check():
 
     assert any("not realised" in n and "service_time" in n for n in mapping_notes(expo))
     assert any("usleep(8000)" in n for n in mapping_notes(cfg))
-    assert any("reconnect" in n for n in mapping_notes(cfg))
+    assert any("fleets[1].phone.transport tcp" in n for n in mapping_notes(cfg))
+    # SIPp phones over TCP are refused, naming the SIPp 3.6.1 defect that makes them impossible
+    tcp = load_config_text(text.replace("timers: {t1: 250ms, max_retransmissions: 7}",
+                                        "transport: tcp\n      timers: {t1: 250ms}"))
+    with pytest.raises(LabUnsupported, match=r"fleets\[0\]\.phone\.transport.*SIPp 3\.6\.1.*reset"):
+        spec_from_scenario(tcp)
 
 
 def test_spec_refuses_what_the_lab_registrar_and_phones_cannot_do():

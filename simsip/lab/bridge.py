@@ -111,9 +111,13 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
         if fl.phases != "even":
             out.append(f"{p}.phases: {fl.phases!r}; SIPp starts phone k at k·R/N, i.e. even phases — "
                        "set `phases: even`")
-        if ph.transport not in ("udp", "tcp"):
-            out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's SIPp phones use UDP or TCP "
-                       "(SIPp -t u1 / -t tn), no TLS")
+        if ph.transport != "udp":
+            out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's SIPp phones use UDP only. SIPp 3.6.1 "
+                       "(Debian 12) dies at the first TCP reset in -t tn mode (one connection per phone): "
+                       "read_error() calls abort(), which frees the phone's socket, and then queues it for "
+                       "reset_connection() (use after free; 'Unable to get a SCTP socket (3)'; fixed upstream by "
+                       "queueing before abort). TCP phones in the lab: a second fleet with `profile: baresip` "
+                       "and `phone.transport: tcp`")
         if ph.calls_per_hour > 0:
             out.append(f"{p}.phone.calls_per_hour: {ph.calls_per_hour * 3600:g}/h; the lab places no "
                        "calls (reachability is probed with OPTIONS at the registrar)")
@@ -260,8 +264,8 @@ def _baresip_problems(cfg: Scenario) -> list[str]:
     ph = fl.phone
     if fl.count > MAX_BARESIP:
         out.append(f"{p}.count: {fl.count} baresip UAs; the lab runs at most {MAX_BARESIP} (one process each)")
-    if ph.transport != "udp":
-        out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's baresip UAs register over UDP only")
+    if ph.transport not in ("udp", "tcp"):
+        out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's baresip UAs register over UDP or TCP")
     if ph.calls_per_hour > 0:
         out.append(f"{p}.phone.calls_per_hour: {ph.calls_per_hour * 3600:g}/h; the lab places no calls")
     if abs(float(ph.expires) - float(ph0.expires)) > 1e-9:
@@ -339,6 +343,7 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         tcp_timeout=float(ph.timers.timeout) if ph.transport == "tcp" else None,
         retry_interval=float(ph.retry.interval),
         baresip=cfg.fleets[1].count if len(cfg.fleets) == 2 else 0,
+        baresip_transport=cfg.fleets[1].phone.transport if len(cfg.fleets) == 2 else "udp",
         variant=variant,
         min_expires=min_exp,
         max_expires=max_exp,
@@ -350,7 +355,7 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         rmem_default=None if ub is None else int(ub.rmem_default),
         rmem_max=None if ub is None else int(ub.rmem_max),
         maxbuffer=None if ub is None else int(ub.maxbuffer),
-        # a registrar slowed on purpose gets a probe socket of its own (5061, one worker), so the
+        # a registrar slowed on purpose gets a probe socket of its own (5061, two workers), so the
         # prober's rounds neither queue with REGISTERs nor take their workers or buffer
         probe_port=5061 if service > 0 else 5060,
         vrrp_version=v.version,
@@ -382,7 +387,7 @@ def mapping_notes(cfg: Scenario) -> list[str]:
         service = (f"registrar.service_time ({st.mean * 1000:g} ms, constant): usleep({int(round(st.mean * 1e6))}) "
                    "(cfgutils) in the REGISTER branch before save(); the real per-REGISTER time is a little "
                    "longer (save, reply, log, sleep overshoot) — measure it in busy seconds of the capture; "
-                   "the OPTIONS prober then asks a socket of its own (VIP:5061, one worker)")
+                   "the OPTIONS prober then asks a socket of its own (VIP:5061, two workers)")
     else:
         service = (f"registrar.service_time ({st.dist}, mean {st.expected * 1000:g} ms): not realised — only a "
                    "constant service time becomes a usleep(); the lab's Kamailio runs at its own speed "
@@ -400,7 +405,7 @@ def mapping_notes(cfg: Scenario) -> list[str]:
                   "`ss -uanm` (rb, drops) and Udp RcvbufErrors per node")
     notes = [
         f"registrar.workers ({rg.workers}): Kamailio children={rg.workers} (UDP workers per listen socket"
-        + (", and tcp_children" if any(f.phone.transport == "tcp" for f in cfg.fleets[:1]) else "") + ")",
+        + (", and tcp_children" if any(f.phone.transport == "tcp" for f in cfg.fleets) else "") + ")",
         service,
         buffer,
         f"registrar.removal_interval ({_s(rg.removal_interval)}): the lab's usrloc timer_interval is 5 s "
@@ -425,15 +430,11 @@ def mapping_notes(cfg: Scenario) -> list[str]:
         notes.append(f"ha.health_check.timeout ({_s(hc.timeout)}) / exec_time ({_s(hc.exec_time)}): the "
                      f"lab's track_script times out after max(1 s, interval) and takes a few ms")
     ph0 = cfg.fleets[0].phone if cfg.fleets else None
-    if ph0 is not None and ph0.transport == "tcp":
-        notes.append(
-            f"fleets[0].phone.transport tcp: SIPp -t tn (one connection per phone) sends each REGISTER once "
-            f"and waits timers.timeout ({_s(ph0.timers.timeout)}) for the 200; t2/max_retransmissions are "
-            "unused. A reset (the new master answering a segment of a connection it never had) does not end "
-            "SIPp's transaction: it reconnects (-max_reconnect -1, -reconnect_close false, -reconnect_sleep 0) "
-            "and the phone waits out its timeout, then retry.interval — retry.transport_error_interval is not "
-            "realised. network.tcp (rto_min, syn_rto) is the lab kernel's own")
-    elif ph0 is not None and ph0.timers.timer_f is not None:
+    if len(cfg.fleets) == 2 and cfg.fleets[1].phone.transport == "tcp":
+        notes.append("fleets[1].phone.transport tcp: each baresip UA keeps one TCP connection to the VIP (Kamailio "
+                     "listens on TCP too); a reset from a new master is a transport error to libre's sipreg, "
+                     "which retries by its failwait rule. network.tcp (rto_min, syn_rto) is the lab kernel's own")
+    if ph0 is not None and ph0.timers.timer_f is not None:
         notes.append("timers.timer_f: SIPp ends transactions by max_retransmissions only")
     if cfg.ha.health_check is not None and cfg.ha.health_check.weight:
         hc = cfg.ha.health_check

@@ -8,6 +8,8 @@ from pathlib import Path
 from .spec import LabSpec
 from .topology import ADDR, IFACE, VIP
 
+#: Kamailio workers of the prober's own socket (LabSpec.probe_port 5061)
+PROBE_WORKERS = 2
 DB_NAME = "kamailio"
 DB_PORT = 5432
 
@@ -33,7 +35,7 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
     dmq_us = int(round(spec.replication_delay * 1e6)) if v == "dmq" else 0
     if usleep_us > 0 or dmq_us > 0:
         mods.append("cfgutils")  # usleep() is a cfgutils function in Kamailio 5.6, not core
-    tcp = spec.transport == "tcp"
+    tcp = spec.tcp
     lines = [
         "#!KAMAILIO",
         "debug=2",
@@ -54,9 +56,9 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
     if tcp:
         lines += [f"listen=tcp:{ADDR[node]}:5060", f"listen=tcp:{VIP}:5060"]
     if spec.probe_port != 5060:
-        # the prober's own socket: one worker and its own receive buffer, so that probes
+        # the prober's own socket: workers and a receive buffer of its own, so that probes
         # neither wait behind REGISTERs nor take their workers or buffer
-        lines += ["socket_workers=1", f"listen=udp:{VIP}:{spec.probe_port}"]
+        lines += [f"socket_workers={PROBE_WORKERS}", f"listen=udp:{VIP}:{spec.probe_port}"]
     lines += [
         f'alias="{VIP}"',
         f'mpath="{kamailio_module_dir()}"',
@@ -112,10 +114,13 @@ echo "$(date +%s%N) $3 $4" >> "{out}"
 
 TRACK_SH = """#!/bin/sh
 # healthy while the kamailio whose PID is in the pid file holds its UDP 5060 socket
-# (kill -0 is not enough: a killed but unreaped process still passes it)
-pid=$(cat "{pidfile}" 2>/dev/null) || exit 1
-[ -n "$pid" ] || exit 1
-ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q "pid=$pid,"
+# (kill -0 is not enough: a killed but unreaped process still passes it); every verdict is
+# logged with its start time (ns) so that the check phase can be read back after the run
+start=$(date +%s%N)
+ok=1
+pid=$(cat "{pidfile}" 2>/dev/null) && [ -n "$pid" ] && ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q "pid=$pid," || ok=0
+echo "$start $ok" >> "{log}"
+[ "$ok" = 1 ]
 """
 
 
@@ -126,7 +131,8 @@ def write_scripts(spec: LabSpec, node: str, run_dir: Path) -> dict[str, Path]:
     paths = {"notify": notify}
     if spec.track_interval:
         track = run_dir / f"track-{node}.sh"
-        track.write_text(TRACK_SH.replace("{pidfile}", str(run_dir / f"kamailio-{node}.pid")))
+        track.write_text(TRACK_SH.replace("{pidfile}", str(run_dir / f"kamailio-{node}.pid"))
+                         .replace("{log}", str(run_dir / f"checks-{node}.log")))
         os.chmod(track, 0o755)
         paths["track"] = track
     return paths
@@ -258,8 +264,10 @@ def sipp_argv(spec: LabSpec, scenario: Path, log_dir: Path) -> list[str]:
         # makes that a fatal error, -reconnect_close true deletes the phone's call, and
         # -reconnect_sleep 1000 ms blocks SIPp's main loop per reset. So: reconnect without
         # limit, keep the call (it waits out its recv timeout, then its retry pause), at once.
+        # -max_socket: SIPp's default 50000 exceeds the open-files limit, which in -t tn mode
+        # makes it exit at start-up (status 1, only the warning in its log).
         transport = ["-t", "tn", "-max_reconnect", "-1", "-reconnect_close", "false",
-                     "-reconnect_sleep", "0"]
+                     "-reconnect_sleep", "0", "-max_socket", str(spec.phones + 64)]
     else:
         transport = ["-t", "u1"]
     return [
@@ -309,8 +317,9 @@ def baresip_config(spec: LabSpec, k: int) -> str:
 
 
 def baresip_accounts(spec: LabSpec, k: int) -> str:
-    """One account: AOR <user>@VIP, outbound proxy = the VIP over UDP, regint = spec.expires."""
-    return (f'<sip:{baresip_aor(k)}@{VIP}>;outbound="sip:{VIP}:5060;transport=udp"'
+    """One account: AOR <user>@VIP, outbound proxy = the VIP over ``spec.baresip_transport`` (UDP
+    or TCP: one connection per UA), regint = spec.expires."""
+    return (f'<sip:{baresip_aor(k)}@{VIP}>;outbound="sip:{VIP}:5060;transport={spec.baresip_transport}"'
             f";regint={int(spec.expires)}\n")
 
 

@@ -179,6 +179,17 @@ def read_transitions(path: Path) -> list[list]:
     return out
 
 
+def read_checks(path: Path) -> list[list]:
+    """The track script's log: one [start epoch, ok] per run (ok 1 passed, 0 failed)."""
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].isdigit() and parts[1] in ("0", "1"):
+                out.append([int(parts[0]) / 1e9, int(parts[1])])
+    return out
+
+
 class Lab:
     """Low-level lab control; ``run_lab`` drives one scenario with it."""
 
@@ -635,6 +646,9 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
             meta["ended_epoch"] = time.time()
             meta["teardown_failed_namespaces"] = failed
             meta["transitions"] = {n: read_transitions(lab.run_dir / f"transitions-{n}.log") for n in NODES}
+            if spec.track_interval:
+                # each track_script run: [start epoch, 1 ok / 0 failed] (the check's phase)
+                meta["track_checks"] = {n: read_checks(lab.run_dir / f"checks-{n}.log") for n in NODES}
             meta["pids"] = {p.name: p.pid for p in lab.procs.procs}
             (out_dir / "faults.json").write_text(json.dumps(lab.fault_log, indent=2))
             (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))

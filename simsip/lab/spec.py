@@ -84,6 +84,7 @@ class LabSpec:
                                           # retransmissions; reconnects after a reset, see configs)
     tcp_timeout: float | None = None      # tcp: how long a phone waits for the 200 (Timer F;
                                           # None: 64·t1, RFC 3261)
+    baresip_transport: str = "udp"        # udp or tcp: how the baresip UAs register
     baresip: int = 0                      # real baresip UAs (AORs baresip001..), regint = expires;
                                           # they refresh at 90 % of the grant and back off per
                                           # RFC 5626 (libre failwait) on their own
@@ -101,7 +102,7 @@ class LabSpec:
     rmem_max: int | None = None           # net.core.rmem_max there (None: the kernel's default)
     maxbuffer: int | None = None          # Kamailio core maxbuffer (largest SO_RCVBUF it probes for)
     probe_port: int = 5060                # the registrar port the OPTIONS prober asks; 5061 is a
-                                          # socket of its own (one worker, own receive buffer) so
+                                          # socket of its own (two workers, own receive buffer) so
                                           # that probes do not queue with REGISTERs
     # keepalived
     vrrp_version: int = 2
@@ -166,6 +167,8 @@ class LabSpec:
             raise ValueError("probe_interval, duration must be > 0, retry_interval >= 0")
         if self.transport not in TRANSPORTS:
             raise ValueError(f"transport {self.transport!r} not in {TRANSPORTS}")
+        if self.baresip_transport not in TRANSPORTS:
+            raise ValueError(f"baresip_transport {self.baresip_transport!r} not in {TRANSPORTS}")
         if self.tcp_timeout is not None and self.tcp_timeout <= 0:
             raise ValueError("tcp_timeout must be > 0")
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -201,6 +204,11 @@ class LabSpec:
     def timeout(self) -> float:
         """TCP: how long a SIPp phone waits for the 200 (``tcp_timeout`` or 64·T1)."""
         return float(self.tcp_timeout) if self.tcp_timeout is not None else 64.0 * self.t1
+
+    @property
+    def tcp(self) -> bool:
+        """Kamailio listens on TCP too: the SIPp phones or the baresip UAs register over TCP."""
+        return self.transport == "tcp" or (self.baresip > 0 and self.baresip_transport == "tcp")
 
     @property
     def priorities(self) -> tuple[int, int]:
