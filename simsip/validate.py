@@ -439,6 +439,13 @@ TIME_RESOLUTION = 0.02
 #: the lab's refresh phases are known from its configuration to within SIPp's start-up latency
 #: (6–31 ms behind the configured pattern in the recorded runs): seconds
 PHASE_RESOLUTION = 0.05
+#: a forecast draws that latency per replication, uniform in this range (seconds): the model's
+#: spread then holds the phones whose events land on the other side of a fault, a restart or a
+#: probe round because of it
+SIPP_START_LATENCY = (0.0, PHASE_RESOLUTION)
+#: the lab's fault injector acts this long after the planned time (0.1–44 ms over the 26 faults and
+#: repairs of the shipped runs, median 10 ms): drawn per replication of a forecast, uniform (seconds)
+FAULT_LATENCY = (0.0, 0.045)
 
 
 def ks_with_resolution(a: np.ndarray, b: np.ndarray, res: float) -> float:
@@ -678,9 +685,12 @@ def _lab_side(run: _LabRun, cfg: Scenario, tm: Any, grid: np.ndarray, dists: lis
     ok_t = ok["time"].to_numpy(dtype=float) - run.t0
     ok_p = ok["aor"].astype(str).map(index).fillna(-1).to_numpy(dtype=np.int64)
     rereg, losses = [], _window_loss(outs, dists, dur)
+    # a phone that sent nothing inside the capture (its refresh interval is longer than the capture) got
+    # no 200 OK in it either: it counts, not re-registered within the window
+    n_phones = max(len(aors), int(cfg.fleets[0].count))
     for i, (t, _) in enumerate(dists):
         t1 = dists[i + 1][0] if i + 1 < len(dists) else dur
-        rereg.append(_first_after(ok_t, ok_p, len(aors), t, t1) - t)
+        rereg.append(_first_after(ok_t, ok_p, n_phones, t, t1) - t)
     req = ev[ev["kind"] == "request"]
     rt = req["time"].to_numpy(dtype=float) - run.t0
     frac = shift % 1.0
@@ -766,6 +776,7 @@ def validate(
     from simsip.lab.topology import ADDR, VIP
     from simsip.metrics import compute
     from simsip.protocols.transactions import sipp_timeout
+    from simsip.rng import generator
     from simsip.trace import trace_metrics
 
     if mode not in ("forecast", "replay"):
@@ -797,7 +808,10 @@ def validate(
         scn, shift = forecast_scenario(base, run.run_dir, reps, cal)
         notes.append(f"forecast: the scenario's configured parameters only; VRRP advert and health-check phases "
                      f"random; SIPp's configured start pattern (phones evenly over the refresh interval from "
-                     f"warm-up start) puts the model's timeline {shift:+.3f} s from the lab's; planned fault times")
+                     f"warm-up start) puts the model's timeline {shift:+.3f} s from the lab's, plus SIPp's start-up "
+                     f"latency drawn per replication (U[{SIPP_START_LATENCY[0] * 1000:g}, "
+                     f"{SIPP_START_LATENCY[1] * 1000:g}] ms); planned fault times plus the injector's latency "
+                     f"(U[{FAULT_LATENCY[0] * 1000:g}, {FAULT_LATENCY[1] * 1000:g}] ms)")
     else:
         shift = refresh_phase_shift(base, run.run_dir, trace=run.trace)
         scn = scenario_for_lab_run(base, run.run_dir, trace=run.trace, shift=shift)
@@ -817,13 +831,24 @@ def validate(
                      + (f", replication lag {lag['mean']} (KDMQ request → the peer's 200, "
                         f"{cal['_evidence']['kdmq_pairs']} pairs)" if lag and base.registrar.data == "replicated" else ""))
     lab, aors = _lab_side(run, base, tm, grid, dists, dur, shift, notes)
-    grid_model = grid - shift
     sides: list[_Side] = []
+    planned = [float(f.at) for f in base.faults]
     for r in range(reps):
-        model = Model(scn, replication=r)
+        rs, shift_r = scn, shift
+        if mode == "forecast":
+            # SIPp's start pattern is known up to its start-up latency: drawn per replication, it moves
+            # the lab's phones (and with them the timeline) that much later than the configured pattern
+            late = float(generator(scn.seed, r, "validate.sipp_start_latency").uniform(*SIPP_START_LATENCY))
+            inject = float(generator(scn.seed, r, "validate.fault_latency").uniform(*FAULT_LATENCY))
+            shift_r = shift + late
+            data = scn.model_dump()
+            for f, at in zip(data["faults"], planned):
+                f["at"] = max(0.0, at + inject - shift_r)
+            rs = Scenario.model_validate(data)
+        model = Model(rs, replication=r)
         log = model.run()
-        rm = compute(scn, log, r, model.streams.generator("calls"))
-        sides.append(_model_side(log, rm, scn, grid_model, dists, dur, shift))
+        rm = compute(rs, log, r, model.streams.generator("calls"))
+        sides.append(_model_side(log, rm, rs, grid - shift_r, dists, dur, shift_r))
 
     # ---- table
     rows: list[dict] = []
@@ -836,13 +861,13 @@ def validate(
     # rounding of a shared outage; what the interval must allow is the phones whose own events lie within
     # the phase resolution of a round: one round each, a count with mean n = N·res/probe (at least one),
     # allowed up to n + 2·√n
-    n_flip = max(1.0, base.phones * PHASE_RESOLUTION / probe)
-    loss_res_interval = (probe + TIME_RESOLUTION) * (n_flip + 2.0 * math.sqrt(n_flip))
+    loss_res_interval = probe + TIME_RESOLUTION  # one phone's round (the start latency is drawn)
     # a phone whose refresh falls within the phase resolution of a disturbance lands on either side of
     # it, which moves a quantile of the phones' first 200 OK by up to one phone's spacing R/N
     fl0 = base.fleets[0]
     spacing = fl0.phone.refresh.interval(base.registrar.grant(fl0.phone.expires)) / fl0.count
-    rereg_res = PHASE_RESOLUTION + spacing
+    # (a forecast draws SIPp's start latency, so its spread holds those phones: only the capture's timing)
+    rereg_res = TIME_RESOLUTION if mode == "forecast" else PHASE_RESOLUTION + spacing
 
     def add(metric: str, key: str, lab_v: float, sims: Sequence[float], res: float,
             res_point: float | None = None) -> None:
