@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import gc
 import math
+
+import numpy as np
 from heapq import heapify, heappop, heappush
 from typing import Any, Callable
 
@@ -78,6 +80,8 @@ class Sim:
     def process(self, gen):
         return self.env.process(gen)
 
+    bulk = None  # a Calendar of refreshes kept off the heap (set by the model when it applies)
+
     def run(self, until: float) -> None:
         """Process events with time < ``until`` (SimPy's ``run(until=...)`` semantics).
 
@@ -95,7 +99,10 @@ class Sim:
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
-            self._loop(env, q, call, until)
+            if self.bulk is None:
+                self._loop(env, q, call, until)
+            else:
+                self._loop_bulk(env, q, call, until, self.bulk)
         finally:
             if gc_was_on:
                 gc.enable()
@@ -119,6 +126,182 @@ class Sim:
                 exc = type(ev._value)(*ev._value.args)
                 exc.__cause__ = ev._value
                 raise exc
+
+
+    @staticmethod
+    def _loop_bulk(env, q, call, until: float, cal: "Calendar") -> None:
+        """:meth:`_loop`, merged in time order with a :class:`Calendar`: heap events strictly
+        before the calendar's next time run as usual; then the calendar advances (in bulk, or by
+        handing its next entries to the heap as ordinary phone events)."""
+        now = env._now
+        inf = math.inf
+        while True:
+            tc = cal.next_t
+            stop = tc if tc < until else until
+            while q and q[0][0] < stop:
+                t, _, _, ev = heappop(q)
+                if t < now:
+                    raise RuntimeError(f"an event was scheduled in the past ({t!r} < now {now!r}): {ev!r}")
+                env._now = now = t
+                if ev.__class__ is call:
+                    ev.fn(*ev.args)
+                    continue
+                callbacks, ev.callbacks = ev.callbacks, None
+                for cb in callbacks:
+                    cb(ev)
+                if not ev._ok and not hasattr(ev, "_defused"):
+                    exc = type(ev._value)(*ev._value.args)
+                    exc.__cause__ = ev._value
+                    raise exc
+            if tc >= until:
+                return
+            env._now = now = tc  # nothing on the heap is earlier
+            cal.advance(q[0][0] if q else inf, until)
+
+
+class Calendar:
+    """Pending refreshes of phones, kept off SimPy's heap: (time, phone, generation) in buckets of
+    ``width`` seconds.
+
+    A million idle phones each wait for one thing, their next REGISTER. On the heap that is a
+    million entries and a log-depth push and pop per refresh. Here a refresh goes to its time's
+    bucket (a few list appends); a bucket is sorted once when the clock reaches it, in the order
+    the heap would pop its entries (time, then phone: :meth:`Sim.phone_at`'s rule). The loop
+    (:meth:`Sim._loop_bulk`) hands the entries before the heap's next event to ``step`` (the phones'
+    bulk refresh), which applies those it can prove undisturbed and returns where it stopped; an
+    entry it cannot apply, or one at the same instant as a heap event, becomes an ordinary
+    ``phone_at`` event of ``begin``, so the heap's order decides. A refresh due in the bucket already
+    being worked through goes to the heap directly. ``next_t`` never goes back: new entries land
+    in later buckets, at or after the next bucket's start.
+    """
+
+    MIN_BATCH = 4  # fewer entries before the next heap event: plain events are cheaper
+
+    def __init__(self, sim: "Sim", width: float, begin: Callable[..., Any], step):
+        self.sim = sim
+        self.width = width
+        self.inv = 1.0 / width
+        self.begin = begin  # begin(p, gen): the event a released entry becomes
+        self.step = step  # step(t, p, g, limit) -> entries applied from the front (a prefix)
+        self.buckets: dict[int, list] = {}  # bucket -> [times, phones, gens, numpy chunks]
+        self.keys: list[int] = []  # heap of bucket numbers with entries
+        self.cur = -1  # the bucket being worked through
+        self.t = self.p = self.g = None  # its sorted entries
+        self.i = 0
+        self.n = 0
+        self.next_t = 0.0
+        self.released = 0  # entries handed to the heap as events
+
+    def _bucket(self, b: int) -> list:
+        bk = self.buckets.get(b)
+        if bk is None:
+            bk = self.buckets[b] = [[], [], [], []]
+            heappush(self.keys, b)
+        return bk
+
+    def add(self, t: float, p: int, g: int) -> None:
+        """Phone ``p`` (generation ``g``) begins a REGISTER at ``t``."""
+        b = int(t * self.inv)
+        if b <= self.cur:
+            self.sim.phone_at(t, self.begin, p, g)
+            self.released += 1
+            return
+        bk = self._bucket(b)
+        bk[0].append(t)
+        bk[1].append(p)
+        bk[2].append(g)
+
+    def add_many(self, t, p, g) -> None:
+        """:meth:`add` for arrays of entries."""
+        t = np.asarray(t, dtype=np.float64)
+        p = np.asarray(p, dtype=np.int64)
+        g = np.broadcast_to(np.asarray(g, dtype=np.int64), p.shape)
+        b = (t * self.inv).astype(np.int64)
+        early = b <= self.cur
+        if early.any():
+            for ti, pi, gi in zip(t[early].tolist(), p[early].tolist(), g[early].tolist()):
+                self.sim.phone_at(ti, self.begin, pi, gi)
+            self.released += int(early.sum())
+            keep = ~early
+            t, p, g, b = t[keep], p[keep], g[keep], b[keep]
+        if not len(b):
+            return
+        if b[0] == b[-1] and (b == b[0]).all():
+            self._bucket(int(b[0]))[3].append((t, p, g))
+            return
+        order = np.argsort(b, kind="stable")
+        b, t, p, g = b[order], t[order], p[order], g[order]
+        cuts = np.flatnonzero(np.diff(b)) + 1
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts, [len(b)]))
+        for s0, e0 in zip(starts.tolist(), ends.tolist()):
+            self._bucket(int(b[s0]))[3].append((t[s0:e0], p[s0:e0], g[s0:e0]))
+
+    def _load(self) -> None:
+        """Move to the next bucket with entries and sort them (time, then phone)."""
+        if not self.keys:  # nothing yet: look again at the next bucket's start
+            self.cur += 1
+            self.t = None
+            self.i = self.n = 0
+            self.next_t = (self.cur + 1) * self.width
+            return
+        b = heappop(self.keys)
+        ts, ps, gs, chunks = self.buckets.pop(b)
+        parts_t = [c[0] for c in chunks] + ([np.array(ts, dtype=np.float64)] if ts else [])
+        parts_p = [c[1] for c in chunks] + ([np.array(ps, dtype=np.int64)] if ps else [])
+        parts_g = [c[2] for c in chunks] + ([np.array(gs, dtype=np.int64)] if gs else [])
+        t = np.concatenate(parts_t)
+        p = np.concatenate(parts_p)
+        g = np.concatenate(parts_g)
+        order = np.lexsort((p, t))
+        self.cur = b
+        self.t, self.p, self.g = t[order], p[order], g[order]
+        self.i = 0
+        self.n = len(t)
+        self.next_t = float(self.t[0])
+
+    def _release(self, i: int, j: int) -> None:
+        """Entries i..j become ordinary phone events."""
+        phone_at, begin = self.sim.phone_at, self.begin
+        for ti, pi, gi in zip(self.t[i:j].tolist(), self.p[i:j].tolist(), self.g[i:j].tolist()):
+            phone_at(ti, begin, pi, gi)
+        self.released += j - i
+
+    def _moved(self, i: int) -> None:
+        self.i = i
+        if i < self.n:
+            self.next_t = float(self.t[i])
+        else:
+            self.next_t = (self.cur + 1) * self.width  # new entries land at or after it
+
+    def advance(self, th: float, until: float) -> None:
+        """The clock is at ``next_t`` and the heap's next event is at ``th`` (>= it)."""
+        i = self.i
+        if i >= self.n:
+            self._load()
+            return
+        t = self.t
+        lim = th if th < until else until
+        if t[i] >= lim:  # same instant as the heap's next event: let the heap order them
+            j = int(np.searchsorted(t, t[i], side="right"))
+            self._release(i, j)
+            self._moved(j)
+            return
+        j = int(np.searchsorted(t, lim, side="left"))
+        if j - i < self.MIN_BATCH:
+            self._release(i, j)
+            self._moved(j)
+            return
+        k = self.step(t[i:j], self.p[i:j], self.g[i:j], lim)
+        if k < 0:  # none of them now (a batch-wide reason): all become events
+            self._release(i, j)
+            self._moved(j)
+            return
+        k += i
+        if k < j:
+            self._release(k, k + 1)  # the first entry it could not apply runs as an event
+            k += 1
+        self._moved(k)
 
 
 class Horizon:

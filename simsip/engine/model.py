@@ -27,7 +27,7 @@ import numpy as np
 from simsip.config.schema import Scenario
 from simsip.engine import cluster, vrrp
 from simsip.engine.cluster import HeartbeatInstance, PacemakerInstance
-from simsip.engine.core import ControlClock, Horizon, Sim
+from simsip.engine.core import Calendar, ControlClock, Horizon, Sim
 from simsip.engine.database import Database
 from simsip.engine.network import Network
 from simsip.engine.nodes import FaultInjector, NodeActions
@@ -137,6 +137,14 @@ class Model:
             r.replies = self.phones
         if self.phones.watchers:
             topo.subscribers.append(self.phones.changed)
+        # undisturbed refreshes: a calendar off the heap, applied in bulk where provably exact
+        self.phones.bulk_servers = regs
+        why = self.phones.bulk_problem()
+        if why is None:
+            sim.bulk = Calendar(sim, self.phones.refresh_width(), self.phones.begin, self.phones.bulk_step)
+            self.phones.calendar = sim.bulk
+        else:
+            self.phones.bulk_off = why
 
         self.injector = FaultInjector(cfg, actions=self.actions, clock=clock, topo=topo, streams=streams, log=log)
         self.faults = self.injector.faults
@@ -205,6 +213,7 @@ class Model:
     def _finish(self) -> None:
         c = self.log.counters
         self.phones.report(c)
+        self.log.engine = self.phones.bulk_report()
         if self.database is not None:
             self.database.report(c)
         for r in self.registrars:

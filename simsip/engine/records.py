@@ -85,6 +85,8 @@ class RunLog:
     repairs: list[tuple[float, str]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     bins: dict[str, Bins] = field(default_factory=dict)
+    # how the run was simulated (bulk refreshes, fallbacks to events): never part of the results
+    engine: dict = field(default_factory=dict)
     error: str | None = None
 
     def bin(self, name: str) -> Bins:
