@@ -175,6 +175,7 @@ class PhoneBank:
         self.calendar = None  # the refresh calendar (core.Calendar) when bulk refreshes apply
         self.bulk_servers: list = []  # each node's bulk entry points (set when wired)
         self.bulk_done = 0  # refreshes applied in bulk
+        self._mark = np.zeros(n, dtype=np.int64)  # scratch: a batch's position of each phone
         self.bulk_fallbacks: dict[str, int] = {}  # refreshes the bulk step handed to the event path, by reason
         self.retry_rnd = PerPhoneStream(streams.seed, streams.replication, "phones.retry", n)
         # counters
@@ -473,7 +474,8 @@ class PhoneBank:
         elif node < 0:
             why = "no VIP owner"
         elif self.unfolded_until >= t[0]:
-            why = "arrival in flight as an event"
+            self._fallback("arrival in flight as an event", 1)
+            return 0
         if why is None:
             srv = self.bulk_servers[node]
             why = srv.bulk_ready(t[0] + net.delay())
@@ -506,12 +508,11 @@ class PhoneBank:
         tr = finish + back
         tx = np.frombuffer(self.tx, dtype=np.int64)
         ok &= (tx[p] == NO_TX) & (ta < hz) & (ta <= dl) & (tr <= dl) & (tr < hz)
-        if m > 1:
-            first = np.unique(p, return_index=True)[1]
-            if len(first) < m:  # a phone twice in the batch: stop before its second entry
-                once = np.zeros(m, dtype=bool)
-                once[first] = True
-                ok &= once
+        if m > 1:  # a phone twice in the batch (never in practice): stop before its first entry
+            mark = self._mark
+            order = np.arange(m)
+            mark[p] = order
+            ok &= mark[p] == order
         del gen, tx
         cut = m if ok.all() else int(np.argmin(ok))
         if cut < m:
@@ -1141,9 +1142,11 @@ def bins_add(b, times) -> None:
         if 0 <= i < b.n:
             v[i] += len(idx)
         return
-    for i, c in zip(*(x.tolist() for x in np.unique(idx, return_counts=True))):
+    counts = np.bincount(idx - lo)
+    for k in np.flatnonzero(counts).tolist():
+        i = lo + k
         if 0 <= i < b.n:
-            v[i] += c
+            v[i] += int(counts[k])
 
 
 __all__ = ["PhoneBank", "FleetParams", "NO_TX", "bins_add"]

@@ -577,8 +577,8 @@ class RegistrarNode:
         waiting = self.waiting
         while waiting and waiting[0] <= first:
             waiting.popleft()  # what the first arrival's receive would pop
-        if waiting:
-            return "queue not empty"
+        # a request still waiting means every worker is busy until it starts: bulk_peek finds no
+        # free worker for arrivals before then
         return None
 
     def bulk_peek(self, phones, arrive, deadline, horizon: float, requested):

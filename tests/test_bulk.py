@@ -1,0 +1,178 @@
+"""Bulk refreshes are an exact optimisation of the fast engine, held to the plain event-by-event
+engine: scaled twin cells where the bulk path carries most registrations must give identical
+records with ``engine.fast_paths: false``, and negative controls that break one of its conditions
+(the horizon, the free-worker test) must make the twins differ. The pieces it rests on — batched
+draws equal to the scalar ones, and the calendar's order equal to the heap's — are tested alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simsip.config.types import Dist
+from simsip.engine import phones as phones_mod
+from simsip.engine import registrar as registrar_mod
+from simsip.engine.core import Calendar, Sim
+from simsip.engine.dists import sampler, vector_draws
+from simsip.engine.model import Model
+from simsip.rng import Stream
+from simsip.config.schema import Scenario
+from twin_matrix import canonical, matrix_doc, scenario_of
+
+# plain-fleet cells at 20x the phones (1 200): the bulk path applies most refreshes; faults, VIP
+# moves, queueing and restarts push the rest to events. Busy ones (slow) add REGISTERs in flight
+# at almost every control event.
+BULK_CELLS = [("keepalived-process_hang-plain", False), ("heartbeat-process_crash-plain", False),
+              ("heartbeat-process_restart-plain", False), ("cold-process_crash-plain", False),
+              ("weighted-node_crash-plain", False), ("pacemaker-ha_stop-plain", False),
+              ("keepalived-node_crash-random_faults", False), ("keepalived-link_down-plain", True),
+              ("pacemaker-node_crash-plain", True)]
+
+
+def _scenario(cid, fast_paths, scale, slow, queue):
+    if not queue:
+        return scenario_of(cid, fast_paths, scale, slow=slow)
+    # one slow worker: a queue forms at almost every refresh burst
+    stack, rest = cid.split("-", 1)
+    mix = "plain"
+    doc = matrix_doc(stack, rest[: -len(mix) - 1], mix, scale)
+    doc["registrar"].update({"workers": 1, "service_time": {"dist": "exponential", "mean": "20ms"}})
+    doc["engine"] = {"fast_paths": fast_paths}
+    return Scenario.model_validate(doc, context={"strict_units": True})
+
+
+def _twin(cid, slow, scale=20, queue=False):
+    fast_model = Model(_scenario(cid, True, scale, slow, queue))
+    fast = canonical(fast_model.run())
+    exact = canonical(Model(_scenario(cid, False, scale, slow, queue)).run())
+    return fast, exact, fast_model.log
+
+
+def test_bulk_with_a_queue_at_one_slow_worker_gives_identical_records():
+    fast, exact, log = _twin("weighted-node_crash-plain", False, queue=True)
+    eng = log.engine
+    assert eng["bulk_registrations"] > 200, eng  # between the bursts
+    assert eng["bulk_fallbacks"].get("no free worker", 0) > 50, eng  # the queue really formed
+    assert [k for k in fast if fast[k] != exact[k]] == []
+
+
+@pytest.mark.parametrize("cid,slow", BULK_CELLS, ids=[c + ("-slow" if s else "") for c, s in BULK_CELLS])
+def test_bulk_refreshes_give_identical_records(cid, slow):
+    fast, exact, log = _twin(cid, slow)
+    eng = log.engine
+    assert eng["bulk"], eng
+    # the bulk path must really carry the run, or this proves nothing
+    assert eng["bulk_registrations"] > 0.5 * log.counters["transactions_succeeded"], eng
+    differ = [k for k in fast if fast[k] != exact[k]]
+    assert not differ, f"{cid}: records differ in {differ}"
+
+
+def test_scenarios_the_bulk_path_cannot_reproduce_say_why():
+    """Loss, auth, non-plain fleets, replication: no bulk step, and the reason is recorded."""
+    for cid, why in (("keepalived-node_crash-tcp_tls", "arrivals not folded"),
+                     ("keepalived-node_crash-plain", "digest auth")):
+        m = Model(scenario_of(cid, True))
+        m.run()
+        assert not m.log.engine["bulk"] and why in m.log.engine["bulk_disabled"], m.log.engine
+
+
+NEGATIVE = [("keepalived-link_down-plain", True), ("pacemaker-node_crash-plain", True)]
+
+
+@pytest.mark.parametrize("cid,slow", NEGATIVE)
+def test_negative_control_a_bulk_step_that_ignores_the_horizon_is_caught(cid, slow, monkeypatch):
+    """Applying refreshes whose 200 lands after the next control event must change the records."""
+    orig = phones_mod.PhoneBank.bulk_step
+
+    class Far:
+        until = float("inf")
+        enabled = True
+
+    def step(self, t, p, g, lim):
+        hz, self.horizon = self.horizon, Far()
+        try:
+            return orig(self, t, p, g, lim)
+        finally:
+            self.horizon = hz
+
+    monkeypatch.setattr(phones_mod.PhoneBank, "bulk_step", step)
+    fast, exact, _ = _twin(cid, slow)
+    assert [k for k in fast if fast[k] != exact[k]], f"{cid}: a bulk step past the horizon went unnoticed"
+
+
+def test_negative_control_a_bulk_step_that_assumes_idle_workers_is_caught(monkeypatch):
+    """Serving every bulk request at once (ignoring busy workers) must change the records."""
+    orig = registrar_mod.RegistrarNode.bulk_peek
+
+    def peek(self, phones, arrive, deadline, horizon, requested):
+        c, self.workers = self.workers, 10**9
+        free, self.free_at = self.free_at, [-1.0]
+        try:
+            return orig(self, phones, arrive, deadline, horizon, requested)
+        finally:
+            self.workers, self.free_at = c, free
+
+    monkeypatch.setattr(registrar_mod.RegistrarNode, "bulk_peek", peek)
+    fast, exact, _ = _twin("weighted-node_crash-plain", False, queue=True)
+    assert [k for k in fast if fast[k] != exact[k]], "a bulk step that ignores busy workers went unnoticed"
+
+
+@pytest.mark.parametrize("dist", [Dist(dist="exponential", mean=0.002), Dist(dist="uniform", low=0.001, high=0.003),
+                                  Dist(dist="constant", mean=0.004)], ids=["exponential", "uniform", "constant"])
+def test_batched_draws_are_the_scalar_draws(dist):
+    a, b = Stream(5, 0, "x"), Stream(5, 0, "x")
+    one = sampler(dist, a)
+    vec = vector_draws(dist, b)
+    scalar = [one() for _ in range(20_000)]
+    got = []
+    for k in (1, 7, 4095, 2, 4096, 3000, 899):  # across block boundaries, peeks longer than used
+        ahead = vec.peek(k + 13)
+        vec.take(k)
+        got.extend(ahead[:k].tolist())
+    assert got == scalar[: len(got)]
+
+
+def test_lognormal_and_normal_service_are_not_batched():
+    s = Stream(1, 0, "x")
+    assert vector_draws(Dist(dist="lognormal", mean=0.002, sd=0.001), s) is None
+    assert vector_draws(Dist(dist="normal", mean=0.002, sd=0.001), s) is None
+
+
+def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved():
+    """Entries run at their times, ties in phone order after control events, interleaved with
+    heap events; entries added while running land in later buckets or on the heap."""
+    rng = np.random.default_rng(3)
+    times = np.round(rng.random(400) * 20, 1)  # many ties
+    phones = rng.permutation(400)
+    seen_cal, seen_heap = [], []
+    for use_cal in (True, False):
+        sim = Sim()
+        seen = seen_cal if use_cal else seen_heap
+
+        def begin(p, g, sim=sim, seen=seen):
+            seen.append((sim.now, "phone", p))
+            if p % 3 == 0 and sim.now < 30:
+                again = sim.now + 0.3 + (p % 5)
+                (cal.add(again, p, 0) if use_cal else sim.phone_at(again, begin, p, 0))
+
+        def step(t, p, g, lim, seen=seen):  # apply the first half in "bulk", stop at the rest
+            k = max(1, len(t) // 2)
+            for ti, pi in zip(t[:k].tolist(), p[:k].tolist()):
+                seen.append((ti, "phone", pi))
+                if pi % 3 == 0 and ti < 30:
+                    cal.add(ti + 0.3 + (pi % 5), pi, 0)
+            return k
+
+        cal = Calendar(sim, 1.0, begin, step)
+        cal.MIN_BATCH = 2
+        if use_cal:
+            sim.bulk = cal
+            cal.add_many(times, phones, 0)
+        else:
+            for t, p in zip(times.tolist(), phones.tolist()):
+                sim.phone_at(t, begin, p, 0)
+        for t in np.arange(0.0, 40.0, 0.7).tolist():
+            sim.call_at(t, lambda seen=seen, sim=sim: seen.append((sim.now, "control", -1)))
+        sim.run(until=50.0)
+    assert seen_cal == seen_heap
+    assert len(seen_cal) > 500
