@@ -215,7 +215,9 @@ class Calendar:
         """:meth:`add` for arrays of entries."""
         t = np.asarray(t, dtype=np.float64)
         p = np.asarray(p, dtype=np.int64)
-        g = np.broadcast_to(np.asarray(g, dtype=np.int64), p.shape)
+        g = np.asarray(g, dtype=np.int64)
+        if g.shape != p.shape:
+            g = np.broadcast_to(g, p.shape)
         b = (t * self.inv).astype(np.int64)
         early = b <= self.cur
         if early.any():
@@ -226,7 +228,7 @@ class Calendar:
             t, p, g, b = t[keep], p[keep], g[keep], b[keep]
         if not len(b):
             return
-        if b[0] == b[-1] and (b == b[0]).all():
+        if b.min() == b.max():
             self._bucket(int(b[0]))[3].append((t, p, g))
             return
         order = np.argsort(b, kind="stable")

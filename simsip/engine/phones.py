@@ -176,6 +176,9 @@ class PhoneBank:
         self.bulk_servers: list = []  # each node's bulk entry points (set when wired)
         self.bulk_done = 0  # refreshes applied in bulk
         self._mark = np.zeros(n, dtype=np.int64)  # scratch: a batch's position of each phone
+        # numpy views of the per-phone columns (fixed size for the whole run)
+        self._v = {name: np.frombuffer(getattr(self, name), dtype=np.dtype(getattr(self, name).typecode))
+                   for name in ("tx", "gen", "tx_start", "interval", "deadline", "sends", "failures")}
         self.bulk_fallbacks: dict[str, int] = {}  # refreshes the bulk step handed to the event path, by reason
         self.retry_rnd = PerPhoneStream(streams.seed, streams.replication, "phones.retry", n)
         # counters
@@ -482,8 +485,8 @@ class PhoneBank:
         if why is not None:
             self._fallback(why, n)
             return -1
-        gen = np.frombuffer(self.gen, dtype=np.int64)
-        live = g == gen[p]
+        v = self._v
+        live = g == v["gen"][p]
         if not live.all():
             pos = np.flatnonzero(live)
             t, p = t[pos], p[pos]
@@ -506,14 +509,12 @@ class PhoneBank:
         finish, granted, ok = srv.bulk_peek(p, ta, dl, hz, req)
         back = net.reply_path()  # constant (constant delay, no loss): draws nothing
         tr = finish + back
-        tx = np.frombuffer(self.tx, dtype=np.int64)
-        ok &= (tx[p] == NO_TX) & (ta < hz) & (ta <= dl) & (tr <= dl) & (tr < hz)
+        ok &= (v["tx"][p] == NO_TX) & (ta < hz) & (ta <= dl) & (tr <= dl) & (tr < hz)
         if m > 1:  # a phone twice in the batch (never in practice): stop before its first entry
             mark = self._mark
             order = np.arange(m)
             mark[p] = order
             ok &= mark[p] == order
-        del gen, tx
         cut = m if ok.all() else int(np.argmin(ok))
         if cut < m:
             self._fallback(self._why_not(cut, p, ta, dl, finish, tr, hz, ok), 1)
@@ -545,10 +546,12 @@ class PhoneBank:
         self.next_tx += m
         self.started += m
         reported = srv.bulk_commit(p, txs, ta, finish, granted)
-        for arr, val in ((self.tx_start, t), (self.interval, t1), (self.deadline, dl)):
-            np.frombuffer(arr, dtype=np.float64)[p] = val
-        np.frombuffer(self.sends, dtype=np.dtype(self.sends.typecode))[p] = 1
-        np.frombuffer(self.failures, dtype=np.dtype(self.failures.typecode))[p] = 0
+        v = self._v
+        v["tx_start"][p] = t
+        v["interval"][p] = t1
+        v["deadline"][p] = dl
+        v["sends"][p] = 1
+        v["failures"][p] = 0
         bins_add(self.tx_bins, t)
         bins_add(self.ok_bins, tr)
         self.succeeded += m
@@ -557,16 +560,15 @@ class PhoneBank:
         log.ph_p.frombytes(p.tobytes())
         log.ph_v.frombytes((tr + reported).tobytes())
         ri = self._refresh_intervals(reported, fleet)
-        self.calendar.add_many(tr + ri, p, np.frombuffer(self.gen, dtype=np.int64)[p].copy())
+        self.calendar.add_many(tr + ri, p, v["gen"][p])
         self.bulk_done += m
 
     def _refresh_intervals(self, granted, fleet):
         """Each phone's refresh interval for its granted expiry (the fleets' rule, cached)."""
         if fleet is None:
             fp = self._only
-            vals = np.unique(granted)
-            if len(vals) == 1:
-                g = float(vals[0])
+            g = float(granted[0])
+            if (granted == g).all():
                 ri = fp.refresh_cache.get(g)
                 if ri is None:
                     ri = fp.refresh_cache[g] = fp.refresh.interval(g)

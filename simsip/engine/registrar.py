@@ -78,7 +78,9 @@ class Store:
         u = np.frombuffer(self.until, dtype=np.float64)
         a = np.frombuffer(self.at, dtype=np.float64)
         ids = np.asarray(phones, dtype=np.int64)
-        tt = np.broadcast_to(np.asarray(t, dtype=np.float64), ids.shape)
+        tt = np.asarray(t, dtype=np.float64)
+        if tt.shape != ids.shape:
+            tt = np.broadcast_to(tt, ids.shape)
         keep = tt >= a[ids]
         if not keep.all():
             ids, tt, uu = ids[keep], tt[keep], np.asarray(until)[keep]
