@@ -139,6 +139,7 @@ class Results:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "figures": figures,
+            "engine": engine_summary([r.engine for r in self.reps]),
         }
 
     def figures(self) -> dict:
@@ -231,6 +232,26 @@ def _jsonable(x):
 
 def _atomic_text(path: Path, text: str) -> None:
     atomic_text(path, text)
+
+
+def engine_summary(reps: list[dict]) -> dict:
+    """How the replications were simulated, summed: registrations applied in bulk, and the
+    refreshes that fell back to the event path with their reasons (``bulk_fallbacks``), or why a
+    scenario ran without bulk refreshes (``bulk_disabled``). Never a result: the records are the
+    same either way."""
+    reps = [r for r in reps if r]
+    if not reps:
+        return {}
+    out: dict = {"bulk": all(r.get("bulk") for r in reps),
+                 "bulk_disabled": sorted({r["bulk_disabled"] for r in reps if r.get("bulk_disabled")}) or None}
+    fallbacks: dict[str, int] = {}
+    for r in reps:
+        for k, v in (r.get("bulk_fallbacks") or {}).items():
+            fallbacks[k] = fallbacks.get(k, 0) + v
+    for key in ("bulk_registrations", "calendar_to_events", "bulk_seconds"):
+        out[key] = sum(r.get(key, 0) for r in reps)
+    out["bulk_fallbacks"] = dict(sorted(fallbacks.items()))
+    return out
 
 
 def _atomic_table(path: Path, df: pd.DataFrame, fmt: str) -> None:

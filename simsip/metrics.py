@@ -17,7 +17,7 @@ number that land in its unreachable time is Poisson with mean rate × unreachabl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ class RepMetrics:
     vip: pd.DataFrame
     figures: dict[str, float]
     counters: dict[str, int]
+    engine: dict = field(default_factory=dict)  # how it was simulated (bulk refreshes, fallbacks)
 
 
 def _sorted_saves(log):
@@ -599,7 +600,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fig["calls_failed_expected"] = mean_failed
         fig["calls_failed"] = float(calls_rng.poisson(mean_failed))
         fig["calls_total_expected"] = float(sum(f.count * f.phone.calls_per_hour for f in cfg.fleets) * H)
-    return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters))
+    return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters),
+                      dict(getattr(log, "engine", {}) or {}))
 
 
 #: How :func:`ci95` builds an interval for a figure of each support (said in ``summary.json``).

@@ -176,3 +176,16 @@ def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved():
         sim.run(until=50.0)
     assert seen_cal == seen_heap
     assert len(seen_cal) > 500
+
+
+def test_summary_json_says_what_ran_in_bulk_and_what_fell_back(tmp_path):
+    import json
+
+    from simsip.api import simulate
+
+    res = simulate("examples/quickstart.yaml", replications=1, out=tmp_path / "run")
+    eng = json.loads((tmp_path / "run" / "summary.json").read_text())["engine"]
+    assert eng["bulk"] and eng["bulk_disabled"] is None
+    assert eng["bulk_registrations"] > 0
+    assert eng["bulk_fallbacks"], eng  # the crash sends refreshes to the event path, with reasons
+    assert eng == res.summary["engine"]

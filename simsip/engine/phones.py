@@ -429,6 +429,8 @@ class PhoneBank:
         The bulk step is the fast engine's plain REGISTER (fold arrival, complete at arrival, apply
         the 200 when sent) done for many phones at once, so it needs every fast path and nothing
         per phone that draws from a shared stream in an order the batch cannot reproduce."""
+        if not self.cfg.engine.bulk:
+            return "engine.bulk: false"
         if not self.folds():
             return "fast paths off" if not self.fast_paths else "arrivals not folded (non-plain fleet or random delay)"
         if self.auth_on:
@@ -588,7 +590,8 @@ class PhoneBank:
         cal = self.calendar
         return {"bulk": cal is not None, "bulk_disabled": self.bulk_off, "bulk_registrations": self.bulk_done,
                 "bulk_fallbacks": dict(sorted(self.bulk_fallbacks.items())),
-                "calendar_to_events": cal.released if cal is not None else 0}
+                "calendar_to_events": cal.released if cal is not None else 0,
+                "bulk_seconds": round(cal.seconds, 6) if cal is not None else 0.0}
 
     bulk_off: str | None = None  # why the scenario runs without bulk refreshes
 
