@@ -44,6 +44,13 @@ class Call:
         self.args = args
 
 
+class InertCall(Call):
+    """A control event that changes no fact and reads no data-plane state while the control plane
+    is steady (a VRRP advert, a backup's timer re-arming): see :meth:`Calendar.advance`."""
+
+    __slots__ = ()
+
+
 class Sim:
     """The model's clock: a SimPy environment plus :meth:`call_at` for lightweight timers."""
 
@@ -178,8 +185,14 @@ class Calendar:
 
     MIN_BATCH = 4  # fewer entries before the next heap event: plain events are cheaper
 
-    def __init__(self, sim: "Sim", width: float, begin: Callable[..., Any], step):
+    SCAN = 64  # look past inert control events only in a heap this small (steady state)
+
+    def __init__(self, sim: "Sim", width: float, begin: Callable[..., Any], step, horizon: "Horizon" = None,
+                 steady=None):
         self.sim = sim
+        self.horizon = horizon
+        # steady() -> until when the control plane's inert events change nothing (-inf: not steady)
+        self.steady = steady
         self.width = width
         self.inv = 1.0 / width
         self.begin = begin  # begin(p, gen): the event a released entry becomes
@@ -264,6 +277,18 @@ class Calendar:
         self.n = len(t)
         self.next_t = float(self.t[0])
 
+    def _first_hard(self, th: float) -> float:
+        """The time of the heap's first event that is not an inert control event (``th`` when the
+        heap is too large to look through)."""
+        q = self.sim._queue
+        if len(q) > self.SCAN:
+            return th
+        first = math.inf
+        for t, _, _, ev in q:
+            if t < first and not (ev.__class__ is InertCall or getattr(ev, "_inert", False)):
+                first = t
+        return first
+
     def _release(self, i: int, j: int) -> None:
         """Entries i..j become ordinary phone events."""
         phone_at, begin = self.sim.phone_at, self.begin
@@ -286,6 +311,13 @@ class Calendar:
             return
         t = self.t
         lim = th if th < until else until
+        reach = None  # how far effects may be applied ahead (None: the horizon, the fast paths' rule)
+        if self.steady is not None and th < until:
+            quiet = self.steady()
+            if quiet > th:
+                hard = self.horizon.hard_until
+                reach = quiet if quiet < hard else hard
+                lim = min(self._first_hard(th), reach, until)
         if t[i] >= lim:  # same instant as the heap's next event: let the heap order them
             j = int(np.searchsorted(t, t[i], side="right"))
             self._release(i, j)
@@ -297,7 +329,7 @@ class Calendar:
             self._moved(j)
             return
         c0 = perf_counter()
-        k = self.step(t[i:j], self.p[i:j], self.g[i:j], lim)
+        k = self.step(t[i:j], self.p[i:j], self.g[i:j], reach)
         self.seconds += perf_counter() - c0
         if k < 0:  # none of them now (a batch-wide reason): all become events
             self._release(i, j)
@@ -327,28 +359,50 @@ class Horizon:
     effect is an event: the plain engine that the twin-run tests hold the fast one to.
     """
 
-    __slots__ = ("until", "_heap", "enabled")
+    __slots__ = ("until", "_heap", "_hard", "enabled")
 
     def __init__(self, end: float, enabled: bool = True):
         self.enabled = enabled
         self._heap: list[float] = [end]  # nothing is applied ahead past the end of the run
+        self._hard: list[float] = [end]  # the control events that are not inert
         self.until = end if enabled else -math.inf
 
     def lower(self, t: float) -> None:
         """A control event will happen at ``t``."""
         heappush(self._heap, t)
+        heappush(self._hard, t)
         if self.enabled and t < self.until:
             self.until = t
 
-    def passed(self, t: float) -> None:
-        """The control event registered for ``t`` is being processed now (``t`` is the clock)."""
-        h = self._heap
+    def lower_inert(self, t: float) -> None:
+        """An inert control event (:class:`InertCall`) will happen at ``t``: it bounds the fast
+        paths like any other, but not the bulk path while the control plane is steady."""
+        heappush(self._heap, t)
+        if self.enabled and t < self.until:
+            self.until = t
+
+    @staticmethod
+    def _pop(h: list[float], t: float) -> None:
         while h and h[0] < t:  # safety net: nothing before now is still pending
             heappop(h)
         if h and h[0] == t:
             heappop(h)
+
+    def passed(self, t: float, inert: bool = False) -> None:
+        """The control event registered for ``t`` is being processed now (``t`` is the clock)."""
+        h = self._heap
+        self._pop(h, t)
+        if not inert:
+            self._pop(self._hard, t)
         if self.enabled:
             self.until = h[0] if h else math.inf
+
+    @property
+    def hard_until(self) -> float:
+        """The earliest pending control event that is not inert."""
+        if not self.enabled:
+            return -math.inf
+        return self._hard[0] if self._hard else math.inf
 
 
 class ControlClock:
@@ -376,14 +430,31 @@ class ControlClock:
         self.horizon.passed(t)
         fn(*args)
 
-    def timeout(self, delay: float):
-        """A SimPy timeout for a control process (``yield clock.timeout(d)``)."""
+    def call_at_inert(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
+        """:meth:`call_at` for an event that is inert while the control plane is steady
+        (:class:`InertCall`; its component's ``steady_until`` says until when)."""
+        self.horizon.lower_inert(t)
+        sim = self.sim
+        heappush(sim._queue, (t, NORMAL, next(sim._eid), InertCall(self._fire_inert, (t, fn, args))))
+
+    def _fire_inert(self, t: float, fn: Callable[..., Any], args: tuple) -> None:
+        self.horizon.passed(t, True)
+        fn(*args)
+
+    def timeout(self, delay: float, inert: bool = False):
+        """A SimPy timeout for a control process (``yield clock.timeout(d)``); ``inert`` as
+        :meth:`call_at_inert`."""
         env = self.env
         t = env._now + delay
-        self.horizon.lower(t)
+        if inert:
+            self.horizon.lower_inert(t)
+        else:
+            self.horizon.lower(t)
         ev = env.timeout(delay)
         hz = self.horizon
-        ev.callbacks.append(lambda _ev: hz.passed(t))
+        ev.callbacks.append(lambda _ev: hz.passed(t, inert))
+        if inert:
+            ev._inert = True
         return ev
 
     def event(self):

@@ -141,7 +141,9 @@ class Model:
         self.phones.bulk_servers = regs
         why = self.phones.bulk_problem()
         if why is None:
-            sim.bulk = Calendar(sim, self.phones.refresh_width(), self.phones.begin, self.phones.bulk_step)
+            steady = (lambda: vrrp.steady_until(self.vrrp)) if cfg.ha.kind == "keepalived" else None
+            sim.bulk = Calendar(sim, self.phones.refresh_width(), self.phones.begin, self.phones.bulk_step,
+                                horizon=horizon, steady=steady)
             self.phones.calendar = sim.bulk
         else:
             self.phones.bulk_off = why

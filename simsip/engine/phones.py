@@ -456,7 +456,7 @@ class PhoneBank:
     def _fallback(self, why: str, k: int) -> None:
         self.bulk_fallbacks[why] = self.bulk_fallbacks.get(why, 0) + k
 
-    def bulk_step(self, t, p, g, lim: float) -> int:
+    def bulk_step(self, t, p, g, reach: float | None) -> int:
         """Refreshes due at times ``t`` (sorted, phone order within a time; all before the heap's
         next event ``lim``), applied as the fast engine would apply them one by one, vectorised.
 
@@ -471,7 +471,7 @@ class PhoneBank:
         event, counted by reason."""
         net = self.net
         n = len(t)
-        hz = self.horizon.until
+        hz = self.horizon.until if reach is None else reach
         node = net.vip_mac
         why = None
         if net.lossy_arp:
