@@ -451,7 +451,7 @@ class PhoneBank:
         """Bucket width of the refresh calendar: well below the shortest refresh interval."""
         g = self.cfg.registrar.grant
         ri = min(fp.refresh.interval(g(fp.expires)) for fp in self.params)
-        return max(0.01, min(1.0, ri / 4.0))
+        return max(0.01, min(60.0, ri / 8.0))
 
     def _fallback(self, why: str, k: int) -> None:
         self.bulk_fallbacks[why] = self.bulk_fallbacks.get(why, 0) + k

@@ -102,6 +102,10 @@ class VrrpInstance(HaInstance):
         self.wake: simpy.Event | None = None
         self.term = 0  # counts this instance's periods as master (timers of an old one are void)
         self.advert_delay = sampler(cfg.advert_delay, streams(f"vrrp.{name}.delay"))
+        d = cfg.advert_delay
+        # a constant advert delay makes every future advert's arrival known (steady_until)
+        self.advert_d = float(d.mean) if d.dist == "constant" or (d.dist in ("normal", "lognormal") and d.sd == 0) else None
+        self.next_advert = float("inf")  # when the master loop sends its next advert
         self.api_latency = sampler(cfg.api_latency, streams(f"vrrp.{name}.api")) if cfg.vip_move == "api" else None
         self.mdi = cfg.master_down_interval(priority)
         self.skew = cfg.skew(priority)
@@ -261,10 +265,12 @@ class VrrpInstance(HaInstance):
     def _master_loop(self, first_advert: float):
         try:
             delay = first_advert - self.env.now
+            self.next_advert = max(first_advert, self.env.now)
             if delay > 0:
                 yield self.clock.timeout(delay, inert=True)  # sending an advert changes no fact
             while self.state == MASTER:
                 self._send_advert(self.priority)
+                self.next_advert = self.env.now + self.cfg.advert_int
                 yield self.clock.timeout(self.cfg.advert_int, inert=True)
         except simpy.Interrupt:
             return
@@ -493,8 +499,10 @@ def steady_until(group: list[VrrpInstance]) -> float:
     Steady: one master, advertising with a priority above 0, every other instance a backup that
     is not being woken (or down, or in FAULT: those ignore adverts). A backup only resets its
     deadline on an advert (later and later: arrivals run in time order), so the first change a
-    steady group can make on its own is a backup's timer running out — at the earliest of the
-    backups' current deadlines."""
+    steady group can make on its own is a backup's timer running out: at its current deadline —
+    or never, for a backup that accepts the master's adverts (no preempt_delay), reached by them,
+    when the delay is constant, the master's next advert lands before that deadline and each
+    later one within Master_Down_Interval of the one before."""
     master = None
     until = math.inf
     for v in group:
@@ -502,13 +510,21 @@ def steady_until(group: list[VrrpInstance]) -> float:
             if master is not None:
                 return -math.inf
             master = v
-        elif v.state == BACKUP:
-            if v.wake is not None and v.wake.triggered:
-                return -math.inf
-            if v.down_deadline < until:
-                until = v.down_deadline
     if master is None or master.priority <= 0 or master.proc is None or not master.proc.is_alive:
         return -math.inf
+    d = master.advert_d
+    topo = master.topo
+    for v in group:
+        if v.state != BACKUP:
+            continue
+        if v.wake is not None and v.wake.triggered:
+            return -math.inf
+        if (d is not None and v.cfg.preempt_delay == 0 and rules.backup_accepts(master.priority, v.priority, v.cfg.preempt)
+                and topo.path_up(master.index, v.index) and topo.path_up(v.index, master.index)
+                and master.cfg.advert_int + d < v.mdi and master.next_advert + d < v.down_deadline):
+            continue  # kept alive by the adverts for as long as nothing else happens
+        if v.down_deadline < until:
+            until = v.down_deadline
     return until
 
 
