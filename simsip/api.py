@@ -265,8 +265,12 @@ def simulate(
     replications: int | None = None,
     out: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
+    tick: Callable[[int, float, int], None] | None = None,
 ) -> Results:
     """Run every replication of a scenario and compute its results.
+
+    ``progress(done, total)`` is called after each replication; ``tick(replication, t,
+    transactions)`` during one, with its simulated time and the REGISTER transactions started.
 
     With ``out`` the run directory is (re)written after each replication, and also when a
     replication fails or the run is interrupted (the error is recorded in ``summary.json``).
@@ -284,7 +288,7 @@ def simulate(
         with terminate_as_interrupt():
             for r in range(cfg.replications):
                 model = Model(cfg, replication=r)
-                log = model.run()
+                log = model.run() if tick is None else model.run(progress=lambda t, n, r=r: tick(r, t, n))
                 calls = model.streams.generator("calls")
                 res.reps.append(compute(cfg, log, r, calls))
                 res.runtime_s = time.perf_counter() - t_start

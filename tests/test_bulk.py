@@ -214,3 +214,36 @@ def test_summary_json_says_what_ran_in_bulk_and_what_fell_back(tmp_path):
     assert eng["bulk_registrations"] > 0
     assert eng["bulk_fallbacks"], eng  # the crash sends refreshes to the event path, with reasons
     assert eng == res.summary["engine"]
+
+
+def test_a_run_in_slices_for_progress_gives_identical_records():
+    """simsip run's progress display runs the loop in slices of simulated time: same records."""
+    for cid, nocheck in (("keepalived-node_crash-plain", True), ("keepalived-node_crash-tcp_tls", False)):
+        seen = []
+        whole = canonical(Model(_scenario(cid, True, 5, False, nocheck=nocheck)).run())
+        sliced = canonical(Model(_scenario(cid, True, 5, False, nocheck=nocheck)).run(
+            progress=lambda t, n: seen.append((t, n)), steps=37))
+        assert len(seen) == 37 and seen[-1][0] == 240.0 and seen[-1][1] > seen[0][1]
+        assert [k for k in whole if whole[k] != sliced[k]] == []
+
+
+def test_progress_line_names_simulated_time_rate_and_eta():
+    import io
+
+    from simsip.cli.run import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    cfg = _scenario("keepalived-node_crash-plain", True, 1, False)
+    out = Tty()
+    meter = Progress(cfg, stream=out)
+    meter.t0 -= 10  # the run has been going for a while
+    meter.tick(0, 60.0, 1000)
+    meter.last = 0
+    meter.tick(0, 120.0, 2000)
+    text = out.getvalue()
+    assert "replication 1/" in text and "0:02:00 of 0:04:00 (50%)" in text and "ETA" in text
+    meter.clear()
+    assert out.getvalue().endswith("\r\033[K")

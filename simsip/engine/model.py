@@ -152,7 +152,10 @@ class Model:
         self.faults = self.injector.faults
 
     # ------------------------------------------------------------------ run
-    def run(self) -> RunLog:
+    def run(self, progress=None, steps: int = 200) -> RunLog:
+        """Run the replication. ``progress(t, transactions)`` is told the simulated time and the
+        transactions started so far about ``steps`` times (the loop runs in slices of simulated
+        time, which changes no event's order)."""
         cfg = self.cfg
         ha = cfg.ha
         # the HA stack at equilibrium: the highest-priority node holds the VIP
@@ -190,7 +193,14 @@ class Model:
         self.injector.start()
         self.topo.changed(0.0)
         try:
-            self.sim.run(until=cfg.duration)
+            if progress is None:
+                self.sim.run(until=cfg.duration)
+            else:
+                dur = float(cfg.duration)
+                for k in range(1, steps + 1):
+                    t = dur if k == steps else dur * k / steps
+                    self.sim.run(until=t)
+                    progress(t, self.phones.started)
         except Exception as exc:  # recorded; the caller writes what exists
             self.log.error = f"{type(exc).__name__}: {exc}"
             raise
