@@ -247,3 +247,25 @@ def test_progress_line_names_simulated_time_rate_and_eta():
     assert "replication 1/" in text and "0:02:00 of 0:04:00 (50%)" in text and "ETA" in text
     meter.clear()
     assert out.getvalue().endswith("\r\033[K")
+
+
+@pytest.mark.parametrize("cid", ["keepalived-node_crash-plain", "pacemaker-partition-plain", "heartbeat-process_crash-dual",
+                                 "cold-process_restart-storm", "weighted-link_down-random_faults"])
+def test_merging_touching_segments_keeps_every_metric(cid, monkeypatch):
+    """Metrics join a phone's back-to-back binding segments before intersecting them with who
+    serves the VIP: the tables must be exactly those computed from the unjoined segments."""
+    from simsip import metrics
+
+    cfg = scenario_of(cid, True, 3)
+    log = Model(cfg).run()
+    joined = metrics.compute(cfg, log, 0, np.random.default_rng(1))
+    monkeypatch.setattr(metrics, "_merge_touching", lambda p, s, e: (p, s, e))
+    for st in log.stores:
+        st.sorted_cache = None
+    plain = metrics.compute(cfg, log, 0, np.random.default_rng(1))
+    for name in ("timeseries", "outages", "recovery", "faults", "vip"):
+        a, b = getattr(joined, name), getattr(plain, name)
+        assert a.equals(b), name
+    assert joined.figures.keys() == plain.figures.keys()
+    assert all((joined.figures[k] == plain.figures[k]) or (joined.figures[k] != joined.figures[k]
+               and plain.figures[k] != plain.figures[k]) for k in joined.figures)
