@@ -107,40 +107,18 @@ class Sim:
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
-            if self.bulk is None:
-                self._loop(env, q, call, until)
-            else:
-                self._loop_bulk(env, q, call, until, self.bulk)
+            self._loop(env, q, call, until, self.bulk or _NO_CALENDAR)
         finally:
             if gc_was_on:
                 gc.enable()
         env._now = until
 
     @staticmethod
-    def _loop(env, q, call, until: float) -> None:
-        now = env._now
-        while q and q[0][0] < until:
-            t, _, _, ev = heappop(q)
-            if t < now:
-                raise RuntimeError(f"an event was scheduled in the past ({t!r} < now {now!r}): {ev!r}")
-            env._now = now = t
-            if ev.__class__ is call:
-                ev.fn(*ev.args)
-                continue
-            callbacks, ev.callbacks = ev.callbacks, None
-            for cb in callbacks:
-                cb(ev)
-            if not ev._ok and not hasattr(ev, "_defused"):
-                exc = type(ev._value)(*ev._value.args)
-                exc.__cause__ = ev._value
-                raise exc
-
-
-    @staticmethod
-    def _loop_bulk(env, q, call, until: float, cal: "Calendar") -> None:
-        """:meth:`_loop`, merged in time order with a :class:`Calendar`: heap events strictly
+    def _loop(env, q, call, until: float, cal: "Calendar") -> None:
+        """SimPy's heap, merged in time order with a :class:`Calendar`: heap events strictly
         before the calendar's next time run as usual; then the calendar advances (in bulk, or by
-        handing its next entries to the heap as ordinary phone events)."""
+        handing its next entries to the heap as ordinary phone events). Without a calendar
+        (``_NO_CALENDAR``, never due) it is the plain loop."""
         now = env._now
         inf = math.inf
         while True:
@@ -167,6 +145,13 @@ class Sim:
             cal.advance(q[0][0] if q else inf, until)
 
 
+class _NoCalendar:
+    next_t = math.inf
+
+
+_NO_CALENDAR = _NoCalendar()
+
+
 class Calendar:
     """Pending refreshes of phones, kept off SimPy's heap: (time, phone, generation) in buckets of
     ``width`` seconds.
@@ -175,7 +160,7 @@ class Calendar:
     million entries and a log-depth push and pop per refresh. Here a refresh goes to its time's
     bucket (a few list appends); a bucket is sorted once when the clock reaches it, in the order
     the heap would pop its entries (time, then phone: :meth:`Sim.phone_at`'s rule). The loop
-    (:meth:`Sim._loop_bulk`) hands the entries before the heap's next event to ``step`` (the phones'
+    (:meth:`Sim._loop`) hands the entries before the heap's next event to ``step`` (the phones'
     bulk refresh), which applies those it can prove undisturbed and returns where it stopped; an
     entry it cannot apply, or one at the same instant as a heap event, becomes an ordinary
     ``phone_at`` event of ``begin``, so the heap's order decides. A refresh due in the bucket already

@@ -142,7 +142,8 @@ class Model:
         why = self.phones.bulk_problem()
         if why is None:
             steady = (lambda: vrrp.steady_until(self.vrrp)) if cfg.ha.kind == "keepalived" else None
-            sim.bulk = Calendar(sim, self.phones.refresh_width(), self.phones.begin, self.phones.bulk_step,
+            bank = self.phones  # released entries call bank.begin as it is then (tests wrap it)
+            sim.bulk = Calendar(sim, bank.refresh_width(), lambda p, g: bank.begin(p, g), bank.bulk_step,
                                 horizon=horizon, steady=steady)
             self.phones.calendar = sim.bulk
         else:
