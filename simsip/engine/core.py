@@ -169,6 +169,7 @@ class Calendar:
     """
 
     MIN_BATCH = 4  # fewer entries before the next heap event: plain events are cheaper
+    MAX_BATCH = 1 << 16
 
     SCAN = 64  # look past inert control events only in a heap this small (steady state)
 
@@ -189,6 +190,7 @@ class Calendar:
         self.i = 0
         self.n = 0
         self.next_t = 0.0
+        self.batch = 1024  # entries offered to the next step: doubles while steps take all, shrinks on a cut
         self.released = 0  # entries handed to the heap as events
         self.seconds = 0.0  # wall time spent in bulk steps (benchmarks: cost per bulk registration)
 
@@ -309,6 +311,8 @@ class Calendar:
             self._moved(j)
             return
         j = int(np.searchsorted(t, lim, side="left"))
+        if j - i > self.batch:  # look no further than recent batches got: a cut early in a long
+            j = i + self.batch  # batch would redo the rest at every entry (quadratic under load)
         if j - i < self.MIN_BATCH:
             self._release(i, j)
             self._moved(j)
@@ -321,6 +325,7 @@ class Calendar:
             self._moved(j)
             return
         k += i
+        self.batch = min(2 * self.batch, self.MAX_BATCH) if k >= j else max(4 * self.MIN_BATCH, 2 * (k - i))
         if k < j:
             self._release(k, k + 1)  # the first entry it could not apply runs as an event
             k += 1

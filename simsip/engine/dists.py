@@ -47,19 +47,23 @@ class VectorDraws:
     :meth:`peek` looks ahead without consuming, :meth:`take` consumes. Only distributions whose
     scalar form is one buffered draw and IEEE arithmetic (constant, uniform, exponential) have one."""
 
-    __slots__ = ("kind", "a", "b", "stream")
+    __slots__ = ("kind", "a", "b", "stream", "last")
 
     def __init__(self, kind: str, a: float, b: float, stream: Stream | None):
         self.kind, self.a, self.b, self.stream = kind, a, b, stream
+        self.last = None  # what the last peek returned
 
     def peek(self, n: int):
         import numpy as np
 
         if self.kind == "constant":
-            return np.full(n, self.a)
-        if self.kind == "uniform":
-            return self.a + self.b * self.stream.ahead("u", n)
-        return self.stream.ahead("e", n) * self.a
+            out = np.full(n, self.a)
+        elif self.kind == "uniform":
+            out = self.a + self.b * self.stream.ahead("u", n)
+        else:
+            out = self.stream.ahead("e", n) * self.a
+        self.last = out
+        return out
 
     def take(self, k: int) -> None:
         if self.kind != "constant" and k:

@@ -539,7 +539,7 @@ class PhoneBank:
             return "control event before the 200"
         if finish[i] > dl[i] or tr[i] > dl[i]:
             return "200 later than Timer E"
-        return "no free worker" if ok[:i].all() else "phone twice in a batch"
+        return "registrar queue full" if ok[:i].all() else "phone twice in a batch"
 
     def _bulk_apply(self, t, p, ta, dl, finish, tr, granted, t1, fleet, srv) -> None:
         """Commit a clean prefix: the same state, records and counts as the one-by-one fast path."""

@@ -32,7 +32,7 @@ from array import array
 from collections import deque
 
 import numpy as np
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 
 from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler, vector_draws
@@ -152,6 +152,7 @@ class RegistrarNode:
         self.queue_limit = cfg.queue_capacity  # queue_limit, or what the UDP receive buffer holds
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
         self.service_vec = vector_draws(cfg.service_time, streams(f"registrar.{name}.service"))  # the same draws, batched
+        self._queued = False  # the last bulk_peek needed the one-by-one recursion
         self.rnd = streams(f"registrar.{name}.grant")
         self.timer_rnd = streams(f"registrar.{name}.timer")
         self.replicated = cfg.data == "replicated"
@@ -599,7 +600,11 @@ class RegistrarNode:
         c = self.workers
         busy = (c - np.searchsorted(np.sort(np.array(self.free_at)), arrive, side="right")
                 + np.arange(n) - np.searchsorted(np.sort(finish), arrive, side="right"))
-        ok = (busy < c) & (s > 0) & (finish <= deadline) & (finish < horizon)
+        free = busy < c
+        self._queued = not free.all()
+        if self._queued:  # someone waits: the first-come-first-served recursion, one by one
+            finish, free = self._fcfs(arrive, s, len(arrive), False)
+        ok = free & (s > 0) & (finish <= deadline) & (finish < horizon)
         cfg = self.cfg
         if cfg.expires_range:
             u = self.rnd.ahead("u", n)
@@ -613,6 +618,39 @@ class RegistrarNode:
             granted = np.array([grant_expiry(float(v), cfg.min_expires, cfg.max_expires) for v in vals])[inv]
         return finish, granted, ok
 
+    def _fcfs(self, arrive, s, m: int, apply: bool):
+        """What :meth:`receive` does with the workers and the queue for the first ``m`` arrivals
+        (times ``arrive``, service times ``s``): each takes the worker that frees first, and waits
+        for it if it is busy. Returns finish times and whether each was admitted (its queue below
+        the limit); ``apply``: on the node's own heap and queue, with the queue and wait bins."""
+        heap = self.free_at if apply else list(self.free_at)
+        waiting = self.waiting if apply else deque(self.waiting)
+        limit = self.queue_limit
+        finish = np.empty(m)
+        admitted = np.ones(len(arrive), dtype=bool)
+        qv, qinv, wb = self.queue_bins.v, self.queue_bins.inv, self.wait_bins
+        for i, (a, x) in enumerate(zip(arrive[:m].tolist(), s[:m].tolist())):
+            while waiting and waiting[0] <= a:
+                waiting.popleft()
+            qlen = len(waiting)
+            if qlen >= limit:
+                admitted[i:] = False
+                return finish, admitted
+            if apply and qlen:
+                b = int(a * qinv)
+                if qlen > qv[b]:
+                    qv[b] = qlen
+            f0 = heap[0]
+            start = a if f0 < a else f0
+            fin = start + x
+            heapreplace(heap, fin)
+            finish[i] = fin
+            if start > a:
+                waiting.append(start)
+                if apply:
+                    wb.max(a, int((start - a) * 1000.0))
+        return finish, admitted
+
     def bulk_commit(self, phones, txs, arrive, finish, granted):
         """Serve the first ``len(phones)`` requests that :meth:`bulk_peek` looked at: consume their
         draws, count them, save their bindings; returns the expiry each 200 reports."""
@@ -624,12 +662,15 @@ class RegistrarNode:
         from simsip.engine.phones import bins_add
 
         bins_add(self.rx_bins, arrive)
-        # the workers' free times: every one after the last arrival is kept; the rest are free
-        # before any later arrival, whatever their value
-        last = float(arrive[-1])
-        busy = [x for x in self.free_at if x > last] + finish[finish > last].tolist()
-        self.free_at = busy + [last] * (self.workers - len(busy))
-        heapify(self.free_at)
+        if self._queued:
+            self._fcfs(arrive, self.service_vec.last, m, True)
+        else:
+            # the workers' free times: every one after the last arrival is kept; the rest are free
+            # before any later arrival, whatever their value
+            last = float(arrive[-1])
+            busy = [x for x in self.free_at if x > last] + finish[finish > last].tolist()
+            self.free_at = busy + [last] * (self.workers - len(busy))
+            heapify(self.free_at)
         if len(self.last_tx) < int(phones.max()) + 1:
             self._grow_tx(int(phones.max()))
         lt = np.frombuffer(self.last_tx, dtype=np.int64)
