@@ -458,10 +458,11 @@ class PhoneBank:
 
     def bulk_step(self, t, p, g, reach: float | None) -> int:
         """Refreshes due at times ``t`` (sorted, phone order within a time; all before the heap's
-        next event ``lim``), applied as the fast engine would apply them one by one, vectorised.
+        next event that is not inert), applied as the fast engine would apply them one by one,
+        vectorised; effects are applied ahead up to ``reach`` (None: the horizon).
 
-        Each one is the plain chain: begin, the REGISTER folded into the VIP owner's arrival, a
-        worker free on arrival (first come, first served), the completion and its 200 applied ahead,
+        Each one is the plain chain: begin, the REGISTER folded into the VIP owner's arrival, served
+        first come, first served (its queue below the limit), the completion and its 200 applied ahead,
         the next refresh placed in the calendar — exact only while no timer can fire (arrival,
         completion and reply within Timer E's first interval), no control event intervenes (all
         before the horizon), the phone is idle and no arrival sent as an event is on its way.
