@@ -24,7 +24,8 @@ packet traces                    ``import_trace``, ``trace_metrics``, ``measure_
 the model against the lab        ``calibrate``, ``calibration_overrides``, ``validate_run``,
                                  ``ValidationReport``, ``validation_doc``, ``recorded_runs``
 report writers                   ``write_report``, ``write_report_dir``, ``export_static``,
-                                 ``write_comparison``, ``write_sweep_report``, ``write_plan_report``
+                                 ``write_comparison``, ``write_sweep_report``, ``write_plan_report``,
+                                 ``write_inference_report``
 ===============================  =====================================================================
 
 ``run_sweep``, ``run_plan`` and ``validate_run`` are :func:`simsip.sweep.sweep`,
@@ -87,6 +88,7 @@ _API: dict[str, tuple[str, str]] = {
     "write_comparison": ("simsip.compare", "write_comparison"),
     "write_sweep_report": ("simsip.report", "write_sweep_report"),
     "write_plan_report": ("simsip.report", "write_plan_report"),
+    "write_inference_report": ("simsip.report", "write_inference_report"),
 }
 
 #: submodules reachable as ``simsip.<name>`` without importing them first
@@ -118,7 +120,7 @@ if TYPE_CHECKING:  # pragma: no cover - for editors and type checkers; at run ti
     from simsip.config.schema import Scenario
     from simsip.plan import PlanResult, write_plan
     from simsip.plan import plan as run_plan
-    from simsip.report import write_plan_report, write_sweep_report
+    from simsip.report import write_inference_report, write_plan_report, write_sweep_report
     from simsip.report import export_static, write_report, write_report_dir
     from simsip.sweep import SweepResult
     from simsip.sweep import sweep as run_sweep

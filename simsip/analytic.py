@@ -52,6 +52,16 @@ The phones whose refresh fell in [0, D) retransmit into the new master within a 
 takeover, on top of the steady N/R; the busiest resolution bin is estimated as the largest
 expected bin count of those first arrivals plus the steady rate.
 
+TCP/TLS phones that must reconnect
+----------------------------------
+A binding of a TCP/TLS phone behind NAT (or a rewritten contact) reaches it only over its
+connection, which died with the old master; without replication there is no binding anyway. Such
+a phone is out until its first keep-alive after the crash (the residual v of its ping renewal
+process, intervals U[a·K, K]) or its refresh u meets the new master's reset (or is retransmitted
+into it after the takeover D): r = min(max(v, D), max(u, D) + w) + h, with w the wait after a
+transport error and h the reconnection (SYN, TLS round trips, the REGISTER). The keep-alive phases
+are paired with the refresh phases by a fixed stride (both marginals exact).
+
 Registrar queueing (Erlang C)
 -----------------------------
 c workers, exponential service with mean 1/μ, Poisson arrivals λ, offered load a = λ/μ < c:
@@ -75,7 +85,7 @@ import numpy as np
 # The protocol rules live in simsip.protocols; they are re-exported here under the names this
 # module has always had.
 from simsip.protocols.queueing import erlang_c, erlang_c_wait, steady_register_rate
-from simsip.protocols.registration import backoff_window, grant_expiry
+from simsip.protocols.registration import backoff_window, grant_expiry, retry_wait
 from simsip.protocols.transactions import timer_e_schedule
 from simsip.protocols.vrrp import effective_priority, expected_takeover, master_down_interval
 from simsip.protocols.vrrp import skew_time as vrrp_skew
@@ -125,6 +135,37 @@ def expected_recovery_none(R: float, mdi: float, advert_int: float, delay: float
                           float(timeout), float(retry_wait)).mean
 
 
+def keepalive_residual_quantiles(k: float, a: float, q: np.ndarray) -> np.ndarray:
+    """Quantiles of the time from an arbitrary instant to the next keep-alive when the intervals are
+    uniform in [a·K, K] (a stationary renewal process): the residual life, with density
+    P(L > x)/E[L] — uniform on (0, K) when a = 1; mean K(1 + a + a²)/(3(1 + a))."""
+    if a >= 1.0:
+        return q * k
+    x = np.linspace(0.0, k, 4097)
+    surv = np.where(x < a * k, 1.0, (k - x) / (k - a * k))
+    cdf = np.concatenate([[0.0], np.cumsum(0.5 * (surv[1:] + surv[:-1]) * np.diff(x))])
+    return np.interp(q, cdf / cdf[-1], x)
+
+
+@lru_cache(maxsize=4096)
+def _recovery_reconnect(R: float, mdi: float, advert: float, ka: tuple[float, float] | None, wait: float,
+                        handshake: float) -> RecoveryGrid:
+    """TCP/TLS phones whose binding the new master cannot use (connection-bound, or none there): a
+    phone is reachable again once it reconnects and registers. Its first keep-alive after the crash
+    (at the residual v) or its refresh (at u ~ U(0, R)) meets the new master's reset — or, sent
+    before the takeover D, is retransmitted by TCP into it: at max(v, D), or max(u, D) plus the
+    transport-error wait; then the handshake (SYN, TLS round trips, the REGISTER)."""
+    u = (np.arange(_U_GRID) + 0.5) / _U_GRID * R
+    psi = (np.arange(_PSI_GRID) + 0.5) / _PSI_GRID * advert
+    D = mdi - psi
+    r = np.maximum(u[None, :], D[:, None]) + wait
+    if ka is not None:  # the keep-alive phases, stratified and paired with u by a fixed stride
+        q = (((np.arange(_U_GRID) * 2477) % _U_GRID) + 0.5) / _U_GRID
+        v = keepalive_residual_quantiles(ka[0], ka[1], q)
+        r = np.minimum(r, np.maximum(v[None, :], D[:, None]))
+    return RecoveryGrid(values=r + handshake, takeover=D)
+
+
 def expected_recovery_shared(mdi: float, advert_int: float, advert_delay: float = 0.0) -> float:
     """E[recovery] with a shared store: the takeover time MDI − A/2."""
     return expected_takeover(mdi, advert_int, advert_delay)
@@ -171,6 +212,10 @@ def screen(cfg: "Scenario") -> dict[str, float]:
     cap = reg.workers / max(s, 1e-12)
     res = cfg.output.resolution
     shared = reg.data in ("shared", "replicated")
+    if (reg.max_contacts is not None and not reg.remove_existing and shared
+            and any(cfg.connection_bound(fl) for fl in cfg.fleets)):
+        raise NotScreenable("a contact limit refusing reconnected TCP/TLS phones (max_contacts without "
+                            "remove_existing) is simulated only")
 
     fleets = []
     for fl in cfg.fleets:
@@ -185,7 +230,16 @@ def screen(cfg: "Scenario") -> dict[str, float]:
                 rt.first_interval if rt.first_interval is not None else rt.interval)
         else:
             wait = 0.75 * backoff_window(0, rt.base, rt.max, rt.exponent_offset)  # mean of U[W/2, W]
-        fleets.append((float(fl.count), float(R), sched, float(ph.timers.timeout), float(wait), float(ph.calls_per_hour)))
+        conn = None
+        if ph.transport != "udp" and (cfg.connection_bound(fl) or not shared):
+            # the new master cannot use a binding: the phone must reconnect (keep-alive or refresh)
+            ka = ph.flow_keepalive
+            te = retry_wait(rt, 0, transport=True, u=0.5)
+            hs = (4 + 2 * (cfg.network.tcp.tls_rtts if ph.transport == "tls" else 0)) * d + s
+            conn = ((float(ka.interval), float(ka.randomize)) if ka.kind != "none" else None,
+                    math.inf if te is None else float(te), float(hs))
+        fleets.append((float(fl.count), float(R), sched, float(ph.timers.timeout), float(wait), float(ph.calls_per_hour),
+                       conn))
     core = _screen_core(tuple(fleets), float(mdi), float(adv_delay), float(vr.advert_int), float(t0),
                         float(cfg.duration), float(d), float(s), float(res), bool(shared))
     out = dict(core)
@@ -212,10 +266,18 @@ def _screen_core(fleets: tuple, mdi: float, adv_delay: float, advert: float, t0:
     rows: list[np.ndarray] = []
     wts: list[float] = []
     burst_bins: dict[int, float] = {}
-    for N, R, sched, timeout, wait, cph in fleets:
+    for N, R, sched, timeout, wait, cph, conn in fleets:
         n_total += N
         rate += steady_register_rate(N, R)
         grid = _recovery_none(R, mdi + adv_delay, advert, d, s, sched, timeout, wait)
+        if conn is not None:  # TCP/TLS without a usable binding: until the phone reconnects
+            rg = _recovery_reconnect(R, mdi + adv_delay, advert, *conn)
+            rows.append(rg.values)
+            wts.append(N / rg.values.shape[1])
+            r_mean = float(np.minimum(rg.values, horizon).mean())
+            loss += N * r_mean
+            calls += N * r_mean * cph
+            continue
         u = (np.arange(_U_GRID) + 0.5) / _U_GRID * R
         hit_dead = u[None, :] + d < grid.takeover[:, None]
         arr = t0 + grid.values[hit_dead]

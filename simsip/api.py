@@ -44,7 +44,7 @@ from simsip.config.loader import ConfigError, resolved_yaml
 from simsip.config.loader import load_config as _load_config
 from simsip.config.schema import Scenario
 from simsip.io import Terminated, atomic_table, atomic_text, no_interrupts, output_dir_problem, run_state, terminate_as_interrupt  # noqa: F401
-from simsip.metrics import FIGURE_HELP, INTERVAL_METHODS, RepMetrics, ci95, compute, summarize_figures  # noqa: F401
+from simsip.metrics import FIGURE_HELP, INTERVAL_METHODS, RepMetrics, ci95, compute, summarize_figures, summarize_storm  # noqa: F401
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), *, seed: int | None = None,
@@ -113,6 +113,11 @@ class Results:
         return self._cat("vip")
 
     @property
+    def trunk_outages(self) -> pd.DataFrame:
+        """The ``trunk_outages`` table (:data:`simsip.tables.TRUNK_OUTAGES`) over all replications."""
+        return self._cat("trunk_outages")
+
+    @property
     def per_replication(self) -> pd.DataFrame:
         """One flat row per replication (figures and counters)."""
         rows = [{"replication": r.replication, **r.figures, **{f"n_{k}": v for k, v in r.counters.items()}} for r in self.reps]
@@ -139,6 +144,8 @@ class Results:
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "figures": figures,
+            # per node: how REGISTER load went (offered vs served, drops, duplicates, whether an overload cleared)
+            "storm": summarize_storm([r.storm for r in self.reps]),
             "engine": engine_summary([r.engine for r in self.reps]),
         }
 
@@ -154,6 +161,8 @@ class Results:
         if self.config.output.per_phone:
             tables["outages"] = self.outages
             tables["recovery"] = self.recovery
+        if self.config.trunks:
+            tables["trunk_outages"] = self.trunk_outages
         return tables
 
     def write(self, out_dir: str | os.PathLike, report: bool = True) -> Path:
@@ -196,6 +205,7 @@ class Results:
         fmt = self.config.output.format
         part = out / "parts" / f"{rep.replication:06d}"
         names = ["timeseries", "faults", "vip"] + (["outages", "recovery"] if self.config.output.per_phone else [])
+        names += ["trunk_outages"] if self.config.trunks else []
         for name in names:
             _atomic_table(part / f"{name}.{fmt}", getattr(rep, name), fmt)
         self._write_summary(out)
@@ -207,7 +217,7 @@ class Results:
         shutil.rmtree(out / "parts", ignore_errors=True)
 
 
-_TABLE_FILES = ("timeseries", "outages", "recovery", "faults", "vip", "replications")
+_TABLE_FILES = ("timeseries", "outages", "recovery", "faults", "vip", "trunk_outages", "replications")
 
 
 def _make_dir(out: Path) -> None:

@@ -53,7 +53,8 @@ def _needs_database(scn) -> str | None:
 def _needs_replica(scn) -> str | None:
     problem = _needs_database(scn)
     if problem is None and scn.database.replication == "none":
-        return "db_replica_down needs a replica (database.replication: async, semisync or sync), got 'none'"
+        return ("db_replica_down needs a replica (database.replication: async, semisync, sync or galera — a Galera "
+                "member, whose loss stalls writes for suspect_timeout and, without quorum, stops them), got 'none'")
     return problem
 
 
@@ -111,8 +112,11 @@ KINDS: tuple[FaultKind, ...] = (
         apply=lambda a, n, t: a.db_crash(t), repair=lambda a, n, t: a.db_repair(t),
         cluster_wide=True, needs=_needs_database),
     FaultKind(
-        "db_replica_down", "the database replica under a shared store fails (see database)",
-        "loses its database replica",
+        "db_replica_down", "the database replica under a shared store fails (see database): async goes on, semisync "
+        "blocks writes for semisync_timeout then reverts to async, sync fails writes; with galera a member fails: "
+        "writes stall for suspect_timeout, then a majority (3+ nodes) goes on and a minority (2 nodes, no garbd) "
+        "refuses every query until the member returns or pc.bootstrap",
+        "loses its database replica (with Galera: a member; without quorum the survivors refuse every query)",
         apply=lambda a, n, t: a.db_replica_down(t), repair=lambda a, n, t: a.db_replica_up(t),
         cluster_wide=True, needs=_needs_replica),
 )

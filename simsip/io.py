@@ -154,3 +154,52 @@ def run_state(summary: dict, run_dir: str | os.PathLike) -> str | None:
                 "wait for it to finish")
     return (f"{run_dir}: incomplete run (status running, {done} replication(s) done): its process was killed "
             "before it finished (kill -9 or a crash), so its files may disagree; run it again")
+
+
+# ------------------------------------------------------------------------------------------
+# recorded runs shipped compressed
+#: the files of a recorded lab run (``simsip lab run``) that validation and trace import read
+RUN_ARCHIVE = "run.tar.xz"
+
+
+def unpacked_run(path: str | os.PathLike) -> Path:
+    """The directory holding a recorded lab run's files (``meta.json``, ``capture.pcapng``, ...).
+
+    Shipped runs are small xz archives (``examples/lab/<name>/run.tar.xz`` next to a readable
+    ``config.yaml``; a capture compresses about 20×). ``path`` may be a directory with the files, a
+    directory with ``run.tar.xz``, or the archive itself. An archive is unpacked once into a cache
+    directory named after its content hash (under the system temp dir, one per user), atomically:
+    a half-unpacked cache is never used. Anything else is returned unchanged (the caller reports
+    what is missing).
+    """
+    import hashlib
+    import shutil
+    import tarfile
+
+    p = Path(path)
+    arch = p / RUN_ARCHIVE if p.is_dir() else p
+    if p.is_dir() and ((p / "meta.json").is_file() or not arch.is_file()):
+        return p
+    if not (arch.is_file() and arch.name.endswith((".tar.xz", ".txz"))):
+        return p
+    digest = hashlib.sha256(arch.read_bytes()).hexdigest()[:16]
+    name = (arch.parent.name if arch.name == RUN_ARCHIVE else arch.name.split(".")[0]) or "run"
+    cache = Path(tempfile.gettempdir()) / f"simsip-runs-{os.getuid() if hasattr(os, 'getuid') else 0}"
+    dest = cache / f"{name}-{digest}"
+    if (dest / "meta.json").is_file():
+        return dest
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=cache))
+    try:
+        with tarfile.open(arch) as tar:
+            tar.extractall(tmp, filter="data")
+        entries = [e for e in tmp.iterdir()]
+        root = entries[0] if len(entries) == 1 and entries[0].is_dir() else tmp  # one top folder or flat
+        try:
+            os.replace(root, dest)
+        except OSError:  # another process unpacked it first
+            if not (dest / "meta.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest

@@ -24,7 +24,7 @@ import pandas as pd
 
 from simsip.config.schema import Scenario
 from simsip.engine.records import RunLog
-from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, VIP
+from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, TRUNK_OUTAGES, VIP
 
 
 @dataclass
@@ -39,6 +39,8 @@ class RepMetrics:
     vip: pd.DataFrame
     figures: dict[str, float]
     counters: dict[str, int]
+    trunk_outages: pd.DataFrame = field(default_factory=TRUNK_OUTAGES.empty)
+    storm: dict[str, dict[str, float]] = field(default_factory=dict)  # :func:`storm_figures` per node
     engine: dict = field(default_factory=dict)  # how it was simulated (bulk refreshes, fallbacks)
 
 
@@ -148,15 +150,65 @@ def dns_lookup_intervals(log: RunLog, targets: list[int]) -> list[tuple[float, f
     return out
 
 
-def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int] | None = None):
+def connection_spans(conns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per connection id: the node that holds it, from when, until when — the phone's first close
+    of it, or the first stop of that node's registrar process after it opened."""
+    node = np.frombuffer(conns.node, dtype=np.int64) if len(conns.node) else np.zeros(0, dtype=np.int64)
+    t0 = np.frombuffer(conns.t0, dtype=np.float64) if len(conns.t0) else np.zeros(0)
+    end = np.full(t0.size, np.inf)
+    if len(conns.close_cid):
+        np.minimum.at(end, np.frombuffer(conns.close_cid, dtype=np.int64), np.frombuffer(conns.close_t, dtype=np.float64))
+    for n in set(node.tolist()):
+        stops = np.sort([t for t, k in conns.stops if k == n])
+        if stops.size:
+            sel = node == n
+            k = np.searchsorted(stops, t0[sel], side="left")
+            end[sel] = np.minimum(end[sel], np.where(k < stops.size, stops[np.minimum(k, stops.size - 1)], np.inf))
+    return node, t0, end
+
+
+def _bound_connection(conns, p: np.ndarray, until: np.ndarray) -> np.ndarray:
+    """The connection each binding (slot p, valid until) was registered over; -1 for a binding of
+    a connection-bound slot without one (e.g. re-armed from storage), -2 for other slots."""
+    out = np.full(p.size, -2, dtype=np.int64)
+    bound = conns.bound[p] if p.size else np.zeros(0, dtype=bool)
+    if not bound.any():
+        return out
+    saved = pd.DataFrame({"p": np.frombuffer(conns.saved_phone, dtype=np.int64) if len(conns.saved_phone) else [],
+                          "u": np.frombuffer(conns.saved_until, dtype=np.float64) if len(conns.saved_until) else [],
+                          "cid": np.frombuffer(conns.saved_cid, dtype=np.int64) if len(conns.saved_cid) else []})
+    saved = saved.drop_duplicates(["p", "u"], keep="last")
+    idx = pd.MultiIndex.from_arrays([saved["p"].to_numpy(dtype=np.int64), saved["u"].to_numpy(dtype=np.float64)])
+    k = idx.get_indexer(pd.MultiIndex.from_arrays([p[bound], until[bound]]))
+    cids = saved["cid"].to_numpy(dtype=np.int64)
+    out[bound] = np.where(k >= 0, cids[np.maximum(k, 0)], -1)
+    return out
+
+
+def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int] | None = None,
+                        connections: bool = True):
     """Per-phone reachable intervals (phone, start, end), sorted by phone then start, merged.
 
     ``lookup`` (``calls.lookup``): ``vip`` — the binding must be on the node serving the VIP;
     ``any_node`` — on any node while its registrar is available; ``dns`` — on the first available
     node of ``dns_targets``. A second registration's binding (dual registration, a slot numbered
     after the phones) counts for its phone.
+
+    A connection-bound binding (``Scenario.connection_bound``: TCP/TLS behind NAT, or a rewritten
+    contact; the run log's ``conns``) reaches its phone only while that node also holds the
+    connection the binding was registered over: a new master with a replicated or shared binding
+    has none until the phone reconnects and registers again. ``connections=False`` ignores that
+    rule (what the loss would be if the node could open a connection to the phone).
     """
-    segs = [_merge_touching(*_store_segments(s, log.horizon)) for s in log.stores]
+    conns = getattr(log, "conns", None) if connections else None
+    if conns is not None:
+        cnode, ct0, cend = connection_spans(conns)
+        segs = []
+        for st in log.stores:
+            p, s, e, u = _store_segments(st, log.horizon, with_until=True)
+            segs.append((p, s, e, _bound_connection(conns, p, u)))
+    else:
+        segs = [_merge_touching(*_store_segments(s, log.horizon)) for s in log.stores]
     if lookup == "any_node":
         windows = [(a, b, node) for node, iv in enumerate(availability_intervals(log)) for a, b in iv]
     elif lookup == "dns":
@@ -167,9 +219,17 @@ def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int]
     for a, b, node in windows:
         if node < 0:
             continue
-        p, s, e = segs[log.store_of_node[node]]
+        seg = segs[log.store_of_node[node]]
+        p, s, e = seg[:3]
         s2 = np.maximum(s, a)
         e2 = np.minimum(e, b)
+        if conns is not None:  # a bound binding: only while this node holds its connection
+            cid = seg[3]
+            bound = cid >= -1
+            c = np.maximum(cid, 0)
+            held = (cid >= 0) & (cnode[c] == node) if cnode.size else np.zeros(cid.size, dtype=bool)
+            s2 = np.where(bound, np.maximum(s2, ct0[c] if ct0.size else 0.0), s2)
+            e2 = np.where(bound, np.where(held, np.minimum(e2, cend[c] if cend.size else 0.0), s2), e2)
         k = e2 > s2
         ps.append(p[k])
         ss.append(s2[k])
@@ -408,9 +468,16 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     rp, rs, re_ = reachable_intervals(log, lookup, dns_targets)
     grid = np.arange(0.0, H - 1e-9, res)  # samples in [0, H)
     reach = count_at(rs, re_, grid)
+    no_conn = None
+    if getattr(log, "conns", None) is not None:  # what the connection rule takes away
+        _, ws, we = reachable_intervals(log, lookup, dns_targets, connections=False)
+        held = count_at(ws, we, grid)  # a binding on the serving node, with or without the connection
+        no_conn = (held - reach, float((we - ws).sum() - (re_ - rs).sum()))
     reg_s, reg_e = registered_intervals(log)
     registered = count_at(reg_s, reg_e, grid)
     ts = {"replication": replication, "time": grid, "registered": registered, "reachable": reach}
+    if no_conn is not None:
+        ts["no_connection"] = no_conn[0]
     nb = grid.size
     for name, b in sorted(log.bins.items()):
         v = np.asarray(b.v[:nb], dtype=np.int64)
@@ -433,7 +500,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         for a, b, node in serving:
             if node >= 0:
                 served |= (grid >= a) & (grid < b)
-        misplaced = np.where(served, union - reach, 0)
+        # (a binding on the serving node without its phone's connection is not misplaced: no_connection)
+        misplaced = np.where(served, union - (reach if no_conn is None else held), 0)
         div = np.zeros(nb, dtype=np.int64)
         for i in range(len(segs)):
             for j in range(i + 1, len(segs)):
@@ -562,6 +630,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fig: dict[str, float] = {}
     fig["phones"] = float(n)
     fig["unreachable_phone_seconds"] = unreach_total
+    if no_conn is not None:
+        fig["unreachable_no_connection_phone_seconds"] = no_conn[1]
     # recovery after faults, with the phones still unreachable at the run end as right-censored
     # observations (censored at H - fault time): Kaplan–Meier quantiles, +inf when not reached
     if len(recovery):
@@ -617,8 +687,91 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fig["calls_failed_expected"] = mean_failed
         fig["calls_failed"] = float(calls_rng.poisson(mean_failed))
         fig["calls_total_expected"] = float(sum(f.count * f.phone.calls_per_hour for f in cfg.fleets) * H)
-    return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters),
+    trunk_out = TRUNK_OUTAGES.empty()
+    if cfg.trunks:
+        trunk_out = trunk_outages(cfg, log, replication)
+        fig.update(trunk_figures(cfg, log, trunk_out, calls_rng))
+    storm = storm_figures(timeseries, t1=min(f.phone.timers.t1 for f in cfg.fleets), replication=replication)
+    return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters), trunk_out, storm,
                       dict(getattr(log, "engine", {}) or {}))
+
+
+# =============================================================================== trunks
+def trunk_down_intervals(regs: list[tuple[float, float, int]], nodes: list[tuple[float, int]], horizon: float,
+                         contact: str) -> list[tuple[float, float, str]]:
+    """(start, end, cause) of each interval in [0, horizon) during which a trunk takes no inbound call.
+
+    ``regs``: the provider's saves (time, binding expiry, node), the latest save replacing the binding;
+    ``nodes``: (time, node running the registration or -1) from t=0. A call at t succeeds when the
+    provider's binding is live (saved at or before t, expiring after t) and it reaches the node that
+    holds the VIP: that very node with ``contact: node``, any node with ``contact: vip``.
+    """
+    regs = sorted(regs)
+    nodes = sorted(nodes, key=lambda x: x[0])
+    cuts = {0.0, horizon}
+    cuts.update(t for t, u, _ in regs if 0 <= t < horizon)
+    cuts.update(u for t, u, _ in regs if 0 <= u < horizon)
+    cuts.update(t for t, _ in nodes if 0 <= t < horizon)
+    cuts = sorted(cuts)
+    reg_t = [r[0] for r in regs]
+    node_t = [x[0] for x in nodes]
+    out: list[tuple[float, float, str]] = []
+    from bisect import bisect_right
+
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        if b <= a:
+            continue
+        i = bisect_right(node_t, a) - 1
+        cur = nodes[i][1] if i >= 0 else -1
+        j = bisect_right(reg_t, a) - 1
+        live = j >= 0 and regs[j][1] > a
+        if cur < 0:
+            cause = "no_node"
+        elif not live:
+            cause = "unregistered"
+        elif contact == "node" and regs[j][2] != cur:
+            cause = "wrong_node"
+        else:
+            cause = ""
+        if not cause:
+            continue
+        if out and out[-1][1] == a and out[-1][2] == cause:
+            out[-1] = (out[-1][0], b, cause)
+        else:
+            out.append((a, b, cause))
+    return out
+
+
+def trunk_outages(cfg: Scenario, log: RunLog, replication: int) -> pd.DataFrame:
+    """The ``trunk_outages`` table of one replication (:data:`simsip.tables.TRUNK_OUTAGES`)."""
+    H = log.horizon
+    rows: dict[str, list] = {c: [] for c in ("replication", "trunk", "start", "end", "duration", "cause")}
+    for k, t in enumerate(cfg.trunks):
+        regs = [(s, u, n) for i, s, u, n in log.trunk_regs if i == k]
+        nodes = [(tt, n) for tt, i, n in log.trunk_nodes if i == k]
+        for a, b, cause in trunk_down_intervals(regs, nodes, H, t.contact):
+            rows["replication"].append(replication)
+            rows["trunk"].append(t.name)
+            rows["start"].append(a)
+            rows["end"].append(b if b < H else math.nan)
+            rows["duration"].append(b - a)
+            rows["cause"].append(cause)
+    return TRUNK_OUTAGES.conform(rows)
+
+
+def trunk_figures(cfg: Scenario, log: RunLog, outages: pd.DataFrame, calls_rng: np.random.Generator) -> dict[str, float]:
+    """Trunk figures of one replication: seconds without inbound calls, failed DID calls (expected:
+    rate × down time; sampled: Poisson), registrations Asterisk gave up."""
+    fig: dict[str, float] = {}
+    down = outages.groupby("trunk")["duration"].sum() if len(outages) else pd.Series(dtype=float)
+    total = float(down.sum()) if len(down) else 0.0
+    fig["trunk_unregistered_seconds"] = total
+    expected = float(sum(t.calls_per_hour * float(down.get(t.name, 0.0)) for t in cfg.trunks))
+    if any(t.calls_per_hour for t in cfg.trunks):
+        fig["trunk_calls_failed_expected"] = expected
+        fig["trunk_calls_failed"] = float(calls_rng.poisson(expected))
+    fig["trunk_registrations_given_up"] = float(sum(1 for _, _, c in log.trunk_responses if c < 0))
+    return fig
 
 
 #: How :func:`ci95` builds an interval for a figure of each support (said in ``summary.json``).
@@ -722,6 +875,9 @@ def show_value(f: dict | None, fmt) -> str:
 FIGURE_HELP = {
     "unreachable_phone_seconds": ("phone·s", "Sum over phones of the time no serving node held a valid binding"),
     "unreachable_phone_seconds_after_disturbances": ("phone·s", "Unreachable time after faults and failbacks"),
+    "unreachable_no_connection_phone_seconds": (
+        "phone·s", "Unreachable time during which the serving node held the binding of a connection-bound (NATed "
+        "TCP/TLS) phone but not its connection"),
     "phones_affected": ("phones", "Phones that became unreachable after a fault"),
     "phones_not_recovered": ("phones", "Affected phones still unreachable at the end of the run (censored)"),
     "phones_not_recovered_share": ("", "Share of the affected phones still unreachable at the end of the run"),
@@ -754,6 +910,11 @@ FIGURE_HELP = {
     "calls_failed_expected": ("calls", "Expected failed incoming calls (rate × unreachable time)"),
     "calls_total_expected": ("calls", "Expected incoming calls in the run"),
     "phones": ("phones", "Phones in the scenario"),
+    "trunk_unregistered_seconds": ("s", "Sum over trunks of the time inbound DID calls fail (no live provider binding "
+                                        "reaching the node that holds the VIP)"),
+    "trunk_calls_failed": ("calls", "Inbound DID calls that found the trunk unregistered (sampled)"),
+    "trunk_calls_failed_expected": ("calls", "Expected failed inbound DID calls (trunk call rate × unregistered time)"),
+    "trunk_registrations_given_up": ("", "Trunk registrations Asterisk stopped for good (max_retries, a fatal code)"),
 }
 
 #: Where each figure lives, for its confidence interval (:func:`ci95`); all are counts, times,
@@ -765,6 +926,7 @@ FIGURE_SUPPORT.update(min_reachable_fraction="fraction", phones_not_recovered_sh
 #: scenario with variants, the comparison page).
 COMPARISON_FIGURES = (
     "unreachable_phone_seconds",
+    "unreachable_no_connection_phone_seconds",
     "phones_affected",
     "recovery_median",
     "recovery_p95",
@@ -776,6 +938,8 @@ COMPARISON_FIGURES = (
     "split_brain_seconds",
     "calls_failed_expected",
     "loss_minutes_per_phone_year",
+    "trunk_unregistered_seconds",
+    "trunk_calls_failed_expected",
 )
 
 
@@ -794,6 +958,20 @@ STORM_FIGURES = {
     "overload_end": ("s", "End of the last step in which the node was overloaded (NaN: never overloaded)"),
     "cleared": ("", "1 if the overload ended at least `settle` before the end of the run, else 0"),
 }
+
+
+def summarize_storm(per_rep: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, dict]]:
+    """``summary.json``'s ``storm``: per node and :data:`STORM_FIGURES` figure, :func:`ci95` over
+    replications (every figure is nonnegative) with unit and help."""
+    nodes = list(dict.fromkeys(n for r in per_rep for n in r))
+    out: dict[str, dict[str, dict]] = {}
+    for node in nodes:
+        out[node] = {}
+        for k, (unit, help_) in STORM_FIGURES.items():
+            vals = [r[node][k] for r in per_rep if node in r and k in r[node]]
+            out[node][k] = {**ci95(vals, support="fraction" if k == "cleared" else "nonnegative"),
+                            "unit": unit, "help": help_}
+    return out
 
 
 def storm_figures(timeseries: pd.DataFrame, *, t1: float = 0.5, settle: float = 60.0,

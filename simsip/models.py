@@ -3,8 +3,9 @@
 A phone's registration behaviour (requested expiry, when it refreshes, how it retransmits and
 retries), a registrar's (expiry clamps, grace after expiry, purge timer, where bindings live) and
 keepalived's timers decide how much registration a failover loses. ``models/`` holds them per
-product: ``phones/``, ``registrars/``, ``ha/``, ``databases/`` (each a YAML file with its section —
-``phone:``, ``registrar:``, ``ha:`` or ``database:`` — and a ``sources:`` mapping that cites, for
+product: ``phones/``, ``registrars/``, ``ha/``, ``databases/``, ``trunks/`` (the PBX's registration to
+its provider), ``sbcs/`` (a registration-caching SBC) (each a YAML file with its section — ``phone:``,
+``registrar:``, ``ha:``, ``database:``, ``trunk:`` or ``sbc:`` — and a ``sources:`` mapping that cites, for
 every value, where it was read or says that it is an assumption), and ``deployments/``: complete
 small scenarios to start from with ``extends: <name>``.
 
@@ -32,11 +33,13 @@ from simsip.config.loader import models_dir
 from simsip.config.types import field_at, model_of
 
 #: library folder → section key in the file ("" for deployments: the whole file is a scenario)
-KINDS: dict[str, str] = {"phones": "phone", "registrars": "registrar", "ha": "ha", "databases": "database", "deployments": ""}
+KINDS: dict[str, str] = {"phones": "phone", "registrars": "registrar", "ha": "ha", "databases": "database",
+                         "trunks": "trunk", "sbcs": "sbc", "deployments": ""}
 
 #: library folder → how a scenario refers to a profile of that kind
 USE_AS: dict[str, str] = {"phones": "fleets[].profile: {n}", "registrars": "registrar.profile: {n}",
-                          "ha": "ha.profile: {n}", "databases": "database.profile: {n}", "deployments": "extends: {n}"}
+                          "ha": "ha.profile: {n}", "databases": "database.profile: {n}", "trunks": "trunks[].profile: {n}",
+                          "sbcs": "sbc.profile: {n}", "deployments": "extends: {n}"}
 
 
 def section_model(kind: str) -> Any:
@@ -44,7 +47,7 @@ def section_model(kind: str) -> Any:
     from simsip.config import schema
 
     return {"phones": schema.PhoneProfile, "registrars": schema.Registrar, "ha": schema.Ha, "databases": schema.Database,
-            "deployments": schema.Scenario}[kind]
+            "trunks": schema.Trunk, "sbcs": schema.Sbc, "deployments": schema.Scenario}[kind]
 
 
 @dataclass
@@ -166,6 +169,19 @@ class ProfileValue:
     source: str | None  # the profile's citation (None: none given, or a default / a deployment)
     default: bool = False  # not set by the profile: the schema default applies
 
+    @property
+    def assumption(self) -> bool:
+        """The profile's source says no vendor documents this value (``assumption``, ``NOT FOUND``)."""
+        return is_assumption(self.source)
+
+
+def is_assumption(source: str | None) -> bool:
+    """Does a ``sources:`` entry mark its value as an assumption (no vendor documents it)?"""
+    if not source:
+        return False
+    s = source.lower()
+    return s.startswith("not found") or s.startswith("assumption") or "assumption:" in s or "assumed" in s
+
 
 def profile_values(profile: str | Profile, defaults: bool = True) -> list[ProfileValue]:
     """Every value of a profile (``name`` or ``kind/name``) with meaning and source, in file order;
@@ -196,5 +212,34 @@ def profile_values(profile: str | Profile, defaults: bool = True) -> list[Profil
     return out
 
 
-__all__ = ["KINDS", "USE_AS", "Profile", "ProfileValue", "profiles", "find_profile", "profile_values", "leaves",
-           "source_of", "field_info", "format_value", "section_model"]
+@dataclass(frozen=True)
+class Assumption:
+    """A profile value no vendor documents, and how a scenario reaches it to sweep it."""
+
+    profile: str  # kind/name
+    value: ProfileValue
+    sweep_path: str  # e.g. ``fleets.0.phone.refresh.percent`` (a fleet using the profile)
+
+
+#: How a sweep or ``--set`` reaches a profile's section in a scenario (first fleet / trunk).
+_SWEEP_PREFIX = {"phones": "fleets.0.phone.", "registrars": "registrar.", "ha": "ha.", "databases": "database.",
+                 "trunks": "trunks.0.", "sbcs": "sbc."}
+
+
+def assumptions(kind: str | None = None, key: str | None = None) -> list[Assumption]:
+    """Every profile value whose source marks it as an assumption (``simsip models assumptions``),
+    optionally of one kind (``phones``) and under one key (``refresh``: ``refresh.mode``,
+    ``refresh.percent``, ...). ``examples/sweeps/assumed-refresh-point.yaml`` sweeps the phones'
+    assumed refresh point in one command."""
+    out = []
+    for p in profiles(kind):
+        if p.kind == "deployments":
+            continue
+        for v in profile_values(p, defaults=False):
+            if v.assumption and (key is None or v.path == key or v.path.startswith(key + ".")):
+                out.append(Assumption(f"{p.kind}/{p.name}", v, _SWEEP_PREFIX[p.kind] + v.path))
+    return out
+
+
+__all__ = ["KINDS", "USE_AS", "Profile", "ProfileValue", "Assumption", "profiles", "find_profile", "profile_values",
+           "assumptions", "is_assumption", "leaves", "source_of", "field_info", "format_value", "section_model"]

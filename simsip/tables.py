@@ -39,7 +39,7 @@ import pandas as pd
 
 __all__ = [
     "Column", "Family", "Table", "TableError", "TIMESERIES", "OUTAGES", "RECOVERY", "FAULTS", "VIP", "EVENTS",
-    "RESULT_TABLES", "TABLES", "markdown", "read_table",
+    "RESULT_TABLES", "SIMULATION_TABLES", "TRUNK_OUTAGES", "TABLES", "markdown", "read_table",
 ]
 
 _DTYPES = ("int64", "float64", "str", "bool", "Int64")
@@ -283,6 +283,11 @@ TIMESERIES = Table(
         Column("reachable", "int64", "phones",
                "Phones an incoming call would find: the node serving the VIP holds an unexpired binding "
                "(a trace: the prober's answers, else inferred from the 2xx to REGISTER and the VIP moves)."),
+        Column("no_connection", "int64", "phones",
+               "Phones the serving node holds an unexpired binding of but not the connection it was registered over "
+               "(connection-bound TCP/TLS phones: behind NAT, or a rewritten contact): unreachable until they "
+               "reconnect and register again.", required=False,
+               when="in a simulation with connection-bound fleets (`phone.nat` or `registrar.rewrite_contact` over TCP/TLS)"),
         Column("register_tx", "int64", "requests", "REGISTER transactions started by phones (first transmissions, retransmissions not counted)."),
         Family("register_rx_", "<node>", "int64", "requests",
                "REGISTER requests, retransmissions included, that reached the node (a trace: sent to its address, "
@@ -292,6 +297,10 @@ TIMESERIES = Table(
         Family("rejected_", "<node>", "int64", "requests", "REGISTERs the node refused because its queue was full "
                "(with `registrar.udp_buffer`: the kernel's receive-buffer drops, `Udp: RcvbufErrors`).",
                when=_WHEN_MODEL),
+        Family("contacts_full_", "<node>", "int64", "requests",
+               "REGISTERs the node refused (403 or 503) because they would exceed `registrar.max_contacts`: a "
+               "connection-bound phone's new connection is a new contact while the old one is unexpired.",
+               when="in a simulation with `registrar.max_contacts`"),
         Family("served_", "<node>", "int64", "requests",
                "REGISTERs a worker of the node processed to the end (binding saved, 200 sent), duplicates included.",
                when=_WHEN_MODEL),
@@ -328,6 +337,10 @@ TIMESERIES = Table(
                required=False, when="in a simulation with phone keep-alives"),
         Column("lb_rejected", "int64", "requests", "REGISTERs the load balancer answered 503 because its forwarding rate limit was reached.",
                required=False, when="in a simulation with a load balancer"),
+        Column("sbc_absorbed", "int64", "requests", "REGISTERs the caching SBC answered itself (not forwarded to the registrar).",
+               required=False, when="in a simulation with a caching SBC (`sbc:`)"),
+        Column("sbc_forwarded", "int64", "requests", "REGISTERs (copies included) the caching SBC forwarded to the VIP.",
+               required=False, when="in a simulation with a caching SBC (`sbc:`)"),
         Column("conflicts", "int64", "phones", "Phones with a misplaced or divergent binding (at most the phone count).",
                required=False, when=_WHEN_MODEL),
         Column("conflicts_misplaced", "int64", "phones",
@@ -407,6 +420,22 @@ VIP = Table(
     ),
 )
 
+TRUNK_OUTAGES = Table(
+    "trunk_outages",
+    "Intervals during which a trunk could not take inbound DID calls (only in a simulation with `trunks:`).",
+    "replication, trunk and interval of one cause",
+    (
+        Column("replication", "int64", "", "Replication number."),
+        Column("trunk", "str", "", "The trunk's name."),
+        Column("start", "float64", "s", "When inbound calls started to fail."),
+        Column("end", "float64", "s", "When they succeeded again, or the cause changed (NaN: not before the end of the run)."),
+        Column("duration", "float64", "s", "end − start; for an interval still open at the end, the time until the end."),
+        Column("cause", "str", "",
+               "`no_node`: no node holds the VIP with its PBX answering; `wrong_node`: the provider's live binding "
+               "leads to a node that does not (contact: node); `unregistered`: the provider holds no live binding."),
+    ),
+)
+
 EVENTS = Table(
     "events",
     "A packet capture as tidy SIP/VRRP events (`simsip.trace.import_trace(...).events`).",
@@ -433,7 +462,9 @@ EVENTS = Table(
 )
 
 RESULT_TABLES: tuple[Table, ...] = (TIMESERIES, OUTAGES, RECOVERY, FAULTS, VIP)
-TABLES: dict[str, Table] = {t.name: t for t in (*RESULT_TABLES, EVENTS)}
+#: Tables only a simulation produces (a capture cannot see the PBX's trunk registrations).
+SIMULATION_TABLES: tuple[Table, ...] = (TRUNK_OUTAGES,)
+TABLES: dict[str, Table] = {t.name: t for t in (*RESULT_TABLES, *SIMULATION_TABLES, EVENTS)}
 
 
 def read_table(run_dir: str | os.PathLike, table: Table) -> pd.DataFrame:
@@ -464,6 +495,11 @@ def _iter_markdown() -> Iterator[str]:
            "marked *only …* and per-node families are present when the source can know them; a value a "
            "trace cannot know is NaN (numbers) or \"\" (text).")
     for t in RESULT_TABLES:
+        yield ""
+        yield t.markdown()
+    yield ""
+    yield "## Simulation-only tables"
+    for t in SIMULATION_TABLES:
         yield ""
         yield t.markdown()
 

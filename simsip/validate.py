@@ -1,37 +1,60 @@
-"""Validation: does the simulator reproduce what the real lab measured?
+"""Validation: would the simulator have predicted what the real lab measured?
 
 A recorded lab run (``simsip lab run``, or the shipped ones in ``examples/lab/``) is ground truth
 for one scenario: a packet capture on the lab's bridge, the OPTIONS prober's answers ("does the
-node holding the VIP have a binding for this phone?") and the fault times. Validation runs the
-model on the *same* scenario and compares what the question of the project is about:
+node holding the VIP have a binding for this phone?") and the fault times.
 
-* **recovery time** per phone after each fault — median, p95, the whole distribution (two-sample
-  Kolmogorov–Smirnov statistic between the lab's phones and the model's phones pooled over
-  replications) and an overlaid CDF;
-* **unreachable phone-seconds** in each fault (or repair) window;
-* **VIP move time** — fault until the new VRRP master's first advert;
-* **peak REGISTER rate** (new transactions per second) — shown, not gated (see below).
+Forecast (the default)
+----------------------
+The model is run from what an engineer knows *before* the outage: the scenario's configured
+parameters (fleet, expiry, refresh point, retry rule, T1/T2/retransmissions, VRRP version,
+advert interval, priorities, preempt, health-check settings, registrar capacity, fault kind and
+time, repair), the lab's own deterministic start pattern (SIPp starts its phones evenly over one
+refresh interval, :func:`lab_phase_shift`) and the planned fault times. Nothing observed after the
+run starts enters: the VRRP advert phase and the health-check phase are random, as they are for a
+real outage. Network delay and registrar service time may be calibrated on the capture *before*
+the first fault (:func:`calibrate`; reported).
 
-Making the comparison fair
---------------------------
-* *Same advert phase.* A crash lands at some phase of the master's VRRP advert cycle, which decides
-  the VIP move time to within one advert interval. The model is run with ``ha.vrrp.first_advert``
-  taken from the capture (:func:`simsip.lab.bridge.scenario_for_lab_run`) and SIPp's even refresh
-  phases (``phases: even``).
-* *Same measuring instrument.* The lab knows a phone's state only at its probe times (one round
-  every ``lab.probe_interval``), so a lab recovery time is "first probe that found the phone
-  reachable again" minus the fault time, and an outage shorter than the probe gap can be missed.
-  The model's per-phone reachability is therefore *sampled at the lab's own probe round times*
-  (from ``prober.csv``) and turned into outages and recoveries by the very code the trace metrics
-  use (:mod:`simsip.trace.metrics`). Lab and model numbers are both probe-quantised.
-* *Calibrated, on the pre-fault part only.* :func:`calibrate` measures the one-way network delay
-  and the registrar's service time from the part of the capture before the first fault and the
-  model runs with them (``calibrated=True``). Nothing after the first fault is fitted.
+Each metric is judged two ways over ≥ 100 replications, and both must hold:
 
-Tolerances (fixed here, stated in every report): recovery median within max(10 %, 2 s), p95 within
-max(15 %, 3 s), unreachable phone-seconds within 15 % per window, KS statistic ≤ 0.2, VIP move
-time within 0.5 s per fault. The peak REGISTER rate of a 20-phone lab is a handful per second,
-where one phone more or less is tens of percent: it is reported for information, not gated.
+* **interval** — the lab value lies inside the model's 90 % predictive interval (5th–95th
+  percentile of the per-replication values, not a confidence interval of the mean), widened by
+  the measuring resolution;
+* **point** — the lab value is within a fixed tolerance of the model's median
+  (:data:`TOLERANCES`): VIP move ±0.5 s; recovery median and p95 ±max(10 %, 2 s); unreachable
+  phone-seconds ±10 %; peak REGISTER packets/s ±15 %; KS(recovery) ≤ 0.15; REGISTER timeouts and
+  retransmissions after the fault ±15 %.
+
+Every disturbance window (a fault, a repair that moves the VIP back: failback) is judged
+separately. **Recovery** is defined the same way on both sides: from the fault to the phone's
+first 200 OK to a REGISTER (after a crash it can only come from the new server). A phone whose
+binding was replicated is *reachable* earlier; that is reported too (probe-sampled, below), and
+the unreachable phone-seconds are gated.
+
+Measuring like the lab
+----------------------
+The lab knows a phone's reachability only at its probe times (one round every
+``lab.probe_interval``), so the model's reachability is *sampled at the lab's own probe round
+times* and turned into outages by the same rule the trace metrics use. Resolutions, stated with
+every table: capture timings ±20 ms (:data:`TIME_RESOLUTION`), refresh phases ±50 ms (SIPp's
+start-up latency, :data:`PHASE_RESOLUTION`; also the horizontal slack of the KS distance
+:func:`ks_with_resolution`), a quantile of the phones' first 200 OK ±one phone's refresh spacing
+R/N more (a phone that close to the fault lands on either side of it). Unreachable phone-seconds:
+the interval allows the phones whose events lie within the phase resolution of a probe round (a
+count with mean n = N·0.05 s/probe interval, up to n + 2√n rounds); the point tolerance at least
+one round of every phone (an outage all phones share, the VIP move, falls on either side of a
+round as a whole).
+
+A gate that cannot fail is a defect: :data:`NEGATIVE_CONTROLS` are perturbed models (refresh
+−10 %, retry +10 %, Skew_Time +0.35 s, replication lag ×10, a track-script weight ignored) that the
+tests require to fail on the shipped runs, and :func:`calibration_table` reports how often the lab
+values fall inside the 90 % intervals across all runs (far below 90 %: overconfident; 100 % over
+many values: intervals too wide to mean anything).
+
+Replay (``mode="replay"``, ``simsip validate --replay``) keeps the older conditional comparison as
+a mechanism check: the advert phase and the refresh phases are read from the capture
+(:func:`simsip.lab.bridge.scenario_for_lab_run`), the faults are placed when the lab applied them,
+and the point tolerances are tighter (:data:`REPLAY_TOLERANCES`).
 """
 from __future__ import annotations
 
@@ -45,18 +68,12 @@ import numpy as np
 import pandas as pd
 
 from simsip.config.schema import Scenario
+from simsip.io import RUN_ARCHIVE, unpacked_run
 
-__all__ = ["TOLERANCES", "ValidationReport", "calibrate", "validate", "validation_doc", "recorded_runs",
-           "calibration_overrides"]
+__all__ = ["TOLERANCES", "REPLAY_TOLERANCES", "NEGATIVE_CONTROLS", "EXPLAINED_MISSES", "ValidationReport",
+           "calibrate", "validate", "validation_doc", "recorded_runs", "calibration_overrides", "calibration_table",
+           "calibration_figure", "negative_control", "UNSEEABLE_CONTROLS", "forecast_scenario", "lab_phase_shift"]
 
-#: Gate per metric: (relative, absolute) — pass when |sim − lab| ≤ max(rel·|lab|, abs).
-TOLERANCES: dict[str, tuple[float, float]] = {
-    "recovery_median": (0.10, 2.0),
-    "recovery_p95": (0.15, 3.0),
-    "unreachable_phone_seconds": (0.15, 0.0),
-    "ks_statistic": (0.0, 0.2),  # sim value itself must be ≤ 0.2
-    "vip_move_time": (0.0, 0.5),
-}
 #: Fallback one-way delay when the capture holds no ARP request/reply pair (bridge + 2 veth hops).
 DEFAULT_LAB_DELAY = 50e-6
 
@@ -93,7 +110,7 @@ def _open_run(run_dir: str | Path) -> _LabRun:
     from simsip.lab.bridge import lab_t0
     from simsip.trace import import_trace
 
-    run_dir = Path(run_dir)
+    run_dir = unpacked_run(run_dir)
     for name in ("meta.json", "faults.json", "prober.csv"):
         if not (run_dir / name).is_file():
             raise ValueError(f"{run_dir}: missing {name} (not a recorded simsip lab run)")
@@ -195,10 +212,26 @@ def calibrate(run_dir: str | Path) -> dict:
     arp = [g for g in arp if 0 <= g < float(np.median(sip_gaps)) / 2]
     delay = float(min(arp)) if arp else DEFAULT_LAB_DELAY
     service = max(float(np.median(sip_gaps)) - delay, 1e-6)
-    return {
+    # dmq_usrloc: each save sends a KDMQ request to the peer (from usrloc's contact callback, inside
+    # save(): it is on the wire before the phone's 200 OK); the peer's 200 to it comes back after
+    # it applied the update, so request -> 200 bounds the replication lag from above
+    kd = pre[pre["method"] == "KDMQ"]
+    kreq = kd[kd["kind"] == "request"].groupby(["call_id", "cseq"])["time"].min()
+    kok = kd[(kd["kind"] == "response") & (kd["status"] == 200)].groupby(["call_id", "cseq"])["time"].min()
+    kgaps = (pd.concat([kreq.rename("req"), kok.rename("ok")], axis=1, join="inner")
+             .eval("ok - req").to_numpy(dtype=float))
+    kgaps = kgaps[kgaps >= 0]
+    out: dict = {
         "network.delay": f"{delay:.6f}s",
         "registrar.service_time": {"dist": "constant", "mean": f"{service:.6f}s"},
+    }
+    if kgaps.size:
+        out["registrar.replication.lag"] = {"dist": "constant", "mean": f"{float(np.median(kgaps)):.6f}s"}
+    return {
+        **out,
         "_evidence": {
+            "kdmq_pairs": int(kgaps.size),
+            "kdmq_gap_median_s": float(np.median(kgaps)) if kgaps.size else None,
             "window": f"capture start .. first fault (scenario t={first_fault:g} s)",
             "register_pairs": int(sip_gaps.size),
             "register_gap_median_s": float(np.median(sip_gaps)),
@@ -225,27 +258,41 @@ def calibration_overrides(cal: dict) -> list[str]:
 def _apply_calibration(data: dict, cal: dict) -> None:
     data["network"]["delay"] = {"dist": "constant", "mean": cal["network.delay"]}
     data["registrar"]["service_time"] = dict(cal["registrar.service_time"])
+    if "registrar.replication.lag" in cal and data["registrar"].get("data") == "replicated":
+        data["registrar"]["replication"]["lag"] = dict(cal["registrar.replication.lag"])
 
 
 # ------------------------------------------------------------------------------------------
 # probe-sampled outages (the same code path for lab and model)
 def _sampled_outages(outages: pd.DataFrame, phones: int, grid: np.ndarray) -> list[tuple[str, float, float]]:
     """Outages (phone, start, end) as the prober would see them: each phone's reachability is
-    sampled at ``grid`` (reachable unless a model outage [start, end) covers the probe time)."""
-    from simsip.trace.metrics import _compress, _outages
-
-    by_phone: dict[int, list[tuple[float, float]]] = {}
-    for p, s, e in zip(outages["phone"], outages["start"], outages["end"]):
-        by_phone.setdefault(int(p), []).append((float(s), math.inf if pd.isna(e) else float(e)))
-    timelines = {}
-    for p in range(phones):
-        iv = by_phone.get(p, [])
-        pts = []
-        for g in grid:
-            down = any(s <= g < e for s, e in iv)
-            pts.append((float(g), not down))
-        timelines[f"p{p:06d}"] = _compress(pts)
-    return _outages(timelines)
+    sampled at ``grid`` (reachable unless a model outage [start, end) covers the probe time). As in
+    the trace metrics, an outage counts only after the phone was seen reachable once; it starts at
+    the first probe that found the phone unreachable and ends at the first that found it back
+    (NaN: not within the grid)."""
+    grid = np.asarray(grid, dtype=float)
+    down = np.zeros((phones, grid.size), dtype=bool)
+    if len(outages) and grid.size:
+        p = outages["phone"].to_numpy(dtype=np.int64)
+        s = outages["start"].to_numpy(dtype=float)
+        e = outages["end"].to_numpy(dtype=float)
+        e = np.where(np.isnan(e), np.inf, e)
+        i0 = np.searchsorted(grid, s, side="left")
+        i1 = np.searchsorted(grid, e, side="left")
+        for k in np.flatnonzero((i1 > i0) & (p < phones)):
+            down[p[k], i0[k]:i1[k]] = True
+    out: list[tuple[str, float, float]] = []
+    for ph in np.flatnonzero(down.any(axis=1)):
+        row = down[ph]
+        up = np.flatnonzero(~row)
+        if not up.size:
+            continue  # never seen reachable
+        change = np.flatnonzero(np.diff(row.astype(np.int8)))
+        for c in change:
+            if row[c + 1] and c + 1 > up[0]:  # reachable at c, unreachable from c + 1 on
+                nxt = up[up > c + 1]
+                out.append((f"p{ph:06d}", float(grid[c + 1]), float(grid[nxt[0]]) if nxt.size else math.nan))
+    return out
 
 
 def _recoveries(outs: list[tuple[str, float, float]], disturbances: list[tuple[float, str]]) -> pd.DataFrame:
@@ -286,12 +333,16 @@ def _notify_move(run: _LabRun, t_fault: float) -> float:
     if fault is None:
         return math.nan
     epoch = float(fault["epoch"])
+    # only within the run: the teardown stops the master's keepalived first, and the backup's
+    # brief MASTER before its own stop is no VIP move of the fault
+    t0, dur = run.meta.get("t0_epoch"), (run.meta.get("spec") or {}).get("duration")
+    end = float(t0) + float(dur) if all(isinstance(v, (int, float)) for v in (t0, dur)) else math.inf
     best = math.inf
     for node, trans in (run.meta.get("transitions") or {}).items():
         if node == fault.get("node"):
             continue
         for when, state, *_ in trans:
-            if state == "MASTER" and when >= epoch:
+            if state == "MASTER" and epoch <= when <= end:
                 best = min(best, float(when))
     return best - epoch if math.isfinite(best) else math.nan
 
@@ -302,19 +353,170 @@ def _q(x: np.ndarray, q: float) -> float:
 
 
 # ------------------------------------------------------------------------------------------
+# forecast: the model run from what was known before the outage
+def lab_phase_shift(cfg: Scenario, spec: dict) -> float:
+    """How much earlier the model's timeline runs so that its even refresh phases line up with the
+    lab's, from the lab's configuration alone (seconds, in [0, s) with s = R/N).
+
+    The lab starts SIPp ``warmup`` seconds before t=0 and SIPp starts phone k (k = 0..N−1) at k·s
+    after that, so the lab's refreshes fall on (−warmup + k·s) mod R; the model's ``phases: even``
+    puts them on s/2 + j·s. This is a parameter of the lab, not a measurement (the recorded runs
+    agree with it within SIPp's start-up latency, tens of ms: :func:`simsip.lab.bridge.refresh_phase_shift`
+    measures it from a capture for the replay).
+    """
+    fl = cfg.fleets[0]
+    R = fl.phone.refresh.interval(cfg.registrar.grant(fl.phone.expires))
+    s = R / fl.count
+    warmup = float(spec.get("warmup") or (R + 5.0))
+    offset = (-warmup) % s
+    shift = (offset - s / 2) % s
+    first_fault = min((float(f.at) for f in cfg.faults), default=float(cfg.duration))
+    if shift > first_fault:  # never move a fault before t=0
+        shift -= s
+    return float(shift)
+
+
+def forecast_scenario(cfg: Scenario, run_dir: str | Path, replications: int = 100,
+                      calibration: dict | None = None) -> tuple[Scenario, float]:
+    """The scenario a forecast runs, and its timeline shift (model time τ is lab time τ + shift).
+
+    Only what a user knows before the outage enters: the scenario's configured parameters, the
+    lab's own start pattern (SIPp's phones evenly over one refresh interval, :func:`lab_phase_shift`)
+    and the planned fault times. The VRRP advert phase and the health-check phase stay random
+    (``first_advert``/``first_check`` null), as they are for a real outage. ``calibration`` (from
+    :func:`calibrate`, the pre-fault part of the capture) sets the network delay and service time.
+    """
+    run = unpacked_run(run_dir)
+    meta = _json(run / "meta.json")
+    shift = lab_phase_shift(cfg, meta.get("spec") or {})
+    data = cfg.model_dump()
+    data["ha"]["vrrp"]["first_advert"] = None
+    if data["ha"].get("health_check") is not None:
+        data["ha"]["health_check"]["first_check"] = None
+    data["fleets"][0]["phases"] = "even"
+    for f in data["faults"]:
+        f["at"] = max(0.0, float(f["at"]) - shift)
+    if calibration:
+        _apply_calibration(data, calibration)
+    data["replications"] = int(replications)
+    data["output"]["resolution"] = 1.0
+    data["output"]["report"] = False
+    return Scenario.model_validate(data), shift
+
+
+#: Forecast gate per metric: (relative, absolute) — |lab − model median| ≤ max(rel·|lab|, abs, resolution).
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "vip_move_time": (0.0, 0.5),
+    "rereg_median": (0.10, 2.0),
+    "rereg_p95": (0.10, 2.0),
+    "unreachable_phone_seconds": (0.10, 0.0),
+    "peak_register_pps": (0.15, 0.0),
+    "timeouts": (0.15, 0.0),
+    "retransmissions": (0.15, 0.0),
+    "duplicates": (0.15, 0.0),
+    "kernel_drops": (0.15, 0.0),
+    "lost_bindings": (0.15, 0.0),
+    "ks_statistic": (0.0, 0.15),  # the statistic itself must be ≤ 0.15
+}
+#: Replay (mechanism check on the lab's own phases): tighter.
+REPLAY_TOLERANCES: dict[str, tuple[float, float]] = {
+    "vip_move_time": (0.0, 0.1),
+    "rereg_median": (0.05, 1.0),
+    "rereg_p95": (0.05, 1.5),
+    "unreachable_phone_seconds": (0.05, 0.0),
+    "peak_register_pps": (0.15, 0.0),
+    "timeouts": (0.10, 0.0),
+    "retransmissions": (0.10, 0.0),
+    "duplicates": (0.10, 0.0),
+    "kernel_drops": (0.10, 0.0),
+    "lost_bindings": (0.10, 0.0),
+    "ks_statistic": (0.0, 0.15),
+}
+#: the predictive interval: the model's 5th to 95th percentile over replications
+INTERVAL = (0.05, 0.95)
+#: capture timestamps (keepalived and SIPp scheduling on a shared 2-core machine): seconds
+TIME_RESOLUTION = 0.02
+#: the lab's refresh phases are known from its configuration to within SIPp's start-up latency
+#: (6–31 ms behind the configured pattern in the recorded runs): seconds
+PHASE_RESOLUTION = 0.05
+
+
+def ks_with_resolution(a: np.ndarray, b: np.ndarray, res: float) -> float:
+    """Two-sample Kolmogorov–Smirnov distance that forgives horizontal shifts up to ``res``:
+    max over x of F_a(x) − F_b(x + res) and F_b(x) − F_a(x + res) (the Lévy-metric form; 0 when one
+    distribution is the other moved by at most ``res``; the plain KS statistic at ``res = 0``).
+    Two near-deterministic step functions a few ms apart have a plain KS statistic near 1, which
+    says nothing about a model whose clock cannot be known better than ``res``."""
+    a = np.sort(np.asarray(a, dtype=float))
+    b = np.sort(np.asarray(b, dtype=float))
+    if not a.size or not b.size:
+        return math.nan
+    x = np.concatenate([a, b])
+
+    def cdf(s: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.searchsorted(s, v, side="right") / s.size
+
+    d1 = cdf(a, x) - cdf(b, x + res)
+    d2 = cdf(b, x) - cdf(a, x + res)
+    return float(max(0.0, d1.max(), d2.max()))
+
+
+def _first_after(t: np.ndarray, p: np.ndarray, phones: int, lo: float, hi: float) -> np.ndarray:
+    """Per phone 0..phones−1, the first time in (lo, hi) (NaN: none)."""
+    first = np.full(phones, np.inf)
+    m = (t > lo) & (t < hi) & (p >= 0) & (p < phones)
+    np.minimum.at(first, p[m], t[m])
+    return np.where(np.isinf(first), np.nan, first)
+
+
+def _km(x: np.ndarray, window: float, q: float) -> float:
+    """KM quantile of (first 2xx − disturbance) with phones not re-registered censored at the window end;
+    NaN when that quantile lies beyond the window."""
+    from simsip.metrics import km_quantile
+
+    if x.size == 0:
+        return math.nan
+    v = km_quantile(x, np.full(x.size, window), q)
+    return v if math.isfinite(v) else math.nan
+
+
+@dataclass
+class _Side:
+    """One side's (the lab's, or one replication's) metrics on the lab's clock."""
+
+    outs: list[tuple[str, float, float]]
+    vip_moves: list[float]        # per fault
+    rereg: list[np.ndarray]       # per disturbance window: first 2xx − disturbance, per phone
+    losses: list[float]           # per window: unreachable phone-seconds (probe-sampled)
+    peak_pps: float
+    timeouts: float
+    retransmissions: float
+    duplicates: float = math.nan   # extra 200 OKs: copies of a transaction answered again
+    kernel_drops: float = math.nan  # UDP receive-buffer drops at the nodes (RcvbufErrors)
+
+
 @dataclass
 class ValidationReport:
-    """Lab vs model for one recorded run. ``table`` has one row per compared metric."""
+    """Lab vs model for one recorded run. ``table`` has one row per compared metric.
+
+    Columns: metric, key (tolerance key, "" = information only), lab, sim (model median over
+    replications), lo, hi (the model's 90 % predictive interval, per-replication values),
+    pit (share of replications ≤ the lab value), tolerance, in_interval, within_tolerance, pass.
+    ``pass`` is None for information rows.
+    """
 
     name: str
     run_dir: Path
-    table: pd.DataFrame  # metric, lab, sim, tolerance, pass (True/False, None = not gated)
-    lab_recovery: np.ndarray
-    sim_recovery: np.ndarray
-    reach: pd.DataFrame  # time, lab, sim_mean, sim_min, sim_max (probe grid, scenario time)
+    table: pd.DataFrame
+    lab_recovery: np.ndarray  # lab phones' re-registration times after the faults
+    sim_recovery: np.ndarray  # the model's, pooled over replications
+    reach: pd.DataFrame  # time, lab, sim_mean, sim_lo, sim_hi (probe grid, lab clock)
     calibration: dict | None
     scenario: Scenario
+    mode: str = "forecast"
+    replications: int = 0
     notes: list[str] = field(default_factory=list)
+    config: Scenario | None = None  # the scenario as configured (``scenario`` is what the model ran)
 
     @property
     def passed(self) -> bool:
@@ -326,9 +528,16 @@ class ValidationReport:
         bad = self.table[self.table["pass"].notna() & ~self.table["pass"].fillna(True).astype(bool)]
         return list(bad["metric"])
 
+    @property
+    def coverage(self) -> tuple[int, int]:
+        """(lab values inside the model's 90 % interval, rows with an interval)."""
+        t = self.table[self.table["in_interval"].notna()]
+        return int(t["in_interval"].astype(bool).sum()), int(len(t))
+
     def figures(self) -> dict:
-        """Plotly figures: ``cdf`` (recovery-time CDF, lab vs model) and ``reachable`` (phones
-        reachable at the lab's probe times, lab vs model mean with min–max band)."""
+        """Plotly figures: ``cdf`` (re-registration time after the faults, lab vs model pooled) and
+        ``reachable`` (phones reachable at the lab's probe times, lab vs the model's mean and 90 %
+        band)."""
         import plotly.graph_objects as go
 
         def ecdf(x: np.ndarray):
@@ -339,18 +548,18 @@ class ValidationReport:
         lx, ly = ecdf(self.lab_recovery)
         sx, sy = ecdf(self.sim_recovery)
         cdf.add_trace(go.Scatter(x=sx, y=sy, mode="lines", line_shape="hv",
-                                 name=f"model ({sx.size} phone-recoveries, pooled)"))
+                                 name=f"model ({sx.size} phone re-registrations, pooled)"))
         cdf.add_trace(go.Scatter(x=lx, y=ly, mode="lines+markers", line_shape="hv",
                                  name=f"lab ({lx.size} phones)"))
-        cdf.update_layout(title=f"{self.name}: recovery time after the fault (probe-quantised)",
-                          xaxis_title="seconds from fault to reachable", yaxis_title="fraction of affected phones",
-                          template="plotly_white")
+        cdf.update_layout(title=f"{self.name}: fault → first 200 OK ({self.mode})",
+                          xaxis_title="seconds from the fault to the phone's first 200 OK",
+                          yaxis_title="fraction of phones", template="plotly_white")
         r = self.reach
         reach = go.Figure()
-        reach.add_trace(go.Scatter(x=r["time"], y=r["sim_max"], mode="lines", line_width=0,
+        reach.add_trace(go.Scatter(x=r["time"], y=r["sim_hi"], mode="lines", line_width=0,
                                    showlegend=False, hoverinfo="skip"))
-        reach.add_trace(go.Scatter(x=r["time"], y=r["sim_min"], mode="lines", line_width=0, fill="tonexty",
-                                   name="model min–max over replications"))
+        reach.add_trace(go.Scatter(x=r["time"], y=r["sim_lo"], mode="lines", line_width=0, fill="tonexty",
+                                   name="model 90 % interval over replications"))
         reach.add_trace(go.Scatter(x=r["time"], y=r["sim_mean"], mode="lines", name="model mean"))
         reach.add_trace(go.Scatter(x=r["time"], y=r["lab"], mode="lines+markers", line_shape="hv", name="lab"))
         reach.update_layout(title=f"{self.name}: phones reachable at the probe times",
@@ -358,10 +567,14 @@ class ValidationReport:
         return {"cdf": cdf, "reachable": reach}
 
     def to_markdown(self) -> str:
-        rows = ["| metric | lab | sim | tolerance | pass |", "|---|---:|---:|---|---|"]
-        for m, lab, sim, tol, ok in self.table[["metric", "lab", "sim", "tolerance", "pass"]].itertuples(index=False):
-            mark = "–" if ok is None or (isinstance(ok, float) and math.isnan(ok)) else ("✅" if ok else "❌")
-            rows.append(f"| {m} | {_fmt(lab)} | {_fmt(sim)} | {tol} | {mark} |")
+        rows = ["| metric | lab | model median | model 90 % interval | tolerance | in interval | within tolerance |",
+                "|---|---:|---:|---:|---|:-:|:-:|"]
+        for r in self.table.itertuples(index=False):
+            def mark(v: Any) -> str:
+                return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else ("✅" if v else "❌")
+            band = "–" if _missing(r.lo) and _missing(r.hi) else f"{_fmt(r.lo)} – {_fmt(r.hi)}"
+            rows.append(f"| {r.metric} | {_fmt(r.lab)} | {_fmt(r.sim)} | {band} | {r.tolerance} | "
+                        f"{mark(r.in_interval)} | {mark(r.within_tolerance)} |")
         return "\n".join(rows)
 
 
@@ -377,41 +590,190 @@ def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, (float, np.floating)) and math.isnan(float(v)))
 
 
-def _gate(metric: str, lab: float, sim: float) -> tuple[str, bool]:
-    """(tolerance text, pass). A gated metric that cannot be computed on either side (no phone
-    recovered, no VIP move, no fault reached) is a failure, never a pass."""
-    rel, ab = TOLERANCES[metric]
-    if metric == "ks_statistic":  # the model-vs-lab statistic itself (its "lab" column is empty)
-        return f"≤ {ab:g}", bool(not _missing(sim) and sim <= ab)
-    if _missing(lab) or _missing(sim):
-        return _tol_text(rel, ab) + " (not computable: fails)", False
-    return _tol_text(rel, ab), bool(abs(sim - lab) <= max(rel * abs(lab), ab) + 1e-9)
-
-
 def _tol_text(rel: float, ab: float) -> str:
     if rel and ab:
-        return f"±max({rel * 100:g} %, {ab:g} s)"
+        return f"±max({rel * 100:g} %, {ab:g})"
     if rel:
         return f"±{rel * 100:g} %"
-    return f"±{ab:g} s"
+    return f"±{ab:g}"
+
+
+def _judge(lab: float, sims: np.ndarray, rel: float, ab: float, res: float) -> dict:
+    """Both judgments of one metric.
+
+    A missing value (NaN: the VIP did not move, fewer than the quantile's share of phones
+    re-registered within the window) is an outcome of its own, ranked above every number ("more
+    than the window shows"). The lab's NaN lies in the predictive set when at least 5 % of the
+    replications had it too, and agrees on the point when most did; a number on one side against
+    a NaN on the other fails. ``res`` is the measuring resolution, added to both judgments."""
+    sims = np.asarray(sims, dtype=float)
+    n = sims.size
+    ranked = np.where(np.isnan(sims), np.inf, sims)
+    share_missing = float(np.isnan(sims).mean()) if n else 1.0
+
+    def finite(x: float) -> float:
+        return x if math.isfinite(x) else math.nan
+
+    median = finite(float(np.quantile(ranked, 0.5, method="inverted_cdf"))) if n else math.nan
+    lo = finite(float(np.quantile(ranked, INTERVAL[0], method="inverted_cdf"))) if n else math.nan
+    hi_raw = float(np.quantile(ranked, INTERVAL[1], method="inverted_cdf")) if n else math.nan
+    hi = finite(hi_raw)
+    if _missing(lab):
+        in_int = share_missing >= INTERVAL[0]
+        ok = share_missing >= 0.5
+        pit = math.nan
+    else:
+        # mid-PIT: a discrete predictive distribution (counts, probe-rounded seconds) gives ties; half of them
+        # count below, so a calibrated model's PIT values still spread evenly over 0..1
+        same = np.isclose(ranked, lab, rtol=0.0, atol=1e-6)
+        pit = float((ranked < lab).mean() - (same & (ranked < lab)).mean() + 0.5 * same.mean()) if n else math.nan
+        in_int = bool(n) and not _missing(lo) and (lo - res - 1e-9 <= lab <= hi_raw + res + 1e-9)
+        ok = not _missing(median) and abs(median - lab) <= max(rel * abs(lab), ab, res) + 1e-9
+    return {"sim": median, "lo": lo, "hi": hi, "pit": pit, "in_interval": bool(in_int), "within_tolerance": bool(ok)}
+
+
+def _still_down(outs: list[tuple[str, float, float]], t: float, move: float, after: float) -> float:
+    """Phones whose outage that began by the VIP move is still open ``after`` seconds after it (the
+    bindings a failover lost: a replicated or shared one is reachable as soon as the VIP moved);
+    NaN when the VIP did not move."""
+    if math.isnan(move):
+        return math.nan
+    at = t + move + after
+    return float(sum(1 for _, s, e in outs if s <= t + move + 1e-9 and s >= t - 1e-9 and (math.isnan(e) or e > at)))
+
+
+def _lab_side(run: _LabRun, cfg: Scenario, tm: Any, grid: np.ndarray, dists: list[tuple[float, str]],
+              dur: float, shift: float, notes: list[str]) -> tuple[_Side, list[str]]:
+    from simsip.protocols.transactions import sipp_timeout
+
+    def snap(t: float) -> float:
+        """A probe's send time → its round's start (one round's probes go out within ms)."""
+        if math.isnan(t):
+            return t
+        i = int(np.searchsorted(run.probe_grid, t + 1e-6, side="right")) - 1
+        return float(run.probe_grid[i]) if i >= 0 else t
+
+    outs = [(p, snap(s - run.t0), snap(e - run.t0)) for p, s, e in
+            zip(tm.outages["phone"], tm.outages["start"], tm.outages["end"]) if s - run.t0 >= 0]
+    moves = tm.faults["vip_move_time"].to_numpy(dtype=float, copy=True)
+    fault_moves = []
+    for i, (t, cause) in enumerate(dists):
+        if cause != "fault":
+            continue
+        mv = float(moves[i]) if i < len(moves) else math.nan
+        if math.isnan(mv):
+            alt = _notify_move(run, t)
+            if not math.isnan(alt):
+                mv = alt
+                notes.append(f"lab VIP move of disturbance {i} from keepalived's notify timestamps (meta.json "
+                             "transitions): the capture holds no advert of the new master")
+        fault_moves.append(mv)
+    ev = run.trace.events
+    ev = ev[ev["method"] == "REGISTER"]
+    sipp = ev["aor"].astype(str)
+    ev = ev[~sipp.str.startswith("baresip")]
+    aors = sorted(set(ev.loc[ev["kind"] == "request", "aor"].astype(str)))
+    index = {a: k for k, a in enumerate(aors)}
+    ok = ev[(ev["kind"] == "response") & (ev["status"] >= 200) & (ev["status"] < 300)]
+    ok_t = ok["time"].to_numpy(dtype=float) - run.t0
+    ok_p = ok["aor"].astype(str).map(index).fillna(-1).to_numpy(dtype=np.int64)
+    rereg, losses = [], _window_loss(outs, dists, dur)
+    for i, (t, _) in enumerate(dists):
+        t1 = dists[i + 1][0] if i + 1 < len(dists) else dur
+        rereg.append(_first_after(ok_t, ok_p, len(aors), t, t1) - t)
+    req = ev[ev["kind"] == "request"]
+    rt = req["time"].to_numpy(dtype=float) - run.t0
+    frac = shift % 1.0
+    edges = np.arange(frac, dur + 1e-9, 1.0)
+    peak = float(np.histogram(rt, bins=edges)[0].max()) if edges.size > 1 else 0.0
+    first_fault = min((t for t, c in dists if c == "fault"), default=math.inf)
+    # the model's 1 s bin the fault falls in, on the lab clock (no fault: nothing counts)
+    k_f = math.floor(first_fault - shift) + shift if math.isfinite(first_fault) else math.inf
+    rtx = float(((req["retransmission"].to_numpy(dtype=bool)) & (rt >= k_f) & (rt < dur)).sum())
+    # SIPp ends a transaction after the lab's configured retransmissions (the lab's truth, whatever
+    # the scenario under test assumes)
+    spec = run.meta.get("spec") or {}
+    ph = cfg.fleets[0].phone.timers
+    limit = sipp_timeout(float(spec.get("t1", ph.t1)), float(spec.get("t2", ph.t2)),
+                         int(spec.get("max_retrans", ph.max_retransmissions or 0)))
+    firsts = req[~req["retransmission"].astype(bool)]
+    answered = set(zip(*[ev.loc[ev["kind"] == "response", c] for c in ("call_id", "cseq")]))
+    to = 0
+    for cid, cs, t in zip(firsts["call_id"], firsts["cseq"], firsts["time"].to_numpy(dtype=float) - run.t0):
+        end = t + limit
+        if (cid, cs) not in answered and first_fault <= end < dur:
+            to += 1
+    # a stateless registrar answers every copy it reads: extra 200s per transaction (scenario window)
+    resp = ok[(ok["time"] - run.t0 >= 0) & (ok["time"] - run.t0 < dur)]
+    per_tx = resp.groupby(["call_id", "cseq"]).size()
+    dups = float((per_tx - 1).clip(lower=0).sum())
+    drops = math.nan
+    snmp = run.meta.get("udp_snmp") or {}
+    if snmp and all(isinstance(v, dict) and "t0" in v and "end" in v for v in snmp.values()):
+        drops = float(sum(int((v["end"] or {}).get("RcvbufErrors", 0)) - int((v["t0"] or {}).get("RcvbufErrors", 0))
+                          for v in snmp.values()))
+    return _Side(outs, fault_moves, rereg, losses, peak, float(to), rtx, dups, drops), aors
+
+
+def _model_side(log: Any, rep_metrics: Any, cfg: Scenario, grid_model: np.ndarray, dists: list[tuple[float, str]],
+                dur: float, shift: float) -> _Side:
+    n = cfg.phones
+    o = rep_metrics.outages
+    outs = _sampled_outages(o, n, grid_model)
+    outs = [(p, s + shift, e + shift) for p, s, e in outs]  # on the lab's clock
+    f = rep_metrics.faults
+    moves = [float(x) for x in f.loc[f["cause"] == "fault", "vip_move_time"]]
+    t = np.frombuffer(log.ph_t, dtype=np.float64) + shift
+    p = np.frombuffer(log.ph_p, dtype=np.int64)
+    v = np.frombuffer(log.ph_v, dtype=np.float64)
+    n0 = cfg.fleets[0].count
+    okm = v > 0
+    rereg = []
+    for i, (d, _) in enumerate(dists):
+        d1 = dists[i + 1][0] if i + 1 < len(dists) else dur
+        rereg.append(_first_after(t[okm], p[okm], n0, d, d1) - d)
+    ts = rep_metrics.timeseries
+    tm = ts["time"].to_numpy(dtype=float)
+    sent = ts["register_tx"].to_numpy(dtype=float) + ts["retransmissions"].to_numpy(dtype=float)
+    inside = tm + shift < dur - 1e-9
+    peak = float(sent[inside].max()) if inside.any() else 0.0
+    first_fault = min((d for d, c in dists if c == "fault"), default=math.inf)
+    k_f = math.floor(first_fault - shift) if math.isfinite(first_fault) else math.inf
+    rtx = float(ts.loc[(tm >= k_f - 1e-9) & inside, "retransmissions"].sum())
+    tos = float(((v == -2.0) & (t >= first_fault) & (t < dur) & (p < n0)).sum())
+    dups = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("duplicates_")))
+    drops = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("rejected_")))
+    return _Side(outs, moves, rereg, _window_loss(outs, dists, dur), peak, tos, rtx, dups, drops)
 
 
 def validate(
     cfg: Scenario | str | Path,
     run_dir: str | Path,
-    replications: int = 20,
+    replications: int | None = None,
     calibrated: bool = True,
     overrides: Sequence[str] = (),
-    align: bool = True,
+    mode: str = "forecast",
 ) -> ValidationReport:
-    """Compare the simulator with the recorded lab run in ``run_dir`` (see the module docstring)."""
-    from scipy.stats import ks_2samp
+    """Compare the simulator with the recorded lab run in ``run_dir`` (see the module docstring).
 
-    from simsip.api import simulate
+    ``mode="forecast"`` (default, 100 replications): the model knows only the configured scenario;
+    each metric is judged by the model's 90 % predictive interval and by a point tolerance.
+    ``mode="replay"`` (20 replications): the advert phase and the refresh phases are taken from the
+    capture, a mechanism check with tighter tolerances.
+    """
+    from simsip.engine.model import Model
     from simsip.lab.bridge import refresh_phase_shift, scenario_for_lab_run
     from simsip.lab.topology import ADDR, VIP
+    from simsip.metrics import compute
+    from simsip.protocols.transactions import sipp_timeout
     from simsip.trace import trace_metrics
 
+    if mode not in ("forecast", "replay"):
+        raise ValueError(f"mode {mode!r}: choose forecast or replay")
+    reps = int(replications if replications is not None else (100 if mode == "forecast" else 20))
+    if reps < 1:
+        raise ValueError("replications must be >= 1")
+    tol = TOLERANCES if mode == "forecast" else REPLAY_TOLERANCES
     base = _load_cfg(cfg, overrides)
     run = _open_run(run_dir)
     names = [n.name for n in base.ha.nodes]
@@ -419,147 +781,374 @@ def validate(
     dur = float(base.duration)
     dists = run.disturbances
     notes: list[str] = []
+    ph = base.fleets[0].phone.timers
+    timeout = sipp_timeout(ph.t1, ph.t2, int(ph.max_retransmissions or 0))
 
     # ---- lab
     tm = trace_metrics(run.trace.events, vip=run.meta.get("vip", VIP), faults=[run.t0 + t for t, _ in dists],
-                       registrar_nodes=lab_names, end=run.t0 + dur)
+                       registrar_nodes=lab_names, end=run.t0 + dur, timeout=timeout)
     if tm.reachability_source != "probe":
-        raise ValueError(f"{run_dir}: the capture holds no prober answers (source {tm.reachability_source})")
-    n_phones = base.phones
+        raise ValueError(f"{run.run_dir}: the capture holds no prober answers (source {tm.reachability_source})")
     grid = run.probe_grid[(run.probe_grid >= 0) & (run.probe_grid < dur)]
-
-    def snap(t: float) -> float:
-        """A probe's send time → its round's start (the probes of one round go out within ms of
-        each other; the model is sampled at the round starts)."""
-        if math.isnan(t):
-            return t
-        i = int(np.searchsorted(run.probe_grid, t + 1e-6, side="right")) - 1
-        return float(run.probe_grid[i]) if i >= 0 else t
-
-    lab_outs = [(p, snap(s - run.t0), snap(e - run.t0)) for p, s, e in
-                zip(tm.outages["phone"], tm.outages["start"], tm.outages["end"]) if s - run.t0 >= 0]
-    lab_rec = _recoveries(lab_outs, dists)
-    lab_rt = lab_rec.loc[lab_rec["cause"] == "fault", "recovery_time"].to_numpy(dtype=float)
-    lab_loss = _window_loss(lab_outs, dists, dur)
-    lab_moves = tm.faults["vip_move_time"].to_numpy(dtype=float, copy=True)
-    for i, (t, cause) in enumerate(dists):
-        if cause == "fault" and i < len(lab_moves) and math.isnan(lab_moves[i]):
-            alt = _notify_move(run, t)
-            if not math.isnan(alt):
-                lab_moves[i] = alt
-                notes.append(f"lab VIP move of fault {i} from keepalived's notify timestamps (meta.json "
-                             "transitions): the capture holds no advert of the new master (a partition "
-                             "drops the unicast adverts inside the nodes)")
-    ev = run.trace.events
-    regs = ev[(ev["kind"] == "request") & (ev["method"] == "REGISTER") & ~ev["retransmission"]]
-    rt_s = regs["time"].to_numpy(dtype=float) - run.t0
-    lab_rate = np.histogram(rt_s, bins=np.arange(0.0, math.floor(dur) + 1.0))[0]
-
-    # ---- model
-    shift = refresh_phase_shift(base, run.run_dir, trace=run.trace) if align else 0.0
-    scn = scenario_for_lab_run(base, run.run_dir, trace=run.trace, shift=shift)
-    sgrid = grid - shift  # the lab's probe times on the model's clock
-    sgrid = sgrid[sgrid >= 0]
-    data = scn.model_dump()
     cal = calibrate(run.run_dir) if calibrated else None
+
+    # ---- the model's scenario
+    if mode == "forecast":
+        scn, shift = forecast_scenario(base, run.run_dir, reps, cal)
+        notes.append(f"forecast: the scenario's configured parameters only; VRRP advert and health-check phases "
+                     f"random; SIPp's configured start pattern (phones evenly over the refresh interval from "
+                     f"warm-up start) puts the model's timeline {shift:+.3f} s from the lab's; planned fault times")
+    else:
+        shift = refresh_phase_shift(base, run.run_dir, trace=run.trace)
+        scn = scenario_for_lab_run(base, run.run_dir, trace=run.trace, shift=shift)
+        data = scn.model_dump()
+        if cal:
+            _apply_calibration(data, cal)
+        data["replications"] = reps
+        data["output"]["resolution"] = 1.0
+        data["output"]["report"] = False
+        scn = Scenario.model_validate(data)
+        notes.append(f"replay: first_advert {scn.ha.vrrp.first_advert:.3f} s and the refresh phases taken from the "
+                     f"capture (timeline shifted {shift:+.3f} s), fault times as applied")
     if cal:
-        _apply_calibration(data, cal)
-    data["replications"] = int(replications)
-    data["output"]["resolution"] = 1.0
-    data["output"]["report"] = False
-    scn = Scenario.model_validate(data)
-    res = simulate(scn)
-    sim_rts, sim_losses, sim_moves, sim_reach, sim_peaks = [], [], [], [], []
-    for rep in range(replications):
-        o = res.outages[res.outages["replication"] == rep] if len(res.outages) else res.outages
-        outs = _sampled_outages(o, n_phones, sgrid)
-        outs = [(p, s + shift, e + shift) for p, s, e in outs]  # back on the lab's clock
-        rec = _recoveries(outs, dists)
-        sim_rts.append(rec.loc[rec["cause"] == "fault", "recovery_time"].to_numpy(dtype=float))
-        sim_losses.append(_window_loss(outs, dists, dur))
-        sim_reach.append(_reachable_at(outs, n_phones, grid))
-        f = res.faults[res.faults["replication"] == rep]
-        sim_moves.append(f.loc[f["cause"] == "fault", "vip_move_time"].to_numpy(dtype=float))
-        ts = res.timeseries[res.timeseries["replication"] == rep]
-        sim_peaks.append(float(ts["register_tx"].max()) if "register_tx" in ts else math.nan)
-    sim_rt = np.concatenate(sim_rts) if sim_rts else np.zeros(0)
+        lag = cal.get("registrar.replication.lag")
+        notes.append(f"calibrated on the capture before the first fault: network.delay {cal['network.delay']}, "
+                     f"registrar service time {cal['registrar.service_time']['mean']}"
+                     + (f", replication lag {lag['mean']} (KDMQ request → the peer's 200, "
+                        f"{cal['_evidence']['kdmq_pairs']} pairs)" if lag and base.registrar.data == "replicated" else ""))
+    lab, aors = _lab_side(run, base, tm, grid, dists, dur, shift, notes)
+    grid_model = grid - shift
+    sides: list[_Side] = []
+    for r in range(reps):
+        model = Model(scn, replication=r)
+        log = model.run()
+        rm = compute(scn, log, r, model.streams.generator("calls"))
+        sides.append(_model_side(log, rm, scn, grid_model, dists, dur, shift))
 
     # ---- table
     rows: list[dict] = []
+    probe = float(base.lab.probe_interval)
+    # the prober samples every phone once per round, so a window's loss is known to one round's worth
+    # of phone-seconds: an outage all phones share (the VIP move) lands on either side of a probe round
+    # as a whole, N·probe_interval at once
+    loss_res = (probe + TIME_RESOLUTION) * base.phones  # rounds are a few ms longer than probe_interval
+    # the model is sampled on the lab's own probe rounds, so its spread over replications already holds the
+    # rounding of a shared outage; what the interval must allow is the phones whose own events lie within
+    # the phase resolution of a round: one round each, a count with mean n = N·res/probe (at least one),
+    # allowed up to n + 2·√n
+    n_flip = max(1.0, base.phones * PHASE_RESOLUTION / probe)
+    loss_res_interval = (probe + TIME_RESOLUTION) * (n_flip + 2.0 * math.sqrt(n_flip))
+    # a phone whose refresh falls within the phase resolution of a disturbance lands on either side of
+    # it, which moves a quantile of the phones' first 200 OK by up to one phone's spacing R/N
+    fl0 = base.fleets[0]
+    spacing = fl0.phone.refresh.interval(base.registrar.grant(fl0.phone.expires)) / fl0.count
+    rereg_res = PHASE_RESOLUTION + spacing
 
-    def add(metric: str, key: str | None, lab: float, sim: float) -> None:
-        if key is None:
-            rows.append({"metric": metric, "lab": lab, "sim": sim, "tolerance": "info", "pass": None})
-        else:
-            tol, ok = _gate(key, lab, sim)
-            rows.append({"metric": metric, "lab": lab, "sim": sim, "tolerance": tol, "pass": ok})
+    def add(metric: str, key: str, lab_v: float, sims: Sequence[float], res: float,
+            res_point: float | None = None) -> None:
+        """``res``: the measuring resolution added to the interval; ``res_point`` (default ``res``): the
+        smallest point tolerance the instrument allows."""
+        rel, ab = tol[key]
+        rp = res if res_point is None else res_point
+        j = _judge(lab_v, np.asarray(sims, dtype=float), rel, max(ab, rp), res)
+        rows.append({"metric": metric, "key": key, "lab": lab_v, **j,
+                     "tolerance": _tol_text(rel, max(ab, rp)) + (" s" if key in ("vip_move_time", "rereg_median", "rereg_p95") else ""),
+                     "pass": bool(j["within_tolerance"] and (j["in_interval"] or mode == "replay"))})
 
-    add("recovery median (s)", "recovery_median", _q(lab_rt, 0.5), _q(sim_rt, 0.5))
-    add("recovery p95 (s)", "recovery_p95", _q(lab_rt, 0.95), _q(sim_rt, 0.95))
-    lab_clean, sim_clean = lab_rt[~np.isnan(lab_rt)], sim_rt[~np.isnan(sim_rt)]
-    if lab_clean.size and sim_clean.size:
-        ks = float(ks_2samp(lab_clean, sim_clean).statistic)
-    elif not lab_clean.size and not sim_clean.size:
-        ks = math.nan  # no recovery on either side: nothing to compare, which is not agreement
-    else:
-        ks = 1.0
-    add("recovery KS statistic", "ks_statistic", math.nan, ks)
-    add("phones affected per fault", None, float(lab_rt.size) / max(1, sum(c == "fault" for _, c in dists)),
-        float(sim_rt.size) / replications / max(1, sum(c == "fault" for _, c in dists)))
-    add("phones not recovered by the end", None, float(np.isnan(lab_rt).sum()),
-        float(np.isnan(sim_rt).sum()) / replications)
-    fault_idx = 0
+    def info(metric: str, lab_v: float, sims: Sequence[float]) -> None:
+        sims = np.asarray(sims, dtype=float)
+        v = sims[~np.isnan(sims)]
+        rows.append({"metric": metric, "key": "", "lab": lab_v, "sim": float(np.median(v)) if v.size else math.nan,
+                     "lo": float(np.quantile(v, INTERVAL[0])) if v.size else math.nan,
+                     "hi": float(np.quantile(v, INTERVAL[1])) if v.size else math.nan, "pit": math.nan,
+                     "in_interval": None, "within_tolerance": None, "tolerance": "info", "pass": None})
+
+    fault_k = 0
     for i, (t, cause) in enumerate(dists):
         label = f"{cause} {i} @ {t:.2f} s"
-        sim_w = float(np.mean([s[i] for s in sim_losses]))
-        add(f"unreachable phone·s, {label}", "unreachable_phone_seconds", float(lab_loss[i]), sim_w)
+        window = (dists[i + 1][0] if i + 1 < len(dists) else dur) - t
         if cause == "fault":
-            lab_mv = float(lab_moves[i]) if i < len(lab_moves) else math.nan
-            sims = [m[fault_idx] for m in sim_moves if fault_idx < len(m)]
-            sim_mv = float(np.nanmean(sims)) if sims and not all(np.isnan(sims)) else math.nan
-            add(f"VIP move time, {label} (s)", "vip_move_time", lab_mv, sim_mv)
-            fault_idx += 1
-    add("peak new-REGISTER rate (/s, 1 s bins)", None, float(lab_rate.max()) if lab_rate.size else 0.0,
-        float(np.nanmean(sim_peaks)))
-    table = pd.DataFrame(rows, columns=["metric", "lab", "sim", "tolerance", "pass"])
-    table["pass"] = table["pass"].astype(object)
+            add(f"VIP move time, {label} (s)", "vip_move_time",
+                lab.vip_moves[fault_k] if fault_k < len(lab.vip_moves) else math.nan,
+                [s.vip_moves[fault_k] if fault_k < len(s.vip_moves) else math.nan for s in sides], TIME_RESOLUTION)
+            fault_k += 1
+        add(f"first 200 OK median, {label} (s)", "rereg_median", _km(lab.rereg[i], window, 0.5),
+            [_km(s.rereg[i], window, 0.5) for s in sides], rereg_res)
+        add(f"first 200 OK p95, {label} (s)", "rereg_p95", _km(lab.rereg[i], window, 0.95),
+            [_km(s.rereg[i], window, 0.95) for s in sides], rereg_res)
+        lx = lab.rereg[i][~np.isnan(lab.rereg[i])]
+        sx = np.concatenate([s.rereg[i] for s in sides])
+        sx = sx[~np.isnan(sx)]
+        if lx.size and sx.size:
+            ks = ks_with_resolution(lx, sx, PHASE_RESOLUTION)
+            rows.append({"metric": f"first 200 OK KS statistic, {label}", "key": "ks_statistic", "lab": math.nan,
+                         "sim": ks, "lo": math.nan, "hi": math.nan, "pit": math.nan, "in_interval": None,
+                         "within_tolerance": ks <= tol["ks_statistic"][1], "tolerance": f"≤ {tol['ks_statistic'][1]:g}",
+                         "pass": ks <= tol["ks_statistic"][1]})
+        add(f"unreachable phone·s, {label}", "unreachable_phone_seconds", float(lab.losses[i]),
+            [s.losses[i] for s in sides], loss_res_interval, loss_res)
+        lab_rec = _recoveries(lab.outs, dists)
+        lr = lab_rec.loc[lab_rec["disturbance"] == i, "recovery_time"].to_numpy(dtype=float)
+        sr = []
+        for s in sides:
+            rr = _recoveries(s.outs, dists)
+            sr.append(rr.loc[rr["disturbance"] == i, "recovery_time"].to_numpy(dtype=float))
+        info(f"phones unreachable at some probe, {label}", float(lr.size), [x.size for x in sr])
+        if cause == "fault":
+            # bindings the failover lost: still unreachable when every phone whose REGISTER was caught in the
+            # outage has had its next retransmission answered (at most T2 after the VIP moved) plus 2 rounds
+            mv_lab = lab.vip_moves[fault_k - 1] if fault_k - 1 < len(lab.vip_moves) else math.nan
+            after = float(base.fleets[0].phone.timers.t2) + 2 * probe
+            add(f"phones unreachable T2 + 2 probe rounds after the VIP moved, {label}", "lost_bindings",
+                _still_down(lab.outs, t, mv_lab, after),
+                [_still_down(s.outs, t, s.vip_moves[fault_k - 1] if fault_k - 1 < len(s.vip_moves) else math.nan,
+                             after) for s in sides], 1.0)
+        info(f"reachable again: median, {label} (s)", _km(lr, window, 0.5), [_km(x, window, 0.5) for x in sr])
+    if not any(c == "fault" for _, c in dists):  # nothing happened: there is no forecast to judge
+        rows.append({"metric": "faults recorded in the run", "key": "faults", "lab": 0.0, "sim": math.nan,
+                     "lo": math.nan, "hi": math.nan, "pit": math.nan, "in_interval": None, "within_tolerance": False,
+                     "tolerance": "≥ 1 (not computable: fails)", "pass": False})
+    add("peak REGISTER packets/s (1 s bins, retransmissions included)", "peak_register_pps", lab.peak_pps,
+        [s.peak_pps for s in sides], 1.0)
+    add("REGISTER timeouts after the first fault", "timeouts", lab.timeouts, [s.timeouts for s in sides], 1.0)
+    add("REGISTER retransmissions after the first fault", "retransmissions", lab.retransmissions,
+        [s.retransmissions for s in sides], 1.0)
+    add("duplicate 200 OKs (copies of a transaction answered again)", "duplicates", lab.duplicates,
+        [s.duplicates for s in sides], 1.0)
+    if not math.isnan(lab.kernel_drops):
+        add("kernel UDP receive-buffer drops at the nodes (RcvbufErrors)", "kernel_drops", lab.kernel_drops,
+            [s.kernel_drops for s in sides], 1.0)
+    table = pd.DataFrame(rows, columns=["metric", "key", "lab", "sim", "lo", "hi", "pit", "tolerance",
+                                        "in_interval", "within_tolerance", "pass"])
+    for c in ("in_interval", "within_tolerance", "pass"):
+        table[c] = table[c].astype(object)
 
-    reach_m = np.vstack(sim_reach) if sim_reach else np.zeros((1, grid.size))
-    reach = pd.DataFrame({"time": grid, "lab": _reachable_at(lab_outs, n_phones, grid),
-                          "sim_mean": reach_m.mean(axis=0), "sim_min": reach_m.min(axis=0),
-                          "sim_max": reach_m.max(axis=0)})
-    notes.append(f"model: {replications} replications, seed {scn.seed}, first_advert "
-                 f"{scn.ha.vrrp.first_advert:.3f} s, phases even"
-                 + f", timeline shifted {shift:+.3f} s to align SIPp's refresh phases"
-                 + (f", network.delay {cal['network.delay']}, service_time {cal['registrar.service_time']['mean']}"
-                    if cal else ", uncalibrated"))
-    notes.append(f"both sides sampled at the lab's {grid.size} probe rounds "
-                 f"(every {base.lab.probe_interval:g} s): recovery = first probe finding the phone reachable − fault time")
+    n_phones = base.phones
+    reach_m = np.vstack([_reachable_at(s.outs, n_phones, grid) for s in sides])
+    reach = pd.DataFrame({"time": grid, "lab": _reachable_at(lab.outs, n_phones, grid),
+                          "sim_mean": reach_m.mean(axis=0), "sim_lo": np.quantile(reach_m, INTERVAL[0], axis=0),
+                          "sim_hi": np.quantile(reach_m, INTERVAL[1], axis=0)})
+    fault_i = [i for i, (_, c) in enumerate(dists) if c == "fault"]
+    lab_rt = np.concatenate([lab.rereg[i] for i in fault_i]) if fault_i else np.zeros(0)
+    sim_rt = np.concatenate([s.rereg[i] for s in sides for i in fault_i]) if fault_i else np.zeros(0)
+    notes.append(f"model: {reps} replications, seed {scn.seed}; {len(aors)} SIPp phones in the capture; recovery "
+                 "= fault → the phone's first 200 OK (after a crash it comes from the new server); reachability "
+                 f"sampled at the lab's {grid.size} probe rounds (every {probe:g} s) on both sides")
     return ValidationReport(name=base.name, run_dir=run.run_dir, table=table, lab_recovery=lab_rt,
-                            sim_recovery=sim_rt, reach=reach, calibration=cal, scenario=scn, notes=notes)
+                            sim_recovery=sim_rt, reach=reach, calibration=cal, scenario=scn, mode=mode,
+                            replications=reps, notes=notes, config=base)
+
+
+# ------------------------------------------------------------------------------------------
+# negative controls: a wrong model must fail the gate
+def _perturb_refresh(cfg: Scenario) -> Scenario | None:
+    """Every fleet refreshes 10 % sooner (the refresh interval × 0.9)."""
+    data = cfg.model_dump()
+    for fl, fd in zip(cfg.fleets, data["fleets"]):
+        E = cfg.registrar.grant(fl.phone.expires)
+        iv = fl.phone.refresh.interval(E) * 0.9
+        fd["phone"]["refresh"].update({"mode": "percent", "percent": 100.0 * iv / E,
+                                       "min_interval": min(fd["phone"]["refresh"]["min_interval"], iv)})
+    return Scenario.model_validate(data)
+
+
+def _perturb_retry(cfg: Scenario) -> Scenario | None:
+    """Every fleet waits 10 % longer before retrying after a failure."""
+    data = cfg.model_dump()
+    for fd in data["fleets"]:
+        rt = fd["phone"]["retry"]
+        for k in ("interval", "first_interval", "timeout_interval", "base", "max"):
+            if rt.get(k) is not None:
+                rt[k] = float(rt[k]) * 1.1
+    return Scenario.model_validate(data)
+
+
+def _perturb_lag(cfg: Scenario) -> Scenario | None:
+    """Replication 10× slower (only where bindings are replicated)."""
+    if cfg.registrar.data != "replicated":
+        return None
+    data = cfg.model_dump()
+    lag = data["registrar"]["replication"]["lag"]
+    for k in ("mean", "sd", "low", "high"):
+        lag[k] = float(lag.get(k) or 0.0) * 10
+    return Scenario.model_validate(data)
+
+
+def _perturb_in_flight(cfg: Scenario) -> Scenario | None:
+    """Replicated updates held on the sender for 10 × the lag (the wrong rule: a crash loses every update
+    still on its way; only where bindings are replicated)."""
+    if cfg.registrar.data != "replicated":
+        return None
+    data = cfg.model_dump()
+    data["registrar"]["replication"]["send_delay"] = 10 * cfg.registrar.replication.lag.expected
+    return Scenario.model_validate(data)
+
+
+def _perturb_weight(cfg: Scenario) -> Scenario | None:
+    """The track_script's weight ignored: a failed check means FAULT (only where a weight is set)."""
+    hc = cfg.ha.health_check
+    if hc is None or hc.weight == 0:
+        return None
+    data = cfg.model_dump()
+    data["ha"]["health_check"]["weight"] = 0
+    return Scenario.model_validate(data)
+
+
+#: the perturbed models the forecast gate must reject: name -> (what, scenario change or None = not
+#: applicable to this run; "skew" changes the model's VRRP rule itself, see :func:`perturbed_skew`)
+NEGATIVE_CONTROLS: dict[str, tuple[str, Any]] = {
+    "refresh -10%": ("refresh interval 10 % too short", _perturb_refresh),
+    "retry +10%": ("retry wait 10 % too long", _perturb_retry),
+    "skew +0.35 s": ("VRRP Skew_Time 0.35 s too long", None),
+    "lag x10": ("replication lag 10× too long", _perturb_lag),
+    "in-flight lost": ("replicated updates lost on their way (held on the sender for 10× the lag)", _perturb_in_flight),
+    "weight ignored": ("a track_script weight treated as FAULT", _perturb_weight),
+}
+
+
+#: controls no lab run can see, and why (the tests expect them to pass the gate: strict xfail; the doc says so)
+UNSEEABLE_CONTROLS: dict[str, str] = {
+    "lag x10": ("Kamailio's dmq_usrloc sends each update from inside save() (the KDMQ is on the wire before the "
+                "phone's 200 OK) and an update on its way reaches the backup even if its sender died: a 10x longer "
+                "lag (0.3 s on dmq-slow-peer, 2.3 ms on dmq) delays bindings the backup holds long before the VIP "
+                "reaches it (>= 1 s). No lab observable changes; the lab cannot emulate a slow link (no netem in "
+                "this kernel). 'in-flight lost' is the control that checks the replication rule."),
+}
+
+
+
+class perturbed_skew:
+    """Context manager: the model's VRRP Skew_Time is ``extra`` seconds longer (RFC 3768/5798's
+    rule replaced in :mod:`simsip.protocols.vrrp` while it is active; the engine reads it there)."""
+
+    def __init__(self, extra: float = 0.35):
+        self.extra = extra
+
+    def __enter__(self) -> "perturbed_skew":
+        from simsip.protocols import vrrp
+
+        self._orig = vrrp.skew_time
+        orig, extra = self._orig, self.extra
+        vrrp.skew_time = lambda version, priority, advert_int: orig(version, priority, advert_int) + extra
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from simsip.protocols import vrrp
+
+        vrrp.skew_time = self._orig
+
+
+def negative_control(name: str, cfg: Scenario | str | Path, run_dir: str | Path,
+                     replications: int | None = None) -> ValidationReport | None:
+    """Forecast-validate ``run_dir`` with the perturbed model ``name`` (a key of
+    :data:`NEGATIVE_CONTROLS`); None when the perturbation does not apply to the run."""
+    base = _load_cfg(cfg)
+    if name == "skew +0.35 s":
+        with perturbed_skew(0.35):
+            return validate(base, run_dir, replications=replications)
+    _, change = NEGATIVE_CONTROLS[name]
+    wrong = change(base)
+    return None if wrong is None else validate(wrong, run_dir, replications=replications)
 
 
 # ------------------------------------------------------------------------------------------
 def recorded_runs(examples: str | Path = "examples/lab") -> list[tuple[Path, Path]]:
     """(config.yaml, run directory) of every recorded run (a folder with ``config.yaml`` and
-    ``meta.json``) directly under ``examples``, sorted by name; empty when there are none (or no
-    such directory)."""
+    ``meta.json``, or with ``config.yaml`` and the run's files packed in ``run.tar.xz``) directly
+    under ``examples``, sorted by name; empty when there are none (or no such directory). The run
+    directory is the one to read the files from (an archive is unpacked into a cache)."""
     root = Path(examples)
     if not root.is_dir():
         return []
-    return [(d / "config.yaml", d) for d in sorted(root.iterdir())
-            if (d / "config.yaml").is_file() and (d / "meta.json").is_file()]
+    return [(d / "config.yaml", unpacked_run(d)) for d in sorted(root.iterdir())
+            if (d / "config.yaml").is_file() and ((d / "meta.json").is_file() or (d / RUN_ARCHIVE).is_file())]
+
+
+#: Shipped runs the forecast misses, and what the model lacks to get them (the doc prints it next to
+#: the miss; the tests expect exactly these runs to fail). Tolerances are never widened for a miss.
+EXPLAINED_MISSES: dict[str, str] = {
+    "dmq-failback": (
+        "the restarting node's kernel dropped 57 datagrams (RcvbufErrors) where the model drops none. The capture "
+        "shows why: dmq_usrloc's full sync began 3.0 s after Kamailio started (once the dmq module had found its "
+        "peer), and came as one KDMQ request per contact, about 400 within 0.1 s, into a 512 KiB receive buffer; "
+        "tm retransmitted the 57 dropped ones over the next 0.8 s, and keepalived preempted the VIP back 0.17 s "
+        "after the sync began. The model starts the sync when the process starts, at `sync_rate` contacts per "
+        "second, and sends none of it through the receiver's socket: it lacks the peer-discovery delay and the "
+        "sync burst's buffer overflow (the reachability rows still pass: the retransmissions land within a probe "
+        "round)."),
+}
+
+
+def calibration_table(reports: Sequence[ValidationReport]) -> pd.DataFrame:
+    """One row per gated metric with a predictive interval, over all ``reports``: run, metric, lab,
+    lo, hi, pit (share of replications ≤ the lab value), in_interval."""
+    rows = []
+    for rep in reports:
+        t = rep.table[rep.table["in_interval"].notna()]
+        for r in t.itertuples(index=False):
+            # a degenerate interval (the model predicts one value, e.g. no timeouts at all) that the lab
+            # matches says nothing about calibration: only rows with spread are "informative"
+            informative = bool(not _missing(r.lo) and not _missing(r.hi) and r.hi > r.lo)
+            rows.append({"run": rep.name, "metric": r.metric, "key": r.key, "lab": r.lab, "lo": r.lo, "hi": r.hi,
+                         "pit": r.pit, "in_interval": bool(r.in_interval), "informative": informative})
+    return pd.DataFrame(rows, columns=["run", "metric", "key", "lab", "lo", "hi", "pit", "in_interval", "informative"])
+
+
+def calibration_figure(cal: pd.DataFrame):
+    """Where each lab value fell in the model's predictive distribution (PIT: share of replications
+    ≤ the lab value; a calibrated model spreads them evenly over 0..1, values piled at 0 or 1 are
+    lab values outside the model's range), with the coverage of the 90 % intervals per metric kind."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("PIT of the lab values where the model has spread (calibrated: flat)",
+                                                        "lab values inside the 90 % interval, per metric"))
+    pit = cal.loc[cal["informative"], "pit"].dropna()
+    fig.add_trace(go.Histogram(x=pit, xbins=dict(start=0, end=1.0001, size=0.1), name="lab values",
+                               marker_color="#4c78a8"), row=1, col=1)
+    if len(pit):
+        fig.add_hline(y=len(pit) / 10, line_dash="dot", annotation_text="calibrated", row=1, col=1)
+    by = cal.groupby("key")["in_interval"].agg(["mean", "count"]).reset_index()
+    fig.add_trace(go.Bar(x=by["key"], y=by["mean"], text=[f"{int(c)}" for c in by["count"]],
+                         name="coverage (n on the bars)", marker_color="#f58518"), row=1, col=2)
+    fig.add_hline(y=0.9, line_dash="dot", annotation_text="90 %", row=1, col=2)
+    n_in, n = int(cal["in_interval"].sum()), len(cal)
+    fig.update_layout(title=f"Calibration: {n_in} of {n} lab values inside the model's 90 % interval "
+                            f"({100 * n_in / max(n, 1):.0f} %)", template="plotly_white", showlegend=False,
+                      height=420)
+    fig.update_yaxes(range=[0, 1.05], row=1, col=2)
+    return fig
+
+
+def _settings(cfg: Scenario) -> str:
+    fl = cfg.fleets[0]
+    ph = fl.phone
+    E = cfg.registrar.grant(ph.expires)
+    R = ph.refresh.interval(E)
+    v = cfg.ha.vrrp
+    faults = ", ".join(f"{f.kind}@{f.at:g}s" + (f"+{f.repair_after:g}s" if f.repair_after is not None else "")
+                       for f in cfg.faults)
+    hc = cfg.ha.health_check
+    check = "" if hc is None else f", check {hc.interval:g}s×{hc.fall}" + (f" w{hc.weight:+d}" if hc.weight else "")
+    return (f"{fl.count} {ph.transport.upper()} phones, E {E:g}s/R {R:g}s, retry {ph.retry.interval:g}s, "
+            f"T1 {ph.timers.t1 * 1000:g}ms; {cfg.registrar.data}; VRRPv{v.version} {v.advert_int:g}s "
+            f"{'/'.join(str(n.priority) for n in cfg.ha.nodes)}{'' if v.preempt else ' nopreempt'}{check}; {faults}")
 
 
 def validation_doc(
     runs: Sequence[tuple[Scenario | str | Path, str | Path]],
     out_md: str | Path = "docs/validation.md",
     fig_dir: str | Path = "docs/validation/",
-    replications: int = 20,
+    replications: int = 100,
+    controls: bool = True,
 ) -> Path:
-    """Validate every (config, run_dir) pair and write the markdown page with a table per run and
-    the CDF / reachable overlays (PNG when kaleido is installed, else a small HTML page per run
-    that loads plotly.js from its CDN — a self-contained page would carry 3.5 MB of plotly.js)."""
+    """Forecast-validate every (config, run_dir) pair and write the markdown page: one summary
+    table (both judgments per run), the calibration figure, the negative controls (each perturbed
+    model against every run it applies to) and a section per run with its metric table and the
+    CDF / reachable overlays (PNG when kaleido is installed, else a small HTML page per run that
+    loads plotly.js from its CDN)."""
+    from simsip.io import atomic_text
+
     out_md, fig_dir = Path(out_md), Path(fig_dir)
     fig_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -569,42 +1158,99 @@ def validation_doc(
     except ImportError:
         png = False
     rel = fig_dir.resolve().relative_to(out_md.parent.resolve()) if fig_dir.resolve().is_relative_to(out_md.parent.resolve()) else fig_dir.resolve()
+    reports = [validate(cfg, run_dir, replications=replications) for cfg, run_dir in runs]
+    n_ok = sum(r.passed for r in reports)
+    cal = calibration_table(reports)
+    n_in, n_iv = int(cal["in_interval"].sum()), len(cal)
+    inf = cal[cal["informative"]]
+    i_in, i_n = int(inf["in_interval"].sum()), len(inf)
     lines = [
-        "# Validation against the real lab",
+        "# Validation against the real lab: forecasts",
         "",
-        "Generated by `simsip validation-doc` (`simsip.validate.validation_doc`). Each recorded lab run in",
-        "`examples/lab/` (Kamailio + keepalived + SIPp in network namespaces, see `simsip lab`) is",
-        "compared with the simulator run on the same scenario: the VRRP advert phase taken from the",
-        "capture, SIPp's even refresh phases, network delay and registrar service time calibrated on the",
-        "pre-fault part of the capture only. The model's per-phone reachability is sampled at the lab's",
-        "own probe times, so both columns are probe-quantised the same way.",
+        "Generated by `simsip validation-doc` (`simsip.validate.validation_doc`); do not edit by hand. Each recorded",
+        "run in `examples/lab/` (real Kamailio + keepalived + SIPp in network namespaces, see `simsip lab`) is",
+        "**forecast**: the model is run only from what an engineer knows before the outage — the scenario's",
+        "configured parameters, SIPp's configured start pattern and the planned fault times — with the VRRP",
+        "advert phase and the health-check phase random, over " + f"{replications} replications. Network delay and",
+        "registrar service time are calibrated on the capture before the first fault (stated per run).",
         "",
-        "Tolerances: recovery median ±max(10 %, 2 s); p95 ±max(15 %, 3 s); unreachable phone-seconds",
-        "±15 % per fault/repair window; two-sample KS statistic (lab phones vs model phones pooled over",
-        "replications) ≤ 0.2; VIP move time ±0.5 s. Rows marked `info` are not gated.",
+        "Each metric is judged two ways and both must hold: the lab value lies in the model's **90 % predictive",
+        "interval** (5th–95th percentile of the per-replication values, widened by the measuring resolution), and",
+        "it is within a **point tolerance** of the model's median: VIP move ±0.5 s; recovery (fault → the phone's",
+        "first 200 OK; after a crash it comes from the new server) median and p95 ±max(10 %, 2 s); unreachable",
+        "phone-seconds ±10 %; peak REGISTER packets/s ±15 %; KS distance of the recovery times ≤ 0.15; REGISTER",
+        "timeouts and retransmissions after the fault ±15 %. Every fault and failback window is judged separately.",
+        "Reachability (the prober's view: the VIP holder has a binding) is sampled at the lab's own probe times on",
+        "both sides; a replicated binding is reachable before its phone's first 200 OK.",
         "",
+        f"**Summary: {n_ok} of {len(reports)} runs within tolerance in forecast mode; {n_in} of {n_iv} lab values "
+        f"({100 * n_in / max(n_iv, 1):.0f} %) inside the model's 90 % interval; of the {i_n} where the model "
+        f"predicts a spread rather than one value, {i_in} ({100 * i_in / max(i_n, 1):.0f} %).**",
+        "",
+        "| run | settings | forecast | coverage | failing metrics |",
+        "|---|---|---|---|---|",
     ]
-    summary = ["| run | result | failing metrics |", "|---|---|---|"]
-    body: list[str] = []
-    for cfg, run_dir in runs:
-        rep = validate(cfg, run_dir, replications=replications)
-        figs = rep.figures()
+    for rep in reports:
+        a, b = rep.coverage
+        lines.append(f"| [{rep.name}](#{rep.name}) | {_settings(rep.config or rep.scenario)} | {'pass' if rep.passed else '**FAIL**'} | "
+                     f"{a}/{b} | {', '.join(rep.failures) or '–'} |")
+    lines += ["", "## Calibration", "",
+              "Where each lab value fell in the model's predictive distribution (PIT, the share of replications at or",
+              "below it). A calibrated model spreads them evenly; a pile at 0 or 1 is lab values outside the model's",
+              "range (overconfident); coverage far above 90 % over many values means intervals too wide to mean much.",
+              ""]
+    fig = calibration_figure(cal)
+    if png:
+        fig.write_image(fig_dir / "calibration.png", width=1000, height=420)
+        lines.append(f"![calibration]({rel / 'calibration.png'})")
+    else:
+        atomic_text(fig_dir / "calibration.html", "<!doctype html><html><head><meta charset='utf-8'><title>calibration"
+                    "</title></head><body>" + fig.to_html(full_html=False, include_plotlyjs="cdn") + "</body></html>\n")
+        lines.append(f"Figure: [calibration.html]({rel / 'calibration.html'})")
+    lines.append("")
+    misses = [r for r in reports if not r.passed]
+    if misses:
+        lines += ["## Misses and what the model lacks", ""]
+        for r in misses:
+            lines.append(f"- **{r.name}** ({', '.join(r.failures)}): "
+                         + EXPLAINED_MISSES.get(r.name, "not explained yet: an open defect of the model or the lab."))
+        lines.append("")
+    if controls:
+        lines += ["## Negative controls: the gate can fail", "",
+                  "Each perturbed model is forecast against every run it applies to. A control is *caught* when a run",
+                  "that the true model passes fails with the perturbed one; a control no run catches would be a defect",
+                  "of the gate (the tests require every one to be caught).", "",
+                  "| control | runs failing / runs it applies to (of those the true model passes) | caught |",
+                  "|---|---|---|"]
+        for name, (what, _) in NEGATIVE_CONTROLS.items():
+            applies = fails = 0
+            for (cfg, run_dir), good in zip(runs, reports):
+                if not good.passed:
+                    continue
+                wrong = negative_control(name, cfg, run_dir, replications=replications)
+                if wrong is None:
+                    continue
+                applies += 1
+                fails += not wrong.passed
+            verdict = "yes" if fails else ("no: " + UNSEEABLE_CONTROLS[name] if name in UNSEEABLE_CONTROLS else "**no**")
+            lines.append(f"| {name} ({what}) | {fails} / {applies} | {verdict} |")
+        lines.append("")
+    for rep, (cfg, run_dir) in zip(reports, runs):
         name = rep.name
-        summary.append(f"| {name} | {'pass' if rep.passed else 'FAIL'} | {', '.join(rep.failures) or '–'} |")
-        body += [f"## {name}", "", f"Run: `{Path(run_dir)}` — {rep.scenario.description}", "", rep.to_markdown(), ""]
-        body += [f"- {n}" for n in rep.notes] + [""]
+        lines += [f"## {name}", "", f"{rep.scenario.description}", "", f"Settings: {_settings(rep.config or rep.scenario)}", "",
+                  rep.to_markdown(), ""]
+        lines += [f"- {n}" for n in rep.notes] + [""]
+        figs = rep.figures()
         if png:
-            for k, fig in figs.items():
-                fig.write_image(fig_dir / f"{name}-{k}.png", width=900, height=450)
-                body.append(f"![{name} {k}]({rel / f'{name}-{k}.png'})")
+            for k, f in figs.items():
+                f.write_image(fig_dir / f"{name}-{k}.png", width=900, height=450)
+                lines.append(f"![{name} {k}]({rel / f'{name}-{k}.png'})")
         else:
-            html = fig_dir / f"{name}.html"
             parts = [figs["cdf"].to_html(full_html=False, include_plotlyjs="cdn"),
                      figs["reachable"].to_html(full_html=False, include_plotlyjs=False)]
-            html.write_text("<!doctype html><html><head><meta charset='utf-8'><title>" + name
-                            + "</title></head><body>" + "\n".join(parts) + "</body></html>\n")
-            body.append(f"Overlay (recovery CDF, reachable over time): [{name}.html]({rel / f'{name}.html'})")
-        body.append("")
-    out_md.parent.mkdir(parents=True, exist_ok=True)
-    out_md.write_text("\n".join(lines + summary + [""] + body))
+            atomic_text(fig_dir / f"{name}.html", "<!doctype html><html><head><meta charset='utf-8'><title>" + name
+                        + "</title></head><body>" + "\n".join(parts) + "</body></html>\n")
+            lines.append(f"Overlay (first 200 OK CDF, reachable over time): [{name}.html]({rel / f'{name}.html'})")
+        lines.append("")
+    atomic_text(out_md, "\n".join(lines))
     return out_md

@@ -69,5 +69,8 @@ def pytest_collection_modifyitems(config, items):
         name = item.path.name if hasattr(item, "path") else ""
         cell = getattr(item, "callspec", None)
         twin_cell = name == "test_twin_runs.py" and cell is not None and "cid" in cell.params
-        if name in _EXTENSIVE_FILES or (twin_cell and not str(cell.params["cid"]).endswith("-plain")):
+        # a real-lab test anywhere (e.g. test_validation.py's run from scratch) is extensive too: the
+        # quick tier must never build namespaces next to a lab run of someone else's
+        lab = item.get_closest_marker("lab") is not None
+        if name in _EXTENSIVE_FILES or lab or (twin_cell and not str(cell.params["cid"]).endswith("-plain")):
             item.add_marker(pytest.mark.extensive)

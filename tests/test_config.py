@@ -294,7 +294,7 @@ ERROR_CASES = {
     "unknown_key": (
         BASE + "      colour: red  #<\n",
         "fleets[0].phone.colour",
-        ["unknown key 'colour'", "allowed: auth, calls_per_hour, description, expires, failover, keepalive, nat_group, refresh, retry, startup_delay, timers, transport"],
+        ["unknown key 'colour'", "allowed: auth, calls_per_hour, description, expires, failover, keepalive, keepalive_tcp, nat, nat_group, refresh, retry, startup_delay, timers, transport"],
     ),
     "unknown_top_key": (
         BASE + "colr: red  #<\n",

@@ -111,3 +111,59 @@ def test_galera_quorum_example_contrast():
     # lookups fail from 65 s; after the return, phones whose binding expired meanwhile wait for a retry
     assert n * 115 <= loss["galera-2"] <= n * 135
     assert n * 25 <= loss["galera-2-bootstrap"] <= n * 35
+
+
+def test_tls_connections_example_contrast():
+    """examples/README.md: the same DMQ pair and TLS fleet. On the LAN the new master reaches every
+    replicated binding once the VIP moves (N·D); behind NAT each binding waits for the phone's
+    reconnection: its pjsua TLS keep-alive every K = 90 s (a fixed interval: residual K/2 after the
+    crash), or without keep-alives its refresh R = E − 5 s (residual R/2). Asterisk on a shared
+    realtime table with max_contacts 1 refuses the reconnected phones' new contacts with 403, which
+    pjsua does not retry; remove_existing brings back the keep-alive case."""
+    from simsip.compare import simulate_variants
+
+    res = simulate_variants(load_config(EXAMPLES / "tls-connections.yaml"), replications=2)
+    fig = {name: r.summary["figures"] for name, r in res.items()}
+    n = 2000
+    d = fig["lan"]["vip_move_time"]["mean"]
+    assert fig["lan"]["unreachable_phone_seconds"]["mean"] == pytest.approx(n * d, rel=0.01)
+    for name in ("nat-keepalive", "realtime-remove-existing"):
+        assert fig[name]["recovery_mean"]["mean"] == pytest.approx(45.0 + d / 2, abs=3.0), name
+    assert fig["nat-refresh-only"]["recovery_mean"]["mean"] == pytest.approx(3595.0 / 2, rel=0.05)
+    assert fig["nat-keepalive"]["unreachable_no_connection_phone_seconds"]["mean"] > 10 * n * d
+    assert fig["realtime-max1"]["phones_not_recovered_share"]["mean"] > 0.9  # 403: pjsua gives up
+
+def test_trunk_failover_example_contrast():
+    """examples/README.md: the trunk is down for the VIP move plus Asterisk's 1..10 s initial delay;
+    with the VIP as Contact only for the move; a 403 at the failover stops it for good
+    (forbidden_retry_interval 0) unless forbidden_retry_interval retries it after the 403s end."""
+    from simsip.compare import simulate_variants
+
+    res = simulate_variants(load_config(EXAMPLES / "trunk-failover.yaml"), replications=3)
+    f = {n: r.summary["figures"] for n, r in res.items()}
+    down = {n: x["trunk_unregistered_seconds"]["mean"] for n, x in f.items()}
+    vip = f["contact-vip"]["vip_move_time"]["mean"]
+    assert down["contact-vip"] == pytest.approx(vip)
+    assert vip + 1.0 <= down["asterisk-defaults"] <= vip + 10.05
+    assert down["provider-403"] == pytest.approx(900.0 - 120.0)
+    assert f["provider-403"]["trunk_calls_failed_expected"]["mean"] == pytest.approx(780.0 / 6)
+    assert 170.0 - 120.0 < down["forbidden-retry"] <= 170.0 + 30.0 + 10.05 - 120.0
+    # the VIP as Contact: the old binding (refreshed every 590 s, granted 600 s) lasts 10..600 s more
+    per_rep = res["contact-vip-403"].per_replication["trunk_unregistered_seconds"]
+    assert ((per_rep >= 900 - 720) & (per_rep <= 900 - 130 + 10)).all()
+
+
+def test_sbc_caching_example_contrast():
+    """examples/README.md: behind the SBC the recovery follows its forward cycle (3510 s or 540 s:
+    median ≈ half of it), not the phones' 270 s refresh; a shared store loses only the VIP move."""
+    from simsip.compare import simulate_variants
+    from simsip.protocols.trunk import sbc_cycle
+
+    res = simulate_variants(load_config(EXAMPLES / "sbc-caching.yaml"), replications=2)
+    f = {n: r.summary["figures"] for n, r in res.items()}
+    med = {n: x["recovery_median"]["mean"] for n, x in f.items()}
+    move = f["no-sbc"]["vip_move_time"]["mean"]
+    assert med["no-sbc"] == pytest.approx(135 + move, rel=0.1)
+    assert med["sbc-600"] == pytest.approx(sbc_cycle(600, 300, 270) / 2 + move, rel=0.1)
+    assert med["sbc-3600"] == pytest.approx(sbc_cycle(3600, 300, 270) / 2 + move, rel=0.1)
+    assert f["sbc-shared"]["unreachable_phone_seconds"]["mean"] == pytest.approx(1000 * move, rel=1e-6)

@@ -378,7 +378,8 @@ def test_the_lab_realises_ha_stop_and_refuses_what_it_cannot():
     spec = spec_from_scenario(scenario(**base, faults=[{"kind": "ha_stop", "node": "master", "at": "20s",
                                                           "repair_after": "10s"}]))
     assert [f.kind for f in spec.faults] == ["ha_stop"]
-    for extra, word in (({"health_check": {"weight": -20}}, "weight"), ({"vrrp": {"use_vmac": True}}, "use_vmac"),
+    assert (spec.track_interval, spec.track_weight, spec.track_reverse) == (None, 0, False)
+    for extra, word in (({"vrrp": {"use_vmac": True}}, "use_vmac"),
                         ({"vrrp": {"garp_master_refresh": "10s"}}, "garp_master_refresh"),
                         ({"vrrp": {"vip_move": "api"}}, "vip_move")):
         ha = {**base["ha"], **extra}
@@ -386,14 +387,37 @@ def test_the_lab_realises_ha_stop_and_refuses_what_it_cannot():
             spec_from_scenario(scenario(**{**base, "ha": ha}))
 
 
-def _recorded_ha_stop(tmp_path):
-    import tarfile
+@pytest.mark.parametrize("weight, reverse", [(-20, False), (-120, False), (30, False), (25, True)])
+def test_the_lab_realises_weighted_checks_as_keepalived_weights(weight, reverse, tmp_path):
+    """A weighted track_script (priority adjusted, no FAULT) becomes keepalived's vrrp_script
+    ``weight W [reverse]``; a weight-0 check has no weight line (FAULT on failure)."""
+    from simsip.lab.bridge import mapping_notes, spec_from_scenario
+    from simsip.lab.configs import keepalived_conf
 
+    cfg = scenario(duration="60s", ha={"nodes": [{"name": "a", "priority": 200}, {"name": "b", "priority": 150}],
+                                       "vrrp": {"preempt": False},
+                                       "health_check": {"kind": "socket", "interval": "2s", "fall": 2, "rise": 1,
+                                                        "weight": weight, "reverse": reverse}},
+                   fleets=[{"name": "f", "count": 20, "phases": "even",
+                            "phone": {"expires": "60s", "timers": {"max_retransmissions": 9}}}],
+                   faults=[{"kind": "process_crash", "node": "master", "at": "20s"}])
+    spec = spec_from_scenario(cfg)
+    assert (spec.track_interval, spec.track_fall, spec.track_weight, spec.track_reverse) == (2.0, 2, weight, reverse)
+    assert not spec.preempt
+    conf = keepalived_conf(spec, "a", tmp_path)
+    want = f"    weight {weight}" + (" reverse" if reverse else "")
+    assert want + "\n" in conf and "nopreempt" in conf and "chk_kamailio" in conf
+    assert any("weight" in n for n in mapping_notes(cfg))
+    unweighted = spec_from_scenario(cfg.model_copy(update={"ha": cfg.ha.model_copy(
+        update={"health_check": cfg.ha.health_check.model_copy(update={"weight": 0, "reverse": False})})}))
+    assert "    weight" not in keepalived_conf(unweighted, "a", tmp_path)
+
+
+def _recorded_ha_stop(tmp_path):
+    from simsip.io import unpacked_run
     from tests.conftest import ROOT
 
-    with tarfile.open(ROOT / "examples" / "lab" / "ha-stop.tar.xz") as tar:
-        tar.extractall(tmp_path, filter="data")
-    return tmp_path / "ha-stop"
+    return unpacked_run(ROOT / "examples" / "lab" / "ha-stop")
 
 
 def test_recorded_lab_run_of_a_keepalived_sigterm_validates(tmp_path):
@@ -403,16 +427,18 @@ def test_recorded_lab_run_of_a_keepalived_sigterm_validates(tmp_path):
 
     from simsip.api import load_config
     from simsip.validate import validate
+    from tests.conftest import ROOT
 
     run = _recorded_ha_stop(tmp_path)
     meta = json.loads((run / "meta.json").read_text())
     (fault,) = [f for f in json.loads((run / "faults.json").read_text()) if f["action"] == "fault"]
     b_master = next(t for t, st, _ in meta["transitions"]["b"] if st == "MASTER")
     assert b_master - fault["epoch"] == pytest.approx(_skew(100), abs=0.02)
-    rep = validate(run / "config.yaml", run, replications=20)
+    config = ROOT / "examples" / "lab" / "ha-stop" / "config.yaml"
+    rep = validate(config, run, replications=20)
     assert rep.passed, f"out of tolerance: {rep.failures}\n{rep.table.to_string()}"
     # negative control: the same run against a model that crashes the node instead must fail
-    cfg = load_config(run / "config.yaml")
+    cfg = load_config(config)
     crash = cfg.model_copy(update={"faults": (cfg.faults[0].model_copy(update={"kind": "node_crash"}),)})
     wrong = validate(crash, run, replications=5)
     assert not wrong.passed and any("VIP move" in f for f in wrong.failures)

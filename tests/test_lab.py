@@ -196,6 +196,16 @@ def test_short_failover_scenario(tmp_path):
     assert max(res["reachable_after"].values()) <= spec.refresh_interval + spec.probe_interval + 1.0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["status"] == "ok" and meta["teardown_failed_namespaces"] == []
+    # the fault's advert phase is random: the runner waited U[0, advert_int) before the phones
+    assert 0 <= meta["phase_delay"] < spec.advert_int
+    # the kernel's UDP counters per node at t0 and at the end; the new master received datagrams
+    for node in ("a", "b"):
+        snmp = meta["udp_snmp"][node]
+        assert {"InDatagrams", "RcvbufErrors"} <= set(snmp["t0"]) and snmp["end"]["InDatagrams"] >= snmp["t0"]["InDatagrams"]
+        assert snmp["end"]["RcvbufErrors"] == 0  # 20 phones: nothing dropped
+    assert meta["udp_snmp"]["b"]["end"]["InDatagrams"] > meta["udp_snmp"]["b"]["t0"]["InDatagrams"]
+    assert any(s["local"].endswith(":5060") and s["rb"] > 0 for s in meta["udp_sockets"]["b"]["t0"])
+    assert set(meta["kernel_rmem"]["a"]) == {"rmem_default", "rmem_max"}
     lo = leftovers(run_id)  # other lab runs may be going on at the same time
     assert lo["namespaces"] == [] and lo["pids"] == []
     for pid in meta["pids"].values():  # every process the run started is gone
@@ -333,3 +343,20 @@ def test_baresip_uas_refresh_and_backoff_across_master_crash(tmp_path):
     for name, pid in meta["pids"].items():
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(), name
     assert elapsed < 150
+
+
+# --------------------------------------------------------------------------- trace infer ground truth, live
+def test_infer_ground_truth_live(tmp_path):
+    """Record tests/data/infer-truth afresh (SIPp refresh 70 %, K=5, retry 6 s; 3 baresip UAs;
+    the master's Kamailio down 6–34 s; ≈ 80 s) and infer from it: the same checks as the stored
+    capture's (tests/test_infer_lab_truth.py), so a new SIPp, baresip or Kamailio is caught."""
+    from simsip.config.loader import load_config
+    from simsip.lab import run_scenario
+    from simsip.trace import infer_scenario
+    from tests.test_infer_lab_truth import DATA, assert_baresip_matches_profile, assert_sipp_matches
+
+    base = Path(os.environ.get("SIMSIP_LAB_OUT", tmp_path))
+    out = run_scenario(DATA / "config.yaml", base / f"infer-truth-{int(time.time())}")
+    inf = infer_scenario(out)
+    assert_sipp_matches(inf, load_config(DATA / "config.yaml"))
+    assert_baresip_matches_profile(inf)

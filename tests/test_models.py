@@ -57,10 +57,17 @@ def _tiny(prof) -> str:
         registrar = f"{{profile: {prof.name}, min_expires: 10s}}"
     elif prof.kind == "databases":
         registrar = "{min_expires: 10s, data: shared}"
-    else:
+    elif prof.kind == "sbcs":
+        fleet = "{name: f, count: 30, server: sbc, phone: {expires: 60s}}"
+    elif prof.kind != "trunks":
         ha = f"{{profile: {prof.name}}}"
     database = f"{{profile: {prof.name}}}" if prof.kind == "databases" else "{}"
-    return f"""name: tiny-{prof.name}
+    extra = ""
+    if prof.kind == "trunks":
+        extra = f"trunks: [{{name: t, profile: {prof.name}}}]\n"
+    elif prof.kind == "sbcs":
+        extra = f"sbc: {{profile: {prof.name}}}\n"
+    return extra + f"""name: tiny-{prof.name}
 seed: 3
 duration: 150s
 fleets: [{fleet}]
@@ -85,6 +92,10 @@ def test_profile_loads_and_runs(prof) -> None:
         assert cfg.registrar.profile == prof.name
     elif prof.kind == "databases":
         assert cfg.database.profile == prof.name
+    elif prof.kind == "trunks":
+        assert cfg.trunks[0].profile == prof.name
+    elif prof.kind == "sbcs":
+        assert cfg.sbc.profile == prof.name
     else:
         assert cfg.ha.profile == prof.name
     res = simulate(cfg, replications=1)

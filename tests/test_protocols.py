@@ -180,7 +180,7 @@ def test_the_registrar_grants_the_protocol_grant():
                                  topo=topo, streams=Stream, horizon=hz)
             node.replies = types.SimpleNamespace(
                 hold=lambda p, tx, finish: True, path=lambda: 0.001, lost=lambda p, tx: None, extra_work=None,
-                authorized=None, stopped=None,
+                authorized=None, stopped=None, contact=None,
                 reply=lambda p, tx, t, status, g, ra, back, ahead=True: granted.append(g))
             node.receive(0, 0, requested, 0.0)
             sim.run(until=10.0)

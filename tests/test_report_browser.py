@@ -166,3 +166,18 @@ def test_static_export_png_and_svg(run_dir: Path, tmp_path: Path) -> None:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
     for p in svgs:
         assert p.read_text(encoding="utf-8").lstrip().startswith("<svg")
+
+
+def test_inference_page_renders_in_chromium(tmp_path: Path) -> None:
+    """The page of ``simsip trace infer`` (synthetic capture with every kind of evidence): each
+    distribution figure draws offline, without JavaScript errors."""
+    from simsip.report import write_inference_report
+    from simsip.trace import infer_scenario
+    from tests.test_infer_report import BARE, YEA
+    from tests.test_trace_infer import DURATION, OUTAGES, RegistrarSpec, fleet_frames, vrrp_pair, write
+
+    frames = (fleet_frames(YEA, OUTAGES, DURATION)
+              + fleet_frames(BARE, RegistrarSpec(windows=[(400.0, 500.0, 503, None)]), DURATION) + vrrp_pair(DURATION))
+    inf = infer_scenario(write(tmp_path, "main", frames, "pcapng"))
+    page = write_inference_report(inf, tmp_path / "inferred.html")
+    _check_renders(page.read_text(encoding="utf-8"), tmp_path / "i", 8)

@@ -77,6 +77,26 @@ def test_negative_control_a_horizon_that_ignores_control_events_is_caught(cid, m
     assert [k for k in fast if fast[k] != exact[k]], f"{cid}: a broken horizon went unnoticed"
 
 
+BOUND_CELLS = ["keepalived-node_crash-tcp_nat", "keepalived-process_crash-tcp_nat", "keepalived-partition-tcp_nat",
+               "heartbeat-process_crash-tcp_nat"]
+
+
+def test_busy_connection_bound_cells_are_identical_and_a_broken_horizon_is_caught_in_them(monkeypatch):
+    """NATed TCP/TLS phones and contact limits: the busy cells agree with the real horizon, and a
+    horizon that ignores control events makes at least one of them differ — the connection records
+    (opened, closed, which one each binding came over) included. (Whether a given cell shows it
+    depends on its draws, hence several.)"""
+    for cid in BOUND_CELLS:
+        fast, exact = _twin(cid, scenario_of(cid, True, 20, slow=True), scenario_of(cid, False, 20, slow=True))
+        assert [k for k in fast if fast[k] != exact[k]] == [], cid
+    monkeypatch.setattr(core.Horizon, "lower", lambda self, t: None)
+    caught = []
+    for cid in BOUND_CELLS:
+        fast, exact = _twin(cid, scenario_of(cid, True, 20, slow=True), scenario_of(cid, False, 20, slow=True))
+        caught += [k for k in ("connections", "bound_saves") if fast[k] != exact[k]]
+    assert caught, "a broken horizon went unnoticed in every connection-bound cell"
+
+
 def test_negative_control_folding_arrivals_from_mixed_fleets_is_caught(monkeypatch):
     """Folding plain-fleet arrivals while a DNS fleet's arrive as events breaks first-come-first-served."""
     from simsip.engine import phones

@@ -19,7 +19,8 @@ from simsip.config.schema import Scenario
 HA_STACKS = ("keepalived", "heartbeat", "pacemaker", "cold", "weighted", "cloud")
 FAULTS = ("node_crash", "process_crash", "process_hang", "process_restart", "link_down", "partition",
           "phone_link_down", "db_crash", "db_replica_down", "ha_stop")
-MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults", "storm", "overload")
+MIXES = ("plain", "tcp_tls", "dns_plus_plain", "lb", "dual", "keepalives", "random_faults", "storm", "overload",
+         "sbc_trunks", "tcp_nat")
 
 _BASE = {
     "name": "twin",
@@ -47,6 +48,12 @@ def _mix(doc: dict, mix: str) -> None:
     elif mix == "tcp_tls":
         doc["fleets"] = [_fleet("tcp", 30, transport="tcp"), _fleet("tls", 30, transport="tls")]
         doc["network"]["tcp"] = {"tls_handshake_cost": 2.0}
+    elif mix == "tcp_nat":
+        # connection-bound bindings: NATed TLS phones with CRLF keep-alives, NATed TCP phones without
+        # (a new master reaches them only once they reconnect); contacts limited in _contact_limit
+        doc["fleets"] = [_fleet("tls", 30, transport="tls", nat=True, keepalive={"kind": "crlf", "interval": "20s"}),
+                         _fleet("tcp", 30, transport="tcp", nat=True, retry={"interval": "10s", "spread": "4s",
+                                                                             "transport_error_interval": "1s"})]
     elif mix == "dns_plus_plain":
         # a DNS fleet and a VIP fleet share the registrars: arrivals from both must be served in order
         doc["fleets"] = [_fleet("udp", 40), dict(_fleet("srv", 40), server="dns_srv")]
@@ -78,6 +85,17 @@ def _mix(doc: dict, mix: str) -> None:
                          dict(_fleet("tcp", 20, transport="tcp"), start="boot_storm", boot_window="3s")]
         doc["registrar"].update({"service_time": {"dist": "exponential", "mean": "150ms"},
                                  "udp_buffer": {"sizing": "rmem_default", "rmem_default": 9216, "truesize": 2304}})
+    elif mix == "sbc_trunks":
+        # a caching SBC (forwards every other refresh) next to a VIP fleet, and two trunk
+        # registrations whose provider fails for a while (timeouts until Asterisk gives up; 403s)
+        doc["fleets"] = [dict(_fleet("sbc", 40), server="sbc"), _fleet("udp", 30)]
+        doc["sbc"] = {"outgoing_expires": "100s"}
+        doc["trunks"] = [
+            {"name": "itsp", "expiration": "60s", "max_random_initial_delay": "5s", "retry_interval": "20s",
+             "max_retries": 1, "calls_per_hour": "60/h", "outages": [{"at": "70s", "duration": "50s"}]},
+            {"name": "backup", "expiration": "40s", "contact": "vip", "forbidden_retry_interval": "15s",
+             "start_delay": "2s", "outages": [{"at": "100s", "duration": "30s", "code": 403}]},
+        ]
     else:  # pragma: no cover
         raise ValueError(mix)
 
@@ -93,6 +111,18 @@ def _overload(doc: dict, k: int) -> None:
     if k % 2 == 0:  # a NATed office behind pike (and, every other cell, kamailio.cfg's ipban)
         reg["pike"] = {"reqs_density_per_unit": 6, "ban_time": "20s" if k % 4 == 0 else "0s"}
         doc["fleets"][0]["phone"]["nat_group"] = 10
+
+
+def _contact_limit(doc: dict, k: int) -> None:
+    """max_contacts 1 in two cells of three: refused (403 or 503) or the oldest removed; every
+    other cell's contacts are rewritten to the connection's address instead of relying on nat."""
+    reg = doc["registrar"]
+    if k % 3:
+        reg.update({"max_contacts": 1, "remove_existing": k % 3 == 2, "contacts_full_status": (403, 503)[k % 2]})
+    if k % 2:
+        reg["rewrite_contact"] = True
+        for f in doc["fleets"]:
+            f["phone"]["nat"] = False
 
 
 def _ha(doc: dict, stack: str) -> None:
@@ -143,7 +173,9 @@ def _data(doc: dict, fault: str, k: int) -> None:
         return
     choice = k % 4
     if choice == 1:
-        reg.update({"data": "replicated", "replication": {"lag": {"dist": "exponential", "mean": "20ms"}}})
+        # half the replicated cells hold each update on the sender first (send_delay: an event of its own)
+        reg.update({"data": "replicated", "replication": {"lag": {"dist": "exponential", "mean": "20ms"},
+                                                          "send_delay": ("0s", "150ms")[(k // 4) % 2]}})
     elif choice == 2:
         # astdb-like restarts: half the cells restore a fresh expiry (chan_sip), all prune TCP/TLS (PJSIP)
         reg.update({"persistence": "write_back", "flush_interval": "7s", "start_time": "1s",
@@ -167,9 +199,11 @@ def matrix_doc(stack: str, fault: str, mix: str, scale: int = 1) -> dict:
     _data(doc, fault, k)
     if mix == "overload":
         _overload(doc, k)
+    if mix == "tcp_nat":
+        _contact_limit(doc, k)
     doc["faults"] = [{"kind": fault, "node": "master", "at": "61s", "repair_after": "47s"},
                      {"kind": "node_crash", "node": "master", "at": "150s", "repair_after": "30s"}]
-    if mix != "random_faults" and k % 3 == 0:
+    if mix not in ("random_faults", "sbc_trunks") and k % 3 == 0:
         doc["auth"] = {"enabled": True}
     if k % 5 == 0:
         doc["network"]["loss"] = 0.02
@@ -206,10 +240,19 @@ def canonical(log) -> dict:
     out: dict = {}
     out["phones"] = sorted(zip(log.ph_t, log.ph_p, log.ph_v))
     out["stores"] = [(sorted(zip(s.t, s.phone, s.until)), list(s.clears)) for s in log.stores]
-    for name in ("serving", "vrrp", "adverts", "garps", "checks", "syncs", "repairs", "availability"):
+    for name in ("serving", "vrrp", "adverts", "garps", "checks", "syncs", "repairs", "availability",
+                 "trunk_nodes", "trunk_regs", "trunk_responses"):
         out[name] = list(getattr(log, name, []) or [])
     out["faults"] = [asdict(f) for f in log.faults]
     out["counters"] = dict(sorted(log.counters.items()))
     out["bins"] = {k: list(b.v) for k, b in sorted(log.bins.items())}
     out["error"] = log.error
+    conns = getattr(log, "conns", None)
+    if conns is not None:  # connections by (phone, opened); bindings by the connection they came over
+        key = list(zip(conns.phone, conns.t0, conns.node))
+        out["connections"] = sorted(key)
+        out["connection_closes"] = sorted((key[c], t) for c, t in zip(conns.close_cid, conns.close_t))
+        out["connection_stops"] = sorted(conns.stops)
+        out["bound_saves"] = sorted((p, u, key[c]) for p, u, c in zip(conns.saved_phone, conns.saved_until,
+                                                                      conns.saved_cid))
     return out

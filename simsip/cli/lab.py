@@ -55,7 +55,7 @@ def check(variant: Optional[str] = typer.Option(None, "--variant", help="memory 
 
 @app.command()
 def run(
-    config: Path = typer.Argument(..., help="Scenario YAML (one UDP fleet [+ one `profile: baresip` fleet of "
+    config: Path = typer.Argument(..., help="Scenario YAML (one UDP or TCP fleet [+ one `profile: baresip` fleet of "
                                   "<= 10 real baresip UAs], two nodes, `lab:` section)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/lab-<config>-<timestamp>/)."),
     set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value (repeatable)."),

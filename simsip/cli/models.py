@@ -20,7 +20,8 @@ from simsip.cli._output import fail
 app = typer.Typer(no_args_is_help=True, help="The model library: phone, registrar, HA profiles and deployments.")
 
 #: command -> its Python twin(s) (``module:function``; see :data:`simsip.cli.TWINS`)
-TWINS = {"models list": ("simsip.models:profiles",), "models show": ("simsip.models:profile_values",)}
+TWINS = {"models list": ("simsip.models:profiles",), "models show": ("simsip.models:profile_values",),
+         "models assumptions": ("simsip.models:assumptions",)}
 
 
 def models_list(console: Console | None = None) -> None:
@@ -56,13 +57,40 @@ def models_show(name: str, console: Console | None = None, defaults: bool = True
             table.add_row(f"[dim]{escape(v.path)}[/]", f"[dim]{escape(v.text)}[/]", f"[dim]{escape(v.meaning)}[/]",
                           "[dim]schema default (not set by this profile)[/]")
             continue
-        if v.source:
+        if v.source and v.assumption:
+            src = "[bold yellow]ASSUMPTION[/] " + escape(v.source)
+        elif v.source:
             src = escape(v.source)
         else:
             src = "" if p.kind == "deployments" else "[red]no source[/]"
         table.add_row(escape(v.path), escape(v.text), escape(v.meaning), src)
     console.print(table)
     console.print(f"file: {p.path}")
+
+
+def models_assumptions(kind: str | None = None, key: str | None = None, console: Console | None = None) -> None:
+    """Print every profile value no vendor documents, with the path a sweep or ``--set`` varies."""
+    from simsip.models import assumptions
+
+    console = console or _console
+    found = assumptions(kind, key)
+    table = Table(title=f"assumed values in the model library ({len(found)})", show_lines=False)
+    for c in ("profile", "key", "value", "sweep / --set path", "source"):
+        table.add_column(c)
+    for a in found:
+        table.add_row(escape(a.profile), escape(a.value.path), escape(a.value.text), escape(a.sweep_path),
+                      escape(a.value.source or ""))
+    console.print(table)
+    console.print("Sweep the phones' assumed refresh point: simsip sweep examples/sweeps/assumed-refresh-point.yaml")
+
+
+@app.command("assumptions")
+def models_assumptions_command(
+    kind: str = typer.Option(None, help="Only this kind (phones, registrars, ha, databases, trunks, sbcs)."),
+    key: str = typer.Option(None, help="Only values under this key (e.g. refresh)."),
+) -> None:
+    """List the profile values that no vendor documents (assumptions) and how to sweep them."""
+    models_assumptions(kind, key)
 
 
 @app.command("list")

@@ -45,6 +45,8 @@ HEADLINE = [
     "capacity_per_s",
     "timeouts",
     "calls_failed_expected",
+    "trunk_unregistered_seconds",
+    "trunk_calls_failed_expected",
 ]
 
 

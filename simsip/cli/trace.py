@@ -21,7 +21,8 @@ app = typer.Typer(no_args_is_help=True, help="Packet traces: import captures int
 #: command -> its Python twin(s) (``module:function``; see :data:`simsip.cli.TWINS`)
 TWINS = {
     "trace import": ("simsip.trace.measure:measure_trace", "simsip.trace.measure:write_trace_tables"),
-    "trace infer": ("simsip.trace.infer:infer_scenario", "simsip.trace.infer:write_inference"),
+    "trace infer": ("simsip.trace.infer:infer_scenario", "simsip.trace.infer:write_inference",
+                    "simsip.report.infer_page:write_inference_report"),
 }
 
 
@@ -90,14 +91,32 @@ def trace_infer(
     measure: Optional[bool] = typer.Option(
         None, "--measure/--no-measure", help="Also compute trace import's failover metrics (default: for captures up to 50 MB; it loads the event table)."
     ),
+    report: Optional[Path] = typer.Option(
+        None, "--report", help="Write the page of inferred distributions here (default: next to --out, <out>.html)."
+    ),
+    no_report: bool = typer.Option(False, "--no-report", help="Write no HTML page."),
 ) -> None:
-    """Infer fleets, timers, the registrar and the HA setup from captures: a runnable scenario, each value with its evidence."""
+    """Infer fleets, timers, the registrar and the HA setup from captures: a runnable scenario, each value with its evidence.
+
+    With --out, the scenario YAML and, next to it, a self-contained HTML page (plotly embedded, works
+    offline) with the distributions behind every value: refresh points, latency, retry waits,
+    keep-alives, VRRP adverts and priorities, the failover."""
     from simsip.cli._output import err_console
     from simsip.trace.infer import infer_scenario, write_inference
     from simsip.trace.pcap import TraceError
 
     if out is not None and not out.parent.is_dir():
         fail(f"{out}: the directory {out.parent} does not exist")
+    if no_report and report is not None:
+        fail("--report and --no-report: choose one")
+    page = None if no_report else (report if report is not None else (out.with_suffix(".html") if out is not None else None))
+    if page is not None:
+        if not page.parent.is_dir():
+            fail(f"--report {page}: the directory {page.parent} does not exist")
+        if page.is_dir():
+            fail(f"--report {page}: is a directory (give the page's file name, e.g. {page / 'inferred.html'})")
+        if out is not None and page.resolve() == out.resolve():
+            fail(f"--report {page}: the same file as --out (the page would overwrite the scenario)")
 
     def progress(n: int) -> None:
         err_console.print(f"... {n:,} packets", highlight=False)
@@ -115,8 +134,17 @@ def trace_infer(
             console.print(f"takeover: VIP moved {moves.iloc[0]:.2f}s after the fault", highlight=False)
         if len(rt):
             console.print(f"recovery: median {rt.median():.2f}s, p95 {rt.quantile(0.95):.2f}s, max {rt.max():.2f}s", highlight=False)
-    if out is not None:
-        write_inference(inference, out, name)
-        console.print(f"written: {out}", highlight=False, markup=False)
-    else:
+    try:
+        if out is not None:
+            write_inference(inference, out, name)
+            console.print(f"written: {out}", highlight=False, markup=False, soft_wrap=True)
+        if page is not None:
+            from simsip.report.infer_page import write_inference_report
+
+            write_inference_report(inference, page, name or (out.stem if out is not None else page.stem),
+                                   scenario_file=out)
+            console.print(f"written: {page}", highlight=False, markup=False, soft_wrap=True)
+    except OSError as exc:
+        fail(f"{exc.filename or out or page}: cannot write: {exc.strerror or exc}")
+    if out is None:
         console.print(inference.scenario_yaml(name or "inferred"), highlight=False, markup=False, soft_wrap=True)

@@ -48,26 +48,33 @@ def calibrate_cmd(run_dir: Path = typer.Argument(..., help="A recorded lab run d
 def validate_cmd(
     config: Path = typer.Argument(..., help="The scenario the lab ran."),
     run_dir: Path = typer.Argument(..., help="The recorded lab run directory."),
-    replications: int = typer.Option(20, "--replications", "-r", min=1, help="Model replications."),
+    replications: int = typer.Option(None, "--replications", "-r", min=1,
+                                     help="Model replications (default 100 for a forecast, 20 for --replay)."),
+    replay: bool = typer.Option(False, "--replay", help="Mechanism check: advert and refresh phases taken from the "
+                                "capture, tighter tolerances (default: a forecast from the configured scenario)."),
     uncalibrated: bool = typer.Option(False, "--uncalibrated", help="Do not fit delay/service time."),
     set_: List[str] = typer.Option([], "--set", help="Override a config value: path.to.key=value."),
 ) -> None:
-    """Compare the model with a lab run; exit 1 when a gated metric is out of tolerance."""
+    """Forecast a lab run from its scenario and compare; exit 1 when a gated metric fails."""
     from simsip.config.loader import ConfigError
     from simsip.validate import validate
 
     try:
-        rep = validate(config, run_dir, replications=replications, calibrated=not uncalibrated, overrides=set_)
+        rep = validate(config, run_dir, replications=replications, calibrated=not uncalibrated, overrides=set_,
+                       mode="replay" if replay else "forecast")
     except ConfigError as exc:
         fail("; ".join(exc.problems))
     except (ValueError, OSError) as exc:
         fail(str(exc))
-    t = Table(title=f"{escape(rep.name)}: lab vs model ({replications} replications)")
-    for c, j in (("metric", "left"), ("lab", "right"), ("sim", "right"), ("tolerance", "left"), ("pass", "center")):
+    t = Table(title=f"{escape(rep.name)}: lab vs model, {rep.mode} ({rep.replications} replications)")
+    for c, j in (("metric", "left"), ("lab", "right"), ("model median", "right"), ("model 90 %", "right"),
+                 ("tolerance", "left"), ("pass", "center")):
         t.add_column(c, justify=j)  # type: ignore[arg-type]
-    for m, lab, sim, tol, ok in rep.table[["metric", "lab", "sim", "tolerance", "pass"]].itertuples(index=False):
+    for m, lab, sim, lo, hi, tol, inside, ok in rep.table[["metric", "lab", "sim", "lo", "hi", "tolerance",
+                                                          "in_interval", "pass"]].itertuples(index=False):
         mark = "[dim]info[/]" if ok is None else ("[green]pass[/]" if ok else "[bold red]FAIL[/]")
-        t.add_row(escape(m), _fmt(lab), _fmt(sim), escape(tol), mark)
+        band = "–" if lo != lo and hi != hi else f"{_fmt(lo)}–{_fmt(hi)}" + ("" if inside is None or inside else " ✗")
+        t.add_row(escape(m), _fmt(lab), _fmt(sim), band, escape(tol), mark)
     console.print(t)
     for n in rep.notes:
         console.print(f"[dim]{escape(n)}[/]", highlight=False, soft_wrap=True)
@@ -81,15 +88,16 @@ def validation_doc_cmd(
     examples: Path = typer.Option(Path("examples/lab"), "--examples", help="Directory of recorded runs."),
     out: Path = typer.Option(Path("docs/validation.md"), "--out", "-o"),
     fig_dir: Path = typer.Option(Path("docs/validation"), "--fig-dir"),
-    replications: int = typer.Option(20, "--replications", "-r", min=1),
+    replications: int = typer.Option(100, "--replications", "-r", min=1),
+    no_controls: bool = typer.Option(False, "--no-controls", help="Leave out the negative-control table."),
 ) -> None:
-    """Validate every recorded run under --examples and write the validation page."""
+    """Forecast every recorded run under --examples and write the validation page."""
     from simsip.validate import recorded_runs, validation_doc
 
     runs = recorded_runs(examples)
     if not runs:
-        fail(f"no recorded runs (config.yaml + meta.json) under {examples}")
-    path = validation_doc(runs, out, fig_dir, replications=replications)
+        fail(f"no recorded runs (config.yaml + run.tar.xz or meta.json) under {examples}")
+    path = validation_doc(runs, out, fig_dir, replications=replications, controls=not no_controls)
     console.print(f"written: {path} ({len(runs)} run(s)); figures in {fig_dir}/")
 
 

@@ -248,7 +248,12 @@ def _merge_at(doc: Located, path: Path_, over: Located) -> None:
     node = doc.data
     for p in path[:-1]:
         node = node[p]
-    mine = node.get(path[-1]) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        mine = node.get(path[-1])
+    elif isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
+        mine = node[path[-1]]  # a list item (a trunk) takes its profile under its own keys
+    else:
+        mine = None
     merged = copy.deepcopy(over.data) if isinstance(over.data, dict) else {}
     if isinstance(mine, dict):
         stack = [(merged, mine)]
@@ -265,7 +270,7 @@ def _merge_at(doc: Located, path: Path_, over: Located) -> None:
 
 
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-_KIND_WORD = {"phones": "phone", "registrars": "registrar", "ha": "HA"}
+_KIND_WORD = {"phones": "phone", "registrars": "registrar", "ha": "HA", "trunks": "trunk", "sbcs": "SBC"}
 
 
 def _load_profile(kind: str, name: Any, section: str, at: str, path: Path_ = ()) -> Located:
@@ -328,7 +333,14 @@ def _apply_profiles(doc: Located) -> None:
                 at = ("fleets", i, "profile")
                 prof = _load_profile("phones", fl["profile"], "phone", doc.where.get(at, "fleets"), at)
                 _merge_at(doc, ("fleets", i, "phone"), prof)
-    for key, kind in (("registrar", "registrars"), ("ha", "ha"), ("database", "databases")):
+    trunks = d.get("trunks")
+    if isinstance(trunks, list):
+        for i, tr in enumerate(trunks):
+            if isinstance(tr, dict) and tr.get("profile") is not None:
+                at = ("trunks", i, "profile")
+                prof = _load_profile("trunks", tr["profile"], "trunk", doc.where.get(at, "trunks"), at)
+                _merge_at(doc, ("trunks", i), prof)
+    for key, kind in (("registrar", "registrars"), ("ha", "ha"), ("database", "databases"), ("sbc", "sbcs")):
         sec = d.get(key)
         if isinstance(sec, dict) and sec.get("profile") is not None:
             # (a section that is not a mapping is left for validation to report)

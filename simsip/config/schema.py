@@ -217,6 +217,11 @@ class PhoneProfile(Frozen):
     retry: RetryRule = Field(default_factory=RetryRule)
     calls_per_hour: Rate = Field(0.0, ge=0, description="Incoming calls to each phone (Poisson), e.g. '2/h'.")
     keepalive: Keepalive = Field(default_factory=Keepalive, description="Keep-alives after registering.")
+    keepalive_tcp: Keepalive | None = Field(
+        None,
+        description="Keep-alives when the transport is tcp or tls, where a product uses other ones than over UDP "
+        "(pjsip: ka_interval 15 s is UDP-only, the TCP/TLS transport keep-alive is 90 s); null: the same as keepalive.",
+    )
     failover: Failover = Field(default_factory=Failover, description="DNS target failover (fleets with server dns_srv/dns_a).")
     auth: PhoneAuth = Field(default_factory=PhoneAuth, description="Digest authentication behaviour.")
     startup_delay: Duration = Field(
@@ -227,6 +232,22 @@ class PhoneProfile(Frozen):
         description="Phones that share one public source IP (a NATed office): a per-source rate limit such as "
         "Kamailio pike counts them as one source. 1: every phone has its own address.",
     )
+    nat: bool = Field(
+        False,
+        description="Behind NAT (or a firewall, or not listening on its Contact): no one can open a connection to the "
+        "phone. Over tcp/tls its binding then reaches it only over the connection it registered on, held by the node "
+        "that accepted it; a new master has none until the phone reconnects (keep-alive or REGISTER finds the reset); "
+        "RFC 5626 outbound flows are bound the same way. "
+        "No effect over UDP (the NAT binding to the VIP's address stays usable). Assumption false: phones on the "
+        "registrar's LAN or VPN.",
+    )
+
+    @property
+    def flow_keepalive(self) -> Keepalive:
+        """The keep-alives this phone sends over its transport (``keepalive_tcp`` over tcp/tls when set)."""
+        if self.transport != "udp" and self.keepalive_tcp is not None:
+            return self.keepalive_tcp
+        return self.keepalive
 
 
 class Fleet(Frozen):
@@ -245,10 +266,11 @@ class Fleet(Frozen):
         description="Equilibrium phases: random (independent uniform) or even (phone k at k·R/N, like a SIPp lab).",
     )
     boot_window: Duration = Field(60.0, ge=0, description="Boot storm: first REGISTERs uniform in [0, window].")
-    server: Literal["vip", "dns_srv", "dns_a", "lb"] = Field(
+    server: Literal["vip", "dns_srv", "dns_a", "lb", "sbc"] = Field(
         "vip",
         description="How the phones find the registrar: the VRRP VIP; DNS SRV targets (dns.srv, RFC 3263); DNS round "
-        "robin A records (dns.a: random pick, no health); a load balancer/SBC in front (load_balancer).",
+        "robin A records (dns.a: random pick, no health); a load balancer/SBC in front (load_balancer); a registration-"
+        "caching SBC in front of the VIP (sbc: answers refreshes itself, UDP only).",
     )
 
 
@@ -256,12 +278,18 @@ class Fleet(Frozen):
 class Replication(Frozen):
     """SIP-level replication of the location table (Kamailio DMQ usrloc, OpenSIPS full sharing).
 
-    Every save is sent to the peers asynchronously after the reply; a peer applies it one lag
-    later, so a crash loses the saves still in flight. A node that (re)starts pulls a full sync
-    from a live peer at ``sync_rate`` bindings per second before it has everything.
+    Every save waits ``send_delay`` on the sender before its update leaves (a crash meanwhile loses
+    it), then reaches a peer and is applied there one ``lag`` later (lost only if that peer is down
+    or cut off when it arrives). A node that (re)starts pulls a full sync from a live peer at
+    ``sync_rate`` bindings per second before it has everything.
     """
 
-    lag: Dist = Field(default_factory=lambda: Dist(mean=0.002), description="Save → applied on the peer (assumption: 2 ms LAN).")
+    lag: Dist = Field(default_factory=lambda: Dist(mean=0.00025), description=(
+        "Update left the sender → applied on the peer (0.25 ms: Kamailio dmq_usrloc measured on the lab's bridge, "
+        "KDMQ request → the peer's 200, median 0.23 ms; a loaded or distant peer is slower)."))
+    send_delay: Duration = Field(0.0, ge=0, le=3600, description=(
+        "Save → its update leaves the sender; a crash in between loses it (0: Kamailio dmq_usrloc sends the KDMQ "
+        "from usrloc's contact callback inside save(), on the wire before the phone's 200 OK in the lab)."))
     sync_on_start: bool = Field(True, description="Pull a full sync from a peer on (re)start (dmq_usrloc sync=1).")
     sync_rate: Rate = Field(10000.0, gt=0, description="Bindings per second transferred by a full sync (assumption).")
 
@@ -405,6 +433,27 @@ class Registrar(Frozen):
         "in whole seconds after the save, E − 1 (Asterisk PJSIP res_pjsip_registrar.c:310); the phone refreshes "
         "from it. The equilibrium start uses the grant.",
     )
+    rewrite_contact: bool = Field(
+        False,
+        description="Store a tcp/tls contact as the source address of the connection it came over (Asterisk "
+        "rewrite_contact=yes; Kamailio fix_nated_contact/set_contact_alias for every phone): the binding then reaches "
+        "the phone only over that connection, NATed or not (see phone.nat).",
+    )
+    max_contacts: int | None = Field(
+        None, ge=1, le=1000,
+        description="Contacts one AOR may hold (null: no limit). A REGISTER that would add one more unexpired "
+        "contact is refused unless remove_existing; a connection-bound phone's new connection is a new contact.",
+    )
+    remove_existing: bool = Field(
+        False,
+        description="When max_contacts would be exceeded, remove the contacts that expire soonest instead of refusing "
+        "(Asterisk aor remove_existing; Kamailio save() flag 0x04 replaces all; OpenSIPS save() flag f).",
+    )
+    contacts_full_status: Literal[403, 503] = Field(
+        503,
+        description="The reply to a REGISTER over max_contacts: 503 (Kamailio/OpenSIPS R_TOO_MANY, 'Too many "
+        "registered contacts') or 403 (Asterisk res_pjsip_registrar).",
+    )
     prune_reliable_on_boot: bool = Field(
         False,
         description="At start, delete stored bindings of TCP/TLS phones instead of loading them (Asterisk PJSIP "
@@ -421,6 +470,8 @@ class Registrar(Frozen):
             raise ValueError("max_expires must be 0 (no limit) or >= min_expires")
         if self.overload_low >= self.overload_high:
             raise ValueError("overload_low must be < overload_high")
+        if self.remove_existing and self.max_contacts is None:
+            raise _located(("remove_existing",), "remove_existing needs max_contacts (there is no limit to make room under)")
         return self
 
     @property
@@ -741,6 +792,82 @@ class LoadBalancer(Frozen):
     retry_after: Duration = Field(0.0, ge=0, description="Retry-After on the balancer's own 503 (0 = absent).")
 
 
+class Sbc(Frozen):
+    """An SBC with registration caching in front of the VIP (OpenSIPS mid_registrar, contact throttling).
+
+    Phones of fleets with ``server: sbc`` register with the SBC (it never fails). It forwards a
+    phone's REGISTER to the VIP, asking ``max(e, outgoing_expires)``, when it does not hold the phone's
+    contact or when the time since its last forwarded REGISTER reaches the upstream lifetime minus the
+    phone's expiry ``e``; otherwise it absorbs the REGISTER with its own 200 at once. Calls reach a
+    phone through the registrar's binding, so after a registrar failover that lost bindings the gap is
+    set by the SBC's next forward, not by the phones' refreshes. Assumptions: the SBC sits next to the
+    registrars (no delay between them), relays copies of a forwarded REGISTER one for one, grants the
+    phones the expiry the registrar would (``registrar.grant``), and does not notice a failover.
+    """
+
+    profile: str | None = Field(None, description="SBC profile from models/sbcs (merged).")
+    outgoing_expires: Duration = Field(
+        3600.0, gt=0, le=30 * 86400,
+        description="Upstream expiry the SBC asks for (mid_registrar outgoing_expires, default 3600 s).",
+    )
+
+
+class ProviderOutage(Frozen):
+    """A window during which the trunk provider does not accept REGISTERs."""
+
+    at: Duration = Field(..., ge=0, description="When the provider starts refusing.")
+    duration: Duration = Field(..., gt=0, description="How long it refuses.")
+    code: int = Field(
+        408, ge=300, le=699,
+        description="What a REGISTER gets meanwhile: 408 = no answer (a local timeout after the trunk's timeout), "
+        "or the provider's final response code (403, 401, 503, ...).",
+    )
+    retry_after: Duration = Field(0.0, ge=0, description="Retry-After on that response (0 = absent).")
+
+
+class Trunk(Frozen):
+    """The PBX's registration to its SIP provider (Asterisk res_pjsip_outbound_registration).
+
+    The registration runs on the node that holds the VIP with its PBX process answering: when a node
+    takes over (or its PBX restarts) it registers from scratch, the first REGISTER 1..
+    ``max_random_initial_delay`` whole seconds after ``start_delay``; then it refreshes
+    ``expiration - 10`` s after each 2xx and handles failures by Asterisk's rules (``retry_interval``,
+    ``forbidden_retry_interval``, ``fatal_retry_interval``, ``max_retries``, ``auth_rejection_permanent``).
+    The provider keeps the last binding until it expires. An inbound DID call succeeds while a binding
+    is live and it reaches the node serving the VIP: with ``contact: node`` only the node that registered
+    it (a NAT mapping or the node's own address in the Contact), with ``contact: vip`` any node holding
+    the VIP.
+    """
+
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="Trunk name.")
+    profile: str | None = Field(None, description="Trunk profile from models/trunks (merged).")
+    expiration: Duration = Field(3600.0, gt=0, le=30 * 86400, description="Requested expiry (Asterisk expiration 3600).")
+    max_random_initial_delay: Duration = Field(
+        10.0, ge=0, le=86400, description="Random delay of the first REGISTER: whole seconds 1..this (Asterisk 10)."
+    )
+    retry_interval: Duration = Field(60.0, ge=0, description="Wait after a temporal failure (Asterisk 60; 0 = never retry).")
+    forbidden_retry_interval: Duration = Field(0.0, ge=0, description="Wait after a 403 (Asterisk 0 = stop).")
+    fatal_retry_interval: Duration = Field(0.0, ge=0, description="Wait after another fatal response (Asterisk 0 = stop).")
+    max_retries: int = Field(10, ge=0, le=1_000_000, description="Retries before giving up for good (Asterisk 10).")
+    auth_rejection_permanent: bool = Field(True, description="A refused 401/407 stops the registration (Asterisk yes).")
+    timeout: Duration = Field(32.0, gt=0, le=3600, description="REGISTER transaction timeout (pjsip timer_b 32 s).")
+    start_delay: Duration = Field(
+        0.0, ge=0, description="From taking the VIP to the registration starting (a notify script reloading the module; "
+        "assumption: 0)."
+    )
+    provider_rtt: Duration = Field(0.05, ge=0, le=60, description="Round trip to the provider (assumption: 50 ms).")
+    provider_expires: Duration | None = Field(
+        None, gt=0, description="Expiry the provider grants (null: as requested; assumption)."
+    )
+    contact: Literal["node", "vip"] = Field(
+        "node", description="Where the provider sends calls: the node that registered (NAT mapping, own address; "
+        "assumption) or the VIP."
+    )
+    calls_per_hour: Rate = Field(0.0, ge=0, description="Inbound DID calls on this trunk (Poisson), e.g. '120/h'.")
+    outages: tuple[ProviderOutage, ...] = Field(default_factory=tuple, max_length=1000,
+                                                description="Windows during which the provider refuses REGISTERs.")
+
+
 class Calls(Frozen):
     """How an incoming call finds a phone, i.e. which node's bindings decide *reachable*.
 
@@ -893,6 +1020,9 @@ class Scenario(Frozen):
     output: Output = Field(default_factory=Output)
     dns: Dns = Field(default_factory=Dns, description="DNS records for fleets with server dns_srv/dns_a.")
     load_balancer: LoadBalancer | None = Field(None, description="Dispatcher/SBC for fleets with server lb.")
+    sbc: Sbc | None = Field(None, description="Registration-caching SBC for fleets with server sbc.")
+    trunks: tuple[Trunk, ...] = Field(default_factory=tuple, max_length=100,
+                                      description="The PBX's own registrations to SIP providers (inbound DID calls).")
     auth: Auth = Field(default_factory=Auth, description="Digest authentication at the registrar.")
     calls: Calls = Field(default_factory=Calls, description="How incoming calls find a phone (reachability).")
     restart_timer: Duration = Field(
@@ -936,6 +1066,14 @@ class Scenario(Frozen):
     def phones(self) -> int:
         return sum(f.count for f in self.fleets)
 
+    def connection_bound(self, fleet: Fleet) -> bool:
+        """Does a binding of this fleet reach its phones only over the connection it registered on?
+        TCP/TLS phones behind NAT (``phone.nat``), or whose contact the registrar rewrites to the
+        connection's source address (``registrar.rewrite_contact``); a balancer or SBC in front holds
+        the phones' connections itself (``server: lb`` or ``sbc`` is never bound)."""
+        return (fleet.phone.transport != "udp" and fleet.server in ("vip", "dns_srv", "dns_a")
+                and (fleet.phone.nat or self.registrar.rewrite_contact))
+
     @model_validator(mode="after")
     def _finding_registrar(self) -> "Scenario":
         nodes = [n.name for n in self.ha.nodes]
@@ -956,6 +1094,18 @@ class Scenario(Frozen):
                 raise _located(("fleets", i, "server"), "dns_a needs dns.a records")
             if f.server == "lb" and self.load_balancer is None:
                 raise _located(("fleets", i, "server"), "lb needs a load_balancer section")
+            if f.server == "sbc":
+                if self.sbc is None:
+                    raise _located(("fleets", i, "server"), "sbc needs an sbc section")
+                if f.phone.transport != "udp":
+                    raise _located(("fleets", i, "phone", "transport"),
+                                   f"{f.phone.transport}: a fleet behind the caching SBC must use udp")
+                if f.phone.keepalive.kind == "options":
+                    raise _located(("fleets", i, "phone", "keepalive", "kind"),
+                                   "options keep-alives are not modelled behind the caching SBC (allowed: none, crlf)")
+                if self.auth.enabled:
+                    raise _located(("auth", "enabled"), "digest auth is not modelled behind the caching SBC "
+                                   f"(fleet {f.name!r} has server sbc)")
             if f.phone.failover.dual_registration:
                 targets = {r.target for r in self.dns.srv} if f.server == "dns_srv" else set(self.dns.a)
                 if f.server not in ("dns_srv", "dns_a") or len(targets) < 2:
@@ -963,6 +1113,14 @@ class Scenario(Frozen):
                         ("fleets", i, "phone", "failover", "dual_registration"),
                         "dual registration needs server dns_srv or dns_a with two or more distinct targets",
                     )
+        tnames = [t.name for t in self.trunks]
+        for j, t in enumerate(self.trunks):
+            if t.name in tnames[:j]:
+                raise _located(("trunks", j, "name"), f"trunk names must be unique, got {tnames}")
+            for k, o in enumerate(t.outages):
+                if o.at >= self.duration:
+                    raise _located(("trunks", j, "outages", k, "at"),
+                                   f"outage at {o.at:.15g}s is not before the end of the run (duration {self.duration:.15g}s)")
         if self.calls.lookup == "dns" and not (self.dns.srv or self.dns.a):
             raise _located(("calls", "lookup"), "lookup dns needs dns.srv or dns.a records")
         return self

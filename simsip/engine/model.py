@@ -33,8 +33,10 @@ from simsip.engine.network import Network
 from simsip.engine.nodes import FaultInjector, NodeActions
 from simsip.engine.phones import PhoneBank
 from simsip.engine.records import RunLog, StoreLog
-from simsip.engine.registrar import RegistrarNode, Storage, Store
+from simsip.engine.registrar import Contacts, RegistrarNode, Storage, Store
+from simsip.engine.sbc import CachingSbc, Upstream
 from simsip.engine.topology import Topology
+from simsip.engine.trunks import TrunkRegistration
 from simsip.engine.vrrp import HealthCheck, VrrpInstance
 from simsip.rng import Streams
 
@@ -71,6 +73,10 @@ class Model:
             stores = [stores[0]] * len(nodes)
             log.store_of_node = [0] * len(nodes)
             log.stores = [log.stores[0]]
+
+        if reg_cfg.max_contacts is not None and any(cfg.connection_bound(f) for f in cfg.fleets):
+            for st in {id(st): st for st in stores}.values():  # each store counts its phones' contacts
+                st.contacts = Contacts()
 
         self.network = net = Network(cfg.network, n_phones, topo=topo, clock=clock, streams=streams, log=log)
         self.registrars = regs = [
@@ -133,8 +139,18 @@ class Model:
         self.phones = PhoneBank(cfg, cfg.fleets, log, sim=sim, clock=clock, topo=topo, net=net, streams=streams,
                                 horizon=horizon, fast_paths=cfg.engine.fast_paths, grow=list(grow.values()))
         self.phones.receivers = [r.receive for r in regs]
+        replies = self.phones
+        # a registration-caching SBC in front of the VIP: the phones behind it send to it, and the
+        # registrars' replies to them pass through it
+        self.sbc = None
+        behind = np.array([f.server == "sbc" for f in cfg.fleets], dtype=bool)[self.phones.fleet_of]
+        if cfg.sbc is not None and behind.any():
+            self.sbc = CachingSbc(cfg.sbc, bank=self.phones, grant=reg_cfg.grant, lookup_grace=reg_cfg.lookup_grace,
+                                  receivers=self.phones.receivers, net=net, streams=streams, log=log)
+            self.phones.sbc = self.sbc
+            replies = Upstream(self.phones, self.sbc, behind)
         for r in regs:
-            r.replies = self.phones
+            r.replies = replies
         if self.phones.watchers:
             topo.subscribers.append(self.phones.changed)
         # undisturbed refreshes: a calendar off the heap, applied in bulk where provably exact
@@ -148,6 +164,11 @@ class Model:
             self.phones.calendar = sim.bulk
         else:
             self.phones.bulk_off = why
+
+        # the PBX's own registrations to its providers: they follow the node that holds the VIP
+        self.trunks = [TrunkRegistration(i, t, topo=topo, sim=sim, streams=streams, log=log)
+                       for i, t in enumerate(cfg.trunks)]
+        topo.subscribers.extend(t.changed for t in self.trunks)
 
         self.injector = FaultInjector(cfg, actions=self.actions, clock=clock, topo=topo, streams=streams, log=log)
         self.faults = self.injector.faults
@@ -184,6 +205,8 @@ class Model:
         finally:
             if gc_on:
                 gc.enable()
+        if self.sbc is not None:
+            self.sbc.start(initial_store, cfg.fleets)
         self._initial_persistence(master)
         if self.database is not None:
             self.database.sync_initial()
@@ -192,6 +215,8 @@ class Model:
                 if r.index != master:
                     r.store.bulk_copy_from(initial_store)
         self.injector.start()
+        for t in self.trunks:
+            t.start()
         self.topo.changed(0.0)
         try:
             if progress is None:
@@ -231,6 +256,8 @@ class Model:
             self.database.report(c)
         for r in self.registrars:
             r.report(c)
+        if self.sbc is not None:
+            self.sbc.report(c)
 
 
 def run_replication(cfg: Scenario, replication: int, seed: int | None = None) -> RunLog:

@@ -26,11 +26,17 @@ Beyond that plain case (UDP to the VIP), each fleet may use:
   dead node) is retransmitted by TCP (``rto_min`` doubling, not Timer E) until Timer F. A
   registrar process that stops on a live node closes its connections (FIN): those phones
   re-register per the same rule.
-* **Keep-alives** (:mod:`simsip.engine.keepalive`): a failed flow makes the phone re-register.
+* **Connection-bound bindings** (``Scenario.connection_bound``: TCP/TLS behind NAT, or a rewritten
+  contact): every connection gets an id; the run log's ``conns`` keeps where and when each opened
+  and ended and over which one each binding was registered (the ``contact`` hook), and the
+  metrics let a binding reach its phone only while its node holds that connection.
+* **Keep-alives** (:mod:`simsip.engine.keepalive`): a failed flow makes the phone re-register
+  (``keepalive_tcp`` over TCP/TLS where the product has its own).
 * **DNS** (``server: dns_srv``/``dns_a``, :mod:`simsip.engine.dns`): phones address nodes
   directly, in their own RFC 2782 order, moving to the next target after ``retry_counts`` failed
   attempts and returning per the failback mode.
-* **A load balancer** (``server: lb``, :mod:`simsip.engine.lb`).
+* **A load balancer** (``server: lb``, :mod:`simsip.engine.lb`), or a registration-caching SBC
+  (``server: sbc``, :mod:`simsip.engine.sbc`; UDP) that answers refreshes itself.
 * **Dual registration** (``failover.dual_registration``, DNS fleets): each phone also keeps a
   second registration, one target further along its list, as a "virtual phone" slot numbered
   after all real phones (own transactions, refresh, retries, failover; same fleet parameters).
@@ -43,7 +49,7 @@ Beyond that plain case (UDP to the VIP), each fleet may use:
 The bank is the registrars' *replies* port: a registrar tells it a copy is lost (:meth:`lost`),
 that it holds a request until a worker finishes (:meth:`hold` — the phone arms its own timer if
 it must), and sends a final response over a path drawn on arrival (:meth:`path`, :meth:`reply`);
-the phone-side hooks ``authorized``, ``extra_work`` and ``stopped`` are None where unused. The
+the phone-side hooks ``authorized``, ``extra_work``, ``stopped`` and ``contact`` are None where unused. The
 bank reads node facts from the topology, sends through the network port and hands REGISTERs to
 the registrars' ``receive`` functions (``receivers``). Retry waits draw from per-phone streams,
 so a phone's numbers do not depend on the order in which the engine processes other phones.
@@ -65,7 +71,7 @@ from simsip.engine.dns import target_orders
 from simsip.engine.keepalive import Keepalives
 from simsip.engine.lb import Balancer
 from simsip.engine.network import LOST
-from simsip.engine.records import RunLog
+from simsip.engine.records import ConnLog, RunLog
 from simsip.protocols.registration import (failure_draws, failure_wait, keepalive_timeout, retry_wait,
                                            retry_wait_draws, spread_expiry)
 from simsip.rng import PerPhoneStream
@@ -105,13 +111,14 @@ class FleetParams:
         self.direct = fleet.server != "vip"
         self.dns = fleet.server in ("dns_srv", "dns_a")
         self.plain = not self.reliable and not self.direct  # UDP to the VIP: the fast path
-        self.ka = ph.keepalive
+        self.ka = ph.flow_keepalive  # keepalive_tcp over tcp/tls where the product has its own
         self.ka_detects = self.ka.kind != "none" and (self.reliable or self.ka.kind == "options")
         self.ka_timeout = keepalive_timeout(self.ka.kind, self.ka.timeout, self.timer_f)
         self.failover = ph.failover
         self.nonce_reuse = ph.auth.nonce_reuse
         self.startup_delay = ph.startup_delay
         self.nat_group = ph.nat_group
+        self.bound = False  # connection-bound bindings (Scenario.connection_bound), set by the bank
         self.rto_min = self.rto_max = self.syn_rto = 0.0
         self.tls_rtts = 0
         # dual registration: a second registration per phone, held by a "virtual phone" slot
@@ -140,6 +147,7 @@ class PhoneBank:
         first = 0
         for i, f in enumerate(fleets):
             self.params.append(FleetParams(i, f, first))
+            self.params[-1].bound = cfg.connection_bound(f)
             first += f.count
         self.n_phones = first
         fleet_of = [np.repeat(np.arange(len(fleets), dtype=np.int16), [f.count for f in fleets])]
@@ -220,6 +228,14 @@ class PhoneBank:
             self.counters["connections_opened"] = 0
             self.counters["connections_closed_by_peer"] = 0
         self.tls_cost = tcp.tls_handshake_cost
+        # connection-bound bindings: each connection gets an id, and the log keeps when it opened,
+        # where, and when it ended, and over which one every binding was registered
+        self.conns: ConnLog | None = None
+        if any(fp.bound for fp in self.params):
+            self.conns = self.log.conns = ConnLog()
+            self.conns.bound = np.array([fp.bound for fp in self.params])[self.fleet_of]
+            self.conn_id = array("q", [-1]) * n
+        self.contact = self._contact if self.conns is not None else None
         # DNS: each phone's ordered target list and where it is in it
         self.any_dns = any(fp.dns for fp in self.params)
         if self.any_dns:
@@ -234,6 +250,7 @@ class PhoneBank:
             ttl = cfg.dns.ttl
             self.dns_ttl = ttl
         self.lb = Balancer(self, cfg.load_balancer, self.clock) if any(fp.server == "lb" for fp in self.params) else None
+        self.sbc = None  # the registration-caching SBC (:mod:`simsip.engine.sbc`), set when wired
         # digest auth
         self.auth_on = cfg.auth.enabled
         if self.auth_on:
@@ -280,6 +297,7 @@ class PhoneBank:
         if self.lb is not None:
             self.lb.start()
         equilibrium: list[np.ndarray] = []
+        self._eq_bound: list[tuple[int, np.ndarray, np.ndarray]] = []
 
         times_all, phones_all = [], []
         for fp, fleet in zip(self.params, self.cfg.fleets):
@@ -311,9 +329,13 @@ class PhoneBank:
                     self.conn[p] = LB if fp.server == "lb" else node
                     self.conn_nep[p] = topo.epoch[node]
                     self.conn_rep[p] = topo.proc_epoch[node]
+                    if fp.bound:
+                        self.conn_id[p] = self.conns.open(p, node, 0.0)
                 if self.auth_on:
                     self.nonce_node[p] = node
                     self.nonce_ep[p] = topo.proc_epoch[node]
+        if self.conns is not None:
+            self._bound_bindings(initial_store, node_stores)
         if self.keepalives is not None:
             self.keepalives.start()
         # every phone's first action, placed on SimPy's heap in one heapify (not 1 M pushes)
@@ -344,8 +366,10 @@ class PhoneBank:
         last = -u * intervals  # last successful refresh, uniform in its interval
         grace = self.cfg.registrar.lookup_grace
         ids = np.arange(lo, hi, dtype=np.int64)
-        if initial_store is not None:
+        if initial_store is not None and fp.server != "sbc":  # the SBC places its phones' bindings
             self._initial_bindings(fp, k, ids, last, last + grants + grace, initial_store)
+            if fp.bound:  # over which connection (opened below) each of them was registered
+                self._eq_bound.append((k, ids, last + grants + grace))
         log = self.log
         log.ph_t.frombytes(last.astype(np.float64).tobytes())
         log.ph_p.frombytes(ids.tobytes())
@@ -354,6 +378,20 @@ class PhoneBank:
         phones_all.append(ids)
         if self.auth_on:  # the nonce of the challenge before the last registration
             self.nonce_t[lo:hi] = array("d", last.tolist())
+
+    def _bound_bindings(self, initial_store, node_stores) -> None:
+        """The equilibrium bindings of connection-bound phones were registered over the
+        connections they hold at t=0: log that, and count them as contacts where max_contacts is."""
+        conns = self.conns
+        per_node = len({id(st) for st in node_stores}) > 1 and self.cfg.registrar.data == "none"
+        for k, ids, until in self._eq_bound:
+            for p, u in zip(ids.tolist(), until.tolist()):
+                cid = self.conn_id[p]
+                conns.saved(p, u, cid)
+                st = node_stores[self.conn[p]] if (k and per_node and self.conn[p] >= 0) else initial_store
+                if st.contacts is not None:
+                    st.contacts.seed(p, cid, u)
+        self._eq_bound = []
 
     def _initial_bindings(self, fp, k, ids, last, until, initial_store) -> None:
         """Equilibrium bindings: in the master's store, or — for a second registration whose nodes
@@ -441,6 +479,8 @@ class PhoneBank:
             return "network loss"
         if self.slot_owner is not None:
             return "dual registration"
+        if getattr(self.cfg, "trunks", None):
+            return "trunks"
         for srv in self.bulk_servers:
             why = srv.bulk_problem()
             if why:
@@ -728,7 +768,7 @@ class PhoneBank:
     def _timeout(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         self.tx[p] = NO_TX
         if fp.reliable:
-            self._close(p)  # the flow is considered dead
+            self._close(p, now)  # the flow is considered dead
         self.to_bins.add(now)
         self.timed_out += 1
         self._fail(p, now, fp, OUT_TIMEOUT, 0.0, timeout=True)
@@ -777,7 +817,7 @@ class PhoneBank:
         if fp.server == "vip":
             net = self.net
             return net.target(p, now) if net.lossy_arp else net.vip_mac
-        if fp.server == "lb":
+        if fp.server == "lb" or fp.server == "sbc":
             return LB
         return self.orders[self.order_id[p]][self.dns_pos[p]]
 
@@ -803,9 +843,18 @@ class PhoneBank:
     def has_flow(self, p: int, fp: FleetParams) -> bool:
         return self.conn[p] != -1 if fp.reliable else True
 
-    def _close(self, p: int) -> None:
+    def _close(self, p: int, t: float) -> None:
+        """The phone drops its connection at ``t`` (true time, also when applied ahead)."""
+        if self.conns is not None and self.conn_id[p] >= 0:
+            self.conns.close(self.conn_id[p], t)
+            self.conn_id[p] = -1
         self.conn[p] = -1
         self.tstate[p] = T_IDLE
+
+    def _contact(self, p: int) -> int:
+        """Replies port: the connection a REGISTER of phone ``p`` arrives over when its binding is
+        bound to it (``Scenario.connection_bound``), else -1."""
+        return self.conn_id[p] if self.fleet(p).bound else -1
 
     # ------------------------------------------------------------------ non-plain transactions
     def _begin_adv(self, p: int, tx: int, now: float, fp: FleetParams, end: float) -> None:
@@ -828,7 +877,7 @@ class PhoneBank:
         if t_a is None:
             return
         if node == LB:
-            self.sim.phone_at(t_a, self.lb.arrive, p, tx, fp.expires)
+            self.sim.phone_at(t_a, self.sbc.arrive if fp.server == "sbc" else self.lb.arrive, p, tx, fp.expires)
         else:
             self.sim.phone_at(t_a, self._direct_arrive, p, tx, node, fp.expires)
 
@@ -879,6 +928,8 @@ class PhoneBank:
         if node != LB:
             self.conn_nep[p] = self.topo.epoch[node]
             self.conn_rep[p] = self.topo.proc_epoch[node]
+            if fp.bound:
+                self.conn_id[p] = self.conns.open(p, node, now)
         self.counters["connections_opened"] += 1
         t_req = now + net.delay()  # SYN-ACK back; ACK and request leave together
         for _ in range(fp.tls_rtts):
@@ -934,7 +985,7 @@ class PhoneBank:
         now = self.sim.env._now
         fp = self.fleet(p)
         self.tx[p] = NO_TX
-        self._close(p)
+        self._close(p, now)
         self.te_bins.add(now)
         self.counters["transport_errors"] += 1
         self.failed += 1
@@ -950,14 +1001,16 @@ class PhoneBank:
 
     def process_stopped(self, node: int, t: float) -> None:
         """Registrar hook: the process on ``node`` stopped. On a live node the kernel closes its
-        connections (FIN); on a dead one nobody is told."""
+        connections (FIN); on a dead one nobody is told. Either way its sockets are gone."""
+        if self.conns is not None:
+            self.conns.stops.append((t, node))
         if not self.topo.link_ok(node):
             return
         conn = np.frombuffer(self.conn, dtype=np.int64)
         for p in np.flatnonzero(conn == node).tolist():
             if self.fleet(p).server == "lb":
                 continue
-            self._close(p)
+            self._close(p, t)
             self.counters["connections_closed_by_peer"] += 1
             self.sim.phone_at(t + self.net.delay(), self._closed_by_peer, p, self.tx[p], self.gen[p])
 
@@ -979,7 +1032,7 @@ class PhoneBank:
         """A keep-alive found the flow dead: drop the connection and re-register at once."""
         fp = self.fleet(p)
         if fp.reliable:
-            self._close(p)
+            self._close(p, now)
         if self.tx[p] != NO_TX:
             return  # a REGISTER is under way and finds out by itself
         self.gen[p] += 1
@@ -1126,13 +1179,13 @@ class PhoneBank:
             self.dns_pos[p] = pos
             self.counters["dns_failovers"] += 1
             if fp.reliable:
-                self._close(p)
+                self._close(p, t)
             self.fo_cont[p] = 1
             self.sim.phone_at(t, self.begin, p, self.gen[p])
             return True
         self.dns_pos[p] = 0  # the whole list failed: start over after the retry rule's wait
         if fp.reliable:
-            self._close(p)
+            self._close(p, t)
         return False
 
 

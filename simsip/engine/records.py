@@ -48,6 +48,48 @@ class StoreLog:
         self.sorted_cache = None  # (phone, t, until) sorted by phone then time, built after the run
 
 
+class ConnLog:
+    """Connections of connection-bound phones (TCP/TLS behind NAT, or rewritten contacts) and the
+    connection each of their bindings was registered over.
+
+    Connection ``c`` (its id is its row) was opened by ``phone[c]`` to ``node[c]`` at ``t0[c]``; it
+    ends at the first of its ``closes`` (the phone dropped it) or of the node's ``stops`` after
+    ``t0`` (its registrar process stopped: every socket of the process is gone). A binding that a
+    worker saved is identified by its (phone, until), which every copy of it (replica, database,
+    storage) keeps: ``saved_*`` says over which connection it was registered.
+    """
+
+    __slots__ = ("phone", "node", "t0", "close_cid", "close_t", "stops", "saved_phone", "saved_until", "saved_cid",
+                 "bound")
+
+    def __init__(self) -> None:
+        self.phone = array("q")
+        self.node = array("q")
+        self.t0 = array("d")
+        self.close_cid = array("q")
+        self.close_t = array("d")
+        self.stops: list[tuple[float, int]] = []
+        self.saved_phone = array("q")
+        self.saved_until = array("d")
+        self.saved_cid = array("q")
+        self.bound = None  # per registration slot: is it connection-bound (numpy bool array)
+
+    def open(self, phone: int, node: int, t: float) -> int:
+        self.phone.append(phone)
+        self.node.append(node)
+        self.t0.append(t)
+        return len(self.t0) - 1
+
+    def close(self, cid: int, t: float) -> None:
+        self.close_cid.append(cid)
+        self.close_t.append(t)
+
+    def saved(self, phone: int, until: float, cid: int) -> None:
+        self.saved_phone.append(phone)
+        self.saved_until.append(until)
+        self.saved_cid.append(cid)
+
+
 @dataclass
 class FaultRecord:
     index: int
@@ -83,8 +125,15 @@ class RunLog:
     syncs: list[tuple[float, int, int]] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     repairs: list[tuple[float, str]] = field(default_factory=list)
+    # trunk registrations (:mod:`simsip.engine.trunks`): (time, trunk, node running it or -1),
+    # (trunk, provider save time, binding expiry, node), (trunk, time, response code or -1 = gave up)
+    trunk_nodes: list[tuple[float, int, int]] = field(default_factory=list)
+    trunk_regs: list[tuple[int, float, float, int]] = field(default_factory=list)
+    trunk_responses: list[tuple[int, float, int]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
     bins: dict[str, Bins] = field(default_factory=dict)
+    # connection-bound phones' connections and bindings (None: no such fleet)
+    conns: ConnLog | None = None
     # how the run was simulated (bulk refreshes, fallbacks to events): never part of the results
     engine: dict = field(default_factory=dict)
     error: str | None = None

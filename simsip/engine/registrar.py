@@ -18,7 +18,11 @@ The binding store is a per-phone array of "valid until" times. With ``data: none
 its own store, lost when the process stops; with ``data: shared`` all nodes read and write one
 store that survives crashes; with ``data: replicated`` every save is sent to the peers (DMQ-like).
 Every copy of a binding (store, persistent storage, database replica) keeps the save with the
-latest time stamp, whatever order saves are applied in.
+latest time stamp, whatever order saves are applied in. With ``max_contacts`` a store also counts
+each connection-bound phone's contacts (:class:`Contacts`; a new connection is a new contact):
+one too many is refused with ``contacts_full_status`` unless ``remove_existing``; the count is
+replicated with the save, cleared with the store, and not rebuilt from storage or a database
+failover (those bindings count as no contact until the phone registers again).
 
 The node talks to the phones only through its *replies* port (lost, held until, reply, and the
 phone-side hooks for digest auth, TLS handshake work and closed connections), to its siblings
@@ -38,9 +42,51 @@ from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler, vector_draws
 from simsip.engine.records import RunLog, StoreLog
 from simsip.protocols.overload import pike_hit, taskprocessor_alert
-from simsip.protocols.registration import grant_expiry, reported_expiry, retry_after_header
+from simsip.protocols.registration import contacts_after, grant_expiry, reported_expiry, retry_after_header
 
 NEVER = float("-inf")
+
+
+class Contacts:
+    """The contacts each connection-bound phone holds in one binding store, for ``max_contacts``.
+
+    A connection-bound phone's contact is the source address of the connection it registered over,
+    so every new connection makes a new contact; the old one stays until it expires or is removed.
+    ``held[p]`` maps each of phone p's contacts (its connection id) to the time it expires. Other
+    phones keep one contact whatever their connection (their Contact is their own address).
+    """
+
+    def __init__(self) -> None:
+        self.held: dict[int, dict[int, float]] = {}
+        self.at: dict[int, float] = {}
+
+    def seed(self, phone: int, cid: int, until: float) -> None:
+        self.held[phone] = {cid: until}
+        self.at[phone] = NEVER
+
+    def admit(self, t: float, phone: int, cid: int, until: float, limit: int, remove_existing: bool) -> bool:
+        """A REGISTER over connection ``cid`` asks to bind until ``until`` at ``t``: False if it
+        would exceed ``limit`` unexpired contacts and ``remove_existing`` is off (the caller refuses
+        it); else saved, after removing the contacts that expire soonest if needed
+        (:func:`~simsip.protocols.registration.contacts_after`)."""
+        held = self.held.get(phone, {})
+        kept = contacts_after(held, t, cid, limit, remove_existing)
+        if kept is None:
+            return False
+        kept[cid] = until
+        self.held[phone] = kept
+        self.at[phone] = t
+        return True
+
+    def apply(self, t_origin: float, phone: int, snapshot: dict[int, float]) -> None:
+        """A replica of a peer's contacts after its save at ``t_origin`` (the latest save wins)."""
+        if t_origin >= self.at.get(phone, NEVER):
+            self.held[phone] = dict(snapshot)
+            self.at[phone] = t_origin
+
+    def clear(self) -> None:
+        self.held = {}
+        self.at = {}
 
 
 class Store:
@@ -57,6 +103,7 @@ class Store:
         self.until = array("d", [NEVER]) * phones
         self.at = array("d", [NEVER]) * phones
         self.log = log
+        self.contacts: Contacts | None = None  # with max_contacts and connection-bound phones
 
     def save(self, t: float, phone: int, until: float) -> None:
         if t >= self.at[phone]:
@@ -97,12 +144,17 @@ class Store:
         """Start as a full replica of ``other`` (a replicated standby at equilibrium)."""
         self.until = array("d", other.until)
         self.at = array("d", other.at)
+        if self.contacts is not None and other.contacts is not None:
+            self.contacts.held = {p: dict(h) for p, h in other.contacts.held.items()}
+            self.contacts.at = dict(other.contacts.at)
         self.log.t.extend(other.log.t)
         self.log.phone.extend(other.log.phone)
         self.log.until.extend(other.log.until)
 
     def clear(self, t: float) -> None:
         self.until = array("d", [NEVER]) * len(self.until)
+        if self.contacts is not None:
+            self.contacts.clear()
         self.log.clears.append(t)
 
 
@@ -158,11 +210,15 @@ class RegistrarNode:
         self.replicated = cfg.data == "replicated"
         if self.replicated:
             self.lag = sampler(cfg.replication.lag, streams(f"registrar.{name}.replication"))
+        self.send_delay = float(cfg.replication.send_delay) if self.replicated else 0.0
         self.rx_bins = log.bin(f"register_rx_{name}")
         self.queue_bins = log.bin(f"queue_{name}")
         self.reject_bins = log.bin(f"rejected_{name}")
         self.served = 0
         self.rejected = 0
+        self.rejected_contacts = 0  # REGISTERs over max_contacts
+        if cfg.max_contacts is not None:
+            self.contact_bins = log.bin(f"contacts_full_{name}")
         self.replicas_sent = 0
         self.replicas_lost = 0
         self.record_waits = False
@@ -419,6 +475,8 @@ class RegistrarNode:
         c = counters
         c[f"served_{self.name}"] = self.served
         c[f"rejected_{self.name}"] = self.rejected
+        if self.cfg.max_contacts is not None:
+            c[f"contacts_full_{self.name}"] = self.rejected_contacts
         c[f"loaded_{self.name}"] = self.loaded
         if self.cfg.prune_reliable_on_boot:
             c[f"pruned_{self.name}"] = self.pruned
@@ -534,17 +592,20 @@ class RegistrarNode:
                                self.rnd.random() if cfg.expires_range else 0.0)
         back = replies.path()
         cred = replies.carried(phone, tx) if replies.authorized is not None else None
+        cid = replies.contact(phone) if replies.contact is not None else -1  # the connection it came over
         lags = [self.lag() for _ in self.peers] if self.replicated else None
         db = self.database
         db_lag = db.draw_lag() if db is not None else 0.0
         quiet = replies.hold(phone, tx, finish)  # the phone arms its timer if it must
-        if finish < self.horizon.until and quiet and (db is None or not db.holds(finish)):
+        if (finish < self.horizon.until and quiet and (db is None or not db.holds(finish))
+                and (cid < 0 or self.store.contacts is None)):
             # Nothing can stop, restart or reroute this node before the worker finishes, and the
-            # phone has nothing of its own before then: complete now, stamped at ``finish``.
-            self.complete(phone, tx, granted, topo.proc_epoch[i], finish, back, lags, db_lag, cred)
+            # phone has nothing of its own before then: complete now, stamped at ``finish``. (A
+            # contact count is never read ahead: a peer's replica may change it meanwhile.)
+            self.complete(phone, tx, granted, topo.proc_epoch[i], finish, back, lags, db_lag, cred, cid)
         else:
             self.sim.phone_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
-                             cred)
+                             cred, cid)
 
     # ------------------------------------------------------------------ bulk refreshes
     def bulk_problem(self) -> str | None:
@@ -566,6 +627,10 @@ class RegistrarNode:
             return "TLS handshake work"
         if self.queue_limit <= 0:
             return "no queue"
+        if cfg.max_contacts is not None:
+            return "max_contacts"
+        if self.replies is not None and getattr(self.replies, "contact", None) is not None:
+            return "connection-bound phones"
         return None
 
     def bulk_ready(self, first: float) -> str | None:
@@ -763,13 +828,14 @@ class RegistrarNode:
             self.tsx_status[phone] = status
             self.tsx_granted[phone] = granted
 
-    def _complete_event(self, phone, tx, granted, epoch, back, lags, db_lag, cred) -> None:
-        self.complete(phone, tx, granted, epoch, self.sim.env._now, back, lags, db_lag, cred)
+    def _complete_event(self, phone, tx, granted, epoch, back, lags, db_lag, cred, cid=-1) -> None:
+        self.complete(phone, tx, granted, epoch, self.sim.env._now, back, lags, db_lag, cred, cid)
 
     def complete(self, phone: int, tx: int, granted: float, epoch: int, now: float, back: float, lags, db_lag,
-                 cred=None) -> None:
+                 cred=None, cid: int = -1) -> None:
         """A worker finishes a REGISTER at ``now``: save the binding and answer 200 (``cred``: the
-        digest credentials the copy carried, read on arrival)."""
+        digest credentials the copy carried, read on arrival; ``cid``: the connection a
+        connection-bound phone's REGISTER came over, else -1)."""
         replies = self.replies
         if epoch != self.epoch or self.hung:  # the process died or hung meanwhile: no reply
             replies.lost(phone, tx)
@@ -790,6 +856,21 @@ class RegistrarNode:
                 replies.reply(phone, tx, now, 500, 0.0, 0.0, back)
                 return
         until = now + granted + cfg.lookup_grace
+        snapshot = None
+        if cid >= 0:
+            contacts = self.store.contacts
+            if contacts is not None:
+                if not contacts.admit(now, phone, cid, until, cfg.max_contacts, cfg.remove_existing):
+                    # one contact too many: 403 (res_pjsip_registrar) or 503 (Kamailio R_TOO_MANY)
+                    self.rejected_contacts += 1
+                    self.contact_bins.add(now)
+                    status = cfg.contacts_full_status
+                    if self.stateful:
+                        self._store_reply(phone, tx, status, 0.0)
+                    replies.reply(phone, tx, now, status, 0.0, 0.0, back)
+                    return
+                snapshot = contacts.held[phone]
+            self.log.conns.saved(phone, until, cid)
         self.store.save(now, phone, until)
         persist = self.persist
         if persist != "memory":
@@ -804,7 +885,7 @@ class RegistrarNode:
         if self.stateful:
             self._store_reply(phone, tx, 200, granted)
         if lags is not None:
-            self._replicate(now, phone, until, lags)
+            self._replicate(now, phone, until, lags, snapshot)
         if db is not None:
             db.replicate(now, phone, until, db_lag)
         if t_ack > now:
@@ -818,23 +899,45 @@ class RegistrarNode:
             replies.reply(phone, tx, t_ack, 200, granted, 0.0, back)
 
     # ------------------------------------------------------------------ replication (DMQ-like)
-    def _replicate(self, now: float, phone: int, until: float, lags: list[float]) -> None:
-        """Send the save to every peer; each applies it one lag later (asynchronous, after the reply)."""
-        epoch = self.epoch
+    def _replicate(self, now: float, phone: int, until: float, lags: list[float], snapshot=None) -> None:
+        """Send the save to every peer: it leaves ``send_delay`` after the save (lost if the sender
+        stops or the path is cut before then) and each peer applies it one lag after that (lost only
+        if that peer is not running then: an update on its way arrives even if its sender died).
+        ``snapshot``: the phone's contacts after the save (max_contacts), replicated with it."""
+        if self.send_delay > 0:
+            self.sim.phone_at(now + self.send_delay, self._send_replica, phone, self.epoch, until, lags,
+                              None if snapshot is None else dict(snapshot), now)
+            return
+        self._send_replica(phone, self.epoch, until, lags, snapshot, now, now)
+
+    def _send_replica(self, phone: int, epoch: int, until: float, lags: list[float], snapshot, t_save: float,
+                      now: float | None = None) -> None:
+        now = self.sim.env._now if now is None else now
+        topo = self.topo
+        if epoch != topo.proc_epoch[self.index]:  # the process stopped before the update left it
+            for peer in self.peers:
+                peer.replicas_lost += 1
+            return
         for peer, lag in zip(self.peers, lags):
             self.replicas_sent += 1
-            self.sim.phone_at(now + lag, peer.apply_replica, phone, self.index, epoch, until)
+            if not topo.path_up(self.index, peer.index):
+                peer.replicas_lost += 1
+                continue
+            if snapshot is None:
+                self.sim.phone_at(now + lag, peer.apply_replica, phone, self.index, epoch, until)
+            else:
+                self.sim.phone_at(now + lag, peer.apply_replica, phone, self.index, epoch, until, t_save, dict(snapshot))
 
-    def apply_replica(self, phone: int, src: int, src_epoch: int, until: float) -> None:
-        topo = self.topo
-        if (
-            topo.proc_epoch[src] != src_epoch  # the sender died before the update left it
-            or not self.up
-            or not topo.path_up(src, self.index)
-        ):
+    def apply_replica(self, phone: int, src: int, src_epoch: int, until: float, t_origin: float = 0.0,
+                      snapshot=None) -> None:
+        """A peer's update arrives (it left the peer ``lag`` ago): applied unless this process is not
+        running."""
+        if not self.up:
             self.replicas_lost += 1
             return
         self.store.save(self.sim.env._now, phone, until)
+        if snapshot is not None and self.store.contacts is not None:
+            self.store.contacts.apply(t_origin, phone, snapshot)
 
     def _full_sync(self, t: float) -> None:
         """Pull every binding from a live peer at ``sync_rate`` (dmq_usrloc sync on start-up)."""

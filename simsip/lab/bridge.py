@@ -1,12 +1,15 @@
 """From a simulator scenario to a real-lab run, and back.
 
-The real lab (``simsip.lab``) is a fixed shape: one SIPp process playing N UDP phones whose
+The real lab (``simsip.lab``) is a fixed shape: one SIPp process playing N UDP or TCP phones whose
 refreshes are spread evenly over one refresh interval (plus, when a second fleet has
 ``profile: baresip``, up to 10 real baresip UAs with baresip's own refresh and RFC 5626
 backoff), two Kamailio registrars (memory only, DMQ replication, or a shared PostgreSQL
-location table) behind one keepalived VRRP pair on an idle
+location table; ``registrar.workers`` children, a constant ``registrar.service_time`` as a
+usleep per REGISTER, ``udp_buffer.maxbuffer``) behind one keepalived VRRP pair (optionally a
+track_script, weighted or not) on an idle
 Linux bridge, an OPTIONS prober that asks the VIP holder "do you have a binding for this AOR?"
-every ``lab.probe_interval`` seconds, and a fault injector. A simsip :class:`~simsip.config.schema.
+every ``lab.probe_interval`` seconds, and a fault injector (faults at a random phase of the
+advert timer; a repaired node crash reboots the node). A simsip :class:`~simsip.config.schema.
 Scenario` can describe much more (many fleets, backoff retries, lossy networks, overload replies,
 SIP health checks, hung processes, three-node clusters...). This module maps the part of a
 scenario the lab can *really* realise onto a :class:`~simsip.lab.spec.LabSpec` and refuses the rest
@@ -34,10 +37,11 @@ from typing import Any
 
 from simsip import faults as fault_table
 from simsip.config.schema import Scenario
+from simsip.io import unpacked_run
 from simsip.protocols.registration import refresh_interval
 from simsip.protocols.transactions import sipp_timeout
 
-from .spec import MAX_BARESIP, Fault, LabSpec
+from .spec import MAX_BARESIP, MAX_WORKERS, Fault, LabSpec
 
 __all__ = ["LabUnsupported", "spec_from_scenario", "mapping_notes", "scenario_for_lab_run",
            "MAX_LAB_PHONES", "MAX_LAB_DELAY", "lab_t0", "first_advert_phase", "refresh_phase_shift"]
@@ -48,6 +52,11 @@ MAX_LAB_PHONES = 500
 #: The lab's one-way phone↔registrar delay is a Linux bridge between veth pairs: tens of µs.
 #: A scenario asking for more than this cannot be realised (the lab adds no netem delay).
 MAX_LAB_DELAY = 0.001
+
+#: dmq_usrloc on the lab's bridge applies a replicated save about 0.2 ms after it (examples/lab/dmq):
+#: a configured replication lag up to this is Kamailio's own, a longer constant one is a usleep() on
+#: the peer before it handles the KDMQ update
+MIN_REPLICATION_DELAY = 0.001
 
 #: A second fleet with this profile is realised by real baresip UAs (``LabSpec.baresip``).
 BARESIP_PROFILE = "baresip"
@@ -77,6 +86,8 @@ def _s(x: float) -> str:
 def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist reads best
     out: list[str] = []
     # ---- fleets / phones
+    if cfg.trunks:
+        out.append(f"trunks: {len(cfg.trunks)} trunk registration(s); the lab has no PBX registering to a provider")
     if not (len(cfg.fleets) == 1 or (len(cfg.fleets) == 2 and cfg.fleets[1].profile == BARESIP_PROFILE)):
         out.append(f"fleets: {len(cfg.fleets)} fleets; the lab runs one SIPp fleet, optionally followed "
                    f"by one fleet with `profile: {BARESIP_PROFILE}` (real baresip UAs)")
@@ -94,11 +105,19 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
         if fl.start != "equilibrium":
             out.append(f"{p}.start: {fl.start!r}; the lab starts phones evenly over one refresh "
                        "interval during the warm-up (equilibrium), it has no boot storm")
+        if fl.server == "sbc":
+            out.append(f"{p}.server: 'sbc'; the lab has no registration-caching SBC (its SIPp phones register "
+                       "to the VIP)")
         if fl.phases != "even":
             out.append(f"{p}.phases: {fl.phases!r}; SIPp starts phone k at k·R/N, i.e. even phases — "
                        "set `phases: even`")
         if ph.transport != "udp":
-            out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's SIPp phones use UDP only")
+            out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's SIPp phones use UDP only. SIPp 3.6.1 "
+                       "(Debian 12) dies at the first TCP reset in -t tn mode (one connection per phone): "
+                       "read_error() calls abort(), which frees the phone's socket, and then queues it for "
+                       "reset_connection() (use after free; 'Unable to get a SCTP socket (3)'; fixed upstream by "
+                       "queueing before abort). TCP phones in the lab: a second fleet with `profile: baresip` "
+                       "and `phone.transport: tcp`")
         if ph.calls_per_hour > 0:
             out.append(f"{p}.phone.calls_per_hour: {ph.calls_per_hour * 3600:g}/h; the lab places no "
                        "calls (reachability is probed with OPTIONS at the registrar)")
@@ -115,7 +134,9 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
             out.append(f"{p}.phone.refresh.min_interval: {_s(rf.min_interval)} exceeds the refresh "
                        f"interval ({_s(interval)}); SIPp has no minimum refresh interval")
         tm = ph.timers
-        if tm.max_retransmissions is None:
+        if ph.transport == "tcp":
+            pass  # SIPp sends once over TCP and waits Timer F (timers.timeout) for the 200
+        elif tm.max_retransmissions is None:
             out.append(f"{p}.phone.timers.max_retransmissions: null (Timer F {_s(tm.timeout)} alone); "
                        "SIPp has no Timer F, it ends a transaction after -max_retrans K retransmissions "
                        f"— set it (K=9 times out at {_s(sipp_timeout(tm.t1, tm.t2, 9))} at T1 500 ms)")
@@ -153,6 +174,27 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     if rg.lookup_grace > 0:
         out.append(f"registrar.lookup_grace: {_s(rg.lookup_grace)}; Kamailio's registered() has no "
                    "grace after expiry")
+    if rg.transactions != "stateless":
+        out.append(f"registrar.transactions: {rg.transactions!r}; the lab's Kamailio calls save() without "
+                   "t_newtran() (stateless: every retransmission it reads is saved and answered again)")
+    if rg.workers > MAX_WORKERS:
+        out.append(f"registrar.workers: {rg.workers}; the lab runs at most {MAX_WORKERS} Kamailio children "
+                   "per socket (2-core machine)")
+    st = rg.service_time
+    if st.dist == "constant" and st.mean > 1.0:
+        out.append(f"registrar.service_time: {_s(st.mean)}; the lab's usleep() per REGISTER is at most 1 s")
+    ub = rg.udp_buffer
+    if ub is not None and ub.sizing != "kamailio":
+        out.append(f"registrar.udp_buffer.sizing: {ub.sizing!r}; the lab's Kamailio always probes SO_RCVBUF "
+                   "up to maxbuffer at start-up (sizing: kamailio)")
+    lag = rg.replication.lag
+    if rg.data == "replicated" and lag.expected > MIN_REPLICATION_DELAY and (lag.dist != "constant" or lag.mean > 1.0):
+        out.append(f"registrar.replication.lag: {lag.dist} with mean {_s(lag.expected)}; the lab realises a "
+                   f"replication lag above {MIN_REPLICATION_DELAY * 1000:g} ms only as a constant of at most 1 s "
+                   "(a usleep() on the peer before it applies the KDMQ update)")
+    if rg.data == "replicated" and rg.replication.send_delay > 0:
+        out.append(f"registrar.replication.send_delay: {_s(rg.replication.send_delay)}; the lab's dmq_usrloc sends "
+                   "each update from inside save() (0), it cannot hold updates on the sender")
     if rg.data == "replicated" and not rg.replication.sync_on_start:
         out.append("registrar.replication.sync_on_start: false; the lab's dmq_usrloc runs with sync 1")
     # ---- HA
@@ -178,9 +220,8 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     if hc is not None and hc.kind != "socket":
         out.append(f"ha.health_check.kind: {hc.kind!r}; the lab's track_script checks the Kamailio "
                    "UDP socket only (kind: socket)")
-    if hc is not None and hc.weight != 0:
-        out.append(f"ha.health_check.weight: {hc.weight}; the lab's track_script has weight 0 (FAULT on "
-                   "failure)")
+    if hc is not None and not -253 <= hc.weight <= 253:
+        out.append(f"ha.health_check.weight: {hc.weight}; keepalived's track_script weight is -253..253")
     if v.garp_master_refresh > 0:
         out.append(f"ha.vrrp.garp_master_refresh: {_s(v.garp_master_refresh)}; the lab's keepalived sends "
                    "no periodic GARP (keepalived's default 0)")
@@ -223,8 +264,8 @@ def _baresip_problems(cfg: Scenario) -> list[str]:
     ph = fl.phone
     if fl.count > MAX_BARESIP:
         out.append(f"{p}.count: {fl.count} baresip UAs; the lab runs at most {MAX_BARESIP} (one process each)")
-    if ph.transport != "udp":
-        out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's baresip UAs register over UDP only")
+    if ph.transport not in ("udp", "tcp"):
+        out.append(f"{p}.phone.transport: {ph.transport!r}; the lab's baresip UAs register over UDP or TCP")
     if ph.calls_per_hour > 0:
         out.append(f"{p}.phone.calls_per_hour: {ph.calls_per_hour * 3600:g}/h; the lab places no calls")
     if abs(float(ph.expires) - float(ph0.expires)) > 1e-9:
@@ -280,6 +321,11 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
     variant = {"none": "memory", "replicated": "dmq", "shared": "shared_db"}[rg.data]
     v = cfg.ha.vrrp
     hc = cfg.ha.health_check
+    st = rg.service_time
+    # a constant service time is a usleep() per REGISTER; any other distribution is not realised
+    # (the lab's Kamailio then runs at its own speed, see mapping_notes)
+    service = float(st.mean) if st.dist == "constant" else 0.0
+    ub = rg.udp_buffer
     faults = tuple(
         Fault(kind=_FAULT_KINDS[f.kind], node=nodes.get(f.node, f.node), at=float(f.at),
               repair_after=None if f.repair_after is None else float(f.repair_after))
@@ -292,12 +338,26 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         refresh_margin=margin,
         t1=float(ph.timers.t1),
         t2=float(ph.timers.t2),
-        max_retrans=int(ph.timers.max_retransmissions),  # type: ignore[arg-type]
+        max_retrans=9 if ph.timers.max_retransmissions is None else int(ph.timers.max_retransmissions),
+        transport=ph.transport,
+        tcp_timeout=float(ph.timers.timeout) if ph.transport == "tcp" else None,
         retry_interval=float(ph.retry.interval),
         baresip=cfg.fleets[1].count if len(cfg.fleets) == 2 else 0,
+        baresip_transport=cfg.fleets[1].phone.transport if len(cfg.fleets) == 2 else "udp",
         variant=variant,
         min_expires=min_exp,
         max_expires=max_exp,
+        workers=int(rg.workers),
+        service_time=service,
+        replication_delay=(float(rg.replication.lag.mean) if rg.data == "replicated"
+                           and rg.replication.lag.dist == "constant" and rg.replication.lag.mean > MIN_REPLICATION_DELAY
+                           else 0.0),
+        rmem_default=None if ub is None else int(ub.rmem_default),
+        rmem_max=None if ub is None else int(ub.rmem_max),
+        maxbuffer=None if ub is None else int(ub.maxbuffer),
+        # a registrar slowed on purpose gets a probe socket of its own (5061, two workers), so the
+        # prober's rounds neither queue with REGISTERs nor take their workers or buffer
+        probe_port=5061 if service > 0 else 5060,
         vrrp_version=v.version,
         advert_int=float(v.advert_int),
         priority_a=cfg.ha.nodes[0].priority,
@@ -309,6 +369,8 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         track_interval=None if hc is None else float(hc.interval),
         track_fall=1 if hc is None else hc.fall,
         track_rise=1 if hc is None else hc.rise,
+        track_weight=0 if hc is None else int(hc.weight),
+        track_reverse=False if hc is None else bool(hc.reverse),
         probe_interval=float(cfg.lab.probe_interval),
         faults=faults,
         duration=float(cfg.duration),
@@ -320,26 +382,64 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
 def mapping_notes(cfg: Scenario) -> list[str]:
     """Scenario items the lab realises its own way (not errors; say them next to a lab run)."""
     rg = cfg.registrar
+    st = rg.service_time
+    if st.dist == "constant" and st.mean > 0:
+        service = (f"registrar.service_time ({st.mean * 1000:g} ms, constant): usleep({int(round(st.mean * 1e6))}) "
+                   "(cfgutils) in the REGISTER branch before save(); the real per-REGISTER time is a little "
+                   "longer (save, reply, log, sleep overshoot) — measure it in busy seconds of the capture; "
+                   "the OPTIONS prober then asks a socket of its own (VIP:5061, two workers)")
+    else:
+        service = (f"registrar.service_time ({st.dist}, mean {st.expected * 1000:g} ms): not realised — only a "
+                   "constant service time becomes a usleep(); the lab's Kamailio runs at its own speed "
+                   "(~0.1 ms per REGISTER; `simsip calibrate RUN_DIR` measures it)")
+    ub = rg.udp_buffer
+    if ub is None:
+        buffer = (f"registrar.queue_limit ({rg.queue_limit}): not realised — the lab's queue is the kernel's UDP "
+                  "receive buffer (this kernel's rmem_default/rmem_max, Kamailio's default maxbuffer); "
+                  "give registrar.udp_buffer to say it")
+    else:
+        buffer = (f"registrar.udp_buffer: maxbuffer {ub.maxbuffer} B becomes Kamailio's maxbuffer; rmem_default "
+                  f"{ub.rmem_default} B / rmem_max {ub.rmem_max} B are checked against the node namespace's "
+                  "net.core values when the run starts (not settable per network namespace on this kernel: "
+                  f"read-only there); truesize ({ub.truesize} B) is the kernel's — the run records "
+                  "`ss -uanm` (rb, drops) and Udp RcvbufErrors per node")
     notes = [
-        f"registrar.workers ({rg.workers}), service_time (mean {rg.service_time.expected * 1000:g} ms), "
-        f"queue_limit ({rg.queue_limit}): ignored — the lab runs a real Kamailio (children=2); "
-        "`simsip calibrate RUN_DIR` measures its service time",
+        f"registrar.workers ({rg.workers}): Kamailio children={rg.workers} (UDP workers per listen socket"
+        + (", and tcp_children" if any(f.phone.transport == "tcp" for f in cfg.fleets) else "") + ")",
+        service,
+        buffer,
         f"registrar.removal_interval ({_s(rg.removal_interval)}): the lab's usrloc timer_interval is 5 s "
         "(reachability does not depend on it: registered() checks the expiry itself)",
-        "ha.vrrp.first_advert: the lab's advert phase is whatever keepalived starts with; "
-        "scenario_for_lab_run() reads it back from the capture",
+        "ha.vrrp.first_advert: random in the lab — the runner waits U[0, advert_int) (meta.json phase_delay) "
+        "after the first MASTER before it starts phones and prober, so t=0 and the faults fall at a random "
+        "phase of the advert timer while SIPp's refresh phases relative to t=0 stay as configured; "
+        "scenario_for_lab_run() (replay) reads the phase back from the capture",
         "network.arp timers: the lab's namespaces use the Linux defaults the simulator defaults to",
         "seed/replications/output: ignored — one lab run is one replication",
     ]
     if rg.data == "replicated":
-        notes.append(f"registrar.replication.lag (mean {rg.replication.lag.expected * 1000:g} ms) and "
-                     "sync_rate: the lab's dmq_usrloc has its own")
+        lag = rg.replication.lag
+        notes.append((f"registrar.replication.lag (constant {lag.mean * 1000:g} ms): a usleep() on the peer before "
+                      "it applies each KDMQ update, on top of dmq_usrloc's own ~0.2 ms; " if lag.dist == "constant"
+                      and lag.mean > MIN_REPLICATION_DELAY else
+                      f"registrar.replication.lag (mean {lag.expected * 1000:g} ms): dmq_usrloc's own (~0.2 ms on the "
+                      "lab's bridge; `simsip calibrate` measures it); ")
+                     + f"sync_rate ({rg.replication.sync_rate:g}/s): dmq_usrloc's own")
     if cfg.ha.health_check is not None:
         hc = cfg.ha.health_check
         notes.append(f"ha.health_check.timeout ({_s(hc.timeout)}) / exec_time ({_s(hc.exec_time)}): the "
                      f"lab's track_script times out after max(1 s, interval) and takes a few ms")
-    if cfg.fleets and cfg.fleets[0].phone.timers.timer_f is not None:
+    ph0 = cfg.fleets[0].phone if cfg.fleets else None
+    if len(cfg.fleets) == 2 and cfg.fleets[1].phone.transport == "tcp":
+        notes.append("fleets[1].phone.transport tcp: each baresip UA keeps one TCP connection to the VIP (Kamailio "
+                     "listens on TCP too); a reset from a new master is a transport error to libre's sipreg, "
+                     "which retries by its failwait rule. network.tcp (rto_min, syn_rto) is the lab kernel's own")
+    if ph0 is not None and ph0.timers.timer_f is not None:
         notes.append("timers.timer_f: SIPp ends transactions by max_retransmissions only")
+    if cfg.ha.health_check is not None and cfg.ha.health_check.weight:
+        hc = cfg.ha.health_check
+        notes.append(f"ha.health_check.weight {hc.weight}{' reverse' if hc.reverse else ''}: keepalived "
+                     "vrrp_script weight (priority adjusted, no FAULT)")
     return notes
 
 
@@ -354,7 +454,7 @@ def _read_json(path: Path) -> Any:
 
 def lab_t0(run_dir: str | Path, trace_t0_epoch: float) -> float:
     """Scenario t=0 of a recorded run in trace seconds (``meta.json`` t0_epoch − capture start)."""
-    meta = _read_json(Path(run_dir) / "meta.json")
+    meta = _read_json(unpacked_run(run_dir) / "meta.json")
     if "t0_epoch" not in meta:
         raise ValueError(f"{run_dir}/meta.json has no t0_epoch (not a simsip lab run?)")
     return float(meta["t0_epoch"]) - float(trace_t0_epoch)
@@ -397,7 +497,7 @@ def refresh_phase_shift(cfg: Scenario, run_dir: str | Path, trace=None) -> float
     """
     from simsip.trace import import_trace
 
-    run_dir = Path(run_dir)
+    run_dir = unpacked_run(run_dir)
     tr = trace if trace is not None else import_trace(run_dir)
     meta = _read_json(run_dir / "meta.json")
     t0 = lab_t0(run_dir, tr.t0_epoch)
@@ -440,7 +540,7 @@ def scenario_for_lab_run(cfg: Scenario, run_dir: str | Path, trace=None, shift: 
     """
     from simsip.trace import import_trace
 
-    run_dir = Path(run_dir)
+    run_dir = unpacked_run(run_dir)
     tr = trace if trace is not None else import_trace(run_dir)
     meta = _read_json(run_dir / "meta.json")
     t0 = lab_t0(run_dir, tr.t0_epoch)

@@ -8,6 +8,8 @@ from pathlib import Path
 from .spec import LabSpec
 from .topology import ADDR, IFACE, VIP
 
+#: Kamailio workers of the prober's own socket (LabSpec.probe_port 5061)
+PROBE_WORKERS = 2
 DB_NAME = "kamailio"
 DB_PORT = 5432
 
@@ -29,15 +31,35 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
         mods += ["dmq", "dmq_usrloc"]
     if v == "shared_db":
         mods.insert(0, "db_postgres")
+    usleep_us = int(round(spec.service_time * 1e6))
+    dmq_us = int(round(spec.replication_delay * 1e6)) if v == "dmq" else 0
+    if usleep_us > 0 or dmq_us > 0:
+        mods.append("cfgutils")  # usleep() is a cfgutils function in Kamailio 5.6, not core
+    tcp = spec.tcp
     lines = [
         "#!KAMAILIO",
         "debug=2",
         "log_stderror=yes",
-        "children=2",
-        "disable_tcp=yes",
+        f"children={spec.workers}",
+    ]
+    if spec.maxbuffer is not None:
+        lines.append(f"maxbuffer={int(spec.maxbuffer)}")
+    if tcp:
+        lines += [f"tcp_children={spec.workers}", "tcp_accept_aliases=no"]
+    else:
+        lines.append("disable_tcp=yes")
+    lines += [
         "auto_aliases=no",
         f"listen=udp:{ADDR[node]}:5060",
         f"listen=udp:{VIP}:5060",
+    ]
+    if tcp:
+        lines += [f"listen=tcp:{ADDR[node]}:5060", f"listen=tcp:{VIP}:5060"]
+    if spec.probe_port != 5060:
+        # the prober's own socket: workers and a receive buffer of its own, so that probes
+        # neither wait behind REGISTERs nor take their workers or buffer
+        lines += [f"socket_workers={PROBE_WORKERS}", f"listen=udp:{VIP}:{spec.probe_port}"]
+    lines += [
         f'alias="{VIP}"',
         f'mpath="{kamailio_module_dir()}"',
     ]
@@ -62,9 +84,14 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
         ]
     route = ["request_route {"]
     if v == "dmq":
-        route.append('    if (is_method("KDMQ")) { dmq_handle_message(); exit; }')
+        if dmq_us > 0:  # the peer applies each replicated save that much later (registrar.replication.lag)
+            route.append(f'    if (is_method("KDMQ")) {{ usleep({dmq_us}); dmq_handle_message(); exit; }}')
+        else:
+            route.append('    if (is_method("KDMQ")) { dmq_handle_message(); exit; }')
+    route += ['    if (is_method("REGISTER")) {']
+    if usleep_us > 0:
+        route.append(f"        usleep({usleep_us});  # the registrar's known service time")
     route += [
-        '    if (is_method("REGISTER")) {',
         '        if (!save("location")) { sl_reply_error(); }',
         "        exit;",
         "    }",
@@ -87,10 +114,13 @@ echo "$(date +%s%N) $3 $4" >> "{out}"
 
 TRACK_SH = """#!/bin/sh
 # healthy while the kamailio whose PID is in the pid file holds its UDP 5060 socket
-# (kill -0 is not enough: a killed but unreaped process still passes it)
-pid=$(cat "{pidfile}" 2>/dev/null) || exit 1
-[ -n "$pid" ] || exit 1
-ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q "pid=$pid,"
+# (kill -0 is not enough: a killed but unreaped process still passes it); every verdict is
+# logged with its start time (ns) so that the check phase can be read back after the run
+start=$(date +%s%N)
+ok=1
+pid=$(cat "{pidfile}" 2>/dev/null) && [ -n "$pid" ] && ss -Hlunp 'sport = :5060' 2>/dev/null | grep -q "pid=$pid," || ok=0
+echo "$start $ok" >> "{log}"
+[ "$ok" = 1 ]
 """
 
 
@@ -101,7 +131,8 @@ def write_scripts(spec: LabSpec, node: str, run_dir: Path) -> dict[str, Path]:
     paths = {"notify": notify}
     if spec.track_interval:
         track = run_dir / f"track-{node}.sh"
-        track.write_text(TRACK_SH.replace("{pidfile}", str(run_dir / f"kamailio-{node}.pid")))
+        track.write_text(TRACK_SH.replace("{pidfile}", str(run_dir / f"kamailio-{node}.pid"))
+                         .replace("{log}", str(run_dir / f"checks-{node}.log")))
         os.chmod(track, 0o755)
         paths["track"] = track
     return paths
@@ -130,6 +161,10 @@ def keepalived_conf(spec: LabSpec, node: str, run_dir: Path) -> str:
             f"    timeout {_num(max(1.0, spec.track_interval))}",
             f"    fall {spec.track_fall}",
             f"    rise {spec.track_rise}",
+        ]
+        if spec.track_weight:
+            out.append(f"    weight {spec.track_weight}" + (" reverse" if spec.track_reverse else ""))
+        out += [
             "}",
         ]
     out += [
@@ -191,18 +226,26 @@ def sipp_phone_xml(spec: LabSpec) -> str:
     err = "\n".join(
         f'  <recv response="{c}" optional="true" next="fail"/>' for c in ERROR_CODES
     )
+    if spec.transport == "tcp":
+        # SIPp retransmits over UDP only; over TCP the transaction ends when no 200 came within
+        # Timer F (the recv timeout), and SIPp never ends it on a reset (it reconnects instead)
+        send = "<send>"
+        ok = f'<recv response="200" timeout="{int(round(spec.timeout * 1000))}" ontimeout="fail"/>'
+    else:
+        send = f'<send retrans="{t1_ms}" ontimeout="fail">'
+        ok = '<recv response="200"/>'
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="simsip phone">
   <label id="reg"/>
-  <send retrans="{t1_ms}" ontimeout="fail">
+  {send}
     <![CDATA[
       {reg}
     ]]>
   </send>
   <recv response="100" optional="true"/>
 {err}
-  <recv response="200"/>
+  {ok}
   <pause milliseconds="{refresh_ms}"/>
   <nop next="reg"/>
   <label id="fail"/>
@@ -215,10 +258,22 @@ def sipp_phone_xml(spec: LabSpec) -> str:
 def sipp_argv(spec: LabSpec, scenario: Path, log_dir: Path) -> list[str]:
     """SIPp command for the phones namespace: N calls spread evenly over one refresh interval."""
     rp_ms = int(round(spec.refresh_interval * 1000))
+    if spec.transport == "tcp":
+        # one connection per phone. SIPp's defaults would end the run at the first reset (a
+        # new master answers a segment of a connection it never had with RST): -max_reconnect 0
+        # makes that a fatal error, -reconnect_close true deletes the phone's call, and
+        # -reconnect_sleep 1000 ms blocks SIPp's main loop per reset. So: reconnect without
+        # limit, keep the call (it waits out its recv timeout, then its retry pause), at once.
+        # -max_socket: SIPp's default 50000 exceeds the open-files limit, which in -t tn mode
+        # makes it exit at start-up (status 1, only the warning in its log).
+        transport = ["-t", "tn", "-max_reconnect", "-1", "-reconnect_close", "false",
+                     "-reconnect_sleep", "0", "-max_socket", str(spec.phones + 64)]
+    else:
+        transport = ["-t", "u1"]
     return [
         "sipp", f"{VIP}:5060",
         "-sf", str(scenario),
-        "-i", ADDR["phones"], "-p", "5060", "-t", "u1",
+        "-i", ADDR["phones"], "-p", "5060", *transport,
         "-m", str(spec.phones), "-l", str(spec.phones),
         "-r", str(spec.phones), "-rp", str(rp_ms),
         "-T2", str(int(round(spec.t2 * 1000))),
@@ -262,8 +317,9 @@ def baresip_config(spec: LabSpec, k: int) -> str:
 
 
 def baresip_accounts(spec: LabSpec, k: int) -> str:
-    """One account: AOR <user>@VIP, outbound proxy = the VIP over UDP, regint = spec.expires."""
-    return (f'<sip:{baresip_aor(k)}@{VIP}>;outbound="sip:{VIP}:5060;transport=udp"'
+    """One account: AOR <user>@VIP, outbound proxy = the VIP over ``spec.baresip_transport`` (UDP
+    or TCP: one connection per UA), regint = spec.expires."""
+    return (f'<sip:{baresip_aor(k)}@{VIP}>;outbound="sip:{VIP}:5060;transport={spec.baresip_transport}"'
             f";regint={int(spec.expires)}\n")
 
 

@@ -1,10 +1,12 @@
 """OPTIONS prober, run inside the prober namespace:
-``python prober.py VIP N INTERVAL OUT [LOCAL_IP [EXTRA_AORS]]``.
+``python prober.py VIP N INTERVAL OUT [LOCAL_IP [EXTRA_AORS [PORT]]]``.
 
 Every ``INTERVAL`` seconds one round sends ``OPTIONS sip:ph<i>@VIP`` for i = 1..N, then one for
-each user in the comma-separated ``EXTRA_AORS`` (the baresip UAs), with no retransmissions. The node holding the VIP answers 200 if it has a valid binding for the AOR,
+each user in the comma-separated ``EXTRA_AORS`` (the baresip UAs), with no retransmissions. Probes go to VIP:PORT (default 5060; the lab's capacity runs give the registrar a probe socket of its
+own on 5061). The node holding the VIP answers 200 if it has a valid binding for the AOR,
 404 if not. Each probe is written to OUT as CSV ``round,aor,sent_epoch,status,recv_epoch``
-(status 0 and empty recv_epoch when no answer came before the round ended). Stops on SIGTERM.
+(status 0 and empty recv_epoch when no answer came before the round ended). A round goes out in
+bursts of ``PACE_EVERY`` probes ``PACE_SLEEP`` s apart. Stops on SIGTERM.
 """
 from __future__ import annotations
 
@@ -16,10 +18,18 @@ import sys
 import time
 
 
+#: a round is sent in bursts of PACE_EVERY probes PACE_SLEEP s apart (500 AORs: ~50 ms), so that a
+#: round never overflows the receive buffer of the registrar socket it asks (a burst of 20 probes is
+#: ~46 KB of skb truesize, a fifth of the kernel's 212992 B default, drained within the pause)
+PACE_EVERY = 20
+PACE_SLEEP = 0.002
+
+
 def main(argv: list[str]) -> int:
     vip, n, interval, out = argv[1], int(argv[2]), float(argv[3]), argv[4]
     local_ip = argv[5] if len(argv) > 5 else "0.0.0.0"
     extra = [a for a in (argv[6].split(",") if len(argv) > 6 else []) if a]
+    dport = int(argv[7]) if len(argv) > 7 and argv[7] else 5060
     aors = [f"ph{i}" for i in range(1, n + 1)] + extra
     port = 5070
     stop = False
@@ -58,10 +68,12 @@ def main(argv: list[str]) -> int:
             )
             t = time.time()
             try:
-                s.sendto(msg.encode(), (vip, 5060))
+                s.sendto(msg.encode(), (vip, dport))
             except OSError:
                 pass
             pending[cid] = (aor, t)
+            if i % PACE_EVERY == 0 and i < len(aors):
+                time.sleep(PACE_SLEEP)  # let the registrar's probe worker drain its buffer
         deadline = round_start + interval
         while pending and not stop:
             left = deadline - time.time()

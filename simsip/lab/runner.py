@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -178,6 +179,17 @@ def read_transitions(path: Path) -> list[list]:
     return out
 
 
+def read_checks(path: Path) -> list[list]:
+    """The track script's log: one [start epoch, ok] per run (ok 1 passed, 0 failed)."""
+    out = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0].isdigit() and parts[1] in ("0", "1"):
+                out.append([int(parts[0]) / 1e9, int(parts[1])])
+    return out
+
+
 class Lab:
     """Low-level lab control; ``run_lab`` drives one scenario with it."""
 
@@ -275,6 +287,45 @@ class Lab:
         tr = read_transitions(self.run_dir / f"transitions-{node}.log")
         return tr[-1][1] if tr else "INIT"
 
+    def udp_snmp(self, node: str) -> dict[str, int]:
+        """The ``Udp:`` counters of /proc/net/snmp inside ``node``'s namespace (InDatagrams,
+        RcvbufErrors: the kernel's receive-buffer drops, ...); {} when it cannot be read."""
+        r = self.topo.run(node, ["cat", "/proc/net/snmp"], check=False)
+        return parse_udp_snmp(r.stdout) if r.returncode == 0 else {}
+
+    def udp_sockets(self, node: str) -> list[dict]:
+        """The node's UDP sockets on the SIP ports (``ss -uanm``): local address, Recv-Q and the
+        kernel's real receive buffer ``rb`` (sk_rcvbuf, bytes) and queued memory ``r``."""
+        r = self.topo.run(node, ["ss", "-Huanm"], check=False)
+        return parse_ss_udp(r.stdout) if r.returncode == 0 else []
+
+    def kernel_rmem(self, node: str) -> dict[str, int]:
+        """net.core.rmem_default/rmem_max as the node's namespace sees them."""
+        out = {}
+        for key in ("rmem_default", "rmem_max"):
+            r = self.topo.run(node, ["cat", f"/proc/sys/net/core/{key}"], check=False)
+            if r.returncode == 0 and r.stdout.strip().isdigit():
+                out[key] = int(r.stdout.strip())
+        return out
+
+    def check_rmem(self) -> dict[str, dict[str, int]]:
+        """The kernel's receive-buffer sysctls in each node's namespace, checked against the spec.
+
+        On this lab's kernel net.core.rmem_default/rmem_max are not per network namespace (read
+        only inside one), and the lab changes nothing outside its namespaces: a scenario must say
+        the values the lab machine has; Kamailio's ``maxbuffer`` is the lab's buffer knob."""
+        seen = {n: self.kernel_rmem(n) for n in NODES}
+        for key in ("rmem_default", "rmem_max"):
+            want = getattr(self.spec, key)
+            for n, vals in seen.items():
+                if want is not None and key in vals and vals[key] != want:
+                    raise LabError(
+                        f"registrar.udp_buffer.{key}: the scenario says {want} B, but net.core.{key} is "
+                        f"{vals[key]} B in node {n}'s namespace; this kernel does not let a network "
+                        "namespace set it and the lab changes nothing outside its namespaces — set "
+                        f"udp_buffer.{key}: {vals[key]} (and size the buffer with udp_buffer.maxbuffer)")
+        return seen
+
     def vip_holder(self) -> str | None:
         holders = [n for n in NODES if self.topo.has_vip(n)]
         return holders[0] if len(holders) == 1 else None
@@ -283,7 +334,7 @@ class Lab:
         cap = self.out / "capture.pcapng"
         self.procs.start("tshark", self.topo.cmd("sw", [
             "tshark", "-i", "br0", "-n", "-q", "-B", "16", "-F", "pcapng", "-w", str(cap),
-            "-f", "udp port 5060 or tcp port 5060 or ip proto 112 or arp"]))
+            "-f", capture_filter(self.spec)]))
         log = self.log_dir / "tshark.log"
 
         def ready() -> bool:
@@ -302,7 +353,7 @@ class Lab:
         extra = ",".join(configs.baresip_aor(k) for k in range(1, self.spec.baresip + 1))
         self.procs.start("prober", self.topo.cmd("prober", [
             sys.executable, str(script), VIP, str(self.spec.phones), repr(self.spec.probe_interval),
-            str(self.out / "prober.csv"), ADDR["prober"], extra]))
+            str(self.out / "prober.csv"), ADDR["prober"], extra, str(self.spec.probe_port)]))
 
     def start_baresip(self, k: int) -> _Proc:
         """Baresip UA ``k`` (1-based) in the phones namespace, in the foreground (no -d) with its
@@ -359,6 +410,7 @@ class Lab:
         self.topo.flush_vip(node)
         self.topo.link_up(node)
         self.start_kamailio(node)
+        self.wait_kamailio(node)  # as an operator would: the registrar listens before keepalived starts
         self.start_keepalived(node)
 
     def kill_registrar(self, node: str) -> None:
@@ -405,6 +457,59 @@ def _check_uas(lab: "Lab", out_dir: Path) -> None:
             raise LabError(f"baresip UA {k} exited early:\n" + _tail(out_dir / "logs" / f"{baresip_name(k)}.log"))
 
 
+def capture_filter(spec: LabSpec) -> str:
+    """tshark's capture filter: SIP on 5060 (UDP and TCP), the probe port, VRRP, ARP."""
+    ports = "udp port 5060 or tcp port 5060"
+    if spec.probe_port != 5060:
+        ports += f" or udp port {spec.probe_port}"
+    return ports + " or ip proto 112 or arp"
+
+
+def parse_ss_udp(text: str) -> list[dict]:
+    """``ss -Huanm`` output: one dict per socket (local, recv_q, rb = sk_rcvbuf, r = queued bytes,
+    drops = the socket's own drop counter)."""
+    import re
+
+    out: list[dict] = []
+    cur: dict | None = None
+    for line in text.splitlines():
+        parts = line.split()
+        m = re.search(r"skmem:\(r(\d+),rb(\d+)", line)
+        d = re.search(r"skmem:\(.*,d(\d+)\)", line)
+        if parts and parts[0] in ("UNCONN", "ESTAB") and len(parts) >= 4:
+            cur = {"local": parts[3], "recv_q": int(parts[1])}
+            out.append(cur)
+        if m and cur is not None:
+            cur["r"], cur["rb"] = int(m.group(1)), int(m.group(2))
+            if d:
+                cur["drops"] = int(d.group(1))
+    return out
+
+
+def parse_udp_snmp(text: str) -> dict[str, int]:
+    """The ``Udp:`` header/value line pair of /proc/net/snmp as a dict."""
+    rows = [line.split() for line in text.splitlines() if line.startswith("Udp:")]
+    if len(rows) < 2:
+        return {}
+    return {k: int(v) for k, v in zip(rows[0][1:], rows[1][1:]) if v.lstrip("-").isdigit()}
+
+
+def _loadavg() -> list[float]:
+    """1, 5 and 15 min load averages of the lab machine (other work competes for its cores)."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return []
+
+
+def random_phase_delay(advert_int: float, rng: "random.Random | None" = None) -> float:
+    """A pause drawn from U[0, advert_int) (OS randomness unless ``rng`` is given): the runner
+    sleeps it between the first MASTER and the start of phones and prober, so that the faults
+    land at a random phase of keepalived's advert timer."""
+    r = rng if rng is not None else random.SystemRandom()
+    return float(r.random() * float(advert_int))
+
+
 def _sleep_until(epoch: float) -> None:
     while True:
         left = epoch - time.time()
@@ -430,7 +535,8 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
         say(f"note: simsip namespaces of run(s) {', '.join(reaped['unowned'])} have no owner lock (an older simsip?); "
             "`simsip lab cleanup` removes them")
     meta: dict = {"spec": spec.to_dict(), "run_id": lab.run_id, "vip": VIP, "addresses": dict(ADDR),
-                  "versions": tool_versions(spec.baresip > 0), "started_epoch": time.time(), "status": "running"}
+                  "versions": tool_versions(spec.baresip > 0), "started_epoch": time.time(), "status": "running",
+                  "loadavg": _loadavg()}
     owner = ownership.claim(lab.run_id)  # held until the teardown is done; the kernel drops it if we die
     # status running first: a run killed outright leaves a record that says so (validate refuses it)
     atomic_text(out_dir / "meta.json", json.dumps(meta, indent=2))
@@ -447,6 +553,7 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
         lab.topo.create()
         meta["namespaces"] = list(lab.topo.created)
         meta["macs"] = {n: lab.topo.mac(n) for n in NODES}
+        meta["kernel_rmem"] = lab.check_rmem()
         if spec.variant == "shared_db":
             say("starting PostgreSQL")
             lab.start_postgres()
@@ -460,7 +567,16 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
         _wait(lambda: lab.vip_holder() is not None and any(lab.node_state(n) == "MASTER" for n in NODES),
               10 * spec.advert_int + 15, "a keepalived MASTER holding the VIP")
         meta["initial_master"] = lab.vip_holder()
-        say(f"VRRP master: node {meta['initial_master']}; starting phones and prober")
+        # Random fault phase: the wait above polls every 50 ms and the warm-up is whole seconds,
+        # so without this t0 (and every fault) would land at a nearly fixed phase of the master's
+        # advert timer. A U[0, advert_int) pause (OS randomness) before phones and prober start
+        # leaves SIPp's refresh phases relative to t0 as configured and makes the advert phase
+        # relative to the faults random, as it is for a user's real outage.
+        phase_delay = random_phase_delay(spec.advert_int)
+        meta["phase_delay"] = phase_delay
+        time.sleep(phase_delay)
+        say(f"VRRP master: node {meta['initial_master']}; random phase delay {phase_delay:.3f} s; "
+            "starting phones and prober")
         lab.start_prober()
         lab.start_phones()
         start = time.time()
@@ -490,6 +606,9 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
                 events.append((lab.t0 + f.at + f.repair_after, 1, i, "repair"))
         events.sort()
         resolved: dict[int, str] = {}
+        _sleep_until(min([lab.t0] + [e[0] for e in events]))
+        meta["udp_snmp"] = {n: {"t0": lab.udp_snmp(n)} for n in NODES}
+        meta["udp_sockets"] = {n: {"t0": lab.udp_sockets(n)} for n in NODES}
         for when, _, i, action in events:
             _sleep_until(when)
             f = spec.faults[i]
@@ -505,6 +624,9 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
             _check_uas(lab, out_dir)
         _sleep_until(end)
         _check_uas(lab, out_dir)
+        for n in NODES:
+            meta["udp_snmp"][n]["end"] = lab.udp_snmp(n)
+            meta["udp_sockets"][n]["end"] = lab.udp_sockets(n)
         meta["status"] = "ok"
         say("scenario done; tearing down")
     except BaseException as e:
@@ -524,6 +646,9 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
             meta["ended_epoch"] = time.time()
             meta["teardown_failed_namespaces"] = failed
             meta["transitions"] = {n: read_transitions(lab.run_dir / f"transitions-{n}.log") for n in NODES}
+            if spec.track_interval:
+                # each track_script run: [start epoch, 1 ok / 0 failed] (the check's phase)
+                meta["track_checks"] = {n: read_checks(lab.run_dir / f"checks-{n}.log") for n in NODES}
             meta["pids"] = {p.name: p.pid for p in lab.procs.procs}
             (out_dir / "faults.json").write_text(json.dumps(lab.fault_log, indent=2))
             (out_dir / "meta.json").write_text(json.dumps(meta, indent=2))

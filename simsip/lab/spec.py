@@ -12,17 +12,24 @@ FAULT_KINDS = tuple(fault_table.LAB_KINDS.values())  # the lab's names of the ki
 FAULT_NODES = ("a", "b", "master", "backup")
 #: at most this many real baresip user agents next to the SIPp phones (one process each)
 MAX_BARESIP = 10
+TRANSPORTS = ("udp", "tcp")
+#: Kamailio children per listen socket the lab allows (the lab machine has 2 cores)
+MAX_WORKERS = 32
+#: 5060: probes share the registrar's socket; 5061: a probe socket of its own
+PROBE_PORTS = (5060, 5061)
 
 
 @dataclass(frozen=True)
 class Fault:
     """One fault: ``kind`` on ``node`` at scenario time ``at``; repaired ``repair_after`` s later.
 
-    kinds: node_crash (link down + SIGKILL of kamailio and keepalived; repair = reboot: VIP
-    flushed, link up, both restarted), process_crash (SIGKILL of kamailio; repair = start it),
-    link_down (node's switch port down; repair = up), partition (the two nodes drop each other's
-    traffic, node given is ignored; repair = heal), restart (SIGTERM kamailio and start it again
-    after ``repair_after`` or at once).
+    kinds: node_crash (link down + SIGKILL of kamailio and keepalived; repair = reboot as an
+    operator restarts the node: VIP flushed, link up, Kamailio started and listening, then
+    keepalived, which comes up as BACKUP and preempts — or, with nopreempt, stays backup),
+    process_crash (SIGKILL of kamailio; repair = start it, empty), link_down (node's switch port
+    down; repair = up), partition (the two nodes drop each other's traffic, node given is
+    ignored; repair = heal), restart (SIGTERM kamailio and start it again after ``repair_after``
+    or at once), ha_stop (SIGTERM keepalived: a priority-0 advert; repair = start it again).
     """
 
     kind: str
@@ -51,6 +58,18 @@ def _as_fault(f: Any) -> Fault:
 
 @dataclass(frozen=True)
 class LabSpec:
+    """One lab run, as :func:`simsip.lab.bridge.spec_from_scenario` maps a scenario onto it.
+
+    Phones: one SIPp process (``transport`` udp: one socket, Timer E retransmissions from ``t1``
+    capped at ``t2``, ``max_retrans`` K; tcp: one connection per phone, each REGISTER sent once and
+    ``timeout`` waited for). Registrar: two Kamailio nodes with ``workers`` children, an optional
+    constant ``service_time`` (usleep per REGISTER) and ``maxbuffer``; ``rmem_default``/``rmem_max``
+    are what the node namespaces must see (checked, not set: not per netns on the lab's kernel).
+    keepalived: VRRP ``vrrp_version``/``advert_int``/priorities/preempt, an optional track_script
+    (``track_interval``, fall/rise, ``track_weight`` [``track_reverse``]). The runner waits a random
+    U[0, advert_int) after the first MASTER before phones and prober start (meta ``phase_delay``).
+    """
+
     # phones
     phones: int = 20
     expires: float = 60.0                 # requested Expires
@@ -60,6 +79,12 @@ class LabSpec:
     t2: float = 4.0
     max_retrans: int = 9                  # SIPp K: K=9 -> timeout after 31.5 s at T1 0.5/T2 4
     retry_interval: float = 10.0          # fixed wait after a timeout/error before a new REGISTER
+    transport: str = "udp"                # udp (SIPp -t u1: one socket, Timer E retransmissions) or
+                                          # tcp (SIPp -t tn: one connection per phone, no SIP
+                                          # retransmissions; reconnects after a reset, see configs)
+    tcp_timeout: float | None = None      # tcp: how long a phone waits for the 200 (Timer F;
+                                          # None: 64·t1, RFC 3261)
+    baresip_transport: str = "udp"        # udp or tcp: how the baresip UAs register
     baresip: int = 0                      # real baresip UAs (AORs baresip001..), regint = expires;
                                           # they refresh at 90 % of the grant and back off per
                                           # RFC 5626 (libre failwait) on their own
@@ -67,6 +92,18 @@ class LabSpec:
     variant: str = "memory"               # memory | dmq | shared_db
     min_expires: float = 10.0
     max_expires: float = 3600.0
+    workers: int = 2                      # Kamailio `children` (UDP workers per listen socket; TCP
+                                          # workers too when transport is tcp)
+    service_time: float = 0.0             # s of usleep() (cfgutils) per REGISTER, before save();
+                                          # 0: none, Kamailio at its own speed
+    replication_delay: float = 0.0        # dmq: s of usleep() on the receiving node before it
+                                          # applies a KDMQ update (a slow or loaded peer); 0: none
+    rmem_default: int | None = None       # net.core.rmem_default inside each node's namespace
+    rmem_max: int | None = None           # net.core.rmem_max there (None: the kernel's default)
+    maxbuffer: int | None = None          # Kamailio core maxbuffer (largest SO_RCVBUF it probes for)
+    probe_port: int = 5060                # the registrar port the OPTIONS prober asks; 5061 is a
+                                          # socket of its own (two workers, own receive buffer) so
+                                          # that probes do not queue with REGISTERs
     # keepalived
     vrrp_version: int = 2
     advert_int: float = 1.0
@@ -80,6 +117,8 @@ class LabSpec:
     track_interval: float | None = None   # track_script (UDP 5060 socket of kamailio) if set
     track_fall: int = 1
     track_rise: int = 1
+    track_weight: int = 0                 # 0: FAULT on failure; else the priority adjustment
+    track_reverse: bool = False           # keepalived `weight W reverse`
     # prober
     probe_interval: float = 1.0           # seconds between OPTIONS rounds over all AORs
     # scenario
@@ -126,6 +165,26 @@ class LabSpec:
             raise ValueError("need 0 < t1 <= t2 and max_retrans >= 0")
         if self.probe_interval <= 0 or self.duration <= 0 or self.retry_interval < 0:
             raise ValueError("probe_interval, duration must be > 0, retry_interval >= 0")
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport {self.transport!r} not in {TRANSPORTS}")
+        if self.baresip_transport not in TRANSPORTS:
+            raise ValueError(f"baresip_transport {self.baresip_transport!r} not in {TRANSPORTS}")
+        if self.tcp_timeout is not None and self.tcp_timeout <= 0:
+            raise ValueError("tcp_timeout must be > 0")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ValueError(f"workers must be in 1..{MAX_WORKERS}")
+        if not 0 <= self.service_time <= 1.0:
+            raise ValueError("service_time must be in [0, 1] s")
+        for name in ("rmem_default", "rmem_max", "maxbuffer"):
+            val = getattr(self, name)
+            if val is not None and not 256 <= val <= 1 << 30:
+                raise ValueError(f"{name} must be in 256..2^30 bytes")
+        if self.probe_port not in PROBE_PORTS:
+            raise ValueError(f"probe_port must be one of {PROBE_PORTS}")
+        if not -253 <= self.track_weight <= 253:
+            raise ValueError("track_weight must be in -253..253 (keepalived)")
+        if self.track_reverse and self.track_weight == 0:
+            raise ValueError("track_reverse needs a non-zero track_weight")
         if not 0 < self.min_expires <= self.max_expires:
             raise ValueError("need 0 < min_expires <= max_expires")
         for f in faults:
@@ -140,6 +199,16 @@ class LabSpec:
     def master_down_interval(self, prio: int) -> float:
         """3·advert_int + Skew_Time (the lab's keepalived has down_timer_adverts 3)."""
         return vrrp.master_down_interval(self.vrrp_version, prio, self.advert_int)
+
+    @property
+    def timeout(self) -> float:
+        """TCP: how long a SIPp phone waits for the 200 (``tcp_timeout`` or 64·T1)."""
+        return float(self.tcp_timeout) if self.tcp_timeout is not None else 64.0 * self.t1
+
+    @property
+    def tcp(self) -> bool:
+        """Kamailio listens on TCP too: the SIPp phones or the baresip UAs register over TCP."""
+        return self.transport == "tcp" or (self.baresip > 0 and self.baresip_transport == "tcp")
 
     @property
     def priorities(self) -> tuple[int, int]:

@@ -12,7 +12,9 @@ Each module starts with the domain concept and its source (RFC, product document
 * :mod:`~simsip.protocols.cluster` — heartbeat's and corosync's failure detection;
 * :mod:`~simsip.protocols.queueing` — the steady REGISTER rate and Erlang C;
 * :mod:`~simsip.protocols.overload` — the kernel's UDP receive buffer (Kamailio's SO_RCVBUF
-  probing, floor(B/truesize) + 1 datagrams) and Asterisk's taskprocessor high/low-water alert.
+  probing, floor(B/truesize) + 1 datagrams) and Asterisk's taskprocessor high/low-water alert;
+* :mod:`~simsip.protocols.trunk` — Asterisk's outbound (trunk) registration (initial random delay,
+  refresh, retry rules) and OpenSIPS mid_registrar's forward-or-absorb rule.
 
 Nothing here imports simpy or the config: the inputs are plain numbers and strings (the retry
 rule is read through its attributes), the outputs floats in seconds. Where a rule is random the
@@ -34,6 +36,7 @@ from simsip.protocols.queueing import erlang_b, erlang_c, erlang_c_wait, steady_
 from simsip.protocols.registration import (
     backoff_window,
     clamp_expiry,
+    contacts_after,
     failure_draws,
     failure_wait,
     grant_expiry,
@@ -71,7 +74,7 @@ __all__ = [
     "timer_f", "retransmit_interval", "send_time", "timer_e_schedule", "sipp_timeout", "transaction_timeout",
     "clamp_expiry", "spread_expiry", "grant_expiry", "retry_after_header", "refresh_interval", "backoff_window", "retry_wait",
     "retry_wait_draws", "restart_timer_applies", "failure_wait", "failure_draws", "keepalive_interval",
-    "keepalive_timeout",
+    "keepalive_timeout", "contacts_after",
     "corosync_token_timeout", "corosync_detection", "heartbeat_initdead", "heartbeat_detection",
     "heartbeat_detection_window", "pacemaker_fails_back",
     "steady_register_rate", "erlang_b", "erlang_c", "erlang_c_wait",

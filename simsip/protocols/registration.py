@@ -291,7 +291,25 @@ def keepalive_timeout(kind: str, timeout: float | None, timer_f: float) -> float
     return CRLF_PONG_TIMEOUT if kind == "crlf" else timer_f
 
 
+def contacts_after(held: dict, t: float, contact, limit: int, remove_existing: bool) -> dict | None:
+    """The contacts an AOR keeps when a REGISTER at ``t`` adds or refreshes ``contact``, before the
+    new one is stored: ``held`` maps each contact to the time it expires (expired ones no longer
+    count). Refreshing a contact it already holds never exceeds the limit. One more than ``limit``
+    is refused (None) unless ``remove_existing``, which removes the contacts that expire soonest to
+    make room. Asterisk res_pjsip_registrar.c ``register_aor_core``: contact_count > max_contacts →
+    403, and remove_existing removes the soonest-expiring contacts ("due to remove existing");
+    Kamailio registrar save.c: more than max_contacts → R_TOO_MANY (503, reply.c ``codes[]``)."""
+    kept = {c: u for c, u in held.items() if u > t}
+    if contact in kept or len(kept) + 1 <= limit:
+        return kept
+    if not remove_existing:
+        return None
+    for c in sorted(kept, key=lambda c: (kept[c], c))[: len(kept) + 1 - limit]:
+        del kept[c]
+    return kept
+
+
 __all__ = ["REFRESH_MODES", "CRLF_PONG_TIMEOUT", "clamp_expiry", "spread_expiry", "grant_expiry", "retry_after_header",
            "refresh_interval",
            "RetryRuleFields", "backoff_window", "retry_wait_draws", "retry_wait", "restart_timer_applies",
-           "failure_draws", "failure_wait", "keepalive_interval", "keepalive_timeout"]
+           "failure_draws", "failure_wait", "keepalive_interval", "keepalive_timeout", "contacts_after"]

@@ -30,7 +30,7 @@ from plotly.subplots import make_subplots
 
 from simsip.config.schema import Scenario
 from simsip.metrics import censoring_note, km_survival
-from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, VIP, TableError, read_table
+from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, TRUNK_OUTAGES, VIP, TableError, read_table
 
 from .scenario import scenario_sentences, topology_figure
 from .toolkit import COLORS, ReportError, figure_block, fmt, human, layout, page, write_page
@@ -93,6 +93,8 @@ class RunData:
     faults: pd.DataFrame
     vip: pd.DataFrame
     per_replication: pd.DataFrame = field(default_factory=pd.DataFrame)
+    trunk_outages: pd.DataFrame = field(default_factory=TRUNK_OUTAGES.empty)
+    storm: dict = field(default_factory=dict)  # summary.json's storm section: node -> figure -> stats
     description: str = ""
     status: str = "ok"
     error: str | None = None
@@ -117,6 +119,8 @@ class RunData:
             status=str(summary.get("status") or "ok"), error=summary.get("error"), seed=summary.get("seed"),
             replications_done=int(summary.get("replications_done") or 0),
             simsip_version=str(summary.get("simsip_version") or ""), run_dir=run_dir,
+            trunk_outages=tables.get("trunk_outages", TRUNK_OUTAGES.empty()),
+            storm=summary.get("storm") if isinstance(summary.get("storm"), Mapping) else {},
             **{t: tables[t] for t in ("timeseries", "outages", "recovery", "faults", "vip")},
         )
 
@@ -126,6 +130,8 @@ def as_run_data(results: Any) -> RunData:
     if isinstance(results, RunData):
         return results
     tables = {t: getattr(results, t) for t in ("timeseries", "outages", "recovery", "faults", "vip")}
+    if getattr(results.config, "trunks", ()):
+        tables["trunk_outages"] = results.trunk_outages
     return RunData.from_summary(results.summary, results.config, tables, results.per_replication,
                                 run_dir=getattr(results, "out_dir", None))
 
@@ -165,7 +171,7 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
             raise ReportError(f"{cfg_path}: cannot read: {exc}") from None
         scenario = _typed(config) if isinstance(config, dict) and config else None
     tables = {}
-    for t in (TIMESERIES, OUTAGES, RECOVERY, FAULTS, VIP):
+    for t in (TIMESERIES, OUTAGES, RECOVERY, FAULTS, VIP, TRUNK_OUTAGES):
         try:
             tables[t.name] = read_table(d, t)
         except (TableError, OSError, ValueError, pd.errors.ParserError) as exc:
@@ -272,6 +278,10 @@ def reachable_figure(timeseries: pd.DataFrame, faults: pd.DataFrame, vip: pd.Dat
                              line=dict(color=COLORS[0])))
     fig.add_trace(go.Scatter(x=ts["time"], y=ts["registered"], name="registered (phones' own view)",
                              line=dict(color=COLORS[2], dash="dot")))
+    if "no_connection" in ts.columns:  # connection-bound fleets: a binding without its connection
+        fig.add_trace(go.Scatter(x=ts["time"], y=ts["no_connection"],
+                                 name="binding but no connection (unreachable until the phone reconnects)",
+                                 line=dict(color=COLORS[3], dash="dash")))
     _mark_events(fig, _rep(faults, replication), _rep(vip, replication))
     return layout(fig, f"Phones reachable over time (replication {replication})", xaxis_title="time (s)",
                   yaxis_title="phones", yaxis_range=[0, max(phones, 1) * 1.05], legend=dict(orientation="h", y=-0.2))
@@ -301,6 +311,32 @@ def rate_figure(timeseries: pd.DataFrame, faults: pd.DataFrame, vip: pd.DataFram
     _mark_events(fig, _rep(faults, replication), _rep(vip, replication))
     return layout(fig, "REGISTER rate against registrar capacity", xaxis_title="time (s)",
                   yaxis_title="requests per second", legend=dict(orientation="h", y=-0.2), **kw)
+
+
+def trunk_figure(trunk_outages: pd.DataFrame, trunks: Sequence[str], faults: pd.DataFrame, vip: pd.DataFrame,
+                 horizon: float, replication: int = 0) -> go.Figure:
+    """When each trunk could take inbound DID calls: one lane per trunk, its down intervals coloured
+    by cause (nobody holds the VIP; the provider's binding leads to the old node; no live binding)."""
+    t = _rep(trunk_outages, replication)
+    fig = go.Figure()
+    colors = {"no_node": "#bbbbbb", "wrong_node": "#ff7f0e", "unregistered": "#d62728"}
+    words = {"no_node": "no node holds the VIP", "wrong_node": "binding leads to the old node",
+             "unregistered": "no live provider binding"}
+    for name in trunks:
+        fig.add_trace(go.Scatter(x=[0, horizon], y=[name, name], mode="lines", line=dict(color="#2ca02c", width=10),
+                                 name="takes calls", showlegend=name == trunks[0], hoverinfo="skip"))
+    for cause, color in colors.items():
+        xs: list = []
+        ys: list = []
+        for row in t[t["cause"] == cause].itertuples():
+            end = row.end if math.isfinite(row.end) else horizon
+            xs += [row.start, end, None]
+            ys += [row.trunk, row.trunk, None]
+        if xs:
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=10), name=words[cause]))
+    _mark_events(fig, _rep(faults, replication), _rep(vip, replication))
+    return layout(fig, "Trunk registrations: when inbound DID calls can arrive", xaxis_title="time (s)",
+                  height=160 + 50 * len(trunks), legend=dict(orientation="h", y=-0.3))
 
 
 def vip_owner_figure(vip: pd.DataFrame, timeseries: pd.DataFrame, faults: pd.DataFrame, nodes: Sequence[str],
@@ -456,19 +492,24 @@ FIGURE_CAPTIONS = {
                    "left out.",
     "reachable": "A phone is reachable when the node serving the VIP holds an unexpired binding for it. Dashed red: "
                  "faults; orange: repairs; dotted grey: VIP moves. The gap between 'registered' and 'reachable' is "
-                 "phones that believe they are registered but cannot be called.",
+                 "phones that believe they are registered but cannot be called. For TCP/TLS phones behind NAT (or "
+                 "with rewritten contacts) a binding also needs the connection it was registered on: the dashed "
+                 "purple line counts phones whose binding the serving node holds without that connection.",
     "vip_owner": "Which node answered for the VIP (top) and how many VRRP instances were master (bottom; 2 = split brain).",
     "register_rate": "REGISTER arrivals per second at each node against the registrar's capacity (workers / service time).",
     "conflicts": "Phones whose binding sits only on a node that does not serve the VIP, or whose bindings differ between nodes.",
     "bindings": "Bindings each store holds (expired ones stay until the purge timer). A new master starting near zero is "
                 "the no-replication loss window.",
+    "trunks": "The PBX's own registration to each SIP provider (replication 0). After a failover the new node registers "
+              "from scratch (Asterisk: 1..max_random_initial_delay s after it starts); until the provider holds a live "
+              "binding that leads to the node holding the VIP, inbound DID calls fail.",
     "recovery_cdf": "For each disturbance, the share of affected phones reachable again within x seconds (pooled over "
                     "replications; Kaplan–Meier, phones still unreachable at the end of the run are censored there, so "
                     "a curve that stays below 100 % is phones that never came back within the run).",
 }
 
 _SECTIONS = (("The scenario", ("topology",)), ("Key figures", ("key_figures",)),
-             ("Timelines", ("reachable", "vip_owner", "register_rate", "conflicts", "bindings")),
+             ("Timelines", ("reachable", "vip_owner", "trunks", "register_rate", "conflicts", "bindings")),
              ("Recovery", ("recovery_cdf",)))
 
 
@@ -487,6 +528,8 @@ def build_figures(results: Any) -> dict[str, go.Figure]:
     figs["key_figures"] = key_figures_figure(run.figures, run.replications_done)
     figs["reachable"] = reachable_figure(ts, faults, vip, phones)
     figs["vip_owner"] = vip_owner_figure(vip, ts, faults, _node_names(run), horizon)
+    if run.scenario is not None and run.scenario.trunks:
+        figs["trunks"] = trunk_figure(run.trunk_outages, [t.name for t in run.scenario.trunks], faults, vip, horizon)
     figs["register_rate"] = rate_figure(ts, faults, vip, _capacity(run), _resolution(run))
     figs["conflicts"] = conflicts_figure(ts, faults, vip)
     figs["bindings"] = bindings_figure(ts, faults, vip, phones)
@@ -516,6 +559,27 @@ def _key_table(figures: Mapping[str, FigureStat]) -> str:
                     f"<td class=num>{cens}</td><td>{html.escape(f.unit)}</td><td>{html.escape(f.help)}</td></tr>")
     return ("<table><tr><th>figure</th><th>mean</th><th>95 % CI</th><th>not recovered by the run end</th>"
             "<th>unit</th><th>meaning</th></tr>" + "".join(rows) + "</table>")
+
+
+def _storm_table(storm: Mapping[str, Mapping]) -> str:
+    """summary.json's storm figures (:func:`simsip.metrics.storm_figures`) per node, as a table."""
+    from simsip.metrics import STORM_FIGURES
+
+    nodes = [n for n, v in storm.items() if isinstance(v, Mapping)]
+    if not nodes:
+        return ""
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in nodes)
+    rows = []
+    for k, (unit, help_) in STORM_FIGURES.items():
+        cells = []
+        for n in nodes:
+            v = (storm[n].get(k) or {}).get("mean")
+            cells.append(f"<td class=num>{fmt(v) if isinstance(v, (int, float)) else '–'}</td>")
+        rows.append(f"<tr><td>{html.escape(k)}</td>{''.join(cells)}<td>{html.escape(unit)}</td>"
+                    f"<td>{html.escape(help_)}</td></tr>")
+    return ("<p>How the REGISTER load went at each node (means over replications; "
+            "<code>cleared</code> 0 means the node was still overloaded near the end of the run).</p>"
+            f"<table><tr><th>figure</th>{head}<th>unit</th><th>meaning</th></tr>" + "".join(rows) + "</table>")
 
 
 def _fault_lead(run: RunData) -> str:
@@ -588,6 +652,8 @@ def render_run_report(results: Any, figures: Mapping[str, go.Figure] | None = No
             if name in figs:
                 body.append(figure_block(name, figs[name], FIGURE_CAPTIONS.get(name, "")))
                 used.add(name)
+            if name == "register_rate" and run.storm:
+                body.append(_storm_table(run.storm))
     rest = [n for n in figs if n not in used]
     if rest:
         body.append("<h2>More</h2>")

@@ -210,8 +210,25 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
         s += (f"; with the registrar granting {human(granted)} each phone refreshes every <b>{human(r)}</b> — "
               f"without replication a failover leaves a phone unreachable ≈ {human(r / 2)} on average, "
               f"{human(r)} at worst")
+        if f.server == "sbc" and scn.sbc is not None:
+            from simsip.protocols.trunk import sbc_cycle, sbc_expires_out, sbc_upstream_expires
+
+            out_e = scn.sbc.outgoing_expires
+            e_out = sbc_expires_out(scn.registrar.grant(sbc_upstream_expires(granted, out_e)), out_e)
+            cyc = sbc_cycle(e_out, granted, r)
+            s += (f"; they register through a <b>caching SBC</b> that answers their refreshes itself and forwards one "
+                  f"to the registrar every <b>{human(cyc)}</b> (outgoing_expires {human(out_e)}): after a failover that "
+                  f"loses bindings a phone waits ≈ {human(cyc / 2)} on average for the SBC's next forward")
         if f.start == "boot_storm":
             s += f"; they all boot within {human(f.boot_window)} at the start"
+        if scn.connection_bound(f):
+            ka = ph.flow_keepalive
+            why = "behind NAT" if ph.nat else "with contacts rewritten to their connection"
+            s += (f". Over {ph.transport.upper()} {why}, a binding reaches a phone only over the connection it "
+                  "registered on: a new master holding a replicated or shared binding cannot call the phone until "
+                  "it reconnects — at its next keep-alive"
+                  + (f" (every {human(ka.interval)})" if ka.kind != "none" else " (none: its next refresh or retry)")
+                  + " or REGISTER")
         out.append(s + ".")
     reg, ha = scn.registrar, scn.ha
     vrrp = ha.vrrp
@@ -244,10 +261,19 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
         out.append(s)
     out.append(f"Each node runs {html.escape(reg.profile or 'the registrar')} with {reg.workers} workers"
                + (f" (capacity ≈ {capacity:,.0f} REGISTER/s)" if math.isfinite(capacity) else "")
-               + f"; registration data: <b>{html.escape(reg.data)}</b> — " + DATA_WORDS.get(reg.data, "") + ".")
+               + f"; registration data: <b>{html.escape(reg.data)}</b> — " + DATA_WORDS.get(reg.data, "") + "."
+               + (f" An AOR holds at most {reg.max_contacts} contact(s): one more gets {reg.contacts_full_status}"
+                  + (" (the contacts that expire soonest are removed instead)." if reg.remove_existing else ".")
+                  if reg.max_contacts is not None else ""))
     delay = scn.network.delay
     out.append(f"The network adds {human(delay.mean)} one-way delay ({delay.dist})"
                f" and loses {100 * float(scn.network.loss):g} % of SIP packets.")
+    for t in scn.trunks:
+        out.append(f"The PBX registers trunk <i>{html.escape(t.name)}</i> to its provider from the node holding the VIP "
+                   f"(expiration {human(t.expiration)}, first REGISTER 1–{human(max(t.max_random_initial_delay, 1))} "
+                   f"after a node takes over, retry every {human(t.retry_interval)} up to {t.max_retries} times); "
+                   f"calls arrive at {'the VIP' if t.contact == 'vip' else 'the node that registered'}"
+                   + (f", {t.calls_per_hour * 3600:g} inbound calls per hour." if t.calls_per_hour else "."))
     if not scn.faults:
         out.append("No faults are scheduled: this run shows the steady state.")
     for f in scn.faults:

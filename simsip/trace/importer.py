@@ -7,7 +7,8 @@ holds three kinds of traffic the metrics need:
 
 * SIP requests and responses (over UDP, or TCP streams split by ``Content-Length``),
 * VRRP advertisements (only the current VRRP master sends them),
-* everything else, which is counted by reason in :attr:`TraceImport.skipped` and dropped.
+* everything else, which is counted by reason in :attr:`TraceImport.skipped` and dropped (SIP
+  that cannot be read — HEP-encapsulated, TLS-encrypted — under ``hep`` and ``tls``).
 
 :func:`import_trace` returns one row per SIP message / VRRP advertisement with the columns declared
 in :data:`simsip.tables.EVENTS` (:data:`EVENT_COLUMNS`; ``docs/design.md`` is generated from it),
@@ -36,11 +37,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simsip.io import unpacked_run
 from simsip.tables import EVENTS
 
 from .metrics import TraceFault
 from .pcap import Datagram, TraceError, decode_record, parse_vrrp, read_capture
-from .sip import SipMessage, datagram_sip, looks_like_sip, parse_sip
+from .sip import SipMessage, datagram_sip, looks_like_sip, parse_sip, unreadable
 
 __all__ = ["EVENT_COLUMNS", "EVENT_DTYPES", "TraceImport", "import_trace"]
 
@@ -114,7 +116,7 @@ def import_trace(path: str | Path, *, dedup_window: float = 0.005) -> TraceImpor
     ``faults.json``/``meta.json`` as :attr:`TraceImport.meta`. Damaged packets are counted in
     :attr:`TraceImport.skipped`; a file that is not a capture raises :class:`TraceError`.
     """
-    root = Path(path)
+    root = unpacked_run(path)
     files, meta = _inputs(root)
     skipped: dict[str, int] = {}
     datagrams: list[Datagram] = []
@@ -255,9 +257,20 @@ class _TcpDirection:
     buffer: bytearray = field(default_factory=bytearray)
     pending: dict[int, bytes] = field(default_factory=dict)
     resync: bool = False
+    #: "hep" or "tls" once the direction's first payload shows SIP that cannot be read; every later
+    #: segment is counted under it (:func:`~simsip.trace.sip.unreadable`), none is reassembled
+    unreadable: str = ""
+    checked: bool = False
 
     def feed(self, seg: Datagram, skipped: dict[str, int]) -> list[bytes]:
         """Add a segment; return the SIP messages it completed."""
+        if seg.payload and not self.checked:
+            self.checked = True
+            self.unreadable = unreadable(seg.payload, (seg.sport, seg.dport)) or ""
+        if self.unreadable:
+            if seg.payload:
+                _bump(skipped, self.unreadable)
+            return []
         if seg.tcp_flags & _SYN:
             self.next_seq = (seg.tcp_seq + 1) & 0xFFFFFFFF
             self.buffer.clear()
@@ -283,6 +296,8 @@ class _TcpDirection:
     def flush(self, skipped: dict[str, int]) -> list[bytes]:
         """End of capture: skip over remaining gaps and frame what can still be framed."""
         out: list[bytes] = []
+        if self.unreadable:
+            return out
         while self.pending:
             self._skip_gap(skipped)
             self._drain()
@@ -398,7 +413,7 @@ def _events(datagrams: Iterable[Datagram], skipped: dict[str, int]) -> list[dict
             if not d.payload.strip(b"\r\n\x00 "):
                 _bump(skipped, "sip_keepalive" if d.payload else "not_sip")
                 continue
-            msg = datagram_sip(d.payload, skipped)
+            msg = datagram_sip(d.payload, skipped, (d.sport, d.dport))
             if msg is None:
                 continue
             rows.append(_sip_row(d, msg))

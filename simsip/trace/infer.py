@@ -6,7 +6,9 @@ event table of :func:`~simsip.trace.import_trace` is never built — and returns
 :class:`Inference`: every inferred value is an :class:`Estimate` with the number of observations
 behind it, a 95 % interval (order statistics around the median) or "not observed", and the
 evidence in words. :meth:`Inference.scenario_yaml` writes a scenario that ``simsip run`` accepts,
-each value commented with its evidence, or with the profile it falls back to.
+each value commented with its evidence, or with the profile it falls back to; each ``Estimate``
+keeps a bounded sample of its observations, from which :mod:`simsip.report.infer_page` draws the
+distributions (``simsip trace infer --out X.yaml`` writes that page as ``X.html``).
 
 What is read from the wire:
 
@@ -48,7 +50,7 @@ from simsip.protocols import transactions
 
 from .importer import _RST, _SYN, _inputs, _TcpDirection, deduplicate
 from .pcap import Datagram, Record, TraceError, decode_record, parse_vrrp, read_capture
-from .sip import SipMessage, datagram_sip, parse_sip
+from .sip import SipMessage, datagram_sip, parse_sip, unreadable_notes
 
 __all__ = ["Estimate", "FleetInference", "HaInference", "Inference", "RegistrarInference", "infer_scenario",
            "write_inference"]
@@ -57,6 +59,8 @@ __all__ = ["Estimate", "FleetInference", "HaInference", "Inference", "RegistrarI
 MAX_SAMPLES = 50_000
 #: captures larger than this (bytes, all files) are not measured for failover metrics by default
 MEASURE_LIMIT = 50 * 1024 * 1024
+#: observations an :class:`Estimate` keeps for drawing its distribution (evenly spaced order statistics)
+FIGURE_SAMPLES = 2_000
 
 #: User-Agent substrings -> phone profile in models/phones (first match wins)
 UA_PROFILES: tuple[tuple[str, str], ...] = (
@@ -93,7 +97,9 @@ class Estimate:
 
     ``value`` is ``None`` when nothing in the capture shows it; ``lo``/``hi`` are ``None`` with
     fewer than 3 observations. ``unit`` is ``"s"`` for durations, ``""`` for pure numbers.
-    ``quantiles`` holds p5, p25, p50, p75, p95 of the observations (empty when not observed).
+    ``quantiles`` holds p5, p25, p50, p75, p95 of the observations (empty when not observed);
+    ``samples`` up to :data:`FIGURE_SAMPLES` of them, sorted (evenly spaced order statistics of the
+    observations, or of their bounded reservoir), for drawing the distribution.
     """
 
     name: str
@@ -104,6 +110,7 @@ class Estimate:
     unit: str = ""
     evidence: str = ""
     quantiles: tuple[float, ...] = ()
+    samples: tuple[float, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def observed(self) -> bool:
@@ -199,7 +206,11 @@ def estimate(name: str, values: Iterable[float], *, unit: str = "", evidence: st
         hi = xs[min(k - 1, int(math.ceil(k / 2 + half)) - 1)]
         lo, hi = min(lo, med), max(hi, med)
     qs = tuple(_quantile(xs, q) for q in (0.05, 0.25, 0.5, 0.75, 0.95))
-    return Estimate(name, med, n if n is not None else k, lo, hi, unit, evidence, qs)
+    if k > FIGURE_SAMPLES:
+        kept = tuple(xs[round(i * (k - 1) / (FIGURE_SAMPLES - 1))] for i in range(FIGURE_SAMPLES))
+    else:
+        kept = tuple(xs)
+    return Estimate(name, med, n if n is not None else k, lo, hi, unit, evidence, qs, kept)
 
 
 def _quantile(xs: list[float], q: float) -> float:
@@ -248,6 +259,8 @@ class FleetInference:
     cseq_step: Estimate  # CSeq increment between a phone's consecutive REGISTERs
     phases: str  # "even" or "random": refresh phases spread evenly, or not
     statuses: dict[int, int]
+    #: each phone's mean refresh point (refresh time ÷ granted expiry), one observation per phone
+    refresh_per_phone: Estimate = Estimate("refresh_per_phone", None, 0)
 
 
 @dataclass(frozen=True)
@@ -286,6 +299,7 @@ class HaInference:
     priority_zero_times: tuple[tuple[float, str], ...]  # (time, address): a master releasing the VIP
     dual_masters: tuple[dict[str, Any], ...]  # start, end, nodes: two masters advertising at once
     other: dict[str, int]  # heartbeat / corosync packets
+    priority_counts: dict[str, dict[int, int]] = field(default_factory=dict)  # node -> priority -> adverts
 
 
 @dataclass(frozen=True)
@@ -435,6 +449,8 @@ class _Phone:
     call_id: str = ""
     cseq: int = -1
     first_seen: float = math.nan
+    refresh_sum: float = 0.0  # sum of this phone's refresh points (refresh time ÷ granted expiry)
+    refresh_n: int = 0
 
 
 @dataclass
@@ -525,7 +541,7 @@ class _Inferer:
             if d.payload and not d.payload.strip(b"\r\n\x00 "):
                 self.ping(t, d.src, "crlf")
                 return
-            msg = datagram_sip(d.payload, skipped)
+            msg = datagram_sip(d.payload, skipped, (d.sport, d.dport))
             if msg is None:
                 return
             self.sip(t, d, msg)
@@ -624,6 +640,9 @@ class _Inferer:
             if kind == "ok" and value > 0:
                 fleet.fraction.add(wait / value)
                 fleet.margin.add(value - wait)
+                if math.isfinite(wait / value):
+                    phone.refresh_sum += wait / value
+                    phone.refresh_n += 1
             elif kind == "error":
                 code = int(value)
                 if code in _AUTH_CODES:
@@ -813,7 +832,9 @@ def infer_scenario(
     """
     if isinstance(captures, (str, os.PathLike)):
         captures = [captures]
-    paths = [Path(c) for c in captures]
+    from simsip.io import unpacked_run
+
+    paths = [unpacked_run(c) for c in captures]
     if not paths:
         raise TraceError("no capture given")
     files: list[Path] = []
@@ -864,6 +885,7 @@ def infer_scenario(
     notes: list[str] = []
     if origin != t0:
         notes.append(f"scenario clock: the run's t0_epoch (meta.json), {origin - t0:.3f}s after the first packet")
+    notes.extend(unreadable_notes(skipped))
     if not inf.phones:
         notes.append("no REGISTER seen: fleet values fall back to the generic-udp profile")
     faults = _faults(metas, ha, t0, origin - t0)
@@ -916,6 +938,10 @@ def _fleet_name(ua: str, transport: str, used: set[str]) -> str:
 def _fleets(inf: _Inferer, t0: float) -> tuple[FleetInference, ...]:
     out = []
     used: set[str] = set()
+    per_phone: dict[tuple[str, str], _Samples] = {}
+    for phone in inf.phones.values():
+        if phone.refresh_n:
+            per_phone.setdefault(phone.fleet, _Samples()).add(phone.refresh_sum / phone.refresh_n)
     for (ua, transport), f in sorted(inf.fleets.items(), key=lambda kv: -len(kv[1].aors)):
         profile, reason = _profile_for(ua)
         t1 = f.gaps.get(0, _Samples()).estimate("t1", "s", "first retransmission gap (Timer E)",
@@ -996,6 +1022,9 @@ def _fleets(inf: _Inferer, t0: float) -> tuple[FleetInference, ...]:
             cseq_step=f.cseq_step.estimate("cseq_step", "", "CSeq increment within one Call-ID",
                                            "no Call-ID reused"),
             phases=_phases(f, fraction, f.granted), statuses=dict(sorted(f.statuses.items())),
+            refresh_per_phone=per_phone.get((ua, transport), _Samples()).estimate(
+                "refresh_per_phone", "", "each phone's mean refresh point (refresh time ÷ granted expiry), one per phone",
+                "no phone refreshed after a 2xx in the capture"),
         ))
     return tuple(out)
 
@@ -1120,6 +1149,7 @@ def _ha(inf: _Inferer, garp: list[tuple[float, str, str]], t0: float) -> HaInfer
         priority_zero=inf.prio_zero, priority_zero_times=tuple((t - t0, ip) for t, ip in inf.prio_zero_times),
         dual_masters=tuple({"start": a - t0, "end": b - t0, "nodes": (m, o)} for a, b, m, o in inf.dual),
         other=dict(inf.other),
+        priority_counts={ip: dict(sorted(c.items(), reverse=True)) for ip, c in inf.priorities.items()},
     )
 
 
@@ -1394,7 +1424,11 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
         vrrp.append(f"garp_master_delay: {duration_text(round(_clamp(h.garp_second_delay.value or 0.0, 0.0, 3600.0), 1))}")
         com.append(f"second burst after {h.garp_second_delay.comment()}")
     add(f"  vrrp: {{{', '.join(vrrp)}}}{_c('; '.join(com))}")
-    if h.priority_zero_times:
+    stopped = [f for f in inf.faults if f.get("kind") == "ha_stop"]
+    if h.priority_zero_times and stopped:
+        add(f"  # {h.priority_zero} priority-0 advert(s): keepalived stopped ({len(stopped)} ha_stop fault(s) "
+            "recorded in faults.json), not a failed track_script: no health check inferred")
+    elif h.priority_zero_times:
         t, ip = h.priority_zero_times[0]
         add("  health_check: {kind: socket, interval: 1s, fall: 1, rise: 1}"
             + _c(f"{h.priority_zero} priority-0 advert(s), first from {ip} at {t:.3f}s: the master released the VIP "

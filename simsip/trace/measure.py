@@ -50,8 +50,15 @@ def measure_trace(path: str | os.PathLike, *, vip: str | None = None, resolution
     if not isinstance(resolution, (int, float)) or not math.isfinite(resolution) or resolution <= 0:
         raise ValueError(f"resolution: value {resolution!r}: the time-series step must be a positive number of "
                          "seconds (allowed: > 0)")
+    from dataclasses import replace
+
+    from .sip import unreadable_notes
+
     imp = import_trace(path)
     met = trace_metrics(imp.events, vip=vip, faults=imp.faults() or None, resolution=resolution)
+    notes = tuple(unreadable_notes(imp.skipped))  # HEP or TLS: why a capture may show no SIP
+    if notes:
+        met = replace(met, warnings=tuple(met.warnings) + notes)
     return MeasuredTrace(imp, met)
 
 

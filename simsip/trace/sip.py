@@ -17,6 +17,14 @@ or comma-joined.
 Captures contain garbage: truncated datagrams, other protocols on port 5060, fuzzers. The parser
 therefore never raises: :func:`parse_sip` returns ``None`` for anything that is not a usable SIP
 message (no start line, or no ``Call-ID``/``CSeq``, which RFC 3261 §8.1.1 makes mandatory).
+
+Two kinds of SIP traffic cannot be read from the wire and are told apart from garbage, so that a
+user learns why a capture shows no SIP (:func:`unreadable`, :func:`unreadable_notes`):
+
+* **HEP** (the Homer Encapsulation Protocol of HOMER / sipcapture, ``HEP3`` chunks, usually UDP or
+  TCP port 9060): SIP copied to a capture server, wrapped with its original addresses and times;
+  counted as ``hep``;
+* **TLS** (SIP over TLS, port 5061; DTLS over UDP): the messages are encrypted; counted as ``tls``.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ __all__ = [
     "SipMessage",
     "looks_like_sip",
     "parse_sip",
+    "unreadable",
+    "unreadable_notes",
     "uri_user",
 ]
 
@@ -187,11 +197,54 @@ def looks_like_sip(data: bytes) -> bool:
     return line.startswith(b"SIP/2.0 ") or line.endswith(b" SIP/2.0")
 
 
-def datagram_sip(data: bytes, skipped: dict[str, int]) -> SipMessage | None:
+#: TLS record content types (change_cipher_spec, alert, handshake, application_data, heartbeat)
+_TLS_TYPES = frozenset({20, 21, 22, 23, 24})
+#: the port of SIP over TLS (RFC 3261 §26.2)
+SIPS_PORT = 5061
+
+
+def unreadable(data: bytes, ports: tuple[int, ...] = ()) -> str | None:
+    """``"hep"`` or ``"tls"`` when ``data`` (a datagram, or the first bytes of a TCP direction) is SIP
+    that simsip cannot read — HEP-encapsulated or encrypted — else ``None``.
+
+    HEP: the ``HEP3`` chunk header (HEPv3, RFC-less but the sipcapture specification), or HEPv1/v2's
+    version byte and header length on port 9060. TLS: a TLS record header (content type 20–24,
+    version 3.x) or a DTLS one (version 254.x); or, on port 5061, any payload that is not text."""
+    if len(data) >= 4 and data[:4] in (b"HEP3", b"EEP1"):
+        return "hep"
+    if 9060 in ports and len(data) >= 2 and data[0] in (1, 2) and data[1] in (16, 28, 40, 52):
+        return "hep"
+    if len(data) >= 5 and data[0] in _TLS_TYPES and (data[1] == 3 and data[2] <= 4 or data[1] == 254):
+        return "tls"
+    if SIPS_PORT in ports and data and not looks_like_sip(data) and any(b < 9 or 13 < b < 32 or b > 126 for b in data[:16]):
+        return "tls"
+    return None
+
+
+def unreadable_notes(skipped: dict[str, int]) -> list[str]:
+    """What a user should know about the unreadable SIP counted in ``skipped`` (``hep``, ``tls``)."""
+    out = []
+    if skipped.get("hep"):
+        out.append(f"{skipped['hep']} packet(s) are HEP-encapsulated (a HOMER/sipcapture feed): simsip reads plain "
+                   "SIP only and skipped them; export the calls from HOMER as pcap, or capture on the SIP "
+                   "interface itself (tcpdump -i IFACE port 5060)")
+    if skipped.get("tls"):
+        out.append(f"{skipped['tls']} packet(s) are TLS/DTLS-encrypted SIP (port 5061): simsip cannot read "
+                   "encrypted SIP and skipped them; capture where SIP is in clear text (behind the TLS "
+                   "terminator), or decrypt with the key log first (tshark -o tls.keylog_file:KEYS ... "
+                   "and export the decrypted SIP)")
+    return out
+
+
+def datagram_sip(data: bytes, skipped: dict[str, int], ports: tuple[int, ...] = ()) -> SipMessage | None:
     """A UDP datagram's SIP message, or None with the reason counted in ``skipped``
-    (``not_sip``: no SIP start line; ``bad_sip``: a start line but no usable message)."""
-    if not looks_like_sip(data):
-        skipped["not_sip"] = skipped.get("not_sip", 0) + 1
+    (``not_sip``: no SIP start line; ``bad_sip``: a start line but no usable message; ``hep`` /
+    ``tls``: SIP that cannot be read, see :func:`unreadable`)."""
+    why = unreadable(data, ports)  # first: a HEP packet's first line may end with its SIP's " SIP/2.0"
+    if why is None and not looks_like_sip(data):
+        why = "not_sip"
+    if why is not None:
+        skipped[why] = skipped.get(why, 0) + 1
         return None
     msg = parse_sip(data)
     if msg is None:
