@@ -49,6 +49,12 @@ TARGET_RATIO = 0.50  # simsip registrations/s ≥ 50 % of bare SimPy
 TARGET_1M_S = 30.0  # 1 M-phone failover hour ≤ 30 s
 TARGET_1M_BYTES = 1.5 * GIB  # ... and ≤ 1.5 GiB peak RSS
 TARGET_SPEEDUP = 1.8  # sweep on 2 workers vs 1
+# targets of issue 15 (bulk refreshes)
+TARGET_BULK_RATIO = 5.0  # simsip registrations/s ≥ 5× bare SimPy, identical records to the exact engine
+TARGET_DAY_S = 30.0  # 1 M phones × 24 h, two master crashes with repair and preemption
+TARGET_DAY_BYTES = 1.5 * GIB
+TARGET_BIG_S = 90.0  # 10 M phones × 1 h, one failover
+TARGET_BIG_BYTES = 8 * GIB
 
 
 # ----------------------------------------------------------------------------- workloads
@@ -81,6 +87,26 @@ fleets:
 registrar: {{profile: kamailio, data: none}}
 ha: {{profile: keepalived}}
 faults: [{{kind: node_crash, node: master, at: 30min}}]
+output: {{per_phone: false, report: false}}
+"""
+
+
+def day_yaml(phones: int, duration_h: float, bulk: bool = True) -> str:
+    """N UDP phones, expires 3600 s, no replication; the master node crashes twice (at 25 % and
+    62.5 % of the run) and is repaired 20 min later (keepalived preempts the VIP back)."""
+    d = duration_h * 3600.0
+    return f"""
+name: bench-day
+seed: 1
+duration: {d:g}s
+fleets:
+  - {{name: f, count: {phones}, profile: generic-udp, phone: {{expires: 3600s}}}}
+registrar: {{profile: kamailio, data: none}}
+ha: {{profile: keepalived}}
+faults:
+  - {{kind: node_crash, node: master, at: {0.25 * d:g}s, repair_after: 20min}}
+  - {{kind: node_crash, node: master, at: {0.625 * d:g}s, repair_after: 20min}}
+engine: {{bulk: {str(bulk).lower()}}}
 output: {{per_phone: false, report: false}}
 """
 
@@ -173,14 +199,14 @@ def run_child(args: list[str]) -> dict:
 
 
 # ----------------------------------------------------------------------------- children
-def child_failover(phones: int, profile: str | None = None) -> dict:
+def child_failover(phones: int, profile: str | None = None, yaml_text: str | None = None) -> dict:
     t_imp = time.perf_counter()
     from simsip.config.loader import load_config_text
     from simsip.engine.model import Model
     from simsip.metrics import compute
 
     import_s = time.perf_counter() - t_imp
-    cfg = load_config_text(failover_yaml(phones))
+    cfg = load_config_text(yaml_text or failover_yaml(phones))
     rss_import = maxrss_bytes()
     prof = None
     if profile:
@@ -236,6 +262,7 @@ def child_failover(phones: int, profile: str | None = None) -> dict:
         "rss_run_bytes": rss_run,
         "rss_metrics_bytes": maxrss_bytes(),
         "vmhwm_bytes": maxrss_bytes(),
+        "engine": runlog.engine,
         "phones_not_recovered": rm.figures.get("phones_not_recovered"),
         "recovery_median_s": rm.figures.get("recovery_median"),
     }
@@ -343,6 +370,8 @@ def bench_throughput(k: int, phones: int, expires: float, duration: float, delay
     refresh = 0.9 * expires
     rtt = 2 * delay + service  # mean REGISTER → 200 time of simsip's path (no queueing)
     cfg = load_config_text(throughput_yaml(phones, expires, duration, delay, workers, service))
+    cfg_exact = cfg.model_copy(update={"engine": cfg.engine.model_copy(update={"fast_paths": False})})
+    sys.path.insert(0, str(HERE.parent / "tests"))
     assert abs(cfg.fleets[0].phone.refresh.interval(cfg.registrar.grant(expires)) - refresh) < 1e-9
     log(f"\n[1] throughput: {phones:,} phones, expires {expires:g} s (refresh {refresh:g} s), {duration:g} s, "
         f"{delay * 1e3:g} ms constant delay, {workers} workers, {service * 1e3:g} ms exponential service; k={k}")
@@ -367,19 +396,38 @@ def bench_throughput(k: int, phones: int, expires: float, duration: float, delay
         compute(cfg, runlog, i, model.streams.generator("calls"))
         t_met = time.perf_counter() - t_m0
         n_sim = runlog.counters["transactions_succeeded"]
+        # simsip's own exact engine (engine.fast_paths: false) on the same registrations
+        gc.collect()
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        exact_log = Model(cfg_exact, replication=i).run()
+        t_exact = time.perf_counter() - t0
+        c_exact = time.process_time() - c0
+        same = None
+        if i == 0:  # the records must be identical to the exact engine's (the twin-run canonical form)
+            from twin_matrix import canonical
+
+            a, b = canonical(runlog), canonical(exact_log)
+            same = all(a[key] == b[key] for key in a)
+        n_exact = exact_log.counters["transactions_succeeded"]
+        del exact_log
         p = {
             "bare_s": t_bare, "bare_regs": n_bare, "bare_regs_per_s": n_bare / t_bare,
             "simsip_s": t_sim, "simsip_build_s": t_b - t0, "simsip_regs": n_sim, "simsip_regs_per_s": n_sim / t_sim,
             "simsip_metrics_s": t_met,
         }
         p["ratio"] = p["simsip_regs_per_s"] / p["bare_regs_per_s"]
+        p.update({"exact_s": t_exact, "exact_regs": n_exact, "exact_regs_per_s": n_exact / t_exact,
+                  "exact_cpu_s": c_exact, "ratio_vs_exact": (n_sim / t_sim) / (n_exact / t_exact),
+                  "identical_to_exact": same, "bulk_registrations": runlog.engine.get("bulk_registrations", 0)})
         p["bare_cpu_s"], p["simsip_cpu_s"] = c_bare, c_sim
         p["ratio_cpu"] = (n_sim / c_sim) / (n_bare / c_bare)  # the same on CPU time (robust to other load)
         pairs.append(p)
         del model, runlog
         log(f"    pair {i + 1}: bare {t_bare:6.2f} s {p['bare_regs_per_s'] / 1e3:7.1f} k reg/s | simsip {t_sim:6.2f} s "
             f"{p['simsip_regs_per_s'] / 1e3:7.1f} k reg/s (metrics {t_met:.2f} s) | ratio {p['ratio']:.2f} (CPU time "
-            f"{p['ratio_cpu']:.2f})   load {loadavg()}")
+            f"{p['ratio_cpu']:.2f}) | exact engine {t_exact:6.2f} s{'' if same is None else ', identical records: %s' % same}"
+            f"   load {loadavg()}")
     res = {
         "workload": {"phones": phones, "expires_s": expires, "refresh_s": refresh, "duration_s": duration,
                      "delay_s": delay, "workers": workers, "service_mean_s": service, "bare_rtt_s": rtt, "k": k},
@@ -393,8 +441,13 @@ def bench_throughput(k: int, phones: int, expires: float, duration: float, delay
         "median_simsip_s": med([p["simsip_s"] for p in pairs]),
         "bare_regs": pairs[0]["bare_regs"],
         "simsip_regs": pairs[0]["simsip_regs"],
+        "median_exact_regs_per_s": med([p["exact_regs_per_s"] for p in pairs]),
+        "median_ratio_vs_exact": med([p["ratio_vs_exact"] for p in pairs]),
+        "identical_to_exact": pairs[0]["identical_to_exact"],
+        "bulk_share": pairs[0]["bulk_registrations"] / max(pairs[0]["simsip_regs"], 1),
     }
     res["pass"] = res["median_ratio"] >= TARGET_RATIO
+    res["pass_bulk"] = res["median_ratio"] >= TARGET_BULK_RATIO and bool(res["identical_to_exact"])
     return res
 
 
@@ -521,6 +574,108 @@ def bench_growth(sizes: list[int], repeats: int, reuse: dict[int, list[dict]]) -
     return res
 
 
+# ----------------------------------------------------------------------------- 5. day (issue 15)
+def _run_line(tag: str, r: dict) -> None:
+    e = r.get("engine") or {}
+    log(f"    {tag}: build+start {r['build_start_s']:5.2f} s  run {r['run_s']:6.2f} s  metrics {r['metrics_s']:6.2f} s"
+        f"  = {r['total_s']:7.2f} s  {r['registrations']:>10,} regs ({e.get('bulk_registrations', 0):,} in bulk)  peak "
+        f"{r['peak_rss_bytes'] / MIB:7.0f} MiB   load {loadavg()}")
+
+
+def bench_day(phones: int, hours: float, repeats: int, base_div: int) -> dict:
+    """N phones × a day (two master crashes, repair, preemption); baseline: the same scenario with
+    ``engine.bulk: false`` (one event per refresh) on N/base_div phones, scaled linearly."""
+    log(f"\n[5] day: {phones:,} UDP phones × {hours:g} h, expires 3600 s, two master crashes with repair and "
+        f"preemption, no replication; {repeats} repeat(s); baseline engine.bulk: false at {phones // base_div:,} phones")
+    runs = []
+    for i in range(repeats):
+        r = run_child(["day", str(phones), str(hours), "bulk"])
+        runs.append(r)
+        _run_line(f"bulk   {i + 1}", r)
+    base = run_child(["day", str(phones // base_div), str(hours), "events"])
+    _run_line("events 1", base)
+    keys = ("total_s", "run_s", "loop_s", "metrics_s", "cpu_s", "peak_rss_bytes", "build_start_s")
+    m = {k: med([r[k] for r in runs]) for k in keys}
+    res = {"phones": phones, "hours": hours, "runs": runs, "median": m, "baseline": base, "baseline_phones": phones // base_div}
+    res["baseline_scaled_total_s"] = base["total_s"] * base_div
+    res["baseline_scaled_run_s"] = base["run_s"] * base_div
+    res["ratio_total_vs_events"] = res["baseline_scaled_total_s"] / m["total_s"]
+    res["ratio_run_vs_events"] = res["baseline_scaled_run_s"] / m["run_s"]
+    scale = 1_000_000 / phones
+    res["extrapolated"] = phones != 1_000_000
+    res["time_1m_s"] = m["total_s"] * scale
+    res["peak_1m_bytes"] = m["peak_rss_bytes"] * scale if res["extrapolated"] else m["peak_rss_bytes"]
+    res["pass_time"] = res["time_1m_s"] <= TARGET_DAY_S
+    res["pass_memory"] = res["peak_1m_bytes"] <= TARGET_DAY_BYTES
+    return res
+
+
+# ----------------------------------------------------------------------------- 6. ten million (issue 15)
+def bench_big(phones: int, run: bool) -> dict:
+    """10 M phones × 1 h, one failover: the estimate first (``simsip.estimate``), which refuses a
+    run above this machine's available memory; the run itself only with ``--big``."""
+    from simsip.config.loader import load_config_text
+    from simsip.estimate import available_memory, check, estimate
+
+    cfg = load_config_text(failover_yaml(phones))
+    est = estimate(cfg)
+    refused = check(cfg, time_budget=math.inf)
+    log(f"\n[6] big: {phones:,} phones × 1 h, one failover. Estimate: peak {est.peak_bytes / GIB:.1f} GiB, "
+        f"{est.seconds:.0f} s, {est.registrations:,.0f} registrations; available memory {available_memory() / GIB:.1f} GiB")
+    res = {"phones": phones, "estimate": {"peak_bytes": est.peak_bytes, "seconds": est.seconds,
+                                          "registrations": est.registrations}, "refused": refused, "ran": False}
+    if refused:
+        for why in refused:
+            log(f"    refused: {why}")
+        return res
+    if not run:
+        log("    not run (pass --big to run it: minutes and gigabytes on a shared machine)")
+        return res
+    r = run_child(["big", str(phones)])
+    _run_line("bulk   1", r)
+    res.update(ran=True, run=r, pass_time=r["total_s"] <= TARGET_BIG_S, pass_memory=r["peak_rss_bytes"] <= TARGET_BIG_BYTES)
+    return res
+
+
+# ----------------------------------------------------------------------------- 7. cost growth (issue 15)
+def bench_costgrowth(sizes: list[int], hours: list[float], reuse: dict) -> dict:
+    """The day scenario over phones × simulated time: log-log exponents of total time in phones
+    and in simulated time, and µs per registration applied in bulk vs per registration simulated
+    event by event (the event part also carries the control plane)."""
+    log(f"\n[7] cost growth: day scenario at {', '.join(f'{n:,}' for n in sizes)} phones × "
+        f"{', '.join(f'{h:g} h' for h in hours)} (child process each)")
+    rows = []
+    for n in sizes:
+        for h in hours:
+            r = reuse.get((n, h)) or run_child(["day", str(n), str(h), "bulk"])
+            e = r.get("engine") or {}
+            bulk_regs = e.get("bulk_registrations", 0)
+            event_regs = r["registrations"] - bulk_regs
+            bulk_s = e.get("bulk_seconds", 0.0)
+            row = {"phones": n, "hours": h, "total_s": r["total_s"], "loop_s": r["loop_s"], "metrics_s": r["metrics_s"],
+                   "peak_rss_bytes": r["peak_rss_bytes"], "registrations": r["registrations"],
+                   "bulk_registrations": bulk_regs, "event_registrations": event_regs,
+                   "us_per_bulk_registration": bulk_s / bulk_regs * 1e6 if bulk_regs else float("nan"),
+                   "us_per_event_registration": (r["loop_s"] - bulk_s) / event_regs * 1e6 if event_regs else float("nan"),
+                   "us_per_registration": r["total_s"] / r["registrations"] * 1e6}
+            rows.append(row)
+            log(f"    {n:>10,} × {h:>4g} h: total {r['total_s']:7.2f} s (loop {r['loop_s']:6.2f}, metrics "
+                f"{r['metrics_s']:6.2f})  peak {r['peak_rss_bytes'] / MIB:6.0f} MiB  regs {r['registrations']:>11,} "
+                f"({event_regs:,} by events)   load {loadavg()}")
+    import numpy as np
+
+    res = {"rows": rows}
+    by_h = {h: [r for r in rows if r["hours"] == h] for h in hours}
+    res["exponent_phones"] = {f"{h:g}h": float(np.polyfit(np.log([r["phones"] for r in rs]),
+                                                          np.log([r["total_s"] for r in rs]), 1)[0])
+                              for h, rs in by_h.items() if len(rs) >= 2}
+    by_n = {n: [r for r in rows if r["phones"] == n] for n in sizes}
+    res["exponent_time"] = {f"{n}": float(np.polyfit(np.log([r["hours"] for r in rs]),
+                                                     np.log([r["total_s"] for r in rs]), 1)[0])
+                            for n, rs in by_n.items() if len(rs) >= 2}
+    return res
+
+
 # ----------------------------------------------------------------------------- report
 def print_report(R: dict) -> None:
     log("\n" + "=" * 100)
@@ -537,6 +692,9 @@ def print_report(R: dict) -> None:
         log(f"   simsip metrics (not in the above): median {T['median_simsip_metrics_s']:.2f} s")
         log(f"   median of per-pair ratios simsip/bare: {T['median_ratio']:.2f}   "
             f"(pairs: {', '.join('%.2f' % p['ratio'] for p in T['pairs'])}); on CPU time {T['median_ratio_cpu']:.2f}")
+        log(f"   {'simsip exact engine':<28}{T['median_exact_regs_per_s']:>14,.0f}   (fast_paths: false; simsip/exact "
+            f"×{T['median_ratio_vs_exact']:.1f}); records identical to the exact engine: {T['identical_to_exact']}; "
+            f"{T['bulk_share']:.1%} of registrations applied in bulk")
     F = R.get("failover")
     if F:
         m = F["median"]
@@ -579,6 +737,34 @@ def print_report(R: dict) -> None:
             log(f"   log-log exponent: time {G['time_exponent']:.2f}, memory above imports {G['memory_exponent']:.2f}; "
                 f"marginal cost at the top: {G['marginal_us_per_phone_top']:.1f} µs and "
                 f"{G['marginal_bytes_per_phone_top']:.0f} B per phone")
+    D = R.get("day")
+    if D:
+        m = D["median"]
+        log(f"\n5. Day: {D['phones']:,} phones × {D['hours']:g} h, two master crashes with repair and preemption "
+            f"(median of {len(D['runs'])})")
+        log(f"   bulk: total {m['total_s']:.2f} s (build+start {m['build_start_s']:.2f}, run {m['run_s']:.2f}, metrics "
+            f"{m['metrics_s']:.2f}), peak {m['peak_rss_bytes'] / MIB:.0f} MiB")
+        b = D["baseline"]
+        log(f"   one event per refresh (engine.bulk: false) at {D['baseline_phones']:,} phones: total {b['total_s']:.2f} s, "
+            f"run {b['run_s']:.2f} s; ×{D['phones'] // D['baseline_phones']} linear = {D['baseline_scaled_total_s']:.1f} s")
+        log(f"   ratio events/bulk: total ×{D['ratio_total_vs_events']:.1f}, event loop ×{D['ratio_run_vs_events']:.1f}")
+    B = R.get("big")
+    if B:
+        est = B["estimate"]
+        log(f"\n6. Big: {B['phones']:,} phones × 1 h: estimate {est['peak_bytes'] / GIB:.1f} GiB, {est['seconds']:.0f} s; "
+            + ("refused: " + "; ".join(B["refused"]) if B["refused"] else
+               (f"ran: total {B['run']['total_s']:.1f} s, peak {B['run']['peak_rss_bytes'] / GIB:.2f} GiB" if B["ran"]
+                else "not run (--big)")))
+    C = R.get("costgrowth")
+    if C:
+        log("\n7. Cost growth (day scenario, bulk refreshes)")
+        log(f"   {'phones':>10}{'hours':>7}{'total s':>9}{'loop s':>8}{'metrics s':>10}{'peak MiB':>9}{'regs':>12}"
+            f"{'by events':>10}{'µs/bulk reg':>12}{'µs/event reg':>13}{'µs/reg':>8}")
+        for r in C["rows"]:
+            log(f"   {r['phones']:>10,}{r['hours']:>7g}{r['total_s']:>9.2f}{r['loop_s']:>8.2f}{r['metrics_s']:>10.2f}"
+                f"{r['peak_rss_bytes'] / MIB:>9.0f}{r['registrations']:>12,}{r['event_registrations']:>10,}"
+                f"{r['us_per_bulk_registration']:>12.2f}{r['us_per_event_registration']:>13.1f}{r['us_per_registration']:>8.2f}")
+        log(f"   log-log exponent of total time in phones: {C['exponent_phones']}; in simulated hours: {C['exponent_time']}")
     P = R.get("profile")
     if P:
         log(f"\nProfile (cProfile, {P['phones']:,} phones failover; cProfile inflates small calls): total {P['total_s']:.2f} s")
@@ -598,11 +784,12 @@ def print_report(R: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="k=3, 200 k failover, 10k/100k/200k growth")
-    ap.add_argument("--only", default="throughput,failover,sweep,growth",
-                    help="comma-separated sections: throughput,failover,sweep,growth")
+    ap.add_argument("--only", default="throughput,failover,sweep,growth,day,big,costgrowth",
+                    help="comma-separated sections: throughput,failover,sweep,growth,day,big,costgrowth")
     ap.add_argument("--profile", action="store_true", help="also cProfile the failover scenario (--profile-phones)")
     ap.add_argument("--profile-phones", type=int, default=200_000)
     ap.add_argument("--no-bare-ref", action="store_true", help="skip bare SimPy on the failover fleet-hour")
+    ap.add_argument("--big", action="store_true", help="section big: really run 10 M phones × 1 h (minutes, GiBs)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
 
@@ -610,6 +797,10 @@ def main(argv: list[str] | None = None) -> int:
         kind, *rest = a.child
         if kind == "failover":
             d = child_failover(int(rest[0]), rest[1] if len(rest) > 1 else None)
+        elif kind == "day":
+            d = child_failover(int(rest[0]), None, day_yaml(int(rest[0]), float(rest[1]), rest[2] == "bulk"))
+        elif kind == "big":
+            d = child_failover(int(rest[0]))
         elif kind == "bare":
             d = child_bare(int(rest[0]), float(rest[1]), float(rest[2]), float(rest[3]))
         else:
@@ -645,6 +836,15 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [10_000, 100_000, fo_phones]
         reuse = {fo_phones: R["failover"]["runs"]} if "failover" in R else {}
         R["growth"] = bench_growth(sizes, 3, reuse)
+    day_phones = 200_000 if quick else 1_000_000
+    if "day" in only:
+        R["day"] = bench_day(day_phones, 24.0, 1, 10)
+    if "big" in only:
+        R["big"] = bench_big(10_000_000, a.big)
+    if "costgrowth" in only:
+        reuse = {(day_phones, 24.0): R["day"]["runs"][0]} if "day" in R else {}
+        sizes = [10_000, 100_000, day_phones]
+        R["costgrowth"] = bench_costgrowth(sizes, [1.0, 24.0], reuse)
     if a.profile:
         log(f"\n[profile] cProfile of the failover scenario, {a.profile_phones:,} phones")
         with tempfile.TemporaryDirectory() as td:
@@ -664,6 +864,21 @@ def main(argv: list[str] | None = None) -> int:
     if "sweep" in R:
         targets.append((f"sweep speed-up ≥ {TARGET_SPEEDUP}× on 2 workers", f"median {R['sweep']['median_speedup']:.2f}×",
                         R["sweep"]["pass"]))
+    if "throughput" in R:
+        T = R["throughput"]
+        targets.append((f"bulk: simsip ≥ {TARGET_BULK_RATIO:g}× bare SimPy, records identical to the exact engine",
+                        f"median ratio {T['median_ratio']:.2f}, identical {T['identical_to_exact']}", T["pass_bulk"]))
+    if "day" in R:
+        D = R["day"]
+        ext = " (extrapolated from %s phones, linear)" % f"{D['phones']:,}" if D["extrapolated"] else ""
+        targets.append((f"1 M × 24 h ≤ {TARGET_DAY_S:g} s (build+start+run+metrics)", f"{D['time_1m_s']:.1f} s{ext}", D["pass_time"]))
+        targets.append(("1 M × 24 h ≤ 1.5 GiB peak RSS", f"{D['peak_1m_bytes'] / GIB:.2f} GiB{ext}", D["pass_memory"]))
+    if "big" in R and R["big"].get("ran"):
+        Bg = R["big"]
+        targets.append((f"10 M × 1 h ≤ {TARGET_BIG_S:g} s", f"{Bg['run']['total_s']:.1f} s", Bg["pass_time"]))
+        targets.append(("10 M × 1 h ≤ 8 GiB", f"{Bg['run']['peak_rss_bytes'] / GIB:.2f} GiB", Bg["pass_memory"]))
+    elif "big" in R and R["big"]["refused"]:
+        targets.append(("10 M × 1 h: a clear refusal with the estimate", "; ".join(R["big"]["refused"]), True))
     R["targets"] = targets
     out = HERE / f"results-{stamp}.json"
     R["json"] = str(out.relative_to(HERE.parent))

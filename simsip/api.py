@@ -146,6 +146,7 @@ class Results:
             "figures": figures,
             # per node: how REGISTER load went (offered vs served, drops, duplicates, whether an overload cleared)
             "storm": summarize_storm([r.storm for r in self.reps]),
+            "engine": engine_summary([r.engine for r in self.reps]),
         }
 
     def figures(self) -> dict:
@@ -243,6 +244,26 @@ def _atomic_text(path: Path, text: str) -> None:
     atomic_text(path, text)
 
 
+def engine_summary(reps: list[dict]) -> dict:
+    """How the replications were simulated, summed: registrations applied in bulk, and the
+    refreshes that fell back to the event path with their reasons (``bulk_fallbacks``), or why a
+    scenario ran without bulk refreshes (``bulk_disabled``). Never a result: the records are the
+    same either way."""
+    reps = [r for r in reps if r]
+    if not reps:
+        return {}
+    out: dict = {"bulk": all(r.get("bulk") for r in reps),
+                 "bulk_disabled": sorted({r["bulk_disabled"] for r in reps if r.get("bulk_disabled")}) or None}
+    fallbacks: dict[str, int] = {}
+    for r in reps:
+        for k, v in (r.get("bulk_fallbacks") or {}).items():
+            fallbacks[k] = fallbacks.get(k, 0) + v
+    for key in ("bulk_registrations", "calendar_to_events", "bulk_seconds"):
+        out[key] = sum(r.get(key, 0) for r in reps)
+    out["bulk_fallbacks"] = dict(sorted(fallbacks.items()))
+    return out
+
+
 def _atomic_table(path: Path, df: pd.DataFrame, fmt: str) -> None:
     atomic_table(path, df, fmt, float_format="%.6g")
 
@@ -254,8 +275,12 @@ def simulate(
     replications: int | None = None,
     out: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
+    tick: Callable[[int, float, int], None] | None = None,
 ) -> Results:
     """Run every replication of a scenario and compute its results.
+
+    ``progress(done, total)`` is called after each replication; ``tick(replication, t,
+    transactions)`` during one, with its simulated time and the REGISTER transactions started.
 
     With ``out`` the run directory is (re)written after each replication, and also when a
     replication fails or the run is interrupted (the error is recorded in ``summary.json``).
@@ -273,7 +298,7 @@ def simulate(
         with terminate_as_interrupt():
             for r in range(cfg.replications):
                 model = Model(cfg, replication=r)
-                log = model.run()
+                log = model.run() if tick is None else model.run(progress=lambda t, n, r=r: tick(r, t, n))
                 calls = model.streams.generator("calls")
                 res.reps.append(compute(cfg, log, r, calls))
                 res.runtime_s = time.perf_counter() - t_start

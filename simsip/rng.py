@@ -73,6 +73,26 @@ class Stream:
         self._ni = i + 1
         return self._n[i]
 
+    def ahead(self, kind: str, n: int) -> np.ndarray:
+        """The next ``n`` draws of ``kind`` (``"u"`` uniform, ``"e"`` standard exponential) as an
+        array, without consuming them: the same numbers the next ``n`` scalar calls would return
+        (blocks are drawn exactly as the scalar path draws them). :meth:`skip` consumes them."""
+        attr, gen = ("_u", self.gen.random) if kind == "u" else ("_e", self.gen.standard_exponential)
+        buf, i = getattr(self, attr), getattr(self, attr + "i")
+        if len(buf) - i < n:
+            buf = buf[i:]
+            i = 0
+            while len(buf) < n:
+                buf.extend(gen(_BLOCK).tolist())
+            setattr(self, attr, buf)
+            setattr(self, attr + "i", 0)
+        return np.array(buf[i : i + n], dtype=np.float64)
+
+    def skip(self, kind: str, k: int) -> None:
+        """Consume ``k`` draws of ``kind`` that :meth:`ahead` made available."""
+        attr = "_ui" if kind == "u" else "_ei"
+        setattr(self, attr, getattr(self, attr) + k)
+
 
 class Streams:
     """The factory of named streams for one replication of one run."""

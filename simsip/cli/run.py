@@ -76,14 +76,18 @@ def run(
         return
     console.print(f"simsip: [bold]{escape(cfg.name)}[/] — {cfg.phones} phones, {cfg.replications} replication(s), seed {cfg.seed}")
 
+    meter = Progress(cfg)
+
     def progress(done: int, total: int) -> None:
+        meter.clear()
         console.print(f"  replication {done}/{total} done", highlight=False)
 
     try:
-        res = simulate(cfg, out=out_dir, progress=progress)
+        res = simulate(cfg, out=out_dir, progress=progress, tick=meter.tick)
     except ConfigError as exc:  # e.g. --out is a file or not writable
         fail(exc.problems)
     except KeyboardInterrupt as exc:
+        meter.clear()
         err_console.print(f"[yellow]interrupted[/]: finished replications written to {escape(str(out_dir))}")
         raise typer.Exit(interrupt_code(exc))
     except Exception as exc:
@@ -106,6 +110,60 @@ def run(
     if note:
         err_console.print(f"[yellow]warning[/]: {escape(note)}")
     console.print(f"written: {out_dir}/ (summary.json, timeseries, outages, recovery, report.html) in {res.runtime_s:.1f}s")
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(max(seconds, 0.0)))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+class Progress:
+    """A one-line progress display on stderr for runs longer than a few seconds: the replication,
+    simulated time, REGISTER transactions per second of wall time and the time left (from the pace
+    so far, over the remaining replications too). Silent when stderr is not a terminal."""
+
+    AFTER = 3.0  # seconds of wall time before the line appears
+    EVERY = 0.5
+
+    def __init__(self, cfg, stream=None):
+        self.cfg = cfg
+        self.stream = stream if stream is not None else sys.stderr
+        self.live = getattr(self.stream, "isatty", lambda: False)()
+        self.t0 = time.monotonic()
+        self.rep_t0 = self.t0
+        self.rep = -1
+        self.last = 0.0
+        self.shown = False
+
+    def line(self, rep: int, t: float, tx: int, now: float) -> str:
+        dur = float(self.cfg.duration)
+        reps = self.cfg.replications
+        elapsed = now - self.rep_t0
+        frac = t / dur if dur else 1.0
+        done = rep + frac  # replications' worth of work so far
+        total_elapsed = now - self.t0
+        left = total_elapsed / done * (reps - done) if done > 0 else float("nan")
+        rate = tx / elapsed if elapsed > 0 else 0.0
+        return (f"  replication {rep + 1}/{reps}: simulated {_clock(t)} of {_clock(dur)} "
+                f"({frac:.0%}), {rate / 1e3:,.0f} k REGISTERs/s, ETA {_clock(left) if left == left else '?'}"
+                f"  (Ctrl-C stops, keeping finished replications)")
+
+    def tick(self, rep: int, t: float, tx: int) -> None:
+        now = time.monotonic()
+        if rep != self.rep:
+            self.rep, self.rep_t0 = rep, now
+        if not self.live or now - self.t0 < self.AFTER or now - self.last < self.EVERY:
+            return
+        self.last = now
+        self.stream.write("\r\033[K" + self.line(rep, t, tx, now))
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
 
 
 def _what_was_written(out_dir: Path) -> str:

@@ -994,6 +994,11 @@ class Engine(Frozen):
         True, description="Apply effects ahead of time where provably nothing can intervene (exact; "
         "false runs the plain event-by-event engine, for checking)."
     )
+    bulk: bool = Field(
+        True, description="Keep undisturbed phones' refreshes in a calendar off the event heap and apply them "
+        "in vectorised batches where provably nothing can intervene (exact, needs fast_paths; false: one "
+        "event per refresh). summary.json's engine section counts what ran in bulk and what fell back, and why."
+    )
 
 
 class Scenario(Frozen):

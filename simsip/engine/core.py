@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import gc
 import math
+
+import numpy as np
 from heapq import heapify, heappop, heappush
+from time import perf_counter
 from typing import Any, Callable
 
 import simpy
@@ -39,6 +42,13 @@ class Call:
         self._value = None
         self.fn = fn
         self.args = args
+
+
+class InertCall(Call):
+    """A control event that changes no fact and reads no data-plane state while the control plane
+    is steady (a VRRP advert, a backup's timer re-arming): see :meth:`Calendar.advance`."""
+
+    __slots__ = ()
 
 
 class Sim:
@@ -78,6 +88,8 @@ class Sim:
     def process(self, gen):
         return self.env.process(gen)
 
+    bulk = None  # a Calendar of refreshes kept off the heap (set by the model when it applies)
+
     def run(self, until: float) -> None:
         """Process events with time < ``until`` (SimPy's ``run(until=...)`` semantics).
 
@@ -95,30 +107,229 @@ class Sim:
         gc_was_on = gc.isenabled()
         gc.disable()
         try:
-            self._loop(env, q, call, until)
+            self._loop(env, q, call, until, self.bulk or _NO_CALENDAR)
         finally:
             if gc_was_on:
                 gc.enable()
         env._now = until
 
     @staticmethod
-    def _loop(env, q, call, until: float) -> None:
+    def _loop(env, q, call, until: float, cal: "Calendar") -> None:
+        """SimPy's heap, merged in time order with a :class:`Calendar`: heap events strictly
+        before the calendar's next time run as usual; then the calendar advances (in bulk, or by
+        handing its next entries to the heap as ordinary phone events). Without a calendar
+        (``_NO_CALENDAR``, never due) it is the plain loop."""
         now = env._now
-        while q and q[0][0] < until:
-            t, _, _, ev = heappop(q)
-            if t < now:
-                raise RuntimeError(f"an event was scheduled in the past ({t!r} < now {now!r}): {ev!r}")
-            env._now = now = t
-            if ev.__class__ is call:
-                ev.fn(*ev.args)
-                continue
-            callbacks, ev.callbacks = ev.callbacks, None
-            for cb in callbacks:
-                cb(ev)
-            if not ev._ok and not hasattr(ev, "_defused"):
-                exc = type(ev._value)(*ev._value.args)
-                exc.__cause__ = ev._value
-                raise exc
+        inf = math.inf
+        while True:
+            tc = cal.next_t
+            stop = tc if tc < until else until
+            while q and q[0][0] < stop:
+                t, _, _, ev = heappop(q)
+                if t < now:
+                    raise RuntimeError(f"an event was scheduled in the past ({t!r} < now {now!r}): {ev!r}")
+                env._now = now = t
+                if ev.__class__ is call:
+                    ev.fn(*ev.args)
+                    continue
+                callbacks, ev.callbacks = ev.callbacks, None
+                for cb in callbacks:
+                    cb(ev)
+                if not ev._ok and not hasattr(ev, "_defused"):
+                    exc = type(ev._value)(*ev._value.args)
+                    exc.__cause__ = ev._value
+                    raise exc
+            if tc >= until:
+                return
+            env._now = now = tc  # nothing on the heap is earlier
+            cal.advance(q[0][0] if q else inf, until)
+
+
+class _NoCalendar:
+    next_t = math.inf
+
+
+_NO_CALENDAR = _NoCalendar()
+
+
+class Calendar:
+    """Pending refreshes of phones, kept off SimPy's heap: (time, phone, generation) in buckets of
+    ``width`` seconds.
+
+    A million idle phones each wait for one thing, their next REGISTER. On the heap that is a
+    million entries and a log-depth push and pop per refresh. Here a refresh goes to its time's
+    bucket (a few list appends); a bucket is sorted once when the clock reaches it, in the order
+    the heap would pop its entries (time, then phone: :meth:`Sim.phone_at`'s rule). The loop
+    (:meth:`Sim._loop`) hands the entries before the heap's next event to ``step`` (the phones'
+    bulk refresh), which applies those it can prove undisturbed and returns where it stopped; an
+    entry it cannot apply, or one at the same instant as a heap event, becomes an ordinary
+    ``phone_at`` event of ``begin``, so the heap's order decides. A refresh due in the bucket already
+    being worked through goes to the heap directly. ``next_t`` never goes back: new entries land
+    in later buckets, at or after the next bucket's start.
+    """
+
+    MIN_BATCH = 4  # fewer entries before the next heap event: plain events are cheaper
+    MAX_BATCH = 1 << 16
+
+    SCAN = 64  # look past inert control events only in a heap this small (steady state)
+
+    def __init__(self, sim: "Sim", width: float, begin: Callable[..., Any], step, horizon: "Horizon" = None,
+                 steady=None):
+        self.sim = sim
+        self.horizon = horizon
+        # steady() -> until when the control plane's inert events change nothing (-inf: not steady)
+        self.steady = steady
+        self.width = width
+        self.inv = 1.0 / width
+        self.begin = begin  # begin(p, gen): the event a released entry becomes
+        self.step = step  # step(t, p, g, limit) -> entries applied from the front (a prefix)
+        self.buckets: dict[int, list] = {}  # bucket -> [times, phones, gens, numpy chunks]
+        self.keys: list[int] = []  # heap of bucket numbers with entries
+        self.cur = -1  # the bucket being worked through
+        self.t = self.p = self.g = None  # its sorted entries
+        self.i = 0
+        self.n = 0
+        self.next_t = 0.0
+        self.batch = 1024  # entries offered to the next step: doubles while steps take all, shrinks on a cut
+        self.released = 0  # entries handed to the heap as events
+        self.seconds = 0.0  # wall time spent in bulk steps (benchmarks: cost per bulk registration)
+
+    def _bucket(self, b: int) -> list:
+        bk = self.buckets.get(b)
+        if bk is None:
+            bk = self.buckets[b] = [[], [], [], []]
+            heappush(self.keys, b)
+        return bk
+
+    def add(self, t: float, p: int, g: int) -> None:
+        """Phone ``p`` (generation ``g``) begins a REGISTER at ``t``."""
+        b = int(t * self.inv)
+        if b <= self.cur:
+            self.sim.phone_at(t, self.begin, p, g)
+            self.released += 1
+            return
+        bk = self._bucket(b)
+        bk[0].append(t)
+        bk[1].append(p)
+        bk[2].append(g)
+
+    def add_many(self, t, p, g) -> None:
+        """:meth:`add` for arrays of entries."""
+        t = np.asarray(t, dtype=np.float64)
+        p = np.asarray(p, dtype=np.int64)
+        g = np.asarray(g, dtype=np.int64)
+        if g.shape != p.shape:
+            g = np.broadcast_to(g, p.shape)
+        b = (t * self.inv).astype(np.int64)
+        early = b <= self.cur
+        if early.any():
+            for ti, pi, gi in zip(t[early].tolist(), p[early].tolist(), g[early].tolist()):
+                self.sim.phone_at(ti, self.begin, pi, gi)
+            self.released += int(early.sum())
+            keep = ~early
+            t, p, g, b = t[keep], p[keep], g[keep], b[keep]
+        if not len(b):
+            return
+        if b.min() == b.max():
+            self._bucket(int(b[0]))[3].append((t, p, g))
+            return
+        order = np.argsort(b, kind="stable")
+        b, t, p, g = b[order], t[order], p[order], g[order]
+        cuts = np.flatnonzero(np.diff(b)) + 1
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts, [len(b)]))
+        for s0, e0 in zip(starts.tolist(), ends.tolist()):
+            self._bucket(int(b[s0]))[3].append((t[s0:e0], p[s0:e0], g[s0:e0]))
+
+    def _load(self) -> None:
+        """Move to the next bucket with entries and sort them (time, then phone)."""
+        if not self.keys:  # nothing yet: look again at the next bucket's start
+            self.cur += 1
+            self.t = None
+            self.i = self.n = 0
+            self.next_t = (self.cur + 1) * self.width
+            return
+        b = heappop(self.keys)
+        ts, ps, gs, chunks = self.buckets.pop(b)
+        parts_t = [c[0] for c in chunks] + ([np.array(ts, dtype=np.float64)] if ts else [])
+        parts_p = [c[1] for c in chunks] + ([np.array(ps, dtype=np.int64)] if ps else [])
+        parts_g = [c[2] for c in chunks] + ([np.array(gs, dtype=np.int64)] if gs else [])
+        t = np.concatenate(parts_t)
+        p = np.concatenate(parts_p)
+        g = np.concatenate(parts_g)
+        order = np.lexsort((p, t))
+        self.cur = b
+        self.t, self.p, self.g = t[order], p[order], g[order]
+        self.i = 0
+        self.n = len(t)
+        self.next_t = float(self.t[0])
+
+    def _first_hard(self, th: float) -> float:
+        """The time of the heap's first event that is not an inert control event (``th`` when the
+        heap is too large to look through)."""
+        q = self.sim._queue
+        if len(q) > self.SCAN:
+            return th
+        first = math.inf
+        for t, _, _, ev in q:
+            if t < first and not (ev.__class__ is InertCall or getattr(ev, "_inert", False)):
+                first = t
+        return first
+
+    def _release(self, i: int, j: int) -> None:
+        """Entries i..j become ordinary phone events."""
+        phone_at, begin = self.sim.phone_at, self.begin
+        for ti, pi, gi in zip(self.t[i:j].tolist(), self.p[i:j].tolist(), self.g[i:j].tolist()):
+            phone_at(ti, begin, pi, gi)
+        self.released += j - i
+
+    def _moved(self, i: int) -> None:
+        self.i = i
+        if i < self.n:
+            self.next_t = float(self.t[i])
+        else:
+            self.next_t = (self.cur + 1) * self.width  # new entries land at or after it
+
+    def advance(self, th: float, until: float) -> None:
+        """The clock is at ``next_t`` and the heap's next event is at ``th`` (>= it)."""
+        i = self.i
+        if i >= self.n:
+            self._load()
+            return
+        t = self.t
+        lim = th if th < until else until
+        reach = None  # how far effects may be applied ahead (None: the horizon, the fast paths' rule)
+        if self.steady is not None and th < until:
+            quiet = self.steady()
+            if quiet > th:
+                hard = self.horizon.hard_until
+                reach = quiet if quiet < hard else hard
+                lim = min(self._first_hard(th), reach, until)
+        if t[i] >= lim:  # same instant as the heap's next event: let the heap order them
+            j = int(np.searchsorted(t, t[i], side="right"))
+            self._release(i, j)
+            self._moved(j)
+            return
+        j = int(np.searchsorted(t, lim, side="left"))
+        if j - i > self.batch:  # look no further than recent batches got: a cut early in a long
+            j = i + self.batch  # batch would redo the rest at every entry (quadratic under load)
+        if j - i < self.MIN_BATCH:
+            self._release(i, j)
+            self._moved(j)
+            return
+        c0 = perf_counter()
+        k = self.step(t[i:j], self.p[i:j], self.g[i:j], reach)
+        self.seconds += perf_counter() - c0
+        if k < 0:  # none of them now (a batch-wide reason): all become events
+            self._release(i, j)
+            self._moved(j)
+            return
+        k += i
+        self.batch = min(2 * self.batch, self.MAX_BATCH) if k >= j else max(4 * self.MIN_BATCH, 2 * (k - i))
+        if k < j:
+            self._release(k, k + 1)  # the first entry it could not apply runs as an event
+            k += 1
+        self._moved(k)
 
 
 class Horizon:
@@ -138,28 +349,50 @@ class Horizon:
     effect is an event: the plain engine that the twin-run tests hold the fast one to.
     """
 
-    __slots__ = ("until", "_heap", "enabled")
+    __slots__ = ("until", "_heap", "_hard", "enabled")
 
     def __init__(self, end: float, enabled: bool = True):
         self.enabled = enabled
         self._heap: list[float] = [end]  # nothing is applied ahead past the end of the run
+        self._hard: list[float] = [end]  # the control events that are not inert
         self.until = end if enabled else -math.inf
 
     def lower(self, t: float) -> None:
         """A control event will happen at ``t``."""
         heappush(self._heap, t)
+        heappush(self._hard, t)
         if self.enabled and t < self.until:
             self.until = t
 
-    def passed(self, t: float) -> None:
-        """The control event registered for ``t`` is being processed now (``t`` is the clock)."""
-        h = self._heap
+    def lower_inert(self, t: float) -> None:
+        """An inert control event (:class:`InertCall`) will happen at ``t``: it bounds the fast
+        paths like any other, but not the bulk path while the control plane is steady."""
+        heappush(self._heap, t)
+        if self.enabled and t < self.until:
+            self.until = t
+
+    @staticmethod
+    def _pop(h: list[float], t: float) -> None:
         while h and h[0] < t:  # safety net: nothing before now is still pending
             heappop(h)
         if h and h[0] == t:
             heappop(h)
+
+    def passed(self, t: float, inert: bool = False) -> None:
+        """The control event registered for ``t`` is being processed now (``t`` is the clock)."""
+        h = self._heap
+        self._pop(h, t)
+        if not inert:
+            self._pop(self._hard, t)
         if self.enabled:
             self.until = h[0] if h else math.inf
+
+    @property
+    def hard_until(self) -> float:
+        """The earliest pending control event that is not inert."""
+        if not self.enabled:
+            return -math.inf
+        return self._hard[0] if self._hard else math.inf
 
 
 class ControlClock:
@@ -187,14 +420,31 @@ class ControlClock:
         self.horizon.passed(t)
         fn(*args)
 
-    def timeout(self, delay: float):
-        """A SimPy timeout for a control process (``yield clock.timeout(d)``)."""
+    def call_at_inert(self, t: float, fn: Callable[..., Any], *args: Any) -> None:
+        """:meth:`call_at` for an event that is inert while the control plane is steady
+        (:class:`InertCall`; its component's ``steady_until`` says until when)."""
+        self.horizon.lower_inert(t)
+        sim = self.sim
+        heappush(sim._queue, (t, NORMAL, next(sim._eid), InertCall(self._fire_inert, (t, fn, args))))
+
+    def _fire_inert(self, t: float, fn: Callable[..., Any], args: tuple) -> None:
+        self.horizon.passed(t, True)
+        fn(*args)
+
+    def timeout(self, delay: float, inert: bool = False):
+        """A SimPy timeout for a control process (``yield clock.timeout(d)``); ``inert`` as
+        :meth:`call_at_inert`."""
         env = self.env
         t = env._now + delay
-        self.horizon.lower(t)
+        if inert:
+            self.horizon.lower_inert(t)
+        else:
+            self.horizon.lower(t)
         ev = env.timeout(delay)
         hz = self.horizon
-        ev.callbacks.append(lambda _ev: hz.passed(t))
+        ev.callbacks.append(lambda _ev: hz.passed(t, inert))
+        if inert:
+            ev._inert = True
         return ev
 
     def event(self):

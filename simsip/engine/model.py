@@ -27,7 +27,7 @@ import numpy as np
 from simsip.config.schema import Scenario
 from simsip.engine import cluster, vrrp
 from simsip.engine.cluster import HeartbeatInstance, PacemakerInstance
-from simsip.engine.core import ControlClock, Horizon, Sim
+from simsip.engine.core import Calendar, ControlClock, Horizon, Sim
 from simsip.engine.database import Database
 from simsip.engine.network import Network
 from simsip.engine.nodes import FaultInjector, NodeActions
@@ -153,6 +153,17 @@ class Model:
             r.replies = replies
         if self.phones.watchers:
             topo.subscribers.append(self.phones.changed)
+        # undisturbed refreshes: a calendar off the heap, applied in bulk where provably exact
+        self.phones.bulk_servers = regs
+        why = self.phones.bulk_problem()
+        if why is None:
+            steady = (lambda: vrrp.steady_until(self.vrrp)) if cfg.ha.kind == "keepalived" else None
+            bank = self.phones  # released entries call bank.begin as it is then (tests wrap it)
+            sim.bulk = Calendar(sim, bank.refresh_width(), lambda p, g: bank.begin(p, g), bank.bulk_step,
+                                horizon=horizon, steady=steady)
+            self.phones.calendar = sim.bulk
+        else:
+            self.phones.bulk_off = why
 
         # the PBX's own registrations to its providers: they follow the node that holds the VIP
         self.trunks = [TrunkRegistration(i, t, topo=topo, sim=sim, streams=streams, log=log)
@@ -163,7 +174,10 @@ class Model:
         self.faults = self.injector.faults
 
     # ------------------------------------------------------------------ run
-    def run(self) -> RunLog:
+    def run(self, progress=None, steps: int = 200) -> RunLog:
+        """Run the replication. ``progress(t, transactions)`` is told the simulated time and the
+        transactions started so far about ``steps`` times (the loop runs in slices of simulated
+        time, which changes no event's order)."""
         cfg = self.cfg
         ha = cfg.ha
         # the HA stack at equilibrium: the highest-priority node holds the VIP
@@ -205,7 +219,14 @@ class Model:
             t.start()
         self.topo.changed(0.0)
         try:
-            self.sim.run(until=cfg.duration)
+            if progress is None:
+                self.sim.run(until=cfg.duration)
+            else:
+                dur = float(cfg.duration)
+                for k in range(1, steps + 1):
+                    t = dur if k == steps else dur * k / steps
+                    self.sim.run(until=t)
+                    progress(t, self.phones.started)
         except Exception as exc:  # recorded; the caller writes what exists
             self.log.error = f"{type(exc).__name__}: {exc}"
             raise
@@ -230,6 +251,7 @@ class Model:
     def _finish(self) -> None:
         c = self.log.counters
         self.phones.report(c)
+        self.log.engine = self.phones.bulk_report()
         if self.database is not None:
             self.database.report(c)
         for r in self.registrars:

@@ -180,6 +180,14 @@ class PhoneBank:
         self.failures = array("l", [0]) * n
         self.gen = array("q", [0]) * n  # bumps invalidate a scheduled refresh/retry
         self.next_tx = 0
+        self.calendar = None  # the refresh calendar (core.Calendar) when bulk refreshes apply
+        self.bulk_servers: list = []  # each node's bulk entry points (set when wired)
+        self.bulk_done = 0  # refreshes applied in bulk
+        self._mark = np.zeros(n, dtype=np.int64)  # scratch: a batch's position of each phone
+        # numpy views of the per-phone columns (fixed size for the whole run)
+        self._v = {name: np.frombuffer(getattr(self, name), dtype=np.dtype(getattr(self, name).typecode))
+                   for name in ("tx", "gen", "tx_start", "interval", "deadline", "sends", "failures")}
+        self.bulk_fallbacks: dict[str, int] = {}  # refreshes the bulk step handed to the event path, by reason
         self.retry_rnd = PerPhoneStream(streams.seed, streams.replication, "phones.retry", n)
         # counters
         self.tx_bins = log.bin("register_tx")
@@ -280,8 +288,7 @@ class PhoneBank:
         node's stores (a second registration's bindings go to the node it registers with)."""
         # Arrivals are applied when they leave only if every sender to the registrars does so
         # (UDP to the VIP with a constant delay): then they reach each registrar in send order.
-        self.fold_arrivals = (self.fast_paths and self.net.constant_delay and self.lb is None
-                              and all(fp.plain for fp in self.params))
+        self.fold_arrivals = self.folds()
         self.unfolded_until = float("-inf")  # the last arrival sent as an event instead
         self.node_stores = node_stores
         topo = self.topo
@@ -332,7 +339,10 @@ class PhoneBank:
         if self.keepalives is not None:
             self.keepalives.start()
         # every phone's first action, placed on SimPy's heap in one heapify (not 1 M pushes)
-        self.sim.bulk_call_at(np.concatenate(times_all).tolist(), self.begin, np.concatenate(phones_all).tolist(), 0)
+        if self.calendar is not None:
+            self.calendar.add_many(np.concatenate(times_all), np.concatenate(phones_all), 0)
+        else:
+            self.sim.bulk_call_at(np.concatenate(times_all).tolist(), self.begin, np.concatenate(phones_all).tolist(), 0)
 
     def _start_registered(self, fp, fleet, lo, hi, k, gen, initial_store, equilibrium, registrar_grant,
                           times_all, phones_all) -> None:
@@ -443,6 +453,188 @@ class PhoneBank:
                 return
             self.unfolded_until = t_a
         self.sim.phone_at(t_a, self.receivers[node], p, tx, fp.expires)
+
+    # ------------------------------------------------------------------ bulk refreshes
+    def folds(self) -> bool:
+        """Arrivals are applied when they leave only if every sender to the registrars does so
+        (UDP to the VIP with a constant delay): then they reach each registrar in send order."""
+        return (self.fast_paths and self.net.constant_delay and self.lb is None
+                and all(fp.plain for fp in self.params))
+
+    def bulk_problem(self) -> str | None:
+        """Why this scenario's refreshes cannot be applied in bulk (None: they can, where undisturbed).
+
+        The bulk step is the fast engine's plain REGISTER (fold arrival, complete at arrival, apply
+        the 200 when sent) done for many phones at once, so it needs every fast path and nothing
+        per phone that draws from a shared stream in an order the batch cannot reproduce."""
+        if not self.cfg.engine.bulk:
+            return "engine.bulk: false"
+        if not self.folds():
+            return "fast paths off" if not self.fast_paths else "arrivals not folded (non-plain fleet or random delay)"
+        if self.auth_on:
+            return "digest auth"
+        if self.keepalives is not None:
+            return "keep-alives"
+        if self.net.loss > 0:
+            return "network loss"
+        if self.slot_owner is not None:
+            return "dual registration"
+        if getattr(self.cfg, "trunks", None):
+            return "trunks"
+        for srv in self.bulk_servers:
+            why = srv.bulk_problem()
+            if why:
+                return why
+        return None
+
+    def refresh_width(self) -> float:
+        """Bucket width of the refresh calendar: well below the shortest refresh interval."""
+        g = self.cfg.registrar.grant
+        ri = min(fp.refresh.interval(g(fp.expires)) for fp in self.params)
+        return max(0.01, min(60.0, ri / 8.0))
+
+    def _fallback(self, why: str, k: int) -> None:
+        self.bulk_fallbacks[why] = self.bulk_fallbacks.get(why, 0) + k
+
+    def bulk_step(self, t, p, g, reach: float | None) -> int:
+        """Refreshes due at times ``t`` (sorted, phone order within a time; all before the heap's
+        next event that is not inert), applied as the fast engine would apply them one by one,
+        vectorised; effects are applied ahead up to ``reach`` (None: the horizon).
+
+        Each one is the plain chain: begin, the REGISTER folded into the VIP owner's arrival, served
+        first come, first served (its queue below the limit), the completion and its 200 applied ahead,
+        the next refresh placed in the calendar — exact only while no timer can fire (arrival,
+        completion and reply within Timer E's first interval), no control event intervenes (all
+        before the horizon), the phone is idle and no arrival sent as an event is on its way.
+        Returns how many entries from the front were handled (applied, or no-ops of a superseded
+        generation); -1: none of them can be (a batch-wide reason, counted), the caller turns
+        them all into events. The first entry it cannot apply, at the returned index, becomes an
+        event, counted by reason."""
+        net = self.net
+        n = len(t)
+        hz = self.horizon.until if reach is None else reach
+        node = net.vip_mac
+        why = None
+        if net.lossy_arp:
+            why = "per-host ARP entries"
+        elif node < 0:
+            why = "no VIP owner"
+        elif self.unfolded_until >= t[0]:
+            self._fallback("arrival in flight as an event", 1)
+            return 0
+        if why is None:
+            srv = self.bulk_servers[node]
+            why = srv.bulk_ready(t[0] + net.delay())
+        if why is not None:
+            self._fallback(why, n)
+            return -1
+        v = self._v
+        live = g == v["gen"][p]
+        if not live.all():
+            pos = np.flatnonzero(live)
+            t, p = t[pos], p[pos]
+        else:
+            pos = None
+        m = len(t)
+        if m == 0:
+            return n
+        fleet = self.fleet_of[p] if self._only is None else None
+        if fleet is None:
+            fp = self._only
+            t1, tf, req = fp.t1, fp.timer_f, fp.expires
+        else:
+            par = self.params
+            t1 = np.array([f.t1 for f in par])[fleet]
+            tf = np.array([f.timer_f for f in par])[fleet]
+            req = np.array([f.expires for f in par])[fleet]
+        dl = np.minimum(t + t1, t + tf)  # Timer E's first firing (or F)
+        ta = t + net.delay()
+        finish, granted, ok = srv.bulk_peek(p, ta, dl, hz, req)
+        back = net.reply_path()  # constant (constant delay, no loss): draws nothing
+        tr = finish + back
+        ok &= (v["tx"][p] == NO_TX) & (ta < hz) & (ta <= dl) & (tr <= dl) & (tr < hz)
+        if m > 1:  # a phone twice in the batch (never in practice): stop before its first entry
+            mark = self._mark
+            order = np.arange(m)
+            mark[p] = order
+            ok &= mark[p] == order
+        cut = m if ok.all() else int(np.argmin(ok))
+        if cut < m:
+            self._fallback(self._why_not(cut, p, ta, dl, finish, tr, hz, ok), 1)
+        k = cut if pos is None else (n if cut == m else int(pos[cut]))
+        if cut == 0:
+            return k
+        if cut < m:
+            t, p, ta, dl, finish, tr, granted = (x[:cut] for x in (t, p, ta, dl, finish, tr, granted))
+            if fleet is not None:
+                fleet = fleet[:cut]
+                t1 = t1[:cut]
+        self._bulk_apply(t, p, ta, dl, finish, tr, granted, t1, fleet, srv)
+        return k
+
+    def _why_not(self, i, p, ta, dl, finish, tr, hz, ok) -> str:
+        tx = self.tx[int(p[i])]
+        if tx != NO_TX:
+            return "phone in a transaction"
+        if max(ta[i], finish[i], tr[i]) >= hz:
+            return "control event before the 200"
+        if finish[i] > dl[i] or tr[i] > dl[i]:
+            return "200 later than Timer E"
+        return "registrar queue full" if ok[:i].all() else "phone twice in a batch"
+
+    def _bulk_apply(self, t, p, ta, dl, finish, tr, granted, t1, fleet, srv) -> None:
+        """Commit a clean prefix: the same state, records and counts as the one-by-one fast path."""
+        m = len(t)
+        txs = np.arange(self.next_tx, self.next_tx + m, dtype=np.int64)
+        self.next_tx += m
+        self.started += m
+        reported = srv.bulk_commit(p, txs, ta, finish, granted)
+        v = self._v
+        v["tx_start"][p] = t
+        v["interval"][p] = t1
+        v["deadline"][p] = dl
+        v["sends"][p] = 1
+        v["failures"][p] = 0
+        bins_add(self.tx_bins, t)
+        bins_add(self.ok_bins, tr)
+        self.succeeded += m
+        log = self.log
+        log.ph_t.frombytes(tr.tobytes())
+        log.ph_p.frombytes(p.tobytes())
+        log.ph_v.frombytes((tr + reported).tobytes())
+        ri = self._refresh_intervals(reported, fleet)
+        self.calendar.add_many(tr + ri, p, v["gen"][p])
+        self.bulk_done += m
+
+    def _refresh_intervals(self, granted, fleet):
+        """Each phone's refresh interval for its granted expiry (the fleets' rule, cached)."""
+        if fleet is None:
+            fp = self._only
+            g = float(granted[0])
+            if (granted == g).all():
+                ri = fp.refresh_cache.get(g)
+                if ri is None:
+                    ri = fp.refresh_cache[g] = fp.refresh.interval(g)
+                return np.full(len(granted), ri)
+            fleet = np.zeros(len(granted), dtype=np.int16)
+        out = np.empty(len(granted))
+        for i, (f, g) in enumerate(zip(fleet.tolist(), granted.tolist())):
+            fp = self.params[f]
+            ri = fp.refresh_cache.get(g)
+            if ri is None:
+                ri = fp.refresh_cache[g] = fp.refresh.interval(g)
+            out[i] = ri
+        return out
+
+    def bulk_report(self) -> dict:
+        """How the refreshes were simulated (for ``summary.json``'s ``engine``)."""
+        cal = self.calendar
+        return {"bulk": cal is not None, "bulk_disabled": self.bulk_off, "bulk_registrations": self.bulk_done,
+                "bulk_fallbacks": dict(sorted(self.bulk_fallbacks.items())),
+                "calendar_to_events": cal.released if cal is not None else 0,
+                "bulk_seconds": round(cal.seconds, 6) if cal is not None else 0.0}
+
+    bulk_off: str | None = None  # why the scenario runs without bulk refreshes
 
     def ensure_timer(self, p: int, tx: int) -> None:
         """Make sure Timer E/F is pending for transaction ``tx`` of phone ``p``."""
@@ -556,7 +748,11 @@ class PhoneBank:
             ri = fp.refresh_cache.get(granted)
             if ri is None:
                 ri = fp.refresh_cache[granted] = fp.refresh.interval(granted)
-            self.sim.phone_at(t + ri, self.begin, p, self.gen[p])
+            cal = self.calendar
+            if cal is not None:
+                cal.add(t + ri, p, self.gen[p])
+            else:
+                self.sim.phone_at(t + ri, self.begin, p, self.gen[p])
             if not fp.plain or self.auth_on:
                 self._succeeded_adv(p, fp)
             return
@@ -993,4 +1189,23 @@ class PhoneBank:
         return False
 
 
-__all__ = ["PhoneBank", "FleetParams", "NO_TX"]
+def bins_add(b, times) -> None:
+    """``b.add(t)`` for every time in an array (times inside the run)."""
+    idx = (times * b.inv).astype(np.int64)
+    v = b.v
+    if not len(idx):
+        return
+    lo = int(idx.min())
+    if lo == int(idx.max()):
+        i = lo
+        if 0 <= i < b.n:
+            v[i] += len(idx)
+        return
+    counts = np.bincount(idx - lo)
+    for k in np.flatnonzero(counts).tolist():
+        i = lo + k
+        if 0 <= i < b.n:
+            v[i] += int(counts[k])
+
+
+__all__ = ["PhoneBank", "FleetParams", "NO_TX", "bins_add"]

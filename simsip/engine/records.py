@@ -134,6 +134,8 @@ class RunLog:
     bins: dict[str, Bins] = field(default_factory=dict)
     # connection-bound phones' connections and bindings (None: no such fleet)
     conns: ConnLog | None = None
+    # how the run was simulated (bulk refreshes, fallbacks to events): never part of the results
+    engine: dict = field(default_factory=dict)
     error: str | None = None
 
     def bin(self, name: str) -> Bins:

@@ -36,10 +36,10 @@ from array import array
 from collections import deque
 
 import numpy as np
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 
 from simsip.config.schema import Registrar as RegistrarCfg
-from simsip.engine.dists import sampler
+from simsip.engine.dists import sampler, vector_draws
 from simsip.engine.records import RunLog, StoreLog
 from simsip.protocols.overload import pike_hit, taskprocessor_alert
 from simsip.protocols.registration import contacts_after, grant_expiry, reported_expiry, retry_after_header
@@ -99,8 +99,9 @@ class Store:
 
     def __init__(self, index: int, phones: int, log: StoreLog):
         self.index = index
-        self.until = [NEVER] * phones
-        self.at = [NEVER] * phones
+        # compact columns (8 bytes a phone each); scalar access yields Python floats
+        self.until = array("d", [NEVER]) * phones
+        self.at = array("d", [NEVER]) * phones
         self.log = log
         self.contacts: Contacts | None = None  # with max_contacts and connection-bound phones
 
@@ -114,29 +115,35 @@ class Store:
         log.until.append(until)
 
     def grow(self, extra: int) -> None:
-        self.until.extend([NEVER] * extra)
-        self.at.extend([NEVER] * extra)
+        self.until.extend(array("d", [NEVER]) * extra)
+        self.at.extend(array("d", [NEVER]) * extra)
 
     def bulk_save(self, t, phones, until) -> None:
-        """Many saves at once (numpy arrays): the initial bindings of an equilibrium start."""
-        u, a = self.until, self.at
-        ids = phones.tolist()
-        tl = np.broadcast_to(np.asarray(t, dtype=np.float64), np.shape(phones)).tolist()
-        if ids and ids == list(range(ids[0], ids[0] + len(ids))):
-            u[ids[0] : ids[-1] + 1] = until.tolist()  # a fleet's phones are contiguous
-            a[ids[0] : ids[-1] + 1] = tl
+        """Many saves at once (numpy arrays): the initial bindings of an equilibrium start, and
+        the refreshes a bulk step applies (``t`` non-decreasing, each phone at most once); a save
+        stamped before the one held is logged but not applied, as in :meth:`save`."""
+        u = np.frombuffer(self.until, dtype=np.float64)
+        a = np.frombuffer(self.at, dtype=np.float64)
+        ids = np.asarray(phones, dtype=np.int64)
+        tt = np.asarray(t, dtype=np.float64)
+        if tt.shape != ids.shape:
+            tt = np.broadcast_to(tt, ids.shape)
+        keep = tt >= a[ids]
+        if not keep.all():
+            ids, tt, uu = ids[keep], tt[keep], np.asarray(until)[keep]
         else:
-            for p, x, ti in zip(ids, until.tolist(), tl):
-                u[p] = x
-                a[p] = ti
+            uu = until
+        u[ids] = uu
+        a[ids] = tt
+        del u, a  # release the buffers (an array exporting them cannot grow)
         self.log.t.frombytes(np.asarray(t, dtype=np.float64).tobytes())
         self.log.phone.frombytes(np.asarray(phones, dtype=np.int64).tobytes())
         self.log.until.frombytes(np.asarray(until, dtype=np.float64).tobytes())
 
     def bulk_copy_from(self, other: "Store") -> None:
         """Start as a full replica of ``other`` (a replicated standby at equilibrium)."""
-        self.until = list(other.until)
-        self.at = list(other.at)
+        self.until = array("d", other.until)
+        self.at = array("d", other.at)
         if self.contacts is not None and other.contacts is not None:
             self.contacts.held = {p: dict(h) for p, h in other.contacts.held.items()}
             self.contacts.at = dict(other.contacts.at)
@@ -145,7 +152,7 @@ class Store:
         self.log.until.extend(other.log.until)
 
     def clear(self, t: float) -> None:
-        self.until = [NEVER] * len(self.until)
+        self.until = array("d", [NEVER]) * len(self.until)
         if self.contacts is not None:
             self.contacts.clear()
         self.log.clears.append(t)
@@ -196,6 +203,8 @@ class RegistrarNode:
         self.waiting: deque[float] = deque()  # start times of queued requests (non-decreasing)
         self.queue_limit = cfg.queue_capacity  # queue_limit, or what the UDP receive buffer holds
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
+        self.service_vec = vector_draws(cfg.service_time, streams(f"registrar.{name}.service"))  # the same draws, batched
+        self._queued = False  # the last bulk_peek needed the one-by-one recursion
         self.rnd = streams(f"registrar.{name}.grant")
         self.timer_rnd = streams(f"registrar.{name}.timer")
         self.replicated = cfg.data == "replicated"
@@ -597,6 +606,156 @@ class RegistrarNode:
         else:
             self.sim.phone_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
                              cred, cid)
+
+    # ------------------------------------------------------------------ bulk refreshes
+    def bulk_problem(self) -> str | None:
+        """Why this registrar's REGISTERs cannot be served in bulk (None: they can)."""
+        cfg = self.cfg
+        if self.service_vec is None:
+            return f"service time {cfg.service_time.dist} (draws not batchable)"
+        if self.replicated:
+            return "replication"
+        if self.database is not None:
+            return "shared database"
+        if self.alarm:
+            return "taskprocessor overload alert"
+        if self.pike is not None:
+            return "pike"
+        if self.stateful:
+            return "stateful transactions"
+        if self.replies is not None and self.replies.extra_work is not None:
+            return "TLS handshake work"
+        if self.queue_limit <= 0:
+            return "no queue"
+        if cfg.max_contacts is not None:
+            return "max_contacts"
+        if self.replies is not None and getattr(self.replies, "contact", None) is not None:
+            return "connection-bound phones"
+        return None
+
+    def bulk_ready(self, first: float) -> str | None:
+        """Can requests arriving from ``first`` on be served in bulk now (None), or why not."""
+        i = self.index
+        topo = self.topo
+        if (not topo.proc_up[i] or not topo.link[i] or not topo.phone_link[i] or topo.ha_state[i] != "master"
+                or topo.proc_hung[i]):
+            return "registrar not serving"
+        if self.record_waits:
+            return "waits recorded"
+        waiting = self.waiting
+        while waiting and waiting[0] <= first:
+            waiting.popleft()  # what the first arrival's receive would pop
+        # a request still waiting means every worker is busy until it starts: bulk_peek finds no
+        # free worker for arrivals before then
+        return None
+
+    def bulk_peek(self, phones, arrive, deadline, horizon: float, requested):
+        """Finish times and grants of requests arriving at ``arrive`` (sorted), drawn as
+        :meth:`receive` would draw them, without consuming the draws; and whether each one, with
+        those before it, finds a worker free on arrival, finishes by its phone's ``deadline``
+        and before the ``horizon``.
+
+        With c workers and no request waiting, the one arriving at a_i starts at once exactly when
+        fewer than c of the workers' free times and of the earlier requests' finish times f_j lie
+        after a_i; since f_j > a_j, the earlier ones are all f_j <= a_i (a later one cannot
+        finish before a_i)."""
+        n = len(arrive)
+        s = self.service_vec.peek(n)
+        finish = arrive + s
+        c = self.workers
+        busy = (c - np.searchsorted(np.sort(np.array(self.free_at)), arrive, side="right")
+                + np.arange(n) - np.searchsorted(np.sort(finish), arrive, side="right"))
+        free = busy < c
+        self._queued = not free.all()
+        if self._queued:  # someone waits: the first-come-first-served recursion, one by one
+            finish, free = self._fcfs(arrive, s, len(arrive), False)
+        ok = free & (s > 0) & (finish <= deadline) & (finish < horizon)
+        cfg = self.cfg
+        if cfg.expires_range:
+            u = self.rnd.ahead("u", n)
+            req = np.broadcast_to(requested, (n,))
+            granted = np.array([grant_expiry(r, cfg.min_expires, cfg.max_expires, cfg.expires_range, x)
+                                for r, x in zip(req.tolist(), u.tolist())])
+        elif np.ndim(requested) == 0:
+            granted = np.full(n, grant_expiry(float(requested), cfg.min_expires, cfg.max_expires))
+        else:
+            vals, inv = np.unique(requested, return_inverse=True)
+            granted = np.array([grant_expiry(float(v), cfg.min_expires, cfg.max_expires) for v in vals])[inv]
+        return finish, granted, ok
+
+    def _fcfs(self, arrive, s, m: int, apply: bool):
+        """What :meth:`receive` does with the workers and the queue for the first ``m`` arrivals
+        (times ``arrive``, service times ``s``): each takes the worker that frees first, and waits
+        for it if it is busy. Returns finish times and whether each was admitted (its queue below
+        the limit); ``apply``: on the node's own heap and queue, with the queue and wait bins."""
+        heap = self.free_at if apply else list(self.free_at)
+        waiting = self.waiting if apply else deque(self.waiting)
+        limit = self.queue_limit
+        finish = np.empty(m)
+        admitted = np.ones(len(arrive), dtype=bool)
+        qv, qinv, wb = self.queue_bins.v, self.queue_bins.inv, self.wait_bins
+        for i, (a, x) in enumerate(zip(arrive[:m].tolist(), s[:m].tolist())):
+            while waiting and waiting[0] <= a:
+                waiting.popleft()
+            qlen = len(waiting)
+            if qlen >= limit:
+                admitted[i:] = False
+                return finish, admitted
+            if apply and qlen:
+                b = int(a * qinv)
+                if qlen > qv[b]:
+                    qv[b] = qlen
+            f0 = heap[0]
+            start = a if f0 < a else f0
+            fin = start + x
+            heapreplace(heap, fin)
+            finish[i] = fin
+            if start > a:
+                waiting.append(start)
+                if apply:
+                    wb.max(a, int((start - a) * 1000.0))
+        return finish, admitted
+
+    def bulk_commit(self, phones, txs, arrive, finish, granted):
+        """Serve the first ``len(phones)`` requests that :meth:`bulk_peek` looked at: consume their
+        draws, count them, save their bindings; returns the expiry each 200 reports."""
+        m = len(phones)
+        self.service_vec.take(m)
+        cfg = self.cfg
+        if cfg.expires_range:
+            self.rnd.skip("u", m)
+        from simsip.engine.phones import bins_add
+
+        bins_add(self.rx_bins, arrive)
+        if self._queued:
+            self._fcfs(arrive, self.service_vec.last, m, True)
+        else:
+            # the workers' free times: every one after the last arrival is kept; the rest are free
+            # before any later arrival, whatever their value
+            last = float(arrive[-1])
+            busy = [x for x in self.free_at if x > last] + finish[finish > last].tolist()
+            self.free_at = busy + [last] * (self.workers - len(busy))
+            heapify(self.free_at)
+        if len(self.last_tx) < int(phones.max()) + 1:
+            self._grow_tx(int(phones.max()))
+        lt = np.frombuffer(self.last_tx, dtype=np.int64)
+        lt[phones] = txs
+        del lt
+        until = finish + granted + cfg.lookup_grace
+        self.store.bulk_save(finish, phones, until)
+        persist = self.persist
+        if persist == "write_back":
+            self.dirty.update(phones.tolist())
+        elif persist != "memory" and self.storage is not None:
+            w = self.storage.write
+            for t, p, u in zip(finish.tolist(), phones.tolist(), until.tolist()):
+                w(t, p, u)
+        self.served += m
+        bins_add(self.served_bins, finish)
+        if cfg.reply_expires != "granted":
+            vals, inv = np.unique(granted, return_inverse=True)
+            granted = np.array([reported_expiry(float(v), cfg.reply_expires) for v in vals])[inv]
+        return granted
 
     def _pike_blocks(self, phone: int, tx: int, now: float) -> bool:
         """Kamailio's REQINIT route when a worker reads the request: a banned source is dropped, else

@@ -40,6 +40,8 @@ network's GARP port; every timer they set runs on the control clock.
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable
 
 import simpy
@@ -100,6 +102,10 @@ class VrrpInstance(HaInstance):
         self.wake: simpy.Event | None = None
         self.term = 0  # counts this instance's periods as master (timers of an old one are void)
         self.advert_delay = sampler(cfg.advert_delay, streams(f"vrrp.{name}.delay"))
+        d = cfg.advert_delay
+        # a constant advert delay makes every future advert's arrival known (steady_until)
+        self.advert_d = float(d.mean) if d.dist == "constant" or (d.dist in ("normal", "lognormal") and d.sd == 0) else None
+        self.next_advert = float("inf")  # when the master loop sends its next advert
         self.api_latency = sampler(cfg.api_latency, streams(f"vrrp.{name}.api")) if cfg.vip_move == "api" else None
         self.mdi = cfg.master_down_interval(priority)
         self.skew = cfg.skew(priority)
@@ -194,7 +200,9 @@ class VrrpInstance(HaInstance):
                 if wait <= 0:
                     break
                 self.wake = self.clock.event()
-                yield self.clock.timeout(wait) | self.wake
+                # inert while the group is steady: an advert moves the deadline on before it fires
+                # (steady_until keeps the bulk path before every backup's deadline)
+                yield self.clock.timeout(wait, inert=True) | self.wake
             self.wake = None
         except simpy.Interrupt:
             return
@@ -257,11 +265,13 @@ class VrrpInstance(HaInstance):
     def _master_loop(self, first_advert: float):
         try:
             delay = first_advert - self.env.now
+            self.next_advert = max(first_advert, self.env.now)
             if delay > 0:
-                yield self.clock.timeout(delay)
+                yield self.clock.timeout(delay, inert=True)  # sending an advert changes no fact
             while self.state == MASTER:
                 self._send_advert(self.priority)
-                yield self.clock.timeout(self.cfg.advert_int)
+                self.next_advert = self.env.now + self.cfg.advert_int
+                yield self.clock.timeout(self.cfg.advert_int, inert=True)
         except simpy.Interrupt:
             return
 
@@ -270,7 +280,10 @@ class VrrpInstance(HaInstance):
         self.log.adverts.append((now, self.index))
         for peer in self.group:
             if peer is not self and peer.state != DOWN and self.topo.path_up(self.index, peer.index):
-                self.clock.call_at(now + self.advert_delay(), peer.on_advert, self.index, priority)
+                if priority > 0 and peer.state != MASTER:  # a backup resets its timer: no fact changes
+                    self.clock.call_at_inert(now + self.advert_delay(), peer.on_advert, self.index, priority)
+                else:
+                    self.clock.call_at(now + self.advert_delay(), peer.on_advert, self.index, priority)
 
     # ------------------------------------------------------------------ receiving adverts
     def _higher(self, priority: int, src: int) -> bool:
@@ -477,6 +490,42 @@ class HealthCheck:
         self.ok = now_up
         self.failed = not now_up
         self._report(not now_up, reason="track_process", delay=0.0)
+
+
+def steady_until(group: list[VrrpInstance]) -> float:
+    """Until when the group's inert events (adverts sent and received, backups' timers re-arming)
+    change no fact, if no other control event happens first; −∞ when the group is not steady.
+
+    Steady: one master, advertising with a priority above 0, every other instance a backup that
+    is not being woken (or down, or in FAULT: those ignore adverts). A backup only resets its
+    deadline on an advert (later and later: arrivals run in time order), so the first change a
+    steady group can make on its own is a backup's timer running out: at its current deadline —
+    or never, for a backup that accepts the master's adverts (no preempt_delay), reached by them,
+    when the delay is constant, the master's next advert lands before that deadline and each
+    later one within Master_Down_Interval of the one before."""
+    master = None
+    until = math.inf
+    for v in group:
+        if v.state == MASTER:
+            if master is not None:
+                return -math.inf
+            master = v
+    if master is None or master.priority <= 0 or master.proc is None or not master.proc.is_alive:
+        return -math.inf
+    d = master.advert_d
+    topo = master.topo
+    for v in group:
+        if v.state != BACKUP:
+            continue
+        if v.wake is not None and v.wake.triggered:
+            return -math.inf
+        if (d is not None and v.cfg.preempt_delay == 0 and rules.backup_accepts(master.priority, v.priority, v.cfg.preempt)
+                and topo.path_up(master.index, v.index) and topo.path_up(v.index, master.index)
+                and master.cfg.advert_int + d < v.mdi and master.next_advert + d < v.down_deadline):
+            continue  # kept alive by the adverts for as long as nothing else happens
+        if v.down_deadline < until:
+            until = v.down_deadline
+    return until
 
 
 def start_group(instances: list[VrrpInstance], vcfg: Vrrp, rnd) -> int:

@@ -1,0 +1,271 @@
+"""Bulk refreshes are an exact optimisation of the fast engine, held to the plain event-by-event
+engine: scaled twin cells where the bulk path carries most registrations must give identical
+records with ``engine.fast_paths: false``, and negative controls that break one of its conditions
+(the horizon, the free-worker test) must make the twins differ. The pieces it rests on — batched
+draws equal to the scalar ones, and the calendar's order equal to the heap's — are tested alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simsip.config.types import Dist
+from simsip.engine import phones as phones_mod
+from simsip.engine import registrar as registrar_mod
+from simsip.engine.core import Calendar, Sim
+from simsip.engine.dists import sampler, vector_draws
+from simsip.engine.model import Model
+from simsip.rng import Stream
+from simsip.config.schema import Scenario
+from twin_matrix import canonical, matrix_doc, scenario_of
+
+# plain-fleet cells at 20x the phones (1 200): the bulk path applies most refreshes; faults, VIP
+# moves, queueing and restarts push the rest to events. Busy ones (slow) add REGISTERs in flight
+# at almost every control event.
+BULK_CELLS = [("keepalived-process_hang-plain", False), ("heartbeat-process_crash-plain", False),
+              ("heartbeat-process_restart-plain", False), ("cold-process_crash-plain", False),
+              ("weighted-node_crash-plain", False), ("pacemaker-ha_stop-plain", False),
+              ("keepalived-node_crash-random_faults", False), ("keepalived-link_down-plain", True),
+              ("pacemaker-node_crash-plain", True)]
+
+
+def _scenario(cid, fast_paths, scale, slow, queue=False, nocheck=False):
+    if not (queue or nocheck):
+        return scenario_of(cid, fast_paths, scale, slow=slow)
+    stack, rest = cid.split("-", 1)
+    mix = "plain"
+    doc = matrix_doc(stack, rest[: -len(mix) - 1], mix, scale)
+    if queue:  # one slow worker: a queue forms at almost every refresh burst
+        doc["registrar"].update({"workers": 1, "service_time": {"dist": "exponential", "mean": "20ms"}})
+    if nocheck:  # keepalived alone: its adverts are the only periodic control events (inert when steady)
+        doc["ha"].pop("health_check", None)
+        doc.pop("auth", None)
+        doc["network"].pop("loss", None)
+        doc["network"].pop("arp", None)
+        if doc["registrar"].get("data") == "replicated":
+            doc["registrar"]["data"] = "none"
+            doc["registrar"].pop("replication")
+    if slow:
+        doc["registrar"].update({"workers": 8, "service_time": "20ms"})
+        doc["network"]["delay"] = "10ms"
+    doc["engine"] = {"fast_paths": fast_paths}
+    return Scenario.model_validate(doc, context={"strict_units": True})
+
+
+def _twin(cid, slow, scale=20, queue=False, nocheck=False):
+    fast_model = Model(_scenario(cid, True, scale, slow, queue, nocheck))
+    fast = canonical(fast_model.run())
+    exact = canonical(Model(_scenario(cid, False, scale, slow, queue, nocheck)).run())
+    return fast, exact, fast_model.log
+
+
+NOCHECK = [(f, slow) for f in ("node_crash", "process_crash", "process_hang", "link_down", "partition",
+                               "phone_link_down", "ha_stop", "process_restart") for slow in (False, True)]
+
+
+@pytest.mark.parametrize("fault,slow", NOCHECK, ids=[f + ("-slow" if s else "") for f, s in NOCHECK])
+def test_bulk_across_inert_adverts_gives_identical_records(fault, slow):
+    """keepalived without a track_script: between faults the only control events are adverts and
+    backups' timers, and the bulk path runs across them while the group is steady."""
+    fast, exact, log = _twin(f"keepalived-{fault}-plain", slow, nocheck=True)
+    assert log.engine["bulk_registrations"] > 0.4 * log.counters["transactions_succeeded"], log.engine
+    assert [k for k in fast if fast[k] != exact[k]] == []
+
+
+def test_negative_control_a_group_always_called_steady_is_caught(monkeypatch):
+    """Running the bulk path across every VRRP event, even while the VIP moves, must change the records."""
+    from simsip.engine import vrrp
+
+    monkeypatch.setattr(vrrp, "steady_until", lambda group: float("inf"))
+    fast, exact, _ = _twin("keepalived-partition-plain", True, nocheck=True)
+    assert [k for k in fast if fast[k] != exact[k]], "a bulk path across a VIP move went unnoticed"
+
+
+def test_bulk_with_a_queue_at_one_slow_worker_gives_identical_records():
+    fast, exact, log = _twin("weighted-node_crash-plain", False, queue=True)
+    eng = log.engine
+    assert eng["bulk_registrations"] > 200, eng  # between the bursts
+    assert max(log.bins["queue_a"].v) > 3, eng  # the queue really formed
+    assert [k for k in fast if fast[k] != exact[k]] == []
+
+
+@pytest.mark.parametrize("cid,slow", BULK_CELLS, ids=[c + ("-slow" if s else "") for c, s in BULK_CELLS])
+def test_bulk_refreshes_give_identical_records(cid, slow):
+    fast, exact, log = _twin(cid, slow)
+    eng = log.engine
+    assert eng["bulk"], eng
+    # the bulk path must really carry the run, or this proves nothing
+    assert eng["bulk_registrations"] > 0.5 * log.counters["transactions_succeeded"], eng
+    differ = [k for k in fast if fast[k] != exact[k]]
+    assert not differ, f"{cid}: records differ in {differ}"
+
+
+def test_scenarios_the_bulk_path_cannot_reproduce_say_why():
+    """Loss, auth, non-plain fleets, replication: no bulk step, and the reason is recorded."""
+    for cid, why in (("keepalived-node_crash-tcp_tls", "arrivals not folded"),
+                     ("keepalived-node_crash-plain", "digest auth")):
+        m = Model(scenario_of(cid, True))
+        m.run()
+        assert not m.log.engine["bulk"] and why in m.log.engine["bulk_disabled"], m.log.engine
+
+
+NEGATIVE = [("keepalived-link_down-plain", True), ("pacemaker-node_crash-plain", True)]
+
+
+@pytest.mark.parametrize("cid,slow", NEGATIVE)
+def test_negative_control_a_bulk_step_that_ignores_the_horizon_is_caught(cid, slow, monkeypatch):
+    """Applying refreshes whose 200 lands after the next control event must change the records."""
+    orig = phones_mod.PhoneBank.bulk_step
+
+    def step(self, t, p, g, reach):
+        return orig(self, t, p, g, float("inf"))
+
+    monkeypatch.setattr(phones_mod.PhoneBank, "bulk_step", step)
+    fast, exact, _ = _twin(cid, slow)
+    assert [k for k in fast if fast[k] != exact[k]], f"{cid}: a bulk step past the horizon went unnoticed"
+
+
+def test_negative_control_a_bulk_step_that_assumes_idle_workers_is_caught(monkeypatch):
+    """Serving every bulk request at once (ignoring busy workers) must change the records."""
+    orig = registrar_mod.RegistrarNode.bulk_peek
+
+    def peek(self, phones, arrive, deadline, horizon, requested):
+        c, self.workers = self.workers, 10**9
+        free, self.free_at = self.free_at, [-1.0]
+        try:
+            return orig(self, phones, arrive, deadline, horizon, requested)
+        finally:
+            self.workers, self.free_at = c, free
+
+    monkeypatch.setattr(registrar_mod.RegistrarNode, "bulk_peek", peek)
+    fast, exact, _ = _twin("weighted-node_crash-plain", False, queue=True)
+    assert [k for k in fast if fast[k] != exact[k]], "a bulk step that ignores busy workers went unnoticed"
+
+
+@pytest.mark.parametrize("dist", [Dist(dist="exponential", mean=0.002), Dist(dist="uniform", low=0.001, high=0.003),
+                                  Dist(dist="constant", mean=0.004)], ids=["exponential", "uniform", "constant"])
+def test_batched_draws_are_the_scalar_draws(dist):
+    a, b = Stream(5, 0, "x"), Stream(5, 0, "x")
+    one = sampler(dist, a)
+    vec = vector_draws(dist, b)
+    scalar = [one() for _ in range(20_000)]
+    got = []
+    for k in (1, 7, 4095, 2, 4096, 3000, 899):  # across block boundaries, peeks longer than used
+        ahead = vec.peek(k + 13)
+        vec.take(k)
+        got.extend(ahead[:k].tolist())
+    assert got == scalar[: len(got)]
+
+
+def test_lognormal_and_normal_service_are_not_batched():
+    s = Stream(1, 0, "x")
+    assert vector_draws(Dist(dist="lognormal", mean=0.002, sd=0.001), s) is None
+    assert vector_draws(Dist(dist="normal", mean=0.002, sd=0.001), s) is None
+
+
+def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved():
+    """Entries run at their times, ties in phone order after control events, interleaved with
+    heap events; entries added while running land in later buckets or on the heap."""
+    rng = np.random.default_rng(3)
+    times = np.round(rng.random(400) * 20, 1)  # many ties
+    phones = rng.permutation(400)
+    seen_cal, seen_heap = [], []
+    for use_cal in (True, False):
+        sim = Sim()
+        seen = seen_cal if use_cal else seen_heap
+
+        def begin(p, g, sim=sim, seen=seen):
+            seen.append((sim.now, "phone", p))
+            if p % 3 == 0 and sim.now < 30:
+                again = sim.now + 0.3 + (p % 5)
+                (cal.add(again, p, 0) if use_cal else sim.phone_at(again, begin, p, 0))
+
+        def step(t, p, g, lim, seen=seen):  # apply the first half in "bulk", stop at the rest
+            k = max(1, len(t) // 2)
+            for ti, pi in zip(t[:k].tolist(), p[:k].tolist()):
+                seen.append((ti, "phone", pi))
+                if pi % 3 == 0 and ti < 30:
+                    cal.add(ti + 0.3 + (pi % 5), pi, 0)
+            return k
+
+        cal = Calendar(sim, 1.0, begin, step)
+        cal.MIN_BATCH = 2
+        if use_cal:
+            sim.bulk = cal
+            cal.add_many(times, phones, 0)
+        else:
+            for t, p in zip(times.tolist(), phones.tolist()):
+                sim.phone_at(t, begin, p, 0)
+        for t in np.arange(0.0, 40.0, 0.7).tolist():
+            sim.call_at(t, lambda seen=seen, sim=sim: seen.append((sim.now, "control", -1)))
+        sim.run(until=50.0)
+    assert seen_cal == seen_heap
+    assert len(seen_cal) > 500
+
+
+def test_summary_json_says_what_ran_in_bulk_and_what_fell_back(tmp_path):
+    import json
+
+    from simsip.api import simulate
+
+    res = simulate("examples/quickstart.yaml", replications=1, out=tmp_path / "run")
+    eng = json.loads((tmp_path / "run" / "summary.json").read_text())["engine"]
+    assert eng["bulk"] and eng["bulk_disabled"] is None
+    assert eng["bulk_registrations"] > 0
+    assert eng["bulk_fallbacks"], eng  # the crash sends refreshes to the event path, with reasons
+    assert eng == res.summary["engine"]
+
+
+def test_a_run_in_slices_for_progress_gives_identical_records():
+    """simsip run's progress display runs the loop in slices of simulated time: same records."""
+    for cid, nocheck in (("keepalived-node_crash-plain", True), ("keepalived-node_crash-tcp_tls", False)):
+        seen = []
+        whole = canonical(Model(_scenario(cid, True, 5, False, nocheck=nocheck)).run())
+        sliced = canonical(Model(_scenario(cid, True, 5, False, nocheck=nocheck)).run(
+            progress=lambda t, n: seen.append((t, n)), steps=37))
+        assert len(seen) == 37 and seen[-1][0] == 240.0 and seen[-1][1] > seen[0][1]
+        assert [k for k in whole if whole[k] != sliced[k]] == []
+
+
+def test_progress_line_names_simulated_time_rate_and_eta():
+    import io
+
+    from simsip.cli.run import Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    cfg = _scenario("keepalived-node_crash-plain", True, 1, False)
+    out = Tty()
+    meter = Progress(cfg, stream=out)
+    meter.t0 -= 10  # the run has been going for a while
+    meter.tick(0, 60.0, 1000)
+    meter.last = 0
+    meter.tick(0, 120.0, 2000)
+    text = out.getvalue()
+    assert "replication 1/" in text and "0:02:00 of 0:04:00 (50%)" in text and "ETA" in text
+    meter.clear()
+    assert out.getvalue().endswith("\r\033[K")
+
+
+@pytest.mark.parametrize("cid", ["keepalived-node_crash-plain", "pacemaker-partition-plain", "heartbeat-process_crash-dual",
+                                 "cold-process_restart-storm", "weighted-link_down-random_faults"])
+def test_merging_touching_segments_keeps_every_metric(cid, monkeypatch):
+    """Metrics join a phone's back-to-back binding segments before intersecting them with who
+    serves the VIP: the tables must be exactly those computed from the unjoined segments."""
+    from simsip import metrics
+
+    cfg = scenario_of(cid, True, 3)
+    log = Model(cfg).run()
+    joined = metrics.compute(cfg, log, 0, np.random.default_rng(1))
+    monkeypatch.setattr(metrics, "_merge_touching", lambda p, s, e: (p, s, e))
+    for st in log.stores:
+        st.sorted_cache = None
+    plain = metrics.compute(cfg, log, 0, np.random.default_rng(1))
+    for name in ("timeseries", "outages", "recovery", "faults", "vip"):
+        a, b = getattr(joined, name), getattr(plain, name)
+        assert a.equals(b), name
+    assert joined.figures.keys() == plain.figures.keys()
+    assert all((joined.figures[k] == plain.figures[k]) or (joined.figures[k] != joined.figures[k]
+               and plain.figures[k] != plain.figures[k]) for k in joined.figures)
