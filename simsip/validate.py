@@ -1095,7 +1095,7 @@ _SPREAD = ("the lab value lies inside the model's 90 % interval, but {what}: a p
            "predictive spread (the random advert phase alone spreads it over {width}) fails a correct model about "
            "half the time; what the forecast lacks is the phase, which no one knows before the outage")
 EXPLAINED_MISSES: dict[str, str] = {
-    "dmq-failback": (
+    "dmq-sync-burst": (
         "the restarting node's kernel dropped 57 datagrams (RcvbufErrors) where the model drops none. The capture "
         "shows why: dmq_usrloc's full sync began 3.0 s after Kamailio started (once the dmq module had found its "
         "peer), and came as one KDMQ request per contact, about 400 within 0.1 s, into a 512 KiB receive buffer; "
