@@ -432,8 +432,9 @@ def mapping_notes(cfg: Scenario) -> list[str]:
     ph0 = cfg.fleets[0].phone if cfg.fleets else None
     if len(cfg.fleets) == 2 and cfg.fleets[1].phone.transport == "tcp":
         notes.append("fleets[1].phone.transport tcp: each baresip UA keeps one TCP connection to the VIP (Kamailio "
-                     "listens on TCP too); a reset from a new master is a transport error to libre's sipreg, "
-                     "which retries by its failwait rule. network.tcp (rto_min, syn_rto) is the lab kernel's own")
+                     "listens on TCP too); after a reset from a new master the recorded UAs (tcp-baresip-crash) "
+                     "registered again 62-88 s later: Timer F (32 s) then failwait, as the timing suggests. "
+                     "network.tcp (rto_min, syn_rto) is the lab kernel's own")
     if ph0 is not None and ph0.timers.timer_f is not None:
         notes.append("timers.timer_f: SIPp ends transactions by max_retransmissions only")
     if cfg.ha.health_check is not None and cfg.ha.health_check.weight:
