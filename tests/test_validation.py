@@ -276,7 +276,10 @@ def test_shipped_run_is_forecast(run):
 
 
 #: replay (advert and refresh phases from the capture) is a mechanism check with tighter tolerances
-PENDING_REPLAY: dict[str, str] = {}
+PENDING_REPLAY: dict[str, str] = {name: EXPLAINED_MISSES[name] for name in (
+    # the mechanisms the model lacks show under the capture's own phases too (the other forecast misses
+    # are a phase no one knows before the outage: the replay, given the phase, passes them)
+    "dmq-sync-burst", "storm-metastable", "storm-persists", "tcp-baresip-crash")}
 
 
 @pytest.mark.parametrize("run", _params(PENDING_REPLAY))
