@@ -22,8 +22,9 @@ Each metric is judged two ways over ≥ 100 replications, and both must hold:
   the measuring resolution;
 * **point** — the lab value is within a fixed tolerance of the model's median
   (:data:`TOLERANCES`): VIP move ±0.5 s; recovery median and p95 ±max(10 %, 2 s); unreachable
-  phone-seconds ±10 %; peak REGISTER packets/s ±15 %; KS(recovery) ≤ 0.15; REGISTER timeouts and
-  retransmissions after the fault ±15 %.
+  phone-seconds ±10 %; peak REGISTER packets/s ±15 %; KS(recovery) ≤ 0.15; REGISTER timeouts,
+  retransmissions, duplicate 200s, kernel drops and lost bindings after the fault ±max(15 %,
+  2·√count) (a count is known to its counting noise).
 
 Every disturbance window (a fault, a repair that moves the VIP back: failback) is judged
 separately. **Recovery** is defined the same way on both sides: from the fault to the phone's
@@ -394,6 +395,13 @@ def forecast_scenario(cfg: Scenario, run_dir: str | Path, replications: int = 10
     if data["ha"].get("health_check") is not None:
         data["ha"]["health_check"]["first_check"] = None
     data["fleets"][0]["phases"] = "even"
+    # the lab machine's receive-buffer sysctls (not settable per namespace) are a parameter of its run
+    krm = (meta.get("kernel_rmem") or {}).get("a") or {}
+    ub = data["registrar"].get("udp_buffer")
+    if ub is not None:
+        for key in ("rmem_default", "rmem_max"):
+            if isinstance(krm.get(key), int):
+                ub[key] = int(krm[key])
     for f in data["faults"]:
         f["at"] = max(0.0, float(f["at"]) - shift)
     if calibration:
@@ -432,6 +440,9 @@ REPLAY_TOLERANCES: dict[str, tuple[float, float]] = {
     "lost_bindings": (0.10, 0.0),
     "ks_statistic": (0.0, 0.15),
 }
+#: counts of events (timeouts, retransmissions, duplicate 200s, kernel drops, lost bindings): their point
+#: tolerance is at least their counting noise, 2·√(lab count) — a small count cannot be matched to 15 %
+COUNT_KEYS = ("timeouts", "retransmissions", "duplicates", "kernel_drops", "lost_bindings")
 #: the predictive interval: the model's 5th to 95th percentile over replications
 INTERVAL = (0.05, 0.95)
 #: capture timestamps (keepalived and SIPp scheduling on a shared 2-core machine): seconds
@@ -881,6 +892,8 @@ def validate(
         smallest point tolerance the instrument allows."""
         rel, ab = tol[key]
         rp = res if res_point is None else res_point
+        if key in COUNT_KEYS and not _missing(lab_v):  # a count of events is known to its counting noise
+            rp = max(rp, 2.0 * math.sqrt(max(float(lab_v), 0.0)))
         j = _judge(lab_v, np.asarray(sims, dtype=float), rel, max(ab, rp), res)
         rows.append({"metric": metric, "key": key, "lab": lab_v, **j,
                      "tolerance": _tol_text(rel, max(ab, rp)) + (" s" if key in ("vip_move_time", "rereg_median", "rereg_p95") else ""),
@@ -1110,15 +1123,9 @@ EXPLAINED_MISSES: dict[str, str] = {
         "second, and sends none of it through the receiver's socket: it lacks the peer-discovery delay and the "
         "sync burst's buffer overflow (the reachability rows still pass: the retransmissions land within a probe "
         "round)."),
-    "failback-nopreempt": _SPREAD.format(
-        what="the phones' 36 retransmissions after the crash are 6 above the model's median of 30 (±15 %)",
-        width="25–37 retransmissions"),
     "link-down-v3-failback": _SPREAD.format(
         what="the VIP moved 7.06 s after the link went down, 0.57 s after the model's median (±0.5 s)",
         width="one 2 s advert interval, 5.7–7.5 s"),
-    "shared-db-crash": _SPREAD.format(
-        what="17 retransmissions after the crash against the model's median of 14 (±15 %)",
-        width="11–18 retransmissions (a 2 s advert interval)"),
     "storm-clears": _SPREAD.format(
         what="the VIP moved 6.61 s after the crash, 0.82 s after the model's median and 20 ms above its 95th "
              "percentile (a tail the lab's phase happened to hit: the move can take up to 6.77 s)",
@@ -1146,8 +1153,7 @@ EXPLAINED_MISSES: dict[str, str] = {
         "timing, not read in libre's source). The model's baresip ends the transaction at the transport error and "
         "starts failwait at once: the profile lacks libre's reset handling."),
     "weighted-check-moves": _SPREAD.format(
-        what="the VIP moved 3.74 s after the crash, 0.62 s before the model's median (±0.5 s), and 11 "
-             "retransmissions are 3 below its median of 14 (±15 %)",
+        what="the VIP moved 3.74 s after the crash, 0.62 s before the model's median (±0.5 s)",
         width="3.65–5.03 s (fall 2 checks at 1 s and a 1 s advert interval)"),
     "weighted-check-misses": (
         "after Kamailio restarted on the master (the VIP never moved: the weight did not cover the gap) the lab's "
@@ -1258,7 +1264,8 @@ def validation_doc(
         "it is within a **point tolerance** of the model's median: VIP move ±0.5 s; recovery (fault → the phone's",
         "first 200 OK; after a crash it comes from the new server) median and p95 ±max(10 %, 2 s); unreachable",
         "phone-seconds ±10 %; peak REGISTER packets/s ±15 %; KS distance of the recovery times ≤ 0.15; REGISTER",
-        "timeouts and retransmissions after the fault ±15 %. Every fault and failback window is judged separately.",
+        "timeouts, retransmissions, duplicate 200s, kernel drops and lost bindings after the fault ±max(15 %, 2·√count).",
+        "Every fault and failback window is judged separately.",
         "Reachability (the prober's view: the VIP holder has a binding) is sampled at the lab's own probe times on",
         "both sides; a replicated binding is reachable before its phone's first 200 OK.",
         "",

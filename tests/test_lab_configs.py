@@ -167,13 +167,30 @@ def test_a_rebooted_node_comes_back_link_registrar_then_keepalived():
                          "wait kamailio", "start keepalived"]
 
 
-def test_the_run_refuses_a_receive_buffer_the_kernel_does_not_have():
+def test_the_run_says_when_the_kernel_has_another_receive_buffer_and_the_forecast_uses_the_kernels(tmp_path):
+    """net.core.rmem_* cannot be set inside a namespace on this kernel: a scenario that says other values
+    runs on the machine's, says so, and its forecast takes the recorded values (a machine parameter)."""
+    import json
+    import shutil
+
+    from simsip.config.loader import load_config
+    from simsip.io import unpacked_run
+    from simsip.validate import forecast_scenario
+
     kernel = {"rmem_default": 212992, "rmem_max": 4194304}
     ok = _FakeLab(LabSpec(rmem_default=212992, rmem_max=4194304), kernel)
-    assert Lab.check_rmem(ok) == {"a": kernel, "b": kernel}
-    assert Lab.check_rmem(_FakeLab(LabSpec(), kernel))["a"] == kernel  # no buffer in the scenario: recorded only
-    with pytest.raises(LabError, match=r"udp_buffer\.rmem_max.*212992.*4194304"):
-        Lab.check_rmem(_FakeLab(LabSpec(rmem_max=212992), kernel))
+    assert Lab.check_rmem(ok) == ({"a": kernel, "b": kernel}, [])
+    assert Lab.check_rmem(_FakeLab(LabSpec(), kernel))[0]["a"] == kernel  # no buffer in the scenario: recorded only
+    seen, differ = Lab.check_rmem(_FakeLab(LabSpec(rmem_max=212992), kernel))
+    assert differ and re.search(r"udp_buffer\.rmem_max.*212992.*4194304", differ[0])
+    ex = Path(__file__).resolve().parents[1] / "examples" / "lab" / "udp-none"
+    run = tmp_path / "run"
+    shutil.copytree(unpacked_run(ex), run)
+    meta = json.loads((run / "meta.json").read_text())
+    meta["kernel_rmem"] = {"a": {"rmem_default": 300000, "rmem_max": 600000}}
+    (run / "meta.json").write_text(json.dumps(meta))
+    scn, _ = forecast_scenario(load_config(ex / "config.yaml"), run)
+    assert (scn.registrar.udp_buffer.rmem_default, scn.registrar.udp_buffer.rmem_max) == (300000, 600000)
 
 
 def test_a_constant_replication_lag_is_a_usleep_on_the_peer_before_it_applies_the_update(tmp_path):

@@ -555,6 +555,10 @@ _INFERENCE_HELPS = {
                          "then failwait), which the inferred retry rule carries and the baresip profile lacks",
 }
 _ROUND_TRIP_XFAIL["failback-preempt"] = _INFERRED_LOSS
+_ROUND_TRIP_XFAIL["failback-nopreempt"] = pytest.mark.xfail(strict=True, reason=(
+    "infer takes keepalived's default preempt: the capture shows the rebooted priority-120 node advertising as "
+    "backup and never taking the VIP back from 110, which infer does not read as nopreempt yet, so its forecast "
+    "has a second outage (1 386 phone·s) the lab did not have (324)"))
 
 
 def _round_trip_params():

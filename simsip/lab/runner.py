@@ -308,23 +308,24 @@ class Lab:
                 out[key] = int(r.stdout.strip())
         return out
 
-    def check_rmem(self) -> dict[str, dict[str, int]]:
-        """The kernel's receive-buffer sysctls in each node's namespace, checked against the spec.
+    def check_rmem(self) -> tuple[dict[str, dict[str, int]], list[str]]:
+        """The kernel's receive-buffer sysctls in each node's namespace, and how they differ from the spec.
 
         On this lab's kernel net.core.rmem_default/rmem_max are not per network namespace (read
-        only inside one), and the lab changes nothing outside its namespaces: a scenario must say
-        the values the lab machine has; Kamailio's ``maxbuffer`` is the lab's buffer knob."""
+        only inside one), and the lab changes nothing outside its namespaces: where the scenario says
+        other values the run goes ahead on the machine's (recorded in meta.json ``kernel_rmem``; a
+        forecast of the run uses them, :func:`simsip.validate.forecast_scenario`) and says so.
+        Kamailio's ``maxbuffer`` is the lab's buffer knob."""
         seen = {n: self.kernel_rmem(n) for n in NODES}
+        differ = []
         for key in ("rmem_default", "rmem_max"):
             want = getattr(self.spec, key)
             for n, vals in seen.items():
                 if want is not None and key in vals and vals[key] != want:
-                    raise LabError(
-                        f"registrar.udp_buffer.{key}: the scenario says {want} B, but net.core.{key} is "
-                        f"{vals[key]} B in node {n}'s namespace; this kernel does not let a network "
-                        "namespace set it and the lab changes nothing outside its namespaces — set "
-                        f"udp_buffer.{key}: {vals[key]} (and size the buffer with udp_buffer.maxbuffer)")
-        return seen
+                    differ.append(f"registrar.udp_buffer.{key}: the scenario says {want} B, but net.core.{key} is "
+                                  f"{vals[key]} B in node {n}'s namespace (this kernel does not let a network "
+                                  "namespace set it): the run uses the machine's value")
+        return seen, differ
 
     def vip_holder(self) -> str | None:
         holders = [n for n in NODES if self.topo.has_vip(n)]
@@ -553,7 +554,11 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
         lab.topo.create()
         meta["namespaces"] = list(lab.topo.created)
         meta["macs"] = {n: lab.topo.mac(n) for n in NODES}
-        meta["kernel_rmem"] = lab.check_rmem()
+        meta["kernel_rmem"], differ = lab.check_rmem()
+        for d in differ:
+            say(f"note: {d}")
+        if differ:
+            meta["kernel_rmem_differs"] = differ
         if spec.variant == "shared_db":
             say("starting PostgreSQL")
             lab.start_postgres()
