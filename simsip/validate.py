@@ -355,6 +355,13 @@ def _q(x: np.ndarray, q: float) -> float:
 
 # ------------------------------------------------------------------------------------------
 # forecast: the model run from what was known before the outage
+def _run_options(data: dict, replications: int) -> None:
+    """How a validation runs the model: ``replications`` of it, 1 s bins (the lab's), no report."""
+    data["replications"] = int(replications)
+    data["output"]["resolution"] = 1.0
+    data["output"]["report"] = False
+
+
 def lab_phase_shift(cfg: Scenario, spec: dict) -> float:
     """How much earlier the model's timeline runs so that its even refresh phases line up with the
     lab's, from the lab's configuration alone (seconds, in [0, s) with s = R/N).
@@ -406,9 +413,7 @@ def forecast_scenario(cfg: Scenario, run_dir: str | Path, replications: int = 10
         f["at"] = max(0.0, float(f["at"]) - shift)
     if calibration:
         _apply_calibration(data, calibration)
-    data["replications"] = int(replications)
-    data["output"]["resolution"] = 1.0
-    data["output"]["report"] = False
+    _run_options(data, replications)
     return Scenario.model_validate(data), shift
 
 
@@ -835,9 +840,7 @@ def validate(
         data = scn.model_dump()
         if cal:
             _apply_calibration(data, cal)
-        data["replications"] = reps
-        data["output"]["resolution"] = 1.0
-        data["output"]["report"] = False
+        _run_options(data, reps)
         scn = Scenario.model_validate(data)
         notes.append(f"replay: first_advert {scn.ha.vrrp.first_advert:.3f} s and the refresh phases taken from the "
                      f"capture (timeline shifted {shift:+.3f} s), fault times as applied")
@@ -881,10 +884,12 @@ def validate(
     loss_res_interval = probe + TIME_RESOLUTION  # one phone's round (the start latency is drawn)
     # a phone whose refresh falls within the phase resolution of a disturbance lands on either side of
     # it, which moves a quantile of the phones' first 200 OK by up to one phone's spacing R/N
-    fl0 = base.fleets[0]
-    spacing = fl0.phone.refresh.interval(base.registrar.grant(fl0.phone.expires)) / fl0.count
     # (a forecast draws SIPp's start latency, so its spread holds those phones: only the capture's timing)
-    rereg_res = TIME_RESOLUTION if mode == "forecast" else PHASE_RESOLUTION + spacing
+    if mode == "forecast":
+        rereg_res = TIME_RESOLUTION
+    else:
+        fl0 = base.fleets[0]
+        rereg_res = PHASE_RESOLUTION + fl0.phone.refresh.interval(base.registrar.grant(fl0.phone.expires)) / fl0.count
 
     def add(metric: str, key: str, lab_v: float, sims: Sequence[float], res: float,
             res_point: float | None = None) -> None:
