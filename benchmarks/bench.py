@@ -55,6 +55,7 @@ TARGET_DAY_S = 30.0  # 1 M phones × 24 h, two master crashes with repair and pr
 TARGET_DAY_BYTES = 1.5 * GIB
 TARGET_BIG_S = 90.0  # 10 M phones × 1 h, one failover
 TARGET_BIG_BYTES = 8 * GIB
+TARGET_PLAN_S = 600.0  # planner: ≥ 500 simulated points of a 100 k-phone fleet × 10 replications, 2 workers
 
 
 # ----------------------------------------------------------------------------- workloads
@@ -203,6 +204,7 @@ def child_failover(phones: int, profile: str | None = None, yaml_text: str | Non
     t_imp = time.perf_counter()
     from simsip.config.loader import load_config_text
     from simsip.engine.model import Model
+    from simsip.memory import release
     from simsip.metrics import compute
 
     import_s = time.perf_counter() - t_imp
@@ -235,7 +237,12 @@ def child_failover(phones: int, profile: str | None = None, yaml_text: str | Non
     runlog = model.run()
     t_run = time.perf_counter()
     rss_run = maxrss_bytes()
-    rm = compute(cfg, runlog, 0, model.streams.generator("calls"))
+    calls = model.streams.generator("calls")
+    engine = dict(runlog.engine)
+    model.sim.run = orig_run
+    del model, timed_run, orig_run  # as simsip.api.run does: the metrics need only the log
+    release(collect=True)
+    rm = compute(cfg, runlog, 0, calls)
     t_met = time.perf_counter()
     cpu = time.process_time() - c0
     if prof:
@@ -262,7 +269,7 @@ def child_failover(phones: int, profile: str | None = None, yaml_text: str | Non
         "rss_run_bytes": rss_run,
         "rss_metrics_bytes": maxrss_bytes(),
         "vmhwm_bytes": maxrss_bytes(),
-        "engine": runlog.engine,
+        "engine": engine,
         "phones_not_recovered": rm.figures.get("phones_not_recovered"),
         "recovery_median_s": rm.figures.get("recovery_median"),
     }
@@ -637,6 +644,67 @@ def bench_big(phones: int, run: bool) -> dict:
     return res
 
 
+# ----------------------------------------------------------------------------- 8. planner (issue 15)
+def plan_spec(phones: int, candidates: int, replications: int) -> dict:
+    """A capacity plan over a {phones}-phone fleet: expiry × refresh point × VRRP version and advert
+    interval × data mode × workers (576 combinations), a master crash at 5 min, 1 h so that the
+    longest refresh lands inside the run; the SLO is loose so every combination passes the screen
+    and the ``candidates`` best are simulated, each ``replications`` times."""
+    return {
+        "name": "bench-plan",
+        "base": {
+            "name": "bench-plan-base", "seed": 3, "duration": "1h",
+            "fleets": [{"name": "desk", "count": phones, "profile": "generic-udp", "phone": {"expires": "3600s"}}],
+            "registrar": {"profile": "kamailio", "data": "none"},
+            "ha": {"profile": "keepalived"},
+            "output": {"report": False, "per_phone": False},
+            "faults": [{"kind": "node_crash", "node": "master", "at": "5min"}],
+        },
+        "variables": [
+            {"path": "fleets.desk.phone.expires", "values": ["600s", "1200s", "1800s", "3600s"]},
+            {"path": "fleets.desk.phone.refresh.percent", "values": [50, 75, 90]},
+            {"path": "ha.vrrp.version", "values": [2, 3]},
+            {"path": "ha.vrrp.advert_int", "values": ["1s", "2s", "3s"]},
+            {"path": "registrar.data", "values": ["none", "shared"]},
+            {"path": "registrar.workers", "values": [4, 8, 16, 32]},
+        ],
+        "slo": ["unreachable_phone_seconds <= 1e12", "peak_load_vs_capacity <= 1e6"],
+        "objectives": ["unreachable_phone_seconds", "steady_register_rate"],
+        "candidates": candidates, "replications": replications, "screen_tolerance": 10,
+        "sensitivity": {"replications": 5},
+    }
+
+
+def bench_plan(phones: int, candidates: int, replications: int, full_candidates: int) -> dict:
+    """One planner run on 2 workers; with fewer candidates than the target's, the confirm step's
+    time is scaled linearly to ``full_candidates`` (marked "extrapolated"; screening and the
+    sensitivity run are the same for any number of candidates)."""
+    from simsip.plan import plan
+
+    log(f"\n[8] plan: {candidates} candidates × {replications} replications of {phones:,} phones, 2 workers "
+        f"(+ the sensitivity run)")
+    c0 = _cpu_all()
+    t0 = time.perf_counter()
+    res = plan(plan_spec(phones, candidates, replications), workers=2)
+    wall = time.perf_counter() - t0
+    cpu = _cpu_all() - c0
+    # the candidates' replications, and the sensitivity run's (the centre and one point per row)
+    sims = int(len(res.runs)) + (int(len(res.sensitivity)) + 1) * res.spec.sensitivity.replications
+    scale = full_candidates / candidates
+    # with fewer candidates only the confirm step scales; screening and the sensitivity run do not
+    fixed = wall - res.timings.get("simulate", wall)
+    out = {"phones": phones, "candidates": int(len(res.candidates)), "replications": replications,
+           "wall_s": wall, "cpu_s": cpu, "cores_obtained": cpu / wall, "replications_run": sims,
+           "s_per_replication_cpu": cpu / max(sims, 1), "status": res.status,
+           "extrapolated": scale != 1.0, "time_full_s": fixed + (wall - fixed) * scale,
+           "timings": dict(res.timings)}
+    out["pass"] = out["time_full_s"] <= TARGET_PLAN_S and len(res.candidates) * scale >= 500
+    log(f"    {wall:7.1f} s wall, {cpu:7.1f} s CPU ({cpu / wall:.2f} cores), {sims} replications simulated, "
+        f"{out['s_per_replication_cpu'] * 1000:.0f} ms CPU each; {full_candidates} candidates: "
+        f"{out['time_full_s']:.0f} s{' (extrapolated)' if scale != 1.0 else ''}   load {loadavg()}")
+    return out
+
+
 # ----------------------------------------------------------------------------- 7. cost growth (issue 15)
 def bench_costgrowth(sizes: list[int], hours: list[float], reuse: dict) -> dict:
     """The day scenario over phones × simulated time: log-log exponents of total time in phones
@@ -784,8 +852,8 @@ def print_report(R: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="k=3, 200 k failover, 10k/100k/200k growth")
-    ap.add_argument("--only", default="throughput,failover,sweep,growth,day,big,costgrowth",
-                    help="comma-separated sections: throughput,failover,sweep,growth,day,big,costgrowth")
+    ap.add_argument("--only", default="throughput,failover,sweep,growth,day,big,costgrowth,plan",
+                    help="comma-separated sections: throughput,failover,sweep,growth,day,big,costgrowth,plan")
     ap.add_argument("--profile", action="store_true", help="also cProfile the failover scenario (--profile-phones)")
     ap.add_argument("--profile-phones", type=int, default=200_000)
     ap.add_argument("--no-bare-ref", action="store_true", help="skip bare SimPy on the failover fleet-hour")
@@ -845,6 +913,8 @@ def main(argv: list[str] | None = None) -> int:
         reuse = {(day_phones, 24.0): R["day"]["runs"][0]} if "day" in R else {}
         sizes = [10_000, 100_000, day_phones]
         R["costgrowth"] = bench_costgrowth(sizes, [1.0, 24.0], reuse)
+    if "plan" in only:
+        R["plan"] = bench_plan(100_000, 50 if quick else 500, 10, 500)
     if a.profile:
         log(f"\n[profile] cProfile of the failover scenario, {a.profile_phones:,} phones")
         with tempfile.TemporaryDirectory() as td:
@@ -879,6 +949,11 @@ def main(argv: list[str] | None = None) -> int:
         targets.append(("10 M × 1 h ≤ 8 GiB", f"{Bg['run']['peak_rss_bytes'] / GIB:.2f} GiB", Bg["pass_memory"]))
     elif "big" in R and R["big"]["refused"]:
         targets.append(("10 M × 1 h: a clear refusal with the estimate", "; ".join(R["big"]["refused"]), True))
+    if "plan" in R:
+        Pl = R["plan"]
+        ext = f" (extrapolated from {Pl['candidates']} candidates, linear)" if Pl["extrapolated"] else ""
+        targets.append((f"planner: 500 points × 10 replications of 100 k phones ≤ {TARGET_PLAN_S:g} s on 2 workers",
+                        f"{Pl['time_full_s']:.0f} s{ext}, {Pl['cores_obtained']:.2f} cores obtained", Pl["pass"]))
     R["targets"] = targets
     out = HERE / f"results-{stamp}.json"
     R["json"] = str(out.relative_to(HERE.parent))

@@ -44,6 +44,7 @@ from simsip.config.loader import ConfigError, resolved_yaml
 from simsip.config.loader import load_config as _load_config
 from simsip.config.schema import Scenario
 from simsip.io import Terminated, atomic_table, atomic_text, no_interrupts, output_dir_problem, run_state, terminate_as_interrupt  # noqa: F401
+from simsip.memory import release
 from simsip.metrics import FIGURE_HELP, INTERVAL_METHODS, RepMetrics, ci95, compute, summarize_figures, summarize_storm  # noqa: F401
 
 
@@ -276,8 +277,12 @@ def simulate(
     out: str | os.PathLike | None = None,
     progress: Callable[[int, int], None] | None = None,
     tick: Callable[[int, float, int], None] | None = None,
+    per_phone: bool = True,
 ) -> Results:
     """Run every replication of a scenario and compute its results.
+
+    ``per_phone=False`` leaves the per-phone tables (outages, recovery) empty — every figure is
+    computed all the same; a sweep or a plan point keeps only those.
 
     ``progress(done, total)`` is called after each replication; ``tick(replication, t,
     transactions)`` during one, with its simulated time and the REGISTER transactions started.
@@ -300,7 +305,9 @@ def simulate(
                 model = Model(cfg, replication=r)
                 log = model.run() if tick is None else model.run(progress=lambda t, n, r=r: tick(r, t, n))
                 calls = model.streams.generator("calls")
-                res.reps.append(compute(cfg, log, r, calls))
+                del model  # the phones' and nodes' state: the metrics need only the log (memory at the peak)
+                release(collect=True)  # its components refer to each other: freed now, not during the metrics
+                res.reps.append(compute(cfg, log, r, calls, per_phone=per_phone))
                 res.runtime_s = time.perf_counter() - t_start
                 if out_dir is not None:
                     res._write_part(out_dir, res.reps[-1])

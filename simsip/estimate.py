@@ -13,6 +13,10 @@ that drive it:
   with the HA stack's reaction (adverts, GARPs, a storm of re-registrations);
 * **phones** P — per-phone state held in compact arrays for the whole run.
 
+With record compaction (``engine.compact_records``, :meth:`Scenario.folds_saves`) the records held
+grow with the phones and the disturbances, not the refreshes: the memory term of R is then capped
+at ``P · (1 + 2F)`` records.
+
 Peak memory ≈ M0 + a·P + b·R + c·B (+ the fault records), time ≈ t·R + u·B + v·F + w·P, with the
 coefficients fitted to ``benchmarks/estimate_calibration.py`` on the project's 2-core machine
 (they are estimates: within a factor of two to three; the machine is shared). :func:`check` refuses a run whose peak memory
@@ -100,7 +104,11 @@ def estimate(cfg: Scenario) -> Estimate:
     phones = cfg.phones
 
     events = 4.0 * regs + 12.0 * bins + 200.0 * faults
-    mem = {"phones": BYTES_PER_PHONE * phones, "registrations": BYTES_PER_REGISTRATION * regs,
+    # with record compaction a phone's refreshes fold into one record per uninterrupted
+    # registration: the records grow with the disturbances (a failover and a failback per fault),
+    # not with the refreshes
+    held = min(regs, phones * (1.0 + 2.0 * faults)) if cfg.folds_saves() else regs
+    mem = {"phones": BYTES_PER_PHONE * phones, "registrations": BYTES_PER_REGISTRATION * held,
            "bins": BYTES_PER_BIN * bins, "faults": BYTES_PER_FAULT * faults}
     tim = {"phones": SECONDS_PER_PHONE * phones, "registrations": SECONDS_PER_REGISTRATION * regs,
            "bins": SECONDS_PER_BIN * bins, "faults": SECONDS_PER_FAULT * faults}

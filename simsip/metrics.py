@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from simsip.memory import release
 from simsip.config.schema import Scenario
 from simsip.engine.records import RunLog
 from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, TRUNK_OUTAGES, VIP
@@ -52,7 +53,11 @@ def _sorted_saves(log):
     t = np.frombuffer(log.t, dtype=np.float64) if len(log.t) else np.zeros(0)
     p = np.frombuffer(log.phone, dtype=np.int64) if len(log.phone) else np.zeros(0, dtype=np.int64)
     u = np.frombuffer(log.until, dtype=np.float64) if len(log.until) else np.zeros(0)
-    order = np.lexsort((t, p))  # lexsort is stable: equal (phone, time) keep their save order
+    # saves are appended in time order but for the few a fast path applies late: a stable sort by
+    # phone alone is then the (phone, time, save order) order; else the full sort
+    order = np.argsort(p, kind="stable")
+    if not _sorted_by(p[order], t[order]):
+        order = np.lexsort((t, p))  # lexsort is stable: equal (phone, time) keep their save order
     out = (p[order], t[order], u[order])
     try:
         log.sorted_cache = out
@@ -240,9 +245,7 @@ def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int]
     p = _to_phone(log, np.concatenate(ps))
     s = np.concatenate(ss)
     e = np.concatenate(es)
-    order = np.lexsort((s, p))
-    p, s, e = p[order], s[order], e[order]
-    return _merge_per_phone(p, s, e, log.horizon)
+    return _merge_per_phone(p, s, e, log.horizon)  # sorts by phone, then start
 
 
 def _merge_touching(p: np.ndarray, s: np.ndarray, e: np.ndarray):
@@ -282,16 +285,50 @@ def call_lookup(cfg: Scenario, log: RunLog) -> tuple[str, list[int]]:
 
 
 def _group_cummax(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Running maximum of ``values`` restarting at each new group (``groups`` sorted)."""
-    return pd.Series(values).groupby(groups, sort=False).cummax().to_numpy()
+    """Running maximum of ``values`` restarting at each new group (``groups`` sorted).
+
+    A doubling scan (Hillis–Steele): after the step with shift k every element holds the maximum
+    of the up to 2k elements of its group ending at it, so ⌈log2(longest group)⌉ vectorised steps
+    give the exact running maximum (a phone has a handful of intervals: two or three steps)."""
+    out = np.array(values, dtype=np.float64, copy=True)
+    n = out.size
+    if n < 2:
+        return out
+    new = np.ones(n, dtype=bool)
+    new[1:] = groups[1:] != groups[:-1]
+    starts = np.flatnonzero(new)
+    start_of = np.repeat(starts, np.diff(np.r_[starts, n]))
+    longest = int(np.diff(np.r_[starts, n]).max())
+    pos = np.arange(n)
+    k = 1
+    while k < longest:
+        i = np.flatnonzero(pos - k >= start_of)  # elements with a group member k before them
+        out[i] = np.maximum(out[i], out[i - k])
+        k *= 2
+    return out
+
+
+def _sorted_by(p: np.ndarray, s: np.ndarray) -> bool:
+    """Whether the rows are sorted by ``p``, then ``s``."""
+    if p.size < 2:
+        return True
+    dp = p[1:] - p[:-1] if p.dtype.kind in "iu" else None
+    if dp is None:
+        return False
+    return bool(np.all((dp > 0) | ((dp == 0) & (s[1:] >= s[:-1]))))
 
 
 def _merge_per_phone(p: np.ndarray, s: np.ndarray, e: np.ndarray, horizon: float):
     """Union of intervals per phone (inputs in any order)."""
     if p.size == 0:
         return p, s, e
-    order = np.lexsort((s, p))
-    p, s, e = p[order], s[order], e[order]
+    if not _sorted_by(p, s):  # one linear check saves a sort of inputs already in order
+        # inputs are mostly runs already sorted by start (a store's segments, window by window in
+        # time order): a stable sort by phone alone (a merge of the runs) is then enough
+        order = np.argsort(p, kind="stable")
+        if not _sorted_by(p[order], s[order]):
+            order = np.lexsort((s, p))
+        p, s, e = p[order], s[order], e[order]
     run_end = _group_cummax(p, e)  # running max of end within each phone (exact)
     new = np.ones(p.size, dtype=bool)
     new[1:] = (p[1:] != p[:-1]) | (s[1:] > run_end[:-1])
@@ -362,10 +399,33 @@ def outages_from(p: np.ndarray, s: np.ndarray, e: np.ndarray, n_phones: int, hor
 
 
 def count_at(starts: np.ndarray, ends: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Number of intervals [start, end) covering each grid time."""
-    s = np.sort(starts)
-    e = np.sort(ends)
-    return np.searchsorted(s, grid, side="right") - np.searchsorted(e, grid, side="right")
+    """Number of intervals [start, end) covering each grid time (``grid`` ascending).
+
+    #starts ≤ g − #ends ≤ g, counted without sorting the intervals: each start is placed at the
+    first grid time at or after it (a binary search in the short grid) and the placements are
+    summed up the grid."""
+    n = grid.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+
+    g0 = float(grid[0])
+    step = float(grid[-1] - grid[0]) / (n - 1) if n > 1 else 1.0
+
+    def at_or_before(x: np.ndarray) -> np.ndarray:
+        # first grid time ≥ x: estimated from the grid's step, then corrected against the grid
+        # itself until exact (a regular grid needs at most one correction)
+        k = np.clip(np.ceil((x - g0) / step), 0, n).astype(np.int64) if step > 0 else np.zeros(x.size, np.int64)
+        for _ in range(3):
+            down = (k > 0) & (grid[np.maximum(k - 1, 0)] >= x)
+            up = (k < n) & (grid[np.minimum(k, n - 1)] < x)
+            if not (down.any() or up.any()):
+                break
+            k = k - down + up
+        else:  # an irregular grid: a binary search each
+            k = np.searchsorted(grid, x, side="left")
+        return np.cumsum(np.bincount(k, minlength=n + 1)[:n])
+
+    return at_or_before(np.asarray(starts, dtype=np.float64)) - at_or_before(np.asarray(ends, dtype=np.float64))
 
 
 def registered_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray]:
@@ -374,7 +434,10 @@ def registered_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray]:
     v = np.frombuffer(log.ph_v, dtype=np.float64)
     if t.size == 0:
         return np.zeros(0), np.zeros(0)
-    order = np.lexsort((np.arange(t.size), t, p))
+    if getattr(log, "outcomes_ordered", False):  # folded: each phone's rows are in time order already
+        order = np.argsort(p, kind="stable")
+    else:
+        order = np.lexsort((np.arange(t.size), t, p))
     t, p, v = t[order], p[order], v[order]
     nxt = np.full(t.size, np.inf)
     same = p[1:] == p[:-1]
@@ -458,7 +521,50 @@ def recovery_figures(times: np.ndarray, censor: np.ndarray) -> dict[str, float]:
     return out
 
 
-def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.Generator) -> RepMetrics:
+def _recovery_table(disturb, dt, op, os_, oe, H, replication, fleet_names, fleet_of, table: bool = True):
+    """The recovery table, and the recovery times after faults (not repairs) with their censoring
+    times: each outage belongs to the last disturbance at or before its start (one pass: linear in
+    the outages and the disturbances); a phone's recovery is the end of its first such outage."""
+    fr, fcens = np.zeros(0), np.zeros(0)
+    if not (dt.size and op.size):
+        return RECOVERY.empty(), fr, fcens
+    di = np.searchsorted(dt, os_, side="right") - 1
+    # several disturbances at one instant: the window belongs to the last of them
+    keep = di >= 0
+    order = np.lexsort((os_[keep], op[keep], di[keep]))
+    sel = np.flatnonzero(keep)[order]
+    del keep, order
+    dsel, psel = di[sel], op[sel]
+    del di
+    first = np.ones(sel.size, dtype=bool)
+    first[1:] = (dsel[1:] != dsel[:-1]) | (psel[1:] != psel[:-1])
+    sel, dsel = sel[first], dsel[first]
+    del first, psel
+    if not sel.size:
+        return RECOVERY.empty(), fr, fcens
+    causes = np.array([d[1] for d in disturb], dtype=object)
+    fidx = np.array([d[2] for d in disturb], dtype=np.int64)
+    rtime = oe[sel] - dt[dsel]
+    is_fault = np.array([d[1] == "fault" for d in disturb], dtype=bool)[dsel]
+    fr, fcens = rtime[is_fault], H - dt[dsel][is_fault]
+    del is_fault
+    if not table:
+        return RECOVERY.empty(), fr, fcens
+    phones = op[sel]
+    del sel
+    table = RECOVERY.conform({
+        "replication": np.full(dsel.size, replication, dtype=np.int64), "disturbance": dsel,
+        "cause": causes[dsel], "fault": fidx[dsel], "time": dt[dsel], "phone": phones,
+        "fleet": fleet_names[fleet_of[phones]], "recovery_time": rtime,
+    })
+    return table, fr, fcens
+
+
+def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.Generator,
+            per_phone: bool = True) -> RepMetrics:
+    """One replication's tables and headline figures from its run log. ``per_phone=False`` leaves
+    the per-phone tables (outages, recovery) empty and computes every figure all the same (a
+    sweep or a plan keeps only the figures)."""
     H = log.horizon
     res = log.res
     n = cfg.phones
@@ -466,6 +572,9 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fleet_names = np.array([f.name for f in cfg.fleets])
     lookup, dns_targets = call_lookup(cfg, log)
     rp, rs, re_ = reachable_intervals(log, lookup, dns_targets)
+    big = sum(len(st.t) for st in log.stores) + len(log.ph_t) > 2_000_000
+    if big:
+        release()  # the sorts behind them are freed (simsip.memory)
     grid = np.arange(0.0, H - 1e-9, res)  # samples in [0, H)
     reach = count_at(rs, re_, grid)
     no_conn = None
@@ -527,16 +636,22 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         _, bs, be = _merge_touching(*_store_segments(st, H, cfg.registrar.removal_interval))
         label = "shared" if cfg.registrar.data == "shared" else log.node_names[log.store_of_node.index(si)]
         ts[f"bindings_{label}"] = count_at(bs, be, grid)
+    for st in log.stores:  # every use of the sorted saves is behind us
+        if getattr(st, "sorted_cache", None) is not None:
+            st.sorted_cache = None
     owner = np.full(nb, "", dtype=object)
     for a, b, node in serving:
         k = (grid >= a) & (grid < b)
         owner[k] = log.node_names[node] if node >= 0 else ""
     ts["vip_node"] = owner
     timeseries = TIMESERIES.conform(ts)
+    if big:
+        release()  # before the per-phone tables, the largest allocations of all
 
     op, os_, oe = outages_from(rp, rs, re_, n, H)
+    del rp, rs, re_
     dur = np.where(np.isnan(oe), H - os_, oe - os_)
-    outages = OUTAGES.conform(
+    outages = OUTAGES.empty() if not per_phone else OUTAGES.conform(
         {
             "replication": np.full(op.size, replication, dtype=np.int64),
             "phone": op,
@@ -556,26 +671,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     # each outage belongs to the last disturbance at or before its start (one pass: linear in the
     # outages and the disturbances); a phone's recovery is the end of its first such outage
     dt = np.array([d[0] for d in disturb], dtype=float)
-    rec_rows = []
     fault_rows = []
-    if dt.size and op.size:
-        di = np.searchsorted(dt, os_, side="right") - 1
-        # several disturbances at one instant: the window belongs to the last of them
-        keep = di >= 0
-        order = np.lexsort((os_[keep], op[keep], di[keep]))
-        sel = np.flatnonzero(keep)[order]
-        dsel, psel = di[sel], op[sel]
-        first = np.ones(sel.size, dtype=bool)
-        first[1:] = (dsel[1:] != dsel[:-1]) | (psel[1:] != psel[:-1])
-        sel, dsel = sel[first], dsel[first]
-        if sel.size:
-            causes = np.array([d[1] for d in disturb], dtype=object)
-            fidx = np.array([d[2] for d in disturb], dtype=np.int64)
-            rec_rows.append(pd.DataFrame({
-                "replication": replication, "disturbance": dsel, "cause": causes[dsel], "fault": fidx[dsel],
-                "time": dt[dsel], "phone": op[sel], "fleet": fleet_names[fleet_of[op[sel]]],
-                "recovery_time": oe[sel] - dt[dsel],
-            }))
     vip_moves = [(a, node) for a, b, node in serving]
     vip_t = np.array([a for a, _ in vip_moves], dtype=float)
     ha_log = sorted(log.vrrp)
@@ -615,7 +711,10 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
                 "new_vip_node": log.node_names[move[1]] if move[1] >= 0 else "",
             }
         )
-    recovery = RECOVERY.conform(pd.concat(rec_rows, ignore_index=True)) if rec_rows else RECOVERY.empty()
+    if big:
+        release()
+    recovery, fr, fcens = _recovery_table(disturb, dt, op, os_, oe, H, replication, fleet_names, fleet_of,
+                                          table=per_phone)
     faults = FAULTS.conform(pd.DataFrame(fault_rows, columns=list(FAULTS.required)))
     vip = VIP.conform(
         {
@@ -634,12 +733,6 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fig["unreachable_no_connection_phone_seconds"] = no_conn[1]
     # recovery after faults, with the phones still unreachable at the run end as right-censored
     # observations (censored at H - fault time): Kaplan–Meier quantiles, +inf when not reached
-    if len(recovery):
-        rf = recovery[recovery["cause"] == "fault"]
-        fr = rf["recovery_time"].to_numpy(dtype=float)
-        fcens = H - rf["time"].to_numpy(dtype=float)
-    else:
-        fr, fcens = np.zeros(0), np.zeros(0)
     fig.update(recovery_figures(fr, fcens))
     # loss attributable to faults: outage time inside fault windows
     # the windows partition [first disturbance, H): the outage time after the first one

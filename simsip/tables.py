@@ -195,8 +195,21 @@ class Table:
         Raises :class:`TableError` when a required column is missing, a column is not declared,
         or a value cannot take its column's dtype (e.g. NaN in an integer column).
         """
-        if isinstance(df, dict):
-            df = pd.DataFrame(df)
+        if isinstance(df, dict):  # columns straight to Series (no intermediate frame: one copy, not two)
+            def scalar(v) -> bool:
+                return isinstance(v, (str, bytes)) or not hasattr(v, "__len__")
+
+            arrays = {k: v for k, v in df.items() if not scalar(v)}
+            n = len(next(iter(arrays.values()))) if arrays else 0
+            if not arrays or any(len(v) != n for v in arrays.values()):
+                df = pd.DataFrame(df)  # pandas says what is wrong (lengths differ, scalars only)
+            else:
+                cols = {k: pd.Series([v] * n) if scalar(v) else
+                        (v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series(v))
+                        for k, v in df.items()}
+                layout = self._layout(list(cols))
+                data = {name: _cast(cols[name], e.dtype, self.name, name) for name, e in layout}
+                return pd.DataFrame(data, index=pd.RangeIndex(n))
         layout = self._layout(df.columns)
         data = {name: _cast(df[name].reset_index(drop=True), e.dtype, self.name, name) for name, e in layout}
         return pd.DataFrame(data, index=pd.RangeIndex(len(df)))

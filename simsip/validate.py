@@ -356,10 +356,13 @@ def _q(x: np.ndarray, q: float) -> float:
 # ------------------------------------------------------------------------------------------
 # forecast: the model run from what was known before the outage
 def _run_options(data: dict, replications: int) -> None:
-    """How a validation runs the model: ``replications`` of it, 1 s bins (the lab's), no report."""
+    """How a validation runs the model: ``replications`` of it, 1 s bins (the lab's), no report,
+    and every 200 OK a record of its own (the lab side's recovery is a phone's first 200 after a
+    disturbance, so the model side's must be too: no record compaction)."""
     data["replications"] = int(replications)
     data["output"]["resolution"] = 1.0
     data["output"]["report"] = False
+    data.setdefault("engine", {})["compact_records"] = False
 
 
 def lab_phase_shift(cfg: Scenario, spec: dict) -> float:

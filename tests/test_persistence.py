@@ -26,14 +26,18 @@ NODES = [{"name": "a", "priority": 150}, {"name": "b", "priority": 100}]
 N, E, R = 600, 600.0, 300.0  # expires 600 s, refresh at 50 %
 
 
-def _cfg(profile="asterisk-pjsip", down="100s", preempt=True, fleets=None, duration="700s", replications=1, **reg):
-    """A keepalived pair running the registrar profile (merged as from YAML); node a crashes at 100 s."""
+def _cfg(profile="asterisk-pjsip", down="100s", preempt=True, fleets=None, duration="700s", replications=1,
+         raw_records=False, **reg):
+    """A keepalived pair running the registrar profile (merged as from YAML); node a crashes at 100 s.
+    ``raw_records``: every save a row of the store log (the tests that read the saves themselves)."""
     fleets = fleets or [{"name": "u", "count": N, "phone": {"expires": f"{E:g}s", "refresh": {"mode": "percent", "percent": 50}}}]
     doc = {"name": "persist", "seed": 7, "duration": duration, "replications": replications, "fleets": fleets,
            "registrar": {"profile": profile, **reg},
            "ha": {"nodes": NODES, "vrrp": {"version": 2, "advert_int": "1s", "preempt": preempt}},
            "network": {"delay": "1ms"}, "output": {"resolution": "1s", "report": False},
            "faults": [{"kind": "node_crash", "node": "a", "at": "100s", "repair_after": down}]}
+    if raw_records:
+        doc["engine"] = {"compact_records": False}
     return load_config_text(yaml.safe_dump(doc), "test_persistence")
 
 
@@ -84,7 +88,7 @@ def test_pjsip_prunes_reliable_contacts_at_boot():
     half = N // 2
     ph = {"expires": f"{E:g}s", "refresh": {"mode": "percent", "percent": 50}}
     fleets = [{"name": "u", "count": half, "phone": ph}, {"name": "t", "count": half, "phone": {**ph, "transport": "tcp"}}]
-    m = Model(_cfg(fleets=fleets, duration="300s"))
+    m = Model(_cfg(fleets=fleets, duration="300s", raw_records=True))
     log = m.run()
     assert log.counters["pruned_a"] == half
     assert log.counters["loaded_a"] == half
@@ -100,7 +104,7 @@ def test_pjsip_prunes_reliable_contacts_at_boot():
 
 def test_chansip_restores_every_peer_with_a_fresh_expiry():
     down = 700.0  # longer than E: every stored expiry has passed
-    m = Model(_cfg(profile="asterisk-chansip", down=f"{down:g}s", duration="900s"))
+    m = Model(_cfg(profile="asterisk-chansip", down=f"{down:g}s", duration="900s", raw_records=True))
     log = m.run()
     assert log.counters["loaded_a"] == N
     # the restore saves: all at the same instant, each valid for the granted E + 10 s from it
@@ -129,13 +133,13 @@ def test_chansip_does_not_restore_what_expired_while_it_ran():
 def test_pjsip_tells_the_phone_the_remaining_lifetime():
     """res_pjsip_registrar.c:310: the 200's Contact expires is the whole seconds left after the
     save, E − 1; the phone believes it for E − 1 and refreshes at 50 % of that."""
-    log = Model(_cfg(duration="200s", down="1000s")).run()  # node a crashes at 100 s
+    log = Model(_cfg(duration="200s", down="1000s", raw_records=True)).run()  # node a crashes at 100 s
     v = np.array(log.ph_v, dtype=np.float64)
     t = np.array(log.ph_t, dtype=np.float64)
     after = (t > 0) & (t < 100)  # 2xx received from the running node a
     assert after.sum() > 0.2 * N and np.allclose(v[after] - t[after], E - 1)
     # negative control: the grant itself
-    g = Model(_cfg(duration="200s", down="1000s", reply_expires="granted")).run()
+    g = Model(_cfg(duration="200s", down="1000s", reply_expires="granted", raw_records=True)).run()
     gv, gt = np.array(g.ph_v, dtype=np.float64), np.array(g.ph_t, dtype=np.float64)
     sel = (gt > 0) & (gt < 100)
     assert np.allclose(gv[sel] - gt[sel], E)

@@ -347,7 +347,7 @@ def test_failure_wait_matches_todays_phonebank_fail(r, n, cause, restart_timer, 
 
     scheduled = []
     bank = types.SimpleNamespace(
-        log=types.SimpleNamespace(ph_t=[], ph_p=[], ph_v=[]), auth_on=False, failures=[n], gave_up=0, gen=[0],
+        log=types.SimpleNamespace(outcome=lambda t, p, v: None), auth_on=False, failures=[n], gave_up=0, gen=[0],
         _cause={"transport": P.CAUSE_TRANSPORT, "503": P.CAUSE_503}.get(cause, P.CAUSE_NONE),
         restart_timer=restart_timer, retry_rnd=_Draws([u, u2]), begin=None,
         sim=types.SimpleNamespace(phone_at=lambda t, *a: scheduled.append(t)))

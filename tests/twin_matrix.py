@@ -222,7 +222,7 @@ def scenario_of(cid: str, fast_paths: bool, scale: int = 1, slow: bool = False) 
     if slow:
         doc["registrar"].update({"workers": 8, "service_time": "20ms"})
         doc["network"]["delay"] = "10ms"
-    doc["engine"] = {"fast_paths": fast_paths}
+    doc["engine"] = {"fast_paths": fast_paths, "compact_records": False}
     return Scenario.model_validate(doc, context={"strict_units": True})
 
 
@@ -231,7 +231,7 @@ def matrix(fast_paths: bool | None = None):
     for stack, fault, mix in itertools.product(HA_STACKS, FAULTS, MIXES):
         doc = matrix_doc(stack, fault, mix)
         if fast_paths is not None:
-            doc["engine"] = {"fast_paths": fast_paths}
+            doc["engine"] = {"fast_paths": fast_paths, "compact_records": False}
         yield f"{stack}-{fault}-{mix}", Scenario.model_validate(doc, context={"strict_units": True})
 
 

@@ -999,6 +999,13 @@ class Engine(Frozen):
         "in vectorised batches where provably nothing can intervene (exact, needs fast_paths; false: one "
         "event per refresh). summary.json's engine section counts what ran in bulk and what fell back, and why."
     )
+    compact_records: bool = Field(
+        True, description="Fold a save or a 200 OK that starts while the phone's previous binding still holds "
+        "into that record (memory grows with what is disturbed, not with refreshes; every metric is exactly that "
+        "of the unfolded records). Not for replicated data or connection-bound phones, whose metrics compare "
+        "bindings one by one; an out-of-order save it cannot represent reruns the replication unfolded (counted "
+        "in summary.json's engine section). false: every save and outcome is a record."
+    )
 
 
 class Scenario(Frozen):
@@ -1073,6 +1080,19 @@ class Scenario(Frozen):
         the phones' connections itself (``server: lb`` or ``sbc`` is never bound)."""
         return (fleet.phone.transport != "udp" and fleet.server in ("vip", "dns_srv", "dns_a")
                 and (fleet.phone.nat or self.registrar.rewrite_contact))
+
+    def folds_saves(self) -> bool:
+        """Does record compaction (``engine.compact_records``) fold the binding stores' saves? Not
+        where the metrics compare bindings one by one: copies of one binding in two stores
+        (replication, or a restart loading a storage the nodes share) tell divergence apart by
+        their expiry, and a connection-bound binding is known by the connection it came over. (The
+        phones' outcomes are always folded when compaction is on.)"""
+        reg = self.registrar
+        if not self.engine.compact_records:
+            return False
+        one_store = reg.data == "shared" or (reg.persistence == "db_only" and reg.storage == "shared")
+        copies = not one_store and (reg.data == "replicated" or (reg.persistence != "memory" and reg.storage == "shared"))
+        return not copies and not any(self.connection_bound(f) for f in self.fleets)
 
     @model_validator(mode="after")
     def _finding_registrar(self) -> "Scenario":

@@ -153,6 +153,13 @@ class Model:
             r.replies = replies
         if self.phones.watchers:
             topo.subscribers.append(self.phones.changed)
+        # record compaction (folding): the outcomes always; the stores' saves where the metrics
+        # never compare bindings one by one (Scenario.folds_saves)
+        if cfg.engine.compact_records:
+            log.fold_outcomes(self.phones.n)
+            if cfg.folds_saves() and log.conns is None:
+                for st in log.stores:
+                    st.fold(self.phones.n)
         # undisturbed refreshes: a calendar off the heap, applied in bulk where provably exact
         self.phones.bulk_servers = regs
         why = self.phones.bulk_problem()
@@ -232,6 +239,15 @@ class Model:
             raise
         finally:
             self._finish()
+        inexact = self.log.outcomes_inexact + sum(st.inexact for st in self.log.stores)
+        if inexact:
+            # folding could not represent an out-of-order save or outcome: the same replication
+            # again without it (the same draws, so the same run), said in the engine section
+            plain = self.cfg.model_copy(update={"engine": self.cfg.engine.model_copy(update={"compact_records": False})})
+            again = Model(plain, self.replication, self.seed)
+            log = again.run(progress, steps)
+            log.engine["records_refolded"] = f"reran without record compaction ({inexact} out-of-order records)"
+            self.log = log
         return self.log
 
     def _initial_persistence(self, master: int) -> None:
@@ -252,6 +268,13 @@ class Model:
         c = self.log.counters
         self.phones.report(c)
         self.log.engine = self.phones.bulk_report()
+        log = self.log
+        if log.outcome_folding is not None:
+            self.log.engine["records_folded"] = log.outcomes_folded + sum(st.folded for st in log.stores)
+            log.outcomes_ordered = log.outcomes_inexact == 0  # folding kept each slot's rows in time order
+            log.outcome_folding = None  # the per-slot folding state is only needed while running
+            for st in log.stores:
+                st.folding = None
         if self.database is not None:
             self.database.report(c)
         for r in self.registrars:

@@ -371,9 +371,7 @@ class PhoneBank:
             if fp.bound:  # over which connection (opened below) each of them was registered
                 self._eq_bound.append((k, ids, last + grants + grace))
         log = self.log
-        log.ph_t.frombytes(last.astype(np.float64).tobytes())
-        log.ph_p.frombytes(ids.tobytes())
-        log.ph_v.frombytes((last + grants).astype(np.float64).tobytes())
+        log.outcomes(last, ids, last + grants)
         times_all.append(last + intervals)
         phones_all.append(ids)
         if self.auth_on:  # the nonce of the challenge before the last registration
@@ -599,9 +597,7 @@ class PhoneBank:
         bins_add(self.ok_bins, tr)
         self.succeeded += m
         log = self.log
-        log.ph_t.frombytes(tr.tobytes())
-        log.ph_p.frombytes(p.tobytes())
-        log.ph_v.frombytes((tr + reported).tobytes())
+        log.outcomes(tr, p, tr + reported)
         ri = self._refresh_intervals(reported, fleet)
         self.calendar.add_many(tr + ri, p, v["gen"][p])
         self.bulk_done += m
@@ -742,9 +738,7 @@ class PhoneBank:
             b.v[int(t * b.inv)] += 1
             self.succeeded += 1
             self.failures[p] = 0
-            log.ph_t.append(t)
-            log.ph_p.append(p)
-            log.ph_v.append(t + granted)
+            log.outcome(t, p, t + granted)
             ri = fp.refresh_cache.get(granted)
             if ri is None:
                 ri = fp.refresh_cache[granted] = fp.refresh.interval(granted)
@@ -777,9 +771,7 @@ class PhoneBank:
     def _fail(self, p: int, t: float, fp: FleetParams, outcome: float, retry_after: float, timeout: bool = False,
               status: int = 0) -> None:
         log = self.log
-        log.ph_t.append(t)
-        log.ph_p.append(p)
-        log.ph_v.append(outcome)
+        log.outcome(t, p, outcome)
         cause = self._cause
         self._cause = CAUSE_NONE
         transport = cause == CAUSE_TRANSPORT

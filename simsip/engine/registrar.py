@@ -109,14 +109,12 @@ class Store:
         if t >= self.at[phone]:
             self.until[phone] = until
             self.at[phone] = t
-        log = self.log
-        log.t.append(t)
-        log.phone.append(phone)
-        log.until.append(until)
+        self.log.add(t, phone, until)
 
     def grow(self, extra: int) -> None:
         self.until.extend(array("d", [NEVER]) * extra)
         self.at.extend(array("d", [NEVER]) * extra)
+        self.log.grow(extra)
 
     def bulk_save(self, t, phones, until) -> None:
         """Many saves at once (numpy arrays): the initial bindings of an equilibrium start, and
@@ -136,9 +134,7 @@ class Store:
         u[ids] = uu
         a[ids] = tt
         del u, a  # release the buffers (an array exporting them cannot grow)
-        self.log.t.frombytes(np.asarray(t, dtype=np.float64).tobytes())
-        self.log.phone.frombytes(np.asarray(phones, dtype=np.int64).tobytes())
-        self.log.until.frombytes(np.asarray(until, dtype=np.float64).tobytes())
+        self.log.add_many(t, phones, until)
 
     def bulk_copy_from(self, other: "Store") -> None:
         """Start as a full replica of ``other`` (a replicated standby at equilibrium)."""
@@ -147,6 +143,8 @@ class Store:
         if self.contacts is not None and other.contacts is not None:
             self.contacts.held = {p: dict(h) for p, h in other.contacts.held.items()}
             self.contacts.at = dict(other.contacts.at)
+        if self.log.folding is not None:
+            raise RuntimeError("a replica's store log is never folded (its saves are compared binding by binding)")
         self.log.t.extend(other.log.t)
         self.log.phone.extend(other.log.phone)
         self.log.until.extend(other.log.until)
@@ -155,7 +153,7 @@ class Store:
         self.until = array("d", [NEVER]) * len(self.until)
         if self.contacts is not None:
             self.contacts.clear()
-        self.log.clears.append(t)
+        self.log.clear(t)
 
 
 class Storage:

@@ -1,0 +1,250 @@
+"""Record compaction (``engine.compact_records``): folding a save or a 200 OK into the phone's
+previous record while its binding still holds must change no metric.
+
+The truth is the unfolded run: the same scenario and seed with ``compact_records: false`` gives
+every save and outcome a row, and every table and headline figure must come out identical. A
+property test drives a store log directly with saves in any order (late ones included) and clears,
+against the segments of the same saves unfolded. Negative controls fold where it is not allowed
+(across a gap, across a clear) and must make the comparison fail.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simsip import metrics
+from simsip.config.schema import Scenario
+from simsip.engine.model import Model
+from simsip.engine.records import StoreLog
+from tests.conftest import scenario
+from twin_matrix import matrix
+
+TABLES = ("timeseries", "outages", "recovery", "faults", "vip")
+
+
+def _with(cfg: Scenario, fold: bool) -> Scenario:
+    doc = cfg.model_dump()
+    doc["engine"]["compact_records"] = fold
+    return Scenario.model_validate(doc)
+
+
+def _metrics(cfg: Scenario):
+    m = Model(cfg)
+    log = m.run()
+    return log, metrics.compute(cfg, log, 0, np.random.default_rng(5))
+
+
+def _differences(a, b) -> list[str]:
+    out = [t for t in TABLES if not getattr(a, t).equals(getattr(b, t))]
+    for k in sorted(set(a.figures) | set(b.figures)):
+        x, y = a.figures.get(k), b.figures.get(k)
+        if not (x == y or (x != x and y != y)):
+            out.append(f"figure {k}: {x} vs {y}")
+    return out
+
+
+# every HA stack × fault × mix with the fast paths on: the rows a bulk step or a fast path folds
+# (the twin runs compare the unfolded records of the two engines; this closes the loop)
+CELLS = [(cid, cfg) for cid, cfg in matrix(True)]
+
+
+@pytest.mark.parametrize("cid,cfg", CELLS[::3], ids=[c for c, _ in CELLS[::3]])
+def test_folded_records_give_the_unfolded_metrics(cid, cfg):
+    log, folded = _metrics(_with(cfg, True))
+    _, plain = _metrics(_with(cfg, False))
+    assert not _differences(folded, plain), cid
+    assert "records_refolded" not in log.engine  # the matrix never needs the unfolded rerun
+
+
+def _long_plain():
+    return scenario(duration="1h", fleets=[{"name": "f", "count": 200, "phone": {"expires": "120s"}}],
+                    faults=[{"node": "master", "at": "20min", "repair_after": "10min"}])
+
+
+def test_folding_folds_and_keeps_the_metrics():
+    """A phone that refreshes on time is one row per uninterrupted registration, not one per
+    refresh (or the comparison above proves nothing about memory)."""
+    cfg = _long_plain()
+    log, folded = _metrics(_with(cfg, True))
+    raw_log, plain = _metrics(_with(cfg, False))
+    assert not _differences(folded, plain)
+    rows = sum(len(s.t) for s in log.stores) + len(log.ph_t)
+    raw_rows = sum(len(s.t) for s in raw_log.stores) + len(raw_log.ph_t)
+    assert rows < raw_rows / 5, (rows, raw_rows)
+    assert log.engine["records_folded"] == raw_rows - rows
+
+
+@pytest.mark.parametrize("wrong", ["across a gap", "across a clear"])
+def test_negative_control_folding_where_not_allowed_changes_the_metrics(monkeypatch, wrong):
+    """Fold a save into a row whose binding had already expired, or across the store's clear: the
+    metrics must then differ from the unfolded run's (the comparison can fail)."""
+    cfg = scenario(duration="10min",
+                   fleets=[{"name": "f", "count": 100, "phone": {"expires": "60s"}}],
+                   faults=[{"node": "master", "at": "3min", "repair_after": "5s"}])  # back before expiry
+    _, plain = _metrics(_with(cfg, False))
+    orig = StoreLog.add
+
+    def sloppy(self, t, phone, until):
+        f = self.folding
+        if f is not None and f.row[phone] >= 0 and t >= f.last[phone]:
+            i = f.row[phone]
+            if wrong == "across a gap" or self.until[i] >= t:  # ignores the gap / the clear
+                self.until[i] = until
+                f.last[phone] = t
+                return
+        orig(self, t, phone, until)
+
+    monkeypatch.setattr(StoreLog, "add", sloppy)
+    monkeypatch.setattr(StoreLog, "add_many", lambda self, t, p, u: [
+        sloppy(self, float(a), int(b), float(c)) for a, b, c in zip(np.broadcast_to(t, np.shape(p)), p, u)])
+    _, bad = _metrics(_with(cfg, True))
+    assert _differences(bad, plain)
+
+
+def _segments(log: StoreLog, horizon: float, purge: float | None):
+    log.sorted_cache = None
+    p, s, e = metrics._merge_touching(*metrics._store_segments(log, horizon, purge))
+    return list(zip(p.tolist(), s.tolist(), e.tolist()))
+
+
+saves = st.lists(
+    st.tuples(st.integers(0, 2),  # phone
+              st.integers(0, 40),  # time, in 0.5 s steps (ties happen)
+              st.integers(-2, 30),  # binding length, in 0.5 s steps (some end before they start)
+              st.integers(0, 12)),  # a clear before this save, when 0
+    min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(saves, st.booleans(), st.integers(0, 3))
+def test_store_folding_property(rows, purge_on, disorder):
+    """Saves with late ones (a later save applied before an earlier one, as a fast path may) and
+    clears: the folded log's binding segments are the unfolded log's, unless it said ``inexact``."""
+    horizon = 25.0
+    purge = 3.0 if purge_on else None
+    events = []
+    for k, (p, t, length, c) in enumerate(rows):
+        events.append((t * 0.5, p, t * 0.5 + length * 0.5, c == 0))
+    # deliver out of time order: swap neighbours of the same phone `disorder` times
+    order = list(range(len(events)))
+    rng = np.random.default_rng(len(rows) * 7 + disorder)
+    for _ in range(disorder):
+        if len(order) > 1:
+            i = int(rng.integers(0, len(order) - 1))
+            order[i], order[i + 1] = order[i + 1], order[i]
+    events = sorted(events, key=lambda e: e[0])  # clears are control events: never applied late
+    folded, plain = StoreLog(), StoreLog()
+    folded.fold(3)
+    pending = [events[i] for i in order]
+    for t, p, u, clear_first in pending:
+        if clear_first and t >= max((c for c in plain.clears), default=-math.inf) and t >= plain_newest(plain):
+            folded.clear(t)
+            plain.clear(t)
+        folded.add(t, p, u)
+        plain.add(t, p, u)
+    if folded.inexact:
+        return  # the model would rerun this replication unfolded
+    assert _segments(folded, horizon, purge) == _segments(plain, horizon, purge)
+
+
+def plain_newest(log: StoreLog) -> float:
+    return max(log.t, default=-math.inf)
+
+
+def test_an_inexact_fold_reruns_the_replication_unfolded(monkeypatch):
+    """When folding cannot represent an out-of-order save, the replication runs again without it:
+    the engine section says so and the metrics are the unfolded ones."""
+    cfg = _long_plain()
+    _, plain = _metrics(_with(cfg, False))
+    orig = StoreLog.add
+
+    def flagging(self, t, phone, until):
+        orig(self, t, phone, until)
+        if self.folding is not None and t > 600:
+            self.inexact += 1
+
+    monkeypatch.setattr(StoreLog, "add", flagging)
+    log, folded = _metrics(_with(cfg, True))
+    assert "records_refolded" in log.engine
+    assert not _differences(folded, plain)
+    assert "records_folded" not in log.engine  # the rerun's log: nothing folded
+
+
+outcomes = st.lists(
+    st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(-3, 20)),  # phone, gap to the next, outcome
+    min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(outcomes)
+def test_outcome_folding_property(rows):
+    """A phone's outcomes in time order (200 OKs with their expiry, failures, timeouts): the folded
+    log's registered intervals are the unfolded log's."""
+    from simsip.engine.records import RunLog
+
+    folded, plain = RunLog(horizon=100.0, res=1.0, node_names=["a"]), RunLog(horizon=100.0, res=1.0, node_names=["a"])
+    folded.fold_outcomes(3)
+    clock = [0.0, 0.0, 0.0]
+    for p, gap, v in rows:
+        t = clock[p] = clock[p] + gap * 0.5
+        value = t + v * 0.5 if v >= 0 else float(max(v, -2))
+        folded.outcome(t, p, value)
+        plain.outcome(t, p, value)
+    a, b = metrics.registered_intervals(folded), metrics.registered_intervals(plain)
+    # the same union per phone (registered_intervals returns starts and ends; compare the coverage)
+    grid = np.arange(0.0, 100.0, 0.25)
+    assert np.array_equal(metrics.count_at(a[0], a[1], grid), metrics.count_at(b[0], b[1], grid))
+    assert folded.outcomes_inexact == 0
+
+
+# ------------------------------------------------------------------ the metrics' cheaper paths are exact
+def _count_at_by_sorting(starts, ends, grid):
+    s, e = np.sort(starts), np.sort(ends)
+    return np.searchsorted(s, grid, side="right") - np.searchsorted(e, grid, side="right")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-10, 120), st.integers(0, 40)), max_size=60),
+       st.sampled_from([1.0, 0.25, 0.1, 3.0]), st.integers(1, 100), st.booleans())
+def test_count_at_is_the_sorted_count(rows, res, length, irregular):
+    """count_at places intervals on the grid without sorting them: the counts are those of the
+    sort-and-search definition, on regular grids (interval ends on grid times included) and not."""
+    grid = np.arange(0.0, length * res - 1e-9, res)
+    if irregular and grid.size > 2:
+        grid = np.sort(np.r_[grid[::2], grid[1::2] + 0.3 * res])
+    s = np.array([a * res / 4 for a, _ in rows], dtype=float)
+    e = s + np.array([b * res / 4 for _, b in rows], dtype=float)
+    assert np.array_equal(metrics.count_at(s, e, grid), _count_at_by_sorting(s, e, grid))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.floats(-1e3, 1e3, allow_nan=False)), max_size=80))
+def test_group_running_maximum_is_pandas_cummax(rows):
+    import pandas as pd
+
+    rows = sorted(rows, key=lambda r: r[0])
+    g = np.array([a for a, _ in rows], dtype=np.int64)
+    v = np.array([b for _, b in rows], dtype=float)
+    want = pd.Series(v).groupby(g, sort=False).cummax().to_numpy() if v.size else np.zeros(0)
+    assert np.array_equal(metrics._group_cummax(g, v), want)
+
+
+@pytest.mark.parametrize("cid", ["keepalived-node_crash-plain", "pacemaker-partition-dual", "weighted-db_crash-storm",
+                                 "cold-process_restart-random_faults", "heartbeat-link_down-tcp_nat"])
+def test_figures_without_per_phone_tables_are_the_same(cid):
+    """A sweep point keeps only figures (``per_phone=False``): they are those of the full metrics."""
+    cfg = dict(CELLS)[cid]
+    m = Model(cfg)
+    log = m.run()
+    full = metrics.compute(cfg, log, 0, np.random.default_rng(2))
+    lean = metrics.compute(cfg, log, 0, np.random.default_rng(2), per_phone=False)
+    assert not len(lean.recovery) and not len(lean.outages)
+    assert len(full.recovery) or cid != "keepalived-node_crash-plain"  # there are tables to leave out
+    assert full.figures.keys() == lean.figures.keys()
+    assert all(full.figures[k] == lean.figures[k] or (full.figures[k] != full.figures[k]
+                                                      and lean.figures[k] != lean.figures[k]) for k in full.figures)
