@@ -1299,7 +1299,7 @@ def _preempt(ha: HaInference, faults: tuple[dict[str, Any], ...], shift: float, 
                 excess = took - mdi(node)
                 delays.append(excess)
                 notes.append(f"{node} (priority {prio.get(node)}) took the VIP back from {holder} {took:.3f}s after its "
-                             f"recorded restart at {repaired:.3f}s (Master_Down_Interval {mdi(node):.3f}s, "
+                             f"recorded restart at {repaired:.3f}s on the capture clock (Master_Down_Interval {mdi(node):.3f}s, "
                              f"{excess:+.3f}s beyond it)")
             else:
                 notes.append(f"{node} took the VIP back from {holder} {took:.3f}s after the repair at {repaired:.3f}s on the capture clock")
