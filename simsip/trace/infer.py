@@ -1365,16 +1365,50 @@ def _faults(metas: list[tuple[Path, dict[str, Any]]], ha: HaInference, t0: float
         if out:
             return tuple(out)
     out = []
+    adv = ha.advert_int.value or 1.0
+    explained: set[int] = set()  # master changes a weighted check's drop explains
+    if ha.weight.observed:
+        from simsip.protocols import vrrp as rules
+
+        for st in ha.priority_steps:
+            usual = ha.priorities.get(st["node"])
+            if not st["continuous"] or st["old"] != usual or (st["new"] > st["old"]) != bool(ha.weight_reverse):
+                continue
+            # the check failed: its verdict goes out with the next advert, so the registrar died about half a
+            # (default 1 s) check interval and half an advert interval before the first changed advert
+            at = max(0.0, st["time"] - 0.5 - adv / 2 - shift)
+            entry: dict[str, Any] = {
+                "kind": "process_crash", "node": "master", "at": at,
+                "evidence": f"inferred: master {st['node']} advertised {st['new']} instead of {st['old']} from "
+                            f"{st['time']:.3f}s (a weighted check failed; half a 1 s check interval and half an "
+                            "advert interval before it)"}
+            back = next((r for r in ha.priority_steps if r["node"] == st["node"] and r["time"] > st["time"]
+                         and r["new"] == usual), None)
+            if back is not None:
+                # the check passes again: at the next advert, or (the node was backup meanwhile) one
+                # Master_Down_Interval before it preempted
+                lag = 0.0 if back["continuous"] else rules.master_down_interval(ha.version or 2, usual, adv)
+                rep = back["time"] - lag - st["time"]
+                if rep > 0:
+                    entry["repair_after"] = rep
+                    entry["evidence"] += f"; back at {usual} at {back['time']:.3f}s"
+            out.append(entry)
+            mdi = rules.master_down_interval(ha.version or 2, 1, adv)
+            explained.update(i for i, c in enumerate(ha.master_changes)
+                             if c["old"] == st["node"] and st["time"] <= c["time"] <= st["time"] + mdi + 2 * adv)
     released = {ip: t for t, ip in reversed(ha.priority_zero_times)}  # first priority-0 advert per node
-    for c in ha.master_changes:
+    for i, c in enumerate(ha.master_changes):
+        if i in explained:
+            continue
         t_zero = released.get(c["old"])
         if t_zero is not None and t_zero <= c["time"]:
             out.append({"kind": "process_crash", "node": "master", "at": max(0.0, t_zero - 0.5 - shift),
                         "evidence": f"inferred: master {c['old']} released the VIP (priority-0 advert at {t_zero:.3f}s; "
                                     f"half a 1 s check interval before it), {c['new']} advertised at {c['time']:.3f}s"})
+        elif c["old"] and math.isfinite(c["silence"]) and c["silence"] < 1.5 * adv:
+            continue  # the old master advertised until the new one appeared: a preemption, not a failure
         elif c["old"] and math.isfinite(c["old_last_advert"]):
             # the old master's last advert, plus half an advert interval: the fault is somewhere in between
-            adv = ha.advert_int.value or 1.0
             out.append({"kind": "node_crash", "node": "master", "at": c["old_last_advert"] + adv / 2 - shift,
                         "evidence": f"inferred: master {c['old']} silent after {c['old_last_advert']:.3f}s, "
                                     f"{c['new']} advertised at {c['time']:.3f}s"})
