@@ -894,3 +894,17 @@ def test_margin_or_percent_told_apart_when_grants_differ(rule, tmp_path):
 def inf_rule_line(f, tmp_path, frames) -> str:
     scn = load_config_text(infer_scenario(write(tmp_path, "again", frames)).scenario_yaml())
     return scn.fleets[0].phone.refresh.mode
+
+
+def test_report_page_draws_the_weight_and_the_failback(tmp_path):
+    from simsip.report.infer_page import inference_panels, render_inference_report
+
+    inf = infer_scenario(write(tmp_path, "moves", weighted_pair(120.0)))
+    panel = {p.name: p for p in inference_panels(inf)}["vrrp_timeline"]
+    assert panel.figure is not None and "|w| = 20" in panel.caption and "Failback: preempt" in panel.caption
+    assert {t.name for t in panel.figure.data} == {NODE_A, NODE_B}
+    text = render_inference_report(inf, "moves")
+    assert 'id="fig-vrrp_timeline"' in text and "wait_streak" not in text  # no failure retried here
+    calm = infer_scenario(write(tmp_path, "calm", vrrp_pair(30.0, crash=None)))
+    panel = {p.name: p for p in inference_panels(calm)}["vrrp_timeline"]
+    assert "No weighted check" in panel.caption and "preempt not observed" in panel.caption

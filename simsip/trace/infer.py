@@ -311,6 +311,8 @@ class HaInference:
     preempt: dict[str, Any] = field(default_factory=lambda: {"preempt": None, "evidence": "no failback in the capture"})
     preempt_delay: Estimate = Estimate("preempt_delay", None, 0, unit="s",
                                        evidence="no recorded restart of a node that then took the VIP back")
+    #: each node's runs of adverts at one priority: (priority, first, last, adverts), capture clock
+    priority_runs: dict[str, tuple[tuple[int, float, float, int], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -1178,6 +1180,8 @@ def _ha(inf: _Inferer, garp: list[tuple[float, str, str]], t0: float) -> HaInfer
         other=dict(inf.other),
         priority_counts={ip: dict(sorted(c.items(), reverse=True)) for ip, c in inf.priorities.items()},
         priority_steps=steps, weight=weight, weight_reverse=reverse, weight_evidence=outcomes,
+        priority_runs={ip: tuple((int(r[0]), r[1] - t0, r[2] - t0, int(r[3])) for r in runs)
+                       for ip, runs in inf.prio_runs.items()},
     )
 
 
@@ -1553,6 +1557,8 @@ def _fleet_yaml(f: FleetInference, add: Callable[[str], None]) -> None:
         add(f"      # retry: {prof} (no failed REGISTER was retried in the capture)")
     for code, e in f.error_waits.items():
         add(f"      # wait after {code}: {e.comment()}")
+    for k, e in f.streak_waits.items():
+        add(f"      # wait after failure {k} in a row: {e.comment()}")
     if f.timeout_wait.observed:
         add(f"      # wait after a timeout: {f.timeout_wait.comment()}")
     ka = f.keepalive_interval
