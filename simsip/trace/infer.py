@@ -24,7 +24,18 @@ What is read from the wire:
   SIP-level replication (KDMQ requests between the nodes);
 * **HA**: VRRP version, VRID, advert interval, priorities, the virtual address, each master and
   every change of master; gratuitous ARP bursts (size, and the second burst's delay) after a
-  change; heartbeat (UDP 694) or corosync (UDP 5404/5405) traffic.
+  change; heartbeat (UDP 694) or corosync (UDP 5404/5405) traffic;
+* a **weighted health check** (keepalived ``track_script``/``track_process`` with ``weight``, RFC 5798
+  §6.4 through keepalived's ``vrrp_track.c``): the check does not put the master in FAULT, it changes
+  the priority the master advertises — a step (say 200 → 150) between two adverts of a node that stays
+  master. Its size is |w|; whether the lowered priority falls under the backup's (the weight covers
+  the gap: the backup takes over one Master_Down_Interval after the last advert it accepted) or not
+  (the VIP never moves) is read off the next master change. The sign is not on the wire (weight +w on
+  base p−w advertises as weight −w on base p): the priority a node advertised most is taken as the
+  healthy one, a step below it a failing check, a step above it ``reverse``;
+* **preempt or nopreempt** from a failback: a node with a higher priority than the master's comes
+  back (a restart recorded in the run's ``faults.json``) and takes the VIP back one Master_Down_Interval
+  later (preempt; anything beyond that is the ``preempt_delay``), or never advertises again (nopreempt).
 
 Failover metrics (takeover, recovery) are those of ``simsip trace import``
 (:func:`~simsip.trace.measure_trace`): they need the event table, so they are computed only when
@@ -1682,7 +1693,14 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
     for ip, prio in ordered:
         first = next((t for t, m in h.masters if m == ip), None)
         since = f", master from {first:.3f}s" if first is not None else ""
-        entries.append((int(_clamp(prio, 1, 255)), f"{ip}: advertised priority {prio}{since}"))
+        others = {p: n for p, n in h.priority_counts.get(ip, {}).items() if p != prio}
+        also = ""
+        if others:
+            steps = [st for st in h.priority_steps if st["node"] == ip and st["continuous"]]
+            when = ", ".join(f"{st['old']}->{st['new']} at {st['time']:.3f}s" for st in steps[:4])
+            also = (f" in {h.priority_counts[ip].get(prio, 0)} adverts; also "
+                    + ", ".join(f"{p} in {n}" for p, n in others.items()) + (f" ({when})" if when else ""))
+        entries.append((int(_clamp(prio, 1, 255)), f"{ip}: advertised priority {prio}{also}{since}"))
     if not entries:
         entries.append((100, "assumption: no advert with a non-zero priority"))
     if len(entries) < 2:
