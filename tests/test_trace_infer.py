@@ -326,6 +326,11 @@ def test_backoff_and_digest_auth(inferred, main_capture):
     # configured waits 4, 8, 16, 32 s for failure 1, 2, 3, 4 in a row
     for k in (1, 2, 3, 4):
         assert abs(b.streak_waits[k].value - 4.0 * 2 ** (k - 1)) < 0.05, k
+    # the scenario lists each wait with its n and interval, the backoff read off them
+    block = inferred.scenario_yaml().split(f"- name: {chr(34)}{b.name}{chr(34)}", 1)[1].split("\n  - name:", 1)[0]
+    for k in (1, 2, 3, 4):
+        line = next(ln for ln in block.splitlines() if f"failure number {k} in a row" in ln)
+        assert f"n={b.streak_waits[k].n}," in line and "95% CI" in line, line
     assert b.auth_challenges > 100 and b.proactive_auth == 0
     assert abs(b.auth_wait.value - 0.010) < 0.001
 

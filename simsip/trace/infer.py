@@ -1569,7 +1569,7 @@ def _fleet_yaml(f: FleetInference, add: Callable[[str], None]) -> None:
     for code, e in f.error_waits.items():
         add(f"      # wait after {code}: {e.comment()}")
     for k, e in f.streak_waits.items():
-        add(f"      # wait after failure {k} in a row: {e.comment()}")
+        add(f"      # wait before the retry: {e.comment()}")
     if f.timeout_wait.observed:
         add(f"      # wait after a timeout: {f.timeout_wait.comment()}")
     ka = f.keepalive_interval
