@@ -80,6 +80,7 @@ def test_refresh_point_per_phone_is_drawn_per_fleet_with_n_and_ci(inferred, text
 def test_every_distribution_figure_is_there_with_its_numbers(inferred, text):
     figs = inference_figures(inferred)
     assert set(figs) == {"refresh", "latency", "retry", "backoff", "keepalive", "vrrp_advert", "vrrp_priority",
+                         "vrrp_timeline",
                          "failover"}
     for name in figs:
         assert f'id="fig-{name}"' in text

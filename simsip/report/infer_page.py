@@ -14,8 +14,9 @@ values:
 * the **waits before a retry** after a timeout and after each error code, per fleet, and the wait
   by the number of failures in a row (backoff);
 * the phones' **keep-alive intervals**;
-* the **VRRP** advert interval (advertised field and measured gaps) and the priorities each node
-  advertised;
+* the **VRRP** advert interval (advertised field and measured gaps), the priorities each node
+  advertised, and each node's priority over time: a weighted check (the priority stepping while the
+  master keeps advertising) and a failback (preempt or not, and the preempt delay);
 * the **failover** measurements: the master's silence before the backup took over, detection, VIP
   move and service restored per fault, the GARP bursts, and the phones' recovery
   (``simsip trace import``'s metrics, when the inference measured them).
@@ -302,6 +303,48 @@ def vrrp_priority_panel(inf: Any) -> InferencePanel:
     return InferencePanel("vrrp_priority", title, fig, caption, missing)
 
 
+def vrrp_timeline_panel(inf: Any) -> InferencePanel:
+    """Each node's advertised priority over time: a weighted check shows as a step while the node keeps
+    advertising, a failback as a node's adverts reappearing; with the weight and preempt read off them."""
+    h = inf.ha
+    title = "VRRP priority over time (weighted checks, failbacks)"
+    runs = getattr(h, "priority_runs", {}) or {}
+    if not runs:
+        why = f"no VRRP advert ({h.stack} traffic seen instead)" if h.stack else "no VRRP advert in the capture"
+        return InferencePanel("vrrp_timeline", title, None, "", [("VRRP", why)])
+    fig = go.Figure()
+    for i, ip in enumerate(sorted(runs, key=lambda n: -max(r[0] for r in runs[n]))[:MAX_ROWS]):
+        xs: list[float | None] = []
+        ys: list[float | None] = []
+        for prio, first, last, _n in runs[ip]:
+            if xs:  # a gap between runs: the node was silent (backup, down or in FAULT), or changed priority
+                xs.append(None)
+                ys.append(None)
+            xs += [first, last]
+            ys += [prio, prio]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=_esc(ip), connectgaps=False,
+                                 line=dict(color=COLORS[i % len(COLORS)], width=3),
+                                 hovertemplate=f"{_esc(ip)}: priority %{{y}} at %{{x:.3f}} s<extra></extra>"))
+    for st in h.priority_steps[:200]:
+        if st["continuous"]:
+            fig.add_annotation(x=st["time"], y=st["new"], text=f"{st['old']}→{st['new']}", showarrow=True,
+                               arrowhead=2, ay=-30)
+    layout(fig, title, xaxis_title="capture time (s)", yaxis_title="advertised priority",
+           legend=dict(orientation="h", y=-0.25))
+    w = h.weight
+    if w.observed:
+        weight = (f"Weighted check: |w| = {w.value:g} (n={w.n} step(s) while the node kept advertising"
+                  f"{', reverse' if h.weight_reverse else ''}); " + "; ".join(h.weight_evidence[:4]) + ". ")
+    else:
+        weight = "No weighted check: " + (w.evidence or "constant priorities") + ". "
+    pre = h.preempt.get("preempt")
+    word = {True: "preempt", False: "nopreempt", None: "preempt not observed"}[pre]
+    delay = f" preempt_delay {stat_line(h.preempt_delay)}." if h.preempt_delay.observed else ""
+    caption = (weight + f"Failback: {word} ({h.preempt.get('evidence', '')}).{delay} A line is a run of adverts at "
+               "one priority; a break is a silence (a backup does not advertise).")
+    return InferencePanel("vrrp_timeline", title, fig, caption, [])
+
+
 def failover_panel(inf: Any) -> InferencePanel:
     """Per fault: the old master's silence, detection, VIP move, service restored, GARP timing."""
     h = inf.ha
@@ -386,7 +429,7 @@ def inference_panels(inference: Any) -> list[InferencePanel]:
     """The page's sections in order, each a figure or a "not observed" panel."""
     return [refresh_panel(inference), latency_panel(inference), retry_panel(inference), streak_panel(inference),
             keepalive_panel(inference), vrrp_advert_panel(inference), vrrp_priority_panel(inference),
-            failover_panel(inference), recovery_panel(inference)]
+            vrrp_timeline_panel(inference), failover_panel(inference), recovery_panel(inference)]
 
 
 def inference_figures(inference: Any) -> dict[str, go.Figure]:
@@ -407,12 +450,15 @@ def _estimates_table(inf: Any) -> str:
 
     for f in inf.fleets[:MAX_ROWS]:
         for e in (f.refresh_per_phone, f.refresh_fraction, f.refresh_margin, f.requested_expires, f.granted_expires,
-                  f.t1, f.t2, f.max_retransmissions, f.timeout_wait, *f.error_waits.values(), f.keepalive_interval):
+                  f.t1, f.t2, f.max_retransmissions, f.timeout_wait, *f.error_waits.values(),
+                  *f.streak_waits.values(), f.keepalive_interval):
             row(f"fleet {_clean(f.name)}", e)
     row("registrar", inf.registrar.latency)
     row("registrar", inf.registrar.min_expires)
     row("HA", inf.ha.advert_int)
     row("HA", inf.ha.advert_gap)
+    row("HA", inf.ha.weight)
+    row("HA", inf.ha.preempt_delay)
     return ("<table><tr><th>group</th><th>value</th><th>n</th><th>median and 95 % CI</th><th>p5 – p95</th>"
             "<th>what it rests on</th></tr>" + "".join(rows) + "</table>")
 

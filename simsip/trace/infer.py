@@ -24,7 +24,18 @@ What is read from the wire:
   SIP-level replication (KDMQ requests between the nodes);
 * **HA**: VRRP version, VRID, advert interval, priorities, the virtual address, each master and
   every change of master; gratuitous ARP bursts (size, and the second burst's delay) after a
-  change; heartbeat (UDP 694) or corosync (UDP 5404/5405) traffic.
+  change; heartbeat (UDP 694) or corosync (UDP 5404/5405) traffic;
+* a **weighted health check** (keepalived ``track_script``/``track_process`` with ``weight``, RFC 5798
+  §6.4 through keepalived's ``vrrp_track.c``): the check does not put the master in FAULT, it changes
+  the priority the master advertises — a step (say 200 → 150) between two adverts of a node that stays
+  master. Its size is |w|; whether the lowered priority falls under the backup's (the weight covers
+  the gap: the backup takes over one Master_Down_Interval after the last advert it accepted) or not
+  (the VIP never moves) is read off the next master change. The sign is not on the wire (weight +w on
+  base p−w advertises as weight −w on base p): the priority a node advertised most is taken as the
+  healthy one, a step below it a failing check, a step above it ``reverse``;
+* **preempt or nopreempt** from a failback: a node with a higher priority than the master's comes
+  back (a restart recorded in the run's ``faults.json``) and takes the VIP back one Master_Down_Interval
+  later (preempt; anything beyond that is the ``preempt_delay``), or never advertises again (nopreempt).
 
 Failover metrics (takeover, recovery) are those of ``simsip trace import``
 (:func:`~simsip.trace.measure_trace`): they need the event table, so they are computed only when
@@ -300,6 +311,19 @@ class HaInference:
     dual_masters: tuple[dict[str, Any], ...]  # start, end, nodes: two masters advertising at once
     other: dict[str, int]  # heartbeat / corosync packets
     priority_counts: dict[str, dict[int, int]] = field(default_factory=dict)  # node -> priority -> adverts
+    #: each change of one node's advertised (non-zero) priority: node, time, old, new, continuous (the node
+    #: kept advertising: a weighted check, not a return after a silence), adverts at the old and new priority
+    priority_steps: tuple[dict[str, Any], ...] = ()
+    #: the weighted check's magnitude |w| from the continuous steps ("not observed": constant priorities)
+    weight: Estimate = Estimate("weight", None, 0, evidence="no node's advertised priority changed while it advertised")
+    weight_reverse: bool | None = None  # True: the priority rose away from the usual one (track_script ... reverse)
+    weight_evidence: tuple[str, ...] = ()  # per drop: did it cover the gap to the backup, and did the VIP move
+    #: preempt or not, read from a failback: {"preempt": bool | None, "evidence": str}
+    preempt: dict[str, Any] = field(default_factory=lambda: {"preempt": None, "evidence": "no failback in the capture"})
+    preempt_delay: Estimate = Estimate("preempt_delay", None, 0, unit="s",
+                                       evidence="no recorded restart of a node that then took the VIP back")
+    #: each node's runs of adverts at one priority: (priority, first, last, adverts), capture clock
+    priority_runs: dict[str, tuple[tuple[int, float, float, int], ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -506,6 +530,8 @@ class _Inferer:
         self.advert_ints = _Samples()
         self.advert_gap = _Samples()
         self.priorities: dict[str, Counter] = {}
+        self.prio_runs: dict[str, list[list[Any]]] = {}  # node -> [priority, first, last, adverts] runs
+        self.last_prio: dict[str, int] = {}  # node -> its last advertised non-zero priority
         self.vips: Counter = Counter()
         self.master = ""
         self.master_last: dict[str, float] = {}
@@ -747,10 +773,19 @@ class _Inferer:
             return
         self.priorities.setdefault(src, Counter())[advert.priority] += 1
         adv = max(advert.advert_int, 0.01)
+        runs = self.prio_runs.setdefault(src, [])
+        if runs and runs[-1][0] == advert.priority and t - runs[-1][2] <= 3 * adv:
+            runs[-1][2] = t
+            runs[-1][3] += 1
+        elif len(runs) < 10_000:  # a new priority, or the node advertises again after a silence
+            runs.append([advert.priority, t, t, 1])
         last = self.master_last.get(src)
         if last is not None and src == self.master and t - last < 3 * adv:
             self.advert_gap.add(t - last)
-        if src != self.master and self.master and t - self.master_last.get(self.master, -math.inf) <= 1.5 * adv:
+        preempting = self.master and advert.priority > self.last_prio.get(self.master, 255)
+        self.last_prio[src] = advert.priority
+        if (src != self.master and self.master and not preempting
+                and t - self.master_last.get(self.master, -math.inf) <= 1.5 * adv):
             # the current master is still advertising: two masters at once (split brain)
             if not self.dual or t - self.dual[-1][1] > 1.5 * adv:
                 if len(self.dual) < 1000:
@@ -889,6 +924,7 @@ def infer_scenario(
     if not inf.phones:
         notes.append("no REGISTER seen: fleet values fall back to the generic-udp profile")
     faults = _faults(metas, ha, t0, origin - t0)
+    ha = _preempt(ha, faults, origin - t0, (inf.last - t0) if math.isfinite(inf.last) else 0.0)
     measured = None
     measured_note = ""
     total = sum(f.stat().st_size for f in files)
@@ -1139,18 +1175,174 @@ def _ha(inf: _Inferer, garp: list[tuple[float, str, str]], t0: float) -> HaInfer
     version = inf.vrrp_versions.most_common(1)[0][0] if inf.vrrp_versions else None
     vrid = inf.vrids.most_common(1)[0][0] if inf.vrids else None
     changes = tuple({**c, "time": c["time"] - t0, "old_last_advert": c["old_last_advert"] - t0} for c in inf.changes)
+    advert_int = inf.advert_ints.estimate("advert_int", "s", "the adverts' interval field", "no VRRP advert")
+    priorities = {ip: c.most_common(1)[0][0] for ip, c in inf.priorities.items()}
+    steps = _priority_steps(inf.prio_runs, advert_int.value or 1.0, t0)
+    weight, reverse, outcomes = _weight(steps, priorities, changes, version, advert_int.value or 1.0)
     return HaInference(
         stack=stack, version=version, vrid=vrid,
-        advert_int=inf.advert_ints.estimate("advert_int", "s", "the adverts' interval field", "no VRRP advert"),
+        advert_int=advert_int,
         advert_gap=inf.advert_gap.estimate("advert_gap", "s", "gaps between one master's adverts", "no VRRP advert"),
-        priorities={ip: c.most_common(1)[0][0] for ip, c in inf.priorities.items()},
+        priorities=priorities,
         virtual_ips=vips, masters=tuple((t - t0, ip) for t, ip in inf.masters), master_changes=changes,
         garp_bursts=tuple(bursts), garp_repeat=repeat, garp_second_delay=second_delay,
         priority_zero=inf.prio_zero, priority_zero_times=tuple((t - t0, ip) for t, ip in inf.prio_zero_times),
         dual_masters=tuple({"start": a - t0, "end": b - t0, "nodes": (m, o)} for a, b, m, o in inf.dual),
         other=dict(inf.other),
         priority_counts={ip: dict(sorted(c.items(), reverse=True)) for ip, c in inf.priorities.items()},
+        priority_steps=steps, weight=weight, weight_reverse=reverse, weight_evidence=outcomes,
+        priority_runs={ip: tuple((int(r[0]), r[1] - t0, r[2] - t0, int(r[3])) for r in runs)
+                       for ip, runs in inf.prio_runs.items()},
     )
+
+
+def _priority_steps(prio_runs: dict[str, list[list[Any]]], advert: float, t0: float) -> tuple[dict[str, Any], ...]:
+    """Each change of a node's advertised priority between two of its runs of adverts. ``continuous``:
+    the new priority came at the next advert (the node stayed master and changed what it advertises:
+    a weighted track_script or track_process); otherwise the node was silent in between (it was backup,
+    down or in FAULT) and came back with another priority."""
+    out: list[dict[str, Any]] = []
+    for ip, runs in prio_runs.items():
+        for r0, r1 in zip(runs, runs[1:]):
+            if r1[0] == r0[0]:
+                continue
+            out.append({"node": ip, "time": r1[1] - t0, "old": r0[0], "new": r1[0],
+                        "continuous": r1[1] - r0[2] <= 1.5 * advert + 0.05,
+                        "old_adverts": r0[3], "new_adverts": r1[3], "old_first": r0[1] - t0})
+    out.sort(key=lambda x: x["time"])
+    return tuple(out[:10_000])
+
+
+def _weight(steps: tuple[dict[str, Any], ...], usual: dict[str, int], changes: tuple[dict[str, Any], ...],
+            version: int | None, advert: float) -> tuple[Estimate, bool | None, tuple[str, ...]]:
+    """A weighted check read off the advertised priority (keepalived ``vrrp_track.c``: a tracker with
+    weight w ≠ 0 changes the priority by |w| instead of putting the instance in FAULT).
+
+    The magnitude |w| is each continuous step's size. Which priority is the healthy one is not on the
+    wire; the one a node advertised most (checks pass most of the time) is taken as it. A step below it is
+    a failing check lowering the priority (written ``weight: -|w|`` on that base: a weight +|w| on a base
+    |w| lower is the same on the wire); a step above it is ``reverse``. For each drop: whether it covers
+    the gap (the lowered priority under a backup's) and whether a backup took the VIP after it.
+    """
+    from simsip.protocols import vrrp as rules
+
+    cont = [s for s in steps if s["continuous"] and s["old"] != 255 and s["new"] != 255]
+    if not cont:
+        return Estimate("weight", None, 0, evidence="no node's advertised priority changed while it kept advertising "
+                                                     "(constant priorities: no weighted check)"), None, ()
+    sizes = [abs(s["new"] - s["old"]) for s in cont]
+    away = [s for s in cont if s["old"] == usual.get(s["node"])]
+    ups = sum(1 for s in away if s["new"] > s["old"])
+    reverse = bool(away) and ups > len(away) - ups
+    times = ", ".join(f"{s['node']} {s['old']}->{s['new']} at {s['time']:.3f}s" for s in cont[:6])
+    more = f" and {len(cont) - 6} more" if len(cont) > 6 else ""
+    distinct = sorted(set(sizes))
+    mixed = f"; sizes {distinct} (several trackers?)" if len(distinct) > 1 else ""
+    w = estimate("weight", sizes, evidence=f"{len(cont)} change(s) of the advertised priority while the node kept "
+                                           f"advertising: {times}{more}{mixed}")
+    outcomes: list[str] = []
+    for s in away:
+        node, low = s["node"], s["new"]
+        if (s["new"] > s["old"]) != reverse:
+            continue
+        others = {ip: p for ip, p in usual.items() if ip != node}
+        moved = next((c for c in changes if c["old"] == node and s["time"] <= c["time"]
+                      <= s["time"] + rules.master_down_interval(version or 2, 1, advert) + 2 * advert), None)
+        if others:
+            top = max(others.values())
+            gap = (f"covers the gap: {low} below the backup's {top}" if low < top else
+                   f"misses the gap: {low} still at or above the backup's {top}")
+        else:
+            gap = "the backup never advertised (its priority is below the master's, not seen)"
+        if moved is not None:
+            what = f"the VIP moved to {moved['new']} {moved['time'] - s['time']:.3f}s later"
+        else:
+            what = "the VIP did not move"
+        outcomes.append(f"{node} {s['old']}->{low} at {s['time']:.3f}s ({s['new_adverts']} adverts at {low}): {gap}; {what}")
+    return w, reverse, tuple(outcomes[:100])
+
+
+def _preempt(ha: HaInference, faults: tuple[dict[str, Any], ...], shift: float, end: float) -> HaInference:
+    """Preempt or not, from a failback: a node with a higher priority than the master's comes back.
+
+    keepalived starts an instance as BACKUP; with ``preempt`` (the default) a backup discards the adverts
+    of a lower-priority master and takes over one Master_Down_Interval after it started (``preempt_delay``
+    later still); with ``nopreempt`` it accepts them and stays backup. Seen on the wire: the returned
+    node's adverts reappear and the old master's stop (preempt), or they never come (nopreempt, or a
+    preempt_delay longer than the rest of the capture). The restart itself is not on the wire: the
+    delay is measured from a repair recorded in the run's ``faults.json`` (a node crash: keepalived
+    restarts with the node), as the time to the first advert minus the node's Master_Down_Interval.
+    ``shift``: the run's clock minus the capture's; ``end``: the capture's last packet (capture clock).
+    """
+    import dataclasses
+
+    from simsip.protocols import vrrp as rules
+
+    if ha.stack != "keepalived" or not ha.masters:
+        return ha
+    version, advert = ha.version or 2, ha.advert_int.value or 1.0
+    prio = ha.priorities
+
+    def mdi(ip: str) -> float:
+        return rules.master_down_interval(version, int(_clamp(prio.get(ip, 100), 1, 254)), advert)
+
+    def master_at(t: float) -> str:
+        m = ""
+        for tm, ip in ha.masters:
+            if tm <= t:
+                m = ip
+        return m
+
+    verdicts: list[tuple[bool, str]] = []
+    delays: list[float] = []
+    notes: list[str] = []
+    # failbacks with a recorded repair: who was master when the fault hit, and what it did after the repair
+    for f in faults:
+        rep = f.get("repair_after")
+        if not isinstance(rep, float) or not math.isfinite(rep):
+            continue
+        at = f["at"] + shift
+        repaired = at + rep
+        node = master_at(at - 1e-6) or master_at(at)
+        holder = master_at(repaired)
+        if not node or holder == node or prio.get(holder, 0) >= prio.get(node, 0):
+            continue  # the node kept the VIP, or comes back below the master: no failback to read
+        back = next((c for c in ha.master_changes if c["new"] == node and c["time"] >= repaired), None)
+        if back is not None:
+            took = back["time"] - repaired
+            if f.get("kind") == "node_crash":
+                excess = took - mdi(node)
+                delays.append(excess)
+                notes.append(f"{node} (priority {prio.get(node)}) took the VIP back from {holder} {took:.3f}s after its "
+                             f"recorded restart at {repaired:.3f}s on the capture clock (Master_Down_Interval {mdi(node):.3f}s, "
+                             f"{excess:+.3f}s beyond it)")
+            else:
+                notes.append(f"{node} took the VIP back from {holder} {took:.3f}s after the repair at {repaired:.3f}s on the capture clock")
+            verdicts.append((True, notes[-1]))
+        elif end - repaired > mdi(node) + 2 * advert:
+            notes.append(f"{node} (priority {prio.get(node)}) restarted at {repaired:.3f}s on the capture clock (faults.json) and never "
+                         f"advertised in the {end - repaired:.1f}s to the capture's end, while {holder} (priority "
+                         f"{prio.get(holder)}) stayed master: nopreempt (or a preempt_delay over "
+                         f"{end - repaired - mdi(node):.0f}s)")
+            verdicts.append((False, notes[-1]))
+    # without a recorded repair: a higher-priority node that lost the VIP and took it back preempted
+    if not verdicts:
+        for c0, c1 in zip(ha.master_changes, ha.master_changes[1:]):
+            if c1["new"] == c0["old"] and c1["old"] == c0["new"] and prio.get(c1["new"], 0) > prio.get(c1["old"], 0):
+                notes.append(f"{c1['new']} (priority {prio.get(c1['new'])}) took the VIP back from {c1['old']} "
+                             f"(priority {prio.get(c1['old'])}) at {c1['time']:.3f}s; its restart is not in the "
+                             "capture, so a preempt_delay is not measured")
+                verdicts.append((True, notes[-1]))
+    if not verdicts:
+        return ha
+    yes = sum(1 for v, _ in verdicts if v)
+    value = yes * 2 >= len(verdicts)
+    conflict = f" ({yes} of {len(verdicts)} failbacks preempted)" if 0 < yes < len(verdicts) else ""
+    delay = estimate("preempt_delay", delays, unit="s",
+                     evidence="time from the recorded restart to the first advert, minus Master_Down_Interval",
+                     missing="no recorded node restart followed by a takeover")
+    return dataclasses.replace(ha, preempt={"preempt": value, "evidence": "; ".join(notes[:10]) + conflict},
+                               preempt_delay=delay)
 
 
 def _origin(meta: dict[str, Any], t0: float) -> float:
@@ -1188,16 +1380,50 @@ def _faults(metas: list[tuple[Path, dict[str, Any]]], ha: HaInference, t0: float
         if out:
             return tuple(out)
     out = []
+    adv = ha.advert_int.value or 1.0
+    explained: set[int] = set()  # master changes a weighted check's drop explains
+    if ha.weight.observed:
+        from simsip.protocols import vrrp as rules
+
+        for st in ha.priority_steps:
+            usual = ha.priorities.get(st["node"])
+            if not st["continuous"] or st["old"] != usual or (st["new"] > st["old"]) != bool(ha.weight_reverse):
+                continue
+            # the check failed: its verdict goes out with the next advert, so the registrar died about half a
+            # (default 1 s) check interval and half an advert interval before the first changed advert
+            at = max(0.0, st["time"] - 0.5 - adv / 2 - shift)
+            entry: dict[str, Any] = {
+                "kind": "process_crash", "node": "master", "at": at,
+                "evidence": f"inferred: master {st['node']} advertised {st['new']} instead of {st['old']} from "
+                            f"{st['time']:.3f}s (a weighted check failed; half a 1 s check interval and half an "
+                            "advert interval before it)"}
+            back = next((r for r in ha.priority_steps if r["node"] == st["node"] and r["time"] > st["time"]
+                         and r["new"] == usual), None)
+            if back is not None:
+                # the check passes again: at the next advert, or (the node was backup meanwhile) one
+                # Master_Down_Interval before it preempted
+                lag = 0.0 if back["continuous"] else rules.master_down_interval(ha.version or 2, usual, adv)
+                rep = back["time"] - lag - st["time"]
+                if rep > 0:
+                    entry["repair_after"] = rep
+                    entry["evidence"] += f"; back at {usual} at {back['time']:.3f}s"
+            out.append(entry)
+            mdi = rules.master_down_interval(ha.version or 2, 1, adv)
+            explained.update(i for i, c in enumerate(ha.master_changes)
+                             if c["old"] == st["node"] and st["time"] <= c["time"] <= st["time"] + mdi + 2 * adv)
     released = {ip: t for t, ip in reversed(ha.priority_zero_times)}  # first priority-0 advert per node
-    for c in ha.master_changes:
+    for i, c in enumerate(ha.master_changes):
+        if i in explained:
+            continue
         t_zero = released.get(c["old"])
         if t_zero is not None and t_zero <= c["time"]:
             out.append({"kind": "process_crash", "node": "master", "at": max(0.0, t_zero - 0.5 - shift),
                         "evidence": f"inferred: master {c['old']} released the VIP (priority-0 advert at {t_zero:.3f}s; "
                                     f"half a 1 s check interval before it), {c['new']} advertised at {c['time']:.3f}s"})
+        elif c["old"] and math.isfinite(c["silence"]) and c["silence"] < 1.5 * adv:
+            continue  # the old master advertised until the new one appeared: a preemption, not a failure
         elif c["old"] and math.isfinite(c["old_last_advert"]):
             # the old master's last advert, plus half an advert interval: the fault is somewhere in between
-            adv = ha.advert_int.value or 1.0
             out.append({"kind": "node_crash", "node": "master", "at": c["old_last_advert"] + adv / 2 - shift,
                         "evidence": f"inferred: master {c['old']} silent after {c['old_last_advert']:.3f}s, "
                                     f"{c['new']} advertised at {c['time']:.3f}s"})
@@ -1342,6 +1568,8 @@ def _fleet_yaml(f: FleetInference, add: Callable[[str], None]) -> None:
         add(f"      # retry: {prof} (no failed REGISTER was retried in the capture)")
     for code, e in f.error_waits.items():
         add(f"      # wait after {code}: {e.comment()}")
+    for k, e in f.streak_waits.items():
+        add(f"      # wait before the retry: {e.comment()}")
     if f.timeout_wait.observed:
         add(f"      # wait after a timeout: {f.timeout_wait.comment()}")
     ka = f.keepalive_interval
@@ -1423,9 +1651,34 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
     if h.garp_second_delay.observed:
         vrrp.append(f"garp_master_delay: {duration_text(round(_clamp(h.garp_second_delay.value or 0.0, 0.0, 3600.0), 1))}")
         com.append(f"second burst after {h.garp_second_delay.comment()}")
+    pre = h.preempt.get("preempt")
+    if pre is False:
+        vrrp.append("preempt: false")
+        com.append("nopreempt: " + h.preempt["evidence"])
+    elif pre is True:
+        d = h.preempt_delay
+        if d.observed and (d.value or 0.0) > adv_or(h):
+            vrrp.append(f"preempt_delay: {duration_text(round(_clamp(d.value or 0.0, 0.0, 1000.0), 1))}")
+            com.append(f"preempt with preempt_delay {d.comment()}: {h.preempt['evidence']}")
+        else:
+            why = (f"; {duration_text(d.value or 0.0)} beyond Master_Down_Interval is within one advert interval "
+                   "(keepalived's start-up and the advert phase), so no preempt_delay") if d.observed else ""
+            com.append(f"preempt: {h.preempt['evidence']}{why}")
+    else:
+        com.append(f"preempt not observed ({h.preempt.get('evidence', 'no failback')}): keepalived's default preempt")
     add(f"  vrrp: {{{', '.join(vrrp)}}}{_c('; '.join(com))}")
     stopped = [f for f in inf.faults if f.get("kind") == "ha_stop"]
-    if h.priority_zero_times and stopped:
+    if h.weight.observed:
+        w = int(_clamp(round(h.weight.value or 0), 1, 253))
+        rev = ", reverse: true" if h.weight_reverse else ""
+        side = ("the priority rose away from the one advertised most: reverse" if h.weight_reverse else
+                "the priority dropped from the one advertised most while the master kept advertising (no FAULT)")
+        add(f"  health_check: {{kind: socket, interval: 1s, fall: 1, rise: 1, weight: -{w}{rev}}}"
+            + _c(f"weight |w| {h.weight.comment()}; {side}; written as -{w} on the usual priority (a weight "
+                 f"+{w} on a base {w} lower advertises the same); "
+                 + "; ".join(h.weight_evidence[:4])
+                 + "; kind, interval, fall, rise from the keepalived defaults because not observed"))
+    elif h.priority_zero_times and stopped:
         add(f"  # {h.priority_zero} priority-0 advert(s): keepalived stopped ({len(stopped)} ha_stop fault(s) "
             "recorded in faults.json), not a failed track_script: no health check inferred")
     elif h.priority_zero_times:
@@ -1440,13 +1693,26 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
     for ip, prio in ordered:
         first = next((t for t, m in h.masters if m == ip), None)
         since = f", master from {first:.3f}s" if first is not None else ""
-        entries.append((int(_clamp(prio, 1, 255)), f"{ip}: advertised priority {prio}{since}"))
+        others = {p: n for p, n in h.priority_counts.get(ip, {}).items() if p != prio}
+        also = ""
+        if others:
+            steps = [st for st in h.priority_steps if st["node"] == ip and st["continuous"]]
+            when = ", ".join(f"{st['old']}->{st['new']} at {st['time']:.3f}s" for st in steps[:4])
+            also = (f" in {h.priority_counts[ip].get(prio, 0)} adverts; also "
+                    + ", ".join(f"{p} in {n}" for p, n in others.items()) + (f" ({when})" if when else ""))
+        entries.append((int(_clamp(prio, 1, 255)), f"{ip}: advertised priority {prio}{also}{since}"))
     if not entries:
         entries.append((100, "assumption: no advert with a non-zero priority"))
     if len(entries) < 2:
         base = entries[0][0]
-        entries.append((int(_clamp(base - 100 if base > 100 else base - 1, 1, 254)),
-                        "assumption: the backup never advertised, so its priority is not observed"))
+        guess = base - 100 if base > 100 else base - 1
+        lowered = [st["new"] for st in h.priority_steps if st["continuous"] and st["new"] < st["old"]]
+        why = ""
+        if lowered and h.weight.observed and not h.weight_reverse and min(lowered) <= guess:
+            # the master kept the VIP at its lowered priority: the backup was below it (or nopreempt)
+            guess, why = min(lowered) - 1, f", and below the master's lowered {min(lowered)} that kept the VIP"
+        entries.append((int(_clamp(guess, 1, 254)),
+                        "assumption: the backup never advertised, so its priority is not observed" + why))
     # the schema wants distinct priorities (VRRP would tie-break on the addresses)
     prios: list[int] = []
     for p, _ in entries:
@@ -1461,6 +1727,11 @@ def _ha_yaml(inf: Inference, add: Callable[[str], None]) -> None:
     for c in h.master_changes[:100]:
         silence = f", {c['silence']:.3f}s after the old master's last advert" if math.isfinite(c["silence"]) else ""
         add(f"  # master change at {c['time']:.3f}s: {c['old'] or '?'} -> {c['new']}{silence}")
+
+
+def adv_or(h: HaInference) -> float:
+    """The advert interval read from the adverts (1 s, keepalived's default, when none was seen)."""
+    return h.advert_int.value or 1.0
 
 
 # ---------------------------------------------------------------------------------------------
