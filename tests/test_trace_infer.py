@@ -549,11 +549,9 @@ _INFERRED_LOSS = pytest.mark.xfail(strict=True, reason=(
     "the inferred scenario puts the failback's second outage 12 phone·s (0.3 %) below the lab's 4 538, outside "
     "the forecast's narrow interval (4 488-4 526); the configured scenario's forecast passes, so the gap is in "
     "what inference reads from the capture (not traced yet)"))
-#: runs the configured scenario's forecast misses but the inferred one does not, and why
-_INFERENCE_HELPS = {
-    "tcp-baresip-crash": "the capture shows the baresip UAs' real wait after the reset (median 67 s, n=8: Timer F "
-                         "then failwait), which the inferred retry rule carries and the baresip profile lacks",
-}
+#: runs the configured scenario's forecast misses but the inferred one does not, and why (none now:
+#: tcp-baresip-crash was one until the baresip profile got libre's reset handling, transport_reset)
+_INFERENCE_HELPS: dict[str, str] = {}
 _ROUND_TRIP_XFAIL["failback-preempt"] = _INFERRED_LOSS
 _ROUND_TRIP_XFAIL["failback-nopreempt"] = pytest.mark.xfail(strict=True, reason=(
     "infer takes keepalived's default preempt: the capture shows the rebooted priority-120 node advertising as "
@@ -574,6 +572,17 @@ def _round_trip_params():
         else:
             out.append(r)
     return out
+
+
+def test_reliable_timeout_wait_counts_from_timer_f():
+    """Over TCP/TLS no copy of a REGISTER is ever due (Timer E is for unreliable transports): an unanswered
+    one ends at Timer F, and the wait to the next REGISTER counts from there. The baresip UAs of
+    tcp-baresip-crash (reset, unnoticed by libre) then waited libre's failwait(1), 30-60 s, not 62-88 s."""
+    inf = infer_scenario(LAB / "tcp-baresip-crash", measure=False)
+    b = next(f for f in inf.fleets if f.transport == "tcp")
+    w = b.timeout_wait
+    assert w.n == 8
+    assert 30.0 <= w.quantiles[0] and w.quantiles[-1] <= 60.0, w
 
 
 @pytest.mark.slow

@@ -46,7 +46,9 @@ def _mix(doc: dict, mix: str) -> None:
     if mix == "plain":
         doc["fleets"] = [_fleet("udp", 60)]
     elif mix == "tcp_tls":
-        doc["fleets"] = [_fleet("tcp", 30, transport="tcp"), _fleet("tls", 30, transport="tls")]
+        # the TLS fleet's stack does not notice a reset or close of its connection (libre: Timer F, and
+        # an idle connection closed by the peer waits for the refresh); the TCP fleet's ends the request
+        doc["fleets"] = [_fleet("tcp", 30, transport="tcp"), _fleet("tls", 30, transport="tls", transport_reset="unnoticed")]
         doc["network"]["tcp"] = {"tls_handshake_cost": 2.0}
     elif mix == "tcp_nat":
         # connection-bound bindings: NATed TLS phones with CRLF keep-alives, NATed TCP phones without

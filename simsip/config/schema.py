@@ -232,6 +232,16 @@ class PhoneProfile(Frozen):
         description="Phones that share one public source IP (a NATed office): a per-source rate limit such as "
         "Kamailio pike counts them as one source. 1: every phone has its own address.",
     )
+    transport_reset: Literal["error", "unnoticed"] = Field(
+        "error",
+        description="What the SIP stack tells a REGISTER when the tcp/tls connection it went out on is reset or "
+        "closed by the peer. error: a transport error at once (the retry rule's transport branch), and an idle "
+        "connection closed by the peer makes the phone re-register per the rule. unnoticed (libre/baresip): only a "
+        "request still queued for a connection being set up is told (connection refused); one already sent on the "
+        "established connection runs on to Timer F and fails as a timeout, and an idle connection closed by the peer "
+        "goes unnoticed until the next refresh opens a new one. Either way the connection is gone and the next "
+        "request opens a new one. No effect over UDP.",
+    )
     nat: bool = Field(
         False,
         description="Behind NAT (or a firewall, or not listening on its Contact): no one can open a connection to the "
