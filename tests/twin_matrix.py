@@ -110,6 +110,8 @@ def _overload(doc: dict, k: int) -> None:
         reg.update({"retransmission_cost": 0.2, "absorb_window": "2s"})
     if k % 3 != 1:
         reg.update({"overload": "taskprocessor", "overload_high": 4, "overload_low": 2})
+    if k % 4 in (1, 2):  # Asterisk's threadpool: grows from 0 under the storm, idle threads die
+        reg["threadpool"] = {"initial_size": k % 2, "auto_increment": 1 + k % 2, "max_size": 3, "idle_timeout": "20s"}
     if k % 2 == 0:  # a NATed office behind pike (and, every other cell, kamailio.cfg's ipban)
         reg["pike"] = {"reqs_density_per_unit": 6, "ban_time": "20s" if k % 4 == 0 else "0s"}
         doc["fleets"][0]["phone"]["nat_group"] = 10

@@ -361,11 +361,36 @@ class Pike(Frozen):
     )
 
 
+class ThreadPool(Frozen):
+    """A worker pool that grows under load and shrinks when idle (Asterisk's res_pjsip threadpool,
+    ``main/threadpool.c``; pjsip.conf ``[system]`` threadpool_*). Each REGISTER pushed finds an idle
+    thread, or the pool grows by ``auto_increment`` threads (at most ``max_size``; 0: no limit); a
+    thread idle for ``idle_timeout`` without a push dies (0: never). After a process start the pool
+    has ``initial_size`` threads. Simplification: every REGISTER is a push (Asterisk pushes when a
+    request lands on an empty one of the distributor's serializers, each run by one thread)."""
+
+    initial_size: int = Field(0, ge=0, le=100_000, description="Threads when the process starts (Asterisk 0).")
+    auto_increment: int = Field(
+        5, ge=1, le=100_000, description="Threads added when a push finds none idle (Asterisk 5; a fixed pool is `workers`)."
+    )
+    max_size: int = Field(50, ge=0, le=100_000, description="Most threads (Asterisk 50; 0: no limit).")
+    idle_timeout: Duration = Field(60.0, ge=0, description="An idle thread not woken this long dies (Asterisk 60 s; 0: never).")
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "ThreadPool":
+        if self.max_size and self.initial_size > self.max_size:
+            raise ValueError(f"initial_size ({self.initial_size}) must be <= max_size ({self.max_size})")
+        return self
+
+
 class Registrar(Frozen):
     """The registrar software on every HA node (Kamailio-like by default, see models/registrars)."""
 
     profile: str | None = Field(None, description="Registrar profile from models/registrars (merged).")
     workers: int = Field(4, ge=1, le=4096, description="Parallel REGISTER workers (Kamailio children).")
+    threadpool: ThreadPool | None = Field(
+        None, description="Workers that grow and shrink with the load (Asterisk res_pjsip); null: a fixed `workers`."
+    )
     service_time: Dist = Field(
         default_factory=lambda: Dist(dist="exponential", mean=0.002),
         description="Time a worker spends on one REGISTER (assumption: 2 ms exponential).",
@@ -488,6 +513,13 @@ class Registrar(Frozen):
     def queue_capacity(self) -> int:
         """REGISTERs that may wait for a worker: the UDP buffer's capacity when set, else queue_limit."""
         return self.udp_buffer.capacity if self.udp_buffer is not None else self.queue_limit
+
+    @property
+    def worker_limit(self) -> int:
+        """The most REGISTERs served at once: a growing threadpool's max_size (``workers`` when it has no
+        limit), else ``workers``."""
+        tp = self.threadpool
+        return tp.max_size if tp is not None and tp.max_size else self.workers
 
     def grant(self, requested: float) -> float:
         """The expiry the registrar grants for a requested one, before expires_range
