@@ -387,7 +387,9 @@ class Registrar(Frozen):
     """The registrar software on every HA node (Kamailio-like by default, see models/registrars)."""
 
     profile: str | None = Field(None, description="Registrar profile from models/registrars (merged).")
-    workers: int = Field(4, ge=1, le=4096, description="Parallel REGISTER workers (Kamailio children).")
+    workers: int = Field(
+        4, ge=1, le=4096, description="Parallel REGISTER workers (Kamailio children); unused when threadpool is set."
+    )
     threadpool: ThreadPool | None = Field(
         None, description="Workers that grow and shrink with the load (Asterisk res_pjsip); null: a fixed `workers`."
     )
