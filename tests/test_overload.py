@@ -339,7 +339,7 @@ def _pool_cfg(count, expires, service, duration, pool=None, workers=4, window="0
     )
 
 
-ASTERISK_POOL = {"initial_size": 0, "auto_increment": 5, "max_size": 50, "idle_timeout": "60s"}
+ASTERISK_POOL = {"initial_size": 0, "auto_increment": 5, "max_size": 50, "idle_timeout": "60s", "serializers": 31}
 
 
 def test_threadpool_starts_empty_and_grows_by_five_at_the_first_push_only_under_light_load():
@@ -368,13 +368,16 @@ def test_threadpool_idle_threads_die_after_idle_timeout_and_the_pool_grows_again
     assert (c["threads_added_a"], c["threads_peak_a"], c["threads_died_a"]) == (10, 5, 5)
 
 
-def test_threadpool_under_a_storm_grows_to_max_size_and_then_serves_like_fixed_workers():
+@pytest.mark.parametrize("serializers,top", [(0, 50), (31, 31)])
+def test_threadpool_under_a_storm_grows_to_its_limit_and_then_serves_like_fixed_workers(serializers, top):
     """Simultaneous REGISTERs of 100 ms each: every sixth push finds no idle thread (5 per step) until
-    max_size 50. Under this storm the pool serves exactly as 50 fixed workers: the same outcomes."""
-    pooled = Model(_pool_cfg(400, "3600s", "100ms", "120s", ASTERISK_POOL)).run()
-    fixed = Model(_pool_cfg(400, "3600s", "100ms", "120s", workers=50)).run()
+    max_size 50 — or the distributor's 31 serializers, 30 + 1. Under this storm the pool then serves
+    exactly as that many fixed workers: the same outcomes."""
+    pool = dict(ASTERISK_POOL, serializers=serializers)
+    pooled = Model(_pool_cfg(400, "3600s", "100ms", "120s", pool)).run()
+    fixed = Model(_pool_cfg(400, "3600s", "100ms", "120s", workers=top)).run()
     c = pooled.counters
-    assert (c["threads_added_a"], c["threads_peak_a"]) == (50, 50)
+    assert (c["threads_added_a"], c["threads_peak_a"]) == (top, top)
     for name in ("ph_t", "ph_p", "ph_v"):
         assert list(getattr(pooled, name)) == list(getattr(fixed, name)), name
     # and a fixed pool of Asterisk's initial threads would not keep up: later 200 OKs
@@ -390,5 +393,18 @@ def test_threadpool_restarts_at_initial_size_with_the_process():
     restart = Fault.model_validate({"kind": "process_restart", "node": "a", "at": "100s", "repair_after": "1s"})
     c = Model(cfg.model_copy(update={"faults": (restart,)})).run().counters
     plain = Model(cfg).run().counters
-    assert plain["threads_added_a"] == 50 and plain["threads_died_a"] == 0  # 30 s between storms < 60 s
-    assert c["threads_peak_a"] == 50 and c["threads_added_a"] == 100  # grew again from 0 after the restart
+    assert plain["threads_added_a"] == 31 and plain["threads_died_a"] == 0  # 30 s between storms < 60 s
+    assert c["threads_peak_a"] == 31 and c["threads_added_a"] == 62  # grew again from 0 after the restart
+
+
+def test_asterisk_profiles_take_the_threadpool_defaults_from_the_source():
+    """pjsip.conf [system] threadpool_* defaults (config_system.c before the taskpool) and the distributor's
+    31 serializers: at most 31 REGISTERs at once, which the capacity figures use."""
+    from simsip.config.loader import load_config_text
+
+    for prof in ("asterisk-pjsip", "asterisk-pjsip-realtime"):
+        doc = {"name": "a", "duration": "60s", "fleets": [{"name": "f", "count": 1}], "registrar": {"profile": prof}}
+        reg = load_config_text(yaml.safe_dump(doc), "a.yaml").registrar
+        tp = reg.threadpool
+        assert (tp.initial_size, tp.auto_increment, tp.max_size, tp.idle_timeout, tp.serializers) == (0, 5, 50, 60.0, 31)
+        assert reg.worker_limit == 31

@@ -375,6 +375,19 @@ class ThreadPool(Frozen):
     )
     max_size: int = Field(50, ge=0, le=100_000, description="Most threads (Asterisk 50; 0: no limit).")
     idle_timeout: Duration = Field(60.0, ge=0, description="An idle thread not woken this long dies (Asterisk 60 s; 0: never).")
+    serializers: int = Field(
+        31, ge=0, le=100_000,
+        description="REGISTERs served at once at most: each request runs on one of the distributor's serializers, "
+        "one task at a time (Asterisk DISTRIBUTOR_POOL_SIZE 31; 0: no limit), so threads beyond it never serve one "
+        "(the model keeps at most this many). A request hashed to a busy serializer while another is free is not "
+        "modelled: an upper bound on concurrency.",
+    )
+
+    @property
+    def serving_max(self) -> int:
+        """The most threads serving REGISTERs at once: min(max_size, serializers), 0 where neither limits."""
+        caps = [c for c in (self.max_size, self.serializers) if c]
+        return min(caps) if caps else 0
 
     @model_validator(mode="after")
     def _sizes(self) -> "ThreadPool":
@@ -518,10 +531,10 @@ class Registrar(Frozen):
 
     @property
     def worker_limit(self) -> int:
-        """The most REGISTERs served at once: a growing threadpool's max_size (``workers`` when it has no
-        limit), else ``workers``."""
+        """The most REGISTERs served at once: a growing threadpool's min(max_size, serializers) (``workers``
+        when neither limits it), else ``workers``."""
         tp = self.threadpool
-        return tp.max_size if tp is not None and tp.max_size else self.workers
+        return tp.serving_max if tp is not None and tp.serving_max else self.workers
 
     def grant(self, requested: float) -> float:
         """The expiry the registrar grants for a requested one, before expires_range

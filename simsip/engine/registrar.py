@@ -200,7 +200,7 @@ class RegistrarNode:
         self.log = log
         # a growing threadpool (Asterisk) starts at its initial size; every worker is a free time in the heap
         self.pool = cfg.threadpool
-        self.workers = cfg.workers if self.pool is None else self.pool.initial_size
+        self.workers = cfg.workers if self.pool is None else self._pool_start()
         self.free_at = [0.0] * self.workers  # heap of worker free times
         self.last_push = 0.0  # the pool's last push (it wakes every idle thread)
         self.threads_peak = self.workers
@@ -383,7 +383,7 @@ class RegistrarNode:
         self.hung = False
         self._bump()
         if self.pool is not None:  # a new process: a new pool of initial_size threads
-            self.workers = self.pool.initial_size
+            self.workers = self._pool_start()
             self.last_push = t
         self.free_at = [t] * self.workers
         self.waiting.clear()
@@ -622,6 +622,12 @@ class RegistrarNode:
             self.sim.phone_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
                              cred, cid)
 
+    def _pool_start(self) -> int:
+        """Threads serving REGISTERs when the process starts: initial_size, at most the serializers."""
+        pool = self.pool
+        cap = pool.serving_max
+        return min(pool.initial_size, cap) if cap else pool.initial_size
+
     def _pool_push(self, now: float) -> None:
         """A REGISTER is pushed to the threadpool at ``now``: idle threads past their idle timeout are
         gone, and if no thread is idle the pool grows (:func:`threadpool_growth`; new threads free now).
@@ -636,7 +642,7 @@ class RegistrarNode:
             heapify(keep)
             self.free_at = fa = keep
         idle = 1 if fa and fa[0] <= now else 0
-        k = threadpool_growth(len(fa), idle, pool.auto_increment, pool.max_size)
+        k = threadpool_growth(len(fa), idle, pool.auto_increment, pool.serving_max)
         for _ in range(k):
             heappush(fa, now)
         self.threads_added += k

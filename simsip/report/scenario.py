@@ -36,7 +36,8 @@ def _workers_words(reg) -> str:
     if tp is None:
         return f"{reg.workers} workers"
     top = f"up to {tp.max_size}" if tp.max_size else "without limit"
-    return f"a threadpool of {tp.initial_size} threads growing by {tp.auto_increment} {top}"
+    ser = f", {tp.serializers} serving REGISTERs at once at most" if tp.serializers else ""
+    return f"a threadpool of {tp.initial_size} threads growing by {tp.auto_increment} {top}{ser}"
 
 def topology_graph(scenario: Scenario) -> Any:
     """The deployment as a layered networkx graph: fleets → VIP → nodes → binding stores.
