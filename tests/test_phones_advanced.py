@@ -359,3 +359,41 @@ def test_libre_refused_connection_is_told_at_once_and_a_closed_idle_one_waits_fo
     assert log.counters["connections_closed_by_peer"] == n
     if reset == "unnoticed":
         assert log.counters["transport_errors"] >= checked
+
+
+@pytest.mark.parametrize("on_failure", ["backoff", "register"])
+def test_libre_failed_keepalive_waits_failwait_before_registering(on_failure, monkeypatch):
+    """libre's sipreg keepalive_handler (RFC 5626 outbound): a failed flow with no REGISTER pending makes
+    the phone wait failwait(++failc) — 30-60 s for the first — before it registers; ``register`` (the
+    negative control) registers at the failure."""
+    from simsip.config.loader import load_config_text
+    from simsip.engine import phones
+    from simsip.rng import PerPhoneStream
+
+    n = 12
+    doc = {"name": "libre-ka", "seed": 5, "duration": "200s",
+           "fleets": [{"name": "b", "count": n, "profile": "baresip",
+                       "phone": {"transport": "tcp", "expires": "600s",
+                                 "keepalive": {"kind": "crlf", "interval": "20s", "on_failure": on_failure}}}],
+           "registrar": {"data": "none", "workers": 4, "service_time": "1ms", "min_expires": "10s"},
+           "ha": {"nodes": NODES, "vrrp": {"version": 2, "advert_int": "1s"}},
+           "network": {"delay": "1ms"}, "output": {"resolution": "1s", "report": False},
+           "faults": [{"kind": "node_crash", "node": "master", "at": "30s"}]}
+    cfg = load_config_text(yaml.safe_dump(doc), "libre-ka")
+    failed: dict[int, float] = {}
+    orig = phones.PhoneBank.flow_failed
+
+    def spy(self, p, now):
+        if self.tx[p] == phones.NO_TX:
+            failed.setdefault(p, now)
+        return orig(self, p, now)
+
+    monkeypatch.setattr(phones.PhoneBank, "flow_failed", spy)
+    m, log, starts = _starts(cfg, monkeypatch)
+    rnd = PerPhoneStream(cfg.seed, 0, "phones.retry", n)
+    u = [rnd.random(p) for p in range(n)]
+    assert len(failed) >= n - 2  # the first ping after the crash meets the new master's reset (or silence)
+    for p, t_f in failed.items():
+        nxt = min(t for q, t in starts if q == p and t >= t_f)
+        want = t_f + (_libre_failwait_1(u[p]) if on_failure == "backoff" else 0.0)
+        assert nxt == pytest.approx(want, abs=1e-9), (p, t_f, nxt, want)

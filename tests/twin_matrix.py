@@ -69,7 +69,10 @@ def _mix(doc: dict, mix: str) -> None:
         doc["calls"] = {"lookup": "any_node"}
     elif mix == "keepalives":
         doc["fleets"] = [_fleet("opt", 30, keepalive={"kind": "options", "interval": "15s"}),
-                         _fleet("crlf", 30, transport="tcp", keepalive={"kind": "crlf", "interval": "20s"})]
+                         # libre's rule: a failed flow waits the retry rule before registering (the tcp_nat
+                         # mix's TLS fleet registers at once)
+                         _fleet("crlf", 30, transport="tcp", keepalive={"kind": "crlf", "interval": "20s",
+                                                                        "on_failure": "backoff"})]
     elif mix == "random_faults":
         doc["fleets"] = [_fleet("udp", 60, calls_per_hour="30/h")]
         doc["random_faults"] = [{"kind": "node_crash", "node": "any", "mtbf": "70s", "mttr": "20s"},

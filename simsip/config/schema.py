@@ -162,6 +162,12 @@ class Keepalive(Frozen):
         None, gt=0, description="A ping without answer fails after this (null: CRLF 10 s per RFC 5626 §4.4.1, OPTIONS Timer F)."
     )
     failures: int = Field(1, ge=1, le=100, description="Consecutive failed pings before the phone re-registers.")
+    on_failure: Literal["register", "backoff"] = Field(
+        "register",
+        description="What a failed flow makes an idle phone do: register at once, or count a registration failure "
+        "and wait the retry rule's wait first (libre's sipreg keepalive_handler: failwait(++failc); RFC 5626 §4.5 "
+        "when every flow failed). A REGISTER under way finds out by itself either way.",
+    )
 
 
 class Failover(Frozen):

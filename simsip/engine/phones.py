@@ -1053,14 +1053,25 @@ class PhoneBank:
         self.sim.phone_at(self.sim.env._now + wait, self.begin, p, self.gen[p])
 
     def flow_failed(self, p: int, now: float) -> None:
-        """A keep-alive found the flow dead: drop the connection and re-register at once."""
+        """A keep-alive found the flow dead: drop the connection and re-register, at once or
+        (``keepalive.on_failure: backoff``, libre) after the retry rule's wait for one more failure."""
         fp = self.fleet(p)
         if fp.reliable:
             self._close(p, now)
         if self.tx[p] != NO_TX:
             return  # a REGISTER is under way and finds out by itself
+        wait = 0.0
+        if fp.ka.on_failure == "backoff":
+            n = self.failures[p]
+            self.failures[p] = n + 1
+            w = self.retry_wait(fp, n, False, False, p)
+            if w is None:
+                self.gave_up += 1
+                self.gen[p] += 1  # the refresh is cancelled too: the phone stopped registering
+                return
+            wait = w
         self.gen[p] += 1
-        self.sim.phone_at(now, self.begin, p, self.gen[p])
+        self.sim.phone_at(now + wait, self.begin, p, self.gen[p])
 
     def changed(self, t: float) -> None:
         """Topology subscriber: something changed at ``t`` (keep-alives start watching flows)."""
