@@ -209,7 +209,7 @@ def screen(cfg: "Scenario") -> dict[str, float]:
     reg = cfg.registrar
     d = cfg.network.delay.expected
     s = reg.service_time.expected
-    cap = reg.workers / max(s, 1e-12)
+    cap = reg.worker_limit / max(s, 1e-12)
     res = cfg.output.resolution
     shared = reg.data in ("shared", "replicated")
     if (reg.max_contacts is not None and not reg.remove_existing and shared
@@ -247,7 +247,7 @@ def screen(cfg: "Scenario") -> dict[str, float]:
     out.update({
         "capacity_per_s": cap,
         "steady_load_vs_capacity": rate / cap,
-        "registrar_wait_mean": erlang_c_wait(reg.workers, s, rate),
+        "registrar_wait_mean": erlang_c_wait(reg.worker_limit, s, rate),
         "master_down_interval": mdi,
         "peak_load_vs_capacity": peak / cap,
     })

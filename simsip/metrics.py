@@ -760,7 +760,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         float(faults[faults["cause"] == "repair"]["vip_move_time"].mean()) if (faults["cause"] == "repair").any() else math.nan
     )
     # REGISTER load
-    cap = cfg.registrar.workers / max(cfg.registrar.service_time.expected, 1e-12)
+    cap = cfg.registrar.worker_limit / max(cfg.registrar.service_time.expected, 1e-12)
     fig["capacity_per_s"] = cap
     rx_cols = [c for c in timeseries.columns if c.startswith("register_rx_")]
     rate = timeseries[rx_cols].to_numpy().max(axis=1) / res if rx_cols else np.zeros(nb)

@@ -313,3 +313,98 @@ def test_kamailio_cfg_ipban_keeps_a_blocked_office_out_for_ban_time():
     log = Model(_office(40, ban="300s")).run()
     assert _bins(log, "resp_2xx").sum() == 29  # the 7.5 s copies meet the ban, not pike
     assert _bins(log, "pike_a")[75] == 11
+
+
+# --------------------------------------------------------------------------- Asterisk's threadpool
+def test_threadpool_rule_is_asterisks_grow_and_worker_idle():
+    """main/threadpool.c: queued_task_pushed grows by auto_increment only when no idle thread could be
+    woken, grow() cuts delta to max_size (0: no limit); worker_idle waits idle_timeout from its start,
+    and each push wakes (and so restarts) every idle thread."""
+    g = overload.threadpool_growth
+    assert g(0, 0, 5, 50) == 5 and g(5, 1, 5, 50) == 0 and g(48, 0, 5, 50) == 2 and g(50, 0, 5, 50) == 0
+    assert g(500, 0, 5, 0) == 5  # max_size 0: no limit
+    e = overload.threadpool_idle_expired
+    assert not e(59.9, 0.0, 0.0, 60.0) and e(60.0, 0.0, 0.0, 60.0)
+    assert not e(100.0, 0.0, 50.0, 60.0) and e(110.0, 0.0, 50.0, 60.0)  # woken at 50 s: dies at 110 s
+    assert not e(1e9, 0.0, 0.0, 0.0)  # idle_timeout 0: waits for ever
+
+
+def _pool_cfg(count, expires, service, duration, pool=None, workers=4, window="0s", percent=50):
+    return scenario(
+        duration=duration,
+        fleets=[{"name": "f", "count": count, "start": "boot_storm", "boot_window": window,
+                 "phone": {"expires": expires, "refresh": {"mode": "percent", "percent": percent}}}],
+        registrar={"workers": workers, "service_time": service, "min_expires": "10s", "queue_limit": 100000,
+                   **({"threadpool": pool} if pool is not None else {})},
+    )
+
+
+ASTERISK_POOL = {"initial_size": 0, "auto_increment": 5, "max_size": 50, "idle_timeout": "60s", "serializers": 31}
+
+
+def test_threadpool_starts_empty_and_grows_by_five_at_the_first_push_only_under_light_load():
+    log = Model(_pool_cfg(3, "100s", "1ms", "400s", ASTERISK_POOL)).run()
+    c = log.counters
+    # the first REGISTER finds no thread: +5; the others (and every refresh, 50 s apart) find one idle,
+    # and every push wakes all idle threads, so none reaches its 60 s idle timeout
+    assert (c["threads_added_a"], c["threads_peak_a"], c["threads_died_a"]) == (5, 5, 0)
+
+
+def test_negative_control_threadpool_per_thread_idle_timers_would_kill_the_idle_threads(monkeypatch):
+    """If a push woke only the thread it hands the task to (each idle thread on its own 60 s timer), the
+    threads that never serve would die between the 50 s refreshes: the wake-all rule is what keeps them."""
+    from simsip.engine import registrar
+
+    monkeypatch.setattr(registrar, "threadpool_idle_expired",
+                        lambda now, since, last, t: t > 0 and now >= since + t)
+    c = Model(_pool_cfg(3, "100s", "1ms", "400s", ASTERISK_POOL)).run().counters
+    assert c["threads_died_a"] > 0
+
+
+def test_threadpool_idle_threads_die_after_idle_timeout_and_the_pool_grows_again():
+    """Boot at 0, the next REGISTERs 1800 s later (50 % of 3600 s): all 5 threads idle for > 60 s
+    without a push have died; the refresh finds none and the pool grows by 5 again."""
+    c = Model(_pool_cfg(3, "3600s", "1ms", "2000s", ASTERISK_POOL)).run().counters
+    assert (c["threads_added_a"], c["threads_peak_a"], c["threads_died_a"]) == (10, 5, 5)
+
+
+@pytest.mark.parametrize("serializers,top", [(0, 50), (31, 31)])
+def test_threadpool_under_a_storm_grows_to_its_limit_and_then_serves_like_fixed_workers(serializers, top):
+    """Simultaneous REGISTERs of 100 ms each: every sixth push finds no idle thread (5 per step) until
+    max_size 50 — or the distributor's 31 serializers, 30 + 1. Under this storm the pool then serves
+    exactly as that many fixed workers: the same outcomes."""
+    pool = dict(ASTERISK_POOL, serializers=serializers)
+    pooled = Model(_pool_cfg(400, "3600s", "100ms", "120s", pool)).run()
+    fixed = Model(_pool_cfg(400, "3600s", "100ms", "120s", workers=top)).run()
+    c = pooled.counters
+    assert (c["threads_added_a"], c["threads_peak_a"]) == (top, top)
+    for name in ("ph_t", "ph_p", "ph_v"):
+        assert list(getattr(pooled, name)) == list(getattr(fixed, name)), name
+    # and a fixed pool of Asterisk's initial threads would not keep up: later 200 OKs
+    four = Model(_pool_cfg(400, "3600s", "100ms", "120s", workers=4)).run()
+    assert max(four.ph_t) > max(pooled.ph_t) + 1.0
+
+
+def test_threadpool_restarts_at_initial_size_with_the_process():
+    """A new process has a new pool: after a restart the refresh storm grows it from 0 again, 5 at a time."""
+    from simsip.config.schema import Fault
+
+    cfg = _pool_cfg(400, "60s", "100ms", "200s", ASTERISK_POOL)  # the storm comes back every 30 s
+    restart = Fault.model_validate({"kind": "process_restart", "node": "a", "at": "100s", "repair_after": "1s"})
+    c = Model(cfg.model_copy(update={"faults": (restart,)})).run().counters
+    plain = Model(cfg).run().counters
+    assert plain["threads_added_a"] == 31 and plain["threads_died_a"] == 0  # 30 s between storms < 60 s
+    assert c["threads_peak_a"] == 31 and c["threads_added_a"] == 62  # grew again from 0 after the restart
+
+
+def test_asterisk_profiles_take_the_threadpool_defaults_from_the_source():
+    """pjsip.conf [system] threadpool_* defaults (config_system.c before the taskpool) and the distributor's
+    31 serializers: at most 31 REGISTERs at once, which the capacity figures use."""
+    from simsip.config.loader import load_config_text
+
+    for prof in ("asterisk-pjsip", "asterisk-pjsip-realtime"):
+        doc = {"name": "a", "duration": "60s", "fleets": [{"name": "f", "count": 1}], "registrar": {"profile": prof}}
+        reg = load_config_text(yaml.safe_dump(doc), "a.yaml").registrar
+        tp = reg.threadpool
+        assert (tp.initial_size, tp.auto_increment, tp.max_size, tp.idle_timeout, tp.serializers) == (0, 5, 50, 60.0, 31)
+        assert reg.worker_limit == 31

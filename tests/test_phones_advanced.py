@@ -235,3 +235,165 @@ def test_every_phone_profile_loads_runs_and_cites_sources(path):
     cfg = load_config_text(text)
     res = simulate(cfg)
     assert res.per_replication["phones_affected"].iloc[0] >= 0
+
+
+# ----------------------------------------------------------------------------- libre's reset handling
+def _starts(cfg, monkeypatch):
+    """Run one replication and record every REGISTER transaction's start (phone, time)."""
+    from simsip.engine import phones
+
+    starts: list[tuple[int, float]] = []
+    orig = phones.PhoneBank.begin
+
+    def spy(self, p, gen):
+        if gen == self.gen[p]:
+            starts.append((p, self.sim.env._now))
+        return orig(self, p, gen)
+
+    monkeypatch.setattr(phones.PhoneBank, "begin", spy)
+    m = Model(cfg)
+    log = m.run()
+    return m, log, starts
+
+
+def _libre_failwait_1(u: float) -> float:
+    """libre re src/sipreg/reg.c failwait(failc=1): min(1800, 30·2^1) s × (500 + rand % 501)/1000."""
+    return min(1800.0, 30.0 * 2 ** 1) * (0.5 + 0.5 * u)
+
+
+def _baresip_tcp(n: int, reset: str, fault: str = "node_crash"):
+    """baresip's profile (loaded from models/phones) over TCP, expires 60 s, a fault at 30 s."""
+    from simsip.config.loader import load_config_text
+
+    doc = {"name": "libre-reset", "seed": 7, "duration": "200s",
+           "fleets": [{"name": "b", "count": n, "profile": "baresip",
+                       "phone": {"transport": "tcp", "expires": "60s", "transport_reset": reset}}],
+           "registrar": {"data": "none", "workers": 4, "service_time": "1ms", "min_expires": "10s"},
+           "ha": {"nodes": NODES, "vrrp": {"version": 2, "advert_int": "1s"}},
+           "network": {"delay": "1ms"}, "output": {"resolution": "1s", "report": False},
+           "faults": [{"kind": fault, "node": "master", "at": "30s"}]}
+    cfg = load_config_text(yaml.safe_dump(doc), "libre-reset")
+    assert cfg.fleets[0].phone.retry.mode == "backoff" and cfg.fleets[0].phone.retry.exponent_offset == 1
+    return cfg
+
+
+@pytest.mark.parametrize("reset", ["unnoticed", "error"])
+def test_libre_reset_on_an_established_connection_waits_timer_f_then_failwait(reset, monkeypatch):
+    """libre (models/phones/baresip.yaml transport_reset): the new master resets the refresh sent over the
+    old connection; conn_close tells only requests still queued for a connection, so the REGISTER
+    ends at Timer F (64·T1 = 32 s after it was sent) and the next one starts failwait(1) later, exactly.
+    The old rule (``error``: the reset ends it at once) is the negative control: it retries 32 s sooner."""
+    from simsip.rng import PerPhoneStream
+
+    n = 12
+    cfg = _baresip_tcp(n, reset)
+    m, log, starts = _starts(cfg, monkeypatch)
+    rnd = PerPhoneStream(cfg.seed, 0, "phones.retry", n)
+    u = [rnd.random(p) for p in range(n)]  # each phone's first retry draw (no failure before the crash)
+    by: dict[int, list[float]] = {}
+    for p, t in starts:
+        by.setdefault(p, []).append(t)
+    t_f = cfg.fleets[0].phone.timers.timeout
+    assert t_f == 32.0
+    checked = 0
+    for p, ts in by.items():
+        after = [t for t in ts if t > 30.0]
+        if len(after) < 2:
+            continue
+        t_reset, t_next = after[0], after[1]  # the refresh that meets the new master, then its retry
+        want = t_reset + t_f + _libre_failwait_1(u[p])
+        if reset == "unnoticed":
+            assert t_next == pytest.approx(want, abs=1e-9), (p, t_reset, t_next, want)
+        else:
+            # the reset (a round trip later; TCP's retransmissions first while the VIP is still moving)
+            # ends it, failwait follows: Timer F's 32 s are missing
+            assert want - t_f < t_next < want - t_f + 5.0, (p, t_reset, t_next, want)
+        checked += 1
+    assert checked >= n - 2  # refreshes every 54 s: all but the last phones' retries fall inside 200 s
+    c = log.counters
+    if reset == "unnoticed":
+        assert c["transport_errors"] == 0 and c["connections_opened"] >= checked
+    else:
+        assert c["transport_errors"] >= checked
+
+
+@pytest.mark.parametrize("reset", ["unnoticed", "error"])
+def test_libre_refused_connection_is_told_at_once_and_a_closed_idle_one_waits_for_the_refresh(reset, monkeypatch):
+    """The registrar process dies on a live node that keeps the VIP: its kernel closes the phones'
+    connections (FIN) and refuses new ones (RST to the SYN). libre notices no close of an idle
+    connection (no request on it: the phone waits for its refresh) but tells a request queued for
+    a connection being set up at once (conn_close → qent->transph): the refresh's refused SYN fails
+    immediately and the next REGISTER follows after failwait(1) alone. Negative control (``error``):
+    the FIN itself makes every phone re-register, before its refresh."""
+    from simsip.rng import PerPhoneStream
+
+    n = 12
+    cfg = _baresip_tcp(n, reset, fault="process_crash")
+    m, log, starts = _starts(cfg, monkeypatch)
+    rnd = PerPhoneStream(cfg.seed, 0, "phones.retry", n)
+    u = [rnd.random(p) for p in range(n)]
+    by: dict[int, list[float]] = {}
+    for p, t in starts:
+        by.setdefault(p, []).append(t)
+    t_ok = np.frombuffer(log.ph_t, dtype=np.float64)
+    p_ok = np.frombuffer(log.ph_p, dtype=np.int64)
+    v_ok = np.frombuffer(log.ph_v, dtype=np.float64)
+    rtt = 2 * 0.001  # SYN out, RST back
+    checked = 0
+    for p, ts in by.items():
+        ok = t_ok[(p_ok == p) & (v_ok > 0) & (t_ok < 30.0)]
+        if not ok.size:
+            continue  # its equilibrium refresh comes after the crash: no success to count from
+        refresh = float(ok.max()) + 54.0  # 90 % of the granted 60 s
+        after = [t for t in ts if t >= 30.0]
+        if reset == "unnoticed":
+            # no re-registration at the FIN: the first REGISTER after the crash is the regular refresh
+            assert after[0] == pytest.approx(refresh, abs=1e-9), (p, refresh, after[0])
+            if len(after) > 1:  # refused at once, then failwait(1)
+                assert after[1] == pytest.approx(after[0] + rtt + _libre_failwait_1(u[p]), abs=1e-9)
+        else:  # the FIN (a one-way delay after the crash) starts the retry rule, the refresh is dropped
+            assert after[0] == pytest.approx(30.0 + 0.001 + _libre_failwait_1(u[p]), abs=1e-6)
+            assert after[0] != pytest.approx(refresh, abs=0.01)
+        checked += 1
+    assert checked >= 3
+    assert log.counters["connections_closed_by_peer"] == n
+    if reset == "unnoticed":
+        assert log.counters["transport_errors"] >= checked
+
+
+@pytest.mark.parametrize("on_failure", ["backoff", "register"])
+def test_libre_failed_keepalive_waits_failwait_before_registering(on_failure, monkeypatch):
+    """libre's sipreg keepalive_handler (RFC 5626 outbound): a failed flow with no REGISTER pending makes
+    the phone wait failwait(++failc) — 30-60 s for the first — before it registers; ``register`` (the
+    negative control) registers at the failure."""
+    from simsip.config.loader import load_config_text
+    from simsip.engine import phones
+    from simsip.rng import PerPhoneStream
+
+    n = 12
+    doc = {"name": "libre-ka", "seed": 5, "duration": "200s",
+           "fleets": [{"name": "b", "count": n, "profile": "baresip",
+                       "phone": {"transport": "tcp", "expires": "600s",
+                                 "keepalive": {"kind": "crlf", "interval": "20s", "on_failure": on_failure}}}],
+           "registrar": {"data": "none", "workers": 4, "service_time": "1ms", "min_expires": "10s"},
+           "ha": {"nodes": NODES, "vrrp": {"version": 2, "advert_int": "1s"}},
+           "network": {"delay": "1ms"}, "output": {"resolution": "1s", "report": False},
+           "faults": [{"kind": "node_crash", "node": "master", "at": "30s"}]}
+    cfg = load_config_text(yaml.safe_dump(doc), "libre-ka")
+    failed: dict[int, float] = {}
+    orig = phones.PhoneBank.flow_failed
+
+    def spy(self, p, now):
+        if self.tx[p] == phones.NO_TX:
+            failed.setdefault(p, now)
+        return orig(self, p, now)
+
+    monkeypatch.setattr(phones.PhoneBank, "flow_failed", spy)
+    m, log, starts = _starts(cfg, monkeypatch)
+    rnd = PerPhoneStream(cfg.seed, 0, "phones.retry", n)
+    u = [rnd.random(p) for p in range(n)]
+    assert len(failed) >= n - 2  # the first ping after the crash meets the new master's reset (or silence)
+    for p, t_f in failed.items():
+        nxt = min(t for q, t in starts if q == p and t >= t_f)
+        want = t_f + (_libre_failwait_1(u[p]) if on_failure == "backoff" else 0.0)
+        assert nxt == pytest.approx(want, abs=1e-9), (p, t_f, nxt, want)

@@ -732,9 +732,8 @@ _INFERRED_LOSS = pytest.mark.xfail(strict=True, reason=(
     "4 488-4 539) and passes. What infer reads (preempt, no preempt_delay: the node took the VIP back 0.13 s beyond "
     "its Master_Down_Interval) is right; the miss is the seed's, not the inference's"))
 #: runs the configured scenario's forecast misses but the inferred one does not, and why
+#: (tcp-baresip-crash was one until the baresip profile got libre's reset handling, transport_reset)
 _INFERENCE_HELPS = {
-    "tcp-baresip-crash": "the capture shows the baresip UAs' real wait after the reset (median 67 s, n=8: Timer F "
-                         "then failwait), which the inferred retry rule carries and the baresip profile lacks",
     "weighted-check-moves": "not a better model but the phase: the inferred check is keepalived's defaults (fall 1; "
                             "the lab's fall 2 at 1 s is one detection on the wire, not identifiable), one check "
                             "interval sooner than the configured one, and this run's VIP move (3.74 s after the "
@@ -757,6 +756,17 @@ def _round_trip_params():
         else:
             out.append(r)
     return out
+
+
+def test_reliable_timeout_wait_counts_from_timer_f():
+    """Over TCP/TLS no copy of a REGISTER is ever due (Timer E is for unreliable transports): an unanswered
+    one ends at Timer F, and the wait to the next REGISTER counts from there. The baresip UAs of
+    tcp-baresip-crash (reset, unnoticed by libre) then waited libre's failwait(1), 30-60 s, not 62-88 s."""
+    inf = infer_scenario(LAB / "tcp-baresip-crash", measure=False)
+    b = next(f for f in inf.fleets if f.transport == "tcp")
+    w = b.timeout_wait
+    assert w.n == 8
+    assert 30.0 <= w.quantiles[0] and w.quantiles[-1] <= 60.0, w
 
 
 @pytest.mark.slow

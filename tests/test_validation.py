@@ -279,7 +279,7 @@ def test_shipped_run_is_forecast(run):
 PENDING_REPLAY: dict[str, str] = {name: EXPLAINED_MISSES[name] for name in (
     # the mechanisms the model lacks show under the capture's own phases too (the other forecast misses
     # are a phase no one knows before the outage: the replay, given the phase, passes them)
-    "dmq-sync-burst", "storm-metastable", "storm-persists", "tcp-baresip-crash")}
+    "dmq-sync-burst", "storm-metastable", "storm-persists")}
 
 
 @pytest.mark.parametrize("run", _params(PENDING_REPLAY))
@@ -287,6 +287,35 @@ def test_shipped_run_replays(run):
     rep = validate(run / "config.yaml", run, mode="replay")
     assert rep.mode == "replay" and rep.replications == 20
     assert rep.passed, f"{run.name}: {rep.failures}\n{rep.table.to_string()}"
+
+
+def test_baresip_reset_gaps_in_the_capture_are_timer_f_then_libre_failwait():
+    """tcp-baresip-crash's capture against libre's rule (models/phones/baresip.yaml transport_reset): every
+    UA's refresh after the VIP move went unanswered (reset), and its next REGISTER came Timer F (64·T1 =
+    32 s) plus failwait(1) (30·2^1 s × U[0.5, 1], i.e. 30–60 s) later; a UA without one by the end of the
+    capture had not yet waited that long. The old rule (failwait from the reset) explains none of the gaps."""
+    from simsip.validate import _open_run
+
+    run = _open_run(unpacked_run(LAB_EXAMPLES / "tcp-baresip-crash"))
+    ev = run.trace.events
+    ev = ev[(ev["method"] == "REGISTER") & ev["aor"].astype(str).str.startswith("baresip")]
+    end = float(ev["time"].max()) - run.t0
+    waits, censored = [], []
+    for _, g in ev.groupby("aor"):
+        req = g[g["kind"] == "request"]["time"].to_numpy(dtype=float) - run.t0
+        after = req[req > 15.0]  # the VIP moved at 14.8 s
+        assert after.size >= 1
+        reset = after[0]
+        answered = g[(g["kind"] == "response") & (g["time"] - run.t0 > reset) & (g["time"] - run.t0 < reset + 1.0)]
+        assert answered.empty  # the reset REGISTER got no answer
+        if after.size > 1:
+            waits.append(after[1] - reset - 32.0)
+        else:
+            censored.append(end - reset - 32.0)
+    assert len(waits) == 8 and len(censored) == 2
+    assert all(30.0 <= w <= 60.0 for w in waits), waits
+    assert all(c < 60.0 for c in censored), censored
+    assert not any(30.0 <= w + 32.0 <= 60.0 for w in waits)  # failwait from the reset: none fits
 
 
 def test_forecast_uses_nothing_observed_after_the_start(tmp_path):

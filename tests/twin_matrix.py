@@ -46,7 +46,9 @@ def _mix(doc: dict, mix: str) -> None:
     if mix == "plain":
         doc["fleets"] = [_fleet("udp", 60)]
     elif mix == "tcp_tls":
-        doc["fleets"] = [_fleet("tcp", 30, transport="tcp"), _fleet("tls", 30, transport="tls")]
+        # the TLS fleet's stack does not notice a reset or close of its connection (libre: Timer F, and
+        # an idle connection closed by the peer waits for the refresh); the TCP fleet's ends the request
+        doc["fleets"] = [_fleet("tcp", 30, transport="tcp"), _fleet("tls", 30, transport="tls", transport_reset="unnoticed")]
         doc["network"]["tcp"] = {"tls_handshake_cost": 2.0}
     elif mix == "tcp_nat":
         # connection-bound bindings: NATed TLS phones with CRLF keep-alives, NATed TCP phones without
@@ -67,7 +69,10 @@ def _mix(doc: dict, mix: str) -> None:
         doc["calls"] = {"lookup": "any_node"}
     elif mix == "keepalives":
         doc["fleets"] = [_fleet("opt", 30, keepalive={"kind": "options", "interval": "15s"}),
-                         _fleet("crlf", 30, transport="tcp", keepalive={"kind": "crlf", "interval": "20s"})]
+                         # libre's rule: a failed flow waits the retry rule before registering (the tcp_nat
+                         # mix's TLS fleet registers at once)
+                         _fleet("crlf", 30, transport="tcp", keepalive={"kind": "crlf", "interval": "20s",
+                                                                        "on_failure": "backoff"})]
     elif mix == "random_faults":
         doc["fleets"] = [_fleet("udp", 60, calls_per_hour="30/h")]
         doc["random_faults"] = [{"kind": "node_crash", "node": "any", "mtbf": "70s", "mttr": "20s"},
@@ -108,6 +113,8 @@ def _overload(doc: dict, k: int) -> None:
         reg.update({"retransmission_cost": 0.2, "absorb_window": "2s"})
     if k % 3 != 1:
         reg.update({"overload": "taskprocessor", "overload_high": 4, "overload_low": 2})
+    if k % 4 in (1, 2):  # Asterisk's threadpool: grows from 0 under the storm, idle threads die
+        reg["threadpool"] = {"initial_size": k % 2, "auto_increment": 1 + k % 2, "max_size": 3, "idle_timeout": "20s"}
     if k % 2 == 0:  # a NATed office behind pike (and, every other cell, kamailio.cfg's ipban)
         reg["pike"] = {"reqs_density_per_unit": 6, "ban_time": "20s" if k % 4 == 0 else "0s"}
         doc["fleets"][0]["phone"]["nat_group"] = 10

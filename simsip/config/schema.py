@@ -162,6 +162,12 @@ class Keepalive(Frozen):
         None, gt=0, description="A ping without answer fails after this (null: CRLF 10 s per RFC 5626 §4.4.1, OPTIONS Timer F)."
     )
     failures: int = Field(1, ge=1, le=100, description="Consecutive failed pings before the phone re-registers.")
+    on_failure: Literal["register", "backoff"] = Field(
+        "register",
+        description="What a failed flow makes an idle phone do: register at once, or count a registration failure "
+        "and wait the retry rule's wait first (libre's sipreg keepalive_handler: failwait(++failc); RFC 5626 §4.5 "
+        "when every flow failed). A REGISTER under way finds out by itself either way.",
+    )
 
 
 class Failover(Frozen):
@@ -231,6 +237,16 @@ class PhoneProfile(Frozen):
         1, ge=1, le=1_000_000,
         description="Phones that share one public source IP (a NATed office): a per-source rate limit such as "
         "Kamailio pike counts them as one source. 1: every phone has its own address.",
+    )
+    transport_reset: Literal["error", "unnoticed"] = Field(
+        "error",
+        description="What the SIP stack tells a REGISTER when the tcp/tls connection it went out on is reset or "
+        "closed by the peer. error: a transport error at once (the retry rule's transport branch), and an idle "
+        "connection closed by the peer makes the phone re-register per the rule. unnoticed (libre/baresip): only a "
+        "request still queued for a connection being set up is told (connection refused); one already sent on the "
+        "established connection runs on to Timer F and fails as a timeout, and an idle connection closed by the peer "
+        "goes unnoticed until the next refresh opens a new one. Either way the connection is gone and the next "
+        "request opens a new one. No effect over UDP.",
     )
     nat: bool = Field(
         False,
@@ -351,11 +367,51 @@ class Pike(Frozen):
     )
 
 
+class ThreadPool(Frozen):
+    """A worker pool that grows under load and shrinks when idle (Asterisk's res_pjsip threadpool,
+    ``main/threadpool.c``; pjsip.conf ``[system]`` threadpool_*). Each REGISTER pushed finds an idle
+    thread, or the pool grows by ``auto_increment`` threads (at most ``max_size``; 0: no limit); a
+    thread idle for ``idle_timeout`` without a push dies (0: never). After a process start the pool
+    has ``initial_size`` threads. Simplification: every REGISTER is a push (Asterisk pushes when a
+    request lands on an empty one of the distributor's serializers, each run by one thread)."""
+
+    initial_size: int = Field(0, ge=0, le=100_000, description="Threads when the process starts (Asterisk 0).")
+    auto_increment: int = Field(
+        5, ge=1, le=100_000, description="Threads added when a push finds none idle (Asterisk 5; a fixed pool is `workers`)."
+    )
+    max_size: int = Field(50, ge=0, le=100_000, description="Most threads (Asterisk 50; 0: no limit).")
+    idle_timeout: Duration = Field(60.0, ge=0, description="An idle thread not woken this long dies (Asterisk 60 s; 0: never).")
+    serializers: int = Field(
+        31, ge=0, le=100_000,
+        description="REGISTERs served at once at most: each request runs on one of the distributor's serializers, "
+        "one task at a time (Asterisk DISTRIBUTOR_POOL_SIZE 31; 0: no limit), so threads beyond it never serve one "
+        "(the model keeps at most this many). A request hashed to a busy serializer while another is free is not "
+        "modelled: an upper bound on concurrency.",
+    )
+
+    @property
+    def serving_max(self) -> int:
+        """The most threads serving REGISTERs at once: min(max_size, serializers), 0 where neither limits."""
+        caps = [c for c in (self.max_size, self.serializers) if c]
+        return min(caps) if caps else 0
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "ThreadPool":
+        if self.max_size and self.initial_size > self.max_size:
+            raise ValueError(f"initial_size ({self.initial_size}) must be <= max_size ({self.max_size})")
+        return self
+
+
 class Registrar(Frozen):
     """The registrar software on every HA node (Kamailio-like by default, see models/registrars)."""
 
     profile: str | None = Field(None, description="Registrar profile from models/registrars (merged).")
-    workers: int = Field(4, ge=1, le=4096, description="Parallel REGISTER workers (Kamailio children).")
+    workers: int = Field(
+        4, ge=1, le=4096, description="Parallel REGISTER workers (Kamailio children); unused when threadpool is set."
+    )
+    threadpool: ThreadPool | None = Field(
+        None, description="Workers that grow and shrink with the load (Asterisk res_pjsip); null: a fixed `workers`."
+    )
     service_time: Dist = Field(
         default_factory=lambda: Dist(dist="exponential", mean=0.002),
         description="Time a worker spends on one REGISTER (assumption: 2 ms exponential).",
@@ -478,6 +534,13 @@ class Registrar(Frozen):
     def queue_capacity(self) -> int:
         """REGISTERs that may wait for a worker: the UDP buffer's capacity when set, else queue_limit."""
         return self.udp_buffer.capacity if self.udp_buffer is not None else self.queue_limit
+
+    @property
+    def worker_limit(self) -> int:
+        """The most REGISTERs served at once: a growing threadpool's min(max_size, serializers) (``workers``
+        when neither limits it), else ``workers``."""
+        tp = self.threadpool
+        return tp.serving_max if tp is not None and tp.serving_max else self.workers
 
     def grant(self, requested: float) -> float:
         """The expiry the registrar grants for a requested one, before expires_range

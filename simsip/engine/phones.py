@@ -25,7 +25,10 @@ Beyond that plain case (UDP to the VIP), each fleet may use:
   with a reset: a *transport error*, handled by ``retry.transport_error_interval``. Silence (a
   dead node) is retransmitted by TCP (``rto_min`` doubling, not Timer E) until Timer F. A
   registrar process that stops on a live node closes its connections (FIN): those phones
-  re-register per the same rule.
+  re-register per the same rule. With ``transport_reset: unnoticed`` (libre) a reset or close of
+  an *established* connection drops the connection but tells no one: a REGISTER sent on it ends
+  at Timer F as a timeout, an idle phone waits for its next refresh (a refused SYN is still a
+  transport error at once).
 * **Connection-bound bindings** (``Scenario.connection_bound``: TCP/TLS behind NAT, or a rewritten
   contact): every connection gets an id; the run log's ``conns`` keeps where and when each opened
   and ended and over which one each binding was registered (the ``contact`` hook), and the
@@ -112,6 +115,8 @@ class FleetParams:
         self.dns = fleet.server in ("dns_srv", "dns_a")
         self.plain = not self.reliable and not self.direct  # UDP to the VIP: the fast path
         self.ka = ph.flow_keepalive  # keepalive_tcp over tcp/tls where the product has its own
+        # a reset/close of the established connection ends a pending REGISTER at once (else: Timer F)
+        self.reset_notifies = ph.transport_reset == "error"
         self.ka_detects = self.ka.kind != "none" and (self.reliable or self.ka.kind == "options")
         self.ka_timeout = keepalive_timeout(self.ka.kind, self.ka.timeout, self.timer_f)
         self.failover = ph.failover
@@ -955,7 +960,8 @@ class PhoneBank:
             return
         # the host holds the address but not this connection: reset
         self.tstate[p] = T_IDLE
-        self.sim.phone_at(self.sim.env._now + self.net.delay(), self._transport_error, p, tx)
+        self.sim.phone_at(self.sim.env._now + self.net.delay(),
+                          self._transport_error if fp.reset_notifies else self._reset_unnoticed, p, tx)
 
     def _rel_timer(self, p: int, tx: int, now: float, fp: FleetParams) -> None:
         end = self.tx_start[p] + fp.timer_f
@@ -984,6 +990,21 @@ class PhoneBank:
         self._cause = CAUSE_TRANSPORT
         self._fail(p, now, fp, OUT_FAILURE, 0.0)
 
+    def _reset_unnoticed(self, p: int, tx: int) -> None:
+        """``transport_reset: unnoticed``: the reset closes the connection, but the transaction is not
+        told (libre's conn_close notifies only requests queued for a connection being set up): it
+        ends at Timer F, and the retry opens a new connection."""
+        if self.tx[p] != tx:
+            return
+        self._close(p, self.sim.env._now)
+        self._wait_timer_f(p, tx)
+
+    def _wait_timer_f(self, p: int, tx: int) -> None:
+        """Nothing is left for transaction ``tx`` but its Timer F."""
+        self.tstate[p] = T_IDLE
+        self.deadline[p] = self.tx_start[p] + self.fleet(p).timer_f
+        self.ensure_timer(p, tx)
+
     def _extra_work(self, p: int, service) -> float:
         """Registrar hook: the TLS handshake's work on the first request of a new connection."""
         if self.any_reliable and self.newconn[p]:
@@ -1007,13 +1028,16 @@ class PhoneBank:
             self.sim.phone_at(t + self.net.delay(), self._closed_by_peer, p, self.tx[p], self.gen[p])
 
     def _closed_by_peer(self, p: int, tx: int, gen: int) -> None:
+        fp = self.fleet(p)
         if tx != NO_TX:
             if self.tx[p] == tx:
-                self._transport_error(p, tx)
+                if fp.reset_notifies:
+                    self._transport_error(p, tx)
+                else:
+                    self._wait_timer_f(p, tx)
             return
-        if self.tx[p] != NO_TX or self.gen[p] != gen:
-            return
-        fp = self.fleet(p)
+        if self.tx[p] != NO_TX or self.gen[p] != gen or not fp.reset_notifies:
+            return  # unnoticed: the next refresh opens a new connection
         wait = self.retry_wait(fp, self.failures[p], False, True, p)
         if wait is None:
             return
@@ -1021,14 +1045,25 @@ class PhoneBank:
         self.sim.phone_at(self.sim.env._now + wait, self.begin, p, self.gen[p])
 
     def flow_failed(self, p: int, now: float) -> None:
-        """A keep-alive found the flow dead: drop the connection and re-register at once."""
+        """A keep-alive found the flow dead: drop the connection and re-register, at once or
+        (``keepalive.on_failure: backoff``, libre) after the retry rule's wait for one more failure."""
         fp = self.fleet(p)
         if fp.reliable:
             self._close(p, now)
         if self.tx[p] != NO_TX:
             return  # a REGISTER is under way and finds out by itself
+        wait = 0.0
+        if fp.ka.on_failure == "backoff":
+            n = self.failures[p]
+            self.failures[p] = n + 1
+            w = self.retry_wait(fp, n, False, False, p)
+            if w is None:
+                self.gave_up += 1
+                self.gen[p] += 1  # the refresh is cancelled too: the phone stopped registering
+                return
+            wait = w
         self.gen[p] += 1
-        self.sim.phone_at(now, self.begin, p, self.gen[p])
+        self.sim.phone_at(now + wait, self.begin, p, self.gen[p])
 
     def changed(self, t: float) -> None:
         """Topology subscriber: something changed at ``t`` (keep-alives start watching flows)."""

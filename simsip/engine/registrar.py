@@ -41,7 +41,7 @@ from heapq import heapify, heappop, heappush, heapreplace
 from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler, vector_draws
 from simsip.engine.records import RunLog, StoreLog
-from simsip.protocols.overload import pike_hit, taskprocessor_alert
+from simsip.protocols.overload import pike_hit, taskprocessor_alert, threadpool_growth, threadpool_idle_expired
 from simsip.protocols.registration import contacts_after, grant_expiry, reported_expiry, retry_after_header
 
 NEVER = float("-inf")
@@ -196,8 +196,14 @@ class RegistrarNode:
         self.cfg = cfg
         self.store = store
         self.log = log
-        self.workers = cfg.workers
-        self.free_at = [0.0] * cfg.workers  # heap of worker free times
+        # a growing threadpool (Asterisk) starts at its initial size; every worker is a free time in the heap
+        self.pool = cfg.threadpool
+        self.workers = cfg.workers if self.pool is None else self._pool_start()
+        self.free_at = [0.0] * self.workers  # heap of worker free times
+        self.last_push = 0.0  # the pool's last push (it wakes every idle thread)
+        self.threads_peak = self.workers
+        self.threads_added = 0
+        self.threads_died = 0
         self.waiting: deque[float] = deque()  # start times of queued requests (non-decreasing)
         self.queue_limit = cfg.queue_capacity  # queue_limit, or what the UDP receive buffer holds
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
@@ -374,6 +380,9 @@ class RegistrarNode:
         self.up = True
         self.hung = False
         self._bump()
+        if self.pool is not None:  # a new process: a new pool of initial_size threads
+            self.workers = self._pool_start()
+            self.last_push = t
         self.free_at = [t] * self.workers
         self.waiting.clear()
         self._forget_transactions()
@@ -484,6 +493,10 @@ class RegistrarNode:
             c[f"pike_blocked_{self.name}"] = self.pike_blocked
         if self.stateful:
             c[f"absorbed_{self.name}"] = self.absorbed
+        if self.pool is not None:
+            c[f"threads_peak_{self.name}"] = self.threads_peak
+            c[f"threads_added_{self.name}"] = self.threads_added
+            c[f"threads_died_{self.name}"] = self.threads_died
         if self.alarm:
             c[f"ignored_{self.name}"] = self.ignored
             if self.alert:  # the queue may have drained since the last arrival: pop what started
@@ -558,6 +571,8 @@ class RegistrarNode:
             else:
                 replies.lost(phone, tx)
             return
+        if self.pool is not None:
+            self._pool_push(now)
         if self.pike is not None and self._pike_blocks(phone, tx, now):
             return
         if phone >= len(self.last_tx):
@@ -605,6 +620,35 @@ class RegistrarNode:
             self.sim.phone_at(finish, self._complete_event, phone, tx, granted, topo.proc_epoch[i], back, lags, db_lag,
                              cred, cid)
 
+    def _pool_start(self) -> int:
+        """Threads serving REGISTERs when the process starts: initial_size, at most the serializers."""
+        pool = self.pool
+        cap = pool.serving_max
+        return min(pool.initial_size, cap) if cap else pool.initial_size
+
+    def _pool_push(self, now: float) -> None:
+        """A REGISTER is pushed to the threadpool at ``now``: idle threads past their idle timeout are
+        gone, and if no thread is idle the pool grows (:func:`threadpool_growth`; new threads free now).
+        Growth happens only while nothing waits (requests wait only at max_size, and no thread is idle
+        while they do), so the start times already given to waiting requests stay first-come-first-served."""
+        pool = self.pool
+        fa = self.free_at
+        T = pool.idle_timeout
+        if T > 0 and fa and fa[0] <= now - T and threadpool_idle_expired(now, fa[0], self.last_push, T):
+            keep = [f for f in fa if not threadpool_idle_expired(now, f, self.last_push, T)]
+            self.threads_died += len(fa) - len(keep)
+            heapify(keep)
+            self.free_at = fa = keep
+        idle = 1 if fa and fa[0] <= now else 0
+        k = threadpool_growth(len(fa), idle, pool.auto_increment, pool.serving_max)
+        for _ in range(k):
+            heappush(fa, now)
+        self.threads_added += k
+        self.workers = len(fa)
+        if self.workers > self.threads_peak:
+            self.threads_peak = self.workers
+        self.last_push = now
+
     # ------------------------------------------------------------------ bulk refreshes
     def bulk_problem(self) -> str | None:
         """Why this registrar's REGISTERs cannot be served in bulk (None: they can)."""
@@ -617,6 +661,8 @@ class RegistrarNode:
             return "shared database"
         if self.alarm:
             return "taskprocessor overload alert"
+        if self.pool is not None:
+            return "a growing threadpool"
         if self.pike is not None:
             return "pike"
         if self.stateful:

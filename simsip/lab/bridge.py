@@ -285,6 +285,10 @@ def _baresip_problems(cfg: Scenario) -> list[str]:
         out.append(f"{p}.phone.timers: baresip (libre) uses T1 500 ms / T2 4 s")
     if ph.keepalive.kind != "none":
         out.append(f"{p}.phone.keepalive.kind: {ph.keepalive.kind!r}; the lab's baresip UAs send no keep-alives")
+    if ph.transport == "tcp" and ph.transport_reset != "unnoticed":
+        out.append(f"{p}.phone.transport_reset: {ph.transport_reset!r}; libre does not tell a REGISTER sent on an "
+                   "established connection about its reset (Timer F ends it: models/phones/baresip.yaml) — "
+                   "set `transport_reset: unnoticed`")
     if fl.start != "equilibrium":
         out.append(f"{p}.start: {fl.start!r}; the lab starts its baresip UAs spread over the warm-up")
     return out
@@ -433,7 +437,8 @@ def mapping_notes(cfg: Scenario) -> list[str]:
     if len(cfg.fleets) == 2 and cfg.fleets[1].phone.transport == "tcp":
         notes.append("fleets[1].phone.transport tcp: each baresip UA keeps one TCP connection to the VIP (Kamailio "
                      "listens on TCP too); after a reset from a new master the recorded UAs (tcp-baresip-crash) "
-                     "registered again 62-88 s later: Timer F (32 s) then failwait, as the timing suggests. "
+                     "registered again 62-88 s later: Timer F (32 s) then failwait, as libre's source says (the reset closes "
+                     "the connection without telling the transaction: models/phones/baresip.yaml transport_reset). "
                      "network.tcp (rto_min, syn_rto) is the lab kernel's own")
     if ph0 is not None and ph0.timers.timer_f is not None:
         notes.append("timers.timer_f: SIPp ends transactions by max_retransmissions only")

@@ -12,7 +12,8 @@ Each module starts with the domain concept and its source (RFC, product document
 * :mod:`~simsip.protocols.cluster` — heartbeat's and corosync's failure detection;
 * :mod:`~simsip.protocols.queueing` — the steady REGISTER rate and Erlang C;
 * :mod:`~simsip.protocols.overload` — the kernel's UDP receive buffer (Kamailio's SO_RCVBUF
-  probing, floor(B/truesize) + 1 datagrams) and Asterisk's taskprocessor high/low-water alert;
+  probing, floor(B/truesize) + 1 datagrams), Asterisk's taskprocessor high/low-water alert and its
+  threadpool's growth and idle timeout;
 * :mod:`~simsip.protocols.trunk` — Asterisk's outbound (trunk) registration (initial random delay,
   refresh, retry rules) and OpenSIPS mid_registrar's forward-or-absorb rule.
 
@@ -31,7 +32,8 @@ from simsip.protocols.cluster import (
     heartbeat_initdead,
     pacemaker_fails_back,
 )
-from simsip.protocols.overload import kamailio_rcvbuf, setsockopt_rcvbuf, taskprocessor_alert, udp_queue_capacity
+from simsip.protocols.overload import (kamailio_rcvbuf, setsockopt_rcvbuf, taskprocessor_alert, threadpool_growth,
+                                       threadpool_idle_expired, udp_queue_capacity)
 from simsip.protocols.queueing import erlang_b, erlang_c, erlang_c_wait, steady_register_rate
 from simsip.protocols.registration import (
     backoff_window,
@@ -78,5 +80,6 @@ __all__ = [
     "corosync_token_timeout", "corosync_detection", "heartbeat_initdead", "heartbeat_detection",
     "heartbeat_detection_window", "pacemaker_fails_back",
     "steady_register_rate", "erlang_b", "erlang_c", "erlang_c_wait",
-    "setsockopt_rcvbuf", "kamailio_rcvbuf", "udp_queue_capacity", "taskprocessor_alert",
+    "setsockopt_rcvbuf", "kamailio_rcvbuf", "udp_queue_capacity", "taskprocessor_alert", "threadpool_growth",
+    "threadpool_idle_expired",
 ]

@@ -29,6 +29,17 @@ global`` by default) *ignores* every new out-of-dialog request that arrived over
 peer's transport layer to retransmit") and answers one over TCP/TLS ``503`` without Retry-After
 (:func:`taskprocessor_alert`).
 
+**Asterisk's threadpool.** res_pjsip runs its tasks on one threadpool (``main/threadpool.c``,
+options from pjsip.conf ``[system]``, ``res/res_pjsip/config_system.c``: ``threadpool_initial_size``
+0, ``threadpool_auto_increment`` 5, ``threadpool_idle_timeout`` 60 s, ``threadpool_max_size`` 50 —
+Asterisk before the taskpool of c67d3d2796, i.e. the 18/20/22 releases). Each task pushed wakes every
+idle thread (``queued_task_pushed``); when none was idle the pool grows by ``auto_increment``, at
+most to ``max_size`` (``grow``: 0 means no limit) — :func:`threadpool_growth`. A thread that runs out of
+tasks goes idle and dies when ``idle_timeout`` passes without being woken (``worker_idle``:
+``ast_cond_timedwait`` to start + idle_timeout, then ``threadpool_idle_thread_dead``); since every push
+wakes all idle threads, a thread idle since ``s`` dies at max(s, last push) + idle_timeout
+(:func:`threadpool_idle_expired`), and nothing keeps ``initial_size`` threads alive.
+
 Every function is pure.
 """
 
@@ -107,6 +118,25 @@ def taskprocessor_alert(alert: bool, queued: int, high: int = TASKPROCESSOR_HIGH
     return alert
 
 
+def threadpool_growth(threads: int, idle: int, auto_increment: int, max_size: int) -> int:
+    """Threads Asterisk's threadpool adds when a task is pushed (``queued_task_pushed`` → ``grow``):
+    none while a thread is idle, else ``auto_increment``, cut to what ``max_size`` allows (0: no limit)."""
+    if idle > 0 or auto_increment <= 0:
+        return 0
+    if max_size and threads + auto_increment > max_size:
+        return max(0, max_size - threads)
+    return auto_increment
+
+
+def threadpool_idle_expired(now: float, idle_since: float, last_push: float, idle_timeout: float) -> bool:
+    """Has an idle thread (idle since ``idle_since``) died by ``now``? Each push wakes every idle thread,
+    which finds no task and waits ``idle_timeout`` again (``worker_idle``), so it dies at
+    max(idle_since, last push) + idle_timeout; idle_timeout 0 waits for ever."""
+    if idle_timeout <= 0:
+        return False
+    return now >= max(idle_since, last_push) + idle_timeout
+
+
 def pike_hit(state: list, t: float, unit: float, density: int) -> bool:
     """One request from a source at time ``t`` through Kamailio pike; True: blocked.
 
@@ -131,4 +161,4 @@ def pike_hit(state: list, t: float, unit: float, density: int) -> bool:
 
 __all__ = ["pike_hit", "RMEM_DEFAULT", "RMEM_MAX", "KAMAILIO_MAXBUFFER", "KAMAILIO_BUFFER_INCREMENT", "SOCK_MIN_RCVBUF",
            "TASKPROCESSOR_HIGH_WATER", "TASKPROCESSOR_LOW_WATER", "setsockopt_rcvbuf", "kamailio_rcvbuf",
-           "udp_queue_capacity", "taskprocessor_alert"]
+           "udp_queue_capacity", "taskprocessor_alert", "threadpool_growth", "threadpool_idle_expired"]

@@ -220,7 +220,7 @@ def _capacity(run: RunData) -> float:
     cap = run.figure("capacity_per_s")
     if not math.isfinite(cap) and run.scenario is not None:
         reg = run.scenario.registrar
-        cap = reg.workers / max(reg.service_time.expected, 1e-12)
+        cap = reg.worker_limit / max(reg.service_time.expected, 1e-12)
     return cap
 
 

@@ -29,6 +29,16 @@ from .toolkit import count, human, layout
 MAX_FLEETS_DRAWN = 12
 
 
+
+def _workers_words(reg) -> str:
+    """``N workers``, or the growing threadpool's sizes."""
+    tp = reg.threadpool
+    if tp is None:
+        return f"{reg.workers} workers"
+    top = f"up to {tp.max_size}" if tp.max_size else "without limit"
+    ser = f", {tp.serializers} serving REGISTERs at once at most" if tp.serializers else ""
+    return f"a threadpool of {tp.initial_size} threads growing by {tp.auto_increment} {top}{ser}"
+
 def topology_graph(scenario: Scenario) -> Any:
     """The deployment as a layered networkx graph: fleets → VIP → nodes → binding stores.
 
@@ -66,7 +76,7 @@ def topology_graph(scenario: Scenario) -> Any:
             faulted.get("backup", []) if n.priority != top else [])
         g.add_node(f"node:{n.name}", layer=2, kind="node", faults=extra,
                    label=f"<b>{html.escape(n.name)}</b><br>priority {n.priority} ({role})<br>"
-                         f"{html.escape(reg.profile or 'registrar')}, {reg.workers} workers"
+                         f"{html.escape(reg.profile or 'registrar')}, {_workers_words(reg)}"
                          + "".join(f"<br>⚡ {html.escape(x)}" for x in extra))
     for f in drawn:
         g.add_edge(f"fleet:{f.name}", "vip", label="REGISTER (UDP)", style="solid")
@@ -259,7 +269,7 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
                   "preempting backup, and then after the backup's own Master_Down_Interval.")
     if s:
         out.append(s)
-    out.append(f"Each node runs {html.escape(reg.profile or 'the registrar')} with {reg.workers} workers"
+    out.append(f"Each node runs {html.escape(reg.profile or 'the registrar')} with {_workers_words(reg)}"
                + (f" (capacity ≈ {capacity:,.0f} REGISTER/s)" if math.isfinite(capacity) else "")
                + f"; registration data: <b>{html.escape(reg.data)}</b> — " + DATA_WORDS.get(reg.data, "") + "."
                + (f" An AOR holds at most {reg.max_contacts} contact(s): one more gets {reg.contacts_full_status}"

@@ -999,14 +999,18 @@ def _fleets(inf: _Inferer, t0: float) -> tuple[FleetInference, ...]:
         for k, s in f.streak_waits.items():
             streaks[k].extend(s)
         for first, last, sends, nxt, streak in f.timeouts:
-            # the timeout: Timer F (64·T1), or earlier when the next copy was due and did not come
-            due = min(first + transactions.timer_f(t1v), last + transactions.retransmit_interval(sends - 1, t1v, t2v))
+            # the timeout: Timer F (64·T1), or earlier when the next copy was due and did not come; over
+            # TCP/TLS no copy is ever due (Timer E is for unreliable transports, RFC 3261 §17.1.2.2), so
+            # only Timer F ends the transaction (a reset ends it earlier only where the stack notices it)
+            due = first + transactions.timer_f(t1v)
+            if transport == "udp":
+                due = min(due, last + transactions.retransmit_interval(sends - 1, t1v, t2v))
             due = max(due, last)
             w = max(0.0, nxt - due)
             tw.add(w)
             streaks.setdefault(streak, _Samples()).add(w)
         timeout_wait = tw.estimate("timeout_wait", "s",
-                                   "from the transaction timeout (Timer F = 64·T1, or when the next copy was due if sooner) to the next REGISTER",
+                                   "from the transaction timeout (Timer F = 64·T1, or over UDP when the next copy was due if sooner) to the next REGISTER",
                                    "no REGISTER timed out and was retried in the capture")
         error_waits = {code: s.estimate(f"wait_{code}", "s", f"from the {code} to the next REGISTER")
                        for code, s in sorted(f.error_waits.items())}
