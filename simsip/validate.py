@@ -774,7 +774,7 @@ def _model_side(log: Any, rep_metrics: Any, cfg: Scenario, grid_model: np.ndarra
     rtx = float(ts.loc[(tm >= k_f - 1e-9) & inside, "retransmissions"].sum())
     tos = float(((v == -2.0) & (t >= first_fault) & (t < dur) & (p < n0)).sum())
     dups = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("duplicates_")))
-    drops = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("rejected_")))
+    drops = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith(("rejected_", "kdmq_dropped_"))))
     return _Side(outs, moves, rereg, _window_loss(outs, dists, dur), peak, tos, rtx, dups, drops)
 
 
