@@ -1119,15 +1119,6 @@ _SPREAD = ("the lab value lies inside the model's 90 % interval, but {what}: a p
            "predictive spread (the random advert phase alone spreads it over {width}) fails a correct model about "
            "half the time; what the forecast lacks is the phase, which no one knows before the outage")
 EXPLAINED_MISSES: dict[str, str] = {
-    "dmq-sync-burst": (
-        "the restarting node's kernel dropped 57 datagrams (RcvbufErrors) where the model drops none. The capture "
-        "shows why: dmq_usrloc's full sync began 3.0 s after Kamailio started (once the dmq module had found its "
-        "peer), and came as one KDMQ request per contact, about 400 within 0.1 s, into a 512 KiB receive buffer; "
-        "tm retransmitted the 57 dropped ones over the next 0.8 s, and keepalived preempted the VIP back 0.17 s "
-        "after the sync began. The model starts the sync when the process starts, at `sync_rate` contacts per "
-        "second, and sends none of it through the receiver's socket: it lacks the peer-discovery delay and the "
-        "sync burst's buffer overflow (the reachability rows still pass: the retransmissions land within a probe "
-        "round)."),
     "link-down-v3-failback": _SPREAD.format(
         what="the VIP moved 7.06 s after the link went down, 0.57 s after the model's median (±0.5 s)",
         width="one 2 s advert interval, 5.7–7.5 s"),
