@@ -42,6 +42,9 @@ class FaultKind:
     lab_apply: Callable[[Any, str, Any], None] | None = None  # (the lab runner, node name, lab fault)
     lab_repair: Callable[[Any, str, Any], None] | None = None
     params: tuple[str, ...] = ()  # fields of the fault (beyond node, at, repair_after) that apply reads, as keywords
+    # it only arms a later effect: applied to a node that is down as well, and no disturbance of its own in the
+    # recovery, VIP-move and faults.csv figures (what it causes shows under the fault or repair it acts in)
+    arms: bool = False
 
 
 def _needs_database(scn) -> str | None:
@@ -130,14 +133,14 @@ KINDS: tuple[FaultKind, ...] = (
         cluster_wide=True, needs=_needs_replica),
     FaultKind(
         "partial_sync", "the full sync the node pulls when its registrar (re)starts — the one under way at `at`, "
-        "or the next — is cut after `fraction` of its messages (the donor's sync loop aborted: an error in the "
+        "or the next (a node that is down is armed for its restart) — is cut after `fraction` of its messages (the donor's sync loop aborted: an error in the "
         "middle of dmq_usrloc's usrloc_get_all_ucontacts walk, the KDMQ path cut); the node holds only the "
         "bindings sent before the cut until the phones refresh: dmq_usrloc requests the sync once per process "
         "start (dmq_init_callback_done), never again. repair_after lifts it for later syncs. (A donor that dies "
         "mid-sync is a node_crash or process_crash of the donor: the rest is never sent.)",
         "has its registration sync cut part-way (it holds only part of the bindings)",
         apply=lambda a, n, t, fraction: a.cut_sync(n, t, fraction), repair=lambda a, n, t: a.cut_sync(n, t, None),
-        needs=_needs_sync, params=("fraction",),
+        needs=_needs_sync, params=("fraction",), arms=True,
         lab_why="the lab cannot cut dmq_usrloc's sync after a share of its messages (it would need the donor's "
                 "KDMQ dropped after N datagrams, e.g. an iptables quota rule in the donor's namespace: not built)"),
 )

@@ -1045,6 +1045,17 @@ def _perturb_weight(cfg: Scenario) -> Scenario | None:
 
 #: the perturbed models the forecast gate must reject: name -> (what, scenario change or None = not
 #: applicable to this run; "skew" changes the model's VRRP rule itself, see :func:`perturbed_skew`)
+def _perturb_sync_socket(cfg: Scenario) -> Scenario | None:
+    """The full sync applied at sync_rate outside the receiver's socket (the model before the sync burst:
+    no kernel drops, no retransmissions; only where a replicated registrar syncs through its socket)."""
+    rg = cfg.registrar
+    if rg.data != "replicated" or not rg.replication.sync_burst:
+        return None
+    data = cfg.model_dump()
+    data["registrar"]["replication"]["sync_burst"] = False
+    return Scenario.model_validate(data)
+
+
 NEGATIVE_CONTROLS: dict[str, tuple[str, Any]] = {
     "refresh -10%": ("refresh interval 10 % too short", _perturb_refresh),
     "retry +10%": ("retry wait 10 % too long", _perturb_retry),
@@ -1052,6 +1063,8 @@ NEGATIVE_CONTROLS: dict[str, tuple[str, Any]] = {
     "lag x10": ("replication lag 10× too long", _perturb_lag),
     "in-flight lost": ("replicated updates lost on their way (held on the sender for 10× the lag)", _perturb_in_flight),
     "weight ignored": ("a track_script weight treated as FAULT", _perturb_weight),
+    "sync off-socket": ("a restarted node's full sync not sent through its UDP socket (no buffer, no drops)",
+                        _perturb_sync_socket),
 }
 
 

@@ -254,3 +254,14 @@ def test_negative_control_without_the_burst_the_rcvbuferrors_row_fails(lab_repor
     row = _drop_row(lab_reports[False])
     assert row["sim"] == 0 and not bool(row["pass"])
     assert lab_reports[False].failures == [row["metric"]]
+
+
+def test_a_shared_socket_makes_the_sync_compete_with_registers():
+    """One socket for both: the stalled sync fills the buffer the REGISTERs need once the node has
+    the VIP back (preempt), so the kernel drops REGISTERs too; on its own socket it drops none."""
+    rep = "sync_read_time: 100s, sync_t1: 60s, sync_timeout: 61s"
+    shared = _run(_scenario(300, rep=rep + ", sync_socket: shared", duration="60s"))
+    own = _run(_scenario(300, rep=rep, duration="60s"))
+    assert sum(own.bins["rejected_a"].v) == 0
+    assert sum(shared.bins["rejected_a"].v) > 0
+    assert shared.counters["kdmq_dropped_a"] == own.counters["kdmq_dropped_a"]

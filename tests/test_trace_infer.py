@@ -555,6 +555,11 @@ _INFERENCE_HELPS = {
                          "then failwait), which the inferred retry rule carries and the baresip profile lacks",
 }
 _ROUND_TRIP_XFAIL["failback-preempt"] = _INFERRED_LOSS
+_ROUND_TRIP_XFAIL["dmq-sync-burst"] = pytest.mark.xfail(strict=True, reason=(
+    "the capture holds REGISTERs of only 192 of the 400 phones (a 100 s refresh interval, a 48 s capture), so the "
+    "inferred fleet is 192 phones and phone·s, peak REGISTER rate and retransmissions come out at half the lab's; "
+    "and the inferred registrar's sync does not go through the receiver's socket (0 RcvbufErrors against 57). "
+    "The configured scenario's forecast passes"))
 _ROUND_TRIP_XFAIL["failback-nopreempt"] = pytest.mark.xfail(strict=True, reason=(
     "infer takes keepalived's default preempt: the capture shows the rebooted priority-120 node advertising as "
     "backup and never taking the VIP back from 110, which infer does not read as nopreempt yet, so its forecast "

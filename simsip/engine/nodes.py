@@ -253,7 +253,7 @@ class FaultInjector:
         name = self.topo.names[node] if node >= 0 else ("*" if kind.cluster_wide else "")
         rec = FaultRecord(index=index, kind=fault.kind, node=name, time=now)
         self.log.faults.append(rec)
-        if not kind.cluster_wide and (node < 0 or not self.topo.node_up[node]):
+        if not kind.cluster_wide and (node < 0 or (not self.topo.node_up[node] and not kind.arms)):
             return  # nothing to break (no such node up): recorded, no effect
         kind.apply(self.actions, node, now, **{p: getattr(fault, p) for p in kind.params})
         repair = fault.repair_after if fault.repair_after is not None else kind.default_repair
