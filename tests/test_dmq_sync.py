@@ -265,3 +265,20 @@ def test_a_shared_socket_makes_the_sync_compete_with_registers():
     assert sum(own.bins["rejected_a"].v) == 0
     assert sum(shared.bins["rejected_a"].v) > 0
     assert shared.counters["kdmq_dropped_a"] == own.counters["kdmq_dropped_a"]
+
+
+def test_partial_sync_also_cuts_a_sync_outside_the_socket():
+    n = 200
+    faults = ("  - {kind: partial_sync, node: b, at: 4.6s, fraction: 0.3}\n"
+              "  - {kind: process_restart, node: b, at: 5s, repair_after: 500ms}\n")
+    log = _run(_scenario(n, faults=faults, duration="8s", rep="sync_burst: false"))
+    assert log.counters["sync_applied_b"] == rules.cut_messages(n, 0.3) == 60
+    assert log.counters["sync_cut_b"] == n - 60
+
+
+def test_a_partial_sync_armed_while_the_node_is_down_cuts_its_restart_sync():
+    n = 200
+    faults = ("  - {kind: node_crash, node: b, at: 2s, repair_after: 4s}\n"
+              "  - {kind: partial_sync, node: b, at: 3s, fraction: 0.5}\n")
+    log = _run(_scenario(n, faults=faults, duration="10s", rep="sync_read_time: 10us"))
+    assert log.counters["sync_applied_b"] == 100 and log.counters["sync_cut_b"] == 100

@@ -182,8 +182,10 @@ def _data(doc: dict, fault: str, k: int) -> None:
             # (competing with them); found at start or, when no peer answers, at a later dmq ping
             reg["replication"].update({"sync_burst": True, "sync_read_time": {"dist": "exponential", "mean": "3ms"},
                                        "discovery_delay": "4ms", "ping_interval": "20s",
-                                       "batch_msg_contacts": (1, 3)[(k // 32) % 2],
-                                       "sync_socket": ("node", "shared")[(k // 16) % 2]})
+                                       "batch_msg_contacts": (1, 3)[FAULTS.index(fault) % 2],
+                                       "sync_socket": ("node", "shared")[(k // 4) % 2],
+                                       # a slow sync overlaps the preempted VIP's REGISTERs
+                                       "sync_rate": ("10000/s", "40/s")[(FAULTS.index(fault) // 2) % 2]})
             reg["udp_buffer"] = {"sizing": "rmem_default", "rmem_default": 46080, "truesize": 2304}
     elif choice == 2:
         # astdb-like restarts: half the cells restore a fresh expiry (chan_sip), all prune TCP/TLS (PJSIP)

@@ -16,7 +16,12 @@ completions of the old epoch find the process changed and produce no reply.
 
 The binding store is a per-phone array of "valid until" times. With ``data: none`` each node has
 its own store, lost when the process stops; with ``data: shared`` all nodes read and write one
-store that survives crashes; with ``data: replicated`` every save is sent to the peers (DMQ-like).
+store that survives crashes; with ``data: replicated`` every save is sent to the peers (DMQ-like),
+and a node that (re)starts pulls a full sync from a live peer once it has found one (dmq peer
+discovery); with ``replication.sync_burst`` the sync is a burst of messages through this node's UDP
+socket — the REGISTERs' or one of its own — that the kernel drops when the buffer is full and the
+donor's tm retransmits (:mod:`simsip.protocols.sync`). Sync messages are control events (they
+lower the fast paths' horizon), so the REGISTERs they compete with are never applied past them.
 Every copy of a binding (store, persistent storage, database replica) keeps the save with the
 latest time stamp, whatever order saves are applied in. With ``max_contacts`` a store also counts
 each connection-bound phone's contacts (:class:`Contacts`; a new connection is a new contact):
@@ -1069,7 +1074,7 @@ class RegistrarNode:
             if donor.epoch != d_epoch:
                 self.sync_cut += sum(len(m) for m in msgs[j:])
             return
-        if j >= run[1]:
+        if j >= run[1] or donor.hung:  # cut; or the donor's process hangs (its sync loop with it)
             self.sync_cut += sum(len(m) for m in msgs[j:])
             return
         theirs = donor.store.until
@@ -1109,7 +1114,7 @@ class RegistrarNode:
             return
         i = self.index
         topo = self.topo
-        if not topo.link[i]:
+        if not topo.link[i] or topo.proc_hung[i]:  # lost, or taken and never answered: tm sends it again
             self._kdmq_again(donor, d_epoch, my_epoch, content, n, t_first)
             return
         now = self.sim.env._now
@@ -1135,7 +1140,7 @@ class RegistrarNode:
     def _kdmq_read(self, my_epoch: int, content: list) -> None:
         """A worker read the sync message: its contacts are bindings here from now on (the latest
         save wins)."""
-        if my_epoch != self.epoch or not self.up:
+        if my_epoch != self.epoch or not self.up or self.hung:
             return
         now = self.sim.env._now
         mine = self.store.until
