@@ -136,7 +136,8 @@ KINDS: tuple[FaultKind, ...] = (
         "or the next (a node that is down is armed for its restart) — is cut after `fraction` of its messages (the donor's sync loop aborted: an error in the "
         "middle of dmq_usrloc's usrloc_get_all_ucontacts walk, the KDMQ path cut); the node holds only the "
         "bindings sent before the cut until the phones refresh: dmq_usrloc requests the sync once per process "
-        "start (dmq_init_callback_done), never again. repair_after lifts it for later syncs. (A donor that dies "
+        "start (dmq_init_callback_done; reset only when dmq's node list empties, which a peer that is the "
+        "notification_address never leaves), never again. repair_after lifts it for later syncs. (A donor that dies "
         "mid-sync is a node_crash or process_crash of the donor: the rest is never sent.)",
         "has its registration sync cut part-way (it holds only part of the bindings)",
         apply=lambda a, n, t, fraction: a.cut_sync(n, t, fraction), repair=lambda a, n, t: a.cut_sync(n, t, None),

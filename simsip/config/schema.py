@@ -305,7 +305,8 @@ class Replication(Frozen):
     ping_interval: Duration | None = Field(None, gt=0, le=86400, description=(
         "When no peer answers at start: the sync begins at the first dmq ping (every ping_interval from the start, "
         "dmq ping_interval, default 60 s, at least 5 s) that finds one, plus discovery_delay; the init callback runs "
-        "once per process (dmq_init_callback_done). null: a sync is pulled at start or never."))
+        "once per process (dmq_init_callback_done; dmq_funcs.c ping_servers resets it only when the node list is "
+        "empty). null: a sync is pulled at start or never."))
     sync_burst: bool = Field(False, description=(
         "Send the sync as messages (KDMQ requests) through the receiver's UDP socket: each is charged "
         "udp_buffer.truesize in the kernel receive buffer, dropped when it is full (counted in kdmq_dropped_<node>) "

@@ -10,6 +10,9 @@ request round trip after the process answers (:func:`sync_begins`, ``discovery_d
 does not answer leaves the callback pending until a later notification gets a 200: the ``ping_servers``
 timer (registered in ``mod_init`` every ``ping_interval``, default 60 s, at least 5 s) sends
 ``request_nodelist`` to every node, so the sync begins at the first ping tick that finds a peer.
+The callback runs again only if the node list empties (dmq_funcs.c ``ping_servers`` then resets
+``dmq_init_callback_done`` and notifies anew); a peer that is the ``notification_address`` is never
+deleted from it (it is kept pending after a 408), so with two nodes a process pulls one sync.
 
 **What it is.** The peer walks its location table (``usrloc_get_all_ucontacts``) and sends one KDMQ
 per contact (``batch_msg_contacts`` 1, the default; up to 150 contacts per message, and
