@@ -139,7 +139,7 @@ KINDS: tuple[FaultKind, ...] = (
         "start (dmq_init_callback_done; reset only when dmq's node list empties, which a peer that is the "
         "notification_address never leaves), never again. repair_after lifts it for later syncs. (A donor that dies "
         "mid-sync is a node_crash or process_crash of the donor: the rest is never sent.)",
-        "has its registration sync cut part-way (it holds only part of the bindings)",
+        "has its registration sync cut part-way, so it holds only part of the bindings",
         apply=lambda a, n, t, fraction: a.cut_sync(n, t, fraction), repair=lambda a, n, t: a.cut_sync(n, t, None),
         needs=_needs_sync, params=("fraction",), arms=True,
         lab_why="the lab cannot cut dmq_usrloc's sync after a share of its messages (it would need the donor's "
