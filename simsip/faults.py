@@ -41,6 +41,10 @@ class FaultKind:
     needs: Callable[[Any], str | None] | None = None  # scenario -> problem, None: fine
     lab_apply: Callable[[Any, str, Any], None] | None = None  # (the lab runner, node name, lab fault)
     lab_repair: Callable[[Any, str, Any], None] | None = None
+    params: tuple[str, ...] = ()  # fields of the fault (beyond node, at, repair_after) that apply reads, as keywords
+    # it only arms a later effect: applied to a node that is down as well, and no disturbance of its own in the
+    # recovery, VIP-move and faults.csv figures (what it causes shows under the fault or repair it acts in)
+    arms: bool = False
 
 
 def _needs_database(scn) -> str | None:
@@ -56,6 +60,14 @@ def _needs_replica(scn) -> str | None:
         return ("db_replica_down needs a replica (database.replication: async, semisync, sync or galera — a Galera "
                 "member, whose loss stalls writes for suspect_timeout and, without quorum, stops them), got 'none'")
     return problem
+
+
+def _needs_sync(scn) -> str | None:
+    rg = scn.registrar
+    if rg.data == "replicated" and rg.replication.sync_on_start:
+        return None
+    return ("partial_sync needs a registrar that pulls a full sync on start (registrar.data: replicated, "
+            f"replication.sync_on_start: true); registrar.data is {rg.data!r}")
 
 
 KINDS: tuple[FaultKind, ...] = (
@@ -119,6 +131,19 @@ KINDS: tuple[FaultKind, ...] = (
         "loses its database replica (with Galera: a member; without quorum the survivors refuse every query)",
         apply=lambda a, n, t: a.db_replica_down(t), repair=lambda a, n, t: a.db_replica_up(t),
         cluster_wide=True, needs=_needs_replica),
+    FaultKind(
+        "partial_sync", "the full sync the node pulls when its registrar (re)starts — the one under way at `at`, "
+        "or the next (a node that is down is armed for its restart) — is cut after `fraction` of its messages (the donor's sync loop aborted: an error in the "
+        "middle of dmq_usrloc's usrloc_get_all_ucontacts walk, the KDMQ path cut); the node holds only the "
+        "bindings sent before the cut until the phones refresh: dmq_usrloc requests the sync once per process "
+        "start (dmq_init_callback_done; reset only when dmq's node list empties, which a peer that is the "
+        "notification_address never leaves), never again. repair_after lifts it for later syncs. (A donor that dies "
+        "mid-sync is a node_crash or process_crash of the donor: the rest is never sent.)",
+        "has its registration sync cut part-way, so it holds only part of the bindings",
+        apply=lambda a, n, t, fraction: a.cut_sync(n, t, fraction), repair=lambda a, n, t: a.cut_sync(n, t, None),
+        needs=_needs_sync, params=("fraction",), arms=True,
+        lab_why="the lab cannot cut dmq_usrloc's sync after a share of its messages (it would need the donor's "
+                "KDMQ dropped after N datagrams, e.g. an iptables quota rule in the donor's namespace: not built)"),
 )
 
 BY_NAME: dict[str, FaultKind] = {k.name: k for k in KINDS}

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from simsip.memory import release
+from simsip import faults as fault_table
 from simsip.config.schema import Scenario
 from simsip.engine.records import RunLog
+from simsip.memory import release
 from simsip.tables import FAULTS, OUTAGES, RECOVERY, TIMESERIES, TRUNK_OUTAGES, VIP
 
 
@@ -664,9 +665,12 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
 
     # disturbances: faults and the repairs that follow them
     # (time, cause, fault index, node, kind, seconds until repaired)
+    # (a fault that only arms a later effect, faults.KINDS[...].arms, is none: it shows under the one it acts in)
     disturb = [(f.time, "fault", f.index, f.node, f.kind,
-                f.repair_time - f.time if f.repair_time is not None else math.nan) for f in log.faults]
-    disturb += [(t, "repair", -1, node, kind, math.nan) for t, node, kind in log.repairs]
+                f.repair_time - f.time if f.repair_time is not None else math.nan) for f in log.faults
+               if not fault_table.kind(f.kind).arms]
+    disturb += [(t, "repair", -1, node, kind, math.nan) for t, node, kind in log.repairs
+                if not fault_table.kind(kind).arms]
     disturb.sort(key=lambda x: x[0])
     # each outage belongs to the last disturbance at or before its start (one pass: linear in the
     # outages and the disturbances); a phone's recovery is the end of its first such outage
@@ -765,7 +769,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     rx_cols = [c for c in timeseries.columns if c.startswith("register_rx_")]
     rate = timeseries[rx_cols].to_numpy().max(axis=1) / res if rx_cols else np.zeros(nb)
     fig["peak_register_rate"] = float(rate.max()) if rate.size else 0.0
-    first_fault = min((f.time for f in log.faults), default=H)
+    first_fault = min((f.time for f in log.faults if not fault_table.kind(f.kind).arms), default=H)
     pre = timeseries["time"].to_numpy() < first_fault - res
     fig["steady_register_rate"] = float(rate[pre].mean()) if pre.any() else math.nan
     fig["peak_load_vs_capacity"] = fig["peak_register_rate"] / cap if cap else math.nan

@@ -310,6 +310,9 @@ TIMESERIES = Table(
         Family("rejected_", "<node>", "int64", "requests", "REGISTERs the node refused because its queue was full "
                "(with `registrar.udp_buffer`: the kernel's receive-buffer drops, `Udp: RcvbufErrors`).",
                when=_WHEN_MODEL),
+        Family("kdmq_dropped_", "<node>", "int64", "requests", "Full-sync messages (KDMQ) the node's kernel dropped "
+               "because its receive buffer was full (`Udp: RcvbufErrors`, with the REGISTER drops).",
+               when="for a replicated registrar whose sync goes through its socket (`registrar.replication.sync_burst`)"),
         Family("contacts_full_", "<node>", "int64", "requests",
                "REGISTERs the node refused (403 or 503) because they would exceed `registrar.max_contacts`: a "
                "connection-bound phone's new connection is a new contact while the old one is unexpired.",

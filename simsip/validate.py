@@ -777,7 +777,7 @@ def _model_side(log: Any, rep_metrics: Any, cfg: Scenario, grid_model: np.ndarra
     rtx = float(ts.loc[(tm >= k_f - 1e-9) & inside, "retransmissions"].sum())
     tos = float(((v == -2.0) & (t >= first_fault) & (t < dur) & (p < n0)).sum())
     dups = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("duplicates_")))
-    drops = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith("rejected_")))
+    drops = float(sum(ts.loc[inside, c].sum() for c in ts.columns if c.startswith(("rejected_", "kdmq_dropped_"))))
     return _Side(outs, moves, rereg, _window_loss(outs, dists, dur), peak, tos, rtx, dups, drops)
 
 
@@ -1061,6 +1061,17 @@ def _perturb_reset(cfg: Scenario) -> Scenario | None:
 
 #: the perturbed models the forecast gate must reject: name -> (what, scenario change or None = not
 #: applicable to this run; "skew" changes the model's VRRP rule itself, see :func:`perturbed_skew`)
+def _perturb_sync_socket(cfg: Scenario) -> Scenario | None:
+    """The full sync applied at sync_rate outside the receiver's socket (the model before the sync burst:
+    no kernel drops, no retransmissions; only where a replicated registrar syncs through its socket)."""
+    rg = cfg.registrar
+    if rg.data != "replicated" or not rg.replication.sync_burst:
+        return None
+    data = cfg.model_dump()
+    data["registrar"]["replication"]["sync_burst"] = False
+    return Scenario.model_validate(data)
+
+
 NEGATIVE_CONTROLS: dict[str, tuple[str, Any]] = {
     "refresh -10%": ("refresh interval 10 % too short", _perturb_refresh),
     "retry +10%": ("retry wait 10 % too long", _perturb_retry),
@@ -1069,6 +1080,8 @@ NEGATIVE_CONTROLS: dict[str, tuple[str, Any]] = {
     "in-flight lost": ("replicated updates lost on their way (held on the sender for 10× the lag)", _perturb_in_flight),
     "weight ignored": ("a track_script weight treated as FAULT", _perturb_weight),
     "reset noticed": ("a TCP reset ends the pending REGISTER at once where libre waits for Timer F", _perturb_reset),
+    "sync off-socket": ("a restarted node's full sync not sent through its UDP socket (no buffer, no drops)",
+                        _perturb_sync_socket),
 }
 
 
@@ -1136,15 +1149,6 @@ _SPREAD = ("the lab value lies inside the model's 90 % interval, but {what}: a p
            "predictive spread (the random advert phase alone spreads it over {width}) fails a correct model about "
            "half the time; what the forecast lacks is the phase, which no one knows before the outage")
 EXPLAINED_MISSES: dict[str, str] = {
-    "dmq-sync-burst": (
-        "the restarting node's kernel dropped 57 datagrams (RcvbufErrors) where the model drops none. The capture "
-        "shows why: dmq_usrloc's full sync began 3.0 s after Kamailio started (once the dmq module had found its "
-        "peer), and came as one KDMQ request per contact, about 400 within 0.1 s, into a 512 KiB receive buffer; "
-        "tm retransmitted the 57 dropped ones over the next 0.8 s, and keepalived preempted the VIP back 0.17 s "
-        "after the sync began. The model starts the sync when the process starts, at `sync_rate` contacts per "
-        "second, and sends none of it through the receiver's socket: it lacks the peer-discovery delay and the "
-        "sync burst's buffer overflow (the reachability rows still pass: the retransmissions land within a probe "
-        "round)."),
     "link-down-v3-failback": _SPREAD.format(
         what="the VIP moved 7.06 s after the link went down, 0.57 s after the model's median (±0.5 s)",
         width="one 2 s advert interval, 5.7–7.5 s"),

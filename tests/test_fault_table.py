@@ -27,6 +27,8 @@ def test_every_kind_is_complete():
         assert k.help and k.words and callable(k.apply) and callable(k.repair), k.name
         assert (k.lab is None) == (k.lab_apply is None) == (k.lab_repair is None), k.name
         assert k.lab is not None or k.lab_why != "", k.name
+        for p in k.params:  # every field apply reads is a field of a fault
+            assert p in Fault.model_fields, (k.name, p)
 
 
 class _Recorder:
@@ -43,7 +45,7 @@ def test_apply_and_repair_name_real_node_actions(k):
     from simsip.engine.nodes import NodeActions
 
     rec = _Recorder()
-    k.apply(rec, 0, 1.0)
+    k.apply(rec, 0, 1.0, **{p: 0.5 for p in k.params})  # the fault's own fields (partial_sync: fraction)
     k.repair(rec, 0, 2.0)
     assert rec.calls
     for name, _ in rec.calls:

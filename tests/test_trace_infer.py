@@ -741,6 +741,11 @@ _INFERENCE_HELPS = {
                             "within ±0.5 s of it; the weight (200 -> 150 under the backup's 170) is read right",
 }
 _ROUND_TRIP_XFAIL["failback-preempt"] = _INFERRED_LOSS
+_ROUND_TRIP_XFAIL["dmq-sync-burst"] = pytest.mark.xfail(strict=True, reason=(
+    "the capture holds REGISTERs of only 192 of the 400 phones (a 100 s refresh interval, a 48 s capture), so the "
+    "inferred fleet is 192 phones and phone·s, peak REGISTER rate and retransmissions come out at half the lab's; "
+    "and the inferred registrar's sync does not go through the receiver's socket (0 RcvbufErrors against 57). "
+    "The configured scenario's forecast passes"))
 
 
 def _round_trip_params():

@@ -279,7 +279,7 @@ def test_shipped_run_is_forecast(run):
 PENDING_REPLAY: dict[str, str] = {name: EXPLAINED_MISSES[name] for name in (
     # the mechanisms the model lacks show under the capture's own phases too (the other forecast misses
     # are a phase no one knows before the outage: the replay, given the phase, passes them)
-    "dmq-sync-burst", "storm-metastable", "storm-persists")}
+    "storm-metastable", "storm-persists")}
 
 
 @pytest.mark.parametrize("run", _params(PENDING_REPLAY))

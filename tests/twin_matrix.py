@@ -183,6 +183,17 @@ def _data(doc: dict, fault: str, k: int) -> None:
         # half the replicated cells hold each update on the sender first (send_delay: an event of its own)
         reg.update({"data": "replicated", "replication": {"lag": {"dist": "exponential", "mean": "20ms"},
                                                           "send_delay": ("0s", "150ms")[(k // 4) % 2]}})
+        if (k // 8) % 2:
+            # a restarted node's full sync as KDMQ messages into a receive buffer of 20 datagrams, read
+            # slowly: kernel drops, tm retransmissions; on the node's own socket or on the REGISTERs'
+            # (competing with them); found at start or, when no peer answers, at a later dmq ping
+            reg["replication"].update({"sync_burst": True, "sync_read_time": {"dist": "exponential", "mean": "3ms"},
+                                       "discovery_delay": "4ms", "ping_interval": "20s",
+                                       "batch_msg_contacts": (1, 3)[FAULTS.index(fault) % 2],
+                                       "sync_socket": ("node", "shared")[(k // 4) % 2],
+                                       # a slow sync overlaps the preempted VIP's REGISTERs
+                                       "sync_rate": ("10000/s", "40/s")[(FAULTS.index(fault) // 2) % 2]})
+            reg["udp_buffer"] = {"sizing": "rmem_default", "rmem_default": 46080, "truesize": 2304}
     elif choice == 2:
         # astdb-like restarts: half the cells restore a fresh expiry (chan_sip), all prune TCP/TLS (PJSIP)
         reg.update({"persistence": "write_back", "flush_interval": "7s", "start_time": "1s",
@@ -210,6 +221,9 @@ def matrix_doc(stack: str, fault: str, mix: str, scale: int = 1) -> dict:
         _contact_limit(doc, k)
     doc["faults"] = [{"kind": fault, "node": "master", "at": "61s", "repair_after": "47s"},
                      {"kind": "node_crash", "node": "master", "at": "150s", "repair_after": "30s"}]
+    if doc["registrar"].get("replication", {}).get("sync_burst"):
+        # the sync after the second crash's repair is cut half-way
+        doc["faults"].append({"kind": "partial_sync", "node": "master", "at": "149s", "fraction": 0.5})
     if mix not in ("random_faults", "sbc_trunks") and k % 3 == 0:
         doc["auth"] = {"enabled": True}
     if k % 5 == 0:

@@ -296,8 +296,11 @@ class Replication(Frozen):
 
     Every save waits ``send_delay`` on the sender before its update leaves (a crash meanwhile loses
     it), then reaches a peer and is applied there one ``lag`` later (lost only if that peer is down
-    or cut off when it arrives). A node that (re)starts pulls a full sync from a live peer at
-    ``sync_rate`` bindings per second before it has everything.
+    or cut off when it arrives). A node that (re)starts pulls a full sync from a live peer:
+    ``discovery_delay`` after it answers (or at the first dmq ping that finds a peer), the donor
+    sends its bindings at ``sync_rate`` messages per second, ``batch_msg_contacts`` per message; with
+    ``sync_burst`` each message goes through the receiver's UDP socket (its kernel buffer and
+    workers) and a dropped one is retransmitted by tm. See :mod:`simsip.protocols.sync`.
     """
 
     lag: Dist = Field(default_factory=lambda: Dist(mean=0.00025), description=(
@@ -307,7 +310,44 @@ class Replication(Frozen):
         "Save → its update leaves the sender; a crash in between loses it (0: Kamailio dmq_usrloc sends the KDMQ "
         "from usrloc's contact callback inside save(), on the wire before the phone's 200 OK in the lab)."))
     sync_on_start: bool = Field(True, description="Pull a full sync from a peer on (re)start (dmq_usrloc sync=1).")
-    sync_rate: Rate = Field(10000.0, gt=0, description="Bindings per second transferred by a full sync (assumption).")
+    sync_rate: Rate = Field(10000.0, gt=0, description=(
+        "Sync messages per second leaving the donor (bindings per second with batch_msg_contacts 1): dmq_usrloc's "
+        "sync loop sends them back to back (batch_usleep 0); measured ~10 500/s in examples/lab/dmq-sync-burst."))
+    discovery_delay: Duration = Field(0.0, ge=0, le=3600, description=(
+        "The process answers → the donor's first sync message leaves, when a peer is reachable then: Kamailio dmq "
+        "sends its notification KDMQ to notification_address from the first SIP worker's child_init, the peer's "
+        "200 runs the init callbacks (usrloc_dmq_request_sync: a KDMQ {\"action\":2} to the peers), and the peer "
+        "starts sending (one notification and one request round trip; 4 ms in examples/lab/dmq-sync-burst)."))
+    ping_interval: Duration | None = Field(None, gt=0, le=86400, description=(
+        "When no peer answers at start: the sync begins at the first dmq ping (every ping_interval from the start, "
+        "dmq ping_interval, default 60 s, at least 5 s) that finds one, plus discovery_delay; the init callback runs "
+        "once per process (dmq_init_callback_done; dmq_funcs.c ping_servers resets it only when the node list is "
+        "empty). null: a sync is pulled at start or never."))
+    sync_burst: bool = Field(False, description=(
+        "Send the sync as messages (KDMQ requests) through the receiver's UDP socket: each is charged "
+        "udp_buffer.truesize in the kernel receive buffer, dropped when it is full (counted in kdmq_dropped_<node>) "
+        "and retransmitted by the donor's tm (sync_t1/sync_t2 until sync_timeout); read by a worker in "
+        "sync_read_time. false: the bindings arrive at sync_rate outside any socket."))
+    batch_msg_contacts: int = Field(1, ge=1, le=150, description=(
+        "Contacts per sync message (dmq_usrloc batch_msg_contacts, default 1 = one KDMQ per contact, at most 150)."))
+    sync_socket: Literal["node", "shared"] = Field("node", description=(
+        "Which socket the sync messages reach: 'node', the registrar's listen on its own address (its own kernel "
+        "buffer of the same size, and `workers` processes of its own: Kamailio forks children per UDP listen; the "
+        "lab's config listens on the node address and on the VIP), or 'shared', the socket the REGISTERs use (one "
+        "listen for both: the sync competes with REGISTERs for buffer and workers)."))
+    sync_read_time: Dist = Field(default_factory=Dist, description=(
+        "A worker's time per sync message it reads from the socket (the SIP worker parses the KDMQ and hands it to "
+        "a dmq worker: dmq_handle_message → add_dmq_job); the binding counts from then on."))
+    sync_t1: Duration = Field(0.5, gt=0, le=60, description="tm retr_timer1 for sync messages (Kamailio tm RETR_T1 500 ms).")
+    sync_t2: Duration = Field(4.0, gt=0, le=600, description="tm retr_timer2 for sync messages (Kamailio tm RETR_T2 4 s).")
+    sync_timeout: Duration = Field(30.0, gt=0, le=3600, description=(
+        "tm fr_timer: a sync message still unanswered then is given up (its bindings never arrive; Kamailio tm "
+        "FR_TIME_OUT 30 s)."))
+
+    @property
+    def retransmit_offsets(self) -> tuple[float, ...]:
+        """Send offsets of one sync message nobody answers (tm's Timer E schedule, :func:`transactions.timer_e_schedule`)."""
+        return tuple(transactions.timer_e_schedule(self.sync_t1, self.sync_t2, self.sync_timeout))
 
 
 class UdpBuffer(Frozen):
@@ -972,6 +1012,17 @@ class Fault(Frozen):
     node: str = Field("master", description="A node name, or 'master'/'backup' (resolved when the fault fires).")
     at: Duration = Field(..., ge=0, description="When the fault happens.")
     repair_after: Duration | None = Field(None, gt=0, description="Node comes back after this (null: never).")
+    fraction: float | None = Field(None, ge=0, le=1, description=(
+        "partial_sync only: the share of the sync's messages sent before it is cut (0: none, 1: all)."))
+
+    @model_validator(mode="after")
+    def _params(self) -> "Fault":
+        wanted = fault_table.kind(self.kind).params
+        if "fraction" in wanted and self.fraction is None:
+            raise _located(("fraction",), f"a {self.kind} fault needs fraction (the share of the sync sent, 0..1)")
+        if "fraction" not in wanted and self.fraction is not None:
+            raise _located(("fraction",), f"fraction is for partial_sync faults, not {self.kind}")
+        return self
 
 
 # --------------------------------------------------------------------------- output / scenario

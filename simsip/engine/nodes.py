@@ -177,6 +177,10 @@ class NodeActions:
             if o != node:
                 self.clock.call_at(t + det, self.ha[o].lost_contact, node)
 
+    def cut_sync(self, node: int, t: float, fraction: float | None) -> None:
+        """A partial_sync fault: ``node``'s full sync is cut after ``fraction`` of it (None: lifted)."""
+        self.registrars[node].cut_sync(t, fraction)
+
     # ------------------------------------------------------------------ the database
     def db_crash(self, t: float) -> None:
         if self.database is not None:
@@ -249,9 +253,9 @@ class FaultInjector:
         name = self.topo.names[node] if node >= 0 else ("*" if kind.cluster_wide else "")
         rec = FaultRecord(index=index, kind=fault.kind, node=name, time=now)
         self.log.faults.append(rec)
-        if not kind.cluster_wide and (node < 0 or not self.topo.node_up[node]):
+        if not kind.cluster_wide and (node < 0 or (not self.topo.node_up[node] and not kind.arms)):
             return  # nothing to break (no such node up): recorded, no effect
-        kind.apply(self.actions, node, now)
+        kind.apply(self.actions, node, now, **{p: getattr(fault, p) for p in kind.params})
         repair = fault.repair_after if fault.repair_after is not None else kind.default_repair
         if repair is not None:
             if repair > 0:

@@ -16,7 +16,12 @@ completions of the old epoch find the process changed and produce no reply.
 
 The binding store is a per-phone array of "valid until" times. With ``data: none`` each node has
 its own store, lost when the process stops; with ``data: shared`` all nodes read and write one
-store that survives crashes; with ``data: replicated`` every save is sent to the peers (DMQ-like).
+store that survives crashes; with ``data: replicated`` every save is sent to the peers (DMQ-like),
+and a node that (re)starts pulls a full sync from a live peer once it has found one (dmq peer
+discovery); with ``replication.sync_burst`` the sync is a burst of messages through this node's UDP
+socket — the REGISTERs' or one of its own — that the kernel drops when the buffer is full and the
+donor's tm retransmits (:mod:`simsip.protocols.sync`). Sync messages are control events (they
+lower the fast paths' horizon), so the REGISTERs they compete with are never applied past them.
 Every copy of a binding (store, persistent storage, database replica) keeps the save with the
 latest time stamp, whatever order saves are applied in. With ``max_contacts`` a store also counts
 each connection-bound phone's contacts (:class:`Contacts`; a new connection is a new contact):
@@ -41,6 +46,7 @@ from heapq import heapify, heappop, heappush, heapreplace
 from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler, vector_draws
 from simsip.engine.records import RunLog, StoreLog
+from simsip.protocols import sync as sync_rules
 from simsip.protocols.overload import pike_hit, taskprocessor_alert, threadpool_growth, threadpool_idle_expired
 from simsip.protocols.registration import contacts_after, grant_expiry, reported_expiry, retry_after_header
 
@@ -214,6 +220,7 @@ class RegistrarNode:
         self.replicated = cfg.data == "replicated"
         if self.replicated:
             self.lag = sampler(cfg.replication.lag, streams(f"registrar.{name}.replication"))
+            self._init_sync(cfg, log, streams)
         self.send_delay = float(cfg.replication.send_delay) if self.replicated else 0.0
         self.rx_bins = log.bin(f"register_rx_{name}")
         self.queue_bins = log.bin(f"queue_{name}")
@@ -241,6 +248,30 @@ class RegistrarNode:
         self.pruned = 0
         self.last_flush = 0.0
         self._init_overload(cfg, log)
+
+    def _init_sync(self, cfg: RegistrarCfg, log: RunLog, streams) -> None:
+        """The full sync this node pulls when it (re)starts (:mod:`simsip.protocols.sync`): its
+        messages' trip from the donor and read time here (a stream of its own), the node-address
+        socket they reach (``sync_socket: node``: a buffer as large as the REGISTER socket's and
+        ``workers`` readers of its own), and what became of them."""
+        rep = cfg.replication
+        name = self.name
+        self.sync_burst = rep.sync_burst
+        self.sync_lag = sampler(rep.lag, streams(f"registrar.{name}.sync"))
+        self.sync_read = sampler(rep.sync_read_time, streams(f"registrar.{name}.sync_read"))
+        self.sync_offsets = rep.retransmit_offsets
+        self.sync_own_socket = rep.sync_socket == "node"
+        self.sync_free_at = [0.0] * cfg.workers
+        self.sync_waiting: deque[float] = deque()
+        self.sync_fraction: float | None = None  # a partial_sync fault: the next sync is cut after this share
+        self.sync_runs: list[list] = []  # [messages, limit] of each sync started (the cut applies to the running one)
+        self.sync_dropped = 0  # sync messages the kernel dropped (RcvbufErrors)
+        self.sync_retransmitted = 0
+        self.sync_given_up = 0  # bindings in messages tm gave up on (fr_timer)
+        self.sync_cut = 0  # bindings never sent because the sync was cut
+        self.sync_applied = 0  # bindings a sync message saved here
+        if rep.sync_burst:
+            self.kdmq_bins = log.bin(f"kdmq_dropped_{name}")
 
     def _init_overload(self, cfg: RegistrarCfg, log: RunLog) -> None:
         """The storm mechanisms: per-phone memory of the last transaction read (duplicates; the
@@ -393,8 +424,11 @@ class RegistrarNode:
             if u > mine[p]:
                 self.store.save(t, p, u)
                 self.loaded += 1
-        if self.replicated and self.cfg.replication.sync_on_start:
-            self._full_sync(t)
+        if self.replicated:
+            self.sync_free_at = [t] * self.workers
+            self.sync_waiting.clear()
+            if self.cfg.replication.sync_on_start:
+                self._discover(t, self.epoch, t)
         self.topo.changed(t)
 
     def _loadable(self, t: float, prune: bool) -> list[tuple[int, float]]:
@@ -513,6 +547,12 @@ class RegistrarNode:
         if self.replicated:
             c[f"replicas_sent_{self.name}"] = self.replicas_sent
             c[f"replicas_lost_{self.name}"] = self.replicas_lost
+            c[f"sync_applied_{self.name}"] = self.sync_applied
+            c[f"sync_cut_{self.name}"] = self.sync_cut
+            if self.sync_burst:
+                c[f"kdmq_dropped_{self.name}"] = self.sync_dropped
+                c[f"sync_retransmitted_{self.name}"] = self.sync_retransmitted
+                c[f"sync_given_up_{self.name}"] = self.sync_given_up
 
     # ------------------------------------------------------------------ requests
     def receive(self, phone: int, tx: int, requested: float, at: float | None = None, direct: bool = False) -> None:
@@ -983,29 +1023,172 @@ class RegistrarNode:
         if snapshot is not None and self.store.contacts is not None:
             self.store.contacts.apply(t_origin, phone, snapshot)
 
-    def _full_sync(self, t: float) -> None:
-        """Pull every binding from a live peer at ``sync_rate`` (dmq_usrloc sync on start-up)."""
+    def _donor(self) -> "RegistrarNode | None":
         topo = self.topo
-        donor = next((r for r in self.peers if r.up and topo.path_up(r.index, self.index)), None)
+        return next((r for r in self.peers if r.up and topo.path_up(r.index, self.index)), None)
+
+    def _discover(self, t: float, epoch: int, started: float) -> None:
+        """dmq peer discovery (:func:`~simsip.protocols.sync.sync_begins`): with a peer reachable the
+        sync begins ``discovery_delay`` from now; otherwise at the first ping tick that finds one."""
+        if epoch != self.epoch or not self.up:
+            return
+        rep = self.cfg.replication
+        if self._donor() is not None:
+            if rep.discovery_delay > 0:
+                self.clock.call_at(t + rep.discovery_delay, self._sync_due, epoch, started)
+            else:
+                self._full_sync(t)
+        elif rep.ping_interval is not None:
+            tick = sync_rules.next_ping(started, t, rep.ping_interval)
+            self.clock.call_at(tick, self._ping, epoch, started)
+
+    def _ping(self, epoch: int, started: float) -> None:
+        self._discover(self.sim.env._now, epoch, started)
+
+    def _sync_due(self, epoch: int, started: float) -> None:
+        if epoch != self.epoch or not self.up:
+            return
+        now = self.sim.env._now
+        if self._donor() is None:  # the peer went away during discovery: wait for a ping
+            rep = self.cfg.replication
+            if rep.ping_interval is not None:
+                self.clock.call_at(sync_rules.next_ping(started, now, rep.ping_interval), self._ping, epoch, started)
+            return
+        self._full_sync(now)
+
+    def cut_sync(self, t: float, fraction: float | None) -> None:
+        """A partial_sync fault: this node's sync (the one running, or the next) is cut after
+        ``fraction`` of its messages; None lifts it for later syncs."""
+        self.sync_fraction = fraction
+        if fraction is not None:
+            for run in self.sync_runs:
+                run[1] = min(run[1], sync_rules.cut_messages(run[0], fraction))
+
+    def _full_sync(self, t: float) -> None:
+        """Pull every binding from a live peer (dmq_usrloc sync on start-up): at ``sync_rate`` outside
+        any socket, or as a burst of messages through this node's socket (``sync_burst``)."""
+        donor = self._donor()
         if donor is None:
             return
         phones = [p for p, u in enumerate(donor.store.until) if u > t]
         self.log.syncs.append((t, self.index, len(phones)))
         if not phones:
             return
-        rate = self.cfg.replication.sync_rate
+        rep = self.cfg.replication
+        rate = rep.sync_rate
+        b = rep.batch_msg_contacts if self.sync_burst else 1
+        msgs = [phones[k : k + b] for k in range(0, len(phones), b)]
+        run = [len(msgs), len(msgs)]
+        if self.sync_fraction is not None:
+            run[1] = sync_rules.cut_messages(len(msgs), self.sync_fraction)
+        self.sync_runs.append(run)
+        if self.sync_burst:
+            self._kdmq_send(donor, donor.epoch, self.epoch, msgs, 0, t, run)
+            return
         chunks = min(50, len(phones))
         size = -(-len(phones) // chunks)
         for k in range(0, len(phones), size):
             part = phones[k : k + size]
-            self.clock.call_at(t + (k + len(part)) / rate, self._apply_sync, donor, donor.epoch, self.epoch, part)
+            self.clock.call_at(t + (k + len(part)) / rate, self._apply_sync, donor, donor.epoch, self.epoch, part, k,
+                               run)
 
-    def _apply_sync(self, donor: "RegistrarNode", donor_epoch: int, my_epoch: int, part: list[int]) -> None:
+    def _apply_sync(self, donor: "RegistrarNode", donor_epoch: int, my_epoch: int, part: list[int], k: int = 0,
+                    run: list | None = None) -> None:
         if donor.epoch != donor_epoch or my_epoch != self.epoch or not self.topo.path_up(donor.index, self.index):
             return
+        if run is not None and k + len(part) > run[1]:  # cut: only the bindings before the limit were sent
+            kept = max(0, run[1] - k)
+            self.sync_cut += len(part) - kept
+            part = part[:kept]
         now = self.sim.env._now
         mine, theirs = self.store.until, donor.store.until
         for p in part:
             u = theirs[p]
             if u > now and u > mine[p]:
                 self.store.save(now, p, u)
+                self.sync_applied += 1
+
+    # ------------------------------------------------------------------ the sync as KDMQ messages
+    def _kdmq_send(self, donor: "RegistrarNode", d_epoch: int, my_epoch: int, msgs: list, j: int, t0: float,
+                   run: list) -> None:
+        """The donor's sync loop sends message ``j`` (``t0 + j/sync_rate``): each message carries its
+        contacts as the donor holds them now. It stops when the donor's process or this one changed,
+        or at the run's limit (a partial_sync cut)."""
+        if donor.epoch != d_epoch or my_epoch != self.epoch:
+            if donor.epoch != d_epoch:
+                self.sync_cut += sum(len(m) for m in msgs[j:])
+            return
+        if j >= run[1] or donor.hung:  # cut; or the donor's process hangs (its sync loop with it)
+            self.sync_cut += sum(len(m) for m in msgs[j:])
+            return
+        theirs = donor.store.until
+        content = [(p, theirs[p]) for p in msgs[j]]
+        now = self.sim.env._now
+        self._kdmq_copy(donor, d_epoch, my_epoch, content, 0, now)
+        if j + 1 < len(msgs):
+            nxt = t0 + (j + 1) / self.cfg.replication.sync_rate
+            self.clock.call_at(nxt, self._kdmq_send, donor, d_epoch, my_epoch, msgs, j + 1, t0, run)
+
+    def _kdmq_copy(self, donor: "RegistrarNode", d_epoch: int, my_epoch: int, content: list, n: int,
+                   t_first: float) -> None:
+        """Transmission ``n`` of one sync message leaves the donor (tm: n = 0 the original)."""
+        if donor.epoch != d_epoch or my_epoch != self.epoch:
+            return  # tm's transaction died with the donor; or this process is not the one that asked
+        now = self.sim.env._now
+        if n:
+            self.sync_retransmitted += 1
+        if not self.topo.path_up(donor.index, self.index):
+            self._kdmq_again(donor, d_epoch, my_epoch, content, n, t_first)
+            return
+        self.clock.call_at(now + self.sync_lag(), self._kdmq_arrive, donor, d_epoch, my_epoch, content, n, t_first)
+
+    def _kdmq_again(self, donor, d_epoch: int, my_epoch: int, content: list, n: int, t_first: float) -> None:
+        """No 200 for transmission ``n``: tm sends the next on Timer E, or gives up at fr_timer."""
+        offs = self.sync_offsets
+        if n + 1 < len(offs):
+            self.clock.call_at(t_first + offs[n + 1], self._kdmq_copy, donor, d_epoch, my_epoch, content, n + 1,
+                               t_first)
+        else:
+            self.sync_given_up += len(content)
+
+    def _kdmq_arrive(self, donor, d_epoch: int, my_epoch: int, content: list, n: int, t_first: float) -> None:
+        """A sync message reaches this node's socket: the kernel queues it unless the buffer is full
+        (then it is dropped and counted, like a REGISTER), and the first free reader takes it."""
+        if my_epoch != self.epoch or not self.up:
+            return
+        i = self.index
+        topo = self.topo
+        if not topo.link[i] or topo.proc_hung[i]:  # lost, or taken and never answered: tm sends it again
+            self._kdmq_again(donor, d_epoch, my_epoch, content, n, t_first)
+            return
+        now = self.sim.env._now
+        if self.sync_own_socket:
+            heap, waiting = self.sync_free_at, self.sync_waiting
+        else:
+            heap, waiting = self.free_at, self.waiting
+        while waiting and waiting[0] <= now:
+            waiting.popleft()
+        if len(waiting) >= self.queue_limit:
+            self.sync_dropped += 1
+            self.kdmq_bins.add(now)
+            self._kdmq_again(donor, d_epoch, my_epoch, content, n, t_first)
+            return
+        free = heappop(heap)
+        start = now if free < now else free
+        finish = start + self.sync_read()
+        heappush(heap, finish)
+        if start > now:
+            waiting.append(start)
+        self.clock.call_at(finish, self._kdmq_read, my_epoch, content)
+
+    def _kdmq_read(self, my_epoch: int, content: list) -> None:
+        """A worker read the sync message: its contacts are bindings here from now on (the latest
+        save wins)."""
+        if my_epoch != self.epoch or not self.up or self.hung:
+            return
+        now = self.sim.env._now
+        mine = self.store.until
+        for p, u in content:
+            if u > now and u > mine[p]:
+                self.store.save(now, p, u)
+                self.sync_applied += 1

@@ -197,6 +197,19 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
                    "each update from inside save() (0), it cannot hold updates on the sender")
     if rg.data == "replicated" and not rg.replication.sync_on_start:
         out.append("registrar.replication.sync_on_start: false; the lab's dmq_usrloc runs with sync 1")
+    rp = rg.replication
+    if rg.data == "replicated" and rp.batch_msg_contacts != 1:
+        out.append(f"registrar.replication.batch_msg_contacts: {rp.batch_msg_contacts}; the lab's dmq_usrloc sends "
+                   "one KDMQ per contact (the default 1)")
+    if rg.data == "replicated" and rp.sync_socket != "node":
+        out.append("registrar.replication.sync_socket: shared; the lab's Kamailio listens on the node address (KDMQ) "
+                   "and on the VIP (REGISTERs), two sockets")
+    if rg.data == "replicated" and (rp.sync_t1, rp.sync_t2, rp.sync_timeout) != (0.5, 4.0, 30.0):
+        out.append("registrar.replication.sync_t1/sync_t2/sync_timeout: the lab's tm runs its defaults (500 ms, "
+                   "4 s, 30 s)")
+    if rg.data == "replicated" and rp.ping_interval not in (None, 60.0):
+        out.append(f"registrar.replication.ping_interval: {_s(rp.ping_interval)}; the lab's dmq pings every 60 s "
+                   "(the default)")
     # ---- HA
     ha = cfg.ha
     if len(ha.nodes) != 2:

@@ -289,6 +289,12 @@ def scenario_sentences(scn: Scenario, capacity: float = math.nan) -> list[str]:
     for f in scn.faults:
         who = f"the {f.node} node" if f.node in ("master", "backup") else f"node {html.escape(f.node)}"
         s = f"At <b>{human(f.at)}</b> {who} {FAULT_KINDS[f.kind].words if f.kind in FAULT_KINDS else f.kind}"
-        s += f"; it comes back {human(f.repair_after)} later." if f.repair_after is not None else " and stays down."
+        kind = FAULT_KINDS.get(f.kind)
+        if kind is not None and kind.params:
+            s += " (" + ", ".join(f"{p} {getattr(f, p):g}" for p in kind.params) + ")"
+        if kind is not None and kind.arms:  # it arms an effect on the node's next start: nothing goes down
+            s += f", lifted {human(f.repair_after)} later." if f.repair_after is not None else "."
+        else:
+            s += f"; it comes back {human(f.repair_after)} later." if f.repair_after is not None else " and stays down."
         out.append(s)
     return out
