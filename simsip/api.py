@@ -248,8 +248,9 @@ def _atomic_text(path: Path, text: str) -> None:
 def engine_summary(reps: list[dict]) -> dict:
     """How the replications were simulated, summed: registrations applied in bulk, and the
     refreshes that fell back to the event path with their reasons (``bulk_fallbacks``), or why a
-    scenario ran without bulk refreshes (``bulk_disabled``). Never a result: the records are the
-    same either way."""
+    scenario ran without bulk refreshes (``bulk_disabled``); records folded by record compaction
+    and the replications rerun without it (``records_refolded``). Never a result: the metrics are
+    the same either way."""
     reps = [r for r in reps if r]
     if not reps:
         return {}
@@ -262,6 +263,10 @@ def engine_summary(reps: list[dict]) -> dict:
     for key in ("bulk_registrations", "calendar_to_events", "bulk_seconds"):
         out[key] = sum(r.get(key, 0) for r in reps)
     out["bulk_fallbacks"] = dict(sorted(fallbacks.items()))
+    # record compaction: saves and 200 OKs folded into an earlier record, and the replications that
+    # had to run again unfolded (an out-of-order record folding could not represent)
+    out["records_folded"] = sum(r.get("records_folded", 0) for r in reps)
+    out["records_refolded"] = sum(1 for r in reps if r.get("records_refolded"))
     return out
 
 

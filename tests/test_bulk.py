@@ -272,3 +272,54 @@ def test_merging_touching_segments_keeps_every_metric(cid, monkeypatch):
     assert joined.figures.keys() == plain.figures.keys()
     assert all((joined.figures[k] == plain.figures[k]) or (joined.figures[k] != joined.figures[k]
                and plain.figures[k] != plain.figures[k]) for k in joined.figures)
+
+
+DB_CELLS = [(mode, fault, slow) for mode in ("none", "sync", "galera") for fault in ("db_crash", "db_replica_down")
+            for slow in (False, True)]
+
+
+@pytest.mark.parametrize("mode,fault,slow", DB_CELLS, ids=[f"{m}-{f}" + ("-slow" if s else "") for m, f, s in DB_CELLS])
+def test_bulk_with_a_shared_database_gives_identical_records(mode, fault, slow):
+    """A shared database whose writes are acknowledged at once (no replica, or a sync/galera one)
+    is served in bulk while it is writable; its crash, its replica's loss and the promotion push
+    the writes back to events ("database not writable"). The records equal the exact engine's."""
+    docs = []
+    for fast in (True, False):
+        doc = matrix_doc("keepalived", "node_crash", "plain", 20)
+        doc["ha"].pop("health_check", None)
+        doc.pop("auth", None)
+        doc["network"].pop("loss", None)
+        doc["network"].pop("arp", None)
+        doc["registrar"] = {**{k: v for k, v in doc["registrar"].items() if k not in ("replication", "udp_buffer")},
+                            "data": "shared"}
+        doc["database"] = {"replication": mode, **({"nodes": 3} if mode == "galera" else {})}
+        if mode == "none" and fault == "db_replica_down":
+            fault = "db_crash"
+        doc["faults"] = [{"kind": fault, "at": "100s", "repair_after": "40s"}]
+        if slow:
+            doc["registrar"].update({"workers": 8, "service_time": "20ms"})
+            doc["network"]["delay"] = "10ms"
+        doc["engine"] = {"fast_paths": fast}
+        docs.append(Scenario.model_validate(doc, context={"strict_units": True}))
+    fast_model = Model(docs[0])
+    fast = canonical(fast_model.run())
+    exact = canonical(Model(docs[1]).run())
+    eng = fast_model.log.engine
+    assert eng["bulk_registrations"] > 0.5 * fast_model.log.counters["transactions_succeeded"], eng
+    assert eng["bulk_fallbacks"].get("database not writable", 0) > 0 or fault != "db_crash", eng
+    differ = [k for k in fast if fast[k] != exact[k]]
+    assert not differ, f"{mode}-{fault}: records differ in {differ}"
+
+
+def test_a_lagged_database_replica_stays_on_the_event_path():
+    doc = matrix_doc("keepalived", "node_crash", "plain", 5)
+    doc.pop("auth", None)
+    doc["ha"].pop("health_check", None)
+    doc["network"].pop("loss", None)
+    doc["network"].pop("arp", None)
+    doc["registrar"] = {**{k: v for k, v in doc["registrar"].items() if k not in ("replication", "udp_buffer")},
+                        "data": "shared"}
+    doc["database"] = {"replication": "async"}
+    m = Model(Scenario.model_validate(doc, context={"strict_units": True}))
+    m.run()
+    assert not m.log.engine["bulk"] and "async replication" in m.log.engine["bulk_disabled"], m.log.engine

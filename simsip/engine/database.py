@@ -116,6 +116,28 @@ class Database:
         if self.replica_up:
             self._set_replica(t_write, phone, until)
 
+    # ------------------------------------------------------------------ bulk refreshes
+    def bulk_problem(self) -> str | None:
+        """Why writes to this database cannot be applied in bulk (None: they can). An async or
+        semi-sync replica applies each write a drawn lag later (an event per write, and a crash of
+        the primary loses those in flight), so those stay on the event path."""
+        if self.lagged:
+            return f"shared database with {self.mode} replication"
+        return None
+
+    def writable(self) -> bool:
+        """Every write issued now is acknowledged at once (and, with a replica, is on it first):
+        the primary is up and quorate and any replica is answering. Only control events change it."""
+        return self.primary_up and self.quorate and (self.replica is None or self.replica_up)
+
+    def bulk_replicate(self, t, phones, until) -> None:
+        """The replica's copy of many writes (numpy arrays) while :meth:`writable`: what
+        :meth:`replicate` does for each (a sync or galera replica holds it before the ack)."""
+        if self.replica is None:
+            return
+        for tt, p, u in zip(t.tolist(), phones.tolist(), until.tolist()):
+            self._set_replica(tt, p, u)
+
     # ------------------------------------------------------------------ faults
     def crash_primary(self, t: float) -> None:
         self.primary_up = False

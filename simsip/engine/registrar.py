@@ -698,7 +698,9 @@ class RegistrarNode:
         if self.replicated:
             return "replication"
         if self.database is not None:
-            return "shared database"
+            why = self.database.bulk_problem()
+            if why:
+                return why
         if self.alarm:
             return "taskprocessor overload alert"
         if self.pool is not None:
@@ -724,6 +726,8 @@ class RegistrarNode:
         if (not topo.proc_up[i] or not topo.link[i] or not topo.phone_link[i] or topo.ha_state[i] != "master"
                 or topo.proc_hung[i]):
             return "registrar not serving"
+        if self.database is not None and not self.database.writable():
+            return "database not writable"
         if self.record_waits:
             return "waits recorded"
         waiting = self.waiting
@@ -827,6 +831,8 @@ class RegistrarNode:
         del lt
         until = finish + granted + cfg.lookup_grace
         self.store.bulk_save(finish, phones, until)
+        if self.database is not None:  # acknowledged at once (bulk_ready: writable), on the replica before the ack
+            self.database.bulk_replicate(finish, phones, until)
         persist = self.persist
         if persist == "write_back":
             self.dirty.update(phones.tolist())
