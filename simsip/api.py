@@ -311,7 +311,8 @@ def simulate(
                 log = model.run() if tick is None else model.run(progress=lambda t, n, r=r: tick(r, t, n))
                 calls = model.streams.generator("calls")
                 del model  # the phones' and nodes' state: the metrics need only the log (memory at the peak)
-                release(collect=True)  # its components refer to each other: freed now, not during the metrics
+                if cfg.phones >= 200_000:  # its components refer to each other: freed now, not during the metrics
+                    release(collect=True)
                 res.reps.append(compute(cfg, log, r, calls, per_phone=per_phone))
                 res.runtime_s = time.perf_counter() - t_start
                 if out_dir is not None:
