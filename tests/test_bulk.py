@@ -323,3 +323,43 @@ def test_a_lagged_database_replica_stays_on_the_event_path():
     m = Model(Scenario.model_validate(doc, context={"strict_units": True}))
     m.run()
     assert not m.log.engine["bulk"] and "async replication" in m.log.engine["bulk_disabled"], m.log.engine
+
+
+@pytest.mark.parametrize("workers,load", [(1, 0.1), (4, 0.6), (8, 0.95), (16, 0.5)])
+def test_fcfs_runs_served_vectorised_are_the_one_by_one_recursion(workers, load, monkeypatch):
+    """The registrar's first-come-first-served recursion serves runs of arrivals that find a worker
+    free vectorised: finishes, admissions, the workers' free times, the queue and its bins must be
+    those of the recursion one arrival at a time (FREE_RUN beyond any batch)."""
+    rng = np.random.default_rng(workers * 10 + int(load * 10))
+    doc = matrix_doc("keepalived", "node_crash", "plain", 1)
+    doc["registrar"].update({"workers": workers, "queue_limit": 40, "service_time": "10ms"})
+    cfg = Scenario.model_validate(doc, context={"strict_units": True})
+    n = min(4_000, int(200 / (0.010 / workers / load * 1.9)))  # all within the run's 4 min (the bins' horizon)
+    gaps = rng.exponential(0.010 / workers / load, n) * (1 + 30 * (rng.random(n) < 0.03))  # lulls between episodes
+    arrive = np.cumsum(gaps) + 1.0
+    s = rng.exponential(0.010, n)
+    out = []
+    for vectorised in (True, False):
+        reg = Model(cfg).registrars[0]
+        reg.free_at = [0.0] * workers
+        if not vectorised:
+            monkeypatch.setattr(type(reg), "FREE_RUN", 10 ** 9)
+        runs = []
+        orig = np.partition
+
+        def counting(a, k, _o=orig):
+            runs.append(len(a))
+            return _o(a, k)
+
+        monkeypatch.setattr(np, "partition", counting)
+        peek = reg._fcfs(arrive, s, n, False)
+        applied = reg._fcfs(arrive, s, n, True)
+        monkeypatch.setattr(np, "partition", orig)
+        out.append((peek, applied, sorted(reg.free_at), list(reg.waiting), list(reg.queue_bins.v),
+                    list(reg.wait_bins.v), runs))
+        monkeypatch.undo()
+    (pv, av, hv, wv, qv, bv, runs), (pp, ap, hp, wp, qp, bp, _) = out
+    assert runs, "no run was served vectorised: the comparison proves nothing"
+    for x, y in ((pv, pp), (av, ap)):
+        assert np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1])
+    assert hv == hp and wv == wp and qv == qp and bv == bp

@@ -257,7 +257,10 @@ class Calendar:
         t = np.concatenate(parts_t)
         p = np.concatenate(parts_p)
         g = np.concatenate(parts_g)
-        order = np.lexsort((p, t))
+        order = np.argsort(t, kind="stable")  # by time; equal times (rare) then by phone, as the heap pops
+        ts = t[order]
+        if ts.size > 1 and (ts[1:] == ts[:-1]).any():
+            order = np.lexsort((p, t))
         self.cur = b
         self.t, self.p, self.g = t[order], p[order], g[order]
         self.i = 0

@@ -185,6 +185,12 @@ class StoreLog:
             uview, ru, clear_ok = None, np.full(ids.size, -math.inf), True
         in_order = tt >= lt
         fold = has & in_order & (tt <= ru) & (uu >= tt) & clear_ok
+        if fold.all():  # the steady state: every save extends its phone's row
+            uview[i] = uu
+            prev[ids] = lt
+            last[ids] = tt
+            self.folded += int(ids.size)
+            return
         late = has & ~in_order
         new = ~fold & ~late
         if fold.any():
@@ -362,6 +368,11 @@ class RunLog:
         else:
             pv, rv = None, np.full(ids.size, -math.inf)
         fold = has & ~late & (vv > 0) & (vv >= tt) & (rv > 0) & (tt <= rv)
+        if fold.all():  # the steady state: every 200 extends its phone's row
+            pv[i] = vv
+            last[ids] = tt
+            self.outcomes_folded += int(ids.size)
+            return
         if fold.any():
             pv[i[fold]] = vv[fold]
             last[ids[fold]] = tt[fold]

@@ -771,20 +771,56 @@ class RegistrarNode:
             granted = np.array([grant_expiry(float(v), cfg.min_expires, cfg.max_expires) for v in vals])[inv]
         return finish, granted, ok
 
+    #: a run of at least this many arrivals that each find a worker free is served vectorised
+    FREE_RUN = 16
+    #: arrivals served one by one after a shorter run, before looking for a run again
+    COOLDOWN = 32
+    #: arrivals looked at for one run
+    RUN_CHUNK = 4096
+
     def _fcfs(self, arrive, s, m: int, apply: bool):
         """What :meth:`receive` does with the workers and the queue for the first ``m`` arrivals
         (times ``arrive``, service times ``s``): each takes the worker that frees first, and waits
         for it if it is busy. Returns finish times and whether each was admitted (its queue below
-        the limit); ``apply``: on the node's own heap and queue, with the queue and wait bins."""
+        the limit); ``apply``: on the node's own heap and queue, with the queue and wait bins.
+
+        Between queueing episodes the arrivals find a worker free one after another: such a run is
+        served vectorised (each starts on arrival; the workers' free times afterwards are the c
+        latest of the old ones and the run's finishes, since each arrival replaced the earliest,
+        which is no later than any value kept), and only the episodes go one by one."""
         heap = self.free_at if apply else list(self.free_at)
         waiting = self.waiting if apply else deque(self.waiting)
         limit = self.queue_limit
         finish = np.empty(m)
         admitted = np.ones(len(arrive), dtype=bool)
         qv, qinv, wb = self.queue_bins.v, self.queue_bins.inv, self.wait_bins
-        for i, (a, x) in enumerate(zip(arrive[:m].tolist(), s[:m].tolist())):
+        a_all = arrive[:m]
+        s_all = s[:m]
+        c = len(heap)
+        i = 0
+        single = 0  # arrivals left to serve one by one before looking for a run again
+        while i < m:
+            a = float(a_all[i])
             while waiting and waiting[0] <= a:
                 waiting.popleft()
+            if single <= 0 and not waiting and heap[0] <= a and m - i >= self.FREE_RUN:
+                e = min(m, i + self.RUN_CHUNK)
+                ar = a_all[i:e]
+                fr = ar + s_all[i:e]
+                busy = (c - np.searchsorted(np.sort(np.array(heap)), ar, side="right")
+                        + np.arange(e - i) - np.searchsorted(np.sort(fr), ar, side="right"))
+                waits = busy >= c
+                j = i + (int(np.argmax(waits)) if waits.any() else e - i)
+                if j - i >= self.FREE_RUN:
+                    finish[i:j] = fr[: j - i]
+                    merged = np.concatenate((np.array(heap), fr[: j - i]))
+                    heap[:] = np.partition(merged, merged.size - c)[merged.size - c:].tolist()
+                    heapify(heap)
+                    i = j
+                    continue
+                single = self.COOLDOWN
+            single -= 1
+            x = float(s_all[i])
             qlen = len(waiting)
             if qlen >= limit:
                 admitted[i:] = False
@@ -802,6 +838,7 @@ class RegistrarNode:
                 waiting.append(start)
                 if apply:
                     wb.max(a, int((start - a) * 1000.0))
+            i += 1
         return finish, admitted
 
     def bulk_commit(self, phones, txs, arrive, finish, granted):
