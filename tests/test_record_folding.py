@@ -120,23 +120,22 @@ saves = st.lists(
     min_size=1, max_size=40)
 
 
-@settings(max_examples=300, deadline=None)
-@given(saves, st.booleans(), st.integers(0, 3))
-def test_store_folding_property(rows, purge_on, disorder):
-    """Saves with late ones (a later save applied before an earlier one, as a fast path may) and
-    clears: the folded log's binding segments are the unfolded log's, unless it said ``inexact``."""
+@settings(max_examples=400, deadline=None)
+@given(saves, st.booleans(), st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=4))
+def test_store_folding_property(rows, purge_on, moves):
+    """Saves with late ones (a later save applied before earlier ones, as a fast path may, by a few
+    places or by many) and clears: the folded log's binding segments are the unfolded log's, unless
+    it said ``inexact``."""
     horizon = 25.0
     purge = 3.0 if purge_on else None
     events = []
     for k, (p, t, length, c) in enumerate(rows):
         events.append((t * 0.5, p, t * 0.5 + length * 0.5, c == 0))
-    # deliver out of time order: swap neighbours of the same phone `disorder` times
+    # deliver out of time order: each move delivers the save at place b before the one at place a
     order = list(range(len(events)))
-    rng = np.random.default_rng(len(rows) * 7 + disorder)
-    for _ in range(disorder):
-        if len(order) > 1:
-            i = int(rng.integers(0, len(order) - 1))
-            order[i], order[i + 1] = order[i + 1], order[i]
+    for a, b in moves:
+        if a < b < len(order):
+            order.insert(a, order.pop(b))
     events = sorted(events, key=lambda e: e[0])  # clears are control events: never applied late
     folded, plain = StoreLog(), StoreLog()
     folded.fold(3)
@@ -248,3 +247,29 @@ def test_figures_without_per_phone_tables_are_the_same(cid):
     assert full.figures.keys() == lean.figures.keys()
     assert all(full.figures[k] == lean.figures[k] or (full.figures[k] != full.figures[k]
                                                       and lean.figures[k] != lean.figures[k]) for k in full.figures)
+
+
+@pytest.mark.parametrize("case", ["before the row, after the earlier rows", "inside an earlier row",
+                                  "outlasts the row", "before the row's last save", "deep inside the row"])
+def test_each_kind_of_late_save(case):
+    """The late-save rules one by one, each against the unfolded segments: a late save is exact as
+    a row of its own, dropped, or a split of the row; else the log says inexact."""
+    saves = {  # delivery order; the late one last
+        "before the row, after the earlier rows": [(0, 2), (5, 8), (3, 4)],
+        "inside an earlier row": [(0, 2), (1, 3), (5, 8), (0.5, 0.7)],
+        "outlasts the row": [(0, 2), (1, 3), (2, 9), (1.5, 10)],
+        "before the row's last save": [(0, 2), (1, 3), (2, 9), (1.5, 1.8)],
+        "deep inside the row": [(0, 2), (1, 3), (2, 9), (0.5, 0.7)],
+    }[case]
+    folded, plain = StoreLog(), StoreLog()
+    folded.fold(1)
+    for t, u in saves:
+        folded.add(t, 0, u)
+        plain.add(t, 0, u)
+    expect_inexact = case in ("inside an earlier row", "deep inside the row")
+    assert bool(folded.inexact) == expect_inexact
+    if not expect_inexact:
+        assert _segments(folded, 20.0, None) == _segments(plain, 20.0, None)
+        assert _segments(folded, 20.0, 3.0) == _segments(plain, 20.0, 3.0)
+    else:  # what folding it anyway would get wrong
+        assert _segments(folded, 20.0, None) != _segments(plain, 20.0, None) or case == "deep inside the row"

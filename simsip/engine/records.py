@@ -51,19 +51,23 @@ class Bins:
 
 class _Folding:
     """Per-slot state of record compaction: the row of each slot's newest record (-1: none), the
-    time of the last event folded into it, and of the one before (-inf: the row holds one)."""
+    time of the last event folded into it, of the one before (-inf: the row holds one), and of the
+    latest event in the slot's earlier rows (``before``: a late save sorting before the row is a
+    row of its own only if it also sorts after all of those)."""
 
-    __slots__ = ("row", "last", "prev")
+    __slots__ = ("row", "last", "prev", "before")
 
     def __init__(self, slots: int) -> None:
         self.row = array("q", [-1]) * slots
         self.last = array("d", [-math.inf]) * slots
         self.prev = array("d", [-math.inf]) * slots
+        self.before = array("d", [-math.inf]) * slots
 
     def grow(self, extra: int) -> None:
         self.row.extend(array("q", [-1]) * extra)
         self.last.extend(array("d", [-math.inf]) * extra)
         self.prev.extend(array("d", [-math.inf]) * extra)
+        self.before.extend(array("d", [-math.inf]) * extra)
 
 
 class StoreLog:
@@ -130,6 +134,7 @@ class StoreLog:
                 self.folded += 1
                 return
             f.row[phone] = self._row(t, phone, until)
+            f.before[phone] = last
             f.last[phone] = t
             f.prev[phone] = -math.inf
             return
@@ -140,8 +145,12 @@ class StoreLog:
         one ahead). Sorted by time, the unfolded rows would hold it between two of row i's saves."""
         f = self.folding
         first = self.t[i]
-        if t < first:  # before the whole row: a row of its own sorts exactly where it belongs
+        if t < first:
             self._row(t, phone, until)
+            if t >= f.before[phone]:  # between the earlier rows and this one: a row of its own sorts exactly
+                f.before[phone] = t
+            else:  # inside an earlier row, whose later saves are folded away
+                self.inexact += 1
         elif until >= last:  # its binding lasts past every later save of the row: no interval changes
             self.folded += 1
         elif t >= f.prev[phone] and until >= t:
@@ -149,6 +158,7 @@ class StoreLog:
             end = self.until[i]
             self.until[i] = until
             f.row[phone] = self._row(last, phone, end)
+            f.before[phone] = t
             f.prev[phone] = -math.inf
         else:
             self._row(t, phone, until)
@@ -202,6 +212,7 @@ class StoreLog:
         k = np.flatnonzero(new)
         if k.size:
             row[ids[k]] = n0 + np.arange(k.size)
+            np.frombuffer(f.before, dtype=np.float64)[ids[k]] = lt[k]
             last[ids[k]] = tt[k]
             prev[ids[k]] = -math.inf
         del row, last, prev, uview  # release the buffers before the arrays grow
