@@ -146,10 +146,10 @@ def test_run_report_is_self_contained(run_dir):
 def test_run_crash_in_replication_keeps_finished_ones(tiny, tmp_path, monkeypatch):
     real = simsip.metrics.compute
 
-    def flaky(cfg, log, replication, calls_rng):
+    def flaky(cfg, log, replication, calls_rng, **kw):
         if replication == 1:
             raise RuntimeError("simulated crash in replication 1")
-        return real(cfg, log, replication, calls_rng)
+        return real(cfg, log, replication, calls_rng, **kw)
 
     # simsip.api imports compute by name, so the module attribute simsip.api.compute is the one the
     # run actually calls; patch both so the test does not depend on the import style
