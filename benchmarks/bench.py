@@ -238,9 +238,7 @@ def child_failover(phones: int, profile: str | None = None, yaml_text: str | Non
     t_run = time.perf_counter()
     rss_run = maxrss_bytes()
     calls = model.streams.generator("calls")
-    engine = dict(runlog.engine)
-    model.sim.run = orig_run
-    del model, timed_run, orig_run  # as simsip.api.run does: the metrics need only the log
+    del model, timed_run, orig_run  # as simsip.api.run does: the metrics need only the log (cycles: collected)
     release(collect=True)
     rm = compute(cfg, runlog, 0, calls)
     t_met = time.perf_counter()
@@ -269,7 +267,7 @@ def child_failover(phones: int, profile: str | None = None, yaml_text: str | Non
         "rss_run_bytes": rss_run,
         "rss_metrics_bytes": maxrss_bytes(),
         "vmhwm_bytes": maxrss_bytes(),
-        "engine": engine,
+        "engine": runlog.engine,
         "phones_not_recovered": rm.figures.get("phones_not_recovered"),
         "recovery_median_s": rm.figures.get("recovery_median"),
     }

@@ -57,9 +57,11 @@ def _sorted_saves(log):
     # saves are appended in time order but for the few a fast path applies late: a stable sort by
     # phone alone is then the (phone, time, save order) order; else the full sort
     order = np.argsort(p, kind="stable")
-    if not _sorted_by(p[order], t[order]):
+    ps, ts = p[order], t[order]
+    if not _sorted_by(ps, ts):
         order = np.lexsort((t, p))  # lexsort is stable: equal (phone, time) keep their save order
-    out = (p[order], t[order], u[order])
+        ps, ts = p[order], t[order]
+    out = (ps, ts, u[order])
     try:
         log.sorted_cache = out
     except AttributeError:  # a log object without the cache slot
@@ -327,9 +329,11 @@ def _merge_per_phone(p: np.ndarray, s: np.ndarray, e: np.ndarray, horizon: float
         # inputs are mostly runs already sorted by start (a store's segments, window by window in
         # time order): a stable sort by phone alone (a merge of the runs) is then enough
         order = np.argsort(p, kind="stable")
-        if not _sorted_by(p[order], s[order]):
+        ps, ss = p[order], s[order]
+        if not _sorted_by(ps, ss):
             order = np.lexsort((s, p))
-        p, s, e = p[order], s[order], e[order]
+            ps, ss = p[order], s[order]
+        p, s, e = ps, ss, e[order]
     run_end = _group_cummax(p, e)  # running max of end within each phone (exact)
     new = np.ones(p.size, dtype=bool)
     new[1:] = (p[1:] != p[:-1]) | (s[1:] > run_end[:-1])

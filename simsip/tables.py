@@ -195,24 +195,16 @@ class Table:
         Raises :class:`TableError` when a required column is missing, a column is not declared,
         or a value cannot take its column's dtype (e.g. NaN in an integer column).
         """
-        if isinstance(df, dict):  # columns straight to Series (no intermediate frame: one copy, not two)
-            def scalar(v) -> bool:
-                return isinstance(v, (str, bytes)) or not hasattr(v, "__len__")
-
-            arrays = {k: v for k, v in df.items() if not scalar(v)}
-            n = len(next(iter(arrays.values()))) if arrays else 0
-            if not arrays or any(len(v) != n for v in arrays.values()):
-                df = pd.DataFrame(df)  # pandas says what is wrong (lengths differ, scalars only)
-            else:
-                cols = {k: pd.Series([v] * n) if scalar(v) else
-                        (v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series(v))
-                        for k, v in df.items()}
-                layout = self._layout(list(cols))
-                data = {name: _cast(cols[name], e.dtype, self.name, name) for name, e in layout}
-                return pd.DataFrame(data, index=pd.RangeIndex(n))
-        layout = self._layout(df.columns)
-        data = {name: _cast(df[name].reset_index(drop=True), e.dtype, self.name, name) for name, e in layout}
-        return pd.DataFrame(data, index=pd.RangeIndex(len(df)))
+        cols = _series_of(df) if isinstance(df, dict) else None
+        if cols is not None:
+            n = len(next(iter(cols.values())))
+        else:  # a frame, or a dict pandas must judge (lengths differ, scalars only)
+            df = pd.DataFrame(df) if isinstance(df, dict) else df
+            n = len(df)
+            cols = {name: df[name].reset_index(drop=True) for name in df.columns}
+        layout = self._layout(list(cols))
+        data = {name: _cast(cols[name], e.dtype, self.name, name) for name, e in layout}
+        return pd.DataFrame(data, index=pd.RangeIndex(n))
 
     def check(self, df: pd.DataFrame) -> None:
         """Raise :class:`TableError` unless ``df`` is already exactly the declared table."""
@@ -242,6 +234,20 @@ class Table:
                 meaning += f" Only {e.when}." if e.when else " Optional."
             lines.append(f"| `{e.label}` | {_DOC_TYPE[e.dtype]} | {_cell(e.unit)} | {_cell(meaning)} |")
         return "\n".join(lines)
+
+
+def _series_of(columns: dict) -> dict[str, pd.Series] | None:
+    """A dict of columns as Series without an intermediate frame (one copy of the data, not two);
+    scalars repeated to the arrays' length. None when it has no array or their lengths differ."""
+    def scalar(v) -> bool:
+        return isinstance(v, (str, bytes)) or not hasattr(v, "__len__")
+
+    arrays = [v for v in columns.values() if not scalar(v)]
+    if not arrays or any(len(v) != len(arrays[0]) for v in arrays):
+        return None
+    n = len(arrays[0])
+    return {k: pd.Series([v] * n) if scalar(v) else (v.reset_index(drop=True) if isinstance(v, pd.Series) else pd.Series(v))
+            for k, v in columns.items()}
 
 
 def _cell(text: str) -> str:

@@ -157,7 +157,7 @@ class Model:
         # never compare bindings one by one (Scenario.folds_saves)
         if cfg.engine.compact_records:
             log.fold_outcomes(self.phones.n)
-            if cfg.folds_saves() and log.conns is None:
+            if cfg.folds_saves():  # (never with connection-bound fleets: they are the ones with a log.conns)
                 for st in log.stores:
                     st.fold(self.phones.n)
         # undisturbed refreshes: a calendar off the heap, applied in bulk where provably exact

@@ -109,12 +109,15 @@ class StoreLog:
         self.until.append(until)
         return len(self.t) - 1
 
+    def _rows(self, t: np.ndarray, phones: np.ndarray, until: np.ndarray) -> None:
+        self.t.frombytes(np.ascontiguousarray(t, dtype=np.float64).tobytes())
+        self.phone.frombytes(np.ascontiguousarray(phones, dtype=np.int64).tobytes())
+        self.until.frombytes(np.ascontiguousarray(until, dtype=np.float64).tobytes())
+
     def add(self, t: float, phone: int, until: float) -> None:
         f = self.folding
         if f is None:
-            self.t.append(t)
-            self.phone.append(phone)
-            self.until.append(until)
+            self._row(t, phone, until)
             return
         if t > self.newest:
             self.newest = t
@@ -173,9 +176,7 @@ class StoreLog:
         uu = np.asarray(until, dtype=np.float64)
         f = self.folding
         if f is None or ids.size == 0:
-            self.t.frombytes(np.ascontiguousarray(tt).tobytes())
-            self.phone.frombytes(ids.tobytes())
-            self.until.frombytes(uu.tobytes())
+            self._rows(tt, ids, uu)
             return
         top = float(tt.max())
         if top > self.newest:
@@ -217,9 +218,7 @@ class StoreLog:
             prev[ids[k]] = -math.inf
         del row, last, prev, uview  # release the buffers before the arrays grow
         if k.size:
-            self.t.frombytes(np.ascontiguousarray(tt[k]).tobytes())
-            self.phone.frombytes(ids[k].tobytes())
-            self.until.frombytes(uu[k].tobytes())
+            self._rows(tt[k], ids[k], uu[k])
         for j in np.flatnonzero(late).tolist():
             p = int(ids[j])
             self._late(float(tt[j]), p, float(uu[j]), f.row[p], f.last[p])
@@ -362,9 +361,7 @@ class RunLog:
         vv = np.ascontiguousarray(v, dtype=np.float64)
         f = self.outcome_folding
         if f is None or ids.size == 0:
-            self.ph_t.frombytes(tt.tobytes())
-            self.ph_p.frombytes(ids.tobytes())
-            self.ph_v.frombytes(vv.tobytes())
+            self._outcome_rows(tt, ids, vv)
             return
         row = np.frombuffer(f.row, dtype=np.int64)
         last = np.frombuffer(f.last, dtype=np.float64)
@@ -393,9 +390,12 @@ class RunLog:
         last[ids[k]] = tt[k]
         del row, last, pv
         if k.size:
-            self.ph_t.frombytes(tt[k].tobytes())
-            self.ph_p.frombytes(ids[k].tobytes())
-            self.ph_v.frombytes(vv[k].tobytes())
+            self._outcome_rows(tt[k], ids[k], vv[k])
+
+    def _outcome_rows(self, t: np.ndarray, p: np.ndarray, v: np.ndarray) -> None:
+        self.ph_t.frombytes(t.tobytes())
+        self.ph_p.frombytes(p.tobytes())
+        self.ph_v.frombytes(v.tobytes())
 
     def bin(self, name: str) -> Bins:
         b = self.bins.get(name)
