@@ -73,7 +73,8 @@ from simsip.io import RUN_ARCHIVE, unpacked_run
 
 __all__ = ["TOLERANCES", "REPLAY_TOLERANCES", "NEGATIVE_CONTROLS", "EXPLAINED_MISSES", "ValidationReport",
            "calibrate", "validate", "validation_doc", "recorded_runs", "calibration_overrides", "calibration_table",
-           "calibration_figure", "negative_control", "UNSEEABLE_CONTROLS", "forecast_scenario", "lab_phase_shift"]
+           "calibration_figure", "negative_control", "UNSEEABLE_CONTROLS", "forecast_scenario", "lab_phase_shift",
+           "min_replications"]
 
 #: Fallback one-way delay when the capture holds no ARP request/reply pair (bridge + 2 veth hops).
 DEFAULT_LAB_DELAY = 50e-6
@@ -453,6 +454,20 @@ REPLAY_TOLERANCES: dict[str, tuple[float, float]] = {
 COUNT_KEYS = ("timeouts", "retransmissions", "duplicates", "kernel_drops", "lost_bindings")
 #: the predictive interval: the model's 5th to 95th percentile over replications
 INTERVAL = (0.05, 0.95)
+#: the interval's default coverage (``validate(level=...)``)
+LEVEL = 0.9
+
+
+def _interval(level: float) -> tuple[float, float]:
+    """The quantiles of a central predictive interval of coverage ``level``."""
+    tail = round((1.0 - float(level)) / 2.0, 12)  # 0.05, not 0.04999…, for a 90 % interval
+    return (tail, round(1.0 - tail, 12))
+
+
+def min_replications(level: float) -> int:
+    """The fewest replications whose order statistics resolve a central ``level`` interval: each
+    tail must hold at least one replication (a 90 % interval needs 20, a 99.8 % one 1 000)."""
+    return int(math.ceil(1.0 / _interval(level)[0] - 1e-9))
 #: capture timestamps (keepalived and SIPp scheduling on a shared 2-core machine): seconds
 TIME_RESOLUTION = 0.02
 #: the lab's refresh phases are known from its configuration to within SIPp's start-up latency
@@ -543,6 +558,7 @@ class ValidationReport:
     replications: int = 0
     notes: list[str] = field(default_factory=list)
     config: Scenario | None = None  # the scenario as configured (``scenario`` is what the model ran)
+    level: float = LEVEL  # the predictive interval's coverage
 
     @property
     def passed(self) -> bool:
@@ -556,7 +572,7 @@ class ValidationReport:
 
     @property
     def coverage(self) -> tuple[int, int]:
-        """(lab values inside the model's 90 % interval, rows with an interval)."""
+        """(lab values inside the model's predictive interval, rows with an interval)."""
         t = self.table[self.table["in_interval"].notna()]
         return int(t["in_interval"].astype(bool).sum()), int(len(t))
 
@@ -591,7 +607,7 @@ class ValidationReport:
         reach.add_trace(go.Scatter(x=r["time"], y=r["sim_hi"], mode="lines", line_width=0,
                                    showlegend=False, hoverinfo="skip"))
         reach.add_trace(go.Scatter(x=r["time"], y=r["sim_lo"], mode="lines", line_width=0, fill="tonexty",
-                                   name="model 90 % interval over replications"))
+                                   name=f"model {100 * self.level:g} % interval over replications"))
         reach.add_trace(go.Scatter(x=r["time"], y=r["sim_mean"], mode="lines", name="model mean"))
         reach.add_trace(go.Scatter(x=r["time"], y=r["lab"], mode="lines+markers", line_shape="hv", name="lab"))
         reach.update_layout(title=f"{self.name}: phones reachable at the probe times",
@@ -599,7 +615,7 @@ class ValidationReport:
         return {"cdf": cdf, "reachable": reach}
 
     def to_markdown(self) -> str:
-        rows = ["| metric | lab | model median | model 90 % interval | tolerance | in interval | within tolerance |",
+        rows = [f"| metric | lab | model median | model {100 * self.level:g} % interval | tolerance | in interval | within tolerance |",
                 "|---|---:|---:|---:|---|:-:|:-:|"]
         for r in self.table.itertuples(index=False):
             def mark(v: Any) -> str:
@@ -630,7 +646,8 @@ def _tol_text(rel: float, ab: float) -> str:
     return f"±{ab:g}"
 
 
-def _judge(lab: float, sims: np.ndarray, rel: float, ab: float, res: float) -> dict:
+def _judge(lab: float, sims: np.ndarray, rel: float, ab: float, res: float,
+           interval: tuple[float, float] = INTERVAL) -> dict:
     """Both judgments of one metric.
 
     A missing value (NaN: the VIP did not move, fewer than the quantile's share of phones
@@ -647,11 +664,11 @@ def _judge(lab: float, sims: np.ndarray, rel: float, ab: float, res: float) -> d
         return x if math.isfinite(x) else math.nan
 
     median = finite(float(np.quantile(ranked, 0.5, method="inverted_cdf"))) if n else math.nan
-    lo = finite(float(np.quantile(ranked, INTERVAL[0], method="inverted_cdf"))) if n else math.nan
-    hi_raw = float(np.quantile(ranked, INTERVAL[1], method="inverted_cdf")) if n else math.nan
+    lo = finite(float(np.quantile(ranked, interval[0], method="inverted_cdf"))) if n else math.nan
+    hi_raw = float(np.quantile(ranked, interval[1], method="inverted_cdf")) if n else math.nan
     hi = finite(hi_raw)
     if _missing(lab):
-        in_int = share_missing >= INTERVAL[0]
+        in_int = share_missing >= interval[0]
         ok = share_missing >= 0.5
         pit = math.nan
     else:
@@ -788,11 +805,16 @@ def validate(
     calibrated: bool = True,
     overrides: Sequence[str] = (),
     mode: str = "forecast",
+    level: float = LEVEL,
 ) -> ValidationReport:
     """Compare the simulator with the recorded lab run in ``run_dir`` (see the module docstring).
 
     ``mode="forecast"`` (default, 100 replications): the model knows only the configured scenario;
     each metric is judged by the model's 90 % predictive interval and by a point tolerance.
+    ``level`` is that interval's coverage: a run-level gate that should fail a correct model at most a
+    share α of the time over k interval rows uses about ``1 − α/k`` (Bonferroni; e.g. 0.998 with 1 000
+    replications: the smallest to the second-largest replication, left by a correct model's value with
+    probability 3/1001 per row).
     ``mode="replay"`` (20 replications): the advert phase and the refresh phases are taken from the
     capture, a mechanism check with tighter tolerances.
     """
@@ -809,6 +831,9 @@ def validate(
     reps = int(replications if replications is not None else (100 if mode == "forecast" else 20))
     if reps < 1:
         raise ValueError("replications must be >= 1")
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"level {level!r}: the interval's coverage lies strictly between 0 and 1")
+    iv = _interval(level)
     tol = TOLERANCES if mode == "forecast" else REPLAY_TOLERANCES
     base = _load_cfg(cfg, overrides)
     run = _open_run(run_dir)
@@ -902,7 +927,7 @@ def validate(
         rp = res if res_point is None else res_point
         if key in COUNT_KEYS and not _missing(lab_v):  # a count of events is known to its counting noise
             rp = max(rp, 2.0 * math.sqrt(max(float(lab_v), 0.0)))
-        j = _judge(lab_v, np.asarray(sims, dtype=float), rel, max(ab, rp), res)
+        j = _judge(lab_v, np.asarray(sims, dtype=float), rel, max(ab, rp), res, iv)
         rows.append({"metric": metric, "key": key, "lab": lab_v, **j,
                      "tolerance": _tol_text(rel, max(ab, rp)) + (" s" if key in ("vip_move_time", "rereg_median", "rereg_p95") else ""),
                      "pass": bool(j["within_tolerance"] and (j["in_interval"] or mode == "replay"))})
@@ -911,8 +936,8 @@ def validate(
         sims = np.asarray(sims, dtype=float)
         v = sims[~np.isnan(sims)]
         rows.append({"metric": metric, "key": "", "lab": lab_v, "sim": float(np.median(v)) if v.size else math.nan,
-                     "lo": float(np.quantile(v, INTERVAL[0])) if v.size else math.nan,
-                     "hi": float(np.quantile(v, INTERVAL[1])) if v.size else math.nan, "pit": math.nan,
+                     "lo": float(np.quantile(v, iv[0])) if v.size else math.nan,
+                     "hi": float(np.quantile(v, iv[1])) if v.size else math.nan, "pit": math.nan,
                      "in_interval": None, "within_tolerance": None, "tolerance": "info", "pass": None})
 
     fault_k = 0
@@ -978,17 +1003,20 @@ def validate(
     n_phones = base.phones
     reach_m = np.vstack([_reachable_at(s.outs, n_phones, grid) for s in sides])
     reach = pd.DataFrame({"time": grid, "lab": _reachable_at(lab.outs, n_phones, grid),
-                          "sim_mean": reach_m.mean(axis=0), "sim_lo": np.quantile(reach_m, INTERVAL[0], axis=0),
-                          "sim_hi": np.quantile(reach_m, INTERVAL[1], axis=0)})
+                          "sim_mean": reach_m.mean(axis=0), "sim_lo": np.quantile(reach_m, iv[0], axis=0),
+                          "sim_hi": np.quantile(reach_m, iv[1], axis=0)})
     fault_i = [i for i, (_, c) in enumerate(dists) if c == "fault"]
     lab_rt = np.concatenate([lab.rereg[i] for i in fault_i]) if fault_i else np.zeros(0)
     sim_rt = np.concatenate([s.rereg[i] for s in sides for i in fault_i]) if fault_i else np.zeros(0)
+    if reps < min_replications(level):
+        notes.append(f"only {reps} replications: a {100 * level:g} % predictive interval needs at least "
+                     f"{min_replications(level)} (each tail must hold one), so the interval shown is narrower than that")
     notes.append(f"model: {reps} replications, seed {scn.seed}; {len(aors)} SIPp phones in the capture; recovery "
                  "= fault → the phone's first 200 OK (after a crash it comes from the new server); reachability "
                  f"sampled at the lab's {grid.size} probe rounds (every {probe:g} s) on both sides")
     return ValidationReport(name=base.name, run_dir=run.run_dir, table=table, lab_recovery=lab_rt,
                             sim_recovery=sim_rt, reach=reach, calibration=cal, scenario=scn, mode=mode,
-                            replications=reps, notes=notes, config=base)
+                            replications=reps, notes=notes, config=base, level=float(level))
 
 
 # ------------------------------------------------------------------------------------------
@@ -1118,16 +1146,16 @@ class perturbed_skew:
 
 
 def negative_control(name: str, cfg: Scenario | str | Path, run_dir: str | Path,
-                     replications: int | None = None) -> ValidationReport | None:
+                     replications: int | None = None, level: float = LEVEL) -> ValidationReport | None:
     """Forecast-validate ``run_dir`` with the perturbed model ``name`` (a key of
     :data:`NEGATIVE_CONTROLS`); None when the perturbation does not apply to the run."""
     base = _load_cfg(cfg)
     if name == "skew +0.35 s":
         with perturbed_skew(0.35):
-            return validate(base, run_dir, replications=replications)
+            return validate(base, run_dir, replications=replications, level=level)
     _, change = NEGATIVE_CONTROLS[name]
     wrong = change(base)
-    return None if wrong is None else validate(wrong, run_dir, replications=replications)
+    return None if wrong is None else validate(wrong, run_dir, replications=replications, level=level)
 
 
 # ------------------------------------------------------------------------------------------
