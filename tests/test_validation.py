@@ -513,6 +513,7 @@ def test_lab_from_scratch_validates_and_leaves_nothing(tmp_path):
     rows = int(rep.table["in_interval"].notna().sum())
     assert rows <= 10, rows
     assert rep.mode == "forecast" and rep.passed, rep.table.to_string()
+    assert rep.null_pass >= 0.95, rep.null_pass  # the gate passes a model exactly right nearly always
     assert not math.isnan(rep.table.loc[rep.table["metric"].str.startswith("VIP move"), "lab"].iloc[0])
     wrong = negative_control("refresh -10%", cfg, out, replications=reps, level=level)
     assert wrong is not None and not wrong.passed, wrong.table.to_string()
@@ -562,3 +563,26 @@ def test_validate_refuses_a_level_outside_0_1():
 
     r = CliRunner().invoke(app, ["validate", str(run / "config.yaml"), str(run), "--level", "0"])
     assert r.exit_code != 0 and "strictly between 0 and 1" in r.output and "Traceback" not in r.output
+
+
+def test_null_pass_is_the_gates_pass_rate_on_a_correct_model():
+    """Each replication judged against the others by 90 % intervals: one row passes ≈ 0.9 of them, two
+    independent rows ≈ 0.9² = 0.81 (closed form), and two identical rows again ≈ 0.9 (the negative control:
+    correlated rows do not multiply)."""
+    from simsip.validate import _Side, _judge, _null_pass
+
+    def judge(key, v, sims, res, rp):
+        j = _judge(v, sims, 0.0, 1e9, 0.0)
+        return j, "", bool(j["in_interval"])
+
+    rng = np.random.default_rng(8)
+    n = 400
+    a, b = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    sides = [_Side(outs=[], vip_moves=[float(x), float(y)], rereg=[], losses=[], peak_pps=0.0, timeouts=0.0,
+                   retransmissions=0.0) for x, y in zip(a, b)]
+    row = lambda k: ("vip_move_time", lambda s: s.vip_moves[k], 0.0, None)  # noqa: E731
+    one = _null_pass(sides, [row(0)], [], judge, 0.15)
+    two = _null_pass(sides, [row(0), row(1)], [], judge, 0.15)
+    same = _null_pass(sides, [row(0), row(0)], [], judge, 0.15)
+    assert abs(one - 0.9) < 0.04 and abs(two - 0.81) < 0.06 and abs(same - 0.9) < 0.04, (one, two, same)
+    assert same - two > 0.05
