@@ -133,6 +133,37 @@ def test_batched_sync_sends_ceil_n_over_b_messages(batch):
         assert fast.counters["kdmq_dropped_a"] == 0 and fast.counters["sync_applied_a"] >= n - 2
 
 
+def test_group_size_follows_dmq_usrlocs_count_or_bytes_rule():
+    """usrloc_dmq_send_multi_contact sends the group once it holds batch_msg_contacts contacts or its size
+    estimate has reached batch_msg_size: ⌈size/bytes⌉ contacts when the bytes bind first."""
+    assert rules.contacts_per_message(1, 60000, 5000) == 1  # no group at all: one KDMQ per contact
+    assert rules.contacts_per_message(150, 60000, 400) == 150  # 150·400 = 60 000: both bind at once
+    assert rules.contacts_per_message(150, 60000, 401) == 150  # the 150th contact crosses the size
+    assert rules.contacts_per_message(150, 60000, 800) == 75
+    assert rules.contacts_per_message(150, 60000, 1000) == 60
+    assert rules.contacts_per_message(20, 60000, 1000) == 20
+    assert rules.contacts_per_message(150, 1000, 400) == 3  # 400, 800, 1 200 ≥ 1 000: sent with three
+    with pytest.raises(ValueError):
+        rules.contacts_per_message(0)
+
+
+@pytest.mark.parametrize("nbytes, per", [(400, 150), (800, 75), (2000, 30), (20000, 3)])
+def test_a_sync_of_large_contacts_sends_more_messages(nbytes, per):
+    """The same 300-binding sync in groups of 150: long contacts make the byte estimate close each group
+    early, so the donor sends ⌈300/per⌉ messages, and every binding arrives."""
+    n = 300
+    log = _run(_scenario(n, rep=f"batch_msg_contacts: 150, sync_contact_bytes: {nbytes}, sync_read_time: 1ms"))
+    assert log.counters["sync_messages_a"] == rules.messages(n, per) == math.ceil(n / per)
+    assert log.counters["kdmq_dropped_a"] == 0 and log.counters["sync_applied_a"] >= n - 2
+
+
+def test_batch_msg_size_beyond_dmq_usrlocs_cap_is_refused():
+    from simsip.config.loader import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_msg_size"):
+        _scenario(10, rep="batch_msg_size: 70000")
+
+
 # --------------------------------------------------------------------------- peer discovery
 def test_sync_begins_discovery_delay_after_the_process_answers():
     cfg = _scenario(100)

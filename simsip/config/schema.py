@@ -330,6 +330,13 @@ class Replication(Frozen):
         "sync_read_time. false: the bindings arrive at sync_rate outside any socket."))
     batch_msg_contacts: int = Field(1, ge=1, le=150, description=(
         "Contacts per sync message (dmq_usrloc batch_msg_contacts, default 1 = one KDMQ per contact, at most 150)."))
+    batch_msg_size: int = Field(60000, ge=1, le=60000, description=(
+        "With batch_msg_contacts > 1: a group is sent as soon as its size estimate reaches this many bytes "
+        "(dmq_usrloc batch_msg_size, default and maximum 60000 B; usrloc_sync.c usrloc_dmq_send_multi_contact)."))
+    sync_contact_bytes: int = Field(400, ge=202, le=60000, description=(
+        "dmq_usrloc's size estimate of one contact in a sync group: 201 B of JSON overhead plus the AoR, ruid, "
+        "Contact, received, path, Call-ID, User-Agent and instance strings and the numbers' digits (assumption: "
+        "400 B for a phone without path or instance; long User-Agents or a Path header make it larger)."))
     sync_socket: Literal["node", "shared"] = Field("node", description=(
         "Which socket the sync messages reach: 'node', the registrar's listen on its own address (its own kernel "
         "buffer of the same size, and `workers` processes of its own: Kamailio forks children per UDP listen; the "

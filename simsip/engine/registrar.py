@@ -266,6 +266,7 @@ class RegistrarNode:
         self.sync_fraction: float | None = None  # a partial_sync fault: the next sync is cut after this share
         self.sync_runs: list[list] = []  # [messages, limit] of each sync started (the cut applies to the running one)
         self.sync_dropped = 0  # sync messages the kernel dropped (RcvbufErrors)
+        self.sync_messages = 0  # sync messages the donor sent to this node (first copies)
         self.sync_retransmitted = 0
         self.sync_given_up = 0  # bindings in messages tm gave up on (fr_timer)
         self.sync_cut = 0  # bindings never sent because the sync was cut
@@ -551,6 +552,7 @@ class RegistrarNode:
             c[f"sync_cut_{self.name}"] = self.sync_cut
             if self.sync_burst:
                 c[f"kdmq_dropped_{self.name}"] = self.sync_dropped
+                c[f"sync_messages_{self.name}"] = self.sync_messages
                 c[f"sync_retransmitted_{self.name}"] = self.sync_retransmitted
                 c[f"sync_given_up_{self.name}"] = self.sync_given_up
 
@@ -1119,7 +1121,8 @@ class RegistrarNode:
             return
         rep = self.cfg.replication
         rate = rep.sync_rate
-        b = rep.batch_msg_contacts if self.sync_burst else 1
+        b = sync_rules.contacts_per_message(rep.batch_msg_contacts, rep.batch_msg_size,
+                                            rep.sync_contact_bytes) if self.sync_burst else 1
         msgs = [phones[k : k + b] for k in range(0, len(phones), b)]
         run = [len(msgs), len(msgs)]
         if self.sync_fraction is not None:
@@ -1180,6 +1183,8 @@ class RegistrarNode:
         now = self.sim.env._now
         if n:
             self.sync_retransmitted += 1
+        else:
+            self.sync_messages += 1
         if not self.topo.path_up(donor.index, self.index):
             self._kdmq_again(donor, d_epoch, my_epoch, content, n, t_first)
             return

@@ -15,8 +15,9 @@ The callback runs again only if the node list empties (dmq_funcs.c ``ping_server
 deleted from it (it is kept pending after a 408), so with two nodes a process pulls one sync.
 
 **What it is.** The peer walks its location table (``usrloc_get_all_ucontacts``) and sends one KDMQ
-per contact (``batch_msg_contacts`` 1, the default; up to 150 contacts per message, and
-``batch_msg_size`` 60000 B), back to back (``batch_size``/``batch_usleep`` 0: no throttling), each
+per contact (``batch_msg_contacts`` 1, the default), or groups of up to ``batch_msg_contacts`` (at most
+150) whose size estimate stays below ``batch_msg_size`` (at most 60000 B; :func:`contacts_per_message`),
+back to back (``batch_size``/``batch_usleep`` 0: no throttling), each
 through tm (``t_request``): an unanswered one is retransmitted on Timer E (RETR_T1 500 ms, doubling to
 RETR_T2 4 s) until fr_timer (30 s). Each message is a datagram in the receiver's UDP socket: charged
 its skb truesize, dropped when the buffer is full (:func:`burst_drops`).
@@ -25,6 +26,27 @@ its skb truesize, dropped when the buffer is full (:func:`burst_drops`).
 from __future__ import annotations
 
 import math
+
+
+#: dmq_usrloc's size estimate of one contact in a group: 201 B of JSON overhead plus the lengths of its
+#: strings and the digits of its numbers (usrloc_sync.c ``usrloc_dmq_send_multi_contact``)
+JSON_OVERHEAD = 201
+#: the largest group size dmq_usrloc accepts (dmq_usrloc.c mod_init caps batch_msg_size at 60000 B)
+MAX_BATCH_MSG_SIZE = 60000
+
+
+def contacts_per_message(batch_msg_contacts: int = 1, batch_msg_size: int = MAX_BATCH_MSG_SIZE,
+                         contact_bytes: int = 400) -> int:
+    """Contacts in one sync message. With ``batch_msg_contacts`` 1 every contact is its own KDMQ
+    (``usrloc_dmq_send_contact``, no group). Otherwise a contact is added to the group and the group is
+    sent when it holds ``batch_msg_contacts`` contacts *or* its size estimate has reached
+    ``batch_msg_size`` (the test follows the add), so with ``contact_bytes`` per contact a group holds
+    min(batch_msg_contacts, ⌈batch_msg_size / contact_bytes⌉)."""
+    if batch_msg_contacts < 1 or batch_msg_size < 1 or contact_bytes < 1:
+        raise ValueError("batch_msg_contacts, batch_msg_size and contact_bytes must be >= 1")
+    if batch_msg_contacts == 1:
+        return 1
+    return max(1, min(int(batch_msg_contacts), -(-int(batch_msg_size) // int(contact_bytes))))
 
 
 def messages(n_contacts: int, batch_msg_contacts: int = 1) -> int:
