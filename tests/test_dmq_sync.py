@@ -313,3 +313,18 @@ def test_a_partial_sync_armed_while_the_node_is_down_cuts_its_restart_sync():
               "  - {kind: partial_sync, node: b, at: 3s, fraction: 0.5}\n")
     log = _run(_scenario(n, faults=faults, duration="10s", rep="sync_read_time: 10us"))
     assert log.counters["sync_applied_b"] == 100 and log.counters["sync_cut_b"] == 100
+
+
+def test_a_sync_message_waiting_in_the_socket_past_timer_e_is_retransmitted_and_read_again():
+    """dmq answers a KDMQ only after a worker read it, and tm retransmits until a reply. Ten messages at
+    once to the node's two readers taking 0.35 s each: originals are answered in pairs at 0.35, 0.7, 1.05,
+    1.4 and 1.75 s. Timer E fires at 0.5 s (messages 2..9 unanswered: 8 copies) and at 1.5 s (messages 8
+    and 9: 2 copies), none at 3.5 s: 10 retransmissions, none dropped, none given up."""
+    log = _run(_scenario(10, rep="sync_read_time: 350ms, sync_rate: 1000000/s, sync_t1: 500ms, sync_t2: 4s"))
+    reg = log.counters
+    assert reg["sync_messages_a"] == 10 and reg["kdmq_dropped_a"] == 0
+    assert reg["sync_retransmitted_a"] == 10, {k: v for k, v in reg.items() if "sync" in k or "kdmq" in k}
+    assert reg["sync_given_up_a"] == 0 and reg["sync_applied_a"] >= 8
+    # the negative side: readers fast enough to answer before Timer E see no retransmission at all
+    quick = _run(_scenario(10, rep="sync_read_time: 40ms, sync_rate: 1000000/s, sync_t1: 500ms")).counters
+    assert quick["sync_messages_a"] == 10 and quick["sync_retransmitted_a"] == 0

@@ -37,6 +37,7 @@ path) and the control clock (its own start-up and flush timers).
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 
@@ -1170,44 +1171,52 @@ class RegistrarNode:
         theirs = donor.store.until
         content = [(p, theirs[p]) for p in msgs[j]]
         now = self.sim.env._now
-        self._kdmq_copy(donor, d_epoch, my_epoch, content, 0, now)
+        self._kdmq_copy(donor, d_epoch, my_epoch, content, 0, [now, math.inf])
         if j + 1 < len(msgs):
             nxt = t0 + (j + 1) / self.cfg.replication.sync_rate
             self.clock.call_at(nxt, self._kdmq_send, donor, d_epoch, my_epoch, msgs, j + 1, t0, run)
 
     def _kdmq_copy(self, donor: "RegistrarNode", d_epoch: int, my_epoch: int, content: list, n: int,
-                   t_first: float) -> None:
-        """Transmission ``n`` of one sync message leaves the donor (tm: n = 0 the original)."""
+                   tx: list) -> None:
+        """Transmission ``n`` of one sync message leaves the donor (tm: n = 0 the original). ``tx`` is
+        the donor's transaction: [first send, when this node answered it (inf: not yet)]."""
         if donor.epoch != d_epoch or my_epoch != self.epoch:
             return  # tm's transaction died with the donor; or this process is not the one that asked
         now = self.sim.env._now
+        if tx[1] <= now:
+            return  # answered meanwhile: the 200 stopped tm's retransmission timer
         if n:
             self.sync_retransmitted += 1
         else:
             self.sync_messages += 1
         if not self.topo.path_up(donor.index, self.index):
-            self._kdmq_again(donor, d_epoch, my_epoch, content, n, t_first)
+            self._kdmq_again(donor, d_epoch, my_epoch, content, n, tx)
             return
-        self.clock.call_at(now + self.sync_lag(), self._kdmq_arrive, donor, d_epoch, my_epoch, content, n, t_first)
+        self.clock.call_at(now + self.sync_lag(), self._kdmq_arrive, donor, d_epoch, my_epoch, content, n, tx)
 
-    def _kdmq_again(self, donor, d_epoch: int, my_epoch: int, content: list, n: int, t_first: float) -> None:
-        """No 200 for transmission ``n``: tm sends the next on Timer E, or gives up at fr_timer."""
+    def _kdmq_again(self, donor, d_epoch: int, my_epoch: int, content: list, n: int, tx: list,
+                    queued: bool = False) -> None:
+        """Transmission ``n`` is not answered before Timer E fires: tm sends the next copy then (it is
+        skipped if the 200 came meanwhile), or gives up at fr_timer. A copy that was ``queued`` is still
+        read and applied later: its contacts are not lost when tm gives up."""
         offs = self.sync_offsets
         if n + 1 < len(offs):
-            self.clock.call_at(t_first + offs[n + 1], self._kdmq_copy, donor, d_epoch, my_epoch, content, n + 1,
-                               t_first)
-        else:
+            self.clock.call_at(tx[0] + offs[n + 1], self._kdmq_copy, donor, d_epoch, my_epoch, content, n + 1, tx)
+        elif not queued:
             self.sync_given_up += len(content)
 
-    def _kdmq_arrive(self, donor, d_epoch: int, my_epoch: int, content: list, n: int, t_first: float) -> None:
+    def _kdmq_arrive(self, donor, d_epoch: int, my_epoch: int, content: list, n: int, tx: list) -> None:
         """A sync message reaches this node's socket: the kernel queues it unless the buffer is full
-        (then it is dropped and counted, like a REGISTER), and the first free reader takes it."""
+        (then it is dropped and counted, like a REGISTER), and the first free reader takes it. dmq
+        answers it (sl, stateless) only once a worker has read it, so a copy that waits in the socket
+        past the next Timer E is retransmitted all the same: the copy is queued, read and applied again
+        (dmq worker.c ``worker_loop`` → ``freply`` after the job; tm retransmits until a reply)."""
         if my_epoch != self.epoch or not self.up:
             return
         i = self.index
         topo = self.topo
         if not topo.link[i] or topo.proc_hung[i]:  # lost, or taken and never answered: tm sends it again
-            self._kdmq_again(donor, d_epoch, my_epoch, content, n, t_first)
+            self._kdmq_again(donor, d_epoch, my_epoch, content, n, tx)
             return
         now = self.sim.env._now
         if self.sync_own_socket:
@@ -1219,7 +1228,7 @@ class RegistrarNode:
         if len(waiting) >= self.queue_limit:
             self.sync_dropped += 1
             self.kdmq_bins.add(now)
-            self._kdmq_again(donor, d_epoch, my_epoch, content, n, t_first)
+            self._kdmq_again(donor, d_epoch, my_epoch, content, n, tx)
             return
         free = heappop(heap)
         start = now if free < now else free
@@ -1227,14 +1236,19 @@ class RegistrarNode:
         heappush(heap, finish)
         if start > now:
             waiting.append(start)
-        self.clock.call_at(finish, self._kdmq_read, my_epoch, content)
+        self.clock.call_at(finish, self._kdmq_read, my_epoch, content, tx)
+        offs = self.sync_offsets
+        if n + 1 < len(offs) and finish > tx[0] + offs[n + 1]:
+            self._kdmq_again(donor, d_epoch, my_epoch, content, n, tx, queued=True)
 
-    def _kdmq_read(self, my_epoch: int, content: list) -> None:
+    def _kdmq_read(self, my_epoch: int, content: list, tx: list | None = None) -> None:
         """A worker read the sync message: its contacts are bindings here from now on (the latest
-        save wins)."""
+        save wins), and dmq's 200 ends the donor's transaction."""
         if my_epoch != self.epoch or not self.up or self.hung:
             return
         now = self.sim.env._now
+        if tx is not None and now < tx[1]:
+            tx[1] = now
         mine = self.store.until
         for p, u in content:
             if u > now and u > mine[p]:
