@@ -171,6 +171,29 @@ def _arp_gaps(capture: Path, since: float, until: float) -> list[float]:
     return gaps
 
 
+def _udp_sizes(capture: Path, since: float, until: float) -> dict[str, list[int]]:
+    """UDP payload sizes of the REGISTER and KDMQ requests seen on the bridge (epoch window)."""
+    import dpkt
+
+    out: dict[str, list[int]] = {"REGISTER": [], "KDMQ": []}
+    with open(capture, "rb") as fh:
+        for ts, buf in dpkt.pcapng.Reader(fh):
+            if not since <= ts < until:
+                continue
+            try:
+                ip = dpkt.ethernet.Ethernet(buf).data
+                udp = ip.data
+            except Exception:  # noqa: BLE001 - damaged frame
+                continue
+            if not isinstance(udp, dpkt.udp.UDP):
+                continue
+            data = bytes(udp.data)
+            for method in out:
+                if data.startswith(method.encode() + b" "):
+                    out[method].append(len(data))
+    return out
+
+
 def calibrate(run_dir: str | Path) -> dict:
     """Fit the network delay and the registrar service time from the pre-fault part of a run.
 
@@ -185,6 +208,11 @@ def calibrate(run_dir: str | Path) -> dict:
       200 OK is back on the bridge h later: gap = 2h + s = d + s. s is the median of (gap − d)
       over the first transmissions of REGISTERs answered 200 before the first fault, used as a
       constant (a 20-phone lab never queues, so only its level matters).
+    * *truesize* (scenarios with ``registrar.udp_buffer``): what the nodes' kernel charges a queued
+      REGISTER (and KDMQ): the lab's datagrams cross veth pairs and a bridge, so each is charged the
+      skb its sender allocated, :func:`simsip.protocols.overload.local_truesize` of the largest UDP
+      payload of that method on the bridge before the fault (1280 B for SIPp's ~350 B REGISTER, as
+      ``ss -uanm`` shows: 212 480 B = 166 × 1280 B charged in examples/lab/storm-persists).
 
     Returns ``--set``-able overrides: ``{"network.delay": "0.000042s", "registrar.service_time":
     {"dist": "constant", "mean": "0.000310s"}}`` plus ``"_evidence"`` (sample sizes and raw
@@ -229,6 +257,13 @@ def calibrate(run_dir: str | Path) -> dict:
     }
     if kgaps.size:
         out["registrar.replication.lag"] = {"dist": "constant", "mean": f"{float(np.median(kgaps)):.6f}s"}
+    from simsip.protocols.overload import local_truesize
+
+    sizes = _udp_sizes(cap, run.trace.t0_epoch, run.trace.t0_epoch + until_trace) if cap else {}
+    if sizes.get("REGISTER"):
+        out["registrar.udp_buffer.truesize"] = local_truesize(max(sizes["REGISTER"]))
+    if sizes.get("KDMQ"):
+        out["registrar.udp_buffer.sync_truesize"] = local_truesize(max(sizes["KDMQ"]))
     return {
         **out,
         "_evidence": {
@@ -240,6 +275,8 @@ def calibrate(run_dir: str | Path) -> dict:
             "register_gap_p90_s": float(np.quantile(sip_gaps, 0.9)),
             "arp_pairs": len(arp),
             "arp_gap_min_s": float(min(arp)) if arp else None,
+            "register_udp_bytes_max": max(sizes["REGISTER"]) if sizes.get("REGISTER") else None,
+            "kdmq_udp_bytes_max": max(sizes["KDMQ"]) if sizes.get("KDMQ") else None,
         },
     }
 
@@ -262,6 +299,11 @@ def _apply_calibration(data: dict, cal: dict) -> None:
     data["registrar"]["service_time"] = dict(cal["registrar.service_time"])
     if "registrar.replication.lag" in cal and data["registrar"].get("data") == "replicated":
         data["registrar"]["replication"]["lag"] = dict(cal["registrar.replication.lag"])
+    ub = data["registrar"].get("udp_buffer")
+    if ub is not None:
+        for key in ("truesize", "sync_truesize"):
+            if f"registrar.udp_buffer.{key}" in cal:
+                ub[key] = int(cal[f"registrar.udp_buffer.{key}"])
 
 
 # ------------------------------------------------------------------------------------------
@@ -877,7 +919,12 @@ def validate(
         notes.append(f"calibrated on the capture before the first fault: network.delay {cal['network.delay']}, "
                      f"registrar service time {cal['registrar.service_time']['mean']}"
                      + (f", replication lag {lag['mean']} (KDMQ request → the peer's 200, "
-                        f"{cal['_evidence']['kdmq_pairs']} pairs)" if lag and base.registrar.data == "replicated" else ""))
+                        f"{cal['_evidence']['kdmq_pairs']} pairs)" if lag and base.registrar.data == "replicated" else "")
+                     + (f", truesize {cal['registrar.udp_buffer.truesize']} B per REGISTER"
+                        + (f" and {cal['registrar.udp_buffer.sync_truesize']} B per KDMQ"
+                           if "registrar.udp_buffer.sync_truesize" in cal and base.registrar.data == "replicated" else "")
+                        + f" (the sender's skb over veth: {cal['_evidence']['register_udp_bytes_max']} B of UDP payload)"
+                        if "registrar.udp_buffer.truesize" in cal and base.registrar.udp_buffer is not None else ""))
     lab, aors = _lab_side(run, base, tm, grid, dists, dur, shift, notes)
     sides: list[_Side] = []
     planned = [float(f.at) for f in base.faults]
