@@ -57,6 +57,95 @@ def test_buffer_of_B_bytes_holds_floor_B_over_s_plus_one():
     assert Registrar(queue_limit=7).queue_capacity == 7  # no buffer: the message count
 
 
+def test_local_truesize_is_the_senders_skb_as_the_lab_kernel_charges_it():
+    """A UDP datagram from a local socket is charged the skb its sender allocated: kmalloc size of
+    SKB_DATA_ALIGN(payload + 59) + 320, plus the 256 B sk_buff. examples/lab/storm-persists: SIPp's
+    REGISTERs carry 332–344 B of UDP payload and the new master's socket showed 212 480 B charged
+    (ss -uanm r) and 170 240 B unread (Recv-Q): 166 and 133 datagrams of exactly 1280 B, neither a
+    multiple of the 2304 B a NIC's 2 KiB buffer costs; dmq-sync-burst's 744 B KDMQ cost 2304 B."""
+    assert overload.local_truesize(332) == overload.local_truesize(344) == 1280
+    assert overload.local_truesize(744) == 2304
+    assert 212_480 == 166 * overload.local_truesize(344) and 170_240 == 133 * 1280
+    assert overload.local_truesize(645) == 1280 and overload.local_truesize(646) == 2304  # 704 B of head room
+    with pytest.raises(ValueError):
+        overload.local_truesize(-1)
+
+
+def test_udp_rmem_release_gives_back_a_quarter_buffer_at_once():
+    """udp_rmem_release: a read adds its truesize to forward_deficit; the deficit is released when it
+    reaches sk_rcvbuf >> 2 or the reader queue is empty. 212 992 B and 1280 B datagrams: the 42nd read
+    of a backlog releases 42 · 1280 = 53 760 B (≥ 53 248), the 41 before release nothing."""
+    d, freed = 0, []
+    for _ in range(84):
+        d, r = overload.udp_read(d, 1280, 212_992, reader_empty=False)
+        freed.append(r)
+    assert [k + 1 for k, r in enumerate(freed) if r] == [42, 84] and set(freed) - {0} == {53_760}
+    assert overload.udp_read(2560, 1280, 212_992, reader_empty=True) == (0, 3840)  # the reader queue ran dry
+    assert overload.udp_admits(212_992, 212_992) and not overload.udp_admits(212_993, 212_992)
+
+
+def test_receive_queue_saw_tooths_between_three_quarters_and_the_full_buffer():
+    """A deterministic backlog on one socket (212 992 B, 1280 B datagrams, one reader every 45 ms,
+    an arrival every 5 ms): the unread queue fills to floor(B/s) + 1 = 167, then every read leaves its
+    bytes charged until the 42nd gives 42 slots back at once — the unread count falls to 167 − 42 =
+    125 at each release and is refilled by the next 42 arrivals, as the capture of
+    examples/lab/storm-persists shows (reconstructed unread queue 124–157 at 50 ms resolution)."""
+    from simsip.engine.registrar import ReceiveQueue
+
+    B, s = 212_992, 1280
+    q = ReceiveQueue(B // s + 1, s, B)
+    free, served, lengths, admitted_runs, run = 0.0, 0, [], [], 0
+    for k in range(6000):
+        now = k * 0.005
+        while q and q[0] <= now:
+            q.popleft()
+        lengths.append(len(q))
+        if q.full():
+            # full: the unread datagrams and the read-but-charged ones fill the buffer together
+            assert len(q) + q.deficit // s == B // s + 1
+            if run:
+                admitted_runs.append(run)
+            run = 0
+            continue
+        run += 1
+        start = max(now, free)
+        free = start + 0.045
+        served += 1
+        if start > now:
+            q.append(start, now)
+    steady = lengths[2000:]
+    assert min(steady) == B // s + 1 - 42 and max(steady) > 155  # 125 at the release, refilled after it
+    assert set(admitted_runs[5:]) == {42}  # a release opens 42 slots, filled by the next 42 arrivals
+    # negative control: without a byte bound (a message count of 167) the queue never drops below 166
+    c = ReceiveQueue(B // s + 1)
+    free, lens = 0.0, []
+    for k in range(6000):
+        now = k * 0.005
+        while c and c[0] <= now:
+            c.popleft()
+        lens.append(len(c))
+        if c.full():
+            continue
+        start = max(now, free)
+        free = start + 0.045
+        if start > now:
+            c.append(start, now)
+    assert min(lens[2000:]) >= B // s
+
+
+def test_a_queue_that_empties_gives_every_byte_back():
+    """A read that empties the reader queue releases the whole deficit (udp_rmem_release's
+    skb_queue_empty test): a short burst leaves nothing charged once it has been read."""
+    from simsip.engine.registrar import ReceiveQueue
+
+    q = ReceiveQueue(167, 1280, 212_992)
+    for k in range(5):
+        q.append(1.0 + k, 0.001 * k)
+    for _ in range(5):
+        q.popleft()
+    assert (q.charged, q.deficit, len(q)) == (0, 0, 0) and not q.full()
+
+
 def _burst(n, registrar, **phone):
     """n phones whose first REGISTERs all reach node a 1 ms after t=0; one 10 s worker."""
     reg = {"workers": 1, "service_time": "10s", "min_expires": "10s"}

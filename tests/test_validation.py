@@ -455,6 +455,9 @@ def test_calibration_is_pre_fault_and_settable():
     cfg = load_config(LAB_EXAMPLES / "udp-none" / "config.yaml", calibration_overrides(cal))
     assert cfg.network.delay.mean == pytest.approx(delay)
     assert cfg.registrar.service_time.mean == pytest.approx(service)
+    # the lab's kernel charges a queued REGISTER the skb SIPp's socket allocated (veth): 1280 B
+    assert cal["_evidence"]["register_udp_bytes_max"] < 646 and cal["registrar.udp_buffer.truesize"] == 1280
+    assert cfg.registrar.udp_buffer.truesize == 1280
 
 
 def test_validation_is_deterministic():

@@ -362,7 +362,9 @@ class UdpBuffer(Frozen):
 
     Every queued REGISTER is charged its skb ``truesize``; the kernel drops a datagram when the
     memory already charged exceeds the socket's ``sk_rcvbuf``, so floor(rcvbuf/truesize) + 1
-    REGISTERs wait (Linux ``__udp_enqueue_schedule_skb``). ``sizing: kamailio`` is Kamailio's
+    REGISTERs wait (Linux ``__udp_enqueue_schedule_skb``) — fewer under a backlog, since a read
+    datagram stays charged until a quarter of the buffer has been read (``udp_rmem_release``:
+    :class:`~simsip.engine.registrar.ReceiveQueue`). ``sizing: kamailio`` is Kamailio's
     start-up probing (``udp_init`` → ``probe_max_receive_buffer``: raise SO_RCVBUF up to
     ``maxbuffer``, each request capped at ``rmem_max`` and doubled by the kernel);
     ``rmem_default``: a socket nobody resizes (``net.core.rmem_default``). See
@@ -380,7 +382,13 @@ class UdpBuffer(Frozen):
     truesize: int = Field(
         2304, ge=256, le=65536,
         description="Bytes one queued REGISTER is charged (skb truesize; assumption: a 2 KiB receive buffer plus "
-        "sk_buff overhead; read it as Recv-Q / queued datagrams in `ss -uanm`).",
+        "sk_buff overhead; read it as Recv-Q / queued datagrams in `ss -uanm`). Over veth/loopback it is what the "
+        "sender allocated: simsip.protocols.overload.local_truesize (1280 B for a 344 B REGISTER).",
+    )
+    sync_truesize: int | None = Field(
+        None, ge=256, le=65536,
+        description="Bytes one sync message (KDMQ) is charged in this buffer; null: the same as truesize "
+        "(local_truesize gives 2304 B for a 744 B KDMQ).",
     )
 
     @property

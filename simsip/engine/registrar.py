@@ -48,10 +48,91 @@ from simsip.config.schema import Registrar as RegistrarCfg
 from simsip.engine.dists import sampler, vector_draws
 from simsip.engine.records import RunLog, StoreLog
 from simsip.protocols import sync as sync_rules
-from simsip.protocols.overload import pike_hit, taskprocessor_alert, threadpool_growth, threadpool_idle_expired
+from simsip.protocols.overload import (pike_hit, taskprocessor_alert, threadpool_growth, threadpool_idle_expired, udp_admits,
+                                       udp_read)
 from simsip.protocols.registration import contacts_after, grant_expiry, reported_expiry, retry_after_header
 
 NEVER = float("-inf")
+
+
+class ReceiveQueue:
+    """What waits in a registrar socket's receive queue: the requests no worker has read yet, in
+    arrival order (each one's read time ``start``, non-decreasing, its arrival and its truesize),
+    and — with a byte-bounded UDP buffer (``rcvbuf`` > 0) — the kernel's charge for them.
+
+    The charge is the truesize of every unread datagram plus the *forward deficit* of read ones
+    (Linux ``udp_rmem_release``, :func:`~simsip.protocols.overload.udp_read`): a read adds its
+    datagram to the deficit, which is given back once it reaches ``rcvbuf >> 2`` or the reader-side
+    queue is empty. The reader queue holds what had arrived when it was last refilled (at a release,
+    or by a read that found it empty), so it is empty after a read when the next unread request
+    arrived after that refill. Reads are applied as they are passed (:meth:`popleft`, called for
+    every request whose read time is not after the arrival being admitted). Without a byte bound
+    the queue holds ``limit`` requests (``queue_limit``)."""
+
+    __slots__ = ("start", "arrive", "size", "limit", "truesize", "rcvbuf", "charged", "deficit", "refill")
+
+    def __init__(self, limit: int, truesize: int = 0, rcvbuf: int = 0):
+        self.start: deque[float] = deque()
+        self.arrive: deque[float] = deque()
+        self.size: deque[int] = deque()
+        self.limit = int(limit)
+        self.truesize = int(truesize) if rcvbuf else 0
+        self.rcvbuf = int(rcvbuf)
+        self.charged = 0  # truesize of the unread requests
+        self.deficit = 0  # read, not yet given back
+        self.refill = -np.inf  # when the reader queue was last refilled
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def __bool__(self) -> bool:
+        return bool(self.start)
+
+    def __getitem__(self, k: int) -> float:
+        return self.start[k]
+
+    def append(self, start: float, arrival: float, size: int | None = None) -> None:
+        """A request arriving at ``arrival`` that a worker reads at ``start`` (> arrival) waits."""
+        self.start.append(start)
+        self.arrive.append(arrival)
+        if self.rcvbuf:
+            z = self.truesize if size is None else int(size)
+            self.size.append(z)
+            self.charged += z
+
+    def popleft(self) -> float:
+        """The oldest request is read (at the time returned)."""
+        r = self.start.popleft()
+        a = self.arrive.popleft()
+        if self.rcvbuf:
+            z = self.size.popleft()
+            self.charged -= z
+            if a > self.refill:  # the reader queue was empty: the read refills it
+                self.refill = r
+            nxt = self.arrive[0] if self.arrive else np.inf
+            self.deficit, released = udp_read(self.deficit, z, self.rcvbuf, nxt > self.refill)
+            if released:
+                self.refill = r  # the release moves what arrived meanwhile to the reader queue
+        return r
+
+    def full(self) -> bool:
+        """Would the kernel drop a request arriving now?"""
+        if self.rcvbuf:
+            return not udp_admits(self.charged + self.deficit, self.rcvbuf)
+        return len(self.start) >= self.limit
+
+    def clear(self) -> None:
+        self.start.clear()
+        self.arrive.clear()
+        self.size.clear()
+        self.charged = self.deficit = 0
+        self.refill = -np.inf
+
+    def copy(self) -> "ReceiveQueue":
+        q = ReceiveQueue(self.limit, self.truesize, self.rcvbuf)
+        q.start, q.arrive, q.size = deque(self.start), deque(self.arrive), deque(self.size)
+        q.charged, q.deficit, q.refill = self.charged, self.deficit, self.refill
+        return q
 
 
 class Contacts:
@@ -211,8 +292,12 @@ class RegistrarNode:
         self.threads_peak = self.workers
         self.threads_added = 0
         self.threads_died = 0
-        self.waiting: deque[float] = deque()  # start times of queued requests (non-decreasing)
         self.queue_limit = cfg.queue_capacity  # queue_limit, or what the UDP receive buffer holds
+        ub = cfg.udp_buffer
+        # the requests no worker has read yet (read times non-decreasing), and the kernel's charge for them
+        self.waiting = (ReceiveQueue(self.queue_limit, ub.truesize, ub.rcvbuf) if ub is not None
+                        else ReceiveQueue(self.queue_limit))
+        self.sync_truesize = (ub.sync_truesize or ub.truesize) if ub is not None else None
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
         self.service_vec = vector_draws(cfg.service_time, streams(f"registrar.{name}.service"))  # the same draws, batched
         self._queued = False  # the last bulk_peek needed the one-by-one recursion
@@ -263,7 +348,9 @@ class RegistrarNode:
         self.sync_offsets = rep.retransmit_offsets
         self.sync_own_socket = rep.sync_socket == "node"
         self.sync_free_at = [0.0] * cfg.workers
-        self.sync_waiting: deque[float] = deque()
+        ub = cfg.udp_buffer
+        self.sync_waiting = (ReceiveQueue(cfg.queue_capacity, ub.sync_truesize or ub.truesize, ub.rcvbuf)
+                             if ub is not None else ReceiveQueue(cfg.queue_capacity))
         self.sync_fraction: float | None = None  # a partial_sync fault: the next sync is cut after this share
         self.sync_runs: list[list] = []  # [messages, limit] of each sync started (the cut applies to the running one)
         self.sync_dropped = 0  # sync messages the kernel dropped (RcvbufErrors)
@@ -604,7 +691,7 @@ class RegistrarNode:
             if qlen > qv[b]:
                 qv[b] = qlen
         cfg = self.cfg
-        if qlen >= self.queue_limit:
+        if waiting.full():
             self.rejected += 1
             self.reject_bins.add(now)
             if cfg.when_full == "reply_503":
@@ -630,7 +717,7 @@ class RegistrarNode:
             finish += replies.extra_work(phone, self.service)
         heappush(self.free_at, finish)
         if start > now:
-            waiting.append(start)
+            waiting.append(start, now)
             self.wait_bins.max(now, int((start - now) * 1000.0))
             if self.alarm and not self.alert and taskprocessor_alert(False, len(waiting), self.high, self.low):
                 self._raise_alert(now)
@@ -792,8 +879,7 @@ class RegistrarNode:
         latest of the old ones and the run's finishes, since each arrival replaced the earliest,
         which is no later than any value kept), and only the episodes go one by one."""
         heap = self.free_at if apply else list(self.free_at)
-        waiting = self.waiting if apply else deque(self.waiting)
-        limit = self.queue_limit
+        waiting = self.waiting if apply else self.waiting.copy()
         finish = np.empty(m)
         admitted = np.ones(len(arrive), dtype=bool)
         qv, qinv, wb = self.queue_bins.v, self.queue_bins.inv, self.wait_bins
@@ -825,7 +911,7 @@ class RegistrarNode:
             single -= 1
             x = float(s_all[i])
             qlen = len(waiting)
-            if qlen >= limit:
+            if waiting.full():
                 admitted[i:] = False
                 return finish, admitted
             if apply and qlen:
@@ -838,7 +924,7 @@ class RegistrarNode:
             heapreplace(heap, fin)
             finish[i] = fin
             if start > a:
-                waiting.append(start)
+                waiting.append(start, a)
                 if apply:
                     wb.max(a, int((start - a) * 1000.0))
             i += 1
@@ -909,7 +995,7 @@ class RegistrarNode:
         heappop(self.free_at)
         heappush(self.free_at, read)
         if read > now:
-            self.waiting.append(read)
+            self.waiting.append(read, now)
         self.pike_blocked += 1
         self.pike_bins.add(now)
         self.replies.lost(phone, tx)  # no reply: the phone's own timer goes on
@@ -930,7 +1016,7 @@ class RegistrarNode:
         end = read + self.rtx_cost * self.service() if self.rtx_cost else read
         heappush(self.free_at, end)
         if read > now:
-            self.waiting.append(read)
+            self.waiting.append(read, now)
             self.wait_bins.max(now, int((read - now) * 1000.0))
             if self.alarm and not self.alert and taskprocessor_alert(False, len(self.waiting), self.high, self.low):
                 self._raise_alert(now)
@@ -1225,7 +1311,7 @@ class RegistrarNode:
             heap, waiting = self.free_at, self.waiting
         while waiting and waiting[0] <= now:
             waiting.popleft()
-        if len(waiting) >= self.queue_limit:
+        if waiting.full():
             self.sync_dropped += 1
             self.kdmq_bins.add(now)
             self._kdmq_again(donor, d_epoch, my_epoch, content, n, tx)
@@ -1235,7 +1321,7 @@ class RegistrarNode:
         finish = start + self.sync_read()
         heappush(heap, finish)
         if start > now:
-            waiting.append(start)
+            waiting.append(start, now, self.sync_truesize)
         self.clock.call_at(finish, self._kdmq_read, my_epoch, content, tx)
         offs = self.sync_offsets
         if n + 1 < len(offs) and finish > tx[0] + offs[n + 1]:

@@ -20,6 +20,25 @@ time until the request would pass ``maxbuffer`` or a read-back shows the request
 (:func:`kamailio_rcvbuf`). With the distribution defaults (rmem_max 212 992 B) that ends at
 2·212 992 = 425 984 B: about 185 REGISTERs of 2304 B truesize.
 
+**What a datagram is charged.** ``truesize`` is the allocation behind the skb, not the payload. A
+NIC driver's receive buffers set it (commonly a 2 KiB buffer + ``sk_buff``: 2304 B, whatever the
+size). A datagram from a local socket — the lab's phones and nodes talk over veth pairs and a
+bridge, which hand the *sender's* skb to the receiver — is charged what the sender allocated:
+``__ip_append_data`` asks ``sock_alloc_send_skb`` for payload + UDP + IPv4 headers + the device's
+``LL_RESERVED_SPACE`` (16 B on Ethernet) + 15, ``__alloc_skb`` aligns it to the cache line, adds
+``skb_shared_info`` and takes the next kmalloc size, and ``skb->truesize`` is that size plus the
+aligned ``sk_buff`` (:func:`local_truesize`): a 344 B REGISTER costs 1280 B, a 744 B KDMQ 2304 B.
+
+**Lazy release (``udp_rmem_release``).** Reading a datagram does not give its bytes back at once:
+since Linux 4.11 a UDP socket has a second, reader-side queue; each dequeue adds the datagram's
+truesize to ``forward_deficit``, and the deficit is subtracted from the socket's charge only when
+it reaches ``forward_threshold`` (``sk_rcvbuf >> 2``) or the reader queue is empty; the release
+also moves everything that arrived meanwhile to the reader queue (``net/ipv4/udp.c``
+``udp_rmem_release``, ``__skb_recv_udp``). A backlog that keeps the reader queue non-empty is
+therefore charged up to a quarter of the buffer for datagrams already read: the unread queue
+saw-tooths between ``(B − B/4)/s`` and ``B/s`` datagrams, freeing ⌈(B/4)/s⌉ slots at once every
+that many reads (:func:`udp_read`, :func:`udp_admits`).
+
 **Asterisk's overload alert.** Every Asterisk taskprocessor counts its queued tasks; when a push
 brings the count to ``high`` (``AST_TASKPROCESSOR_HIGH_WATER_LEVEL`` 500, ``taskprocessor.h``) it
 raises the global alert, and it clears it when a pop brings the count down to ``low`` (90 % of
@@ -107,6 +126,56 @@ def udp_queue_capacity(rcvbuf: int, truesize: int) -> int:
     return int(rcvbuf) // int(truesize) + 1
 
 
+#: Linux x86-64 skb layout: ``SKB_DATA_ALIGN(sizeof(struct sk_buff))``, ``SKB_DATA_ALIGN(sizeof(struct
+#: skb_shared_info))`` (MAX_SKB_FRAGS 17) and ``SMP_CACHE_BYTES``
+SKB_STRUCT = 256
+SKB_SHARED_INFO = 320
+CACHE_LINE = 64
+#: what ``__ip_append_data`` adds to a UDP payload on an Ethernet device: UDP (8) + IPv4 (20) headers,
+#: ``LL_RESERVED_SPACE`` (16) and 15 bytes of alignment slack (``alloc_extra = hh_len + 15``)
+UDP_IP_ALLOC_EXTRA = 8 + 20 + 16 + 15
+
+
+def local_truesize(udp_payload: int) -> int:
+    """``skb->truesize`` of a UDP datagram of ``udp_payload`` bytes sent by a local socket over an
+    Ethernet-like device (veth, bridge: the receiver queues the sender's skb), for payloads of
+    256 B up to one MTU: the kmalloc size behind ``SKB_DATA_ALIGN(payload + 59) + 320`` (the next
+    power of two) plus the 256 B ``sk_buff`` (``net/ipv4/ip_output.c`` ``__ip_append_data``,
+    ``net/core/skbuff.c`` ``__alloc_skb``, ``SKB_TRUESIZE``).
+
+    >>> local_truesize(344), local_truesize(744)
+    (1280, 2304)
+    """
+    n = int(udp_payload)
+    if n < 0:
+        raise ValueError("udp_payload must be >= 0")
+    head = -(-(n + UDP_IP_ALLOC_EXTRA) // CACHE_LINE) * CACHE_LINE + SKB_SHARED_INFO
+    return (1 << (head - 1).bit_length()) + SKB_STRUCT
+
+
+def udp_admits(charged: int, rcvbuf: int) -> bool:
+    """Does the kernel queue a datagram on a UDP socket whose charge (``sk_rmem_alloc``: the truesize
+    of every unread datagram plus the forward deficit of read ones) is ``charged``? While
+    ``charged`` ≤ ``rcvbuf`` ("always allow at least a packet": Linux 4.11–6.17
+    ``__udp_enqueue_schedule_skb``; 6.18 takes it only if it still fits, one datagram fewer)."""
+    return charged <= rcvbuf
+
+
+def udp_read(deficit: int, truesize: int, rcvbuf: int, reader_empty: bool) -> tuple[int, int]:
+    """A reader dequeues one datagram of ``truesize`` (``udp_rmem_release`` with ``partial``): the
+    deficit grows by its truesize and is released — subtracted from the socket's charge — once it
+    reaches ``forward_threshold`` = ``rcvbuf >> 2`` or the reader queue is now empty. Returns the
+    deficit afterwards and the bytes released.
+
+    >>> udp_read(0, 1280, 212992, False), udp_read(52480, 1280, 212992, False), udp_read(0, 1280, 212992, True)
+    ((1280, 0), (0, 53760), (0, 1280))
+    """
+    d = int(deficit) + int(truesize)
+    if d < (int(rcvbuf) >> 2) and not reader_empty:
+        return d, 0
+    return 0, d
+
+
 def taskprocessor_alert(alert: bool, queued: int, high: int = TASKPROCESSOR_HIGH_WATER,
                         low: int = TASKPROCESSOR_LOW_WATER) -> bool:
     """The alert after the queue reached ``queued`` tasks: raised at ``queued ≥ high`` (a push),
@@ -161,4 +230,5 @@ def pike_hit(state: list, t: float, unit: float, density: int) -> bool:
 
 __all__ = ["pike_hit", "RMEM_DEFAULT", "RMEM_MAX", "KAMAILIO_MAXBUFFER", "KAMAILIO_BUFFER_INCREMENT", "SOCK_MIN_RCVBUF",
            "TASKPROCESSOR_HIGH_WATER", "TASKPROCESSOR_LOW_WATER", "setsockopt_rcvbuf", "kamailio_rcvbuf",
-           "udp_queue_capacity", "taskprocessor_alert", "threadpool_growth", "threadpool_idle_expired"]
+           "udp_queue_capacity", "local_truesize", "udp_admits", "udp_read", "SKB_STRUCT", "SKB_SHARED_INFO",
+           "CACHE_LINE", "UDP_IP_ALLOC_EXTRA", "taskprocessor_alert", "threadpool_growth", "threadpool_idle_expired"]

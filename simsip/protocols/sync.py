@@ -101,6 +101,43 @@ def burst_drops(n: int, capacity: int, rate: float = math.inf, workers: int = 1,
     return max(0, n - capacity - reads)
 
 
+def burst_drops_charged(n: int, rcvbuf: int, truesize: int, rate: float, workers: int = 1,
+                        read_time: float = math.inf) -> int:
+    """:func:`burst_drops` as Linux charges the buffer: ``n`` datagrams of ``truesize`` bytes arrive
+    evenly at ``rate`` per second on a socket of ``rcvbuf`` bytes read first-come-first-served by
+    ``workers`` readers in ``read_time`` each; a datagram is dropped while the charge — the unread
+    datagrams plus the forward deficit of read ones, given back only once it reaches ``rcvbuf >> 2``
+    or the reader queue is empty (:func:`~simsip.protocols.overload.udp_read`) — exceeds ``rcvbuf``
+    (:func:`~simsip.protocols.overload.udp_admits`). Computed arrival by arrival (deterministic)."""
+    from collections import deque
+    from heapq import heappop, heappush
+
+    from simsip.protocols.overload import udp_admits, udp_read
+
+    free = [0.0] * max(1, int(workers))
+    unread: deque[tuple[float, float]] = deque()  # (read time, arrival) of what waits, FIFO
+    deficit, refill, drops = 0, -math.inf, 0
+    for k in range(int(n)):
+        now = k / rate
+        while unread and unread[0][0] <= now:
+            r, a = unread.popleft()
+            if a > refill:  # the reader queue was empty: this read refilled it
+                refill = r
+            nxt = unread[0][1] if unread else math.inf
+            deficit, released = udp_read(deficit, truesize, rcvbuf, nxt > refill)
+            if released:
+                refill = r
+        if not udp_admits(len(unread) * truesize + deficit, rcvbuf):
+            drops += 1
+            continue
+        f = heappop(free)
+        start = now if f < now else f
+        heappush(free, start + read_time)
+        if start > now:
+            unread.append((start, now))
+    return drops
+
+
 def cut_messages(total: int, fraction: float) -> int:
     """Messages a sync cut after ``fraction`` of its ``total`` messages sends: floor(fraction·total)."""
     return min(total, max(0, math.floor(fraction * total + 1e-9)))
