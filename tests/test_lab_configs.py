@@ -303,3 +303,22 @@ def test_the_bridge_refuses_write_through_and_write_back_scenarios(profile):
     with pytest.raises(LabUnsupported, match=r"registrar.persistence.*simsip lab preload"):
         spec_from_scenario(load_config(base, [f"registrar.persistence={'write_through' if profile.endswith('1') else 'write_back'}"]))
 
+
+def test_preload_fit_recovers_a_line_and_its_rate():
+    from simsip.lab.preload import fit, fill_sql, summarise, PreloadRun
+
+    xs = [0, 0, 1000, 1000, 10000, 10000]
+    ys = [0.1 + x / 5000 + e for x, e in zip(xs, [0.01, -0.01, 0.01, -0.01, 0.02, -0.02])]
+    f = fit(xs, ys)
+    assert f["a"] == pytest.approx(0.1, abs=0.02) and f["rate"] == pytest.approx(5000, rel=0.02)
+    assert f["rate_95"][0] < f["rate"] < f["rate_95"][1]
+    with pytest.raises(ValueError):
+        fit([1000, 1000, 1000], [1, 1, 1])
+    sql = fill_sql(7)
+    assert "TRUNCATE location" in sql and "generate_series(1, 7)" in sql
+    runs = [PreloadRun(n=x, rep=i, workers=2, db_mode=1, start_epoch=0.0, preload_end=y, first_answer=0.05,
+                       first_register_200=0.06, last_aor_200=y - 0.001 if x else None, loaded=x + 1,
+                       answered_before_preload=0, loadavg=[0.0, 0.0, 0.0]) for i, (x, y) in enumerate(zip(xs, ys))]
+    s = summarise(runs)
+    assert s["fit_preload_end"]["rate"] == pytest.approx(f["rate"])
+    assert s["run_rates"]["count"] == 2 and s["by_n"]["1000"]["first_answer"]["mean"] == pytest.approx(0.05)
