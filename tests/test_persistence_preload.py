@@ -20,6 +20,7 @@ import yaml
 
 from simsip.config.loader import load_config_text
 from simsip.engine.model import Model
+from simsip.models import profile_values
 
 NODES = [{"name": "a", "priority": 150}, {"name": "b", "priority": 100}]
 N, E = 600, 600.0
@@ -93,3 +94,11 @@ def test_a_crash_during_the_preload_loads_nothing():
     t, _ = _saves_a(again)
     assert not np.any(t == LOADED)  # the process died at ANSWERS + 2, before its load ended
 
+
+def test_kamailio_profiles_carry_the_measured_first_worker_rule():
+    for name in ("registrars/kamailio-db-mode-1", "registrars/kamailio-db-mode-2"):
+        vals = {v.path: v for v in profile_values(name)}
+        assert vals["preload"].value == "first_worker", name
+        for key in ("load_rate", "start_time.mean", "preload"):
+            src = vals[key].source or ""
+            assert "measured" in src.lower() and "assumption" not in src.lower(), (name, key)
