@@ -33,7 +33,8 @@ def _cfg(preload="first_worker", workers=8, profile="kamailio-db-mode-1", **reg)
                        "phone": {"expires": f"{E:g}s", "refresh": {"mode": "percent", "percent": 50}}}],
            "registrar": {"profile": profile, "workers": workers, "preload": preload,
                          "start_time": {"dist": "constant", "mean": f"{START:g}s"},
-                         "load_rate": f"{RATE:g}/s", "service_time": {"dist": "constant", "mean": "1ms"}, **reg},
+                         "load_rate": f"{RATE:g}/s", "load_doubling": None,  # a constant rate unless a test sets it
+                         "service_time": {"dist": "constant", "mean": "1ms"}, **reg},
            "ha": {"nodes": NODES, "vrrp": {"version": 2, "advert_int": "1s", "preempt": True}},
            "network": {"delay": "1ms"}, "output": {"resolution": "1s", "report": False},
            "engine": {"compact_records": False},
@@ -102,3 +103,16 @@ def test_kamailio_profiles_carry_the_measured_first_worker_rule():
         for key in ("load_rate", "start_time.mean", "preload"):
             src = vals[key].source or ""
             assert "measured" in src.lower() and "assumption" not in src.lower(), (name, key)
+
+
+def test_load_time_grows_with_the_table_as_the_slot_walk_does():
+    from simsip.engine.registrar import load_time
+
+    assert load_time(1000, 100.0) == 10.0
+    assert load_time(1000, 100.0, 1000.0) == 20.0  # at load_doubling contacts the cost per contact doubles
+    assert load_time(0, 100.0, 10.0) == 0.0
+    # the engine uses it: 600 contacts at 20/s doubling at 1200 → a 45 s preload
+    log = Model(_cfg(load_doubling=1200)).run()
+    t, phones = _saves_a(log)
+    end = ANSWERS + 45.0
+    assert not np.any(t == LOADED) and np.count_nonzero(t == end) == log.counters["loaded_a"] > N // 2

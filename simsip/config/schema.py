@@ -519,8 +519,14 @@ class Registrar(Frozen):
     )
     load_rate: Rate = Field(
         20000.0, gt=0,
-        description="Bindings per second loaded from storage at start (generic assumption; the Kamailio db_mode 1/2 "
-        "profiles carry the rate measured in the lab, `simsip lab preload`).",
+        description="Bindings per second loaded from storage at start, into an empty table (generic assumption; the "
+        "Kamailio db_mode 1/2 profiles carry the rate measured in the lab, `simsip lab preload`).",
+    )
+    load_doubling: float | None = Field(
+        None, gt=0,
+        description="Table size (bindings) at which the start-up load's average cost per binding has doubled: n "
+        "bindings take n / load_rate × (1 + n / load_doubling) (Kamailio usrloc: each insert walks one slot of its "
+        "2^hash_size-slot table, udomain.c get_urecord, so the cost grows with the table); null = a constant rate.",
     )
     preload: Literal["blocking", "first_worker"] = Field(
         "blocking",

@@ -181,6 +181,13 @@ class Storage:
         self.at.extend([NEVER] * extra)
 
 
+def load_time(n: int, rate: float, doubling: float | None = None) -> float:
+    """Seconds a start-up load of ``n`` stored bindings takes: ``n / rate``, times ``1 + n / doubling``
+    when the cost per binding grows with the table (Kamailio usrloc's slot walk)."""
+    t = n / rate
+    return t * (1.0 + n / doubling) if doubling else t
+
+
 class RegistrarNode:
     """The registrar process on one HA node.
 
@@ -389,7 +396,7 @@ class RegistrarNode:
         self.hung = True
 
     def start_process(self, t: float) -> None:
-        """Start the registrar: ``start_time``, then loading persisted bindings (``n / load_rate``).
+        """Start the registrar: ``start_time``, then loading persisted bindings (:func:`load_time`).
 
         ``preload: blocking``: it answers once the load is done. ``first_worker`` (Kamailio usrloc
         db_mode 1/2, usrloc_mod.c child_init at rank PROC_SIPINIT; main.c binds the sockets before
@@ -401,7 +408,7 @@ class RegistrarNode:
         epoch = self._bump()
         delay = self.start_delay()
         n_load = len(self._loadable(t + delay, False))
-        load = n_load / self.cfg.load_rate
+        load = load_time(n_load, self.cfg.load_rate, self.cfg.load_doubling)
         if self.cfg.preload == "first_worker":
             self.clock.call_at(t + delay, self._started, epoch, load)
         else:
