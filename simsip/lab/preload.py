@@ -315,10 +315,16 @@ def measure_preload(out_dir: Path, ns: Sequence[int] = DEFAULT_NS, repeats: int 
     order = [(n, r) for n in ns for r in range(repeats)]
     rnd = random.Random(seed)
     rnd.shuffle(order)
+    versions = tool_versions()
+    pg = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if pg:
+        versions["postgresql"] = subprocess.run([str(pg[-1]), "--version"], capture_output=True, text=True).stdout.strip()
     result: dict = {"what": "Kamailio usrloc start-up preload (simsip.lab.preload)", "status": "running",
+                    "run_id": lab.run_id,
                     "command": "simsip lab preload " + " ".join(f"--n {n}" for n in ns)
-                    + f" --repeats {repeats} --workers {workers} --db-mode {db_mode}",
-                    "started_epoch": time.time(), "versions": tool_versions(), "shm_mb": SHM_MB,
+                    + f" --repeats {repeats} --workers {workers} --db-mode {db_mode}"
+                    + (f" --seed {seed}" if seed is not None else ""),
+                    "started_epoch": time.time(), "versions": versions, "shm_mb": SHM_MB,
                     "fetch_rows": configs.PRELOAD_FETCH_ROWS, "probe_interval": PROBE_INTERVAL,
                     "order": order, "runs": []}
     owner = ownership.claim(lab.run_id)
@@ -332,6 +338,7 @@ def measure_preload(out_dir: Path, ns: Sequence[int] = DEFAULT_NS, repeats: int 
     try:
         say(f"building namespaces {PREFIX}{lab.run_id}-*")
         lab.topo.create()
+        result["namespaces"] = list(lab.topo.created)
         say("starting PostgreSQL")
         lab.start_postgres()
         for i, (n, rep) in enumerate(order):
