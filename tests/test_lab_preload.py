@@ -1,5 +1,5 @@
 """The real lab times Kamailio's usrloc preload and the model's restart rule must match it (root,
-lab packages; ≈ 25 s): ``simsip lab preload`` over tables of 0 and 50 000 contacts, twice each.
+lab packages; ≈ 35 s): ``simsip lab preload`` over tables of 0 and 50 000 contacts, twice each.
 
 * the listener answers while the first worker preloads (``preload: first_worker``): a REGISTER is
   answered 200 before the preload's end, and a start over an empty table answers within the
