@@ -108,6 +108,7 @@ CALLS = [
     (["lab", "check"], "simsip.lab.check:check_requirements", {}),
     (["lab", "run", LAB_RUN / "config.yaml", "--out", "{tmp}/l"], "simsip.lab.scenario:run_scenario",
      {"simsip.lab.check:check_requirements": lambda *a, **k: []}),
+    (["lab", "preload", "--n", "0", "--n", "1000", "--out", "{tmp}/pl"], "simsip.lab.preload:measure_preload", {}),
     (["lab", "cleanup", "--run-id", "no-such-run"], "simsip.lab.runner:cleanup_stale", {}),
     (["calibrate", LAB_RUN], "simsip.validate:calibrate", {}),
     (["validate", LAB_RUN / "config.yaml", LAB_RUN], "simsip.validate:validate", {}),

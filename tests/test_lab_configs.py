@@ -245,3 +245,80 @@ def test_a_recording_ends_at_the_scenario_end(tmp_path):
                    "2,ph1,1060.5,200,1060.6\n")
     trim_prober(src, tmp_path / "q.csv", 997.0, end)
     assert (tmp_path / "q.csv").read_text().splitlines()[1:] == ["1,ph1,1001.0,200,1001.1"]
+
+
+# ---- usrloc db_mode 1/2: the preload measurement's Kamailio (simsip.lab.preload) -------------------
+@pytest.mark.parametrize("mode", [1, 2])
+def test_db_mode_1_and_2_preload_the_location_table_and_log_the_end(mode, tmp_path):
+    spec = LabSpec(db_mode=mode)
+    assert spec.uses_db and spec.usrloc_db_mode == mode
+    cfg = configs.kamailio_cfg(spec, "a", tmp_path)
+    assert f'modparam("usrloc", "db_mode", {mode})' in cfg
+    assert f'modparam("usrloc", "db_url", "{configs.db_url()}")' in cfg
+    assert 'modparam("usrloc", "preload", "location")' in cfg
+    assert f'modparam("usrloc", "fetch_rows", {configs.PRELOAD_FETCH_ROWS})' in cfg
+    assert cfg.index('loadmodule "db_postgres.so"') < cfg.index('loadmodule "usrloc.so"')
+    assert 'loadmodule "xlog.so"' in cfg
+    # the first worker runs this after its child_init, i.e. after the preload
+    ev = cfg.split("event_route[core:worker-one-init] {", 1)[1]
+    assert configs.PRELOAD_MARK in ev and "$TV(Sn)" in ev and "$pp" in ev
+
+
+def test_db_modes_0_and_3_are_unchanged(tmp_path):
+    for spec, mode in ((LabSpec(), 0), (LabSpec(variant="dmq"), 0), (LabSpec(variant="shared_db"), 3),
+                       (LabSpec(variant="shared_db", db_mode=3), 3)):
+        cfg = configs.kamailio_cfg(spec, "a", tmp_path)
+        assert f'modparam("usrloc", "db_mode", {mode})' in cfg
+        assert "preload" not in cfg and "worker-one-init" not in cfg and "xlog" not in cfg
+        assert ("db_postgres" in cfg) == (mode == 3) == spec.uses_db
+
+
+def test_labspec_refuses_db_modes_it_cannot_realise():
+    with pytest.raises(ValueError, match="needs variant 'memory'"):
+        LabSpec(variant="dmq", db_mode=1)
+    with pytest.raises(ValueError, match="needs variant 'memory'"):
+        LabSpec(variant="shared_db", db_mode=2)
+    with pytest.raises(ValueError, match="does not fit variant"):
+        LabSpec(db_mode=3)
+    with pytest.raises(ValueError, match="not in"):
+        LabSpec(db_mode=4)
+    assert LabSpec.from_dict(LabSpec(db_mode=2).to_dict()).db_mode == 2
+
+
+def test_a_scenario_run_refuses_db_mode_1_and_2_and_names_the_preload_measurement(tmp_path):
+    from simsip.lab.runner import run_lab
+
+    with pytest.raises(LabError, match="simsip lab preload"):
+        run_lab(LabSpec(db_mode=1), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything is built
+
+
+@pytest.mark.parametrize("profile", ["kamailio-db-mode-1", "kamailio-db-mode-2"])
+def test_the_bridge_refuses_write_through_and_write_back_scenarios(profile):
+    from simsip.config.loader import load_config
+    from simsip.lab.bridge import LabUnsupported, spec_from_scenario
+
+    base = Path(__file__).resolve().parents[1] / "examples" / "lab" / "udp-none" / "config.yaml"
+    spec_from_scenario(load_config(base))  # the memory-only run is fine
+    with pytest.raises(LabUnsupported, match=r"registrar.persistence.*simsip lab preload"):
+        spec_from_scenario(load_config(base, [f"registrar.persistence={'write_through' if profile.endswith('1') else 'write_back'}"]))
+
+
+def test_preload_fit_recovers_a_line_and_its_rate():
+    from simsip.lab.preload import fit, fill_sql, summarise, PreloadRun
+
+    xs = [0, 0, 1000, 1000, 10000, 10000]
+    ys = [0.1 + x / 5000 + e for x, e in zip(xs, [0.01, -0.01, 0.01, -0.01, 0.02, -0.02])]
+    f = fit(xs, ys)
+    assert f["a"] == pytest.approx(0.1, abs=0.02) and f["rate"] == pytest.approx(5000, rel=0.02)
+    assert f["rate_95"][0] < f["rate"] < f["rate_95"][1]
+    with pytest.raises(ValueError):
+        fit([1000, 1000, 1000], [1, 1, 1])
+    sql = fill_sql(7)
+    assert "TRUNCATE location" in sql and "generate_series(1, 7)" in sql
+    runs = [PreloadRun(n=x, rep=i, workers=2, db_mode=1, start_epoch=0.0, preload_end=y, first_answer=0.05,
+                       first_register_200=0.06, last_aor_200=y - 0.001 if x else None, loaded=x + 1,
+                       answered_before_preload=0, loadavg=[0.0, 0.0, 0.0]) for i, (x, y) in enumerate(zip(xs, ys))]
+    s = summarise(runs)
+    assert s["fit_preload_end"]["rate"] == pytest.approx(f["rate"])
+    assert s["run_rates"]["count"] == 2 and s["by_n"]["1000"]["first_answer"]["mean"] == pytest.approx(0.05)

@@ -199,6 +199,10 @@ def _data(doc: dict, fault: str, k: int) -> None:
         reg.update({"persistence": "write_back", "flush_interval": "7s", "start_time": "1s",
                     "restore_expiry": ("absolute", "fresh")[(k // 4) % 2], "prune_reliable_on_boot": True,
                     "reply_expires": ("granted", "remaining")[(k // 8) % 2]})
+        if (k // 4 + k // 8) % 2:
+            # Kamailio usrloc's rule: answered from start_time on, the first worker busy with a slow
+            # load that overlaps the REGISTERs of a preempted VIP, the bindings loaded at its end
+            reg.update({"preload": "first_worker", "load_rate": "50/s"})
     elif choice == 3:
         reg.update({"when_full": "reply_503", "queue_limit": 3, "retry_after": "2s", "expires_range": 20})
 

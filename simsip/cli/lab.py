@@ -25,6 +25,7 @@ TWINS = {
     "lab install": ("simsip.lab.scenario:install_packages",),
     "lab check": ("simsip.lab.check:check_requirements",),
     "lab run": ("simsip.lab.scenario:run_scenario",),
+    "lab preload": ("simsip.lab.preload:measure_preload",),
     "lab cleanup": ("simsip.lab.runner:cleanup_stale",),
 }
 
@@ -95,6 +96,44 @@ def run(
     except LabError as exc:
         fail([f"lab run failed: {exc}", f"logs in {out_dir}/logs"], 1)
     console.print(f"written: {escape(str(out_dir))}/ — compare with `simsip validate {escape(str(config))} {escape(str(out_dir))}`")
+
+
+@app.command()
+def preload(
+    n: List[int] = typer.Option(list(), "--n", help="Contacts in the location table (repeatable; default "
+                                "0, 1000, 10000, 50000, 200000)."),
+    repeats: int = typer.Option(3, "--repeats", help="Starts of Kamailio per N (shuffled order)."),
+    workers: int = typer.Option(2, "--workers", help="Kamailio children (UDP workers)."),
+    db_mode: int = typer.Option(1, "--db-mode", help="usrloc db_mode: 1 (write-through) or 2 (write-back)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the run order."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="New directory (default runs/lab-preload-<timestamp>/)."),
+) -> None:
+    """Measure Kamailio usrloc's start-up preload (db_mode 1/2) with the lab's PostgreSQL: for each N,
+    fill `location`, start Kamailio and time the preload's end, the first answer and the first 200s;
+    fit T = a + N / rate. Writes results.json (simsip.lab.preload)."""
+    from simsip.lab.preload import DEFAULT_NS, measure_preload
+    from simsip.lab.topology import LabError
+
+    out_dir = out or Path("runs") / f"lab-preload-{time.strftime('%Y%m%d-%H%M%S')}"
+    t_start = time.time()
+
+    def progress(msg: str) -> None:
+        console.print(f"  [{time.time() - t_start:6.1f}s] {escape(msg)}", highlight=False)
+
+    try:
+        res = measure_preload(out_dir, ns=tuple(n) or DEFAULT_NS, repeats=repeats, workers=workers,
+                              db_mode=db_mode, seed=seed, progress=progress)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted[/]: lab torn down; partial results in {escape(str(out_dir))}")
+        raise typer.Exit(130)
+    except (LabError, ValueError) as exc:
+        fail([f"preload measurement failed: {exc}"], 1)
+    f = res.get("fit_preload_end")
+    if f:
+        console.print(f"preload end = {f['a']:.3f} s + N / {f['rate']:.0f} contacts/s "
+                      f"(rate 95 %: {f['rate_95'][0]:.0f}–{f['rate_95'][1]:.0f}; residual sd {f['residual_sd']:.3f} s; "
+                      f"{f['runs']} runs)")
+    console.print(f"written: {escape(str(out_dir))}/results.json")
 
 
 @app.command()

@@ -528,9 +528,29 @@ class Registrar(Frozen):
         "local", description="Persistent storage per node (astdb, SQLite) or shared by all (one DB, DRBD volume)."
     )
     start_time: Dist = Field(
-        default_factory=lambda: Dist(mean=2.0), description="Registrar start-up before it loads bindings (assumption: 2 s)."
+        default_factory=lambda: Dist(mean=2.0),
+        description="Registrar start-up before it loads bindings (and, with preload first_worker, answers) "
+        "(generic assumption: 2 s; the Kamailio profiles carry lab measurements).",
     )
-    load_rate: Rate = Field(20000.0, gt=0, description="Bindings per second loaded from storage at start (assumption).")
+    load_rate: Rate = Field(
+        20000.0, gt=0,
+        description="Bindings per second loaded from storage at start, into an empty table (generic assumption; the "
+        "Kamailio db_mode 1/2 profiles carry the rate measured in the lab, `simsip lab preload`).",
+    )
+    load_doubling: float | None = Field(
+        None, gt=0,
+        description="Table size (bindings) at which the start-up load's average cost per binding has doubled: n "
+        "bindings take n / load_rate × (1 + n / load_doubling) (Kamailio usrloc: each insert walks one slot of its "
+        "2^hash_size-slot table, udomain.c get_urecord, so the cost grows with the table); null = a constant rate.",
+    )
+    preload: Literal["blocking", "first_worker"] = Field(
+        "blocking",
+        description="How the start-up load meets the requests: blocking = the process answers nothing until every "
+        "stored binding is loaded (start_time + n/load_rate); first_worker = Kamailio usrloc db_mode 1/2: the "
+        "sockets are bound and read from start_time on, the first worker spends n/load_rate loading the table "
+        "(usrloc child_init at rank PROC_SIPINIT) while the others answer, and the loaded bindings are there "
+        "when the load ends (a REGISTER saved meanwhile is kept if newer).",
+    )
     restore_expiry: Literal["absolute", "fresh"] = Field(
         "absolute",
         description="What a binding loaded from storage at start is valid until: absolute = the expiry it was saved "

@@ -263,6 +263,13 @@ class Storage:
         self.at.extend([NEVER] * extra)
 
 
+def load_time(n: int, rate: float, doubling: float | None = None) -> float:
+    """Seconds a start-up load of ``n`` stored bindings takes: ``n / rate``, times ``1 + n / doubling``
+    when the cost per binding grows with the table (Kamailio usrloc's slot walk)."""
+    t = n / rate
+    return t * (1.0 + n / doubling) if doubling else t
+
+
 class RegistrarNode:
     """The registrar process on one HA node.
 
@@ -478,25 +485,36 @@ class RegistrarNode:
         self.hung = True
 
     def start_process(self, t: float) -> None:
-        """Start the registrar: ``start_time``, then loading persisted bindings, then it answers."""
+        """Start the registrar: ``start_time``, then loading persisted bindings (:func:`load_time`).
+
+        ``preload: blocking``: it answers once the load is done. ``first_worker`` (Kamailio usrloc
+        db_mode 1/2, usrloc_mod.c child_init at rank PROC_SIPINIT; main.c binds the sockets before
+        it forks the workers and does not wait for the first): it answers from ``start_time`` on with
+        its first worker busy for the load, and the loaded bindings are there when the load ends."""
         if self.up or self.starting:
             return
         self.starting = True
         epoch = self._bump()
         delay = self.start_delay()
         n_load = len(self._loadable(t + delay, False))
-        ready = t + delay + n_load / self.cfg.load_rate
-        self.clock.call_at(ready, self._started, epoch)
+        load = load_time(n_load, self.cfg.load_rate, self.cfg.load_doubling)
+        if self.cfg.preload == "first_worker":
+            self.clock.call_at(t + delay, self._started, epoch, load)
+        else:
+            self.clock.call_at(t + delay + load, self._started, epoch)
 
-    def _started(self, epoch: int) -> None:
+    def _started(self, epoch: int, load: float = 0.0) -> None:
         if epoch != self.epoch or not self.starting or not self.topo.node_up[self.index]:
             return
         t = self.sim.env._now
         self.starting = False
-        self.restart(t)
+        self.restart(t, load)
 
-    def restart(self, t: float) -> None:
-        """The process answers from now on (after loading what persisted, syncing if replicated)."""
+    def restart(self, t: float, load: float = 0.0) -> None:
+        """The process answers from now on (after loading what persisted, syncing if replicated).
+
+        ``load`` > 0 (``preload: first_worker``): one worker loads the stored bindings until
+        ``t + load`` and they are saved then; the other workers answer meanwhile."""
         self.up = True
         self.hung = False
         self._bump()
@@ -508,17 +526,30 @@ class RegistrarNode:
         self._forget_transactions()
         if self.alert:
             self._clear_alert(t)
-        mine = self.store.until
-        for p, u in self._loadable(t, True):
-            if u > mine[p]:
-                self.store.save(t, p, u)
-                self.loaded += 1
+        if load > 0:
+            if self.free_at:  # the first worker's child_init: the preload (still a heap)
+                self.free_at[-1] = t + load
+            self.clock.call_at(t + load, self._load_stored, self.epoch)
+        else:
+            self._load_stored(self.epoch, t)
         if self.replicated:
             self.sync_free_at = [t] * self.workers
             self.sync_waiting.clear()
             if self.cfg.replication.sync_on_start:
                 self._discover(t, self.epoch, t)
         self.topo.changed(t)
+
+    def _load_stored(self, epoch: int, t: float | None = None) -> None:
+        """Save what storage holds into memory (a binding saved since, newer, is kept)."""
+        if epoch != self.epoch:
+            return  # the process died during its preload
+        if t is None:
+            t = self.sim.env._now
+        mine = self.store.until
+        for p, u in self._loadable(t, True):
+            if u > mine[p]:
+                self.store.save(t, p, u)
+                self.loaded += 1
 
     def _loadable(self, t: float, prune: bool) -> list[tuple[int, float]]:
         """The bindings a start at ``t`` loads from storage, as (phone, valid until).

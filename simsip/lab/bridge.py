@@ -168,6 +168,11 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
     if rg.when_full != "drop":
         out.append(f"registrar.when_full: {rg.when_full!r}; the lab's Kamailio has no scripted "
                    "overload reply (it drops what its socket buffer cannot hold)")
+    if rg.persistence in ("write_through", "write_back"):
+        out.append(f"registrar.persistence: {rg.persistence!r}; the lab's scenario runs realise usrloc db_mode 0 "
+                   "(memory) and 3 (one shared table, `data: shared`). db_mode 1/2 keep a table per node and the lab "
+                   "has one PostgreSQL; their restart (the preload of the table) is measured on one node with "
+                   "`simsip lab preload`")
     if rg.expires_range > 0:
         out.append(f"registrar.expires_range: {rg.expires_range:g} %; the lab's Kamailio grants "
                    "exactly the requested expiry (SIPp would not follow a shortened grant)")

@@ -12,6 +12,10 @@ from .topology import ADDR, IFACE, VIP
 PROBE_WORKERS = 2
 DB_NAME = "kamailio"
 DB_PORT = 5432
+#: usrloc fetch_rows: rows per batch of the start-up preload (the module's default, usrloc_mod.c)
+PRELOAD_FETCH_ROWS = 2000
+#: what the first UDP worker logs, with its clock ($TV(Sn), epoch s.µs), once the preload is done
+PRELOAD_MARK = "simsip-preload-done"
 
 
 def kamailio_module_dir() -> str:
@@ -29,8 +33,11 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
     mods = ["kex", "tm", "sl", "pv", "textops", "ctl", "usrloc", "registrar"]
     if v == "dmq":
         mods += ["dmq", "dmq_usrloc"]
-    if v == "shared_db":
+    db_mode = spec.usrloc_db_mode
+    if db_mode:
         mods.insert(0, "db_postgres")
+    if db_mode in (1, 2):
+        mods.append("xlog")  # the preload's end is logged from event_route[core:worker-one-init]
     usleep_us = int(round(spec.service_time * 1e6))
     dmq_us = int(round(spec.replication_delay * 1e6)) if v == "dmq" else 0
     if usleep_us > 0 or dmq_us > 0:
@@ -66,14 +73,21 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
     lines += [f'loadmodule "{m}.so"' for m in mods]
     lines += [
         f'modparam("ctl", "binrpc", "unix:{run_dir}/kamailio-{node}.ctl")',
-        f'modparam("usrloc", "db_mode", {3 if v == "shared_db" else 0})',
+        f'modparam("usrloc", "db_mode", {db_mode})',
         'modparam("usrloc", "timer_interval", 5)',
         f'modparam("registrar", "min_expires", {int(spec.min_expires)})',
         f'modparam("registrar", "max_expires", {int(spec.max_expires)})',
         f'modparam("registrar", "default_expires", {int(spec.expires)})',
     ]
-    if v == "shared_db":
+    if db_mode:
         lines.append(f'modparam("usrloc", "db_url", "{db_url()}")')
+    if db_mode in (1, 2):
+        # usrloc loads the whole table in child_init of rank PROC_SIPINIT, the first UDP worker,
+        # after the sockets are bound and before that worker reads any (usrloc_mod.c child_init ->
+        # udomain.c preload_udomain, fetch_rows 2000 rows per batch); save("location") registers the
+        # table anyway, `preload` says it outright
+        lines += ['modparam("usrloc", "preload", "location")',
+                  f'modparam("usrloc", "fetch_rows", {PRELOAD_FETCH_ROWS})']
     if v == "dmq":
         lines += [
             f'modparam("dmq", "server_address", "sip:{ADDR[node]}:5060")',
@@ -104,6 +118,14 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
         '    sl_send_reply("405", "Method Not Allowed");',
         "}",
     ]
+    if db_mode in (1, 2):
+        # run by the first UDP worker right after its child_init, i.e. after the preload
+        # (main.c: fork_process -> init_child(PROC_SIPINIT), then run_child_one_init_route)
+        route += [
+            "event_route[core:worker-one-init] {",
+            f'    xlog("L_ALERT", "{PRELOAD_MARK} $TV(Sn) pid $pp\\n");',
+            "}",
+        ]
     return "\n".join(lines + [""] + route) + "\n"
 
 

@@ -201,7 +201,7 @@ class Lab:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = spec.run_id or secrets.token_hex(4)
-        self.topo = Topology(self.run_id, with_db=spec.variant == "shared_db")
+        self.topo = Topology(self.run_id, with_db=spec.uses_db)
         self.procs = ProcSet(self.log_dir)
         self.fault_log: list[dict] = []
         self.t0: float | None = None
@@ -252,7 +252,7 @@ class Lab:
         for sql in ("standard-create.sql", "usrloc-create.sql"):
             sh(psql + ["-d", configs.DB_NAME, "-f", f"/usr/share/kamailio/postgres/{sql}"])
 
-    def start_kamailio(self, node: str) -> None:
+    def start_kamailio(self, node: str, shm_mb: int = 64) -> None:
         cfg = self.run_dir / f"kamailio-{node}.cfg"
         cfg.write_text(configs.kamailio_cfg(self.spec, node, self.run_dir))
         rt = self.run_dir / f"kamailio-{node}"
@@ -260,7 +260,7 @@ class Lab:
         self._kam_starts[node] += 1
         self.procs.start(f"kamailio-{node}", self.topo.cmd(node, [
             "kamailio", "-DD", "-E", "-f", str(cfg), "-P", str(self.run_dir / f"kamailio-{node}.pid"),
-            "-Y", str(rt), "-m", "64", "-M", "8"]), log_name=f"kamailio-{node}.log")
+            "-Y", str(rt), "-m", str(int(shm_mb)), "-M", "8"]), log_name=f"kamailio-{node}.log")
 
     def kamailio_listening(self, node: str) -> bool:
         r = self.topo.run(node, ["ss", "-Hlun", "sport = :5060"], check=False)
@@ -522,7 +522,12 @@ def _sleep_until(epoch: float) -> None:
 def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None = None) -> Path:
     """Run one scenario in a fresh lab and return ``out_dir`` with capture, logs and metadata."""
     say = progress or (lambda msg: None)
-    problems = check_requirements(spec.variant, baresip=spec.baresip > 0)
+    if spec.usrloc_db_mode in (1, 2):
+        raise LabError(f"db_mode {spec.usrloc_db_mode}: a scenario run has two nodes and the lab one PostgreSQL, "
+                       "while usrloc db_mode 1/2 keeps a table per node (two nodes on one table would "
+                       "preload each other's contacts); the lab measures the db_mode 1/2 restart of one "
+                       "node with `simsip lab preload` (simsip.lab.preload)")
+    problems = check_requirements("shared_db" if spec.uses_db else spec.variant, baresip=spec.baresip > 0)
     if problems:
         raise LabError("lab requirements missing:\n  " + "\n  ".join(problems))
     out_dir = Path(out_dir)
@@ -559,7 +564,7 @@ def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None
             say(f"note: {d}")
         if differ:
             meta["kernel_rmem_differs"] = differ
-        if spec.variant == "shared_db":
+        if spec.uses_db:
             say("starting PostgreSQL")
             lab.start_postgres()
         for n in NODES:

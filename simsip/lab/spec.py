@@ -8,6 +8,11 @@ from simsip import faults as fault_table
 from simsip.protocols import vrrp
 
 VARIANTS = ("memory", "dmq", "shared_db")
+#: Kamailio usrloc db_mode the lab can generate: 0 (memory, dmq), 3 (shared_db); 1 (write-through)
+#: and 2 (write-back) to the lab's one PostgreSQL with a start-up preload of `location`, for one
+#: node's restart only (:mod:`simsip.lab.preload`): a scenario run with two nodes would need a
+#: database per node, which the lab does not build
+DB_MODES = (0, 1, 2, 3)
 FAULT_KINDS = tuple(fault_table.LAB_KINDS.values())  # the lab's names of the kinds it can realise
 FAULT_NODES = ("a", "b", "master", "backup")
 #: at most this many real baresip user agents next to the SIPp phones (one process each)
@@ -90,6 +95,9 @@ class LabSpec:
                                           # RFC 5626 (libre failwait) on their own
     # registrar
     variant: str = "memory"               # memory | dmq | shared_db
+    db_mode: int | None = None            # usrloc db_mode; None: the variant's (0, or 3 for shared_db);
+                                          # 1 or 2 (variant memory only): PostgreSQL in the db namespace,
+                                          # `preload` of location at start (simsip.lab.preload)
     min_expires: float = 10.0
     max_expires: float = 3600.0
     workers: int = 2                      # Kamailio `children` (UDP workers per listen socket; TCP
@@ -150,6 +158,15 @@ class LabSpec:
             raise ValueError(f"baresip must be in 0..{MAX_BARESIP}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant {self.variant!r} not in {VARIANTS}")
+        if self.db_mode is not None:
+            if self.db_mode not in DB_MODES:
+                raise ValueError(f"db_mode {self.db_mode!r} not in {DB_MODES}")
+            want = 3 if self.variant == "shared_db" else 0
+            if self.db_mode in (1, 2) and self.variant != "memory":
+                raise ValueError(f"db_mode {self.db_mode} (a local table preloaded at start) needs variant 'memory', "
+                                 f"not {self.variant!r}")
+            if self.db_mode in (0, 3) and self.db_mode != want:
+                raise ValueError(f"db_mode {self.db_mode} does not fit variant {self.variant!r} (it runs db_mode {want})")
         if self.vrrp_version not in (2, 3):
             raise ValueError("vrrp_version must be 2 or 3")
         if self.vrrp_version == 2 and (self.advert_int < 1 or self.advert_int != int(self.advert_int)):
@@ -209,6 +226,18 @@ class LabSpec:
     def tcp(self) -> bool:
         """Kamailio listens on TCP too: the SIPp phones or the baresip UAs register over TCP."""
         return self.transport == "tcp" or (self.baresip > 0 and self.baresip_transport == "tcp")
+
+    @property
+    def usrloc_db_mode(self) -> int:
+        """The usrloc db_mode Kamailio runs: ``db_mode``, else 3 for shared_db and 0 otherwise."""
+        if self.db_mode is not None:
+            return int(self.db_mode)
+        return 3 if self.variant == "shared_db" else 0
+
+    @property
+    def uses_db(self) -> bool:
+        """Kamailio needs the lab's PostgreSQL (db namespace): db_mode 1, 2 or 3."""
+        return self.usrloc_db_mode != 0
 
     @property
     def priorities(self) -> tuple[int, int]:
