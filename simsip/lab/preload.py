@@ -115,35 +115,34 @@ def _cpu(pids: Iterable[int]) -> float:
     return total / tick
 
 
-def _mark_pid(log: Path, offset: int) -> int | None:
+def _mark_line(log: Path, offset: int, need: str = "") -> str | None:
+    """The first line of Kamailio's log after ``offset`` that holds the preload's mark (and ``need``)."""
     try:
         with open(log, "rb") as f:
             f.seek(offset)
             text = f.read().decode(errors="replace")
     except OSError:
         return None
-    for line in text.splitlines():
-        if configs.PRELOAD_MARK in line and " pid " in line:
-            tail = line.rsplit(" pid ", 1)[1].split()
-            return int(tail[0]) if tail and tail[0].isdigit() else None
-    return None
+    return next((ln for ln in text.splitlines() if configs.PRELOAD_MARK in ln and need in ln), None)
+
+
+def _mark_pid(log: Path, offset: int) -> int | None:
+    line = _mark_line(log, offset, " pid ")
+    if line is None:
+        return None
+    tail = line.rsplit(" pid ", 1)[1].split()
+    return int(tail[0]) if tail and tail[0].isdigit() else None
 
 
 def _preload_mark(log: Path, offset: int) -> float | None:
-    try:
-        with open(log, "rb") as f:
-            f.seek(offset)
-            text = f.read().decode(errors="replace")
-    except OSError:
+    line = _mark_line(log, offset)
+    if line is None:
         return None
-    for line in text.splitlines():
-        if configs.PRELOAD_MARK in line:
-            parts = line.split(configs.PRELOAD_MARK, 1)[1].split()
-            try:
-                return float(parts[0])
-            except (IndexError, ValueError):
-                return None
-    return None
+    parts = line.split(configs.PRELOAD_MARK, 1)[1].split()
+    try:
+        return float(parts[0])
+    except (IndexError, ValueError):
+        return None
 
 
 def _read_probe(path: Path) -> list[tuple[float, str, int]]:
