@@ -84,16 +84,21 @@ def test_udp_rmem_release_gives_back_a_quarter_buffer_at_once():
     assert overload.udp_admits(212_992, 212_992) and not overload.udp_admits(212_993, 212_992)
 
 
-def test_receive_queue_saw_tooths_between_three_quarters_and_the_full_buffer():
+@pytest.mark.parametrize("admission, held", [("not_over", 167), ("fits", 166)])
+def test_receive_queue_saw_tooths_between_three_quarters_and_the_full_buffer(admission, held):
     """A deterministic backlog on one socket (212 992 B, 1280 B datagrams, one reader every 45 ms,
-    an arrival every 5 ms): the unread queue fills to floor(B/s) + 1 = 167, then every read leaves its
-    bytes charged until the 42nd gives 42 slots back at once — the unread count falls to 167 − 42 =
-    125 at each release and is refilled by the next 42 arrivals, as the capture of
-    examples/lab/storm-persists shows (reconstructed unread queue 124–157 at 50 ms resolution)."""
+    an arrival every 5 ms): the unread queue fills to what the kernel admits — floor(B/s) + 1 = 167
+    under Linux ≤ 6.17's test, floor(B/s) = 166 under 6.18's (``admission: fits``) — then every read
+    leaves its bytes charged until the 42nd gives 42 slots back at once: the unread count falls to
+    held − 42 at each release and is refilled by the next 42 arrivals. The capture of
+    examples/lab/storm-persists (kernel 6.18) shows 124–157 at 50 ms resolution: the minimum is
+    6.18's 166 − 42 = 124, not the older kernels' 125."""
     from simsip.engine.registrar import ReceiveQueue
+    from simsip.protocols.overload import udp_queue_capacity
 
     B, s = 212_992, 1280
-    q = ReceiveQueue(B // s + 1, s, B)
+    assert udp_queue_capacity(B, s, admission) == held
+    q = ReceiveQueue(held, s, B, admission)
     free, served, lengths, admitted_runs, run = 0.0, 0, [], [], 0
     for k in range(6000):
         now = k * 0.005
@@ -102,7 +107,7 @@ def test_receive_queue_saw_tooths_between_three_quarters_and_the_full_buffer():
         lengths.append(len(q))
         if q.full():
             # full: the unread datagrams and the read-but-charged ones fill the buffer together
-            assert len(q) + q.deficit // s == B // s + 1
+            assert len(q) + q.deficit // s == held
             if run:
                 admitted_runs.append(run)
             run = 0
@@ -114,7 +119,7 @@ def test_receive_queue_saw_tooths_between_three_quarters_and_the_full_buffer():
         if start > now:
             q.append(start, now)
     steady = lengths[2000:]
-    assert min(steady) == B // s + 1 - 42 and max(steady) > 155  # 125 at the release, refilled after it
+    assert min(steady) == held - 42 and max(steady) > 155  # at the release, refilled after it
     assert set(admitted_runs[5:]) == {42}  # a release opens 42 slots, filled by the next 42 arrivals
     # negative control: without a byte bound (a message count of 167) the queue never drops below 166
     c = ReceiveQueue(B // s + 1)
@@ -165,6 +170,25 @@ def test_deterministic_burst_drops_exactly_what_the_buffer_cannot_hold():
     assert rejected[0] == n - 1 - held  # one in the worker, `held` in the buffer, the rest dropped
     assert _bins(log, "queue_a")[0] == held
     assert rejected[5] == n  # every retransmission at T1 finds the buffer still full
+
+
+def test_linux_6_18_holds_one_datagram_fewer_and_always_takes_one():
+    """``admission: fits`` (Linux 6.18): the same burst leaves floor(B/s) in the buffer, one fewer;
+    and a buffer smaller than one datagram still takes one when nothing is charged (the kernel's
+    ``if (rmem) goto drop``), as the older test does."""
+    from simsip.protocols.overload import admission_for_kernel, udp_admits
+
+    B, s, n = 23_040, 2304, 50
+    cfg = _burst(n, {"udp_buffer": {"sizing": "rmem_default", "rmem_default": B, "truesize": s, "admission": "fits"}})
+    log = Model(cfg).run()
+    assert _bins(log, "rejected_a")[0] == n - 1 - B // s
+    assert _bins(log, "queue_a")[0] == B // s
+    assert udp_admits(0, 1000, 2304, "fits") and not udp_admits(1, 1000, 2304, "fits")
+    assert udp_admits(1000, 1000, 2304) and not udp_admits(1001, 1000, 2304)
+    assert [admission_for_kernel(r) for r in ("6.17.9", "6.18.0", "7.0.1", "4.18.0-553.el8")] == \
+        ["not_over", "fits", "fits", "not_over"]
+    with pytest.raises(ValueError):
+        admission_for_kernel("unknown")
 
 
 def test_negative_control_a_message_queue_of_2000_drops_nothing():

@@ -362,7 +362,8 @@ class UdpBuffer(Frozen):
 
     Every queued REGISTER is charged its skb ``truesize``; the kernel drops a datagram when the
     memory already charged exceeds the socket's ``sk_rcvbuf``, so floor(rcvbuf/truesize) + 1
-    REGISTERs wait (Linux ``__udp_enqueue_schedule_skb``) — fewer under a backlog, since a read
+    REGISTERs wait (Linux ``__udp_enqueue_schedule_skb``; floor(rcvbuf/truesize) from Linux 6.18,
+    ``admission``) — fewer under a backlog, since a read
     datagram stays charged until a quarter of the buffer has been read (``udp_rmem_release``:
     :class:`~simsip.engine.registrar.ReceiveQueue`). ``sizing: kamailio`` is Kamailio's
     start-up probing (``udp_init`` → ``probe_max_receive_buffer``: raise SO_RCVBUF up to
@@ -390,6 +391,13 @@ class UdpBuffer(Frozen):
         description="Bytes one sync message (KDMQ) is charged in this buffer; null: the same as truesize "
         "(local_truesize gives 2304 B for a 744 B KDMQ).",
     )
+    admission: Literal[tuple(overload_rules.UDP_ADMISSION)] = Field(  # type: ignore[valid-type]
+        "not_over",
+        description="The kernel's test for queueing a datagram: not_over (Linux 4.11–6.17, the kernels "
+        "distributions ship today: queued while the charge is ≤ sk_rcvbuf, floor(B/s) + 1 REGISTERs) or fits "
+        "(Linux ≥ 6.18: only if it still fits, floor(B/s)). simsip.protocols.overload.admission_for_kernel "
+        "maps `uname -r` to it.",
+    )
 
     @property
     def rcvbuf(self) -> int:
@@ -401,7 +409,7 @@ class UdpBuffer(Frozen):
     @property
     def capacity(self) -> int:
         """REGISTERs the buffer holds before the kernel drops (:func:`~simsip.protocols.overload.udp_queue_capacity`)."""
-        return overload_rules.udp_queue_capacity(self.rcvbuf, self.truesize)
+        return overload_rules.udp_queue_capacity(self.rcvbuf, self.truesize, self.admission)
 
 
 class Pike(Frozen):

@@ -69,15 +69,17 @@ class ReceiveQueue:
     every request whose read time is not after the arrival being admitted). Without a byte bound
     the queue holds ``limit`` requests (``queue_limit``)."""
 
-    __slots__ = ("start", "arrive", "size", "limit", "truesize", "rcvbuf", "charged", "deficit", "refill")
+    __slots__ = ("start", "arrive", "size", "limit", "truesize", "rcvbuf", "admission", "charged", "deficit",
+                 "refill")
 
-    def __init__(self, limit: int, truesize: int = 0, rcvbuf: int = 0):
+    def __init__(self, limit: int, truesize: int = 0, rcvbuf: int = 0, admission: str = "not_over"):
         self.start: deque[float] = deque()
         self.arrive: deque[float] = deque()
         self.size: deque[int] = deque()
         self.limit = int(limit)
         self.truesize = int(truesize) if rcvbuf else 0
         self.rcvbuf = int(rcvbuf)
+        self.admission = admission  # the kernel's test (simsip.protocols.overload.UDP_ADMISSION)
         self.charged = 0  # truesize of the unread requests
         self.deficit = 0  # read, not yet given back
         self.refill = -np.inf  # when the reader queue was last refilled
@@ -115,10 +117,11 @@ class ReceiveQueue:
                 self.refill = r  # the release moves what arrived meanwhile to the reader queue
         return r
 
-    def full(self) -> bool:
-        """Would the kernel drop a request arriving now?"""
+    def full(self, size: int | None = None) -> bool:
+        """Would the kernel drop a request (of ``size`` bytes; default ``truesize``) arriving now?"""
         if self.rcvbuf:
-            return not udp_admits(self.charged + self.deficit, self.rcvbuf)
+            return not udp_admits(self.charged + self.deficit, self.rcvbuf,
+                                  self.truesize if size is None else int(size), self.admission)
         return len(self.start) >= self.limit
 
     def clear(self) -> None:
@@ -129,7 +132,7 @@ class ReceiveQueue:
         self.refill = -np.inf
 
     def copy(self) -> "ReceiveQueue":
-        q = ReceiveQueue(self.limit, self.truesize, self.rcvbuf)
+        q = ReceiveQueue(self.limit, self.truesize, self.rcvbuf, self.admission)
         q.start, q.arrive, q.size = deque(self.start), deque(self.arrive), deque(self.size)
         q.charged, q.deficit, q.refill = self.charged, self.deficit, self.refill
         return q
@@ -302,7 +305,7 @@ class RegistrarNode:
         self.queue_limit = cfg.queue_capacity  # queue_limit, or what the UDP receive buffer holds
         ub = cfg.udp_buffer
         # the requests no worker has read yet (read times non-decreasing), and the kernel's charge for them
-        self.waiting = (ReceiveQueue(self.queue_limit, ub.truesize, ub.rcvbuf) if ub is not None
+        self.waiting = (ReceiveQueue(self.queue_limit, ub.truesize, ub.rcvbuf, ub.admission) if ub is not None
                         else ReceiveQueue(self.queue_limit))
         self.sync_truesize = (ub.sync_truesize or ub.truesize) if ub is not None else None
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
@@ -356,7 +359,7 @@ class RegistrarNode:
         self.sync_own_socket = rep.sync_socket == "node"
         self.sync_free_at = [0.0] * cfg.workers
         ub = cfg.udp_buffer
-        self.sync_waiting = (ReceiveQueue(cfg.queue_capacity, ub.sync_truesize or ub.truesize, ub.rcvbuf)
+        self.sync_waiting = (ReceiveQueue(cfg.queue_capacity, ub.sync_truesize or ub.truesize, ub.rcvbuf, ub.admission)
                              if ub is not None else ReceiveQueue(cfg.queue_capacity))
         self.sync_fraction: float | None = None  # a partial_sync fault: the next sync is cut after this share
         self.sync_runs: list[list] = []  # [messages, limit] of each sync started (the cut applies to the running one)
@@ -1342,7 +1345,7 @@ class RegistrarNode:
             heap, waiting = self.free_at, self.waiting
         while waiting and waiting[0] <= now:
             waiting.popleft()
-        if waiting.full():
+        if waiting.full(self.sync_truesize):
             self.sync_dropped += 1
             self.kdmq_bins.add(now)
             self._kdmq_again(donor, d_epoch, my_epoch, content, n, tx)

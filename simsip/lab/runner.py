@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import platform
 import random
 import secrets
 import shutil
@@ -152,6 +153,7 @@ def tool_versions(baresip: bool = False) -> dict[str, str]:
         "keepalived": _version(["keepalived", "-v"]),
         "sipp": _version(["sipp", "-v"]).replace("\x1b", ""),
         "tshark": _version(["tshark", "-v"]),
+        "kernel": platform.release(),  # the nodes' kernel: its UDP admission test (udp_buffer.admission)
     }
     if baresip:  # `baresip -h` prints the version line first (and exits 0 on -h)
         out["baresip"] = _version(["baresip", "-h"])

@@ -9,6 +9,11 @@ already charged exceeds ``sk_rcvbuf``; "always allow at least a packet" (Linux
 ``net/ipv4/udp.c`` ``__udp_enqueue_schedule_skb``: ``if (rmem > sk->sk_rcvbuf) goto drop``,
 tested before the new datagram is charged). With k datagrams of truesize s queued the next one is
 taken while k·s ≤ B, so the queue holds ``floor(B/s) + 1`` datagrams (:func:`udp_queue_capacity`).
+Linux 6.18 tightened the test ("udp: refine __udp_enqueue_schedule_skb() test", E. Dumazet,
+net-next 2025-09-16): a datagram that would take the charge past ``sk_rcvbuf`` is dropped unless
+nothing is charged (``if (rmem + size > rcvbuf) { ... if (rmem) goto drop; }``), so the queue holds
+``floor(B/s)``, one fewer. Which test a socket gets is its kernel's (:data:`UDP_ADMISSION`,
+:func:`admission_for_kernel`, ``registrar.udp_buffer.admission``).
 
 ``sk_rcvbuf`` starts at ``net.core.rmem_default`` (212 992 B); ``setsockopt(SO_RCVBUF, v)`` sets it
 to ``2·min(v, net.core.rmem_max)`` (the kernel doubles the request for its bookkeeping overhead,
@@ -118,11 +123,44 @@ def kamailio_rcvbuf(rmem_default: int = RMEM_DEFAULT, rmem_max: int = RMEM_MAX,
     return current
 
 
-def udp_queue_capacity(rcvbuf: int, truesize: int) -> int:
+#: The kernel's test for queueing a datagram on a UDP socket, by release (declared once; the
+#: schema's ``udp_buffer.admission`` choices and :func:`udp_admits` read it)
+UDP_ADMISSION = {
+    "not_over": "Linux 4.11–6.17: queued while the memory already charged is ≤ sk_rcvbuf (always "
+                "allow at least a packet): floor(B/s) + 1 datagrams",
+    "fits": "Linux ≥ 6.18: queued only if it still fits (charged + truesize ≤ sk_rcvbuf) or nothing "
+            "is charged: floor(B/s) datagrams",
+}
+
+
+def admission_for_kernel(release: str) -> str:
+    """The :data:`UDP_ADMISSION` rule of a kernel release string (``uname -r``, e.g. ``6.18.44-…``).
+
+    >>> admission_for_kernel("6.18.44-fc"), admission_for_kernel("6.1.0-28-amd64"), admission_for_kernel("5.14.0")
+    ('fits', 'not_over', 'not_over')
+    """
+    import re
+
+    m = re.match(r"\s*(\d+)\.(\d+)", str(release))
+    if not m:
+        raise ValueError(f"not a kernel release: {release!r}")
+    return "fits" if (int(m.group(1)), int(m.group(2))) >= (6, 18) else "not_over"
+
+
+def udp_queue_capacity(rcvbuf: int, truesize: int, admission: str = "not_over") -> int:
     """Datagrams of ``truesize`` bytes a socket with ``sk_rcvbuf`` = ``rcvbuf`` holds before the
-    kernel drops: one is taken while the memory already charged is ≤ rcvbuf, so floor(B/s) + 1."""
+    kernel drops (nothing read meanwhile): floor(B/s) + 1 under ``not_over`` (one is taken while the
+    memory already charged is ≤ rcvbuf), floor(B/s) — at least 1 — under ``fits``.
+
+    >>> udp_queue_capacity(212992, 1280), udp_queue_capacity(212992, 1280, "fits")
+    (167, 166)
+    """
     if truesize <= 0:
         raise ValueError("truesize must be > 0")
+    if admission == "fits":
+        return max(1, int(rcvbuf) // int(truesize))
+    if admission != "not_over":
+        raise ValueError(f"admission must be one of {sorted(UDP_ADMISSION)}, not {admission!r}")
     return int(rcvbuf) // int(truesize) + 1
 
 
@@ -153,11 +191,18 @@ def local_truesize(udp_payload: int) -> int:
     return (1 << (head - 1).bit_length()) + SKB_STRUCT
 
 
-def udp_admits(charged: int, rcvbuf: int) -> bool:
-    """Does the kernel queue a datagram on a UDP socket whose charge (``sk_rmem_alloc``: the truesize
-    of every unread datagram plus the forward deficit of read ones) is ``charged``? While
-    ``charged`` ≤ ``rcvbuf`` ("always allow at least a packet": Linux 4.11–6.17
-    ``__udp_enqueue_schedule_skb``; 6.18 takes it only if it still fits, one datagram fewer)."""
+def udp_admits(charged: int, rcvbuf: int, truesize: int = 0, admission: str = "not_over") -> bool:
+    """Does the kernel queue a datagram of ``truesize`` bytes on a UDP socket whose charge
+    (``sk_rmem_alloc``: the truesize of every unread datagram plus the forward deficit of read
+    ones) is ``charged``? ``not_over``: while ``charged`` ≤ ``rcvbuf`` ("always allow at least a
+    packet": Linux 4.11–6.17 ``__udp_enqueue_schedule_skb``); ``fits``: only if ``charged +
+    truesize`` ≤ ``rcvbuf`` or nothing is charged (Linux 6.18). See :data:`UDP_ADMISSION`.
+
+    >>> udp_admits(212480, 212992, 1280), udp_admits(212480, 212992, 1280, "fits"), udp_admits(0, 1000, 1280, "fits")
+    (True, False, True)
+    """
+    if admission == "fits":
+        return charged + truesize <= rcvbuf or charged == 0
     return charged <= rcvbuf
 
 
@@ -230,5 +275,5 @@ def pike_hit(state: list, t: float, unit: float, density: int) -> bool:
 
 __all__ = ["pike_hit", "RMEM_DEFAULT", "RMEM_MAX", "KAMAILIO_MAXBUFFER", "KAMAILIO_BUFFER_INCREMENT", "SOCK_MIN_RCVBUF",
            "TASKPROCESSOR_HIGH_WATER", "TASKPROCESSOR_LOW_WATER", "setsockopt_rcvbuf", "kamailio_rcvbuf",
-           "udp_queue_capacity", "local_truesize", "udp_admits", "udp_read", "SKB_STRUCT", "SKB_SHARED_INFO",
+           "udp_queue_capacity", "UDP_ADMISSION", "admission_for_kernel", "local_truesize", "udp_admits", "udp_read", "SKB_STRUCT", "SKB_SHARED_INFO",
            "CACHE_LINE", "UDP_IP_ALLOC_EXTRA", "taskprocessor_alert", "threadpool_growth", "threadpool_idle_expired"]

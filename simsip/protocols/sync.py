@@ -102,13 +102,14 @@ def burst_drops(n: int, capacity: int, rate: float = math.inf, workers: int = 1,
 
 
 def burst_drops_charged(n: int, rcvbuf: int, truesize: int, rate: float, workers: int = 1,
-                        read_time: float = math.inf) -> int:
+                        read_time: float = math.inf, admission: str = "not_over") -> int:
     """:func:`burst_drops` as Linux charges the buffer: ``n`` datagrams of ``truesize`` bytes arrive
     evenly at ``rate`` per second on a socket of ``rcvbuf`` bytes read first-come-first-served by
     ``workers`` readers in ``read_time`` each; a datagram is dropped while the charge — the unread
     datagrams plus the forward deficit of read ones, given back only once it reaches ``rcvbuf >> 2``
     or the reader queue is empty (:func:`~simsip.protocols.overload.udp_read`) — exceeds ``rcvbuf``
-    (:func:`~simsip.protocols.overload.udp_admits`). Computed arrival by arrival (deterministic)."""
+    (:func:`~simsip.protocols.overload.udp_admits`, under the kernel's ``admission`` test). Computed
+    arrival by arrival (deterministic)."""
     from collections import deque
     from heapq import heappop, heappush
 
@@ -127,7 +128,7 @@ def burst_drops_charged(n: int, rcvbuf: int, truesize: int, rate: float, workers
             deficit, released = udp_read(deficit, truesize, rcvbuf, nxt > refill)
             if released:
                 refill = r
-        if not udp_admits(len(unread) * truesize + deficit, rcvbuf):
+        if not udp_admits(len(unread) * truesize + deficit, rcvbuf, truesize, admission):
             drops += 1
             continue
         f = heappop(free)
