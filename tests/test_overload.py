@@ -522,3 +522,53 @@ def test_asterisk_profiles_take_the_threadpool_defaults_from_the_source():
         tp = reg.threadpool
         assert (tp.initial_size, tp.auto_increment, tp.max_size, tp.idle_timeout, tp.serializers) == (0, 5, 50, 60.0, 31)
         assert reg.worker_limit == 31
+
+
+# --------------------------------------------------------------------------- the alert per serializer
+def _serialized(n, serializers, high=500, low=450, threads=None):
+    """n phones at once into a 20 ms Asterisk pool: `threads` start at once (all serializers busy)."""
+    threads = serializers if threads is None else threads
+    return scenario(duration="20s", output={"resolution": "100ms", "report": False},
+                    fleets=[{"name": "f", "count": n, "start": "boot_storm", "boot_window": "0s",
+                             "phone": {"expires": "3600s", "retry": {"interval": "60s"}}}],
+                    registrar={"service_time": "20ms", "queue_limit": 10_000_000,
+                               "threadpool": {"initial_size": threads, "max_size": max(threads, 1), "auto_increment": 1,
+                                              "serializers": serializers},
+                               "overload": "taskprocessor", "overload_high": high, "overload_low": low})
+
+
+def test_the_alert_needs_high_water_in_one_serializer_not_in_all():
+    """res_pjsip queues each request in one of 31 serializers and the alert is raised by one
+    taskprocessor reaching 500: 569 waiting over 31 serializers (≈ 18 each) raise nothing, where one
+    queue of the node (the negative control: serializers 1) is in alert after 500 and ignores the
+    other 99."""
+    log = Model(_serialized(600, 31)).run()
+    assert "ignored_a" in log.bins and _bins(log, "ignored_a").sum() == 0
+    assert log.counters["overload_alerts_a"] == 0
+    one = Model(_serialized(600, 1)).run()
+    assert _bins(one, "ignored_a")[0] == 600 - 1 - 500
+
+
+def test_the_serializer_alert_is_raised_by_the_push_that_brings_one_to_high():
+    """4 serializers, high water 6, low 5, 4 requests in service: the arrivals (in phone order, all
+    at 1 ms) fill the serializers their phones hash to; the first one to reach 6 raises the alert and
+    every later arrival is ignored — counted here from the hash alone (Taskprocessors.of), not
+    from the engine's queue."""
+    from simsip.engine.registrar import Taskprocessors
+
+    n, S, high = 60, 4, 6
+    m = Model(_serialized(n, S, high=high, low=5))
+    log = m.run()
+    node = m.registrars[0]
+    hash_of = Taskprocessors(S, high, 5, node.serializer_key).of
+    counts, admitted = [0] * S, S  # the first S phones start at once
+    for p in range(S, n):
+        k = hash_of(p)
+        counts[k] += 1
+        admitted += 1
+        if counts[k] == high:
+            break
+    assert max(counts) == high and sorted(counts)[-2] < high
+    assert _bins(log, "ignored_a")[0] == n - admitted
+    # the serializers are spread: each of the 4 got some of the 60 phones
+    assert len({hash_of(p) for p in range(n)}) == S

@@ -449,7 +449,8 @@ class ThreadPool(Frozen):
         description="REGISTERs served at once at most: each request runs on one of the distributor's serializers, "
         "one task at a time (Asterisk DISTRIBUTOR_POOL_SIZE 31; 0: no limit), so threads beyond it never serve one "
         "(the model keeps at most this many). A request hashed to a busy serializer while another is free is not "
-        "modelled: an upper bound on concurrency.",
+        "modelled: an upper bound on concurrency. With overload: taskprocessor each serializer is its own "
+        "taskprocessor for the alert (a phone's requests hash to one by its Call-ID).",
     )
 
     @property

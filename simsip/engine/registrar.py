@@ -50,6 +50,7 @@ from simsip.engine.records import RunLog, StoreLog
 from simsip.protocols import sync as sync_rules
 from simsip.protocols.overload import (pike_hit, taskprocessor_alert, threadpool_growth, threadpool_idle_expired, udp_admits,
                                        udp_read)
+from simsip.rng import _GOLDEN, _M64, PerPhoneStream, _mix64
 from simsip.protocols.registration import contacts_after, grant_expiry, reported_expiry, retry_after_header
 
 NEVER = float("-inf")
@@ -70,9 +71,13 @@ class ReceiveQueue:
     the queue holds ``limit`` requests (``queue_limit``)."""
 
     __slots__ = ("start", "arrive", "size", "limit", "truesize", "rcvbuf", "admission", "charged", "deficit",
-                 "refill")
+                 "refill", "tags", "tps", "cleared_at")
 
-    def __init__(self, limit: int, truesize: int = 0, rcvbuf: int = 0, admission: str = "not_over"):
+    def __init__(self, limit: int, truesize: int = 0, rcvbuf: int = 0, admission: str = "not_over",
+                 tagged: bool = False):
+        self.tags: deque[int] | None = deque() if tagged else None  # each request's taskprocessor
+        self.tps: Taskprocessors | None = None  # counts the tagged requests (Asterisk's alert)
+        self.cleared_at: float | None = None  # a pop cleared the node's alert then (not yet applied)
         self.start: deque[float] = deque()
         self.arrive: deque[float] = deque()
         self.size: deque[int] = deque()
@@ -93,19 +98,31 @@ class ReceiveQueue:
     def __getitem__(self, k: int) -> float:
         return self.start[k]
 
-    def append(self, start: float, arrival: float, size: int | None = None) -> None:
-        """A request arriving at ``arrival`` that a worker reads at ``start`` (> arrival) waits."""
+    def append(self, start: float, arrival: float, size: int | None = None, tag: int = -1) -> bool:
+        """A request arriving at ``arrival`` that a worker reads at ``start`` (> arrival) waits (in
+        taskprocessor ``tag`` of a tagged queue; -1: none). True if that raised the node's alert."""
         self.start.append(start)
         self.arrive.append(arrival)
+        raised = False
+        if self.tags is not None:
+            self.tags.append(tag)
+            if tag >= 0 and self.tps is not None:
+                raised = self.tps.pushed(tag)
         if self.rcvbuf:
             z = self.truesize if size is None else int(size)
             self.size.append(z)
             self.charged += z
+        return raised
 
     def popleft(self) -> float:
-        """The oldest request is read (at the time returned)."""
+        """The oldest request is read (at the time returned); in a counted queue a pop that clears
+        the node's alert leaves its time in ``cleared_at``."""
         r = self.start.popleft()
         a = self.arrive.popleft()
+        if self.tags is not None:
+            k = self.tags.popleft()
+            if k >= 0 and self.tps is not None and self.tps.popped(k):
+                self.cleared_at = r
         if self.rcvbuf:
             z = self.size.popleft()
             self.charged -= z
@@ -128,14 +145,81 @@ class ReceiveQueue:
         self.start.clear()
         self.arrive.clear()
         self.size.clear()
+        if self.tags is not None:
+            self.tags.clear()
+        if self.tps is not None:
+            self.tps.clear()
+        self.cleared_at = None
         self.charged = self.deficit = 0
         self.refill = -np.inf
 
     def copy(self) -> "ReceiveQueue":
-        q = ReceiveQueue(self.limit, self.truesize, self.rcvbuf, self.admission)
+        q = ReceiveQueue(self.limit, self.truesize, self.rcvbuf, self.admission, self.tags is not None)
         q.start, q.arrive, q.size = deque(self.start), deque(self.arrive), deque(self.size)
+        if self.tags is not None:
+            q.tags = deque(self.tags)
         q.charged, q.deficit, q.refill = self.charged, self.deficit, self.refill
         return q
+
+
+class Taskprocessors:
+    """The taskprocessors a REGISTER waits in before a thread runs it, for Asterisk's overload alert.
+
+    res_pjsip's distributor pushes an out-of-dialog request to one of ``n`` serializers
+    (``DISTRIBUTOR_POOL_SIZE`` 31), chosen by a hash of its Call-ID and From tag
+    (``ast_sip_get_distributor_serializer``, res/res_pjsip/pjsip_distributor.c). Each serializer is
+    a taskprocessor that counts its own queued tasks: it goes into alert on the push that brings it
+    to ``high`` (500) and out on the pop that brings it to ``low`` (450)
+    (:func:`~simsip.protocols.overload.taskprocessor_alert`), and the process-wide alert that makes
+    the distributor ignore UDP requests is raised while *any* taskprocessor is in alert
+    (``tps_alert_count`` > 0, main/taskprocessor.c ``tps_alert_add``). So with 31 serializers the
+    alert needs about 500 queued in one of them — around 31 × 500 in all when the phones hash
+    evenly — not 500 in all. A phone keeps its Call-ID across refreshes (RFC 3261 §10.2), so each
+    phone's requests go to one serializer, fixed for the run: a counter-based hash of the phone
+    (order independent). ``n`` = 1 is one queue for the node (a registrar without serializers).
+    Which requests wait is the FCFS pool's (the threads take requests in arrival order, an
+    approximation of per-serializer FIFO that keeps the same throughput while every serializer is
+    busy)."""
+
+    __slots__ = ("n", "key", "count", "in_alert", "alerted", "high", "low")
+
+    def __init__(self, n: int, high: int, low: int, key: int = 0):
+        self.n = max(1, int(n))
+        self.key = int(key)
+        self.high, self.low = int(high), int(low)
+        self.count = [0] * self.n
+        self.in_alert = [False] * self.n
+        self.alerted = 0  # taskprocessors in alert
+
+    def of(self, phone: int) -> int:
+        """The serializer phone ``phone``'s requests go to."""
+        if self.n == 1:
+            return 0
+        x = _mix64((self.key + (int(phone) + 1) * _GOLDEN) & _M64)
+        return x % self.n
+
+    def pushed(self, k: int) -> bool:
+        """A request queued in taskprocessor ``k``: True if that raised the node's alert."""
+        c = self.count[k] = self.count[k] + 1
+        if not self.in_alert[k] and taskprocessor_alert(False, c, self.high, self.low):
+            self.in_alert[k] = True
+            self.alerted += 1
+            return self.alerted == 1
+        return False
+
+    def popped(self, k: int) -> bool:
+        """A request of taskprocessor ``k`` started: True if that cleared the node's alert."""
+        c = self.count[k] = self.count[k] - 1
+        if self.in_alert[k] and not taskprocessor_alert(True, c, self.high, self.low):
+            self.in_alert[k] = False
+            self.alerted -= 1
+            return self.alerted == 0
+        return False
+
+    def clear(self) -> None:
+        self.count = [0] * self.n
+        self.in_alert = [False] * self.n
+        self.alerted = 0
 
 
 class Contacts:
@@ -305,14 +389,18 @@ class RegistrarNode:
         self.queue_limit = cfg.queue_capacity  # queue_limit, or what the UDP receive buffer holds
         ub = cfg.udp_buffer
         # the requests no worker has read yet (read times non-decreasing), and the kernel's charge for them
-        self.waiting = (ReceiveQueue(self.queue_limit, ub.truesize, ub.rcvbuf, ub.admission) if ub is not None
-                        else ReceiveQueue(self.queue_limit))
+        tagged = cfg.overload == "taskprocessor"  # each waiting request's taskprocessor is counted
+        self.waiting = (ReceiveQueue(self.queue_limit, ub.truesize, ub.rcvbuf, ub.admission, tagged) if ub is not None
+                        else ReceiveQueue(self.queue_limit, tagged=tagged))
         self.sync_truesize = (ub.sync_truesize or ub.truesize) if ub is not None else None
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
         self.service_vec = vector_draws(cfg.service_time, streams(f"registrar.{name}.service"))  # the same draws, batched
         self._queued = False  # the last bulk_peek needed the one-by-one recursion
         self.rnd = streams(f"registrar.{name}.grant")
         self.timer_rnd = streams(f"registrar.{name}.timer")
+        # Asterisk's Call-ID hash onto its serializers: the same on every node, so one key per run
+        self.serializer_key = PerPhoneStream(getattr(streams, "seed", 0), getattr(streams, "replication", 0),
+                                             "registrar.serializer", 0).key
         self.replicated = cfg.data == "replicated"
         if self.replicated:
             self.lag = sampler(cfg.replication.lag, streams(f"registrar.{name}.replication"))
@@ -405,6 +493,11 @@ class RegistrarNode:
         if self.alarm:
             self.high = cfg.overload_high
             self.low = cfg.overload_low
+            # res_pjsip's distributor serializers (one queue for the node without a threadpool); the
+            # hash is Asterisk's, the same on every node: one key per run, not per node
+            n_tps = cfg.threadpool.serializers if cfg.threadpool is not None and cfg.threadpool.serializers else 1
+            self.tps = Taskprocessors(n_tps, self.high, self.low, self.serializer_key)
+            self.waiting.tps = self.tps
             self.ignore_bins = log.bin(f"ignored_{name}")
             self.alert_bins = log.bin(f"overload_{name}")
 
@@ -425,8 +518,17 @@ class RegistrarNode:
             self.tsx_granted.extend([0.0] * extra)
 
     def _raise_alert(self, t: float) -> None:
+        self._alert_cleared()  # a clear the pops left pending comes first
         self.alert = True
         self.alert_since = t
+
+    def _alert_cleared(self) -> None:
+        """Apply a clear of the alert that a pop of the waiting queue left pending."""
+        w = self.waiting
+        if w.cleared_at is not None:
+            t, w.cleared_at = w.cleared_at, None
+            if self.alert:
+                self._clear_alert(t)
 
     def _clear_alert(self, t: float) -> None:
         self.alert = False
@@ -660,9 +762,8 @@ class RegistrarNode:
                 h = self.log.horizon
                 waiting = self.waiting
                 while waiting and waiting[0] <= h and self.alert:
-                    t0 = waiting.popleft()
-                    if not taskprocessor_alert(True, len(waiting), self.high, self.low):
-                        self._clear_alert(t0)
+                    waiting.popleft()
+                    self._alert_cleared()
                 if self.alert:
                     self._clear_alert(h)
                     self.alerts[-1] = (self.alerts[-1][0], float("inf"))  # still raised at the end
@@ -701,11 +802,9 @@ class RegistrarNode:
             return
         waiting = self.waiting
         if self.alarm:
-            high, low = self.high, self.low
             while waiting and waiting[0] <= now:
-                t0 = waiting.popleft()
-                if self.alert and not taskprocessor_alert(True, len(waiting), high, low):
-                    self._clear_alert(t0)  # a pop brought the queue to low water
+                waiting.popleft()  # a pop that brings its taskprocessor to low water may clear the alert
+            self._alert_cleared()
             if self.alert:
                 # Asterisk's distributor: during the alert a new request is ignored over UDP, and
                 # answered 503 without Retry-After over TCP/TLS
@@ -751,10 +850,9 @@ class RegistrarNode:
             finish += replies.extra_work(phone, self.service)
         heappush(self.free_at, finish)
         if start > now:
-            waiting.append(start, now)
+            if waiting.append(start, now, tag=self.tps.of(phone) if self.alarm else -1):
+                self._raise_alert(now)  # the push that brought its taskprocessor to high water
             self.wait_bins.max(now, int((start - now) * 1000.0))
-            if self.alarm and not self.alert and taskprocessor_alert(False, len(waiting), self.high, self.low):
-                self._raise_alert(now)
         if self.record_waits:
             self.waits.append(start - now)
         self.last_tx[phone] = tx
@@ -1050,10 +1148,9 @@ class RegistrarNode:
         end = read + self.rtx_cost * self.service() if self.rtx_cost else read
         heappush(self.free_at, end)
         if read > now:
-            self.waiting.append(read, now)
-            self.wait_bins.max(now, int((read - now) * 1000.0))
-            if self.alarm and not self.alert and taskprocessor_alert(False, len(self.waiting), self.high, self.low):
+            if self.waiting.append(read, now, tag=self.tps.of(phone) if self.alarm else -1):
                 self._raise_alert(now)
+            self.wait_bins.max(now, int((read - now) * 1000.0))
         self.absorbed += 1
         self.absorb_bins.add(now)
         replies = self.replies
