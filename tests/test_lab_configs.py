@@ -254,7 +254,8 @@ def test_db_mode_1_and_2_preload_the_location_table_and_log_the_end(mode, tmp_pa
     assert spec.uses_db and spec.usrloc_db_mode == mode
     cfg = configs.kamailio_cfg(spec, "a", tmp_path)
     assert f'modparam("usrloc", "db_mode", {mode})' in cfg
-    assert f'modparam("usrloc", "db_url", "{configs.db_url()}")' in cfg
+    assert f'modparam("usrloc", "db_url", "{configs.db_url(spec, "a")}")' in cfg
+    assert configs.db_url(spec, "a").endswith("/kamailio_a")  # each node its own table
     assert 'modparam("usrloc", "preload", "location")' in cfg
     assert f'modparam("usrloc", "fetch_rows", {configs.PRELOAD_FETCH_ROWS})' in cfg
     assert cfg.index('loadmodule "db_postgres.so"') < cfg.index('loadmodule "usrloc.so"')
@@ -285,23 +286,38 @@ def test_labspec_refuses_db_modes_it_cannot_realise():
     assert LabSpec.from_dict(LabSpec(db_mode=2).to_dict()).db_mode == 2
 
 
-def test_a_scenario_run_refuses_db_mode_1_and_2_and_names_the_preload_measurement(tmp_path):
-    from simsip.lab.runner import run_lab
+def test_db_mode_1_and_2_give_each_node_a_database_of_its_own(tmp_path):
+    """db_mode 1/2: a node's table is its own disk copy of its bindings, preloaded at start — two
+    nodes on one table would preload each other's contacts — so the lab's PostgreSQL holds one
+    database per node; db_mode 3 shares one."""
+    one, shared = LabSpec(db_mode=1), LabSpec(variant="shared_db")
+    assert configs.db_names(one) == ("kamailio_a", "kamailio_b")
+    assert configs.db_names(shared) == ("kamailio",) and configs.db_names(LabSpec()) == ()
+    a, b = (configs.kamailio_cfg(one, n, tmp_path) for n in ("a", "b"))
+    assert "/kamailio_a\"" in a and "/kamailio_b\"" in b
+    assert configs.kamailio_cfg(shared, "a", tmp_path).count("/kamailio\"") == 1
 
-    with pytest.raises(LabError, match="simsip lab preload"):
-        run_lab(LabSpec(db_mode=1), tmp_path / "run")
-    assert not (tmp_path / "run").exists()  # refused before anything is built
 
-
-@pytest.mark.parametrize("profile", ["kamailio-db-mode-1", "kamailio-db-mode-2"])
-def test_the_bridge_refuses_write_through_and_write_back_scenarios(profile):
+@pytest.mark.parametrize("profile, mode", [("kamailio-db-mode-1", 1), ("kamailio-db-mode-2", 2)])
+def test_the_bridge_realises_write_through_and_write_back_as_db_mode_1_and_2(profile, mode):
     from simsip.config.loader import load_config
     from simsip.lab.bridge import LabUnsupported, spec_from_scenario
 
     base = Path(__file__).resolve().parents[1] / "examples" / "lab" / "udp-none" / "config.yaml"
-    spec_from_scenario(load_config(base))  # the memory-only run is fine
-    with pytest.raises(LabUnsupported, match=r"registrar.persistence.*simsip lab preload"):
-        spec_from_scenario(load_config(base, [f"registrar.persistence={'write_through' if profile.endswith('1') else 'write_back'}"]))
+    assert spec_from_scenario(load_config(base)).usrloc_db_mode == 0  # the memory-only run
+    sets = [f"registrar.persistence={'write_through' if mode == 1 else 'write_back'}", "registrar.flush_interval=5s",
+            "registrar.preload=first_worker",
+            "registrar.workers=2"]
+    spec = spec_from_scenario(load_config(base, sets))
+    assert spec.usrloc_db_mode == mode and spec.variant == "memory" and spec.uses_db
+    # what the lab cannot realise is refused with the reason
+    with pytest.raises(LabUnsupported, match="storage"):
+        spec_from_scenario(load_config(base, sets + ["registrar.storage=shared"]))
+    with pytest.raises(LabUnsupported, match="preload"):
+        spec_from_scenario(load_config(base, sets + ["registrar.preload=blocking"]))
+    if mode == 2:
+        with pytest.raises(LabUnsupported, match="timer_interval"):
+            spec_from_scenario(load_config(base, sets[:1] + sets[2:] + ["registrar.flush_interval=60s"]))
 
 
 def test_preload_fit_recovers_a_line_and_its_rate():

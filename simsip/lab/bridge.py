@@ -41,6 +41,7 @@ from simsip.io import unpacked_run
 from simsip.protocols.registration import refresh_interval
 from simsip.protocols.transactions import sipp_timeout
 
+from .configs import TIMER_INTERVAL
 from .spec import MAX_BARESIP, MAX_WORKERS, Fault, LabSpec
 
 __all__ = ["LabUnsupported", "spec_from_scenario", "mapping_notes", "scenario_for_lab_run",
@@ -57,6 +58,8 @@ MAX_LAB_DELAY = 0.001
 #: a configured replication lag up to this is Kamailio's own, a longer constant one is a usleep() on
 #: the peer before it handles the KDMQ update
 MIN_REPLICATION_DELAY = 0.001
+#: usrloc timer_interval in the lab's kamailio.cfg: db_mode 2 flushes on it
+LAB_TIMER_INTERVAL = float(TIMER_INTERVAL)
 
 #: A second fleet with this profile is realised by real baresip UAs (``LabSpec.baresip``).
 BARESIP_PROFILE = "baresip"
@@ -169,10 +172,20 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
         out.append(f"registrar.when_full: {rg.when_full!r}; the lab's Kamailio has no scripted "
                    "overload reply (it drops what its socket buffer cannot hold)")
     if rg.persistence in ("write_through", "write_back"):
-        out.append(f"registrar.persistence: {rg.persistence!r}; the lab's scenario runs realise usrloc db_mode 0 "
-                   "(memory) and 3 (one shared table, `data: shared`). db_mode 1/2 keep a table per node and the lab "
-                   "has one PostgreSQL; their restart (the preload of the table) is measured on one node with "
-                   "`simsip lab preload`")
+        # usrloc db_mode 1/2: each node's own table in a database of its own, preloaded at start
+        if rg.data != "none" or rg.storage != "local":
+            out.append(f"registrar.persistence: {rg.persistence!r} with data {rg.data!r} and storage {rg.storage!r}; "
+                       "the lab realises write-through/write-back (usrloc db_mode 1/2) as a table per node "
+                       "(data: none, storage: local), and a shared table as db_mode 3 (data: shared)")
+        if rg.persistence == "write_back" and abs(float(rg.flush_interval) - LAB_TIMER_INTERVAL) > 1e-9:
+            out.append(f"registrar.flush_interval: {_s(rg.flush_interval)}; the lab's usrloc timer_interval, "
+                       f"which drives db_mode 2's write-back, is {LAB_TIMER_INTERVAL:g} s")
+        if rg.preload != "first_worker":
+            out.append(f"registrar.preload: {rg.preload!r}; Kamailio's first UDP worker preloads while the others "
+                       "answer (first_worker)")
+        if rg.workers < 2:
+            out.append("registrar.workers: 1 with a preload; the lab's Kamailio would answer nothing until the "
+                       "preload ends, which the model's first_worker rule does not say: give 2 or more")
     if rg.expires_range > 0:
         out.append(f"registrar.expires_range: {rg.expires_range:g} %; the lab's Kamailio grants "
                    "exactly the requested expiry (SIPp would not follow a shortened grant)")
@@ -341,6 +354,7 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
     max_exp = float(rg.max_expires) if rg.max_expires else max(3600.0, E, min_exp)
     nodes = {n.name: lab for n, lab in zip(cfg.ha.nodes, ("a", "b"))}
     variant = {"none": "memory", "replicated": "dmq", "shared": "shared_db"}[rg.data]
+    db_mode = {"write_through": 1, "write_back": 2}.get(rg.persistence) if rg.data == "none" else None
     v = cfg.ha.vrrp
     hc = cfg.ha.health_check
     st = rg.service_time
@@ -367,6 +381,7 @@ def spec_from_scenario(cfg: Scenario, run_id: str | None = None) -> LabSpec:
         baresip=cfg.fleets[1].count if len(cfg.fleets) == 2 else 0,
         baresip_transport=cfg.fleets[1].phone.transport if len(cfg.fleets) == 2 else "udp",
         variant=variant,
+        db_mode=db_mode,
         min_expires=min_exp,
         max_expires=max_exp,
         workers=int(rg.workers),

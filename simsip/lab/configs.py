@@ -16,6 +16,8 @@ DB_PORT = 5432
 PRELOAD_FETCH_ROWS = 2000
 #: what the first UDP worker logs, with its clock ($TV(Sn), epoch s.µs), once the preload is done
 PRELOAD_MARK = "simsip-preload-done"
+#: usrloc timer_interval (s): expired contacts are removed, and db_mode 2 writes back, on it
+TIMER_INTERVAL = 5
 
 
 def kamailio_module_dir() -> str:
@@ -23,8 +25,25 @@ def kamailio_module_dir() -> str:
     return (dirs[0] if dirs else "/usr/lib/x86_64-linux-gnu/kamailio/modules") + "/"
 
 
-def db_url() -> str:
-    return f"postgres://postgres@{ADDR['db']}:{DB_PORT}/{DB_NAME}"
+def db_name(spec: LabSpec | None = None, node: str | None = None) -> str:
+    """The PostgreSQL database a node's usrloc uses: one shared ``kamailio`` for db_mode 3 (every
+    node reads and writes the same table); a database per node (``kamailio_a``, ``kamailio_b``) for
+    db_mode 1/2, whose table is the node's own disk copy of its bindings and is preloaded at start
+    (two nodes on one table would preload each other's contacts)."""
+    if spec is not None and node is not None and spec.usrloc_db_mode in (1, 2):
+        return f"{DB_NAME}_{node}"
+    return DB_NAME
+
+
+def db_names(spec: LabSpec) -> tuple[str, ...]:
+    """Every database the lab's PostgreSQL must hold for ``spec``."""
+    if spec.usrloc_db_mode in (1, 2):
+        return tuple(db_name(spec, n) for n in ("a", "b"))
+    return (DB_NAME,) if spec.uses_db else ()
+
+
+def db_url(spec: LabSpec | None = None, node: str | None = None) -> str:
+    return f"postgres://postgres@{ADDR['db']}:{DB_PORT}/{db_name(spec, node)}"
 
 
 def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
@@ -74,13 +93,13 @@ def kamailio_cfg(spec: LabSpec, node: str, run_dir: Path) -> str:
     lines += [
         f'modparam("ctl", "binrpc", "unix:{run_dir}/kamailio-{node}.ctl")',
         f'modparam("usrloc", "db_mode", {db_mode})',
-        'modparam("usrloc", "timer_interval", 5)',
+        f'modparam("usrloc", "timer_interval", {TIMER_INTERVAL})',
         f'modparam("registrar", "min_expires", {int(spec.min_expires)})',
         f'modparam("registrar", "max_expires", {int(spec.max_expires)})',
         f'modparam("registrar", "default_expires", {int(spec.expires)})',
     ]
     if db_mode:
-        lines.append(f'modparam("usrloc", "db_url", "{db_url()}")')
+        lines.append(f'modparam("usrloc", "db_url", "{db_url(spec, node)}")')
     if db_mode in (1, 2):
         # usrloc loads the whole table in child_init of rank PROC_SIPINIT, the first UDP worker,
         # after the sockets are bound and before that worker reads any (usrloc_mod.c child_init ->

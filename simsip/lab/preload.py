@@ -99,7 +99,7 @@ VACUUM ANALYZE location;
 
 def _psql(lab: Lab) -> list[str]:
     return ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-h", str(lab.run_dir / "pgsock"), "-p",
-            str(configs.DB_PORT), "-U", "postgres", "-d", configs.DB_NAME]
+            str(configs.DB_PORT), "-U", "postgres", "-d", configs.db_name(lab.spec, "a")]
 
 
 def _cpu(pids: Iterable[int]) -> float:

@@ -250,9 +250,10 @@ class Lab:
                                    "-Atc", "select 1"], capture_output=True).returncode == 0
         _wait(ready, 30, "postgres to accept connections", 0.2)
         psql = ["psql", "-v", "ON_ERROR_STOP=1", "-q", "-h", str(sock), "-p", str(configs.DB_PORT), "-U", "postgres"]
-        sh(psql + ["-c", f"CREATE DATABASE {configs.DB_NAME}"])
-        for sql in ("standard-create.sql", "usrloc-create.sql"):
-            sh(psql + ["-d", configs.DB_NAME, "-f", f"/usr/share/kamailio/postgres/{sql}"])
+        for name in configs.db_names(self.spec):  # one shared (db_mode 3), or one per node (db_mode 1/2)
+            sh(psql + ["-c", f"CREATE DATABASE {name}"])
+            for sql in ("standard-create.sql", "usrloc-create.sql"):
+                sh(psql + ["-d", name, "-f", f"/usr/share/kamailio/postgres/{sql}"])
 
     def start_kamailio(self, node: str, shm_mb: int = 64) -> None:
         cfg = self.run_dir / f"kamailio-{node}.cfg"
@@ -524,11 +525,6 @@ def _sleep_until(epoch: float) -> None:
 def run_lab(spec: LabSpec, out_dir: Path, progress: Callable[[str], None] | None = None) -> Path:
     """Run one scenario in a fresh lab and return ``out_dir`` with capture, logs and metadata."""
     say = progress or (lambda msg: None)
-    if spec.usrloc_db_mode in (1, 2):
-        raise LabError(f"db_mode {spec.usrloc_db_mode}: a scenario run has two nodes and the lab one PostgreSQL, "
-                       "while usrloc db_mode 1/2 keeps a table per node (two nodes on one table would "
-                       "preload each other's contacts); the lab measures the db_mode 1/2 restart of one "
-                       "node with `simsip lab preload` (simsip.lab.preload)")
     problems = check_requirements("shared_db" if spec.uses_db else spec.variant, baresip=spec.baresip > 0)
     if problems:
         raise LabError("lab requirements missing:\n  " + "\n  ".join(problems))

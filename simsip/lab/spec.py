@@ -8,10 +8,10 @@ from simsip import faults as fault_table
 from simsip.protocols import vrrp
 
 VARIANTS = ("memory", "dmq", "shared_db")
-#: Kamailio usrloc db_mode the lab can generate: 0 (memory, dmq), 3 (shared_db); 1 (write-through)
-#: and 2 (write-back) to the lab's one PostgreSQL with a start-up preload of `location`, for one
-#: node's restart only (:mod:`simsip.lab.preload`): a scenario run with two nodes would need a
-#: database per node, which the lab does not build
+#: Kamailio usrloc db_mode the lab can generate: 0 (memory, dmq), 3 (shared_db: one table); 1
+#: (write-through) and 2 (write-back), each node with a database of its own on the lab's PostgreSQL
+#: and a start-up preload of its `location` table (:func:`simsip.lab.configs.db_name`; the preload
+#: itself is timed by :mod:`simsip.lab.preload`)
 DB_MODES = (0, 1, 2, 3)
 FAULT_KINDS = tuple(fault_table.LAB_KINDS.values())  # the lab's names of the kinds it can realise
 FAULT_NODES = ("a", "b", "master", "backup")
