@@ -30,6 +30,13 @@ def generator(seed: int, replication: int, name: str) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, replication, stream_key(name)])))
 
 
+def wall_clock_phase(seed: int, replication: int) -> float:
+    """The wall clock's fractional second at simulated t = 0, uniform in [0, 1), one per replication
+    (stream ``wall_clock``): every component that keeps time in whole seconds (a registrar's
+    ``expiry_clock: whole_seconds``, the phones' equilibrium bindings on it) reads the same value."""
+    return float(generator(seed, replication, "wall_clock").random())
+
+
 class Stream:
     """A named stream with buffered scalar draws (uniform, exponential, normal)."""
 

@@ -143,3 +143,35 @@ def test_pjsip_tells_the_phone_the_remaining_lifetime():
     gv, gt = np.array(g.ph_v, dtype=np.float64), np.array(g.ph_t, dtype=np.float64)
     sel = (gt > 0) & (gt < 100)
     assert np.allclose(gv[sel] - gt[sel], E)
+
+
+# --------------------------------------------------------------------------- whole-second expiry
+@pytest.mark.parametrize("bulk", [True, False])
+def test_usrloc_expiry_is_the_second_of_the_save_plus_the_grant(bulk):
+    """Kamailio keeps a contact's expires as time_t (act_time + E, VALID_CONTACT: expires > now): every
+    binding a whole-seconds registrar holds ends at floor(T + φ) − φ + E, T its save and φ the wall
+    clock's phase, whichever path saved it (event, bulk or the equilibrium start); the exact clock
+    (the negative control) keeps T + E, which is never a whole second of that clock."""
+    from simsip.config.loader import load_config_text
+    from simsip.engine.model import Model
+    from simsip.rng import wall_clock_phase
+
+    text = ("name: w\nduration: 200s\nseed: 5\nfleets: [{name: f, count: 40, phone: {expires: 60s}}]\n"
+            f"registrar: {{profile: kamailio}}\nengine: {{bulk: {str(bulk).lower()}}}\n")
+    m = Model(load_config_text(text, "w"))
+    m.run()
+    phi = wall_clock_phase(m.cfg.seed, 0)
+    node = m.registrars[0]
+    assert node.expiry_phase == phi and 0 <= phi < 1
+    at, until = np.asarray(node.store.at), np.asarray(node.store.until)
+    held = at > 0  # saved during the run (refreshed every 30 s)
+    assert held.sum() == 40
+    assert np.allclose(until[held], np.floor(at[held] + phi) - phi + 60.0)
+    ends = until[held] + phi
+    assert np.allclose(ends, np.round(ends))  # whole seconds of the wall clock
+    exact = Model(load_config_text(text.replace("{profile: kamailio}", "{profile: kamailio, expiry_clock: exact}"), "w"))
+    exact.run()
+    ne = exact.registrars[0]
+    assert ne.expiry_phase is None
+    assert np.allclose(np.asarray(ne.store.until)[held], np.asarray(ne.store.at)[held] + 60.0)
+    assert not np.allclose(np.asarray(ne.store.until)[held] + phi, np.round(np.asarray(ne.store.until)[held] + phi))

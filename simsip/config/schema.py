@@ -520,6 +520,13 @@ class Registrar(Frozen):
     max_expires: Duration = Field(0.0, ge=0, description="Longer requested expiries are lowered (0 = no limit).")
     expires_range: float = Field(0.0, ge=0, le=100, description="Kamailio expires_range: granted expiry uniform in [E(1-r%), E].")
     lookup_grace: Duration = Field(0.0, ge=0, description="A binding still routes calls this long after expiry.")
+    expiry_clock: Literal["exact", "whole_seconds"] = Field(
+        "exact",
+        description="How the registrar stores a binding's expiry: exact (save time + grant; Asterisk PJSIP's "
+        "timeval) or whole_seconds (Kamailio/OpenSIPS usrloc time_t: the second the save fell in + the grant, "
+        "so a binding ends up to 1 s early; the wall clock's phase is drawn per replication). "
+        "simsip.protocols.registration.binding_until.",
+    )
     removal_interval: Duration = Field(60.0, gt=0, description="Expired bindings are purged on this timer.")
     data: Literal["none", "shared", "replicated"] = Field(
         "none",

@@ -75,9 +75,9 @@ from simsip.engine.keepalive import Keepalives
 from simsip.engine.lb import Balancer
 from simsip.engine.network import LOST
 from simsip.engine.records import ConnLog, RunLog
-from simsip.protocols.registration import (failure_draws, failure_wait, keepalive_timeout, retry_wait,
+from simsip.protocols.registration import (binding_until, failure_draws, failure_wait, keepalive_timeout, retry_wait,
                                            retry_wait_draws, spread_expiry)
-from simsip.rng import PerPhoneStream
+from simsip.rng import PerPhoneStream, wall_clock_phase
 
 NO_TX = -1
 OUT_TIMEOUT = -2.0
@@ -369,12 +369,16 @@ class PhoneBank:
         else:
             u = gen.random(fp.count)
         last = -u * intervals  # last successful refresh, uniform in its interval
-        grace = self.cfg.registrar.lookup_grace
+        reg = self.cfg.registrar
+        # the registrar's expiry of each binding (whole seconds on a usrloc time_t clock)
+        phase = (wall_clock_phase(self.streams.seed, self.streams.replication)
+                 if reg.expiry_clock == "whole_seconds" else None)
         ids = np.arange(lo, hi, dtype=np.int64)
         if initial_store is not None and fp.server != "sbc":  # the SBC places its phones' bindings
-            self._initial_bindings(fp, k, ids, last, last + grants + grace, initial_store)
+            held = binding_until(last, grants, reg.lookup_grace, phase)
+            self._initial_bindings(fp, k, ids, last, held, initial_store)
             if fp.bound:  # over which connection (opened below) each of them was registered
-                self._eq_bound.append((k, ids, last + grants + grace))
+                self._eq_bound.append((k, ids, held))
         log = self.log
         log.outcomes(last, ids, last + grants)
         times_all.append(last + intervals)

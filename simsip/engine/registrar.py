@@ -50,8 +50,8 @@ from simsip.engine.records import RunLog, StoreLog
 from simsip.protocols import sync as sync_rules
 from simsip.protocols.overload import (pike_hit, taskprocessor_alert, threadpool_growth, threadpool_idle_expired, udp_admits,
                                        udp_read)
-from simsip.rng import _GOLDEN, _M64, PerPhoneStream, _mix64
-from simsip.protocols.registration import contacts_after, grant_expiry, reported_expiry, retry_after_header
+from simsip.rng import _GOLDEN, _M64, PerPhoneStream, _mix64, wall_clock_phase
+from simsip.protocols.registration import binding_until, contacts_after, grant_expiry, reported_expiry, retry_after_header
 
 NEVER = float("-inf")
 
@@ -401,6 +401,9 @@ class RegistrarNode:
         # Asterisk's Call-ID hash onto its serializers: the same on every node, so one key per run
         self.serializer_key = PerPhoneStream(getattr(streams, "seed", 0), getattr(streams, "replication", 0),
                                              "registrar.serializer", 0).key
+        # a registrar that keeps expiries in whole seconds (usrloc time_t): the wall clock's phase
+        self.expiry_phase = (wall_clock_phase(getattr(streams, "seed", 0), getattr(streams, "replication", 0))
+                             if cfg.expiry_clock == "whole_seconds" else None)
         self.replicated = cfg.data == "replicated"
         if self.replicated:
             self.lag = sampler(cfg.replication.lag, streams(f"registrar.{name}.replication"))
@@ -1087,7 +1090,7 @@ class RegistrarNode:
         lt = np.frombuffer(self.last_tx, dtype=np.int64)
         lt[phones] = txs
         del lt
-        until = finish + granted + cfg.lookup_grace
+        until = binding_until(finish, granted, cfg.lookup_grace, self.expiry_phase)
         self.store.bulk_save(finish, phones, until)
         if self.database is not None:  # acknowledged at once (bulk_ready: writable), on the replica before the ack
             self.database.bulk_replicate(finish, phones, until)
@@ -1202,7 +1205,7 @@ class RegistrarNode:
                     self._store_reply(phone, tx, 500, 0.0)
                 replies.reply(phone, tx, now, 500, 0.0, 0.0, back)
                 return
-        until = now + granted + cfg.lookup_grace
+        until = binding_until(now, granted, cfg.lookup_grace, self.expiry_phase)
         snapshot = None
         if cid >= 0:
             contacts = self.store.contacts

@@ -57,8 +57,9 @@ draw only then and keep its random streams as they were.
 from __future__ import annotations
 
 import math
-
 from typing import Protocol
+
+import numpy as np
 
 REFRESH_MODES = ("percent", "margin", "half_or_margin")
 #: RFC 5626 §4.4.1: a CRLF ping without a pong this long after it fails the flow (seconds)
@@ -88,6 +89,25 @@ def grant_expiry(requested: float, min_expires: float, max_expires: float, expir
                  u: float = 0.0) -> float:
     """The registrar's grant: :func:`clamp_expiry`, then the ``expires_range`` spread with draw ``u``."""
     return spread_expiry(clamp_expiry(requested, min_expires, max_expires), expires_range, u)
+
+
+def binding_until(saved, granted, grace: float = 0.0, phase: float | None = None):
+    """When a binding saved at ``saved`` for ``granted`` seconds stops routing calls: ``saved +
+    granted + grace`` on a registrar that keeps time exactly; on one that keeps it in whole seconds
+    (``phase`` given) the expiry is the second the save fell in plus the grant: Kamailio's and
+    OpenSIPS's usrloc store ``expires`` as a ``time_t`` = ``act_time`` (``time(0)`` when the request
+    was read) + expires, and ``VALID_CONTACT(c, t)`` is ``c->expires > t`` with ``t`` the current
+    ``time_t``, so the contact is gone at floor(T) + E of the wall clock, up to a second before T + E.
+    ``phase`` is the wall clock's fractional second at simulated t = 0 (the epoch is T = t + phase);
+    ``saved`` and ``granted`` may be numpy arrays.
+
+    >>> binding_until(10.7, 60.0), binding_until(10.7, 60.0, phase=0.0), binding_until(10.7, 60.0, phase=0.5)
+    (70.7, 70.0, 70.5)
+    """
+    if phase is None:
+        return saved + granted + grace
+    return np.floor(saved + phase) - phase + granted + grace if isinstance(saved, np.ndarray) else \
+        math.floor(saved + phase) - phase + granted + grace
 
 
 def reported_expiry(granted: float, rule: str = "granted") -> float:
@@ -309,7 +329,8 @@ def contacts_after(held: dict, t: float, contact, limit: int, remove_existing: b
     return kept
 
 
-__all__ = ["REFRESH_MODES", "CRLF_PONG_TIMEOUT", "clamp_expiry", "spread_expiry", "grant_expiry", "retry_after_header",
+__all__ = ["REFRESH_MODES", "CRLF_PONG_TIMEOUT", "clamp_expiry", "spread_expiry", "grant_expiry", "binding_until",
+           "retry_after_header",
            "refresh_interval",
            "RetryRuleFields", "backoff_window", "retry_wait_draws", "retry_wait", "restart_timer_applies",
            "failure_draws", "failure_wait", "keepalive_interval", "keepalive_timeout", "contacts_after"]
