@@ -741,6 +741,11 @@ _INFERENCE_HELPS = {
                             "within ±0.5 s of it; the weight (200 -> 150 under the backup's 170) is read right",
 }
 _ROUND_TRIP_XFAIL["failback-preempt"] = _INFERRED_LOSS
+_ROUND_TRIP_XFAIL["failback-write-through"] = pytest.mark.xfail(strict=True, reason=(
+    "infer has no rule for persistence yet: the capture shows it (0.4 s after the failback the rebooted node "
+    "answered OPTIONS 200 for 147 of 150 phones, of which only 2 had registered to it since its restart: the "
+    "rest came from its table), but the inferred scenario is memory-only and forecasts 3 099 phone·s after the "
+    "failback against the lab's 1 540. The configured scenario's forecast passes"))
 _ROUND_TRIP_XFAIL["dmq-sync-burst"] = pytest.mark.xfail(strict=True, reason=(
     "the capture holds REGISTERs of only 192 of the 400 phones (a 100 s refresh interval, a 48 s capture), so the "
     "inferred fleet is 192 phones and phone·s, peak REGISTER rate and retransmissions come out at half the lab's; "
