@@ -741,11 +741,6 @@ _INFERENCE_HELPS = {
                             "within ±0.5 s of it; the weight (200 -> 150 under the backup's 170) is read right",
 }
 _ROUND_TRIP_XFAIL["failback-preempt"] = _INFERRED_LOSS
-_ROUND_TRIP_XFAIL["failback-write-through"] = pytest.mark.xfail(strict=True, reason=(
-    "infer has no rule for persistence yet: the capture shows it (0.4 s after the failback the rebooted node "
-    "answered OPTIONS 200 for 147 of 150 phones, of which only 2 had registered to it since its restart: the "
-    "rest came from its table), but the inferred scenario is memory-only and forecasts 3 099 phone·s after the "
-    "failback against the lab's 1 540. The configured scenario's forecast passes"))
 _ROUND_TRIP_XFAIL["dmq-sync-burst"] = pytest.mark.xfail(strict=True, reason=(
     "the capture holds REGISTERs of only 192 of the 400 phones (a 100 s refresh interval, a 48 s capture), so the "
     "inferred fleet is 192 phones and phone·s, peak REGISTER rate and retransmissions come out at half the lab's; "
@@ -933,3 +928,25 @@ def test_report_page_draws_the_weight_and_the_failback(tmp_path):
     calm = infer_scenario(write(tmp_path, "calm", vrrp_pair(30.0, crash=None)))
     panel = {p.name: p for p in inference_panels(calm)}["vrrp_timeline"]
     assert "No weighted check" in panel.caption and "preempt not observed" in panel.caption
+
+
+# --------------------------------------------------------------------------- persistence across a restart
+@pytest.mark.parametrize("run, verdict", [
+    ("failback-write-through", "write_through"),  # usrloc db_mode 1 on both nodes
+    ("failback-preempt", "memory"),  # the negative control: memory-only, the same shape of fault
+    ("weighted-check-misses", "memory"),  # a registrar process restarted, memory-only
+])
+def test_bindings_that_survive_a_restart_are_read_as_persistence(run, verdict):
+    """After a recorded restart the node answers the prober's OPTIONS: 200 for AORs that sent it no
+    REGISTER since the fault means their bindings came from its table. The lab's configured db_mode
+    is the truth; a replicating pair is not read (a DMQ sync fills the restarted node too)."""
+    inf = infer_scenario(LAB / run, measure=False)
+    pe = inf.registrar.persistence
+    assert pe is not None and pe["verdict"] == verdict, pe
+    if verdict == "memory":
+        assert pe["kept"] == 0 and pe["lost"] > 50
+        assert "persistence: write_through" not in inf.scenario_yaml(run)
+    else:
+        assert pe["aors"] > 100 and "persistence: write_through" in inf.scenario_yaml(run)
+    dmq = infer_scenario(LAB / "dmq-failback", measure=False).registrar.persistence
+    assert dmq is not None and dmq["kept"] > 0 and dmq["verdict"].startswith("not read")

@@ -36,6 +36,10 @@ What is read from the wire:
 * **preempt or nopreempt** from a failback: a node with a higher priority than the master's comes
   back (a restart recorded in the run's ``faults.json``) and takes the VIP back one Master_Down_Interval
   later (preempt; anything beyond that is the ``preempt_delay``), or never advertises again (nopreempt).
+* **persistence** from a restart: a crashed registrar starts with what its storage holds. A node that
+  after the repair answers OPTIONS for an AOR as registered although the AOR sent it no REGISTER since
+  the fault had the binding from its table (``persistence: write_through``; usrloc db_mode 1 and 2
+  look alike on the wire); memory-only, every such answer is 404. Not read where the nodes replicate.
 
 Failover metrics (takeover, recovery) are those of ``simsip trace import``
 (:func:`~simsip.trace.measure_trace`): they need the event table, so they are computed only when
@@ -290,6 +294,9 @@ class RegistrarInference:
     expires_range: float  # percent
     replication: int  # KDMQ requests between nodes
     statuses: dict[int, int]
+    # bindings a restarted node answered for without a REGISTER since its fault: {"kept", "lost",
+    # "node", "restarted", "verdict"} (None: no restart with probes after it in the capture)
+    persistence: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -524,6 +531,10 @@ class _Inferer:
         self.reg_statuses: Counter = Counter()
         self.kdmq = 0
         self.vip_candidates: Counter = Counter()
+        # the last REGISTER 2xx each node sent each AOR, and the answers to OPTIONS for an AOR
+        # (a prober asking whether the node holds the AOR's binding): (t, node, aor, status, last 2xx)
+        self.reg_ok_last: dict[tuple[str, str], float] = {}
+        self.probes: list[tuple[float, str, str, int, float]] = []
         # VRRP
         self.vrrp_versions: Counter = Counter()
         self.vrids: Counter = Counter()
@@ -612,6 +623,9 @@ class _Inferer:
             return
         if msg.method == "OPTIONS" and msg.kind == "request":
             self.ping(t, d.src, "options")
+            return
+        if msg.method == "OPTIONS":
+            self.probe_answer(t, d, msg)
             return
         if msg.method != "REGISTER":
             return
@@ -719,9 +733,7 @@ class _Inferer:
         server = (msg.header("server") or "").strip()[:200]
         if server:
             self.servers[server] += 1
-        node = d.src_ip
-        if node not in self.priorities and (node in self.vips or node in self.vip_candidates) and self.master:
-            node = self.master  # a reply from the virtual address: the VRRP master sent it
+        node = self._node(d)
         self.answered[node] += 1
         if tx is None:
             return
@@ -735,6 +747,8 @@ class _Inferer:
             self.latency_node.setdefault(node, _Samples()).add(lat)
         retry_after = msg.retry_after
         if 200 <= msg.status < 300:
+            if len(self.reg_ok_last) < 2_000_000 or (tx.phone, node) in self.reg_ok_last:
+                self.reg_ok_last[(tx.phone, node)] = t
             granted = msg.expires
             if math.isfinite(granted):
                 fleet.granted.add(granted)
@@ -754,6 +768,20 @@ class _Inferer:
             elif msg.status not in _AUTH_CODES and msg.status != 423:
                 phone.streak += 1
             phone.outcome = outcome if (outcome[0] != "ok" or math.isfinite(outcome[2])) else None
+
+    def _node(self, d: Datagram) -> str:
+        """The node that sent a reply: its address, or the VRRP master for a reply from the VIP."""
+        node = d.src_ip
+        if node not in self.priorities and (node in self.vips or node in self.vip_candidates) and self.master:
+            node = self.master
+        return node
+
+    def probe_answer(self, t: float, d: Datagram, msg: SipMessage) -> None:
+        """A final answer to an OPTIONS for a known AOR: whether that node held the AOR's binding."""
+        if msg.status < 200 or msg.to_user not in self.phones or len(self.probes) >= 1_000_000:
+            return
+        node = self._node(d)
+        self.probes.append((t, node, msg.to_user, msg.status, self.reg_ok_last.get((msg.to_user, node), -math.inf)))
 
     # -- VRRP ---------------------------------------------------------------------------------
     def vrrp(self, t: float, d: Datagram, advert: Any) -> None:
@@ -925,6 +953,7 @@ def infer_scenario(
         notes.append("no REGISTER seen: fleet values fall back to the generic-udp profile")
     faults = _faults(metas, ha, t0, origin - t0)
     ha = _preempt(ha, faults, origin - t0, (inf.last - t0) if math.isfinite(inf.last) else 0.0)
+    registrar = _persistence(inf, registrar, ha, faults, origin - t0, t0)
     measured = None
     measured_note = ""
     total = sum(f.stat().st_size for f in files)
@@ -1266,6 +1295,62 @@ def _weight(steps: tuple[dict[str, Any], ...], usual: dict[str, int], changes: t
     return w, reverse, tuple(outcomes[:100])
 
 
+#: kinds of fault after which the registrar process starts again with what its storage holds
+_RESTARTS = ("node_crash", "process_crash")
+#: answers for bindings the restarted node had no REGISTER for since its fault, before persistence is read
+_MIN_KEPT = 5
+
+
+def _persistence(inf: _Inferer, registrar: RegistrarInference, ha: HaInference,
+                 faults: tuple[dict[str, Any], ...], shift: float, t0: float) -> RegistrarInference:
+    """Did the registrar's bindings survive its restart? After a crash the process starts with what its
+    storage holds (nothing when memory-only). A node that, after the repair, answers OPTIONS for an AOR
+    as registered (200) although that AOR sent it no REGISTER since the fault, had the binding from
+    disk: persistence (usrloc db_mode 1 or 2: write-through and write-back cannot be told apart on the
+    wire). Only where the nodes do not replicate (a DMQ peer's sync would fill it too) and the fault
+    restarted the process (``faults.json``, or inferred). Memory-only: every such answer is 404."""
+    import dataclasses
+
+    restarts = []
+    for f in faults:
+        rep = f.get("repair_after")
+        if f.get("kind") not in _RESTARTS or not isinstance(rep, float) or not math.isfinite(rep):
+            continue
+        at = f["at"] + shift
+        node = ""
+        for tm, ip in ha.masters:
+            if tm <= at - 1e-6:
+                node = ip
+        if node:
+            restarts.append((node, at, at + rep))
+    if not restarts or not inf.probes:
+        return registrar
+    kept = lost = 0
+    aors: set[str] = set()
+    for node, at, repaired in restarts:
+        for t, n, aor, status, last_ok in inf.probes:
+            if n != node or t - t0 <= repaired or last_ok - t0 >= at:
+                continue
+            kept += status == 200
+            lost += status != 200
+            if status == 200:
+                aors.add(aor)
+    if kept + lost == 0:
+        return registrar
+    node, at, repaired = restarts[0]
+    where = f"{node} after its restart at {repaired:.1f}s (capture clock)"
+    if registrar.replication:
+        verdict = "not read: the nodes replicate (DMQ), whose sync fills a restarted node too"
+    elif kept >= _MIN_KEPT:
+        verdict = "write_through"
+    else:
+        verdict = "memory"
+    ev = {"kept": kept, "lost": lost, "aors": len(aors), "node": node, "restarted": repaired, "verdict": verdict,
+          "evidence": f"{where}: {kept} OPTIONS answered 200 for {len(aors)} AORs that had sent it no REGISTER "
+                      f"since the fault, {lost} not"}
+    return dataclasses.replace(registrar, persistence=ev)
+
+
 def _preempt(ha: HaInference, faults: tuple[dict[str, Any], ...], shift: float, end: float) -> HaInference:
     """Preempt or not, from a failback: a node with a higher priority than the master's comes back.
 
@@ -1601,6 +1686,14 @@ def _registrar_yaml(inf: Inference, add: Callable[[str], None]) -> None:
         add(f"  data: replicated{_c(f'{r.replication} KDMQ requests between the nodes')}")
     else:
         add(f"  data: none{_c('no KDMQ replication seen (shared storage cannot be seen on the wire)')}")
+    pe = r.persistence
+    if pe is not None and pe["verdict"] == "write_through":
+        add(f"  persistence: write_through{_c('bindings survived the restart: ' + pe['evidence'] + '; db_mode 1 (write-through) and 2 (write-back) look alike on the wire')}")
+        add(f"  storage: local{_c('a table of the node its own (a shared one would answer on the backup too)')}")
+        if r.profile.startswith("kamailio"):
+            add(f"  preload: first_worker{_c('Kamailio usrloc: the first UDP worker preloads the table while the others answer')}")
+    elif pe is not None:
+        add(f"  # persistence: {'memory' if pe['verdict'] == 'memory' else pe['verdict']} ({pe['evidence']})")
     if r.latency.observed:
         mean = _clamp(round(r.latency.value or 0.0, 6), 1e-6, 3600.0)
         add(f"  service_time: {{dist: exponential, mean: {duration_text(mean)}}}"
