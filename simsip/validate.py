@@ -1409,7 +1409,9 @@ def _settings(cfg: Scenario) -> str:
     hc = cfg.ha.health_check
     check = "" if hc is None else f", check {hc.interval:g}s×{hc.fall}" + (f" w{hc.weight:+d}" if hc.weight else "")
     return (f"{fl.count} {ph.transport.upper()} phones, E {E:g}s/R {R:g}s, retry {ph.retry.interval:g}s, "
-            f"T1 {ph.timers.t1 * 1000:g}ms; {cfg.registrar.data}; VRRPv{v.version} {v.advert_int:g}s "
+            f"T1 {ph.timers.t1 * 1000:g}ms; {cfg.registrar.data}"
+            f"{'' if cfg.registrar.persistence == 'memory' else ' ' + cfg.registrar.persistence.replace('_', '-')}"
+            f"; VRRPv{v.version} {v.advert_int:g}s "
             f"{'/'.join(str(n.priority) for n in cfg.ha.nodes)}{'' if v.preempt else ' nopreempt'}{check}; {faults}")
 
 
