@@ -363,3 +363,119 @@ def test_fcfs_runs_served_vectorised_are_the_one_by_one_recursion(workers, load,
     for x, y in ((pv, pp), (av, ap)):
         assert np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1])
     assert hv == hp and wv == wp and qv == qp and bv == bp
+
+
+def _fcfs_case(workers, load, lulls=0.03):
+    """A registrar of ``workers`` workers (10 ms exponential service, queue limit 40) and arrivals
+    at ``load``, with lulls between the queueing episodes (all within the bins' horizon)."""
+    rng = np.random.default_rng(workers * 10 + int(load * 10))
+    doc = matrix_doc("keepalived", "node_crash", "plain", 1)
+    doc["registrar"].update({"workers": workers, "queue_limit": 40,
+                             "service_time": {"dist": "exponential", "mean": "10ms"}})
+    cfg = Scenario.model_validate(doc, context={"strict_units": True})
+    n = min(4_000, int(200 / (0.010 / workers / load * 1.9)))
+    gaps = rng.exponential(0.010 / workers / load, n) * (1 + 30 * (rng.random(n) < lulls))
+    return cfg, np.cumsum(gaps) + 1.0, rng.exponential(0.010, n)
+
+
+def _fcfs_outcome(cfg, arrive, s, workers, monkeypatch, **attrs):
+    """Peek and apply the recursion over all arrivals on a fresh registrar: finishes, admissions,
+    the workers' free times, the queue and its bins."""
+    reg = Model(cfg).registrars[0]
+    reg.free_at = [0.0] * workers
+    for k, v in attrs.items():
+        monkeypatch.setattr(type(reg), k, v)
+    n = len(arrive)
+    peek = reg._fcfs(arrive, s, n, False)
+    applied = reg._fcfs(arrive, s, n, True)
+    monkeypatch.undo()
+    return (peek[0].tolist(), peek[1].tolist(), applied[0].tolist(), applied[1].tolist(), sorted(reg.free_at),
+            list(reg.waiting), list(reg.queue_bins.v), list(reg.wait_bins.v))
+
+
+@pytest.mark.parametrize("workers,load", [(1, 0.1), (4, 0.3), (8, 0.95)])
+def test_fcfs_results_do_not_depend_on_how_far_it_looks_for_a_run(workers, load, monkeypatch):
+    """The recursion looks for a run of free workers over an adaptive window (RUN_LOOK doubling to
+    RUN_CHUNK while runs fill it): every window gives the one-by-one recursion's results, and runs
+    that fill the window (its edge inside a run) do occur."""
+    cfg, arrive, s = _fcfs_case(workers, load)
+    ref = _fcfs_outcome(cfg, arrive, s, workers, monkeypatch, FREE_RUN=10 ** 9)
+    filled = []
+    orig = registrar_mod.RegistrarNode._free_run
+
+    def watching(heap, ar, fr, _o=orig):
+        k = _o(heap, ar, fr)
+        filled.append(k == len(ar))
+        return k
+
+    for look, chunk in ((16, 16), (16, 4096), (64, 4096), (4096, 4096), (10 ** 6, 10 ** 6)):
+        got = _fcfs_outcome(cfg, arrive, s, workers, monkeypatch, RUN_LOOK=look, RUN_CHUNK=chunk,
+                            _free_run=staticmethod(watching))
+        assert got == ref, f"look-ahead {look}..{chunk}: the recursion's results changed"
+    assert any(filled) and not all(filled), "no window edge inside a run and outside one: nothing was tested"
+
+
+def test_negative_control_a_run_test_wrong_at_the_window_edge_is_caught(monkeypatch):
+    """A free-run test that counts the last arrivals of its window as free (an off-by-one at the
+    edge of the look-ahead) must make the recursion's results differ from the one-by-one ones."""
+    cfg, arrive, s = _fcfs_case(4, 0.6)
+    ref = _fcfs_outcome(cfg, arrive, s, 4, monkeypatch, FREE_RUN=10 ** 9)
+    orig = registrar_mod.RegistrarNode._free_run
+
+    def edge_blind(heap, ar, fr, _o=orig):
+        k = _o(heap, ar, fr)
+        return len(ar) if k >= len(ar) - 2 else k
+
+    got = _fcfs_outcome(cfg, arrive, s, 4, monkeypatch, RUN_LOOK=16, RUN_CHUNK=16,
+                        _free_run=staticmethod(edge_blind))
+    assert got != ref
+
+
+def _peek_commit(cfg, arrive, s_unused, workers, m, tamper=None):
+    """bulk_peek over all arrivals, then bulk_commit of the first ``m``: the registrar's workers,
+    queue, bins and served count afterwards. ``tamper(reg)`` runs between the two."""
+    model = Model(cfg)
+    reg = model.registrars[0]
+    reg.free_at = [0.0] * workers
+    n = len(arrive)
+    phones = np.arange(n, dtype=np.int64)
+    if n > cfg.phones:
+        reg.store.grow(n - cfg.phones)
+    finish, granted, ok = reg.bulk_peek(phones, arrive, arrive + 100.0, 1e9, 3600.0)
+    assert reg._queued, "no queue in the peek: the comparison proves nothing"
+    if tamper is not None:
+        tamper(reg)
+    reg.bulk_commit(phones[:m], np.arange(m, dtype=np.int64), arrive[:m], finish[:m], granted[:m])
+    return (sorted(reg.free_at), list(reg.waiting), list(reg.queue_bins.v), list(reg.wait_bins.v), reg.served,
+            reg.service_vec.stream._ei)
+
+
+@pytest.mark.parametrize("part", [1.0, 0.5])
+def test_bulk_commit_adopting_its_peek_is_the_recursion_applied_again(part):
+    """bulk_commit keeps what its peek's recursion left (workers, queue, bin updates) when it serves
+    every arrival the peek looked at, and runs the recursion again for a prefix: both give what
+    running it again gives."""
+    cfg, arrive, s = _fcfs_case(4, 0.6)
+    m = int(len(arrive) * part)
+    adopted = _peek_commit(cfg, arrive, s, 4, m)
+    again = _peek_commit(cfg, arrive, s, 4, m, tamper=lambda reg: setattr(reg, "_peeked", None))
+    assert adopted == again
+
+
+def test_negative_control_adopting_a_longer_peek_or_losing_its_bins_is_caught():
+    """Adopting the peek's state for a shorter commit, or without the peek's bin updates, must differ."""
+    cfg, arrive, s = _fcfs_case(4, 0.6)
+    n = len(arrive)
+    again = _peek_commit(cfg, arrive, s, 4, n // 2, tamper=lambda reg: setattr(reg, "_peeked", None))
+
+    def longer(reg):
+        reg._peeked = (n // 2, *reg._peeked[1:])
+
+    assert _peek_commit(cfg, arrive, s, 4, n // 2, tamper=longer) != again
+    again = _peek_commit(cfg, arrive, s, 4, n, tamper=lambda reg: setattr(reg, "_peeked", None))
+
+    def no_bins(reg):
+        reg._peeked = (*reg._peeked[:3], [], [])
+
+    got = _peek_commit(cfg, arrive, s, 4, n, tamper=no_bins)
+    assert got[:2] == again[:2] and got != again
