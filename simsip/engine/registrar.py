@@ -55,6 +55,10 @@ from simsip.protocols.registration import contacts_after, grant_expiry, reported
 NEVER = float("-inf")
 
 
+#: 0, 1, 2, ... for the free-run test's windows (RUN_CHUNK at most)
+_ARANGE = np.arange(4096)
+
+
 class ReceiveQueue:
     """What waits in a registrar socket's receive queue: the requests no worker has read yet, in
     arrival order (each one's read time ``start``, non-decreasing, its arrival and its truesize),
@@ -873,10 +877,11 @@ class RegistrarNode:
         n = len(arrive)
         s = self.service_vec.peek(n)
         finish = arrive + s
-        c = self.workers
-        busy = (c - np.searchsorted(np.sort(np.array(self.free_at)), arrive, side="right")
-                + np.arange(n) - np.searchsorted(np.sort(finish), arrive, side="right"))
-        free = busy < c
+        # free: fewer than c of the workers' free times and the earlier finishes lie after a_i,
+        # i.e. i < #(free_at ∪ finish ≤ a_i) (see _free_run)
+        both = np.concatenate((self.free_at, finish))
+        both.sort()
+        free = np.arange(n) < both.searchsorted(arrive, side="right")
         self._queued = not free.all()
         if self._queued:  # someone waits: the first-come-first-served recursion, one by one
             finish, free = self._fcfs(arrive, s, len(arrive), False, keep=True)
@@ -908,11 +913,14 @@ class RegistrarNode:
         """How many of the arrivals ``ar`` (finishing at ``fr`` if they start on arrival) find a
         worker free one after another, from the first, with the workers' free times ``heap`` and
         nothing waiting (the test of :meth:`bulk_peek`, on a window)."""
-        c = len(heap)
-        busy = (c - np.searchsorted(np.sort(np.array(heap)), ar, side="right")
-                + np.arange(len(ar)) - np.searchsorted(np.sort(fr), ar, side="right"))
-        waits = busy >= c
-        return int(np.argmax(waits)) if waits.any() else len(ar)
+        # arrival k is busy-blocked when c − #(heap ≤ a_k) + k − #(fr ≤ a_k) ≥ c, i.e. when
+        # k ≥ #(heap ∪ fr ≤ a_k): one sort and one search of the union instead of two of each
+        both = np.concatenate((heap, fr))
+        both.sort()
+        n = len(ar)
+        waits = (_ARANGE[:n] if n <= _ARANGE.size else np.arange(n)) >= both.searchsorted(ar, side="right")
+        k = int(waits.argmax())
+        return k if waits[k] else n
 
     def _fcfs(self, arrive, s, m: int, apply: bool, keep: bool = False):
         """What :meth:`receive` does with the workers and the queue for the first ``m`` arrivals
