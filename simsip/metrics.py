@@ -433,6 +433,29 @@ def count_at(starts: np.ndarray, ends: np.ndarray, grid: np.ndarray) -> np.ndarr
     return at_or_before(np.asarray(starts, dtype=np.float64)) - at_or_before(np.asarray(ends, dtype=np.float64))
 
 
+def vrrp_masters(changes, grid: np.ndarray) -> np.ndarray:
+    """How many VRRP instances are master at each grid time, from the (time, node, state)
+    transitions (the last one at or before the grid time counts; at one instant, the later in
+    the log)."""
+    masters = np.zeros(grid.size, dtype=np.int64)
+    if not changes:
+        return masters
+    changes = sorted(changes, key=lambda x: x[0])  # stable: a node's changes at one instant keep their order
+    state: dict[str, str] = {}
+    was = 0
+    times, counts = [], []
+    for t, node, st in changes:  # the count after each change
+        state[node] = st
+        now = sum(1 for v in state.values() if v == "master")
+        if now != was or not times:
+            times.append(t)
+            counts.append(now)
+            was = now
+    # each grid time takes the count after the last change at or before it
+    k = np.searchsorted(np.asarray(times, dtype=np.float64), grid, side="right") - 1
+    return np.where(k >= 0, np.asarray(counts, dtype=np.int64)[np.maximum(k, 0)], 0)
+
+
 def registered_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray]:
     t = np.frombuffer(log.ph_t, dtype=np.float64)
     p = np.frombuffer(log.ph_p, dtype=np.int64)
@@ -566,10 +589,13 @@ def _recovery_table(disturb, dt, op, os_, oe, H, replication, fleet_names, fleet
 
 
 def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.Generator,
-            per_phone: bool = True) -> RepMetrics:
+            per_phone: bool = True, tables: bool = True) -> RepMetrics:
     """One replication's tables and headline figures from its run log. ``per_phone=False`` leaves
     the per-phone tables (outages, recovery) empty and computes every figure all the same (a
-    sweep or a plan keeps only the figures)."""
+    sweep or a plan keeps only the figures). ``tables=False`` (implies ``per_phone=False``) builds
+    no table at all — every table empty, no ``storm`` figures — and only what the headline figures
+    and counters need, computed by the same code as with the tables."""
+    per_phone = per_phone and tables
     H = log.horizon
     res = log.res
     n = cfg.phones
@@ -587,8 +613,11 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         _, ws, we = reachable_intervals(log, lookup, dns_targets, connections=False)
         held = count_at(ws, we, grid)  # a binding on the serving node, with or without the connection
         no_conn = (held - reach, float((we - ws).sum() - (re_ - rs).sum()))
-    reg_s, reg_e = registered_intervals(log)
-    registered = count_at(reg_s, reg_e, grid)
+    if tables:
+        reg_s, reg_e = registered_intervals(log)
+        registered = count_at(reg_s, reg_e, grid)
+    else:  # a timeseries column only
+        registered = np.zeros(0, dtype=np.int64)
     ts = {"replication": replication, "time": grid, "registered": registered, "reachable": reach}
     if no_conn is not None:
         ts["no_connection"] = no_conn[0]
@@ -626,30 +655,25 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         ts["conflicts"] = np.minimum(misplaced + div, n)
     else:
         ts["conflicts"] = np.zeros(nb, dtype=np.int64)
-    masters = np.zeros(nb, dtype=np.int64)
-    state: dict[str, str] = {}
-    changes = sorted(log.vrrp, key=lambda x: x[0])
-    k = 0
-    for gi, t in enumerate(grid):
-        while k < len(changes) and changes[k][0] <= t:
-            state[changes[k][1]] = changes[k][2]
-            k += 1
-        masters[gi] = sum(1 for v in state.values() if v == "master")
+    masters = vrrp_masters(log.vrrp, grid)
     ts["vrrp_masters"] = masters
     # bindings held in memory per store (expired ones stay until the registrar's purge timer)
-    for si, st in enumerate(log.stores):
+    for si, st in enumerate(log.stores if tables else ()):
         _, bs, be = _merge_touching(*_store_segments(st, H, cfg.registrar.removal_interval))
         label = "shared" if cfg.registrar.data == "shared" else log.node_names[log.store_of_node.index(si)]
         ts[f"bindings_{label}"] = count_at(bs, be, grid)
     for st in log.stores:  # every use of the sorted saves is behind us
         if getattr(st, "sorted_cache", None) is not None:
             st.sorted_cache = None
-    owner = np.full(nb, "", dtype=object)
-    for a, b, node in serving:
-        k = (grid >= a) & (grid < b)
-        owner[k] = log.node_names[node] if node >= 0 else ""
-    ts["vip_node"] = owner
-    timeseries = TIMESERIES.conform(ts)
+    if tables:
+        owner = np.full(nb, "", dtype=object)
+        for a, b, node in serving:
+            k = (grid >= a) & (grid < b)
+            owner[k] = log.node_names[node] if node >= 0 else ""
+        ts["vip_node"] = owner
+        timeseries = TIMESERIES.conform(ts)
+    else:
+        timeseries = TIMESERIES.empty()
     if big:
         release()  # before the per-phone tables, the largest allocations of all
 
@@ -723,14 +747,22 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         release()
     recovery, fr, fcens = _recovery_table(disturb, dt, op, os_, oe, H, replication, fleet_names, fleet_of,
                                           table=per_phone)
-    faults = FAULTS.conform(pd.DataFrame(fault_rows, columns=list(FAULTS.required)))
-    vip = VIP.conform(
-        {
-            "replication": np.full(len(serving), replication, dtype=np.int64),
-            "time": np.array([a for a, b, nd in serving], dtype=float),
-            "node": [log.node_names[nd] if nd >= 0 else "" for a, b, nd in serving],
-        }
-    )
+    if tables:
+        faults = FAULTS.conform(pd.DataFrame(fault_rows, columns=list(FAULTS.required)))
+        vip = VIP.conform(
+            {
+                "replication": np.full(len(serving), replication, dtype=np.int64),
+                "time": np.array([a for a, b, nd in serving], dtype=float),
+                "node": [log.node_names[nd] if nd >= 0 else "" for a, b, nd in serving],
+            }
+        )
+    else:
+        faults, vip = FAULTS.empty(), VIP.empty()
+
+    def mean_of(cause: str, column: str) -> float:
+        """The mean of a faults-table column over the rows of one cause (NaN: none), as pandas
+        takes it from the table."""
+        return float(pd.Series([r[column] for r in fault_rows if r["cause"] == cause], dtype="float64").mean())
 
     # headline figures
     unreach_total = float(dur.sum())
@@ -751,8 +783,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fault_loss = float(np.clip(b - a, 0, None).sum())
     fig["unreachable_phone_seconds_after_disturbances"] = fault_loss
     fig["min_reachable_fraction"] = float(reach.min() / n) if n else math.nan
-    fig["vip_move_time"] = float(faults[faults["cause"] == "fault"]["vip_move_time"].mean()) if len(faults) else math.nan
-    fig["detection_time"] = float(faults[faults["cause"] == "fault"]["detection_time"].mean()) if len(faults) else math.nan
+    fig["vip_move_time"] = mean_of("fault", "vip_move_time") if fault_rows else math.nan
+    fig["detection_time"] = mean_of("fault", "detection_time") if fault_rows else math.nan
     fig["split_brain_seconds"] = float((masters >= 2).sum() * res)
     fig["conflict_phone_seconds"] = float(ts["conflicts"].sum() * res)
     fig["peak_conflicts"] = float(ts["conflicts"].max()) if nb else 0.0
@@ -765,21 +797,21 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fig["loss_minutes_per_phone_year"] = unreach_total / max(n, 1) / 60.0 * (year / H)
     fig["faults"] = float(len(log.faults))
     fig["failback_vip_move_time"] = (
-        float(faults[faults["cause"] == "repair"]["vip_move_time"].mean()) if (faults["cause"] == "repair").any() else math.nan
+        mean_of("repair", "vip_move_time") if any(r["cause"] == "repair" for r in fault_rows) else math.nan
     )
     # REGISTER load
     cap = cfg.registrar.worker_limit / max(cfg.registrar.service_time.expected, 1e-12)
     fig["capacity_per_s"] = cap
-    rx_cols = [c for c in timeseries.columns if c.startswith("register_rx_")]
-    rate = timeseries[rx_cols].to_numpy().max(axis=1) / res if rx_cols else np.zeros(nb)
+    rx_cols = [c for c in ts if c.startswith("register_rx_")]  # the bins' columns, as in the table
+    rate = np.column_stack([ts[c] for c in rx_cols]).max(axis=1) / res if rx_cols else np.zeros(nb)
     fig["peak_register_rate"] = float(rate.max()) if rate.size else 0.0
     first_fault = min((f.time for f in log.faults if not fault_table.kind(f.kind).arms), default=H)
-    pre = timeseries["time"].to_numpy() < first_fault - res
+    pre = grid < first_fault - res
     fig["steady_register_rate"] = float(rate[pre].mean()) if pre.any() else math.nan
     fig["peak_load_vs_capacity"] = fig["peak_register_rate"] / cap if cap else math.nan
-    fig["retransmissions"] = float(timeseries.get("retransmissions", pd.Series([0])).sum())
-    fig["timeouts"] = float(timeseries.get("timeouts", pd.Series([0])).sum())
-    fig["responses_503"] = float(timeseries.get("resp_503", pd.Series([0])).sum())
+    fig["retransmissions"] = float(ts["retransmissions"].sum()) if "retransmissions" in ts else 0.0
+    fig["timeouts"] = float(ts["timeouts"].sum()) if "timeouts" in ts else 0.0
+    fig["responses_503"] = float(ts["resp_503"].sum()) if "resp_503" in ts else 0.0
     # failed inbound calls (Poisson thinning over each phone's unreachable time)
     lam = np.array([f.phone.calls_per_hour for f in cfg.fleets])  # per second
     if lam.any():
@@ -790,9 +822,12 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fig["calls_total_expected"] = float(sum(f.count * f.phone.calls_per_hour for f in cfg.fleets) * H)
     trunk_out = TRUNK_OUTAGES.empty()
     if cfg.trunks:
-        trunk_out = trunk_outages(cfg, log, replication)
-        fig.update(trunk_figures(cfg, log, trunk_out, calls_rng))
-    storm = storm_figures(timeseries, t1=min(f.phone.timers.t1 for f in cfg.fleets), replication=replication)
+        out = trunk_outages(cfg, log, replication)
+        fig.update(trunk_figures(cfg, log, out, calls_rng))
+        if tables:
+            trunk_out = out
+    storm = storm_figures(timeseries, t1=min(f.phone.timers.t1 for f in cfg.fleets),
+                          replication=replication) if tables else {}
     return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters), trunk_out, storm,
                       dict(getattr(log, "engine", {}) or {}))
 

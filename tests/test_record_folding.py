@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -273,3 +274,103 @@ def test_each_kind_of_late_save(case):
         assert _segments(folded, 20.0, 3.0) == _segments(plain, 20.0, 3.0)
     else:  # what folding it anyway would get wrong
         assert _segments(folded, 20.0, None) != _segments(plain, 20.0, None) or case == "deep inside the row"
+
+
+LEAN_CELLS = ["keepalived-node_crash-plain", "pacemaker-partition-dual", "weighted-db_crash-storm",
+              "cold-process_restart-random_faults", "heartbeat-link_down-tcp_nat", "keepalived-node_crash-sbc_trunks",
+              "keepalived-partition-plain"]
+
+
+def _same_figures(a: dict, b: dict) -> list[str]:
+    """The figures that differ (exactly; NaN equals NaN), and a difference in their order."""
+    out = [k for k in a if not (a[k] == b.get(k) or (a[k] != a[k] and b.get(k) != b.get(k)))]
+    return out + (["<order>"] if list(a) != list(b) else [])
+
+
+@pytest.mark.parametrize("cid", LEAN_CELLS)
+def test_figures_without_any_table_are_the_same(cid):
+    """A sweep point or plan candidate keeps only figures and counters (``tables=False``): no table,
+    no storm figures, and the figures (in the same order: the runs table's columns) and counters
+    of the full metrics."""
+    cfg = dict(CELLS)[cid]
+    log = Model(cfg).run()
+    full = metrics.compute(cfg, log, 0, np.random.default_rng(2))
+    bare = metrics.compute(cfg, log, 0, np.random.default_rng(2), tables=False)
+    assert all(not len(getattr(bare, t)) for t in (*TABLES, "trunk_outages")) and bare.storm == {}
+    assert len(full.timeseries) and len(full.faults)
+    assert not _same_figures(full.figures, bare.figures), _same_figures(full.figures, bare.figures)
+    assert full.counters == bare.counters
+
+
+@pytest.mark.parametrize("cid", LEAN_CELLS)
+def test_figures_read_without_the_tables_are_those_of_the_tables(cid):
+    """The figures taken from the time-series columns and the fault rows before any table is built
+    are what the tables give: VIP move, detection and failback times (the faults table's means),
+    REGISTER rates and counts (the timeseries' columns), split brain and conflicts."""
+    cfg = dict(CELLS)[cid]
+    rm = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
+    fig, ts, faults, res = rm.figures, rm.timeseries, rm.faults, cfg.output.resolution
+    want = {
+        "vip_move_time": float(faults[faults["cause"] == "fault"]["vip_move_time"].mean()),
+        "detection_time": float(faults[faults["cause"] == "fault"]["detection_time"].mean()),
+        "failback_vip_move_time": (float(faults[faults["cause"] == "repair"]["vip_move_time"].mean())
+                                   if (faults["cause"] == "repair").any() else math.nan),
+        "retransmissions": float(ts.get("retransmissions", pd.Series([0])).sum()),
+        "timeouts": float(ts.get("timeouts", pd.Series([0])).sum()),
+        "responses_503": float(ts.get("resp_503", pd.Series([0])).sum()),
+        "split_brain_seconds": float((ts["vrrp_masters"] >= 2).sum() * res),
+        "conflict_phone_seconds": float(ts["conflicts"].sum() * res),
+    }
+    rate = ts[[c for c in ts.columns if c.startswith("register_rx_")]].to_numpy().max(axis=1) / res
+    want["peak_register_rate"] = float(rate.max())
+    first = faults.loc[faults["cause"] == "fault", "time"].min()
+    pre = ts["time"].to_numpy() < first - res
+    if pre.any():
+        want["steady_register_rate"] = float(rate[pre].mean())
+    assert not _same_figures(want, {k: fig[k] for k in want}), _same_figures(want, {k: fig[k] for k in want})
+    if cid == "keepalived-partition-plain":  # the cell where split brain and conflicts happen
+        assert fig["split_brain_seconds"] > 0 and fig["conflict_phone_seconds"] > 0
+
+
+def _masters_by_walking(changes, grid):
+    """The grid walk the masters column was computed with: apply the changes up to each grid time."""
+    out = np.zeros(grid.size, dtype=np.int64)
+    state: dict[str, str] = {}
+    changes = sorted(changes, key=lambda x: x[0])
+    k = 0
+    for gi, t in enumerate(grid):
+        while k < len(changes) and changes[k][0] <= t:
+            state[changes[k][1]] = changes[k][2]
+            k += 1
+        out[gi] = sum(1 for v in state.values() if v == "master")
+    return out
+
+
+_changes = st.lists(st.tuples(st.integers(0, 40).map(lambda x: x / 4), st.sampled_from(["a", "b", "c"]),
+                              st.sampled_from(["master", "backup", "fault", "init"])), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_changes)
+def test_vrrp_masters_is_the_grid_walk(changes):
+    """The vectorised masters count (one search of the grid in the change times) is the walk over
+    the grid, with several changes at one instant (the last one in the log wins) and on grid times."""
+    grid = np.arange(0.0, 10.0, 0.5)
+    assert np.array_equal(metrics.vrrp_masters(changes, grid), _masters_by_walking(changes, grid))
+
+
+def test_negative_control_masters_that_take_the_first_change_at_an_instant_are_caught():
+    """A count that keeps the first of several changes at one instant (a deliberately broken
+    lookup) must differ from the walk; the real one must not."""
+    def first_wins(changes, grid):
+        seen, kept = set(), []
+        for c in sorted(changes, key=lambda x: x[0]):
+            if c[0] not in seen:
+                kept.append(c)
+                seen.add(c[0])
+        return metrics.vrrp_masters(kept, grid)
+
+    changes = [(1.0, "a", "master"), (2.0, "b", "master"), (2.0, "a", "backup")]
+    grid = np.arange(0.0, 4.0, 0.5)
+    assert not np.array_equal(first_wins(changes, grid), _masters_by_walking(changes, grid))
+    assert np.array_equal(metrics.vrrp_masters(changes, grid), _masters_by_walking(changes, grid))
