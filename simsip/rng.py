@@ -31,9 +31,12 @@ def generator(seed: int, replication: int, name: str) -> np.random.Generator:
 
 
 class Stream:
-    """A named stream with buffered scalar draws (uniform, exponential, normal)."""
+    """A named stream with buffered scalar draws (uniform, exponential, normal).
 
-    __slots__ = ("name", "gen", "_u", "_ui", "_e", "_ei", "_n", "_ni")
+    The uniform and exponential blocks are kept twice: as a list (what a scalar draw indexes) and
+    as the array they were drawn as (what :meth:`ahead` hands out views of), the same numbers."""
+
+    __slots__ = ("name", "gen", "_u", "_ui", "_e", "_ei", "_n", "_ni", "_ua", "_ea")
 
     def __init__(self, seed: int, replication: int, name: str):
         self.name = name
@@ -44,12 +47,15 @@ class Stream:
         self._ei = 0
         self._n: list[float] = []
         self._ni = 0
+        self._ua = _EMPTY
+        self._ea = _EMPTY
 
     def random(self) -> float:
         """Uniform on [0, 1)."""
         i = self._ui
         if i >= len(self._u):
-            self._u = self.gen.random(_BLOCK).tolist()
+            a = self.gen.random(_BLOCK)
+            self._u, self._ua = a.tolist(), a
             i = 0
         self._ui = i + 1
         return self._u[i]
@@ -60,7 +66,8 @@ class Stream:
     def exponential(self, mean: float) -> float:
         i = self._ei
         if i >= len(self._e):
-            self._e = self.gen.standard_exponential(_BLOCK).tolist()
+            a = self.gen.standard_exponential(_BLOCK)
+            self._e, self._ea = a.tolist(), a
             i = 0
         self._ei = i + 1
         return self._e[i] * mean
@@ -76,22 +83,39 @@ class Stream:
     def ahead(self, kind: str, n: int) -> np.ndarray:
         """The next ``n`` draws of ``kind`` (``"u"`` uniform, ``"e"`` standard exponential) as an
         array, without consuming them: the same numbers the next ``n`` scalar calls would return
-        (blocks are drawn exactly as the scalar path draws them). :meth:`skip` consumes them."""
-        attr, gen = ("_u", self.gen.random) if kind == "u" else ("_e", self.gen.standard_exponential)
-        buf, i = getattr(self, attr), getattr(self, attr + "i")
+        (blocks are drawn exactly as the scalar path draws them). :meth:`skip` consumes them.
+        The array is a read-only view of the stream's buffer."""
+        if kind == "u":
+            buf, arr, i, gen = self._u, self._ua, self._ui, self.gen.random
+        else:
+            buf, arr, i, gen = self._e, self._ea, self._ei, self.gen.standard_exponential
         if len(buf) - i < n:
             buf = buf[i:]
-            i = 0
+            parts = [arr[i:]]
             while len(buf) < n:
-                buf.extend(gen(_BLOCK).tolist())
-            setattr(self, attr, buf)
-            setattr(self, attr + "i", 0)
-        return np.array(buf[i : i + n], dtype=np.float64)
+                a = gen(_BLOCK)
+                buf.extend(a.tolist())
+                parts.append(a)
+            arr = np.concatenate(parts)
+            arr.flags.writeable = False
+            if kind == "u":
+                self._u, self._ua, self._ui = buf, arr, 0
+            else:
+                self._e, self._ea, self._ei = buf, arr, 0
+            i = 0
+        out = arr[i : i + n]
+        out.flags.writeable = False
+        return out
 
     def skip(self, kind: str, k: int) -> None:
         """Consume ``k`` draws of ``kind`` that :meth:`ahead` made available."""
-        attr = "_ui" if kind == "u" else "_ei"
-        setattr(self, attr, getattr(self, attr) + k)
+        if kind == "u":
+            self._ui += k
+        else:
+            self._ei += k
+
+
+_EMPTY = np.zeros(0)
 
 
 class Streams:

@@ -479,3 +479,47 @@ def test_negative_control_adopting_a_longer_peek_or_losing_its_bins_is_caught():
 
     got = _peek_commit(cfg, arrive, s, 4, n, tamper=no_bins)
     assert got[:2] == again[:2] and got != again
+
+
+def _interleaved(stream, kind):
+    """Scalar draws and peeks/skips of one stream, interleaved as the engine does (event-path
+    draws between bulk steps), across block boundaries: the numbers in the order they are used."""
+    draw = stream.random if kind == "u" else (lambda: stream.exponential(1.0))
+    got = []
+    for k, scalars in ((1, 3), (7, 4090), (4095, 1), (2, 0), (4096, 5000), (3000, 2), (899, 4096)):
+        ahead = stream.ahead(kind, k + 13)
+        got.extend(ahead[:k].tolist())
+        stream.skip(kind, k)
+        got.extend(draw() for _ in range(scalars))
+    return got
+
+
+@pytest.mark.parametrize("kind", ["u", "e"])
+def test_draws_ahead_interleaved_with_scalar_draws_are_the_scalar_draws(kind):
+    """A stream's peeks (array views of its buffer) and its scalar draws, interleaved, hand out
+    the numbers of the scalar draws alone, in order; a peek cannot be written into."""
+    ref = Stream(9, 1, "svc")
+    draw = ref.random if kind == "u" else (lambda: ref.exponential(1.0))
+    got = _interleaved(Stream(9, 1, "svc"), kind)
+    assert got == [draw() for _ in range(len(got))]
+    view = Stream(9, 1, "svc").ahead(kind, 10)
+    with pytest.raises(ValueError):
+        view[0] = 0.5
+
+
+def test_negative_control_a_peek_that_loses_its_place_at_a_refill_is_caught(monkeypatch):
+    """Peeks that, when they refill the buffer, start the new block at the old index (a buffer and
+    its view out of step) must hand out other numbers than the scalar draws."""
+    orig = Stream.ahead
+
+    def stale(self, kind, n, _o=orig):
+        i = self._ui if kind == "u" else self._ei
+        out = _o(self, kind, n)
+        if kind == "u" and self._ui == 0 and i:  # refilled: serve from where the old block was
+            return np.concatenate((out, np.zeros(i)))[i:i + n]
+        return out
+
+    monkeypatch.setattr(Stream, "ahead", stale)
+    ref = Stream(9, 1, "svc")
+    got = _interleaved(Stream(9, 1, "svc"), "u")
+    assert got != [ref.random() for _ in range(len(got))]
