@@ -523,3 +523,40 @@ def test_negative_control_a_peek_that_loses_its_place_at_a_refill_is_caught(monk
     ref = Stream(9, 1, "svc")
     got = _interleaved(Stream(9, 1, "svc"), "u")
     assert got != [ref.random() for _ in range(len(got))]
+
+
+@pytest.mark.parametrize("spread", [0.5, 3.0, 400.0])
+def test_bins_add_is_one_add_per_time(spread):
+    """Adding a batch's times to the bins at once (a slice of the span, or bin by bin when the
+    times are sparse) is ``add`` once per time, bins outside the run left alone."""
+    from simsip.engine.records import Bins
+
+    rng = np.random.default_rng(int(spread * 10))
+    for n in (1, 5, 300, 5000):
+        times = np.sort(rng.random(n) * spread + rng.random() * 100.0 - 2.0)
+        one, many = Bins(0.25, 100.0), Bins(0.25, 100.0)
+        for t in times.tolist():
+            one.add(t)
+        phones_mod.bins_add(many, times)
+        assert one.v == many.v and all(type(x) is int for x in many.v)
+
+
+@pytest.mark.parametrize("n", [5, 300, 1023, 1024, 5000])
+def test_start_on_arrival_test_is_the_count_of_busy_workers(n):
+    """The free-worker test of a bulk step (by a search of the sorted union, or for long batches
+    from one stable sort of the union with the arrivals) is the direct count: arrival i starts on
+    arrival when fewer than c of the workers' free times and earlier finishes lie after it —
+    with ties between arrivals, finishes and free times (service times > 0: an arrival served in
+    no time is never applied in bulk)."""
+    rng = np.random.default_rng(n)
+    seen = set()
+    for c in (1, 4, 16):
+        arrive = np.sort(np.round(rng.random(n) * n * 0.002, 3))  # rounded: ties
+        finish = arrive + np.round(rng.exponential(0.004, n), 3) + 0.001  # service > 0, as a bulk step needs
+        free_at = np.round(rng.random(c) * 0.01, 3).tolist()
+        want = np.array([sum(x > a for x in free_at) + int((finish[:i] > a).sum()) < c
+                         for i, a in enumerate(arrive.tolist())])
+        got = registrar_mod._start_on_arrival(free_at, finish, arrive)
+        assert np.array_equal(got, want[: len(got)]) and len(got) == n
+        seen.update(want.tolist())
+    assert seen == {True, False} or n < 50  # arrivals that wait and arrivals that do not

@@ -1229,6 +1229,11 @@ def bins_add(b, times) -> None:
             v[i] += len(idx)
         return
     counts = np.bincount(idx - lo)
+    a, z = max(lo, 0), min(lo + counts.size, b.n)  # the bins inside the run
+    if z - a <= 4 * len(idx):  # a dense span (a batch's times): one slice of the bins, added as an array
+        if a < z:
+            v[a:z] = (np.array(v[a:z], dtype=np.int64) + counts[a - lo:z - lo]).tolist()
+        return
     for k in np.flatnonzero(counts).tolist():
         i = lo + k
         if 0 <= i < b.n:

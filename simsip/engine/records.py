@@ -186,16 +186,20 @@ class StoreLog:
         prev = np.frombuffer(f.prev, dtype=np.float64)
         i = row[ids]
         has = i >= 0
+        every = bool(has.all())  # the steady state: every phone has a row (no masking needed)
         lt = last[ids]
         if len(self.until):
             uview = np.frombuffer(self.until, dtype=np.float64)
-            ru = np.where(has, uview[np.maximum(i, 0)], -math.inf)
+            at = i if every else np.maximum(i, 0)
+            ru = uview[at] if every else np.where(has, uview[at], -math.inf)
             clear_ok = True if self.last_clear == -math.inf else (
-                np.frombuffer(self.t, dtype=np.float64)[np.maximum(i, 0)] >= self.last_clear)
+                np.frombuffer(self.t, dtype=np.float64)[at] >= self.last_clear)
         else:
             uview, ru, clear_ok = None, np.full(ids.size, -math.inf), True
         in_order = tt >= lt
-        fold = has & in_order & (tt <= ru) & (uu >= tt) & clear_ok
+        fold = in_order & (tt <= ru) & (uu >= tt) & clear_ok
+        if not every:
+            fold &= has
         if fold.all():  # the steady state: every save extends its phone's row
             uview[i] = uu
             prev[ids] = lt
@@ -367,15 +371,18 @@ class RunLog:
         last = np.frombuffer(f.last, dtype=np.float64)
         i = row[ids]
         has = i >= 0
+        every = bool(has.all())  # the steady state: every slot has a row (no masking needed)
         lt = last[ids]
-        late = has & (tt < lt)
+        late = tt < lt if every else has & (tt < lt)
         self.outcomes_inexact += int(late.sum())
         if len(self.ph_v):
             pv = np.frombuffer(self.ph_v, dtype=np.float64)
-            rv = np.where(has, pv[np.maximum(i, 0)], -math.inf)
+            rv = pv[i] if every else np.where(has, pv[np.maximum(i, 0)], -math.inf)
         else:
             pv, rv = None, np.full(ids.size, -math.inf)
-        fold = has & ~late & (vv > 0) & (vv >= tt) & (rv > 0) & (tt <= rv)
+        fold = ~late & (vv > 0) & (vv >= tt) & (rv > 0) & (tt <= rv)
+        if not every:
+            fold &= has
         if fold.all():  # the steady state: every 200 extends its phone's row
             pv[i] = vv
             last[ids] = tt

@@ -59,6 +59,24 @@ NEVER = float("-inf")
 _ARANGE = np.arange(4096)
 
 
+def _start_on_arrival(free_at, finish, arrive) -> np.ndarray:
+    """Whether each arrival (``arrive`` sorted), with every one before it started on arrival, finds
+    a worker free: fewer than c of the workers' free times and of the earlier finishes lie after
+    it, i.e. i < #(free_at ∪ finish ≤ a_i) (a later arrival never finishes before a_i). For a
+    long batch that count is taken from one stable sort of the union and the arrivals together
+    (the arrivals keep their order and sort after equal values: arrival i at sorted position j_i
+    has j_i − i of the union at or before it); otherwise by a search of the sorted union."""
+    n = len(arrive)
+    k = _ARANGE[:n] if n <= _ARANGE.size else np.arange(n)
+    if n >= 1024:
+        m = len(free_at) + n
+        o = np.concatenate((free_at, finish, arrive)).argsort(kind="stable")
+        return k < np.flatnonzero(o >= m) - k
+    both = np.concatenate((free_at, finish))
+    both.sort()
+    return k < both.searchsorted(arrive, side="right")
+
+
 class ReceiveQueue:
     """What waits in a registrar socket's receive queue: the requests no worker has read yet, in
     arrival order (each one's read time ``start``, non-decreasing, its arrival and its truesize),
@@ -877,11 +895,7 @@ class RegistrarNode:
         n = len(arrive)
         s = self.service_vec.peek(n)
         finish = arrive + s
-        # free: fewer than c of the workers' free times and the earlier finishes lie after a_i,
-        # i.e. i < #(free_at ∪ finish ≤ a_i) (see _free_run)
-        both = np.concatenate((self.free_at, finish))
-        both.sort()
-        free = np.arange(n) < both.searchsorted(arrive, side="right")
+        free = _start_on_arrival(self.free_at, finish, arrive)
         self._queued = not free.all()
         if self._queued:  # someone waits: the first-come-first-served recursion, one by one
             finish, free = self._fcfs(arrive, s, len(arrive), False, keep=True)
