@@ -33,17 +33,18 @@ def generator(seed: int, replication: int, name: str) -> np.random.Generator:
 class Stream:
     """A named stream with buffered scalar draws (uniform, exponential, normal).
 
-    The uniform and exponential blocks are kept twice: as a list (what a scalar draw indexes) and
-    as the array they were drawn as (what :meth:`ahead` hands out views of), the same numbers."""
+    The uniform and exponential blocks are kept as the arrays they were drawn as (what
+    :meth:`ahead` hands out views of) and, for the scalar draws, as a list of the same numbers,
+    made from the array when a scalar draw needs it (None until then)."""
 
     __slots__ = ("name", "gen", "_u", "_ui", "_e", "_ei", "_n", "_ni", "_ua", "_ea")
 
     def __init__(self, seed: int, replication: int, name: str):
         self.name = name
         self.gen = generator(seed, replication, name)
-        self._u: list[float] = []
+        self._u: list[float] | None = []
         self._ui = 0
-        self._e: list[float] = []
+        self._e: list[float] | None = []
         self._ei = 0
         self._n: list[float] = []
         self._ni = 0
@@ -53,24 +54,32 @@ class Stream:
     def random(self) -> float:
         """Uniform on [0, 1)."""
         i = self._ui
-        if i >= len(self._u):
+        u = self._u
+        if u is None:
+            u = self._u = self._ua.tolist()
+        if i >= len(u):
             a = self.gen.random(_BLOCK)
-            self._u, self._ua = a.tolist(), a
+            u, self._ua = a.tolist(), a
+            self._u = u
             i = 0
         self._ui = i + 1
-        return self._u[i]
+        return u[i]
 
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * self.random()
 
     def exponential(self, mean: float) -> float:
         i = self._ei
-        if i >= len(self._e):
+        e = self._e
+        if e is None:
+            e = self._e = self._ea.tolist()
+        if i >= len(e):
             a = self.gen.standard_exponential(_BLOCK)
-            self._e, self._ea = a.tolist(), a
+            e, self._ea = a.tolist(), a
+            self._e = e
             i = 0
         self._ei = i + 1
-        return self._e[i] * mean
+        return e[i] * mean
 
     def normal(self) -> float:
         i = self._ni
@@ -86,22 +95,22 @@ class Stream:
         (blocks are drawn exactly as the scalar path draws them). :meth:`skip` consumes them.
         The array is a read-only view of the stream's buffer."""
         if kind == "u":
-            buf, arr, i, gen = self._u, self._ua, self._ui, self.gen.random
+            arr, i, gen = self._ua, self._ui, self.gen.random
         else:
-            buf, arr, i, gen = self._e, self._ea, self._ei, self.gen.standard_exponential
-        if len(buf) - i < n:
-            buf = buf[i:]
+            arr, i, gen = self._ea, self._ei, self.gen.standard_exponential
+        if arr.size - i < n:
             parts = [arr[i:]]
-            while len(buf) < n:
+            have = arr.size - i
+            while have < n:
                 a = gen(_BLOCK)
-                buf.extend(a.tolist())
                 parts.append(a)
+                have += a.size
             arr = np.concatenate(parts)
             arr.flags.writeable = False
             if kind == "u":
-                self._u, self._ua, self._ui = buf, arr, 0
+                self._u, self._ua, self._ui = None, arr, 0  # the list is made again if a scalar draw comes
             else:
-                self._e, self._ea, self._ei = buf, arr, 0
+                self._e, self._ea, self._ei = None, arr, 0
             i = 0
         out = arr[i : i + n]
         out.flags.writeable = False

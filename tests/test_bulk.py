@@ -166,9 +166,11 @@ def test_lognormal_and_normal_service_are_not_batched():
     assert vector_draws(Dist(dist="normal", mean=0.002, sd=0.001), s) is None
 
 
-def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved():
+@pytest.mark.parametrize("radix", [False, True], ids=["sort", "radix"])
+def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved(radix):
     """Entries run at their times, ties in phone order after control events, interleaved with
-    heap events; entries added while running land in later buckets or on the heap."""
+    heap events; entries added while running land in later buckets or on the heap (``radix``:
+    add_many orders every batch by the radix sort of its bucket offsets, as it does a large one)."""
     rng = np.random.default_rng(3)
     times = np.round(rng.random(400) * 20, 1)  # many ties
     phones = rng.permutation(400)
@@ -193,6 +195,7 @@ def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved():
 
         cal = Calendar(sim, 1.0, begin, step)
         cal.MIN_BATCH = 2
+        cal.RADIX_MIN = 0 if radix else 10 ** 9
         if use_cal:
             sim.bulk = cal
             cal.add_many(times, phones, 0)
