@@ -194,7 +194,7 @@ def _bound_connection(conns, p: np.ndarray, until: np.ndarray) -> np.ndarray:
 
 
 def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int] | None = None,
-                        connections: bool = True):
+                        connections: bool = True, segments: list | None = None):
     """Per-phone reachable intervals (phone, start, end), sorted by phone then start, merged.
 
     ``lookup`` (``calls.lookup``): ``vip`` — the binding must be on the node serving the VIP;
@@ -207,14 +207,18 @@ def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int]
     connection the binding was registered over: a new master with a replicated or shared binding
     has none until the phone reconnects and registers again. ``connections=False`` ignores that
     rule (what the loss would be if the node could open a connection to the phone).
+    ``segments``: each store's ``_store_segments(store, horizon, with_until=True)`` when the caller
+    has them already.
     """
     conns = getattr(log, "conns", None) if connections else None
     if conns is not None:
         cnode, ct0, cend = connection_spans(conns)
         segs = []
-        for st in log.stores:
-            p, s, e, u = _store_segments(st, log.horizon, with_until=True)
+        for k, st in enumerate(log.stores):
+            p, s, e, u = segments[k] if segments is not None else _store_segments(st, log.horizon, with_until=True)
             segs.append((p, s, e, _bound_connection(conns, p, u)))
+    elif segments is not None:
+        segs = [_merge_touching(p, s, e) for p, s, e, _ in segments]
     else:
         segs = [_merge_touching(*_store_segments(s, log.horizon)) for s in log.stores]
     if lookup == "any_node":
@@ -602,15 +606,19 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     fleet_of = np.repeat(np.arange(len(cfg.fleets)), [f.count for f in cfg.fleets])
     fleet_names = np.array([f.name for f in cfg.fleets])
     lookup, dns_targets = call_lookup(cfg, log)
-    rp, rs, re_ = reachable_intervals(log, lookup, dns_targets)
     big = sum(len(st.t) for st in log.stores) + len(log.ph_t) > 2_000_000
+    # each store's binding lifetimes (with their expiries), for the reachable intervals and the
+    # conflicts: computed once, except in a big run (there each use makes them again, so that they
+    # are not all held at the peak)
+    store_segs = None if big else [_store_segments(st, H, with_until=True) for st in log.stores]
+    rp, rs, re_ = reachable_intervals(log, lookup, dns_targets, segments=store_segs)
     if big:
         release()  # the sorts behind them are freed (simsip.memory)
     grid = np.arange(0.0, H - 1e-9, res)  # samples in [0, H)
     reach = count_at(rs, re_, grid)
     no_conn = None
     if getattr(log, "conns", None) is not None:  # what the connection rule takes away
-        _, ws, we = reachable_intervals(log, lookup, dns_targets, connections=False)
+        _, ws, we = reachable_intervals(log, lookup, dns_targets, connections=False, segments=store_segs)
         held = count_at(ws, we, grid)  # a binding on the serving node, with or without the connection
         no_conn = (held - reach, float((we - ws).sum() - (re_ - rs).sum()))
     if tables:
@@ -632,7 +640,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     # different bindings for it (split brain, lost replication)
     serving = serving_intervals(log)
     if len(log.stores) > 1:
-        segs = [_store_segments(st, H, with_until=True) for st in log.stores]
+        segs = store_segs if store_segs is not None else [_store_segments(st, H, with_until=True) for st in log.stores]
         joined = [_merge_touching(x[0], x[1], x[2]) for x in segs]  # the union needs no per-save expiry
         up, us, ue = _merge_per_phone(
             _to_phone(log, np.concatenate([x[0] for x in joined])), np.concatenate([np.maximum(x[1], 0.0) for x in joined]),
