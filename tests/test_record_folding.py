@@ -374,3 +374,33 @@ def test_negative_control_masters_that_take_the_first_change_at_an_instant_are_c
     grid = np.arange(0.0, 4.0, 0.5)
     assert not np.array_equal(first_wins(changes, grid), _masters_by_walking(changes, grid))
     assert np.array_equal(metrics.vrrp_masters(changes, grid), _masters_by_walking(changes, grid))
+
+
+@pytest.mark.parametrize("cid", LEAN_CELLS)
+def test_a_run_without_outcome_records_gives_the_same_figures(cid):
+    """A sweep point or plan candidate runs without the phones' outcome records
+    (``Model(outcomes=False)``: no figure reads them): its figures and counters are those of the
+    full run, and its log holds no outcome (but where a caching SBC's start reads them)."""
+    cfg = dict(CELLS)[cid]
+    full = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
+    model = Model(cfg, outcomes=False)
+    log = model.run()
+    bare = metrics.compute(cfg, log, 0, np.random.default_rng(2), tables=False)
+    assert not _same_figures(full.figures, bare.figures), _same_figures(full.figures, bare.figures)
+    assert full.counters == bare.counters
+    assert (len(log.ph_t) > 0) == (model.sbc is not None)
+    if model.sbc is None:  # the tables need the outcomes: refused, not computed from nothing
+        with pytest.raises(ValueError, match="no phone outcomes"):
+            metrics.compute(cfg, log, 0, np.random.default_rng(2))
+
+
+def test_negative_control_dropping_the_outcomes_a_caching_sbc_reads_is_caught():
+    """A run that drops the outcome records although a caching SBC's start reads them (the
+    equilibrium refreshes it forwarded) must give other figures than the full run."""
+    cfg = dict(CELLS)["keepalived-node_crash-sbc_trunks"]
+    full = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
+    model = Model(cfg, outcomes=False)
+    assert model.sbc is not None and model.log.keep_outcomes
+    model.log.keep_outcomes = False  # the broken rule: no exception for the SBC
+    bare = metrics.compute(cfg, model.run(), 0, np.random.default_rng(2), tables=False)
+    assert _same_figures(full.figures, bare.figures)

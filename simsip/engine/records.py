@@ -326,6 +326,9 @@ class RunLog:
     error: str | None = None
     # record compaction of the phone outcomes (None: every outcome is a row)
     outcome_folding: _Folding | None = None
+    # False: the phones' outcomes are not recorded at all (a caller that needs only the headline
+    # figures, none of which reads them: ``Model(..., outcomes=False)``)
+    keep_outcomes: bool = True
     outcomes_folded: int = 0
     outcomes_inexact: int = 0
     # each slot's outcome rows are in time order (a folded log that needed no rerun)
@@ -340,6 +343,8 @@ class RunLog:
         """Phone (slot) ``p``'s transaction ended at ``t``: ``v`` > 0 registered until ``v``, else
         a failure code (-1 failure, -2 timeout). With folding, a 200 OK that comes while the
         phone's last one still holds extends it (the phone is registered throughout)."""
+        if not self.keep_outcomes:
+            return
         f = self.outcome_folding
         if f is not None:
             i = f.row[p]
@@ -360,6 +365,8 @@ class RunLog:
 
     def outcomes(self, t, p, v) -> None:
         """Many outcomes at once (numpy arrays, each slot at most once)."""
+        if not self.keep_outcomes:
+            return
         ids = np.asarray(p, dtype=np.int64)
         tt = np.ascontiguousarray(t, dtype=np.float64)
         vv = np.ascontiguousarray(v, dtype=np.float64)
