@@ -965,13 +965,14 @@ class RegistrarNode:
         c = len(heap)
         free_run, cooldown, chunk, look0 = self.FREE_RUN, self.COOLDOWN, self.RUN_CHUNK, self.RUN_LOOK
         look = self._look
+        reads = waiting.start  # the waiting requests' read times (what len/[0] of the queue read)
         i = 0
         single = 0  # arrivals left to serve one by one before looking for a run again
         while i < m:
             a = float(a_all[i])
-            while waiting and waiting[0] <= a:
+            while reads and reads[0] <= a:
                 waiting.popleft()
-            if single <= 0 and not waiting and heap[0] <= a and m - i >= free_run:
+            if single <= 0 and not reads and heap[0] <= a and m - i >= free_run:
                 e = min(m, i + look)
                 ar = a_all[i:e]
                 fr = ar + s_all[i:e]
@@ -990,7 +991,7 @@ class RegistrarNode:
                 single = cooldown
             single -= 1
             x = float(s_all[i])
-            qlen = len(waiting)
+            qlen = len(reads)
             if waiting.full():
                 admitted[i:] = False
                 self._look = look
