@@ -313,7 +313,7 @@ def simulate(
     try:
         with terminate_as_interrupt():
             for r in range(cfg.replications):
-                model = Model(cfg, replication=r, outcomes=tables)  # without tables no metric reads them
+                model = Model(cfg, replication=r, figures_only=not tables)  # records what the figures read
                 log = model.run() if tick is None else model.run(progress=lambda t, n, r=r: tick(r, t, n))
                 calls = model.streams.generator("calls")
                 del model  # the phones' and nodes' state: the metrics need only the log (memory at the peak)

@@ -600,9 +600,10 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     no table at all — every table empty, no ``storm`` figures — and only what the headline figures
     and counters need, computed by the same code as with the tables."""
     per_phone = per_phone and tables
-    if tables and not getattr(log, "keep_outcomes", True):
-        raise ValueError("metrics.compute: this run log kept no phone outcomes (Model(..., outcomes=False)): "
-                         "only its figures can be computed (tables=False)")
+    if tables and getattr(log, "figures_only", False):
+        raise ValueError("metrics.compute: this run log holds only what the figures read (no phone outcomes, "
+                         "partial time-series bins: Model(..., figures_only=True)): only its figures can be "
+                         "computed (tables=False)")
     H = log.horizon
     res = log.res
     n = cfg.phones

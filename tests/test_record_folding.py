@@ -377,20 +377,21 @@ def test_negative_control_masters_that_take_the_first_change_at_an_instant_are_c
 
 
 @pytest.mark.parametrize("cid", LEAN_CELLS)
-def test_a_run_without_outcome_records_gives_the_same_figures(cid):
-    """A sweep point or plan candidate runs without the phones' outcome records
-    (``Model(outcomes=False)``: no figure reads them): its figures and counters are those of the
-    full run, and its log holds no outcome (but where a caching SBC's start reads them)."""
+def test_a_figures_only_run_gives_the_same_figures(cid):
+    """A sweep point or plan candidate records only what the figures read
+    (``Model(figures_only=True)``: no phone outcomes, no bulk counts in the bins no figure reads):
+    its figures and counters are those of the full run, and its log holds no outcome (but where a
+    caching SBC's start reads them); the tables are refused."""
     cfg = dict(CELLS)[cid]
     full = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
-    model = Model(cfg, outcomes=False)
+    model = Model(cfg, figures_only=True)
     log = model.run()
     bare = metrics.compute(cfg, log, 0, np.random.default_rng(2), tables=False)
     assert not _same_figures(full.figures, bare.figures), _same_figures(full.figures, bare.figures)
     assert full.counters == bare.counters
     assert (len(log.ph_t) > 0) == (model.sbc is not None)
     if model.sbc is None:  # the tables need the outcomes: refused, not computed from nothing
-        with pytest.raises(ValueError, match="no phone outcomes"):
+        with pytest.raises(ValueError, match="only what the figures read"):
             metrics.compute(cfg, log, 0, np.random.default_rng(2))
 
 
@@ -399,8 +400,28 @@ def test_negative_control_dropping_the_outcomes_a_caching_sbc_reads_is_caught():
     equilibrium refreshes it forwarded) must give other figures than the full run."""
     cfg = dict(CELLS)["keepalived-node_crash-sbc_trunks"]
     full = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
-    model = Model(cfg, outcomes=False)
+    model = Model(cfg, figures_only=True)
     assert model.sbc is not None and model.log.keep_outcomes
     model.log.keep_outcomes = False  # the broken rule: no exception for the SBC
     bare = metrics.compute(cfg, model.run(), 0, np.random.default_rng(2), tables=False)
     assert _same_figures(full.figures, bare.figures)
+
+
+def test_negative_control_a_figures_only_run_without_the_bins_a_figure_reads_is_caught(monkeypatch):
+    """A figures-only run whose bulk steps also leave out the bins a figure reads (REGISTERs
+    received: the peak and steady REGISTER rates) must give other figures than the full run."""
+    from simsip.engine import phones as phones_mod
+
+    cfg = Scenario.model_validate({  # a plan candidate's kind of scenario: the bulk path carries it
+        "name": "lean", "seed": 3, "duration": "20min", "output": {"report": False, "per_phone": False},
+        "fleets": [{"name": "desk", "count": 2000, "profile": "generic-udp", "phone": {"expires": "600s"}}],
+        "registrar": {"profile": "kamailio", "data": "none"}, "ha": {"profile": "keepalived"},
+        "faults": [{"kind": "node_crash", "node": "master", "at": "5min"}]})
+    full = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
+    lean = metrics.compute(cfg, Model(cfg, figures_only=True).run(), 0, np.random.default_rng(2), tables=False)
+    assert not _same_figures(full.figures, lean.figures)  # the real figures-only run
+    model = Model(cfg, figures_only=True)
+    monkeypatch.setattr(phones_mod, "bins_add", lambda b, times: None)
+    bare = metrics.compute(cfg, model.run(), 0, np.random.default_rng(2), tables=False)
+    assert model.log.engine["bulk_registrations"] > 0
+    assert {"peak_register_rate", "steady_register_rate"} & set(_same_figures(full.figures, bare.figures))

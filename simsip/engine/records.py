@@ -327,8 +327,10 @@ class RunLog:
     # record compaction of the phone outcomes (None: every outcome is a row)
     outcome_folding: _Folding | None = None
     # False: the phones' outcomes are not recorded at all (a caller that needs only the headline
-    # figures, none of which reads them: ``Model(..., outcomes=False)``)
+    # figures, none of which reads them: ``Model(..., figures_only=True)``)
     keep_outcomes: bool = True
+    # True: only what the headline figures read was recorded (``Model(..., figures_only=True)``)
+    figures_only: bool = False
     outcomes_folded: int = 0
     outcomes_inexact: int = 0
     # each slot's outcome rows are in time order (a folded log that needed no rerun)

@@ -330,6 +330,7 @@ class RegistrarNode:
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
         self.service_vec = vector_draws(cfg.service_time, streams(f"registrar.{name}.service"))  # the same draws, batched
         self._queued = False  # the last bulk_peek needed the one-by-one recursion
+        self.bulk_served_bins = True  # bulk commits count served REGISTERs (False: a figures-only run)
         self._peeked = None  # what that recursion left after all its arrivals (for bulk_commit)
         self._look = self.RUN_LOOK  # how far the recursion looks ahead for a run of free workers
         self.rnd = streams(f"registrar.{name}.grant")
@@ -1070,7 +1071,8 @@ class RegistrarNode:
             for t, p, u in zip(finish.tolist(), phones.tolist(), until.tolist()):
                 w(t, p, u)
         self.served += m
-        bins_add(self.served_bins, finish)
+        if self.bulk_served_bins:  # (a figures-only run: only the storm figures read them)
+            bins_add(self.served_bins, finish)
         if cfg.reply_expires != "granted":
             vals, inv = np.unique(granted, return_inverse=True)
             granted = np.array([reported_expiry(float(v), cfg.reply_expires) for v in vals])[inv]
