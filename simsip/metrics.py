@@ -46,6 +46,20 @@ class RepMetrics:
     engine: dict = field(default_factory=dict)  # how it was simulated (bulk refreshes, fallbacks)
 
 
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for phone or slot numbers (int64): the same permutation
+    (a stable sort has one), from two stable radix passes over the 16-bit halves of the keys when
+    they are many, in [0, 2**32) and far from sorted; timsort otherwise (it is linear on the few
+    sorted runs a log mostly is)."""
+    n = keys.size
+    if n < 20_000 or keys.dtype.kind != "i":
+        return np.argsort(keys, kind="stable")
+    if np.count_nonzero(keys[1:] < keys[:-1]) < n // 64 or int(keys.min()) < 0 or int(keys.max()) >= 1 << 32:
+        return np.argsort(keys, kind="stable")
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    return low[np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")]
+
+
 def _sorted_saves(log):
     """A store's saves sorted by phone, then time, then save order (computed once per run log)."""
     cached = getattr(log, "sorted_cache", None)
@@ -56,7 +70,7 @@ def _sorted_saves(log):
     u = np.frombuffer(log.until, dtype=np.float64) if len(log.until) else np.zeros(0)
     # saves are appended in time order but for the few a fast path applies late: a stable sort by
     # phone alone is then the (phone, time, save order) order; else the full sort
-    order = np.argsort(p, kind="stable")
+    order = _stable_order(p)
     ps, ts = p[order], t[order]
     if not _sorted_by(ps, ts):
         order = np.lexsort((t, p))  # lexsort is stable: equal (phone, time) keep their save order
@@ -332,7 +346,7 @@ def _merge_per_phone(p: np.ndarray, s: np.ndarray, e: np.ndarray, horizon: float
     if not _sorted_by(p, s):  # one linear check saves a sort of inputs already in order
         # inputs are mostly runs already sorted by start (a store's segments, window by window in
         # time order): a stable sort by phone alone (a merge of the runs) is then enough
-        order = np.argsort(p, kind="stable")
+        order = _stable_order(p)
         ps, ss = p[order], s[order]
         if not _sorted_by(ps, ss):
             order = np.lexsort((s, p))

@@ -425,3 +425,14 @@ def test_negative_control_a_figures_only_run_without_the_bins_a_figure_reads_is_
     bare = metrics.compute(cfg, model.run(), 0, np.random.default_rng(2), tables=False)
     assert model.log.engine["bulk_registrations"] > 0
     assert {"peak_register_rate", "steady_register_rate"} & set(_same_figures(full.figures, bare.figures))
+
+
+@pytest.mark.parametrize("shape", ["random", "sorted runs", "few slots", "wide"])
+def test_stable_order_of_phone_numbers_is_numpys_stable_argsort(shape):
+    """The metrics' stable order by phone (radix passes over 16-bit halves, or timsort) is
+    numpy's stable argsort, permutation for permutation (ties keep their order)."""
+    rng = np.random.default_rng(len(shape))
+    n = 60_000
+    keys = {"random": rng.integers(0, 150_000, n), "sorted runs": np.r_[np.arange(n // 2), np.arange(n // 2)],
+            "few slots": rng.integers(0, 40, n), "wide": rng.integers(0, 1 << 33, n)}[shape].astype(np.int64)
+    assert np.array_equal(metrics._stable_order(keys), np.argsort(keys, kind="stable"))
