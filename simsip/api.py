@@ -283,11 +283,15 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
     tick: Callable[[int, float, int], None] | None = None,
     per_phone: bool = True,
+    tables: bool = True,
 ) -> Results:
     """Run every replication of a scenario and compute its results.
 
     ``per_phone=False`` leaves the per-phone tables (outages, recovery) empty — every figure is
-    computed all the same; a sweep or a plan point keeps only those.
+    computed all the same; a sweep or a plan point keeps only those. ``tables=False`` keeps
+    nothing but the figures and counters of each replication (``per_replication``): every table
+    is empty and there are no storm figures (what a sweep point or a plan candidate needs; not
+    with ``out``).
 
     ``progress(done, total)`` is called after each replication; ``tick(replication, t,
     transactions)`` during one, with its simulated time and the REGISTER transactions started.
@@ -297,6 +301,8 @@ def simulate(
     """
     from simsip.engine.model import Model
 
+    if out is not None and not tables:
+        raise ValueError("simulate: a run directory (out=...) needs the tables (tables=True)")
     cfg = config if isinstance(config, Scenario) else load_config(config)
     cfg = _with_run_options(cfg, seed, replications)
     res = Results(config=cfg, seed=cfg.seed)
@@ -307,13 +313,13 @@ def simulate(
     try:
         with terminate_as_interrupt():
             for r in range(cfg.replications):
-                model = Model(cfg, replication=r)
+                model = Model(cfg, replication=r, figures_only=not tables)  # records what the figures read
                 log = model.run() if tick is None else model.run(progress=lambda t, n, r=r: tick(r, t, n))
                 calls = model.streams.generator("calls")
                 del model  # the phones' and nodes' state: the metrics need only the log (memory at the peak)
                 if cfg.phones >= 200_000:  # its components refer to each other: freed now, not during the metrics
                     release(collect=True)
-                res.reps.append(compute(cfg, log, r, calls, per_phone=per_phone))
+                res.reps.append(compute(cfg, log, r, calls, per_phone=per_phone, tables=tables))
                 res.runtime_s = time.perf_counter() - t_start
                 if out_dir is not None:
                     res._write_part(out_dir, res.reps[-1])

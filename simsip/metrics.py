@@ -46,6 +46,20 @@ class RepMetrics:
     engine: dict = field(default_factory=dict)  # how it was simulated (bulk refreshes, fallbacks)
 
 
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for phone or slot numbers (int64): the same permutation
+    (a stable sort has one), from two stable radix passes over the 16-bit halves of the keys when
+    they are many, in [0, 2**32) and far from sorted; timsort otherwise (it is linear on the few
+    sorted runs a log mostly is)."""
+    n = keys.size
+    if n < 20_000 or keys.dtype.kind != "i":
+        return np.argsort(keys, kind="stable")
+    if np.count_nonzero(keys[1:] < keys[:-1]) < n // 64 or int(keys.min()) < 0 or int(keys.max()) >= 1 << 32:
+        return np.argsort(keys, kind="stable")
+    low = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
+    return low[np.argsort((keys[low] >> 16).astype(np.uint16), kind="stable")]
+
+
 def _sorted_saves(log):
     """A store's saves sorted by phone, then time, then save order (computed once per run log)."""
     cached = getattr(log, "sorted_cache", None)
@@ -56,7 +70,7 @@ def _sorted_saves(log):
     u = np.frombuffer(log.until, dtype=np.float64) if len(log.until) else np.zeros(0)
     # saves are appended in time order but for the few a fast path applies late: a stable sort by
     # phone alone is then the (phone, time, save order) order; else the full sort
-    order = np.argsort(p, kind="stable")
+    order = _stable_order(p)
     ps, ts = p[order], t[order]
     if not _sorted_by(ps, ts):
         order = np.lexsort((t, p))  # lexsort is stable: equal (phone, time) keep their save order
@@ -194,7 +208,7 @@ def _bound_connection(conns, p: np.ndarray, until: np.ndarray) -> np.ndarray:
 
 
 def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int] | None = None,
-                        connections: bool = True):
+                        connections: bool = True, segments: list | None = None):
     """Per-phone reachable intervals (phone, start, end), sorted by phone then start, merged.
 
     ``lookup`` (``calls.lookup``): ``vip`` — the binding must be on the node serving the VIP;
@@ -207,14 +221,18 @@ def reachable_intervals(log: RunLog, lookup: str = "vip", dns_targets: list[int]
     connection the binding was registered over: a new master with a replicated or shared binding
     has none until the phone reconnects and registers again. ``connections=False`` ignores that
     rule (what the loss would be if the node could open a connection to the phone).
+    ``segments``: each store's ``_store_segments(store, horizon, with_until=True)`` when the caller
+    has them already.
     """
     conns = getattr(log, "conns", None) if connections else None
     if conns is not None:
         cnode, ct0, cend = connection_spans(conns)
         segs = []
-        for st in log.stores:
-            p, s, e, u = _store_segments(st, log.horizon, with_until=True)
+        for k, st in enumerate(log.stores):
+            p, s, e, u = segments[k] if segments is not None else _store_segments(st, log.horizon, with_until=True)
             segs.append((p, s, e, _bound_connection(conns, p, u)))
+    elif segments is not None:
+        segs = [_merge_touching(p, s, e) for p, s, e, _ in segments]
     else:
         segs = [_merge_touching(*_store_segments(s, log.horizon)) for s in log.stores]
     if lookup == "any_node":
@@ -328,7 +346,7 @@ def _merge_per_phone(p: np.ndarray, s: np.ndarray, e: np.ndarray, horizon: float
     if not _sorted_by(p, s):  # one linear check saves a sort of inputs already in order
         # inputs are mostly runs already sorted by start (a store's segments, window by window in
         # time order): a stable sort by phone alone (a merge of the runs) is then enough
-        order = np.argsort(p, kind="stable")
+        order = _stable_order(p)
         ps, ss = p[order], s[order]
         if not _sorted_by(ps, ss):
             order = np.lexsort((s, p))
@@ -431,6 +449,29 @@ def count_at(starts: np.ndarray, ends: np.ndarray, grid: np.ndarray) -> np.ndarr
         return np.cumsum(np.bincount(k, minlength=n + 1)[:n])
 
     return at_or_before(np.asarray(starts, dtype=np.float64)) - at_or_before(np.asarray(ends, dtype=np.float64))
+
+
+def vrrp_masters(changes, grid: np.ndarray) -> np.ndarray:
+    """How many VRRP instances are master at each grid time, from the (time, node, state)
+    transitions (the last one at or before the grid time counts; at one instant, the later in
+    the log)."""
+    masters = np.zeros(grid.size, dtype=np.int64)
+    if not changes:
+        return masters
+    changes = sorted(changes, key=lambda x: x[0])  # stable: a node's changes at one instant keep their order
+    state: dict[str, str] = {}
+    was = 0
+    times, counts = [], []
+    for t, node, st in changes:  # the count after each change
+        state[node] = st
+        now = sum(1 for v in state.values() if v == "master")
+        if now != was or not times:
+            times.append(t)
+            counts.append(now)
+            was = now
+    # each grid time takes the count after the last change at or before it
+    k = np.searchsorted(np.asarray(times, dtype=np.float64), grid, side="right") - 1
+    return np.where(k >= 0, np.asarray(counts, dtype=np.int64)[np.maximum(k, 0)], 0)
 
 
 def registered_intervals(log: RunLog) -> tuple[np.ndarray, np.ndarray]:
@@ -566,29 +607,43 @@ def _recovery_table(disturb, dt, op, os_, oe, H, replication, fleet_names, fleet
 
 
 def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.Generator,
-            per_phone: bool = True) -> RepMetrics:
+            per_phone: bool = True, tables: bool = True) -> RepMetrics:
     """One replication's tables and headline figures from its run log. ``per_phone=False`` leaves
     the per-phone tables (outages, recovery) empty and computes every figure all the same (a
-    sweep or a plan keeps only the figures)."""
+    sweep or a plan keeps only the figures). ``tables=False`` (implies ``per_phone=False``) builds
+    no table at all — every table empty, no ``storm`` figures — and only what the headline figures
+    and counters need, computed by the same code as with the tables."""
+    per_phone = per_phone and tables
+    if tables and getattr(log, "figures_only", False):
+        raise ValueError("metrics.compute: this run log holds only what the figures read (no phone outcomes, "
+                         "partial time-series bins: Model(..., figures_only=True)): only its figures can be "
+                         "computed (tables=False)")
     H = log.horizon
     res = log.res
     n = cfg.phones
     fleet_of = np.repeat(np.arange(len(cfg.fleets)), [f.count for f in cfg.fleets])
     fleet_names = np.array([f.name for f in cfg.fleets])
     lookup, dns_targets = call_lookup(cfg, log)
-    rp, rs, re_ = reachable_intervals(log, lookup, dns_targets)
     big = sum(len(st.t) for st in log.stores) + len(log.ph_t) > 2_000_000
+    # each store's binding lifetimes (with their expiries), for the reachable intervals and the
+    # conflicts: computed once, except in a big run (there each use makes them again, so that they
+    # are not all held at the peak)
+    store_segs = None if big else [_store_segments(st, H, with_until=True) for st in log.stores]
+    rp, rs, re_ = reachable_intervals(log, lookup, dns_targets, segments=store_segs)
     if big:
         release()  # the sorts behind them are freed (simsip.memory)
     grid = np.arange(0.0, H - 1e-9, res)  # samples in [0, H)
     reach = count_at(rs, re_, grid)
     no_conn = None
     if getattr(log, "conns", None) is not None:  # what the connection rule takes away
-        _, ws, we = reachable_intervals(log, lookup, dns_targets, connections=False)
+        _, ws, we = reachable_intervals(log, lookup, dns_targets, connections=False, segments=store_segs)
         held = count_at(ws, we, grid)  # a binding on the serving node, with or without the connection
         no_conn = (held - reach, float((we - ws).sum() - (re_ - rs).sum()))
-    reg_s, reg_e = registered_intervals(log)
-    registered = count_at(reg_s, reg_e, grid)
+    if tables:
+        reg_s, reg_e = registered_intervals(log)
+        registered = count_at(reg_s, reg_e, grid)
+    else:  # a timeseries column only
+        registered = np.zeros(0, dtype=np.int64)
     ts = {"replication": replication, "time": grid, "registered": registered, "reachable": reach}
     if no_conn is not None:
         ts["no_connection"] = no_conn[0]
@@ -603,7 +658,7 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
     # different bindings for it (split brain, lost replication)
     serving = serving_intervals(log)
     if len(log.stores) > 1:
-        segs = [_store_segments(st, H, with_until=True) for st in log.stores]
+        segs = store_segs if store_segs is not None else [_store_segments(st, H, with_until=True) for st in log.stores]
         joined = [_merge_touching(x[0], x[1], x[2]) for x in segs]  # the union needs no per-save expiry
         up, us, ue = _merge_per_phone(
             _to_phone(log, np.concatenate([x[0] for x in joined])), np.concatenate([np.maximum(x[1], 0.0) for x in joined]),
@@ -626,30 +681,25 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         ts["conflicts"] = np.minimum(misplaced + div, n)
     else:
         ts["conflicts"] = np.zeros(nb, dtype=np.int64)
-    masters = np.zeros(nb, dtype=np.int64)
-    state: dict[str, str] = {}
-    changes = sorted(log.vrrp, key=lambda x: x[0])
-    k = 0
-    for gi, t in enumerate(grid):
-        while k < len(changes) and changes[k][0] <= t:
-            state[changes[k][1]] = changes[k][2]
-            k += 1
-        masters[gi] = sum(1 for v in state.values() if v == "master")
+    masters = vrrp_masters(log.vrrp, grid)
     ts["vrrp_masters"] = masters
     # bindings held in memory per store (expired ones stay until the registrar's purge timer)
-    for si, st in enumerate(log.stores):
+    for si, st in enumerate(log.stores if tables else ()):
         _, bs, be = _merge_touching(*_store_segments(st, H, cfg.registrar.removal_interval))
         label = "shared" if cfg.registrar.data == "shared" else log.node_names[log.store_of_node.index(si)]
         ts[f"bindings_{label}"] = count_at(bs, be, grid)
     for st in log.stores:  # every use of the sorted saves is behind us
         if getattr(st, "sorted_cache", None) is not None:
             st.sorted_cache = None
-    owner = np.full(nb, "", dtype=object)
-    for a, b, node in serving:
-        k = (grid >= a) & (grid < b)
-        owner[k] = log.node_names[node] if node >= 0 else ""
-    ts["vip_node"] = owner
-    timeseries = TIMESERIES.conform(ts)
+    if tables:
+        owner = np.full(nb, "", dtype=object)
+        for a, b, node in serving:
+            k = (grid >= a) & (grid < b)
+            owner[k] = log.node_names[node] if node >= 0 else ""
+        ts["vip_node"] = owner
+        timeseries = TIMESERIES.conform(ts)
+    else:
+        timeseries = TIMESERIES.empty()
     if big:
         release()  # before the per-phone tables, the largest allocations of all
 
@@ -723,14 +773,22 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         release()
     recovery, fr, fcens = _recovery_table(disturb, dt, op, os_, oe, H, replication, fleet_names, fleet_of,
                                           table=per_phone)
-    faults = FAULTS.conform(pd.DataFrame(fault_rows, columns=list(FAULTS.required)))
-    vip = VIP.conform(
-        {
-            "replication": np.full(len(serving), replication, dtype=np.int64),
-            "time": np.array([a for a, b, nd in serving], dtype=float),
-            "node": [log.node_names[nd] if nd >= 0 else "" for a, b, nd in serving],
-        }
-    )
+    if tables:
+        faults = FAULTS.conform(pd.DataFrame(fault_rows, columns=list(FAULTS.required)))
+        vip = VIP.conform(
+            {
+                "replication": np.full(len(serving), replication, dtype=np.int64),
+                "time": np.array([a for a, b, nd in serving], dtype=float),
+                "node": [log.node_names[nd] if nd >= 0 else "" for a, b, nd in serving],
+            }
+        )
+    else:
+        faults, vip = FAULTS.empty(), VIP.empty()
+
+    def mean_of(cause: str, column: str) -> float:
+        """The mean of a faults-table column over the rows of one cause (NaN: none), as pandas
+        takes it from the table."""
+        return float(pd.Series([r[column] for r in fault_rows if r["cause"] == cause], dtype="float64").mean())
 
     # headline figures
     unreach_total = float(dur.sum())
@@ -751,8 +809,8 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fault_loss = float(np.clip(b - a, 0, None).sum())
     fig["unreachable_phone_seconds_after_disturbances"] = fault_loss
     fig["min_reachable_fraction"] = float(reach.min() / n) if n else math.nan
-    fig["vip_move_time"] = float(faults[faults["cause"] == "fault"]["vip_move_time"].mean()) if len(faults) else math.nan
-    fig["detection_time"] = float(faults[faults["cause"] == "fault"]["detection_time"].mean()) if len(faults) else math.nan
+    fig["vip_move_time"] = mean_of("fault", "vip_move_time") if fault_rows else math.nan
+    fig["detection_time"] = mean_of("fault", "detection_time") if fault_rows else math.nan
     fig["split_brain_seconds"] = float((masters >= 2).sum() * res)
     fig["conflict_phone_seconds"] = float(ts["conflicts"].sum() * res)
     fig["peak_conflicts"] = float(ts["conflicts"].max()) if nb else 0.0
@@ -765,21 +823,21 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fig["loss_minutes_per_phone_year"] = unreach_total / max(n, 1) / 60.0 * (year / H)
     fig["faults"] = float(len(log.faults))
     fig["failback_vip_move_time"] = (
-        float(faults[faults["cause"] == "repair"]["vip_move_time"].mean()) if (faults["cause"] == "repair").any() else math.nan
+        mean_of("repair", "vip_move_time") if any(r["cause"] == "repair" for r in fault_rows) else math.nan
     )
     # REGISTER load
     cap = cfg.registrar.worker_limit / max(cfg.registrar.service_time.expected, 1e-12)
     fig["capacity_per_s"] = cap
-    rx_cols = [c for c in timeseries.columns if c.startswith("register_rx_")]
-    rate = timeseries[rx_cols].to_numpy().max(axis=1) / res if rx_cols else np.zeros(nb)
+    rx_cols = [c for c in ts if c.startswith("register_rx_")]  # the bins' columns, as in the table
+    rate = np.column_stack([ts[c] for c in rx_cols]).max(axis=1) / res if rx_cols else np.zeros(nb)
     fig["peak_register_rate"] = float(rate.max()) if rate.size else 0.0
     first_fault = min((f.time for f in log.faults if not fault_table.kind(f.kind).arms), default=H)
-    pre = timeseries["time"].to_numpy() < first_fault - res
+    pre = grid < first_fault - res
     fig["steady_register_rate"] = float(rate[pre].mean()) if pre.any() else math.nan
     fig["peak_load_vs_capacity"] = fig["peak_register_rate"] / cap if cap else math.nan
-    fig["retransmissions"] = float(timeseries.get("retransmissions", pd.Series([0])).sum())
-    fig["timeouts"] = float(timeseries.get("timeouts", pd.Series([0])).sum())
-    fig["responses_503"] = float(timeseries.get("resp_503", pd.Series([0])).sum())
+    fig["retransmissions"] = float(ts["retransmissions"].sum()) if "retransmissions" in ts else 0.0
+    fig["timeouts"] = float(ts["timeouts"].sum()) if "timeouts" in ts else 0.0
+    fig["responses_503"] = float(ts["resp_503"].sum()) if "resp_503" in ts else 0.0
     # failed inbound calls (Poisson thinning over each phone's unreachable time)
     lam = np.array([f.phone.calls_per_hour for f in cfg.fleets])  # per second
     if lam.any():
@@ -790,9 +848,12 @@ def compute(cfg: Scenario, log: RunLog, replication: int, calls_rng: np.random.G
         fig["calls_total_expected"] = float(sum(f.count * f.phone.calls_per_hour for f in cfg.fleets) * H)
     trunk_out = TRUNK_OUTAGES.empty()
     if cfg.trunks:
-        trunk_out = trunk_outages(cfg, log, replication)
-        fig.update(trunk_figures(cfg, log, trunk_out, calls_rng))
-    storm = storm_figures(timeseries, t1=min(f.phone.timers.t1 for f in cfg.fleets), replication=replication)
+        out = trunk_outages(cfg, log, replication)
+        fig.update(trunk_figures(cfg, log, out, calls_rng))
+        if tables:
+            trunk_out = out
+    storm = storm_figures(timeseries, t1=min(f.phone.timers.t1 for f in cfg.fleets),
+                          replication=replication) if tables else {}
     return RepMetrics(replication, timeseries, outages, recovery, faults, vip, fig, dict(log.counters), trunk_out, storm,
                       dict(getattr(log, "engine", {}) or {}))
 

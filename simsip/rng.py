@@ -38,39 +38,55 @@ def wall_clock_phase(seed: int, replication: int) -> float:
 
 
 class Stream:
-    """A named stream with buffered scalar draws (uniform, exponential, normal)."""
+    """A named stream with buffered scalar draws (uniform, exponential, normal).
 
-    __slots__ = ("name", "gen", "_u", "_ui", "_e", "_ei", "_n", "_ni")
+    The uniform and exponential blocks are kept as the arrays they were drawn as (what
+    :meth:`ahead` hands out views of) and, for the scalar draws, as a list of the same numbers,
+    made from the array when a scalar draw needs it (None until then)."""
+
+    __slots__ = ("name", "gen", "_u", "_ui", "_e", "_ei", "_n", "_ni", "_ua", "_ea")
 
     def __init__(self, seed: int, replication: int, name: str):
         self.name = name
         self.gen = generator(seed, replication, name)
-        self._u: list[float] = []
+        self._u: list[float] | None = []
         self._ui = 0
-        self._e: list[float] = []
+        self._e: list[float] | None = []
         self._ei = 0
         self._n: list[float] = []
         self._ni = 0
+        self._ua = _EMPTY
+        self._ea = _EMPTY
 
     def random(self) -> float:
         """Uniform on [0, 1)."""
         i = self._ui
-        if i >= len(self._u):
-            self._u = self.gen.random(_BLOCK).tolist()
+        u = self._u
+        if u is None:
+            u = self._u = self._ua.tolist()
+        if i >= len(u):
+            a = self.gen.random(_BLOCK)
+            u, self._ua = a.tolist(), a
+            self._u = u
             i = 0
         self._ui = i + 1
-        return self._u[i]
+        return u[i]
 
     def uniform(self, low: float, high: float) -> float:
         return low + (high - low) * self.random()
 
     def exponential(self, mean: float) -> float:
         i = self._ei
-        if i >= len(self._e):
-            self._e = self.gen.standard_exponential(_BLOCK).tolist()
+        e = self._e
+        if e is None:
+            e = self._e = self._ea.tolist()
+        if i >= len(e):
+            a = self.gen.standard_exponential(_BLOCK)
+            e, self._ea = a.tolist(), a
+            self._e = e
             i = 0
         self._ei = i + 1
-        return self._e[i] * mean
+        return e[i] * mean
 
     def normal(self) -> float:
         i = self._ni
@@ -83,22 +99,39 @@ class Stream:
     def ahead(self, kind: str, n: int) -> np.ndarray:
         """The next ``n`` draws of ``kind`` (``"u"`` uniform, ``"e"`` standard exponential) as an
         array, without consuming them: the same numbers the next ``n`` scalar calls would return
-        (blocks are drawn exactly as the scalar path draws them). :meth:`skip` consumes them."""
-        attr, gen = ("_u", self.gen.random) if kind == "u" else ("_e", self.gen.standard_exponential)
-        buf, i = getattr(self, attr), getattr(self, attr + "i")
-        if len(buf) - i < n:
-            buf = buf[i:]
+        (blocks are drawn exactly as the scalar path draws them). :meth:`skip` consumes them.
+        The array is a read-only view of the stream's buffer."""
+        if kind == "u":
+            arr, i, gen = self._ua, self._ui, self.gen.random
+        else:
+            arr, i, gen = self._ea, self._ei, self.gen.standard_exponential
+        if arr.size - i < n:
+            parts = [arr[i:]]
+            have = arr.size - i
+            while have < n:
+                a = gen(_BLOCK)
+                parts.append(a)
+                have += a.size
+            arr = np.concatenate(parts)
+            arr.flags.writeable = False
+            if kind == "u":
+                self._u, self._ua, self._ui = None, arr, 0  # the list is made again if a scalar draw comes
+            else:
+                self._e, self._ea, self._ei = None, arr, 0
             i = 0
-            while len(buf) < n:
-                buf.extend(gen(_BLOCK).tolist())
-            setattr(self, attr, buf)
-            setattr(self, attr + "i", 0)
-        return np.array(buf[i : i + n], dtype=np.float64)
+        out = arr[i : i + n]
+        out.flags.writeable = False
+        return out
 
     def skip(self, kind: str, k: int) -> None:
         """Consume ``k`` draws of ``kind`` that :meth:`ahead` made available."""
-        attr = "_ui" if kind == "u" else "_ei"
-        setattr(self, attr, getattr(self, attr) + k)
+        if kind == "u":
+            self._ui += k
+        else:
+            self._ei += k
+
+
+_EMPTY = np.zeros(0)
 
 
 class Streams:

@@ -419,7 +419,7 @@ def run_point(k: int, config: dict[str, Any], factor_values: dict[str, Any]) -> 
     from simsip.api import simulate
 
     cfg = Scenario.model_validate(config)
-    res = simulate(cfg, per_phone=False)  # a point is its figures: no per-phone tables to build
+    res = simulate(cfg, per_phone=False, tables=False)  # a point is its figures and counters: no table to build
     df = res.per_replication
     for col in reversed(list(factor_values)):
         df.insert(0, col, factor_values[col])

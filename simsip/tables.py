@@ -109,6 +109,10 @@ class Family:
 Entry = Column | Family
 
 
+#: Table.empty's frames, built once per table
+_EMPTY: dict = {}
+
+
 @dataclass(frozen=True)
 class Table:
     """A result table: its name, one line of meaning, what one row is, and its columns in order."""
@@ -154,9 +158,13 @@ class Table:
 
     # ------------------------------------------------------------------ building
     def empty(self) -> pd.DataFrame:
-        """A table with no rows: the required columns with their dtypes."""
-        return pd.DataFrame({c.name: _cast(pd.Series([], dtype="float64"), c.dtype, self.name, c.name)
-                             for c in self.columns if c.required})
+        """A table with no rows: the required columns with their dtypes (a copy of one built once:
+        every replication of a sweep point leaves some tables empty)."""
+        cached = _EMPTY.get(self)
+        if cached is None:
+            cached = _EMPTY[self] = pd.DataFrame({c.name: _cast(pd.Series([], dtype="float64"), c.dtype, self.name, c.name)
+                                                  for c in self.columns if c.required})
+        return cached.copy()
 
     def _layout(self, names: Iterable[str]) -> list[tuple[str, Entry]]:
         """(column, declaration) in declared order; raises on missing or undeclared columns."""

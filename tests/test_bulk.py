@@ -166,9 +166,11 @@ def test_lognormal_and_normal_service_are_not_batched():
     assert vector_draws(Dist(dist="normal", mean=0.002, sd=0.001), s) is None
 
 
-def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved():
+@pytest.mark.parametrize("radix", [False, True], ids=["sort", "radix"])
+def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved(radix):
     """Entries run at their times, ties in phone order after control events, interleaved with
-    heap events; entries added while running land in later buckets or on the heap."""
+    heap events; entries added while running land in later buckets or on the heap (``radix``:
+    add_many orders every batch by the radix sort of its bucket offsets, as it does a large one)."""
     rng = np.random.default_rng(3)
     times = np.round(rng.random(400) * 20, 1)  # many ties
     phones = rng.permutation(400)
@@ -193,6 +195,7 @@ def test_calendar_runs_entries_in_the_heap_order_with_events_interleaved():
 
         cal = Calendar(sim, 1.0, begin, step)
         cal.MIN_BATCH = 2
+        cal.RADIX_MIN = 0 if radix else 10 ** 9
         if use_cal:
             sim.bulk = cal
             cal.add_many(times, phones, 0)
@@ -363,3 +366,200 @@ def test_fcfs_runs_served_vectorised_are_the_one_by_one_recursion(workers, load,
     for x, y in ((pv, pp), (av, ap)):
         assert np.array_equal(x[0], y[0]) and np.array_equal(x[1], y[1])
     assert hv == hp and wv == wp and qv == qp and bv == bp
+
+
+def _fcfs_case(workers, load, lulls=0.03):
+    """A registrar of ``workers`` workers (10 ms exponential service, queue limit 40) and arrivals
+    at ``load``, with lulls between the queueing episodes (all within the bins' horizon)."""
+    rng = np.random.default_rng(workers * 10 + int(load * 10))
+    doc = matrix_doc("keepalived", "node_crash", "plain", 1)
+    doc["registrar"].update({"workers": workers, "queue_limit": 40,
+                             "service_time": {"dist": "exponential", "mean": "10ms"}})
+    cfg = Scenario.model_validate(doc, context={"strict_units": True})
+    n = min(4_000, int(200 / (0.010 / workers / load * 1.9)))
+    gaps = rng.exponential(0.010 / workers / load, n) * (1 + 30 * (rng.random(n) < lulls))
+    return cfg, np.cumsum(gaps) + 1.0, rng.exponential(0.010, n)
+
+
+def _fcfs_outcome(cfg, arrive, s, workers, monkeypatch, **attrs):
+    """Peek and apply the recursion over all arrivals on a fresh registrar: finishes, admissions,
+    the workers' free times, the queue and its bins."""
+    reg = Model(cfg).registrars[0]
+    reg.free_at = [0.0] * workers
+    for k, v in attrs.items():
+        monkeypatch.setattr(type(reg), k, v)
+    n = len(arrive)
+    peek = reg._fcfs(arrive, s, n, False)
+    applied = reg._fcfs(arrive, s, n, True)
+    monkeypatch.undo()
+    return (peek[0].tolist(), peek[1].tolist(), applied[0].tolist(), applied[1].tolist(), sorted(reg.free_at),
+            list(reg.waiting), list(reg.queue_bins.v), list(reg.wait_bins.v))
+
+
+@pytest.mark.parametrize("workers,load", [(1, 0.1), (4, 0.3), (8, 0.95)])
+def test_fcfs_results_do_not_depend_on_how_far_it_looks_for_a_run(workers, load, monkeypatch):
+    """The recursion looks for a run of free workers over an adaptive window (RUN_LOOK doubling to
+    RUN_CHUNK while runs fill it): every window gives the one-by-one recursion's results, and runs
+    that fill the window (its edge inside a run) do occur."""
+    cfg, arrive, s = _fcfs_case(workers, load)
+    ref = _fcfs_outcome(cfg, arrive, s, workers, monkeypatch, FREE_RUN=10 ** 9)
+    filled = []
+    orig = registrar_mod.RegistrarNode._free_run
+
+    def watching(heap, ar, fr, _o=orig):
+        k = _o(heap, ar, fr)
+        filled.append(k == len(ar))
+        return k
+
+    for look, chunk in ((16, 16), (16, 4096), (64, 4096), (4096, 4096), (10 ** 6, 10 ** 6)):
+        got = _fcfs_outcome(cfg, arrive, s, workers, monkeypatch, RUN_LOOK=look, RUN_CHUNK=chunk,
+                            _free_run=staticmethod(watching))
+        assert got == ref, f"look-ahead {look}..{chunk}: the recursion's results changed"
+    assert any(filled) and not all(filled), "no window edge inside a run and outside one: nothing was tested"
+
+
+def test_negative_control_a_run_test_wrong_at_the_window_edge_is_caught(monkeypatch):
+    """A free-run test that counts the last arrivals of its window as free (an off-by-one at the
+    edge of the look-ahead) must make the recursion's results differ from the one-by-one ones."""
+    cfg, arrive, s = _fcfs_case(4, 0.6)
+    ref = _fcfs_outcome(cfg, arrive, s, 4, monkeypatch, FREE_RUN=10 ** 9)
+    orig = registrar_mod.RegistrarNode._free_run
+
+    def edge_blind(heap, ar, fr, _o=orig):
+        k = _o(heap, ar, fr)
+        return len(ar) if k >= len(ar) - 2 else k
+
+    got = _fcfs_outcome(cfg, arrive, s, 4, monkeypatch, RUN_LOOK=16, RUN_CHUNK=16,
+                        _free_run=staticmethod(edge_blind))
+    assert got != ref
+
+
+def _peek_commit(cfg, arrive, s_unused, workers, m, tamper=None):
+    """bulk_peek over all arrivals, then bulk_commit of the first ``m``: the registrar's workers,
+    queue, bins and served count afterwards. ``tamper(reg)`` runs between the two."""
+    model = Model(cfg)
+    reg = model.registrars[0]
+    reg.free_at = [0.0] * workers
+    n = len(arrive)
+    phones = np.arange(n, dtype=np.int64)
+    if n > cfg.phones:
+        reg.store.grow(n - cfg.phones)
+    finish, granted, ok = reg.bulk_peek(phones, arrive, arrive + 100.0, 1e9, 3600.0)
+    assert reg._queued, "no queue in the peek: the comparison proves nothing"
+    if tamper is not None:
+        tamper(reg)
+    reg.bulk_commit(phones[:m], np.arange(m, dtype=np.int64), arrive[:m], finish[:m], granted[:m])
+    return (sorted(reg.free_at), list(reg.waiting), list(reg.queue_bins.v), list(reg.wait_bins.v), reg.served,
+            reg.service_vec.stream._ei)
+
+
+@pytest.mark.parametrize("part", [1.0, 0.5])
+def test_bulk_commit_adopting_its_peek_is_the_recursion_applied_again(part):
+    """bulk_commit keeps what its peek's recursion left (workers, queue, bin updates) when it serves
+    every arrival the peek looked at, and runs the recursion again for a prefix: both give what
+    running it again gives."""
+    cfg, arrive, s = _fcfs_case(4, 0.6)
+    m = int(len(arrive) * part)
+    adopted = _peek_commit(cfg, arrive, s, 4, m)
+    again = _peek_commit(cfg, arrive, s, 4, m, tamper=lambda reg: setattr(reg, "_peeked", None))
+    assert adopted == again
+
+
+def test_negative_control_adopting_a_longer_peek_or_losing_its_bins_is_caught():
+    """Adopting the peek's state for a shorter commit, or without the peek's bin updates, must differ."""
+    cfg, arrive, s = _fcfs_case(4, 0.6)
+    n = len(arrive)
+    again = _peek_commit(cfg, arrive, s, 4, n // 2, tamper=lambda reg: setattr(reg, "_peeked", None))
+
+    def longer(reg):
+        reg._peeked = (n // 2, *reg._peeked[1:])
+
+    assert _peek_commit(cfg, arrive, s, 4, n // 2, tamper=longer) != again
+    again = _peek_commit(cfg, arrive, s, 4, n, tamper=lambda reg: setattr(reg, "_peeked", None))
+
+    def no_bins(reg):
+        reg._peeked = (*reg._peeked[:3], [], [])
+
+    got = _peek_commit(cfg, arrive, s, 4, n, tamper=no_bins)
+    assert got[:2] == again[:2] and got != again
+
+
+def _interleaved(stream, kind):
+    """Scalar draws and peeks/skips of one stream, interleaved as the engine does (event-path
+    draws between bulk steps), across block boundaries: the numbers in the order they are used."""
+    draw = stream.random if kind == "u" else (lambda: stream.exponential(1.0))
+    got = []
+    for k, scalars in ((1, 3), (7, 4090), (4095, 1), (2, 0), (4096, 5000), (3000, 2), (899, 4096)):
+        ahead = stream.ahead(kind, k + 13)
+        got.extend(ahead[:k].tolist())
+        stream.skip(kind, k)
+        got.extend(draw() for _ in range(scalars))
+    return got
+
+
+@pytest.mark.parametrize("kind", ["u", "e"])
+def test_draws_ahead_interleaved_with_scalar_draws_are_the_scalar_draws(kind):
+    """A stream's peeks (array views of its buffer) and its scalar draws, interleaved, hand out
+    the numbers of the scalar draws alone, in order; a peek cannot be written into."""
+    ref = Stream(9, 1, "svc")
+    draw = ref.random if kind == "u" else (lambda: ref.exponential(1.0))
+    got = _interleaved(Stream(9, 1, "svc"), kind)
+    assert got == [draw() for _ in range(len(got))]
+    view = Stream(9, 1, "svc").ahead(kind, 10)
+    with pytest.raises(ValueError):
+        view[0] = 0.5
+
+
+def test_negative_control_a_peek_that_loses_its_place_at_a_refill_is_caught(monkeypatch):
+    """Peeks that, when they refill the buffer, start the new block at the old index (a buffer and
+    its view out of step) must hand out other numbers than the scalar draws."""
+    orig = Stream.ahead
+
+    def stale(self, kind, n, _o=orig):
+        i = self._ui if kind == "u" else self._ei
+        out = _o(self, kind, n)
+        if kind == "u" and self._ui == 0 and i:  # refilled: serve from where the old block was
+            return np.concatenate((out, np.zeros(i)))[i:i + n]
+        return out
+
+    monkeypatch.setattr(Stream, "ahead", stale)
+    ref = Stream(9, 1, "svc")
+    got = _interleaved(Stream(9, 1, "svc"), "u")
+    assert got != [ref.random() for _ in range(len(got))]
+
+
+@pytest.mark.parametrize("spread", [0.5, 3.0, 400.0])
+def test_bins_add_is_one_add_per_time(spread):
+    """Adding a batch's times to the bins at once (a slice of the span, or bin by bin when the
+    times are sparse) is ``add`` once per time, bins outside the run left alone."""
+    from simsip.engine.records import Bins
+
+    rng = np.random.default_rng(int(spread * 10))
+    for n in (1, 5, 300, 5000):
+        times = np.sort(rng.random(n) * spread + rng.random() * 100.0 - 2.0)
+        one, many = Bins(0.25, 100.0), Bins(0.25, 100.0)
+        for t in times.tolist():
+            one.add(t)
+        phones_mod.bins_add(many, times)
+        assert one.v == many.v and all(type(x) is int for x in many.v)
+
+
+@pytest.mark.parametrize("n", [5, 300, 1023, 1024, 5000])
+def test_start_on_arrival_test_is_the_count_of_busy_workers(n):
+    """The free-worker test of a bulk step (by a search of the sorted union, or for long batches
+    from one stable sort of the union with the arrivals) is the direct count: arrival i starts on
+    arrival when fewer than c of the workers' free times and earlier finishes lie after it —
+    with ties between arrivals, finishes and free times (service times > 0: an arrival served in
+    no time is never applied in bulk)."""
+    rng = np.random.default_rng(n)
+    seen = set()
+    for c in (1, 4, 16):
+        arrive = np.sort(np.round(rng.random(n) * n * 0.002, 3))  # rounded: ties
+        finish = arrive + np.round(rng.exponential(0.004, n), 3) + 0.001  # service > 0, as a bulk step needs
+        free_at = np.round(rng.random(c) * 0.01, 3).tolist()
+        want = np.array([sum(x > a for x in free_at) + int((finish[:i] > a).sum()) < c
+                         for i, a in enumerate(arrive.tolist())])
+        got = registrar_mod._start_on_arrival(free_at, finish, arrive)
+        assert np.array_equal(got, want[: len(got)]) and len(got) == n
+        seen.update(want.tolist())
+    assert seen == {True, False} or n < 50  # arrivals that wait and arrivals that do not

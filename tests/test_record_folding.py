@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -277,3 +278,165 @@ def test_each_kind_of_late_save(case):
         assert _segments(folded, 20.0, 3.0) == _segments(plain, 20.0, 3.0)
     else:  # what folding it anyway would get wrong
         assert _segments(folded, 20.0, None) != _segments(plain, 20.0, None) or case == "deep inside the row"
+
+
+LEAN_CELLS = ["keepalived-node_crash-plain", "pacemaker-partition-dual", "weighted-db_crash-storm",
+              "cold-process_restart-random_faults", "heartbeat-link_down-tcp_nat", "keepalived-node_crash-sbc_trunks",
+              "keepalived-partition-plain"]
+
+
+def _same_figures(a: dict, b: dict) -> list[str]:
+    """The figures that differ (exactly; NaN equals NaN), and a difference in their order."""
+    out = [k for k in a if not (a[k] == b.get(k) or (a[k] != a[k] and b.get(k) != b.get(k)))]
+    return out + (["<order>"] if list(a) != list(b) else [])
+
+
+@pytest.mark.parametrize("cid", LEAN_CELLS)
+def test_figures_without_any_table_are_the_same(cid):
+    """A sweep point or plan candidate keeps only figures and counters (``tables=False``): no table,
+    no storm figures, and the figures (in the same order: the runs table's columns) and counters
+    of the full metrics."""
+    cfg = dict(CELLS)[cid]
+    log = Model(cfg).run()
+    full = metrics.compute(cfg, log, 0, np.random.default_rng(2))
+    bare = metrics.compute(cfg, log, 0, np.random.default_rng(2), tables=False)
+    assert all(not len(getattr(bare, t)) for t in (*TABLES, "trunk_outages")) and bare.storm == {}
+    assert len(full.timeseries) and len(full.faults)
+    assert not _same_figures(full.figures, bare.figures), _same_figures(full.figures, bare.figures)
+    assert full.counters == bare.counters
+
+
+@pytest.mark.parametrize("cid", LEAN_CELLS)
+def test_figures_read_without_the_tables_are_those_of_the_tables(cid):
+    """The figures taken from the time-series columns and the fault rows before any table is built
+    are what the tables give: VIP move, detection and failback times (the faults table's means),
+    REGISTER rates and counts (the timeseries' columns), split brain and conflicts."""
+    cfg = dict(CELLS)[cid]
+    rm = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
+    fig, ts, faults, res = rm.figures, rm.timeseries, rm.faults, cfg.output.resolution
+    want = {
+        "vip_move_time": float(faults[faults["cause"] == "fault"]["vip_move_time"].mean()),
+        "detection_time": float(faults[faults["cause"] == "fault"]["detection_time"].mean()),
+        "failback_vip_move_time": (float(faults[faults["cause"] == "repair"]["vip_move_time"].mean())
+                                   if (faults["cause"] == "repair").any() else math.nan),
+        "retransmissions": float(ts.get("retransmissions", pd.Series([0])).sum()),
+        "timeouts": float(ts.get("timeouts", pd.Series([0])).sum()),
+        "responses_503": float(ts.get("resp_503", pd.Series([0])).sum()),
+        "split_brain_seconds": float((ts["vrrp_masters"] >= 2).sum() * res),
+        "conflict_phone_seconds": float(ts["conflicts"].sum() * res),
+    }
+    rate = ts[[c for c in ts.columns if c.startswith("register_rx_")]].to_numpy().max(axis=1) / res
+    want["peak_register_rate"] = float(rate.max())
+    first = faults.loc[faults["cause"] == "fault", "time"].min()
+    pre = ts["time"].to_numpy() < first - res
+    if pre.any():
+        want["steady_register_rate"] = float(rate[pre].mean())
+    assert not _same_figures(want, {k: fig[k] for k in want}), _same_figures(want, {k: fig[k] for k in want})
+    if cid == "keepalived-partition-plain":  # the cell where split brain and conflicts happen
+        assert fig["split_brain_seconds"] > 0 and fig["conflict_phone_seconds"] > 0
+
+
+def _masters_by_walking(changes, grid):
+    """The grid walk the masters column was computed with: apply the changes up to each grid time."""
+    out = np.zeros(grid.size, dtype=np.int64)
+    state: dict[str, str] = {}
+    changes = sorted(changes, key=lambda x: x[0])
+    k = 0
+    for gi, t in enumerate(grid):
+        while k < len(changes) and changes[k][0] <= t:
+            state[changes[k][1]] = changes[k][2]
+            k += 1
+        out[gi] = sum(1 for v in state.values() if v == "master")
+    return out
+
+
+_changes = st.lists(st.tuples(st.integers(0, 40).map(lambda x: x / 4), st.sampled_from(["a", "b", "c"]),
+                              st.sampled_from(["master", "backup", "fault", "init"])), max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_changes)
+def test_vrrp_masters_is_the_grid_walk(changes):
+    """The vectorised masters count (one search of the grid in the change times) is the walk over
+    the grid, with several changes at one instant (the last one in the log wins) and on grid times."""
+    grid = np.arange(0.0, 10.0, 0.5)
+    assert np.array_equal(metrics.vrrp_masters(changes, grid), _masters_by_walking(changes, grid))
+
+
+def test_negative_control_masters_that_take_the_first_change_at_an_instant_are_caught():
+    """A count that keeps the first of several changes at one instant (a deliberately broken
+    lookup) must differ from the walk; the real one must not."""
+    def first_wins(changes, grid):
+        seen, kept = set(), []
+        for c in sorted(changes, key=lambda x: x[0]):
+            if c[0] not in seen:
+                kept.append(c)
+                seen.add(c[0])
+        return metrics.vrrp_masters(kept, grid)
+
+    changes = [(1.0, "a", "master"), (2.0, "b", "master"), (2.0, "a", "backup")]
+    grid = np.arange(0.0, 4.0, 0.5)
+    assert not np.array_equal(first_wins(changes, grid), _masters_by_walking(changes, grid))
+    assert np.array_equal(metrics.vrrp_masters(changes, grid), _masters_by_walking(changes, grid))
+
+
+@pytest.mark.parametrize("cid", LEAN_CELLS)
+def test_a_figures_only_run_gives_the_same_figures(cid):
+    """A sweep point or plan candidate records only what the figures read
+    (``Model(figures_only=True)``: no phone outcomes, no bulk counts in the bins no figure reads):
+    its figures and counters are those of the full run, and its log holds no outcome (but where a
+    caching SBC's start reads them); the tables are refused."""
+    cfg = dict(CELLS)[cid]
+    full = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
+    model = Model(cfg, figures_only=True)
+    log = model.run()
+    bare = metrics.compute(cfg, log, 0, np.random.default_rng(2), tables=False)
+    assert not _same_figures(full.figures, bare.figures), _same_figures(full.figures, bare.figures)
+    assert full.counters == bare.counters
+    assert (len(log.ph_t) > 0) == (model.sbc is not None)
+    if model.sbc is None:  # the tables need the outcomes: refused, not computed from nothing
+        with pytest.raises(ValueError, match="only what the figures read"):
+            metrics.compute(cfg, log, 0, np.random.default_rng(2))
+
+
+def test_negative_control_dropping_the_outcomes_a_caching_sbc_reads_is_caught():
+    """A run that drops the outcome records although a caching SBC's start reads them (the
+    equilibrium refreshes it forwarded) must give other figures than the full run."""
+    cfg = dict(CELLS)["keepalived-node_crash-sbc_trunks"]
+    full = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
+    model = Model(cfg, figures_only=True)
+    assert model.sbc is not None and model.log.keep_outcomes
+    model.log.keep_outcomes = False  # the broken rule: no exception for the SBC
+    bare = metrics.compute(cfg, model.run(), 0, np.random.default_rng(2), tables=False)
+    assert _same_figures(full.figures, bare.figures)
+
+
+def test_negative_control_a_figures_only_run_without_the_bins_a_figure_reads_is_caught(monkeypatch):
+    """A figures-only run whose bulk steps also leave out the bins a figure reads (REGISTERs
+    received: the peak and steady REGISTER rates) must give other figures than the full run."""
+    from simsip.engine import phones as phones_mod
+
+    cfg = Scenario.model_validate({  # a plan candidate's kind of scenario: the bulk path carries it
+        "name": "lean", "seed": 3, "duration": "20min", "output": {"report": False, "per_phone": False},
+        "fleets": [{"name": "desk", "count": 2000, "profile": "generic-udp", "phone": {"expires": "600s"}}],
+        "registrar": {"profile": "kamailio", "data": "none"}, "ha": {"profile": "keepalived"},
+        "faults": [{"kind": "node_crash", "node": "master", "at": "5min"}]})
+    full = metrics.compute(cfg, Model(cfg).run(), 0, np.random.default_rng(2))
+    lean = metrics.compute(cfg, Model(cfg, figures_only=True).run(), 0, np.random.default_rng(2), tables=False)
+    assert not _same_figures(full.figures, lean.figures)  # the real figures-only run
+    model = Model(cfg, figures_only=True)
+    monkeypatch.setattr(phones_mod, "bins_add", lambda b, times: None)
+    bare = metrics.compute(cfg, model.run(), 0, np.random.default_rng(2), tables=False)
+    assert model.log.engine["bulk_registrations"] > 0
+    assert {"peak_register_rate", "steady_register_rate"} & set(_same_figures(full.figures, bare.figures))
+
+
+@pytest.mark.parametrize("shape", ["random", "sorted runs", "few slots", "wide"])
+def test_stable_order_of_phone_numbers_is_numpys_stable_argsort(shape):
+    """The metrics' stable order by phone (radix passes over 16-bit halves, or timsort) is
+    numpy's stable argsort, permutation for permutation (ties keep their order)."""
+    rng = np.random.default_rng(len(shape))
+    n = 60_000
+    keys = {"random": rng.integers(0, 150_000, n), "sorted runs": np.r_[np.arange(n // 2), np.arange(n // 2)],
+            "few slots": rng.integers(0, 40, n), "wide": rng.integers(0, 1 << 33, n)}[shape].astype(np.int64)
+    assert np.array_equal(metrics._stable_order(keys), np.argsort(keys, kind="stable"))

@@ -172,6 +172,7 @@ class Calendar:
     MAX_BATCH = 1 << 16
 
     SCAN = 64  # look past inert control events only in a heap this small (steady state)
+    RADIX_MIN = 20_000  # add_many: more entries than this are ordered by a radix sort of 16-bit bucket offsets
 
     def __init__(self, sim: "Sim", width: float, begin: Callable[..., Any], step, horizon: "Horizon" = None,
                  steady=None):
@@ -233,7 +234,13 @@ class Calendar:
         if b.min() == b.max():
             self._bucket(int(b[0]))[3].append((t, p, g))
             return
-        order = np.argsort(b, kind="stable")
+        lo = int(b.min())
+        if len(b) > self.RADIX_MIN and int(b.max()) - lo < 1 << 16:
+            # many entries over few buckets (the equilibrium start): the same stable order by
+            # bucket from a radix sort of the 16-bit offsets
+            order = np.argsort((b - lo).astype(np.uint16), kind="stable")
+        else:
+            order = np.argsort(b, kind="stable")
         b, t, p, g = b[order], t[order], p[order], g[order]
         cuts = np.flatnonzero(np.diff(b)) + 1
         starts = np.concatenate(([0], cuts))

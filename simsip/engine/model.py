@@ -44,9 +44,14 @@ from simsip.rng import Streams
 class Model:
     """A built scenario for one replication (``run`` it once)."""
 
-    def __init__(self, cfg: Scenario, replication: int = 0, seed: int | None = None):
+    def __init__(self, cfg: Scenario, replication: int = 0, seed: int | None = None, figures_only: bool = False):
+        """``figures_only``: record only what the headline figures read (a sweep point, a plan
+        candidate: :func:`simsip.metrics.compute` with ``tables=False``): no phone outcome records
+        (except where the model itself reads them: a caching SBC's start), and the bulk steps add
+        nothing to the time-series bins no figure reads (REGISTERs sent, 200 OKs received, served)."""
         self.cfg = cfg
         self.replication = replication
+        self.figures_only = figures_only
         self.seed = cfg.seed if seed is None else seed
         self.streams = streams = Streams(self.seed, replication)
         self.sim = sim = Sim()
@@ -155,8 +160,15 @@ class Model:
             topo.subscribers.append(self.phones.changed)
         # record compaction (folding): the outcomes always; the stores' saves where the metrics
         # never compare bindings one by one (Scenario.folds_saves)
+        log.keep_outcomes = not figures_only or self.sbc is not None  # the SBC's start reads the equilibrium outcomes
+        if figures_only:
+            log.figures_only = True
+            self.phones.bulk_bins = False
+            for r in regs:
+                r.bulk_served_bins = False
         if cfg.engine.compact_records:
-            log.fold_outcomes(self.phones.n)
+            if log.keep_outcomes:
+                log.fold_outcomes(self.phones.n)
             if cfg.folds_saves():  # (never with connection-bound fleets: they are the ones with a log.conns)
                 for st in log.stores:
                     st.fold(self.phones.n)
@@ -244,7 +256,7 @@ class Model:
             # folding could not represent an out-of-order save or outcome: the same replication
             # again without it (the same draws, so the same run), said in the engine section
             plain = self.cfg.model_copy(update={"engine": self.cfg.engine.model_copy(update={"compact_records": False})})
-            again = Model(plain, self.replication, self.seed)
+            again = Model(plain, self.replication, self.seed, figures_only=self.figures_only)
             log = again.run(progress, steps)
             log.engine["records_refolded"] = f"reran without record compaction ({inexact} out-of-order records)"
             self.log = log

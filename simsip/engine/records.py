@@ -186,16 +186,20 @@ class StoreLog:
         prev = np.frombuffer(f.prev, dtype=np.float64)
         i = row[ids]
         has = i >= 0
+        every = bool(has.all())  # the steady state: every phone has a row (no masking needed)
         lt = last[ids]
         if len(self.until):
             uview = np.frombuffer(self.until, dtype=np.float64)
-            ru = np.where(has, uview[np.maximum(i, 0)], -math.inf)
+            at = i if every else np.maximum(i, 0)
+            ru = uview[at] if every else np.where(has, uview[at], -math.inf)
             clear_ok = True if self.last_clear == -math.inf else (
-                np.frombuffer(self.t, dtype=np.float64)[np.maximum(i, 0)] >= self.last_clear)
+                np.frombuffer(self.t, dtype=np.float64)[at] >= self.last_clear)
         else:
             uview, ru, clear_ok = None, np.full(ids.size, -math.inf), True
         in_order = tt >= lt
-        fold = has & in_order & (tt <= ru) & (uu >= tt) & clear_ok
+        fold = in_order & (tt <= ru) & (uu >= tt) & clear_ok
+        if not every:
+            fold &= has
         if fold.all():  # the steady state: every save extends its phone's row
             uview[i] = uu
             prev[ids] = lt
@@ -322,6 +326,11 @@ class RunLog:
     error: str | None = None
     # record compaction of the phone outcomes (None: every outcome is a row)
     outcome_folding: _Folding | None = None
+    # False: the phones' outcomes are not recorded at all (a caller that needs only the headline
+    # figures, none of which reads them: ``Model(..., figures_only=True)``)
+    keep_outcomes: bool = True
+    # True: only what the headline figures read was recorded (``Model(..., figures_only=True)``)
+    figures_only: bool = False
     outcomes_folded: int = 0
     outcomes_inexact: int = 0
     # each slot's outcome rows are in time order (a folded log that needed no rerun)
@@ -336,6 +345,8 @@ class RunLog:
         """Phone (slot) ``p``'s transaction ended at ``t``: ``v`` > 0 registered until ``v``, else
         a failure code (-1 failure, -2 timeout). With folding, a 200 OK that comes while the
         phone's last one still holds extends it (the phone is registered throughout)."""
+        if not self.keep_outcomes:
+            return
         f = self.outcome_folding
         if f is not None:
             i = f.row[p]
@@ -356,6 +367,8 @@ class RunLog:
 
     def outcomes(self, t, p, v) -> None:
         """Many outcomes at once (numpy arrays, each slot at most once)."""
+        if not self.keep_outcomes:
+            return
         ids = np.asarray(p, dtype=np.int64)
         tt = np.ascontiguousarray(t, dtype=np.float64)
         vv = np.ascontiguousarray(v, dtype=np.float64)
@@ -367,15 +380,18 @@ class RunLog:
         last = np.frombuffer(f.last, dtype=np.float64)
         i = row[ids]
         has = i >= 0
+        every = bool(has.all())  # the steady state: every slot has a row (no masking needed)
         lt = last[ids]
-        late = has & (tt < lt)
+        late = tt < lt if every else has & (tt < lt)
         self.outcomes_inexact += int(late.sum())
         if len(self.ph_v):
             pv = np.frombuffer(self.ph_v, dtype=np.float64)
-            rv = np.where(has, pv[np.maximum(i, 0)], -math.inf)
+            rv = pv[i] if every else np.where(has, pv[np.maximum(i, 0)], -math.inf)
         else:
             pv, rv = None, np.full(ids.size, -math.inf)
-        fold = has & ~late & (vv > 0) & (vv >= tt) & (rv > 0) & (tt <= rv)
+        fold = ~late & (vv > 0) & (vv >= tt) & (rv > 0) & (tt <= rv)
+        if not every:
+            fold &= has
         if fold.all():  # the steady state: every 200 extends its phone's row
             pv[i] = vv
             last[ids] = tt

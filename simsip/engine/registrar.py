@@ -56,6 +56,28 @@ from simsip.protocols.registration import binding_until, contacts_after, grant_e
 NEVER = float("-inf")
 
 
+#: 0, 1, 2, ... for the free-run test's windows (RUN_CHUNK at most)
+_ARANGE = np.arange(4096)
+
+
+def _start_on_arrival(free_at, finish, arrive) -> np.ndarray:
+    """Whether each arrival (``arrive`` sorted), with every one before it started on arrival, finds
+    a worker free: fewer than c of the workers' free times and of the earlier finishes lie after
+    it, i.e. i < #(free_at ∪ finish ≤ a_i) (a later arrival never finishes before a_i). For a
+    long batch that count is taken from one stable sort of the union and the arrivals together
+    (the arrivals keep their order and sort after equal values: arrival i at sorted position j_i
+    has j_i − i of the union at or before it); otherwise by a search of the sorted union."""
+    n = len(arrive)
+    k = _ARANGE[:n] if n <= _ARANGE.size else np.arange(n)
+    if n >= 1024:
+        m = len(free_at) + n
+        o = np.concatenate((free_at, finish, arrive)).argsort(kind="stable")
+        return k < np.flatnonzero(o >= m) - k
+    both = np.concatenate((free_at, finish))
+    both.sort()
+    return k < both.searchsorted(arrive, side="right")
+
+
 class ReceiveQueue:
     """What waits in a registrar socket's receive queue: the requests no worker has read yet, in
     arrival order (each one's read time ``start``, non-decreasing, its arrival and its truesize),
@@ -396,6 +418,9 @@ class RegistrarNode:
         self.service = sampler(cfg.service_time, streams(f"registrar.{name}.service"))
         self.service_vec = vector_draws(cfg.service_time, streams(f"registrar.{name}.service"))  # the same draws, batched
         self._queued = False  # the last bulk_peek needed the one-by-one recursion
+        self.bulk_served_bins = True  # bulk commits count served REGISTERs (False: a figures-only run)
+        self._peeked = None  # what that recursion left after all its arrivals (for bulk_commit)
+        self._look = self.RUN_LOOK  # how far the recursion looks ahead for a run of free workers
         self.rnd = streams(f"registrar.{name}.grant")
         self.timer_rnd = streams(f"registrar.{name}.timer")
         # Asterisk's Call-ID hash onto its serializers: the same on every node, so one key per run
@@ -975,13 +1000,10 @@ class RegistrarNode:
         n = len(arrive)
         s = self.service_vec.peek(n)
         finish = arrive + s
-        c = self.workers
-        busy = (c - np.searchsorted(np.sort(np.array(self.free_at)), arrive, side="right")
-                + np.arange(n) - np.searchsorted(np.sort(finish), arrive, side="right"))
-        free = busy < c
+        free = _start_on_arrival(self.free_at, finish, arrive)
         self._queued = not free.all()
         if self._queued:  # someone waits: the first-come-first-served recursion, one by one
-            finish, free = self._fcfs(arrive, s, len(arrive), False)
+            finish, free = self._fcfs(arrive, s, len(arrive), False, keep=True)
         ok = free & (s > 0) & (finish <= deadline) & (finish < horizon)
         cfg = self.cfg
         if cfg.expires_range:
@@ -1000,59 +1022,92 @@ class RegistrarNode:
     FREE_RUN = 16
     #: arrivals served one by one after a shorter run, before looking for a run again
     COOLDOWN = 32
-    #: arrivals looked at for one run
+    #: at most this many arrivals are looked at for one run
     RUN_CHUNK = 4096
+    #: at least this many (the look-ahead adapts between the two: it doubles while runs fill it)
+    RUN_LOOK = 64
 
-    def _fcfs(self, arrive, s, m: int, apply: bool):
+    @staticmethod
+    def _free_run(heap, ar, fr) -> int:
+        """How many of the arrivals ``ar`` (finishing at ``fr`` if they start on arrival) find a
+        worker free one after another, from the first, with the workers' free times ``heap`` and
+        nothing waiting (the test of :meth:`bulk_peek`, on a window)."""
+        # arrival k is busy-blocked when c − #(heap ≤ a_k) + k − #(fr ≤ a_k) ≥ c, i.e. when
+        # k ≥ #(heap ∪ fr ≤ a_k): one sort and one search of the union instead of two of each
+        both = np.concatenate((heap, fr))
+        both.sort()
+        n = len(ar)
+        waits = (_ARANGE[:n] if n <= _ARANGE.size else np.arange(n)) >= both.searchsorted(ar, side="right")
+        k = int(waits.argmax())
+        return k if waits[k] else n
+
+    def _fcfs(self, arrive, s, m: int, apply: bool, keep: bool = False):
         """What :meth:`receive` does with the workers and the queue for the first ``m`` arrivals
         (times ``arrive``, service times ``s``): each takes the worker that frees first, and waits
         for it if it is busy. Returns finish times and whether each was admitted (its queue below
         the limit); ``apply``: on the node's own heap and queue, with the queue and wait bins.
+        ``keep`` (with ``apply`` false): keep the workers, the queue and the bin updates after all
+        ``m`` arrivals for :meth:`bulk_commit` to adopt instead of running the recursion again.
 
         Between queueing episodes the arrivals find a worker free one after another: such a run is
         served vectorised (each starts on arrival; the workers' free times afterwards are the c
         latest of the old ones and the run's finishes, since each arrival replaced the earliest,
-        which is no later than any value kept), and only the episodes go one by one."""
+        which is no later than any value kept), and only the episodes go one by one. How far ahead
+        a run is looked for adapts to the runs seen (it doubles while a run fills the look-ahead,
+        and is twice the last run otherwise): where a run ends, and so every result, does not
+        depend on it, only the cost of finding the end."""
         heap = self.free_at if apply else list(self.free_at)
         waiting = self.waiting if apply else self.waiting.copy()
         finish = np.empty(m)
         admitted = np.ones(len(arrive), dtype=bool)
         qv, qinv, wb = self.queue_bins.v, self.queue_bins.inv, self.wait_bins
+        record = keep and not apply
+        qops: list = []  # (bin, queue length) and (arrival, wait ms) updates, when recorded
+        wops: list = []
+        self._peeked = None
         a_all = arrive[:m]
         s_all = s[:m]
         c = len(heap)
+        free_run, cooldown, chunk, look0 = self.FREE_RUN, self.COOLDOWN, self.RUN_CHUNK, self.RUN_LOOK
+        look = self._look
+        reads = waiting.start  # the waiting requests' read times (what len/[0] of the queue read)
         i = 0
         single = 0  # arrivals left to serve one by one before looking for a run again
         while i < m:
             a = float(a_all[i])
-            while waiting and waiting[0] <= a:
+            while reads and reads[0] <= a:
                 waiting.popleft()
-            if single <= 0 and not waiting and heap[0] <= a and m - i >= self.FREE_RUN:
-                e = min(m, i + self.RUN_CHUNK)
+            if single <= 0 and not reads and heap[0] <= a and m - i >= free_run:
+                e = min(m, i + look)
                 ar = a_all[i:e]
                 fr = ar + s_all[i:e]
-                busy = (c - np.searchsorted(np.sort(np.array(heap)), ar, side="right")
-                        + np.arange(e - i) - np.searchsorted(np.sort(fr), ar, side="right"))
-                waits = busy >= c
-                j = i + (int(np.argmax(waits)) if waits.any() else e - i)
-                if j - i >= self.FREE_RUN:
+                j = i + self._free_run(heap, ar, fr)
+                if j == e:
+                    look = min(chunk, 2 * look)
+                else:
+                    look = max(look0, min(chunk, 2 * (j - i)))
+                if j - i >= free_run:
                     finish[i:j] = fr[: j - i]
                     merged = np.concatenate((np.array(heap), fr[: j - i]))
                     heap[:] = np.partition(merged, merged.size - c)[merged.size - c:].tolist()
                     heapify(heap)
                     i = j
                     continue
-                single = self.COOLDOWN
+                single = cooldown
             single -= 1
             x = float(s_all[i])
-            qlen = len(waiting)
+            qlen = len(reads)
             if waiting.full():
                 admitted[i:] = False
+                self._look = look
                 return finish, admitted
-            if apply and qlen:
-                b = int(a * qinv)
-                if qlen > qv[b]:
-                    qv[b] = qlen
+            if qlen:
+                if apply:
+                    b = int(a * qinv)
+                    if qlen > qv[b]:
+                        qv[b] = qlen
+                elif record:
+                    qops.append((int(a * qinv), qlen))
             f0 = heap[0]
             start = a if f0 < a else f0
             fin = start + x
@@ -1062,7 +1117,12 @@ class RegistrarNode:
                 waiting.append(start, a)
                 if apply:
                     wb.max(a, int((start - a) * 1000.0))
+                elif record:
+                    wops.append((a, int((start - a) * 1000.0)))
             i += 1
+        self._look = look
+        if record:
+            self._peeked = (m, heap, waiting, qops, wops)
         return finish, admitted
 
     def bulk_commit(self, phones, txs, arrive, finish, granted):
@@ -1077,7 +1137,20 @@ class RegistrarNode:
 
         bins_add(self.rx_bins, arrive)
         if self._queued:
-            self._fcfs(arrive, self.service_vec.last, m, True)
+            peeked, self._peeked = self._peeked, None
+            if peeked is not None and peeked[0] == m:
+                # all the arrivals the peek served: its workers, queue and bin updates are the ones
+                # the recursion would produce again
+                _, self.free_at, self.waiting, qops, wops = peeked
+                qv = self.queue_bins.v
+                for b, q in qops:
+                    if q > qv[b]:
+                        qv[b] = q
+                wb = self.wait_bins
+                for a, w in wops:
+                    wb.max(a, w)
+            else:
+                self._fcfs(arrive, self.service_vec.last, m, True)
         else:
             # the workers' free times: every one after the last arrival is kept; the rest are free
             # before any later arrival, whatever their value
@@ -1102,7 +1175,8 @@ class RegistrarNode:
             for t, p, u in zip(finish.tolist(), phones.tolist(), until.tolist()):
                 w(t, p, u)
         self.served += m
-        bins_add(self.served_bins, finish)
+        if self.bulk_served_bins:  # (a figures-only run: only the storm figures read them)
+            bins_add(self.served_bins, finish)
         if cfg.reply_expires != "granted":
             vals, inv = np.unique(granted, return_inverse=True)
             granted = np.array([reported_expiry(float(v), cfg.reply_expires) for v in vals])[inv]
