@@ -60,15 +60,9 @@ class Stream:
 
     def random(self) -> float:
         """Uniform on [0, 1)."""
-        i = self._ui
-        u = self._u
-        if u is None:
-            u = self._u = self._ua.tolist()
-        if i >= len(u):
-            a = self.gen.random(_BLOCK)
-            u, self._ua = a.tolist(), a
-            self._u = u
-            i = 0
+        i, u = self._ui, self._u
+        if u is None or i >= len(u):
+            u, i = self._scalars("u")
         self._ui = i + 1
         return u[i]
 
@@ -76,17 +70,30 @@ class Stream:
         return low + (high - low) * self.random()
 
     def exponential(self, mean: float) -> float:
-        i = self._ei
-        e = self._e
-        if e is None:
-            e = self._e = self._ea.tolist()
-        if i >= len(e):
-            a = self.gen.standard_exponential(_BLOCK)
-            e, self._ea = a.tolist(), a
-            self._e = e
-            i = 0
+        i, e = self._ei, self._e
+        if e is None or i >= len(e):
+            e, i = self._scalars("e")
         self._ei = i + 1
         return e[i] * mean
+
+    def _scalars(self, kind: str) -> tuple[list[float], int]:
+        """The scalar list of ``kind`` (``"u"``, ``"e"``) and the index of its next draw, when the
+        list is not made yet (after :meth:`ahead`: from the block array) or is used up (a new
+        block, drawn as :meth:`ahead` draws them)."""
+        if kind == "u":
+            arr, lst, i, draw = self._ua, self._u, self._ui, self.gen.random
+        else:
+            arr, lst, i, draw = self._ea, self._e, self._ei, self.gen.standard_exponential
+        if lst is None:
+            lst = arr.tolist()
+        if i >= len(lst):
+            arr = draw(_BLOCK)
+            lst, i = arr.tolist(), 0
+        if kind == "u":
+            self._ua, self._u = arr, lst
+        else:
+            self._ea, self._e = arr, lst
+        return lst, i
 
     def normal(self) -> float:
         i = self._ni
@@ -169,8 +176,7 @@ class PerPhoneStream:
     __slots__ = ("key", "count")
 
     def __init__(self, seed: int, replication: int, name: str, n: int):
-        h = hashlib.blake2b(f"{int(seed)}/{int(replication)}/{name}".encode(), digest_size=8).digest()
-        self.key = int.from_bytes(h, "little")
+        self.key = counter_key(seed, replication, name)
         self.count = [0] * n
 
     def grow(self, extra: int) -> None:
@@ -180,12 +186,23 @@ class PerPhoneStream:
         c = self.count[p]
         self.count[p] = c + 1
         # SplitMix64: the phone's own seed (a hash of key and phone), then its (c+1)-th output
-        x = _mix64((self.key + (p + 1) * _GOLDEN) & _M64)
-        x = _mix64((x + (c + 1) * _GOLDEN) & _M64)
+        x = _mix64((phone_hash(self.key, p) + (c + 1) * _GOLDEN) & _M64)
         return (x >> 11) * (1.0 / 9007199254740992.0)
 
 
 _GOLDEN = 0x9E3779B97F4A7C15
+
+
+def counter_key(seed: int, replication: int, name: str) -> int:
+    """The 64-bit key of a counter-based stream ``name`` in one replication (:class:`PerPhoneStream`)."""
+    h = hashlib.blake2b(f"{int(seed)}/{int(replication)}/{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little")
+
+
+def phone_hash(key: int, phone: int) -> int:
+    """Phone ``phone``'s own 64-bit hash under ``key`` (SplitMix64 of key + (phone + 1)·golden):
+    the seed of its :class:`PerPhoneStream` sequence, or a fixed per-phone choice (a serializer)."""
+    return _mix64((key + (int(phone) + 1) * _GOLDEN) & _M64)
 
 
 def _mix64(x: int) -> int:

@@ -266,9 +266,7 @@ def calibrate(run_dir: str | Path) -> dict:
     }
     if kgaps.size:
         out["registrar.replication.lag"] = {"dist": "constant", "mean": f"{float(np.median(kgaps)):.6f}s"}
-    from simsip.protocols.overload import local_truesize
-
-    from simsip.protocols.overload import admission_for_kernel
+    from simsip.protocols.overload import admission_for_kernel, local_truesize
 
     kernel = (run.meta.get("versions") or {}).get("kernel") or LAB_KERNEL_BEFORE_LOGGED
     out["registrar.udp_buffer.admission"] = admission_for_kernel(kernel)

@@ -50,8 +50,8 @@ from simsip.engine.records import RunLog, StoreLog
 from simsip.protocols import sync as sync_rules
 from simsip.protocols.overload import (pike_hit, taskprocessor_alert, threadpool_growth, threadpool_idle_expired, udp_admits,
                                        udp_read)
-from simsip.rng import _GOLDEN, _M64, PerPhoneStream, _mix64, wall_clock_phase
 from simsip.protocols.registration import binding_until, contacts_after, grant_expiry, reported_expiry, retry_after_header
+from simsip.rng import counter_key, phone_hash, wall_clock_phase
 
 NEVER = float("-inf")
 
@@ -217,8 +217,7 @@ class Taskprocessors:
         """The serializer phone ``phone``'s requests go to."""
         if self.n == 1:
             return 0
-        x = _mix64((self.key + (int(phone) + 1) * _GOLDEN) & _M64)
-        return x % self.n
+        return phone_hash(self.key, phone) % self.n
 
     def pushed(self, k: int) -> bool:
         """A request queued in taskprocessor ``k``: True if that raised the node's alert."""
@@ -423,12 +422,11 @@ class RegistrarNode:
         self._look = self.RUN_LOOK  # how far the recursion looks ahead for a run of free workers
         self.rnd = streams(f"registrar.{name}.grant")
         self.timer_rnd = streams(f"registrar.{name}.timer")
+        seed, rep = getattr(streams, "seed", 0), getattr(streams, "replication", 0)
         # Asterisk's Call-ID hash onto its serializers: the same on every node, so one key per run
-        self.serializer_key = PerPhoneStream(getattr(streams, "seed", 0), getattr(streams, "replication", 0),
-                                             "registrar.serializer", 0).key
+        self.serializer_key = counter_key(seed, rep, "registrar.serializer")
         # a registrar that keeps expiries in whole seconds (usrloc time_t): the wall clock's phase
-        self.expiry_phase = (wall_clock_phase(getattr(streams, "seed", 0), getattr(streams, "replication", 0))
-                             if cfg.expiry_clock == "whole_seconds" else None)
+        self.expiry_phase = wall_clock_phase(seed, rep) if cfg.expiry_clock == "whole_seconds" else None
         self.replicated = cfg.data == "replicated"
         if self.replicated:
             self.lag = sampler(cfg.replication.lag, streams(f"registrar.{name}.replication"))
@@ -1032,14 +1030,9 @@ class RegistrarNode:
         """How many of the arrivals ``ar`` (finishing at ``fr`` if they start on arrival) find a
         worker free one after another, from the first, with the workers' free times ``heap`` and
         nothing waiting (the test of :meth:`bulk_peek`, on a window)."""
-        # arrival k is busy-blocked when c − #(heap ≤ a_k) + k − #(fr ≤ a_k) ≥ c, i.e. when
-        # k ≥ #(heap ∪ fr ≤ a_k): one sort and one search of the union instead of two of each
-        both = np.concatenate((heap, fr))
-        both.sort()
-        n = len(ar)
-        waits = (_ARANGE[:n] if n <= _ARANGE.size else np.arange(n)) >= both.searchsorted(ar, side="right")
-        k = int(waits.argmax())
-        return k if waits[k] else n
+        free = _start_on_arrival(heap, fr, ar)
+        k = int(free.argmin())  # the first that waits
+        return len(ar) if free[k] else k
 
     def _fcfs(self, arrive, s, m: int, apply: bool, keep: bool = False):
         """What :meth:`receive` does with the workers and the queue for the first ``m`` arrivals

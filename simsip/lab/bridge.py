@@ -58,8 +58,6 @@ MAX_LAB_DELAY = 0.001
 #: a configured replication lag up to this is Kamailio's own, a longer constant one is a usleep() on
 #: the peer before it handles the KDMQ update
 MIN_REPLICATION_DELAY = 0.001
-#: usrloc timer_interval in the lab's kamailio.cfg: db_mode 2 flushes on it
-LAB_TIMER_INTERVAL = float(TIMER_INTERVAL)
 
 #: A second fleet with this profile is realised by real baresip UAs (``LabSpec.baresip``).
 BARESIP_PROFILE = "baresip"
@@ -177,9 +175,9 @@ def _problems(cfg: Scenario) -> list[str]:  # noqa: C901 - one flat checklist re
             out.append(f"registrar.persistence: {rg.persistence!r} with data {rg.data!r} and storage {rg.storage!r}; "
                        "the lab realises write-through/write-back (usrloc db_mode 1/2) as a table per node "
                        "(data: none, storage: local), and a shared table as db_mode 3 (data: shared)")
-        if rg.persistence == "write_back" and abs(float(rg.flush_interval) - LAB_TIMER_INTERVAL) > 1e-9:
+        if rg.persistence == "write_back" and abs(float(rg.flush_interval) - TIMER_INTERVAL) > 1e-9:
             out.append(f"registrar.flush_interval: {_s(rg.flush_interval)}; the lab's usrloc timer_interval, "
-                       f"which drives db_mode 2's write-back, is {LAB_TIMER_INTERVAL:g} s")
+                       f"which drives db_mode 2's write-back, is {TIMER_INTERVAL:g} s")
         if rg.preload != "first_worker":
             out.append(f"registrar.preload: {rg.preload!r}; Kamailio's first UDP worker preloads while the others "
                        "answer (first_worker)")

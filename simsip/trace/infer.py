@@ -1295,6 +1295,15 @@ def _weight(steps: tuple[dict[str, Any], ...], usual: dict[str, int], changes: t
     return w, reverse, tuple(outcomes[:100])
 
 
+def _master_at(ha: HaInference, t: float) -> str:
+    """The VRRP master at time ``t`` (capture clock, relative): the last new master at or before it."""
+    m = ""
+    for tm, ip in ha.masters:
+        if tm <= t:
+            m = ip
+    return m
+
+
 #: kinds of fault after which the registrar process starts again with what its storage holds
 _RESTARTS = ("node_crash", "process_crash")
 #: answers for bindings the restarted node had no REGISTER for since its fault, before persistence is read
@@ -1317,10 +1326,7 @@ def _persistence(inf: _Inferer, registrar: RegistrarInference, ha: HaInference,
         if f.get("kind") not in _RESTARTS or not isinstance(rep, float) or not math.isfinite(rep):
             continue
         at = f["at"] + shift
-        node = ""
-        for tm, ip in ha.masters:
-            if tm <= at - 1e-6:
-                node = ip
+        node = _master_at(ha, at - 1e-6)
         if node:
             restarts.append((node, at, at + rep))
     if not restarts or not inf.probes:
@@ -1375,13 +1381,6 @@ def _preempt(ha: HaInference, faults: tuple[dict[str, Any], ...], shift: float, 
     def mdi(ip: str) -> float:
         return rules.master_down_interval(version, int(_clamp(prio.get(ip, 100), 1, 254)), advert)
 
-    def master_at(t: float) -> str:
-        m = ""
-        for tm, ip in ha.masters:
-            if tm <= t:
-                m = ip
-        return m
-
     verdicts: list[tuple[bool, str]] = []
     delays: list[float] = []
     notes: list[str] = []
@@ -1392,8 +1391,8 @@ def _preempt(ha: HaInference, faults: tuple[dict[str, Any], ...], shift: float, 
             continue
         at = f["at"] + shift
         repaired = at + rep
-        node = master_at(at - 1e-6) or master_at(at)
-        holder = master_at(repaired)
+        node = _master_at(ha, at - 1e-6) or _master_at(ha, at)
+        holder = _master_at(ha, repaired)
         if not node or holder == node or prio.get(holder, 0) >= prio.get(node, 0):
             continue  # the node kept the VIP, or comes back below the master: no failback to read
         back = next((c for c in ha.master_changes if c["new"] == node and c["time"] >= repaired), None)
@@ -1693,7 +1692,7 @@ def _registrar_yaml(inf: Inference, add: Callable[[str], None]) -> None:
         if r.profile.startswith("kamailio"):
             add(f"  preload: first_worker{_c('Kamailio usrloc: the first UDP worker preloads the table while the others answer')}")
     elif pe is not None:
-        add(f"  # persistence: {'memory' if pe['verdict'] == 'memory' else pe['verdict']} ({pe['evidence']})")
+        add(f"  # persistence: {pe['verdict']} ({pe['evidence']})")
     if r.latency.observed:
         mean = _clamp(round(r.latency.value or 0.0, 6), 1e-6, 3600.0)
         add(f"  service_time: {{dist: exponential, mean: {duration_text(mean)}}}"
